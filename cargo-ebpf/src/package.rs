@@ -1,0 +1,1 @@
+//! `cargo ebpf package`: the built object + manifest → an OCI image layout under target/.

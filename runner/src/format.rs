@@ -1,0 +1,310 @@
+//! The cargo-ebpf package format, typed in one place.
+//!
+//! A package is an OCI image (see docs/format.md):
+//! - manifest: `application/vnd.oci.image.manifest.v1+json`, `artifactType` [`ARTIFACT_TYPE`];
+//! - config: a standard OCI image config whose `config.Labels` carry bpfman's `io.ebpf.*`
+//!   labels and whose extension key [`CONFIG_KEY`] holds [`PackageMeta`];
+//! - one layer: `tar+gzip` holding the BPF object at the archive root (bpfman's layout).
+//!
+//! Every media type, label and annotation key used anywhere is defined here once.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+// ---- media types -------------------------------------------------------------------------
+
+pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const MEDIA_TYPE_LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// The manifest `artifactType` that marks a cargo-ebpf package.
+pub const ARTIFACT_TYPE: &str = "application/vnd.cargo-ebpf.package.v1";
+
+// ---- keys ----------------------------------------------------------------------------------
+
+/// Extension key in the image config JSON holding [`PackageMeta`].
+pub const CONFIG_KEY: &str = "dev.cargo-ebpf.package";
+/// Version of [`PackageMeta`]; bump on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// bpfman bytecode-image labels: JSON objects {program function name: program type} and
+/// {map name: map type}.
+pub const LABEL_BPFMAN_PROGRAMS: &str = "io.ebpf.programs";
+pub const LABEL_BPFMAN_MAPS: &str = "io.ebpf.maps";
+
+pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
+pub const ANNOTATION_DESCRIPTION: &str = "org.opencontainers.image.description";
+pub const ANNOTATION_VERSION: &str = "org.opencontainers.image.version";
+pub const ANNOTATION_AUTHORS: &str = "org.opencontainers.image.authors";
+pub const ANNOTATION_LICENSES: &str = "org.opencontainers.image.licenses";
+pub const ANNOTATION_SOURCE: &str = "org.opencontainers.image.source";
+pub const ANNOTATION_URL: &str = "org.opencontainers.image.url";
+pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+/// Names a manifest inside an OCI image layout's `index.json` (the tag or full reference).
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The file that marks an OCI image layout directory, and its content.
+pub const OCI_LAYOUT_FILE: &str = "oci-layout";
+pub const OCI_LAYOUT_CONTENT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+// ---- package metadata ----------------------------------------------------------------------
+
+/// Everything a runner and a hub need to know about a package, stored in the image config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageMeta {
+    pub schema: u32,
+    pub name: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authors: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    /// Target architecture of the BPF object, in Rust/uname naming (`x86_64`, `aarch64`).
+    pub arch: String,
+    pub runtime: Runtime,
+    /// File name of the BPF object inside the layer.
+    pub object: String,
+    pub programs: Vec<ProgramInfo>,
+    pub maps: Vec<MapInfo>,
+    /// Which maps carry events, and the type of each event.
+    #[serde(default)]
+    pub events: Vec<EventInfo>,
+    /// `const volatile` globals, settable from the command line.
+    #[serde(default)]
+    pub params: Vec<ParamInfo>,
+    /// Layouts of the event types, by type name.
+    #[serde(default)]
+    pub types: BTreeMap<String, TypeLayout>,
+}
+
+/// How a package is started. Later issues add userspace loaders, containers and scripts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Runtime {
+    /// Kernel-only: the runner loads and attaches the object and prints its events.
+    Kernel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramInfo {
+    /// The C function name.
+    pub name: String,
+    /// ELF section, which tells libbpf how to attach (e.g. `tracepoint/syscalls/sys_enter_openat`).
+    pub section: String,
+    /// Program type in bpfman's naming (`tracepoint`, `kprobe`, `xdp`, …).
+    #[serde(rename = "type")]
+    pub prog_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapInfo {
+    pub name: String,
+    /// Map type in bpfman's naming (`hash`, `array`, `ringbuf`, `perf_event_array`, …).
+    #[serde(rename = "type")]
+    pub map_type: String,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventInfo {
+    /// The ring buffer or perf event array map.
+    pub map: String,
+    /// The event struct's name, a key of [`PackageMeta::types`].
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+/// A `const volatile` global of the object's `.rodata`, exposed as `--flag VALUE`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamInfo {
+    /// The C variable name (`target_pid`).
+    pub name: String,
+    /// The command-line flag without dashes (`target-pid`).
+    pub flag: String,
+    /// Byte offset inside the `.rodata` section.
+    pub offset: u32,
+    #[serde(rename = "type")]
+    pub ty: TypeLayout,
+    /// The value compiled into the object.
+    pub default: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The layout of a C type, as far as decoding event bytes needs it. Built from BTF.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TypeLayout {
+    /// Integer of 1, 2, 4, 8 or 16 bytes.
+    Int {
+        size: u32,
+        signed: bool,
+    },
+    Bool {
+        size: u32,
+    },
+    Float {
+        size: u32,
+    },
+    /// `char[N]`: shown as a string up to the first NUL.
+    String {
+        len: u32,
+    },
+    Array {
+        len: u32,
+        elem: Box<TypeLayout>,
+    },
+    Enum {
+        size: u32,
+        signed: bool,
+        /// (name, value) pairs.
+        variants: Vec<EnumVariant>,
+    },
+    Struct {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        size: u32,
+        fields: Vec<Field>,
+    },
+    /// A union; decoded as its first member.
+    Union {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        size: u32,
+        fields: Vec<Field>,
+    },
+    /// A pointer: shown as a hex address.
+    Pointer {
+        size: u32,
+    },
+    /// Anything else (e.g. function pointers): shown as hex bytes.
+    Opaque {
+        size: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnumVariant {
+    pub name: String,
+    pub value: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Field {
+    pub name: String,
+    /// Offset from the start of the enclosing struct, in bits.
+    pub offset_bits: u32,
+    /// Set for bitfields: the width in bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitfield_bits: Option<u32>,
+    #[serde(rename = "type")]
+    pub ty: TypeLayout,
+}
+
+impl TypeLayout {
+    /// Size of a value of this type in bytes.
+    pub fn size(&self) -> u32 {
+        match self {
+            TypeLayout::Int { size, .. }
+            | TypeLayout::Bool { size }
+            | TypeLayout::Float { size }
+            | TypeLayout::Enum { size, .. }
+            | TypeLayout::Struct { size, .. }
+            | TypeLayout::Union { size, .. }
+            | TypeLayout::Pointer { size }
+            | TypeLayout::Opaque { size } => *size,
+            TypeLayout::String { len } => *len,
+            TypeLayout::Array { len, elem } => len * elem.size(),
+        }
+    }
+}
+
+// ---- the OCI image config we write -------------------------------------------------------
+
+/// A standard OCI image config, plus our [`PackageMeta`] under [`CONFIG_KEY`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// GOARCH naming, as OCI requires (`amd64`, `arm64`).
+    pub architecture: String,
+    pub os: String,
+    #[serde(default)]
+    pub config: ImageConfigConfig,
+    pub rootfs: RootFs,
+    #[serde(
+        rename = "dev.cargo-ebpf.package",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub package: Option<PackageMeta>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageConfigConfig {
+    #[serde(rename = "Labels", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootFs {
+    #[serde(rename = "type")]
+    pub fs_type: String,
+    /// Digests of the *uncompressed* layer tars.
+    pub diff_ids: Vec<String>,
+}
+
+// ---- architectures -------------------------------------------------------------------------
+
+/// The host's architecture in Rust/uname naming.
+pub fn host_arch() -> &'static str {
+    std::env::consts::ARCH
+}
+
+/// Rust/uname arch name → OCI (GOARCH) name.
+pub fn oci_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "riscv64" => "riscv64",
+        "s390x" => "s390x",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// Rust/uname arch name → the `__TARGET_ARCH_*` suffix that libbpf's bpf_tracing.h expects.
+pub fn bpf_target_arch(arch: &str) -> Option<&'static str> {
+    Some(match arch {
+        "x86_64" => "x86",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "riscv64" => "riscv",
+        "s390x" => "s390",
+        "powerpc64" => "powerpc",
+        "loongarch64" => "loongarch",
+        _ => return None,
+    })
+}
+
+/// Accepts either naming (`arm64` or `aarch64`) and returns the Rust/uname one.
+pub fn normalize_arch(arch: &str) -> Option<&'static str> {
+    Some(match arch {
+        "x86_64" | "amd64" | "x86" => "x86_64",
+        "aarch64" | "arm64" => "aarch64",
+        "riscv64" => "riscv64",
+        "s390x" => "s390x",
+        "powerpc64" | "ppc64le" => "powerpc64",
+        _ => return None,
+    })
+}

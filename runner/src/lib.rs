@@ -1,0 +1,26 @@
+//! ebpf-runner: the pull/run side of cargo-ebpf, shared by `cargo ebpf` and the standalone runner.
+//!
+//! The pipeline, one module per stage:
+//! - [`format`]: the package format (media types, keys, metadata types), typed in one place;
+//! - [`package`]: a package in memory: build one from an object, read its object back;
+//! - [`oci_layout`]: OCI image layout directories (what `cargo ebpf package` writes);
+//! - [`registry`]: push, pull and login against OCI registries; [`credentials`]: docker config.json;
+//! - [`store`]: the local content-addressed store of pulled packages;
+//! - [`object`]: what a BPF ELF holds (programs, maps, params, event layouts from BTF);
+//! - [`decode`]: event bytes → values → table rows or JSON;
+//! - [`run`]: load, attach, stream events.
+
+pub mod credentials;
+pub mod decode;
+pub mod digest;
+pub mod error;
+pub mod format;
+pub mod object;
+pub mod oci_layout;
+pub mod package;
+pub mod registry;
+pub mod run;
+pub mod store;
+
+pub use error::{Error, ErrorKind, Result};
+pub use package::Package;

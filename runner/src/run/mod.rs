@@ -1,0 +1,2 @@
+//! Load, attach and stream: the runner's last stage.
+//! STUB: contract only.
