@@ -1,1 +1,14 @@
-fn main() {}
+//! `cargo-ebpf`: a thin binary over the library; errors become miette reports and exit codes.
+
+fn main() {
+    let cli = cargo_ebpf::cli::parse_args();
+    if let Err(err) = cargo_ebpf::cli::execute(cli) {
+        let code = err.exit_code();
+        let details = err.details.clone();
+        eprintln!("{:?}", miette::Report::new(err));
+        if let Some(details) = details {
+            eprintln!("{details}");
+        }
+        std::process::exit(code);
+    }
+}

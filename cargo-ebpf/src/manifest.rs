@@ -79,3 +79,12 @@ pub fn validate_name(name: &str) -> Result<()> {
     let _ = name;
     todo!()
 }
+
+impl Project {
+    pub fn reference(&self) -> Result<String> {
+        todo!()
+    }
+    pub fn target_dir(&self) -> PathBuf {
+        self.dir.join("target").join("ebpf")
+    }
+}

@@ -1,1 +1,78 @@
-//! `cargo ebpf package`: the built object + manifest → an OCI image layout under target/.
+//! `cargo ebpf package`: the built object + manifest → a package, written as an OCI image
+//! layout under `target/ebpf/oci` (tagged with the version; `skopeo` reads it as
+//! `oci:target/ebpf/oci:VERSION`).
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ebpf_runner::format::{PackageMeta, Runtime, SCHEMA_VERSION};
+use ebpf_runner::oci_layout::OciLayout;
+use ebpf_runner::{object, Error, Package, Result};
+
+use crate::build::BuildOutput;
+use crate::manifest::Project;
+
+/// Where `package` wrote to.
+#[derive(Debug, Clone)]
+pub struct PackageOutput {
+    pub layout_dir: PathBuf,
+    /// The tag inside the layout (the version).
+    pub tag: String,
+    pub digest: String,
+}
+
+/// Builds the package for a built project, in memory.
+pub fn build_package(project: &Project, built: &BuildOutput) -> Result<Package> {
+    let bytes = std::fs::read(&built.object).map_err(|e| Error::io("read", &built.object, e))?;
+    let meta = package_meta(project, built, &bytes)?;
+    Package::build(meta, &bytes, Some(created_timestamp()))
+}
+
+/// Builds the package and writes it into `target/ebpf/oci`.
+pub fn package(project: &Project, built: &BuildOutput) -> Result<PackageOutput> {
+    let pkg = build_package(project, built)?;
+    let layout_dir = project.target_dir().join("oci");
+    let layout = OciLayout::create(&layout_dir)?;
+    let tag = project.manifest.package.version.clone();
+    pkg.write_to(&layout, &tag)?;
+    Ok(PackageOutput { layout_dir, tag, digest: pkg.digest() })
+}
+
+/// The package metadata: the manifest's fields plus what the object itself says.
+fn package_meta(project: &Project, built: &BuildOutput, object_bytes: &[u8]) -> Result<PackageMeta> {
+    let m = &project.manifest;
+    let info = object::inspect(object_bytes, m.build.event.as_deref())?;
+    let object_name = built
+        .object
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{}.bpf.o", m.package.name));
+    Ok(PackageMeta {
+        schema: SCHEMA_VERSION,
+        name: m.package.name.clone(),
+        version: m.package.version.clone(),
+        description: m.package.description.clone(),
+        license: m.package.license.clone(),
+        authors: m.package.authors.clone(),
+        source: m.package.source.clone(),
+        keywords: m.package.keywords.clone(),
+        arch: built.arch.clone(),
+        runtime: Runtime::Kernel,
+        object: object_name,
+        programs: info.programs,
+        maps: info.maps,
+        events: info.events,
+        params: info.params,
+        types: info.types,
+    })
+}
+
+/// RFC 3339 creation time; honours SOURCE_DATE_EPOCH so packages can be reproducible.
+fn created_timestamp() -> String {
+    let time = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|secs| UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .unwrap_or_else(SystemTime::now);
+    humantime::format_rfc3339_seconds(time).to_string()
+}

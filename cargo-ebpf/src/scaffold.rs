@@ -19,3 +19,15 @@ pub fn new_project(opts: &NewOptions) -> Result<PathBuf> {
     let _ = opts;
     todo!()
 }
+
+/// One template pack, for `new --list`.
+#[derive(Debug, Clone)]
+pub struct PackInfo {
+    pub name: String,
+    pub description: String,
+    pub language: String,
+}
+
+pub fn packs() -> Vec<PackInfo> {
+    todo!()
+}

@@ -135,6 +135,12 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         self.kind.exit_code()
     }
+
+    /// Prefixes the message with the file it is about.
+    pub fn with_context_path(mut self, path: &Path) -> Self {
+        self.message = format!("{}: {}", path.display(), self.message);
+        self
+    }
 }
 
 impl miette::Diagnostic for Error {

@@ -8,6 +8,7 @@
 //! - [`store`]: the local content-addressed store of pulled packages;
 //! - [`object`]: what a BPF ELF holds (programs, maps, params, event layouts from BTF);
 //! - [`decode`]: event bytes → values → table rows or JSON;
+//! - [`resolve`]: what `run` was pointed at (file, layout, reference → store or pull);
 //! - [`run`]: load, attach, stream events.
 
 pub mod credentials;
@@ -19,6 +20,7 @@ pub mod object;
 pub mod oci_layout;
 pub mod package;
 pub mod registry;
+pub mod resolve;
 pub mod run;
 pub mod store;
 

@@ -1,0 +1,67 @@
+//! What `run`/`pull` were pointed at: a BPF object file, an OCI layout directory, or a
+//! registry reference (served from the local store, pulled into it when missing).
+
+use std::path::Path;
+
+use crate::oci_layout::OciLayout;
+use crate::registry::{self, ClientOptions};
+use crate::store::Store;
+use crate::{object, Error, Package, Result};
+
+/// Something the runner can start.
+pub enum Runnable {
+    /// A cargo-ebpf package (from a layout, the store or a registry).
+    Package(Box<Package>),
+    /// A bare BPF object file.
+    Object { name: String, bytes: Vec<u8> },
+}
+
+/// Resolves `target`: an existing path (object file or OCI layout dir) wins; anything
+/// else is a registry reference. The store is opened only when a reference needs it, so
+/// running a file works for users who have no writable home.
+pub fn resolve(
+    target: &str,
+    opts: &ClientOptions,
+    open_store: impl FnOnce() -> Result<Store>,
+) -> Result<Runnable> {
+    let path = Path::new(target);
+    if path.exists() {
+        return resolve_path(path);
+    }
+    if looks_like_path(target) {
+        return Err(Error::input(format!("no such file or directory: {target}")));
+    }
+    Ok(Runnable::Package(Box::new(fetch(target, &open_store()?, opts)?)))
+}
+
+/// The package for `reference`: from the store, or pulled and stored first.
+pub fn fetch(reference: &str, store: &Store, opts: &ClientOptions) -> Result<Package> {
+    if let Some(pkg) = store.get(reference)? {
+        return Ok(pkg);
+    }
+    let pkg = registry::pull(reference, opts)?;
+    store.insert(reference, &pkg)?;
+    Ok(pkg)
+}
+
+fn resolve_path(path: &Path) -> Result<Runnable> {
+    if path.is_dir() {
+        if !OciLayout::is_layout(path) {
+            return Err(Error::input(format!(
+                "{} is a directory but not an OCI image layout (no `oci-layout` file)",
+                path.display()
+            ))
+            .with_help("point at a project directory with `cargo ebpf run`, a package layout (target/ebpf/oci), or a .bpf.o file"));
+        }
+        let layout = OciLayout::open(path)?;
+        return Ok(Runnable::Package(Box::new(Package::read_from(&layout, None)?)));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    object::check_elf(&bytes).map_err(|e| e.with_context_path(path))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(Runnable::Object { name, bytes })
+}
+
+fn looks_like_path(target: &str) -> bool {
+    target.starts_with('.') || target.starts_with('/') || target.ends_with(".o")
+}

@@ -1,0 +1,139 @@
+//! The vertical slice, end to end, as root: `new` → `build` → `package` → `push` to a real
+//! docker-registry → empty store → `run REF` with the kernel attaching the program, while
+//! this test makes the syscall it traces and looks for its own event.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ebpf_e2e_tests::cli::{self, fails, ok, Background, Env};
+use ebpf_e2e_tests::Registry;
+
+const RUN_SECS: u64 = 6;
+
+struct Slice {
+    env: Env,
+    project: PathBuf,
+}
+
+impl Slice {
+    fn new(name: &str) -> Slice {
+        let env = Env::new();
+        let project = env.path().join("work").join(name);
+        ok(env.cmd(["new", name, "--lang", "eunomia", "--path"]).arg(&project));
+        Slice { env, project }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = self.env.cmd(args);
+        cmd.arg("--manifest-path").arg(&self.project);
+        cmd
+    }
+}
+
+/// Runs `cargo-ebpf run TARGET --output json --duration N [-- EXTRA]` while opening a
+/// unique file; returns (events, the file opened, this thread's comm).
+fn run_and_trigger(env: &Env, target: &str, extra: &[&str]) -> (Vec<serde_json::Value>, String, String) {
+    let marker = env.path().join(format!("slice-{}-{}", std::process::id(), rand_suffix()));
+    let mut cmd = env.cmd(["run", target, "--output", "json", "--duration", &RUN_SECS.to_string()]);
+    if !extra.is_empty() {
+        cmd.arg("--").args(extra);
+    }
+    let mut bg = Background::spawn(cmd);
+    bg.wait_for_stderr("Attached", Duration::from_secs(60));
+    let comm = cli::thread_comm();
+    let until = Instant::now() + Duration::from_secs(2);
+    let opened = cli::trigger_openat_while(&marker, || Instant::now() < until);
+    assert!(opened > 0);
+    let (status, stdout, stderr) = bg.finish(Duration::from_secs(RUN_SECS + 30));
+    assert!(status.success(), "run failed: {status}\n{stderr}");
+    (cli::ndjson(&stdout), marker.display().to_string(), comm)
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+fn ours<'a>(events: &'a [serde_json::Value], file: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["filename"] == file).collect()
+}
+
+#[test]
+fn new_build_package_push_pull_run_sees_own_event() {
+    let registry = Registry::start();
+    let slice = Slice::new("opensnoop");
+
+    ok(&mut slice.cmd(&["build"]));
+    let object = slice.project.join("target/ebpf/x86_64/opensnoop.bpf.o");
+    assert!(object.is_file(), "no object at {}", object.display());
+    ok(&mut slice.cmd(&["package"]));
+    assert!(slice.project.join("target/ebpf/oci/index.json").is_file());
+
+    let reference = format!("{}/slice/opensnoop:0.1.0", registry.addr());
+    let pushed = ok(&mut slice.cmd(&["push", &reference]));
+    let pushed = String::from_utf8(pushed.stdout).unwrap();
+    let digest = pushed.trim().rsplit('@').next().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "push printed {pushed:?}");
+
+    // skopeo, a real OCI client, sees the same manifest digest we pushed.
+    let oci_dir = slice.env.path().join("skopeo-copy");
+    let status = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false", &format!("docker://{reference}")])
+        .arg(format!("oci:{}:copied", oci_dir.display()))
+        .status()
+        .expect("run skopeo");
+    assert!(status.success());
+    assert_eq!(manifest_digest_in_layout(&oci_dir), digest);
+
+    // The store is empty: run must pull, verify, store, then load and attach.
+    let listed = ok(&mut slice.env.cmd(["list", "--json"]));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&listed.stdout).unwrap(), serde_json::json!([]));
+
+    let (events, file, comm) = run_and_trigger(&slice.env, &reference, &[]);
+    let mine = ours(&events, &file);
+    assert!(!mine.is_empty(), "no event for {file} among {} events", events.len());
+    let e = mine[0];
+    assert_eq!(e["pid"], std::process::id(), "{e}");
+    assert_eq!(e["comm"], comm.as_str(), "{e}");
+    assert_eq!(e["uid"], 0, "{e}");
+
+    // The const volatile filter, set to another pid, hides this process's events.
+    let (events, file, _) = run_and_trigger(&slice.env, &reference, &["--target-pid", "1"]);
+    assert!(ours(&events, &file).is_empty(), "filter let our events through: {events:?}");
+    assert!(events.iter().all(|e| e["pid"] == 1), "only pid 1 may pass: {events:?}");
+
+    let listed = String::from_utf8(ok(&mut slice.env.cmd(["list"])).stdout).unwrap();
+    assert!(listed.contains(&reference), "list: {listed}");
+    ok(&mut slice.env.cmd(["rm", &reference]));
+    fails(&mut slice.env.cmd(["rm", &reference]), 3);
+}
+
+#[test]
+fn run_accepts_project_dir_object_and_layout() {
+    let slice = Slice::new("opensnoop-paths");
+    ok(&mut slice.cmd(&["package"]));
+    let object = slice.project.join("target/ebpf/x86_64/opensnoop-paths.bpf.o");
+    let layout = slice.project.join("target/ebpf/oci");
+    for target in [slice.project.as_path(), object.as_path(), layout.as_path()] {
+        let (events, file, _) = run_and_trigger(&slice.env, target.to_str().unwrap(), &[]);
+        assert!(!ours(&events, &file).is_empty(), "no event running {}", target.display());
+    }
+}
+
+#[test]
+fn program_flags_are_listed_by_help() {
+    let slice = Slice::new("helpme");
+    ok(&mut slice.cmd(&["build"]));
+    let object = slice.project.join("target/ebpf/x86_64/helpme.bpf.o");
+    let out = ok(slice.env.cmd(["run"]).arg(&object).args(["--", "--help"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--target-pid"), "help was: {text}");
+    let err = fails(slice.env.cmd(["run"]).arg(&object).args(["--", "--no-such-flag", "1"]), 2);
+    assert!(err.contains("--target-pid"), "unknown-flag error should list flags: {err}");
+}
+
+fn manifest_digest_in_layout(dir: &Path) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"].as_str().unwrap().to_string()
+}
