@@ -58,10 +58,9 @@ fn run(project: &Project, opts: &BuildOptions, check_events: bool) -> Result<Bui
     let sources = find_sources(project)?;
     let btf = kernel_btf(opts.btf.as_deref())?;
     if arch != host_arch() && opts.btf.is_none() {
-        status(
-            "Warning",
-            &format!("building for {arch} with the host's kernel BTF; pass --btf FILE"),
-        );
+        warning(&format!(
+            "building for {arch} with the host's kernel BTF; pass --btf FILE for the target's"
+        ));
     }
     let layout = Layout::new(project, arch);
     let vmlinux_digest = prepare_vmlinux(&tools, &btf, &layout)?;
@@ -86,7 +85,11 @@ fn run(project: &Project, opts: &BuildOptions, check_events: bool) -> Result<Bui
     let staged = link(&tools, &objects, &layout)?;
     if check_events {
         let bytes = std::fs::read(&staged).map_err(|e| Error::io("read", &staged, e))?;
-        check_event_struct(&layout.object, &bytes, project.manifest.build.event.as_deref())?;
+        check_event_struct(
+            &layout.object,
+            &bytes,
+            project.manifest.build.event.as_deref(),
+        )?;
     }
     layout.install(&staged, &fingerprint)?;
     status(
@@ -189,11 +192,19 @@ fn is_executable(path: &Path) -> bool {
 }
 
 fn check_libbpf_headers(project: &Project) -> Result<()> {
-    let extra = project.manifest.build.include.iter().map(|d| project.dir.join(d));
-    let found = [PathBuf::from("/usr/include"), PathBuf::from("/usr/local/include")]
-        .into_iter()
-        .chain(extra)
-        .any(|dir| dir.join("bpf/bpf_helpers.h").is_file());
+    let extra = project
+        .manifest
+        .build
+        .include
+        .iter()
+        .map(|d| project.dir.join(d));
+    let found = [
+        PathBuf::from("/usr/include"),
+        PathBuf::from("/usr/local/include"),
+    ]
+    .into_iter()
+    .chain(extra)
+    .any(|dir| dir.join("bpf/bpf_helpers.h").is_file());
     if found {
         return Ok(());
     }
@@ -230,8 +241,10 @@ fn find_sources(project: &Project) -> Result<Vec<PathBuf>> {
         .with_help("add src/NAME.bpf.c, or list files in `sources = [...]` under [build]"));
     }
     if let Some(missing) = sources.iter().find(|s| !s.is_file()) {
-        return Err(Error::input(format!("source {} does not exist", missing.display()))
-            .with_help("fix `sources` under [build] in ebpf.toml"));
+        return Err(
+            Error::input(format!("source {} does not exist", missing.display()))
+                .with_help("fix `sources` under [build] in ebpf.toml"),
+        );
     }
     check_unique_stems(&sources)?;
     Ok(sources)
@@ -394,7 +407,11 @@ fn dump_btf(tools: &Tools, btf: &Path) -> Result<Vec<u8>> {
 /// `$CARGO_EBPF_HOME/cache`, `$XDG_CACHE_HOME/cargo-ebpf`, `~/.cache/cargo-ebpf`, or as a last
 /// resort the project's own target dir.
 fn cache_dir(layout: &Layout) -> Result<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let dir = var("CARGO_EBPF_HOME")
         .map(|h| h.join("cache"))
         .or_else(|| var("XDG_CACHE_HOME").map(|c| c.join("cargo-ebpf")))
@@ -581,13 +598,24 @@ fn relative<'a>(path: &'a Path, base: &Path) -> &'a Path {
 
 /// A cargo-style status line on stderr: a right-aligned verb, green and bold on a terminal.
 fn status(verb: &str, message: &str) {
-    let stderr = std::io::stderr();
-    let color = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let code = if verb == "Warning" { "33" } else { "32" };
-    let line = if color {
-        format!("\x1b[1;{code}m{verb:>12}\x1b[0m {message}\n")
+    let line = if use_color() {
+        format!("\x1b[1;32m{verb:>12}\x1b[0m {message}\n")
     } else {
         format!("{verb:>12} {message}\n")
     };
-    let _ = stderr.lock().write_all(line.as_bytes());
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// `warning: …` on stderr, yellow and bold on a terminal, as cargo does.
+fn warning(message: &str) {
+    let line = if use_color() {
+        format!("\x1b[1;33mwarning\x1b[0m: {message}\n")
+    } else {
+        format!("warning: {message}\n")
+    };
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+fn use_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }

@@ -71,8 +71,8 @@ impl Project {
     /// Finds `ebpf.toml` in `start` or its parents and loads it, with clear errors for a
     /// missing file, bad TOML, unknown keys, bad name or version.
     pub fn discover(start: &Path) -> Result<Project> {
-        let start = std::path::absolute(start)
-            .map_err(|e| Error::io("resolve the directory", start, e))?;
+        let start =
+            std::path::absolute(start).map_err(|e| Error::io("resolve the directory", start, e))?;
         let dir = start
             .ancestors()
             .find(|d| d.join(FILE_NAME).is_file())
@@ -89,8 +89,7 @@ impl Project {
     /// Loads `dir/ebpf.toml` (no search upwards).
     pub fn load(dir: &Path) -> Result<Project> {
         let path = dir.join(FILE_NAME);
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
         let manifest = Manifest::parse(&text, &path)?;
         Ok(Project {
             dir: dir.to_path_buf(),
@@ -203,11 +202,13 @@ pub fn validate_name(name: &str) -> Result<()> {
     if ok_chars && starts_with_letter && name.len() <= MAX_NAME_LEN {
         return Ok(());
     }
-    Err(Error::input(format!("invalid package name `{name}`")).with_help(format!(
-        "a name uses lowercase ASCII letters, digits, `-` and `_`, starts with a letter and \
+    Err(
+        Error::input(format!("invalid package name `{name}`")).with_help(format!(
+            "a name uses lowercase ASCII letters, digits, `-` and `_`, starts with a letter and \
          has at most {MAX_NAME_LEN} characters; try `{}`",
-        suggest_name(name)
-    )))
+            suggest_name(name)
+        )),
+    )
 }
 
 /// A valid name close to `name`: lowercased, other characters turned into `-`, leading
@@ -241,7 +242,9 @@ pub fn validate_version(version: &str) -> Result<()> {
     let parts: Vec<&str> = core.split('.').collect();
     let core_ok = parts.len() == 3
         && parts.iter().all(|p| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0'))
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p.len() == 1 || !p.starts_with('0'))
         });
     let pre_ok = pre.is_none_or(|p| {
         !p.is_empty()
@@ -334,14 +337,20 @@ mod tests {
         for ok in ["0.1.0", "1.20.300", "1.0.0-rc.1", "2.0.0-alpha-2"] {
             validate_version(ok).unwrap();
         }
-        for bad in ["1", "1.0", "1.0.0.0", "01.0.0", "1.0.0-", "1.0.0+b", "v1.0.0", "1.x.0"] {
+        for bad in [
+            "1", "1.0", "1.0.0.0", "01.0.0", "1.0.0-", "1.0.0+b", "v1.0.0", "1.x.0",
+        ] {
             assert!(validate_version(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn registries() {
-        for ok in ["localhost:5000/you", "ghcr.io/org/team", "127.0.0.1:5000/a_b/"] {
+        for ok in [
+            "localhost:5000/you",
+            "ghcr.io/org/team",
+            "127.0.0.1:5000/a_b/",
+        ] {
             validate_registry(ok).unwrap();
         }
         for bad in [
@@ -375,7 +384,12 @@ mod tests {
             dir: PathBuf::from("/p"),
             manifest: parse("[package]\nname = \"x\"\nversion = \"0.1.0\"\n").unwrap(),
         };
-        assert!(p.reference().unwrap_err().help.unwrap().contains("registry ="));
+        assert!(p
+            .reference()
+            .unwrap_err()
+            .help
+            .unwrap()
+            .contains("registry ="));
         p.manifest.package.registry = Some("localhost:5000/you/".into());
         assert_eq!(p.reference().unwrap(), "localhost:5000/you/x:0.1.0");
         assert_eq!(p.target_dir(), PathBuf::from("/p/target/ebpf"));

@@ -198,14 +198,14 @@ fn broken_pack(dir: &Dir, why: &str) -> Error {
 
 fn refuse_existing(target: &Path) -> Result<()> {
     if target.symlink_metadata().is_ok() {
-        return Err(Error::input(format!(
-            "destination `{}` already exists",
-            target.display()
-        ))
-        .with_help(format!(
-            "choose another name (or --path), or remove it first with `rm -r {}`",
-            target.display()
-        )));
+        return Err(
+            Error::input(format!("destination `{}` already exists", target.display())).with_help(
+                format!(
+                    "choose another name (or --path), or remove it first with `rm -r {}`",
+                    target.display()
+                ),
+            ),
+        );
     }
     Ok(())
 }
@@ -277,9 +277,8 @@ fn render_file(
     let path = hb.render_template(rel_str, vars).map_err(fail)?;
     match path.strip_suffix(TEMPLATE_SUFFIX) {
         Some(stripped) => {
-            let text = std::str::from_utf8(contents).map_err(|_| {
-                broken_pack(pack_dir, &format!("{} is not UTF-8", rel.display()))
-            })?;
+            let text = std::str::from_utf8(contents)
+                .map_err(|_| broken_pack(pack_dir, &format!("{} is not UTF-8", rel.display())))?;
             let rendered = hb.render_template(text, vars).map_err(fail)?;
             Ok((PathBuf::from(stripped), rendered.into_bytes()))
         }
@@ -295,10 +294,9 @@ fn write_atomically(target: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).map_err(|e| Error::io("create directory", &parent, e))?;
-    let leaf = target.file_name().map_or_else(
-        || "project".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let leaf = target
+        .file_name()
+        .map_or_else(|| "project".into(), |n| n.to_string_lossy().into_owned());
     let staging = Staging::create(parent.join(format!(".{leaf}.new-{}", std::process::id())))?;
     for (rel, content) in files {
         let path = staging.0.join(rel);
@@ -397,7 +395,7 @@ mod tests {
                 .expect("every pack has an ebpf.toml");
             let text = std::str::from_utf8(&manifest.1).unwrap();
             let m = crate::manifest::Manifest::parse(text, Path::new("ebpf.toml")).unwrap();
-            assert_eq!(m.package.authors, [who.author.clone()]);
+            assert_eq!(m.package.authors, std::slice::from_ref(&who.author));
         }
     }
 }

@@ -89,9 +89,15 @@ fn existing_directory_is_refused_and_left_alone() {
     assert_eq!(err.kind, ErrorKind::Input);
     assert!(err.message.contains("already exists"), "{}", err.message);
     let help = err.help.unwrap();
-    assert!(help.contains("another name") && help.contains("rm -r"), "{help}");
+    assert!(
+        help.contains("another name") && help.contains("rm -r"),
+        "{help}"
+    );
     assert_eq!(entries(&dir), ["keep.txt"]);
-    assert_eq!(std::fs::read_to_string(dir.join("keep.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("keep.txt")).unwrap(),
+        "mine"
+    );
     assert_eq!(entries(tmp.path()), ["taken"]);
 }
 
