@@ -1,11 +1,27 @@
 //! `cargo ebpf build`: vmlinux.h from host BTF (cached), clang to a BPF object, checks.
-//! STUB: contract only.
+//!
+//! Layout under `target/ebpf/`:
+//! - `include/vmlinux.h` — copied from the cache, keyed by the kernel BTF's sha256;
+//! - `<arch>/obj/<stem>.o` — one object per source;
+//! - `<arch>/<name>.bpf.o` — the final object (one source copied, several linked);
+//! - `<arch>/.fingerprint` — what the final object was built from; equal → nothing to do.
 
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
-use ebpf_runner::Result;
+use sha2::{Digest, Sha256};
+
+use ebpf_runner::format::{bpf_target_arch, host_arch, normalize_arch};
+use ebpf_runner::{Error, Result};
 
 use crate::manifest::Project;
+
+/// Environment variable naming the kernel BTF file when `--btf` is not given.
+pub const ENV_KERNEL_BTF: &str = "CARGO_EBPF_KERNEL_BTF";
+/// The running kernel's BTF.
+pub const DEFAULT_KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -24,7 +40,582 @@ pub struct BuildOutput {
     pub fresh: bool,
 }
 
+/// Builds the project's BPF object, then checks that its event struct survived into BTF.
 pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
-    let _ = (project, opts);
-    todo!()
+    run(project, opts, true)
+}
+
+/// [`build`] without the final check of the event struct (which needs
+/// `ebpf_runner::object::inspect`). Everything else is the same.
+pub fn build_without_event_check(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
+    run(project, opts, false)
+}
+
+fn run(project: &Project, opts: &BuildOptions, check_events: bool) -> Result<BuildOutput> {
+    let started = Instant::now();
+    let arch = resolve_arch(opts.arch.as_deref())?;
+    let tools = Tools::find(project)?;
+    let sources = find_sources(project)?;
+    let btf = kernel_btf(opts.btf.as_deref())?;
+    if arch != host_arch() && opts.btf.is_none() {
+        warning(&format!(
+            "building for {arch} with the host's kernel BTF; pass --btf FILE for the target's"
+        ));
+    }
+    let layout = Layout::new(project, arch);
+    let vmlinux_digest = prepare_vmlinux(&tools, &btf, &layout)?;
+    let flags = clang_flags(project, &layout, arch)?;
+
+    let fingerprint = fingerprint(
+        project,
+        &sources,
+        &tools.clang_version,
+        &flags,
+        &vmlinux_digest,
+        check_events,
+    )?;
+    let label = format!("{} v{}", project.name(), project.version());
+    if layout.is_fresh(&fingerprint) {
+        status("Fresh", &label);
+        return Ok(layout.output(arch, true));
+    }
+
+    status("Compiling", &format!("{label} ({})", project.dir.display()));
+    let objects = compile_all(&tools, &flags, &sources, &layout)?;
+    let staged = link(&tools, &objects, &layout)?;
+    if check_events {
+        let bytes = std::fs::read(&staged).map_err(|e| Error::io("read", &staged, e))?;
+        check_event_struct(
+            &layout.object,
+            &bytes,
+            project.manifest.build.event.as_deref(),
+        )?;
+    }
+    layout.install(&staged, &fingerprint)?;
+    status(
+        "Finished",
+        &format!(
+            "{} in {:.2}s",
+            relative(&layout.object, &project.dir).display(),
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(layout.output(arch, false))
+}
+
+/// The event check: a ring buffer or perf event array whose record type is missing from
+/// BTF means the runner could not decode anything, so the build fails here rather than at
+/// `cargo ebpf run`.
+fn check_event_struct(object: &Path, bytes: &[u8], event: Option<&str>) -> Result<()> {
+    let info = ebpf_runner::object::inspect(bytes, event)?;
+    let has_event_map = info
+        .maps
+        .iter()
+        .any(|m| m.map_type == "ringbuf" || m.map_type == "perf_event_array");
+    if has_event_map && info.events.is_empty() {
+        return Err(Error::build(format!(
+            "{} has an event map but its event struct is not in the object's BTF",
+            object.display()
+        ))
+        .with_help(
+            "clang keeps a struct in BTF only when a global refers to it; add\n    \
+             struct event *unused_event __attribute__((unused));\n\
+             to the .bpf.c file (with your struct's name), and set `event = \"NAME\"` \
+             under [build] in ebpf.toml if there is more than one candidate",
+        ));
+    }
+    Ok(())
+}
+
+// ---- architecture, tools, inputs ---------------------------------------------------------
+
+fn resolve_arch(arch: Option<&str>) -> Result<&'static str> {
+    let Some(requested) = arch else {
+        return normalize_arch(host_arch()).ok_or_else(|| {
+            Error::environment(format!("cannot build BPF for this host ({})", host_arch()))
+                .with_help("pass --arch x86_64 or --arch aarch64")
+        });
+    };
+    normalize_arch(requested)
+        .filter(|a| bpf_target_arch(a).is_some())
+        .ok_or_else(|| {
+            Error::usage(format!("unknown architecture `{requested}`"))
+                .with_help("use one of x86_64 (amd64), aarch64 (arm64), riscv64, s390x, powerpc64")
+        })
+}
+
+struct Tools {
+    clang: PathBuf,
+    bpftool: PathBuf,
+    /// `clang --version`'s first line: part of the fingerprint.
+    clang_version: String,
+}
+
+impl Tools {
+    fn find(project: &Project) -> Result<Tools> {
+        let clang = find_program("clang").ok_or_else(|| {
+            Error::environment("clang was not found on PATH").with_help(
+                "install it: Debian/Ubuntu `sudo apt install clang`, Fedora `sudo dnf install clang`",
+            )
+        })?;
+        let bpftool = find_program("bpftool").ok_or_else(|| {
+            Error::environment("bpftool was not found on PATH").with_help(
+                "install it: Debian `sudo apt install bpftool`, Ubuntu `sudo apt install \
+                 linux-tools-common linux-tools-$(uname -r)`, Fedora `sudo dnf install bpftool`",
+            )
+        })?;
+        check_libbpf_headers(project)?;
+        let clang_version = tool_version(&clang)?;
+        Ok(Tools {
+            clang,
+            bpftool,
+            clang_version,
+        })
+    }
+}
+
+/// Searches PATH, then the sbin directories (Debian installs bpftool in /usr/sbin, which a
+/// normal user's PATH often lacks).
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let sbin = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from);
+    std::env::split_paths(&path)
+        .chain(sbin)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn check_libbpf_headers(project: &Project) -> Result<()> {
+    let extra = project
+        .manifest
+        .build
+        .include
+        .iter()
+        .map(|d| project.dir.join(d));
+    let found = [
+        PathBuf::from("/usr/include"),
+        PathBuf::from("/usr/local/include"),
+    ]
+    .into_iter()
+    .chain(extra)
+    .any(|dir| dir.join("bpf/bpf_helpers.h").is_file());
+    if found {
+        return Ok(());
+    }
+    Err(
+        Error::environment("the libbpf headers (bpf/bpf_helpers.h) were not found").with_help(
+            "install them: Debian/Ubuntu `sudo apt install libbpf-dev`, \
+             Fedora `sudo dnf install libbpf-devel`",
+        ),
+    )
+}
+
+fn tool_version(tool: &Path) -> Result<String> {
+    let out = Command::new(tool)
+        .arg("--version")
+        .output()
+        .map_err(|e| Error::io("run", tool, e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.lines().next().unwrap_or_default().trim().to_string())
+}
+
+/// The sources to compile: `[build] sources`, else every `src/*.bpf.c`, sorted.
+fn find_sources(project: &Project) -> Result<Vec<PathBuf>> {
+    let listed = &project.manifest.build.sources;
+    let sources = if listed.is_empty() {
+        default_sources(project)?
+    } else {
+        listed.iter().map(|s| project.dir.join(s)).collect()
+    };
+    if sources.is_empty() {
+        return Err(Error::input(format!(
+            "no BPF sources: {} has no *.bpf.c files",
+            project.dir.join("src").display()
+        ))
+        .with_help("add src/NAME.bpf.c, or list files in `sources = [...]` under [build]"));
+    }
+    if let Some(missing) = sources.iter().find(|s| !s.is_file()) {
+        return Err(
+            Error::input(format!("source {} does not exist", missing.display()))
+                .with_help("fix `sources` under [build] in ebpf.toml"),
+        );
+    }
+    check_unique_stems(&sources)?;
+    Ok(sources)
+}
+
+fn default_sources(project: &Project) -> Result<Vec<PathBuf>> {
+    let src = project.dir.join("src");
+    let entries = match std::fs::read_dir(&src) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read directory", &src, e)),
+    };
+    let mut sources: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.to_string_lossy().ends_with(".bpf.c"))
+        .collect();
+    sources.sort();
+    Ok(sources)
+}
+
+/// `a.bpf.c` → `a`; other names lose only their extension.
+fn stem(source: &Path) -> String {
+    let file = source.file_name().unwrap_or_default().to_string_lossy();
+    match file.strip_suffix(".bpf.c") {
+        Some(s) => s.to_string(),
+        None => source
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
+    }
+}
+
+fn check_unique_stems(sources: &[PathBuf]) -> Result<()> {
+    let mut seen = std::collections::BTreeMap::new();
+    for s in sources {
+        if let Some(other) = seen.insert(stem(s), s) {
+            return Err(Error::input(format!(
+                "sources {} and {} would both compile to {}.o",
+                other.display(),
+                s.display(),
+                stem(s)
+            ))
+            .with_help("rename one of them"));
+        }
+    }
+    Ok(())
+}
+
+fn kernel_btf(given: Option<&Path>) -> Result<PathBuf> {
+    let (path, origin) = match (given, std::env::var_os(ENV_KERNEL_BTF)) {
+        (Some(p), _) => (p.to_path_buf(), "--btf"),
+        (None, Some(p)) if !p.is_empty() => (PathBuf::from(p), ENV_KERNEL_BTF),
+        _ => (PathBuf::from(DEFAULT_KERNEL_BTF), "the running kernel"),
+    };
+    if path.is_file() {
+        return Ok(path);
+    }
+    Err(Error::environment(format!(
+        "kernel BTF {} (from {origin}) does not exist",
+        path.display()
+    ))
+    .with_help(
+        "vmlinux.h is generated from kernel BTF: use a kernel built with CONFIG_DEBUG_INFO_BTF=y, \
+         or pass `--btf FILE` with the BTF of the kernel you target",
+    ))
+}
+
+// ---- output layout -----------------------------------------------------------------------
+
+struct Layout {
+    include: PathBuf,
+    arch_dir: PathBuf,
+    obj_dir: PathBuf,
+    object: PathBuf,
+    fingerprint: PathBuf,
+}
+
+impl Layout {
+    fn new(project: &Project, arch: &str) -> Layout {
+        let target = project.target_dir();
+        let arch_dir = target.join(arch);
+        Layout {
+            include: target.join("include"),
+            obj_dir: arch_dir.join("obj"),
+            object: arch_dir.join(format!("{}.bpf.o", project.name())),
+            fingerprint: arch_dir.join(".fingerprint"),
+            arch_dir,
+        }
+    }
+
+    fn is_fresh(&self, fingerprint: &str) -> bool {
+        self.object.is_file()
+            && std::fs::read_to_string(&self.fingerprint).is_ok_and(|f| f.trim() == fingerprint)
+    }
+
+    /// Puts the staged object in place and records what it was built from. The old
+    /// fingerprint goes first, so a crash in between never pairs it with a new object.
+    fn install(&self, staged: &Path, fingerprint: &str) -> Result<()> {
+        match std::fs::remove_file(&self.fingerprint) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("remove", &self.fingerprint, e))
+            }
+            _ => {}
+        }
+        std::fs::rename(staged, &self.object).map_err(|e| Error::io("write", &self.object, e))?;
+        write_atomic(&self.fingerprint, format!("{fingerprint}\n").as_bytes())
+    }
+
+    fn output(&self, arch: &str, fresh: bool) -> BuildOutput {
+        BuildOutput {
+            object: self.object.clone(),
+            arch: arch.to_string(),
+            fresh,
+        }
+    }
+}
+
+// ---- vmlinux.h ---------------------------------------------------------------------------
+
+/// Makes `target/ebpf/include/vmlinux.h` match the kernel BTF; returns its sha256.
+fn prepare_vmlinux(tools: &Tools, btf: &Path, layout: &Layout) -> Result<String> {
+    let btf_digest = sha256_file(btf)?;
+    let cached = cache_dir(layout)?.join(format!("vmlinux-{btf_digest}.h"));
+    if !cached.is_file() {
+        status("Generating", &format!("vmlinux.h from {}", btf.display()));
+        let header = dump_btf(tools, btf)?;
+        write_atomic(&cached, &header)?;
+    }
+    let header = std::fs::read(&cached).map_err(|e| Error::io("read", &cached, e))?;
+    let digest = hex::encode(Sha256::digest(&header));
+    let dest = layout.include.join("vmlinux.h");
+    // Rewrite only on change, so a fresh build touches nothing.
+    let current = std::fs::read(&dest).ok();
+    if current.as_deref() != Some(header.as_slice()) {
+        write_atomic(&dest, &header)?;
+    }
+    Ok(digest)
+}
+
+fn dump_btf(tools: &Tools, btf: &Path) -> Result<Vec<u8>> {
+    let out = Command::new(&tools.bpftool)
+        .args(["btf", "dump", "file"])
+        .arg(btf)
+        .args(["format", "c"])
+        .output()
+        .map_err(|e| Error::io("run", &tools.bpftool, e))?;
+    if !out.status.success() || out.stdout.is_empty() {
+        return Err(Error::build(format!(
+            "bpftool could not generate vmlinux.h from {}",
+            btf.display()
+        ))
+        .with_help("check that the file holds kernel BTF (e.g. /sys/kernel/btf/vmlinux)")
+        .with_details(String::from_utf8_lossy(&out.stderr).into_owned()));
+    }
+    Ok(out.stdout)
+}
+
+/// `$CARGO_EBPF_HOME/cache`, `$XDG_CACHE_HOME/cargo-ebpf`, `~/.cache/cargo-ebpf`, or as a last
+/// resort the project's own target dir.
+fn cache_dir(layout: &Layout) -> Result<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let dir = var("CARGO_EBPF_HOME")
+        .map(|h| h.join("cache"))
+        .or_else(|| var("XDG_CACHE_HOME").map(|c| c.join("cargo-ebpf")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache").join("cargo-ebpf")))
+        .unwrap_or_else(|| layout.include.with_file_name("cache"));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+    Ok(dir)
+}
+
+// ---- compile and link --------------------------------------------------------------------
+
+/// The clang flags shared by every source (all but `-c SRC -o OBJ`).
+fn clang_flags(project: &Project, layout: &Layout, arch: &str) -> Result<Vec<String>> {
+    let target_arch = bpf_target_arch(arch).expect("resolve_arch accepts only BPF arches");
+    let mut flags: Vec<String> = ["-g", "-O2", "-target", "bpf"].map(String::from).into();
+    flags.push(format!("-D__TARGET_ARCH_{target_arch}"));
+    let mut includes = vec![layout.include.clone(), project.dir.join("src")];
+    for extra in &project.manifest.build.include {
+        let dir = project.dir.join(extra);
+        if !dir.is_dir() {
+            return Err(Error::input(format!(
+                "include directory {} does not exist",
+                dir.display()
+            ))
+            .with_help("fix `include` under [build] in ebpf.toml"));
+        }
+        includes.push(dir);
+    }
+    for dir in includes {
+        flags.push("-I".into());
+        flags.push(dir.display().to_string());
+    }
+    Ok(flags)
+}
+
+fn compile_all(
+    tools: &Tools,
+    flags: &[String],
+    sources: &[PathBuf],
+    layout: &Layout,
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(&layout.obj_dir)
+        .map_err(|e| Error::io("create directory", &layout.obj_dir, e))?;
+    sources
+        .iter()
+        .map(|src| {
+            let obj = layout.obj_dir.join(format!("{}.o", stem(src)));
+            compile(tools, flags, src, &obj).map(|()| obj)
+        })
+        .collect()
+}
+
+/// One clang run. Its diagnostics go straight to the user's terminal (colours and all).
+fn compile(tools: &Tools, flags: &[String], src: &Path, obj: &Path) -> Result<()> {
+    let status = Command::new(&tools.clang)
+        .args(flags)
+        .arg("-c")
+        .arg(src)
+        .arg("-o")
+        .arg(obj)
+        .stdin(Stdio::null())
+        .stdout(std::io::stderr())
+        .status()
+        .map_err(|e| Error::io("run", &tools.clang, e))?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(
+        Error::build(format!("clang failed to compile {}", src.display()))
+            .with_help("fix the errors clang reported above"),
+    )
+}
+
+/// Produces the final object in a staging file next to it: one object is copied, several
+/// are linked with `bpftool gen object`.
+fn link(tools: &Tools, objects: &[PathBuf], layout: &Layout) -> Result<PathBuf> {
+    let staged = layout.arch_dir.join(".object.tmp");
+    if let [single] = objects {
+        std::fs::copy(single, &staged).map_err(|e| Error::io("write", &staged, e))?;
+        return Ok(staged);
+    }
+    status("Linking", &format!("{} objects", objects.len()));
+    let out = Command::new(&tools.bpftool)
+        .args(["gen", "object"])
+        .arg(&staged)
+        .args(objects)
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| Error::io("run", &tools.bpftool, e))?;
+    if !out.status.success() {
+        return Err(Error::build("bpftool failed to link the BPF objects")
+            .with_help("two sources may define the same global or map; make one of them static")
+            .with_details(String::from_utf8_lossy(&out.stderr).into_owned()));
+    }
+    Ok(staged)
+}
+
+// ---- fingerprint -------------------------------------------------------------------------
+
+/// sha256 over everything the object depends on: project files (path, mtime, content),
+/// clang's version, the flags and vmlinux.h.
+fn fingerprint(
+    project: &Project,
+    sources: &[PathBuf],
+    clang_version: &str,
+    flags: &[String],
+    vmlinux_digest: &str,
+    check_events: bool,
+) -> Result<String> {
+    let mut files: Vec<PathBuf> = sources.to_vec();
+    files.push(project.manifest_path());
+    files.extend(files_under(&project.dir.join("src")));
+    for extra in &project.manifest.build.include {
+        files.extend(files_under(&project.dir.join(extra)));
+    }
+    files.sort();
+    files.dedup();
+
+    let mut h = Sha256::new();
+    for file in &files {
+        hash_file_entry(&mut h, file)?;
+    }
+    for part in [clang_version, &flags.join("\u{1f}"), vmlinux_digest] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.update([u8::from(check_events)]);
+    Ok(hex::encode(h.finalize()))
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect()
+}
+
+/// Path, modification time (so `touch` forces a rebuild, as with make and cargo) and content.
+fn hash_file_entry(h: &mut Sha256, file: &Path) -> Result<()> {
+    let meta = file.metadata().map_err(|e| Error::io("read", file, e))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    h.update(file.as_os_str().as_encoded_bytes());
+    h.update([0]);
+    h.update(mtime.to_le_bytes());
+    h.update(sha256_file(file)?.as_bytes());
+    Ok(())
+}
+
+// ---- small helpers -----------------------------------------------------------------------
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut file, &mut h).map_err(|e| Error::io("read", path, e))?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Writes through a temporary file in the same directory and renames it into place, so
+/// readers (and concurrent builds sharing the cache) never see half a file.
+fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io("create a file in", dir, e))?;
+    tmp.write_all(content)
+        .map_err(|e| Error::io("write", tmp.path(), e))?;
+    // NamedTempFile is created 0600; the result is an ordinary file.
+    let perms = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+    std::fs::set_permissions(tmp.path(), perms).map_err(|e| Error::io("write", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("write", path, e.error))?;
+    Ok(())
+}
+
+fn relative<'a>(path: &'a Path, base: &Path) -> &'a Path {
+    path.strip_prefix(base).unwrap_or(path)
+}
+
+/// A cargo-style status line on stderr: a right-aligned verb, green and bold on a terminal.
+fn status(verb: &str, message: &str) {
+    let line = if use_color() {
+        format!("\x1b[1;32m{verb:>12}\x1b[0m {message}\n")
+    } else {
+        format!("{verb:>12} {message}\n")
+    };
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// `warning: …` on stderr, yellow and bold on a terminal, as cargo does.
+fn warning(message: &str) {
+    let line = if use_color() {
+        format!("\x1b[1;33mwarning\x1b[0m: {message}\n")
+    } else {
+        format!("warning: {message}\n")
+    };
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+fn use_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }

@@ -1,14 +1,17 @@
 //! `ebpf.toml`: the one manifest file of a project (package fields + build settings).
-//! STUB: contract only.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use ebpf_runner::Result;
+use ebpf_runner::{Error, Result};
 
 /// The manifest's file name.
 pub const FILE_NAME: &str = "ebpf.toml";
+
+/// Longest accepted package name (registry repository components are limited, and a short
+/// name keeps C identifiers and file names readable).
+pub const MAX_NAME_LEN: usize = 64;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,16 +71,329 @@ impl Project {
     /// Finds `ebpf.toml` in `start` or its parents and loads it, with clear errors for a
     /// missing file, bad TOML, unknown keys, bad name or version.
     pub fn discover(start: &Path) -> Result<Project> {
-        let _ = start;
-        todo!()
+        let start =
+            std::path::absolute(start).map_err(|e| Error::io("resolve the directory", start, e))?;
+        let dir = start
+            .ancestors()
+            .find(|d| d.join(FILE_NAME).is_file())
+            .ok_or_else(|| {
+                Error::input(format!(
+                    "could not find `{FILE_NAME}` in {} or any parent directory",
+                    start.display()
+                ))
+                .with_help("run `cargo ebpf new NAME` or cd into a project")
+            })?;
+        Project::load(dir)
     }
+
+    /// Loads `dir/ebpf.toml` (no search upwards).
+    pub fn load(dir: &Path) -> Result<Project> {
+        let path = dir.join(FILE_NAME);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let manifest = Manifest::parse(&text, &path)?;
+        Ok(Project {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    /// The package's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.package.name
+    }
+
+    /// The package's version.
+    pub fn version(&self) -> &str {
+        &self.manifest.package.version
+    }
+
+    /// The path of the manifest file.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// Where build outputs go: `DIR/target/ebpf`.
+    pub fn target_dir(&self) -> PathBuf {
+        self.dir.join("target").join("ebpf")
+    }
+
+    /// The reference `publish` pushes to: `{registry}/{name}:{version}`.
+    pub fn reference(&self) -> Result<String> {
+        let pkg = &self.manifest.package;
+        let registry = pkg.registry.as_deref().ok_or_else(|| {
+            Error::input(format!(
+                "no registry is set for package `{}` in {}",
+                pkg.name,
+                self.manifest_path().display()
+            ))
+            .with_help(
+                "add `registry = \"HOST[:PORT]/NAMESPACE\"` under [package] in ebpf.toml, \
+                 e.g. `registry = \"localhost:5000/you\"`, or give a full reference to `push`",
+            )
+        })?;
+        Ok(format!(
+            "{}/{}:{}",
+            registry.trim_end_matches('/'),
+            pkg.name,
+            pkg.version
+        ))
+    }
+}
+
+impl Manifest {
+    /// Parses and validates manifest text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| toml_error(&e, text, path))?;
+        manifest.validate(path)?;
+        Ok(manifest)
+    }
+
+    /// Checks the fields serde cannot: name, version and registry syntax.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let pkg = &self.package;
+        let in_file = |e: Error| Error {
+            message: format!("{}: {}", path.display(), e.message),
+            ..e
+        };
+        validate_name(&pkg.name).map_err(in_file)?;
+        validate_version(&pkg.version).map_err(in_file)?;
+        if let Some(registry) = &pkg.registry {
+            validate_registry(registry).map_err(in_file)?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns a TOML/serde error into an Input error naming the file, line and column.
+fn toml_error(err: &toml::de::Error, text: &str, path: &Path) -> Error {
+    let place = match err.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            format!("{}:{line}:{col}", path.display())
+        }
+        None => path.display().to_string(),
+    };
+    let message = err.message().trim_end();
+    let help = if message.starts_with("unknown field") {
+        "remove or rename the key; see `cargo ebpf new` output for a complete ebpf.toml"
+    } else if message.starts_with("missing field") {
+        "add the field: [package] needs at least `name` and `version`"
+    } else {
+        "fix the TOML syntax at the position shown"
+    };
+    Error::input(format!("invalid {FILE_NAME} at {place}: {message}")).with_help(help)
+}
+
+/// 1-based line and column (in characters) of byte offset `pos` in `text`.
+fn line_col(text: &str, pos: usize) -> (usize, usize) {
+    let before = &text[..pos.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
 }
 
 /// Checks a package name: lowercase ASCII letters, digits, `-` and `_`, starting with a
 /// letter, at most 64 characters (it becomes a registry repository name and a C identifier).
 pub fn validate_name(name: &str) -> Result<()> {
-    let _ = name;
-    todo!()
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    let starts_with_letter = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
+    if ok_chars && starts_with_letter && name.len() <= MAX_NAME_LEN {
+        return Ok(());
+    }
+    Err(
+        Error::input(format!("invalid package name `{name}`")).with_help(format!(
+            "a name uses lowercase ASCII letters, digits, `-` and `_`, starts with a letter and \
+         has at most {MAX_NAME_LEN} characters; try `{}`",
+            suggest_name(name)
+        )),
+    )
+}
+
+/// A valid name close to `name`: lowercased, other characters turned into `-`, leading
+/// non-letters dropped, cut to the length limit.
+pub fn suggest_name(name: &str) -> String {
+    let mapped: String = name
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '_' | '-') => c,
+            _ => '-',
+        })
+        .collect();
+    let trimmed = mapped.trim_start_matches(|c: char| !c.is_ascii_lowercase());
+    let mut s: String = trimmed.chars().take(MAX_NAME_LEN).collect();
+    while s.ends_with('-') {
+        s.pop();
+    }
+    if s.is_empty() {
+        "my-probe".to_string()
+    } else {
+        s
+    }
+}
+
+/// Checks `MAJOR.MINOR.PATCH[-PRE]` (no `+build`: it is not allowed in a registry tag).
+pub fn validate_version(version: &str) -> Result<()> {
+    let (core, pre) = match version.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (version, None),
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    let core_ok = parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p.len() == 1 || !p.starts_with('0'))
+        });
+    let pre_ok = pre.is_none_or(|p| {
+        !p.is_empty()
+            && p.split('.').all(|id| {
+                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+    });
+    if core_ok && pre_ok && version.len() <= 128 {
+        return Ok(());
+    }
+    Err(
+        Error::input(format!("invalid version `{version}`")).with_help(
+            "use MAJOR.MINOR.PATCH with an optional -PRERELEASE, e.g. `0.1.0` or `1.2.0-rc.1` \
+             (no `+build` suffix: the version becomes a registry tag)",
+        ),
+    )
+}
+
+/// Checks `host[:port]/namespace[/more…]`, without a scheme.
+pub fn validate_registry(registry: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Error::input(format!("invalid registry `{registry}`: {why}")).with_help(
+            "write it as HOST[:PORT]/NAMESPACE without a scheme, e.g. \
+             `registry = \"localhost:5000/you\"` or `registry = \"ghcr.io/your-org\"`",
+        )
+    };
+    if registry.contains("://") {
+        return Err(bad("it must not contain a scheme such as https://"));
+    }
+    let trimmed = registry.trim_end_matches('/');
+    let (host, namespace) = trimmed
+        .split_once('/')
+        .ok_or_else(|| bad("a namespace after the host is missing"))?;
+    let (hostname, port) = match host.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (host, None),
+    };
+    let host_ok = !hostname.is_empty()
+        && hostname
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if !host_ok {
+        return Err(bad("the host is not a valid host name"));
+    }
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return Err(bad("the port is not a number from 0 to 65535"));
+    }
+    let ns_ok = namespace.split('/').all(|c| {
+        !c.is_empty()
+            && c.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+    });
+    if !ns_ok {
+        return Err(bad(
+            "namespace components use lowercase letters, digits, `.`, `_` and `-`",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest> {
+        Manifest::parse(text, Path::new("ebpf.toml"))
+    }
+
+    #[test]
+    fn names() {
+        for ok in ["a", "opensnoop", "my-probe_2", &"a".repeat(64)] {
+            validate_name(ok).unwrap();
+        }
+        for bad in ["", "1abc", "-x", "Open", "with space", "ü", &"a".repeat(65)] {
+            let e = validate_name(bad).unwrap_err();
+            assert_eq!(e.kind, ebpf_runner::ErrorKind::Input);
+            let help = e.help.unwrap();
+            assert!(help.contains("starts with a letter"), "{help}");
+            let suggestion = suggest_name(bad);
+            validate_name(&suggestion).unwrap();
+            assert!(help.contains(&format!("`{suggestion}`")));
+        }
+        assert_eq!(suggest_name("My Probe!"), "my-probe");
+        assert_eq!(suggest_name("42open"), "open");
+    }
+
+    #[test]
+    fn versions() {
+        for ok in ["0.1.0", "1.20.300", "1.0.0-rc.1", "2.0.0-alpha-2"] {
+            validate_version(ok).unwrap();
+        }
+        for bad in [
+            "1", "1.0", "1.0.0.0", "01.0.0", "1.0.0-", "1.0.0+b", "v1.0.0", "1.x.0",
+        ] {
+            assert!(validate_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn registries() {
+        for ok in [
+            "localhost:5000/you",
+            "ghcr.io/org/team",
+            "127.0.0.1:5000/a_b/",
+        ] {
+            validate_registry(ok).unwrap();
+        }
+        for bad in [
+            "localhost:5000",
+            "https://ghcr.io/x",
+            "host:99999/x",
+            "ghcr.io/Org",
+            "/x",
+            "a..b/x",
+        ] {
+            assert!(validate_registry(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let e = parse("[package]\nname = \"x\"\nversion = 0.1.0\n").unwrap_err();
+        assert!(e.message.contains("ebpf.toml:3:"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = parse("[package]\nname = \"x\"\nversion = \"0.1.0\"\nnmae = \"y\"\n").unwrap_err();
+        assert!(e.message.contains("unknown field `nmae`"), "{}", e.message);
+        assert!(e.message.contains("ebpf.toml:4:1"), "{}", e.message);
+    }
+
+    #[test]
+    fn reference_needs_registry() {
+        let mut p = Project {
+            dir: PathBuf::from("/p"),
+            manifest: parse("[package]\nname = \"x\"\nversion = \"0.1.0\"\n").unwrap(),
+        };
+        assert!(p
+            .reference()
+            .unwrap_err()
+            .help
+            .unwrap()
+            .contains("registry ="));
+        p.manifest.package.registry = Some("localhost:5000/you/".into());
+        assert_eq!(p.reference().unwrap(), "localhost:5000/you/x:0.1.0");
+        assert_eq!(p.target_dir(), PathBuf::from("/p/target/ebpf"));
+    }
 }
 
 impl Project {

@@ -1,0 +1,25 @@
+//! Rebuild when a template pack changes: `include_dir!` embeds template-packs/ but does not
+//! tell cargo to watch it.
+
+use std::path::Path;
+
+fn main() {
+    let packs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template-packs");
+    watch(&packs);
+}
+
+/// Emits rerun-if-changed for `dir` (so added or removed files count) and every file in it.
+fn watch(dir: &Path) {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            watch(&path);
+        } else {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+}

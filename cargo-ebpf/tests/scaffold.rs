@@ -1,0 +1,140 @@
+//! `cargo ebpf new`: the rendered eunomia project, and refusals that write nothing.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use cargo_ebpf::manifest::Project;
+use cargo_ebpf::scaffold::{new_project_with, packs, NewOptions};
+use cargo_ebpf::ErrorKind;
+
+use common::{entries, identity, list_files, new_eunomia};
+
+#[test]
+fn eunomia_project_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_eunomia(tmp.path(), "opensnoop");
+    let files = list_files(&dir);
+    let listing: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    insta::assert_snapshot!("eunomia_files", listing.join("\n"));
+    for rel in &files {
+        let content = std::fs::read_to_string(dir.join(rel)).unwrap();
+        let name = format!("eunomia_{}", rel.display()).replace('/', "__");
+        insta::assert_snapshot!(name, content);
+    }
+    // Only the project itself: no staging directory left beside it.
+    assert_eq!(entries(tmp.path()), ["opensnoop"]);
+}
+
+#[test]
+fn rendered_manifest_loads_from_a_subdirectory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_eunomia(tmp.path(), "my-probe_2");
+    let project = Project::discover(&dir.join("src")).unwrap();
+    assert_eq!(project.dir, dir);
+    let pkg = &project.manifest.package;
+    assert_eq!(pkg.name, "my-probe_2");
+    assert_eq!(pkg.version, "0.1.0");
+    assert_eq!(pkg.license.as_deref(), Some("GPL-2.0"));
+    assert_eq!(pkg.authors, [identity().author]);
+    assert_eq!(project.manifest.build.kind.as_deref(), Some("eunomia"));
+    // The name is used for file names as given, and as a C identifier in the header guard.
+    assert!(dir.join("src/my-probe_2.bpf.c").is_file());
+    let header = std::fs::read_to_string(dir.join("src/my-probe_2.h")).unwrap();
+    assert!(header.contains("#ifndef __MY_PROBE_2_H"), "{header}");
+}
+
+#[test]
+fn project_gets_the_umask_mode_not_a_temp_dirs_0700() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_eunomia(tmp.path(), "modes");
+    let reference = tmp.path().join("reference");
+    std::fs::create_dir(&reference).unwrap();
+    let mode = |p: &std::path::Path| p.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), mode(&reference));
+}
+
+#[test]
+fn invalid_name_is_refused_with_a_suggestion_and_nothing_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (bad, suggestion) in [("My Probe", "my-probe"), ("1st", "st"), ("x.y", "x-y")] {
+        let path = tmp.path().join("out");
+        let opts = NewOptions {
+            name: bad,
+            lang: "eunomia",
+            path: Some(&path),
+        };
+        let err = new_project_with(&opts, &identity()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Input);
+        assert!(err.message.contains(bad), "{}", err.message);
+        let help = err.help.unwrap();
+        assert!(help.contains("starts with a letter"), "{help}");
+        assert!(help.contains(&format!("`{suggestion}`")), "{help}");
+    }
+    assert!(entries(tmp.path()).is_empty());
+}
+
+#[test]
+fn existing_directory_is_refused_and_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("taken");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("keep.txt"), "mine").unwrap();
+    let opts = NewOptions {
+        name: "taken",
+        lang: "eunomia",
+        path: Some(&dir),
+    };
+    let err = new_project_with(&opts, &identity()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Input);
+    assert!(err.message.contains("already exists"), "{}", err.message);
+    let help = err.help.unwrap();
+    assert!(
+        help.contains("another name") && help.contains("rm -r"),
+        "{help}"
+    );
+    assert_eq!(entries(&dir), ["keep.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(entries(tmp.path()), ["taken"]);
+}
+
+#[test]
+fn unknown_pack_lists_the_available_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("p");
+    let opts = NewOptions {
+        name: "p",
+        lang: "cobol",
+        path: Some(&path),
+    };
+    let err = new_project_with(&opts, &identity()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Input);
+    assert!(err.message.contains("`cobol`"), "{}", err.message);
+    assert!(err.help.unwrap().contains("eunomia"));
+    assert!(entries(tmp.path()).is_empty());
+}
+
+#[test]
+fn packs_lists_eunomia() {
+    let list = packs();
+    let eunomia = list.iter().find(|p| p.name == "eunomia").unwrap();
+    assert_eq!(eunomia.language, "c");
+    assert!(eunomia.description.contains("Kernel-only"));
+}
+
+#[test]
+fn missing_parent_directories_are_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("a/b/deep");
+    let opts = NewOptions {
+        name: "deep",
+        lang: "eunomia",
+        path: Some(&path),
+    };
+    let dir = new_project_with(&opts, &identity()).unwrap();
+    assert!(dir.join("ebpf.toml").is_file());
+    assert_eq!(entries(&tmp.path().join("a/b")), ["deep"]);
+}
