@@ -395,12 +395,3 @@ mod tests {
         assert_eq!(p.target_dir(), PathBuf::from("/p/target/ebpf"));
     }
 }
-
-impl Project {
-    pub fn reference(&self) -> Result<String> {
-        todo!()
-    }
-    pub fn target_dir(&self) -> PathBuf {
-        self.dir.join("target").join("ebpf")
-    }
-}

@@ -399,15 +399,3 @@ mod tests {
         }
     }
 }
-
-/// One template pack, for `new --list`.
-#[derive(Debug, Clone)]
-pub struct PackInfo {
-    pub name: String,
-    pub description: String,
-    pub language: String,
-}
-
-pub fn packs() -> Vec<PackInfo> {
-    todo!()
-}

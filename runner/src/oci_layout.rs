@@ -1,83 +1,576 @@
 //! OCI image layout directories: `oci-layout`, `index.json`, `blobs/sha256/<hex>`.
 //! Written by `cargo ebpf package`, used as the local store, readable by skopeo (`oci:DIR:TAG`).
-//! STUB: contract only; implemented by the registry/store work.
+//!
+//! Every write is atomic (temp file in the same directory, fsync, rename), and index.json is
+//! only rewritten under an exclusive `flock` on a lock file, so concurrent writers never lose
+//! each other's updates and readers never see half a file.
 
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use oci_client::manifest::{ImageIndexEntry, OciImageIndex};
 
-use crate::Result;
+use crate::format::{self, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use crate::{digest, Error, Package, Result};
+
+const INDEX_FILE: &str = "index.json";
+/// Lock file for index.json writers (and gc). Skopeo ignores unknown files in a layout.
+const LOCK_FILE: &str = ".index.lock";
+/// Index entries nest at most this deep; deeper means a cycle or a hostile layout.
+const MAX_INDEX_DEPTH: usize = 8;
 
 pub struct OciLayout {
     root: PathBuf,
+}
+
+/// An exclusive lock on a layout's index, released on drop (closing the file drops the flock).
+pub struct IndexLock {
+    _file: File,
 }
 
 impl OciLayout {
     /// Opens `root` as a layout, creating the directory, `oci-layout` and an empty
     /// `index.json` if missing. Idempotent.
     pub fn create(root: &Path) -> Result<OciLayout> {
-        let _ = root;
-        todo!()
+        let layout = OciLayout {
+            root: root.to_path_buf(),
+        };
+        let blobs = layout.blob_dir();
+        std::fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;
+        let marker = root.join(format::OCI_LAYOUT_FILE);
+        if !marker.is_file() {
+            write_atomic(&marker, format::OCI_LAYOUT_CONTENT.as_bytes())?;
+        }
+        if !layout.index_path().is_file() {
+            let lock = layout.lock()?;
+            // Re-check under the lock: another process may have just written it.
+            if !layout.index_path().is_file() {
+                layout.write_index(&lock, &empty_index())?;
+            }
+        }
+        Ok(layout)
     }
+
     /// Opens an existing layout; a clear Input error if `root` is not one.
     pub fn open(root: &Path) -> Result<OciLayout> {
-        let _ = root;
-        todo!()
+        if !Self::is_layout(root) {
+            return Err(Error::input(format!(
+                "{} is not an OCI image layout (it has no {} file)",
+                root.display(),
+                format::OCI_LAYOUT_FILE
+            ))
+            .with_help("point at a directory written by `cargo ebpf package`"));
+        }
+        Ok(OciLayout {
+            root: root.to_path_buf(),
+        })
     }
+
     /// Whether `path` looks like an OCI layout directory.
     pub fn is_layout(path: &Path) -> bool {
         path.join(crate::format::OCI_LAYOUT_FILE).is_file()
     }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join(INDEX_FILE)
+    }
+
+    /// The file holding blob `digest` (validated, so it cannot point outside the layout).
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+        Ok(self.blob_dir().join(digest::hex_part(digest)?))
+    }
+
     /// Stores a blob atomically (temp file + fsync + rename); returns its digest.
     pub fn put_blob(&self, data: &[u8]) -> Result<String> {
-        let _ = data;
-        todo!()
+        let digest = digest::sha256(data);
+        self.put_blob_expecting(&digest, data)?;
+        Ok(digest)
     }
+
+    /// Stores a blob that must have digest `expected`: an Integrity error, and nothing
+    /// written, if it does not.
+    pub fn put_blob_expecting(&self, expected: &str, data: &[u8]) -> Result<()> {
+        let path = self.blob_path(expected)?;
+        digest::verify(expected, data, "blob")?;
+        // Content addressing: an intact existing copy is the same bytes, keep it.
+        if std::fs::read(&path).is_ok_and(|old| digest::sha256(&old) == expected) {
+            return Ok(());
+        }
+        write_atomic(&path, data)
+    }
+
     /// Reads a blob and verifies its digest (Integrity error on mismatch).
     pub fn get_blob(&self, digest: &str) -> Result<Vec<u8>> {
-        let _ = digest;
-        todo!()
+        let path = self.blob_path(digest)?;
+        let data = std::fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::integrity(format!(
+                    "blob {digest} is missing from {}",
+                    self.root.display()
+                ))
+                .with_help("the layout is incomplete; write it again (or pull the package again)")
+            } else {
+                Error::io("read", &path, e)
+            }
+        })?;
+        digest::verify(digest, &data, &format!("blob in {}", self.root.display()))?;
+        Ok(data)
     }
+
     pub fn has_blob(&self, digest: &str) -> bool {
-        let _ = digest;
-        todo!()
+        self.blob_path(digest).is_ok_and(|p| p.is_file())
     }
+
     pub fn index(&self) -> Result<OciImageIndex> {
-        todo!()
+        let path = self.index_path();
+        let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::input(format!("{} is not a valid OCI index: {e}", path.display()))
+                .with_help("the layout is damaged; write it again")
+        })
     }
+
+    /// Takes the exclusive index lock, blocking until other writers are done.
+    pub fn lock(&self) -> Result<IndexLock> {
+        let path = self.root.join(LOCK_FILE);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        // SAFETY: flock on a valid, open descriptor owned by `file`.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(Error::io("lock", &path, std::io::Error::last_os_error()));
+        }
+        Ok(IndexLock { _file: file })
+    }
+
     /// Points `ref_name` (stored as the `org.opencontainers.image.ref.name` annotation) at
     /// `entry`, replacing an entry with the same name. index.json is rewritten atomically,
     /// under a lock so concurrent writers do not lose updates.
     pub fn set_ref(&self, ref_name: &str, entry: ImageIndexEntry) -> Result<()> {
-        let _ = (ref_name, entry);
-        todo!()
+        let lock = self.lock()?;
+        self.set_ref_locked(&lock, ref_name, entry)
     }
+
+    /// [`Self::set_ref`] for a caller already holding the lock.
+    pub fn set_ref_locked(
+        &self,
+        lock: &IndexLock,
+        ref_name: &str,
+        mut entry: ImageIndexEntry,
+    ) -> Result<()> {
+        let mut index = self.index()?;
+        index
+            .manifests
+            .retain(|e| entry_ref_name(e) != Some(ref_name));
+        entry
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(ANNOTATION_REF_NAME.to_string(), ref_name.to_string());
+        index.manifests.push(entry);
+        self.write_index(lock, &index)
+    }
+
     /// The entry named `ref_name`; with `None`, the only entry (error if there are several).
     pub fn find_ref(&self, ref_name: Option<&str>) -> Result<Option<ImageIndexEntry>> {
-        let _ = ref_name;
-        todo!()
+        let index = self.index()?;
+        let Some(name) = ref_name else {
+            if index.manifests.len() > 1 {
+                return Err(Error::input(format!(
+                    "{} holds several packages ({}); say which one",
+                    self.root.display(),
+                    describe_refs(&index.manifests)
+                ))
+                .with_help(format!("name one, e.g. {}:REF", self.root.display())));
+            }
+            return Ok(index.manifests.into_iter().next());
+        };
+        Ok(index
+            .manifests
+            .into_iter()
+            .find(|e| entry_ref_name(e) == Some(name)))
     }
+
+    /// The names of all entries, in index order.
+    pub fn ref_names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .index()?
+            .manifests
+            .iter()
+            .filter_map(|e| entry_ref_name(e).map(str::to_string))
+            .collect())
+    }
+
     /// Removes the entry named `ref_name`; returns whether it existed.
     pub fn remove_ref(&self, ref_name: &str) -> Result<bool> {
-        let _ = ref_name;
-        todo!()
+        let lock = self.lock()?;
+        let mut index = self.index()?;
+        let before = index.manifests.len();
+        index
+            .manifests
+            .retain(|e| entry_ref_name(e) != Some(ref_name));
+        if index.manifests.len() == before {
+            return Ok(false);
+        }
+        self.write_index(&lock, &index)?;
+        Ok(true)
     }
+
     /// Deletes blobs no index entry reaches.
     pub fn gc(&self) -> Result<()> {
-        todo!()
+        // Holding the lock keeps writers that use it (write_to, store inserts) from having
+        // their fresh, not yet referenced blobs collected underneath them.
+        let _lock = self.lock()?;
+        let mut live = HashSet::new();
+        for entry in self.index()?.manifests {
+            self.mark(&entry.digest, &entry.media_type, 0, &mut live)?;
+        }
+        let dir = self.blob_dir();
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
+        for file in entries {
+            let file = file.map_err(|e| Error::io("list", &dir, e))?;
+            let name = file.file_name().to_string_lossy().into_owned();
+            // Only content files: temp files of concurrent writers start with a dot.
+            if digest::hex_part(&format!("sha256:{name}")).is_err() || live.contains(&name) {
+                continue;
+            }
+            let path = file.path();
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Adds the hex digests reachable from one descriptor to `live`.
+    fn mark(
+        &self,
+        digest: &str,
+        media_type: &str,
+        depth: usize,
+        live: &mut HashSet<String>,
+    ) -> Result<()> {
+        let hex = digest::hex_part(digest)?.to_string();
+        if depth > MAX_INDEX_DEPTH || !live.insert(hex) {
+            return Ok(());
+        }
+        let is_manifest = media_type == MEDIA_TYPE_MANIFEST || media_type == MEDIA_TYPE_INDEX;
+        if !is_manifest || !self.has_blob(digest) {
+            return Ok(());
+        }
+        let value: serde_json::Value = serde_json::from_slice(&self.get_blob(digest)?)
+            .map_err(|e| Error::input(format!("manifest {digest} is not valid JSON: {e}")))?;
+        let descriptors = ["config", "layers", "manifests", "subject"]
+            .iter()
+            .filter_map(|k| value.get(*k))
+            .flat_map(|v| match v {
+                serde_json::Value::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            });
+        for d in descriptors {
+            if let (Some(dg), Some(mt)) = (d["digest"].as_str(), d["mediaType"].as_str()) {
+                self.mark(dg, mt, depth + 1, live)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_index(&self, _lock: &IndexLock, index: &OciImageIndex) -> Result<()> {
+        let mut index = index.clone();
+        index.schema_version = 2;
+        index.media_type = Some(MEDIA_TYPE_INDEX.to_string());
+        let bytes = serde_json::to_vec_pretty(&index)
+            .map_err(|e| Error::input(format!("cannot serialize index.json: {e}")))?;
+        write_atomic(&self.index_path(), &bytes)
+    }
+
+    /// The package behind `entry`, with every digest verified.
+    pub fn read_entry(&self, entry: &ImageIndexEntry) -> Result<Package> {
+        let mut entry = entry.clone();
+        for _ in 0..MAX_INDEX_DEPTH {
+            let bytes = self.get_blob(&entry.digest)?;
+            if entry.media_type != MEDIA_TYPE_INDEX {
+                return self.read_manifest(bytes, &entry.digest);
+            }
+            let index: OciImageIndex = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::input(format!("index {} is not valid: {e}", entry.digest)))?;
+            entry = crate::registry::pick_platform(&index.manifests)?.clone();
+        }
+        Err(Error::input("image indexes nest too deeply"))
+    }
+
+    fn read_manifest(&self, manifest_bytes: Vec<u8>, manifest_digest: &str) -> Result<Package> {
+        let manifest = crate::package::parse_manifest(&manifest_bytes)?;
+        let config = self.get_blob(&manifest.config.digest)?;
+        let layers = manifest
+            .layers
+            .iter()
+            .map(|l| self.get_blob(&l.digest))
+            .collect::<Result<Vec<_>>>()?;
+        Package::from_parts(manifest_bytes, Some(manifest_digest), config, layers)
     }
 }
 
-impl crate::Package {
+impl Package {
+    /// Writes this package into `layout` under `ref_name`: blobs first, the ref last, all
+    /// under the index lock, so nobody ever sees a ref to a half-written package.
     pub fn write_to(&self, layout: &OciLayout, ref_name: &str) -> Result<()> {
-        let _ = (layout, ref_name);
-        todo!()
+        check_ref_name(ref_name)?;
+        let lock = layout.lock()?;
+        for blob in std::iter::once(&self.config_blob).chain(&self.layers) {
+            layout.put_blob_expecting(&blob.descriptor.digest, &blob.data)?;
+        }
+        let digest = self.digest();
+        layout.put_blob_expecting(&digest, &self.manifest_bytes)?;
+        layout.set_ref_locked(&lock, ref_name, self.index_entry())
     }
-    pub fn read_from(layout: &OciLayout, ref_name: Option<&str>) -> Result<crate::Package> {
-        let _ = (layout, ref_name);
-        todo!()
+
+    /// Reads the package named `ref_name` (or the only one, with `None`), verified.
+    pub fn read_from(layout: &OciLayout, ref_name: Option<&str>) -> Result<Package> {
+        match layout.find_ref(ref_name)? {
+            Some(entry) => layout.read_entry(&entry),
+            None => Err(missing_ref(layout, ref_name)),
+        }
+    }
+
+    /// The index.json entry describing this package's manifest.
+    pub fn index_entry(&self) -> ImageIndexEntry {
+        // Platform's field types live in oci-spec; build it from JSON rather than depend on it.
+        let platform = serde_json::from_value(serde_json::json!({
+            "architecture": self.config.architecture,
+            "os": self.config.os,
+        }))
+        .ok();
+        ImageIndexEntry {
+            media_type: MEDIA_TYPE_MANIFEST.to_string(),
+            digest: self.digest(),
+            size: self.manifest_bytes.len() as i64,
+            platform,
+            annotations: None,
+            artifact_type: self.manifest.artifact_type.clone(),
+        }
+    }
+}
+
+fn missing_ref(layout: &OciLayout, ref_name: Option<&str>) -> Error {
+    let present = layout
+        .index()
+        .map(|i| describe_refs(&i.manifests))
+        .unwrap_or_default();
+    let root = layout.root().display();
+    match ref_name {
+        Some(name) if present.is_empty() => {
+            Error::input(format!("{root} has no package named {name:?}; it is empty"))
+                .with_help("write a package into it first with `cargo ebpf package`")
+        }
+        Some(name) => Error::input(format!(
+            "{root} has no package named {name:?}; it has: {present}"
+        ))
+        .with_help(format!("use one of those names, e.g. {root}:REF")),
+        None => Error::input(format!("{root} holds no package"))
+            .with_help("write a package into it first with `cargo ebpf package`"),
+    }
+}
+
+/// Ref names go into JSON only, but empty ones make skopeo's `oci:DIR:` syntax ambiguous.
+fn check_ref_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err(Error::input(format!("invalid reference name {name:?}"))
+            .with_help("use a tag like `latest` or `0.1.0`"));
+    }
+    Ok(())
+}
+
+fn entry_ref_name(entry: &ImageIndexEntry) -> Option<&str> {
+    entry
+        .annotations
+        .as_ref()?
+        .get(ANNOTATION_REF_NAME)
+        .map(String::as_str)
+}
+
+/// "a, b, sha256:…" — the names of entries (digests for unnamed ones), for error messages.
+fn describe_refs(entries: &[ImageIndexEntry]) -> String {
+    entries
+        .iter()
+        .map(|e| entry_ref_name(e).unwrap_or(&e.digest).to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn empty_index() -> OciImageIndex {
+    OciImageIndex {
+        schema_version: 2,
+        media_type: Some(MEDIA_TYPE_INDEX.to_string()),
+        artifact_type: None,
+        manifests: vec![],
+        annotations: None,
+    }
+}
+
+/// Writes `path` atomically: a temp file in the same directory, fsync, rename, fsync the dir.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    tmp.write_all(data)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| Error::io("write", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("write", path, e.error))?;
+    // Make the rename itself durable; failure here only weakens crash safety.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{PackageMeta, Runtime};
+
+    pub(crate) fn sample(name: &str, object: &[u8]) -> Package {
+        let meta = PackageMeta {
+            schema: 1,
+            name: name.into(),
+            version: "0.1.0".into(),
+            description: None,
+            license: None,
+            authors: vec![],
+            source: None,
+            keywords: vec![],
+            arch: format::host_arch().into(),
+            runtime: Runtime::Kernel,
+            object: format!("{name}.bpf.o"),
+            programs: vec![],
+            maps: vec![],
+            events: vec![],
+            params: vec![],
+            types: Default::default(),
+        };
+        Package::build(meta, object, None).unwrap()
+    }
+
+    #[test]
+    fn create_is_idempotent_and_index_has_media_type() {
+        let dir = tempfile::tempdir().unwrap();
+        OciLayout::create(dir.path()).unwrap();
+        let layout = OciLayout::create(dir.path()).unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+        assert_eq!(raw["mediaType"], MEDIA_TYPE_INDEX);
+        assert_eq!(raw["schemaVersion"], 2);
+        assert!(layout.index().unwrap().manifests.is_empty());
+        assert!(OciLayout::open(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn open_rejects_non_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = OciLayout::open(dir.path()).err().unwrap();
+        assert_eq!(err.kind, crate::ErrorKind::Input);
+        assert!(err.message.contains("not an OCI image layout"));
+    }
+
+    #[test]
+    fn blobs_round_trip_and_corruption_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::create(dir.path()).unwrap();
+        let d = layout.put_blob(b"hello").unwrap();
+        assert!(layout.has_blob(&d));
+        assert_eq!(layout.get_blob(&d).unwrap(), b"hello");
+        std::fs::write(layout.blob_path(&d).unwrap(), b"hellO").unwrap();
+        let err = layout.get_blob(&d).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Integrity);
+        // Writing the right content again repairs it.
+        layout.put_blob(b"hello").unwrap();
+        assert_eq!(layout.get_blob(&d).unwrap(), b"hello");
+        let wrong = layout
+            .put_blob_expecting(&digest::sha256(b"x"), b"y")
+            .unwrap_err();
+        assert_eq!(wrong.kind, crate::ErrorKind::Integrity);
+        assert!(!layout.has_blob(&digest::sha256(b"x")));
+    }
+
+    #[test]
+    fn package_write_read_and_refs() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::create(dir.path()).unwrap();
+        let a = sample("a", b"obj-a");
+        let b = sample("b", b"obj-b");
+        a.write_to(&layout, "latest").unwrap();
+        assert_eq!(
+            Package::read_from(&layout, None).unwrap().digest(),
+            a.digest()
+        );
+        b.write_to(&layout, "other").unwrap();
+        let err = Package::read_from(&layout, None).unwrap_err();
+        assert!(err.message.contains("latest, other"), "{}", err.message);
+        let err = Package::read_from(&layout, Some("nope")).unwrap_err();
+        assert!(
+            err.message.contains("it has: latest, other"),
+            "{}",
+            err.message
+        );
+        // Re-pointing a name replaces the entry instead of adding one.
+        b.write_to(&layout, "latest").unwrap();
+        assert_eq!(layout.index().unwrap().manifests.len(), 2);
+        let back = Package::read_from(&layout, Some("latest")).unwrap();
+        assert_eq!(back.object().unwrap().1, b"obj-b");
+    }
+
+    #[test]
+    fn gc_drops_only_unreachable_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::create(dir.path()).unwrap();
+        let a = sample("a", b"obj-a");
+        a.write_to(&layout, "a").unwrap();
+        let stray = layout.put_blob(b"stray").unwrap();
+        layout.gc().unwrap();
+        assert!(!layout.has_blob(&stray));
+        assert!(Package::read_from(&layout, Some("a")).is_ok());
+        assert!(layout.remove_ref("a").unwrap());
+        assert!(!layout.remove_ref("a").unwrap());
+        layout.gc().unwrap();
+        assert!(!layout.has_blob(&a.digest()));
+    }
+
+    #[test]
+    fn concurrent_writers_keep_every_ref() {
+        let dir = tempfile::tempdir().unwrap();
+        OciLayout::create(dir.path()).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let root = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let layout = OciLayout::open(&root).unwrap();
+                    sample("p", format!("obj-{i}").as_bytes())
+                        .write_to(&layout, &format!("r{i}"))
+                        .unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let layout = OciLayout::open(dir.path()).unwrap();
+        let mut names = layout.ref_names().unwrap();
+        names.sort();
+        assert_eq!(names, (0..8).map(|i| format!("r{i}")).collect::<Vec<_>>());
     }
 }

@@ -1,7 +1,32 @@
 //! Push, pull and login against OCI registries (oci-client underneath).
-//! STUB: contract only.
+//!
+//! The public API is synchronous: each call builds a current-thread tokio runtime, since the
+//! CLI does one registry operation at a time. Loopback registries (127.0.0.0/8, localhost,
+//! [::1]) are spoken to over plain HTTP, like docker and skopeo do; others only with
+//! `insecure`.
 
-use crate::{Package, Result};
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::manifest::{ImageIndexEntry, OciDescriptor, OciImageIndex};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+
+use crate::credentials::{self, AuthPaths, Credentials};
+use crate::format::{self, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use crate::{digest, Error, ErrorKind, Package, Result};
+
+/// Largest blob or manifest we accept from a registry. Packages are a few hundred KiB;
+/// this bounds memory against a hostile or broken registry.
+pub const MAX_BLOB_SIZE: u64 = 512 << 20;
+/// Largest manifest we accept.
+pub const MAX_MANIFEST_SIZE: usize = 4 << 20;
 
 /// How to talk to a registry.
 #[derive(Debug, Clone, Default)]
@@ -15,14 +40,12 @@ pub struct ClientOptions {
 /// Pushes `pkg` to `reference` (`host[:port]/repo[:tag]`); returns the manifest digest.
 /// Credentials come from the docker config (see [`crate::credentials`]).
 pub fn push(pkg: &Package, reference: &str, opts: &ClientOptions) -> Result<String> {
-    let _ = (pkg, reference, opts);
-    todo!()
+    push_with(pkg, reference, opts, &AuthPaths::from_env())
 }
 
 /// Pulls `reference`, verifying every digest; nothing is written anywhere.
 pub fn pull(reference: &str, opts: &ClientOptions) -> Result<Package> {
-    let _ = (reference, opts);
-    todo!()
+    pull_with(reference, opts, &AuthPaths::from_env())
 }
 
 /// Checks the credentials against `registry` and stores them in the docker config.
@@ -33,6 +56,646 @@ pub fn login(
     password: &str,
     opts: &ClientOptions,
 ) -> Result<std::path::PathBuf> {
-    let _ = (registry, username, password, opts);
-    todo!()
+    login_with(registry, username, password, opts, &AuthPaths::from_env())
+}
+
+/// [`push`] with credentials looked up in `auth` instead of the environment's files.
+pub fn push_with(
+    pkg: &Package,
+    reference: &str,
+    opts: &ClientOptions,
+    auth: &AuthPaths,
+) -> Result<String> {
+    let target = Target::new(reference, opts, auth)?;
+    block_on(target.push(pkg, opts))
+}
+
+/// [`pull`] with credentials looked up in `auth` instead of the environment's files.
+pub fn pull_with(reference: &str, opts: &ClientOptions, auth: &AuthPaths) -> Result<Package> {
+    let target = Target::new(reference, opts, auth)?;
+    block_on(target.pull(opts))
+}
+
+/// Pulls `reference` and stores it in `store` under its normalized name. The store is only
+/// written once everything has been downloaded and verified.
+pub fn pull_into(
+    store: &crate::store::Store,
+    reference: &str,
+    opts: &ClientOptions,
+) -> Result<Package> {
+    let pkg = pull(reference, opts)?;
+    store.insert(reference, &pkg)?;
+    Ok(pkg)
+}
+
+/// [`login`] writing to the docker config named by `auth`.
+pub fn login_with(
+    registry: &str,
+    username: &str,
+    password: &str,
+    opts: &ClientOptions,
+    auth: &AuthPaths,
+) -> Result<PathBuf> {
+    let host = registry_host(registry)?;
+    let scheme = if use_http(&host, opts) {
+        "http"
+    } else {
+        "https"
+    };
+    block_on(check_login(scheme, &host, username, password))?;
+    let creds = Credentials {
+        username: username.to_string(),
+        password: password.to_string(),
+    };
+    credentials::store_in(auth, &host, &creds)
+}
+
+/// Parses a reference the way pushes and pulls do, for error messages and store keys.
+pub fn parse_reference(reference: &str) -> Result<Reference> {
+    Reference::try_from(reference).map_err(|e| {
+        Error::input(format!("invalid reference {reference:?}: {e}"))
+            .with_help("write it as HOST[:PORT]/REPOSITORY[:TAG], e.g. localhost:5000/hello:0.1.0")
+    })
+}
+
+/// The index entry for this host: linux and the host's architecture.
+pub fn pick_platform(entries: &[ImageIndexEntry]) -> Result<&ImageIndexEntry> {
+    let want = format::oci_arch(format::host_arch());
+    let platform_of = |e: &ImageIndexEntry| {
+        let p = serde_json::to_value(e.platform.as_ref()?).ok()?;
+        Some((
+            p["os"].as_str()?.to_string(),
+            p["architecture"].as_str()?.to_string(),
+        ))
+    };
+    if let Some(entry) = entries
+        .iter()
+        .find(|e| platform_of(e).is_some_and(|(os, arch)| os == "linux" && arch == want))
+    {
+        return Ok(entry);
+    }
+    let have: Vec<String> = entries
+        .iter()
+        .map(|e| match platform_of(e) {
+            Some((os, arch)) => format!("{os}/{arch}"),
+            None => "unknown platform".into(),
+        })
+        .collect();
+    Err(Error::input(format!(
+        "no package for {want}; it has: {}",
+        if have.is_empty() {
+            "nothing".into()
+        } else {
+            have.join(", ")
+        }
+    ))
+    .with_help("ask the publisher to build and push the package for this architecture"))
+}
+
+// ---- connection setup -----------------------------------------------------------------------
+
+/// One registry reference with a client and credentials ready.
+struct Target {
+    reference: Reference,
+    client: Client,
+    auth: RegistryAuth,
+}
+
+impl Target {
+    fn new(reference: &str, opts: &ClientOptions, paths: &AuthPaths) -> Result<Target> {
+        let reference = parse_reference(reference)?;
+        let registry = reference.resolve_registry().to_string();
+        let protocol = if opts.insecure {
+            ClientProtocol::Http
+        } else if is_loopback(&registry) {
+            ClientProtocol::HttpsExcept(vec![registry.clone()])
+        } else {
+            ClientProtocol::Https
+        };
+        let config = ClientConfig {
+            protocol,
+            connect_timeout: Some(std::time::Duration::from_secs(15)),
+            read_timeout: Some(std::time::Duration::from_secs(120)),
+            ..Default::default()
+        };
+        let client = Client::try_from(config).map_err(|e| {
+            Error::environment(format!("cannot set up the HTTP client: {e}"))
+                .with_help("check the system's TLS setup (OpenSSL)")
+        })?;
+        let auth = match credentials::lookup_in(paths, reference.registry())? {
+            Some(c) => RegistryAuth::Basic(c.username, c.password),
+            None => RegistryAuth::Anonymous,
+        };
+        Ok(Target {
+            reference,
+            client,
+            auth,
+        })
+    }
+
+    fn host(&self) -> &str {
+        self.reference.registry()
+    }
+
+    fn err(&self, e: OciDistributionError) -> Error {
+        map_error(e, self.host(), &self.reference.whole())
+    }
+
+    async fn authenticate(&self, op: RegistryOperation) -> Result<()> {
+        self.client
+            .store_auth_if_needed(self.reference.resolve_registry(), &self.auth)
+            .await;
+        // Anonymous access needs no token round trip; failures surface on the first request.
+        if matches!(self.auth, RegistryAuth::Anonymous) {
+            return Ok(());
+        }
+        self.client
+            .auth(&self.reference, &self.auth, op)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    // ---- push -------------------------------------------------------------------------------
+
+    async fn push(&self, pkg: &Package, opts: &ClientOptions) -> Result<String> {
+        self.authenticate(RegistryOperation::Push).await?;
+        for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
+            self.push_blob(&blob.descriptor, &blob.data, opts).await?;
+        }
+        let content_type = reqwest::header::HeaderValue::from_static(MEDIA_TYPE_MANIFEST);
+        let location = self
+            .client
+            .push_manifest_raw(&self.reference, pkg.manifest_bytes.clone(), content_type)
+            .await
+            .map_err(|e| self.err(e))?;
+        let expected = pkg.digest();
+        let actual = match location.rsplit_once('/').map(|(_, d)| d) {
+            Some(d) if d.starts_with("sha256:") => d.to_string(),
+            _ => self.remote_digest().await?,
+        };
+        if actual != expected {
+            return Err(Error::integrity(format!(
+                "registry {} stored the manifest as {actual}, but it is {expected}",
+                self.host()
+            ))
+            .with_help("the registry altered the manifest; push to a different registry"));
+        }
+        Ok(expected)
+    }
+
+    async fn remote_digest(&self) -> Result<String> {
+        self.client
+            .fetch_manifest_digest(&self.reference, &self.auth)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn push_blob(&self, d: &OciDescriptor, data: &[u8], opts: &ClientOptions) -> Result<()> {
+        let bar = progress_bar(opts, "push", &d.digest, data.len() as u64);
+        let exists = self
+            .client
+            .blob_exists(&self.reference, &d.digest)
+            .await
+            .map_err(|e| self.err(e))?;
+        if !exists {
+            self.client
+                .push_blob(&self.reference, data.to_vec(), &d.digest)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        if let Some(bar) = bar {
+            bar.set_position(data.len() as u64);
+            bar.finish_with_message(if exists { "exists" } else { "pushed" });
+        }
+        Ok(())
+    }
+
+    // ---- pull -------------------------------------------------------------------------------
+
+    async fn pull(&self, opts: &ClientOptions) -> Result<Package> {
+        self.authenticate(RegistryOperation::Pull).await?;
+        let (manifest_bytes, manifest_digest) = self.pull_manifest().await?;
+        let manifest = crate::package::parse_manifest(&manifest_bytes)?;
+        let config = self.pull_blob(&manifest.config, opts).await?;
+        let mut layers = Vec::with_capacity(manifest.layers.len());
+        for layer in &manifest.layers {
+            layers.push(self.pull_blob(layer, opts).await?);
+        }
+        Package::from_parts(manifest_bytes, Some(&manifest_digest), config, layers)
+    }
+
+    /// The image manifest's bytes and digest, resolving an index to this host's platform.
+    async fn pull_manifest(&self) -> Result<(Vec<u8>, String)> {
+        let accepted = [MEDIA_TYPE_MANIFEST, MEDIA_TYPE_INDEX];
+        let (bytes, digest) = self.pull_manifest_raw(&self.reference, &accepted).await?;
+        if !is_index(&bytes)? {
+            return Ok((bytes, digest));
+        }
+        let index: OciImageIndex = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::input(format!(
+                "the image index of {} is not valid: {e}",
+                self.reference
+            ))
+        })?;
+        let entry = pick_platform(&index.manifests)?;
+        let by_digest = Reference::with_digest(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            entry.digest.clone(),
+        );
+        let (bytes, actual) = self
+            .pull_manifest_raw(&by_digest, &[MEDIA_TYPE_MANIFEST])
+            .await?;
+        digest::verify(&entry.digest, &bytes, "manifest")?;
+        Ok((bytes, actual))
+    }
+
+    async fn pull_manifest_raw(
+        &self,
+        reference: &Reference,
+        accepted: &[&str],
+    ) -> Result<(Vec<u8>, String)> {
+        let (bytes, digest) = self
+            .client
+            .pull_manifest_raw(reference, &self.auth, accepted)
+            .await
+            .map_err(|e| self.err(e))?;
+        if bytes.len() > MAX_MANIFEST_SIZE {
+            return Err(Error::input(format!(
+                "the manifest of {reference} is {} bytes, over the {MAX_MANIFEST_SIZE}-byte limit",
+                bytes.len()
+            )));
+        }
+        digest::verify(&digest, &bytes, "manifest")?;
+        Ok((bytes.to_vec(), digest))
+    }
+
+    async fn pull_blob(&self, d: &OciDescriptor, opts: &ClientOptions) -> Result<Vec<u8>> {
+        let size = u64::try_from(d.size).unwrap_or(u64::MAX);
+        if size > MAX_BLOB_SIZE {
+            return Err(Error::input(format!(
+                "blob {} of {} is {} bytes, over the {MAX_BLOB_SIZE}-byte limit",
+                d.digest, self.reference, d.size
+            ))
+            .with_help("this is not a cargo-ebpf package, or it is damaged"));
+        }
+        let mut sink = Sink {
+            data: Vec::with_capacity(size as usize),
+            limit: size,
+            overflow: false,
+            bar: progress_bar(opts, "pull", &d.digest, size),
+        };
+        let result = self.client.pull_blob(&self.reference, d, &mut sink).await;
+        if sink.overflow {
+            return Err(Error::integrity(format!(
+                "registry {} sent more than the {size} bytes declared for blob {}",
+                self.host(),
+                d.digest
+            ))
+            .with_help("the content was tampered with; nothing was stored"));
+        }
+        result.map_err(|e| self.err(e))?;
+        if let Some(bar) = &sink.bar {
+            bar.finish();
+        }
+        Ok(sink.data)
+    }
+}
+
+fn is_index(bytes: &[u8]) -> Result<bool> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::input(format!("the manifest is not valid JSON: {e}")))?;
+    Ok(value["mediaType"] == MEDIA_TYPE_INDEX || value.get("manifests").is_some())
+}
+
+/// Collects a blob in memory, refusing more than `limit` bytes, and ticks a progress bar.
+struct Sink {
+    data: Vec<u8>,
+    limit: u64,
+    overflow: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl tokio::io::AsyncWrite for Sink {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.data.len() as u64 + buf.len() as u64 > this.limit {
+            this.overflow = true;
+            return Poll::Ready(Err(io::Error::other("blob larger than declared")));
+        }
+        this.data.extend_from_slice(buf);
+        if let Some(bar) = &this.bar {
+            bar.inc(buf.len() as u64);
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn progress_bar(opts: &ClientOptions, verb: &str, digest: &str, len: u64) -> Option<ProgressBar> {
+    if !opts.progress {
+        return None;
+    }
+    let bar = ProgressBar::new(len);
+    let style =
+        ProgressStyle::with_template("{prefix:>5} {msg:19} [{bar:30}] {bytes}/{total_bytes}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(verb.to_string());
+    bar.set_message(digest.chars().take(19).collect::<String>());
+    Some(bar)
+}
+
+fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::environment(format!("cannot start the async runtime: {e}")))?
+        .block_on(fut)
+}
+
+// ---- hosts ----------------------------------------------------------------------------------
+
+/// `host[:port]` from a registry given as a host, a URL or a reference-like string.
+fn registry_host(registry: &str) -> Result<String> {
+    let rest = registry
+        .strip_prefix("https://")
+        .or_else(|| registry.strip_prefix("http://"))
+        .unwrap_or(registry);
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '@') {
+        return Err(Error::input(format!("invalid registry {registry:?}"))
+            .with_help("give the registry as HOST[:PORT], e.g. localhost:5000 or ghcr.io"));
+    }
+    Ok(host.to_string())
+}
+
+/// Whether `host[:port]` is on this machine: 127.0.0.0/8, ::1 or localhost.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        registry.rsplit_once(':').map_or(registry, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn use_http(host: &str, opts: &ClientOptions) -> bool {
+    opts.insecure || is_loopback(host)
+}
+
+// ---- login ----------------------------------------------------------------------------------
+
+/// Verifies credentials the way `docker login` does: ask /v2/ who we must be, then prove it
+/// with HTTP Basic (directly, or against the token service a Bearer challenge names).
+async fn check_login(scheme: &str, host: &str, user: &str, pass: &str) -> Result<()> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .build()
+        .map_err(|e| Error::environment(format!("cannot set up the HTTP client: {e}")))?;
+    let url = format!("{scheme}://{host}/v2/");
+    let unreachable = |e: reqwest::Error| unreachable_error(host, &error_chain(&e));
+    let first = http.get(&url).send().await.map_err(unreachable)?;
+    if first.status().is_success() {
+        return Ok(()); // The registry needs no credentials; storing them does no harm.
+    }
+    if first.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return Err(status_error(host, first.status().as_u16(), "/v2/"));
+    }
+    let challenge = first
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let check = match bearer_realm(&challenge) {
+        Some((realm, service)) => {
+            let mut query = vec![("account", user.to_string())];
+            query.extend(service.map(|s| ("service", s)));
+            http.get(realm).query(&query)
+        }
+        None => http.get(&url),
+    };
+    let res = check
+        .basic_auth(user, Some(pass))
+        .send()
+        .await
+        .map_err(unreachable)?;
+    match res.status().as_u16() {
+        200..=299 => Ok(()),
+        401 | 403 => Err(auth_error(host)),
+        code => Err(status_error(host, code, "login")),
+    }
+}
+
+/// The realm and service of a `Bearer realm="…",service="…"` challenge.
+fn bearer_realm(challenge: &str) -> Option<(String, Option<String>)> {
+    let params = challenge.trim().strip_prefix("Bearer ")?;
+    let get = |key: &str| {
+        params.split(',').find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            k.eq_ignore_ascii_case(key)
+                .then(|| v.trim_matches('"').to_string())
+        })
+    };
+    Some((get("realm")?, get("service")))
+}
+
+// ---- errors ---------------------------------------------------------------------------------
+
+fn unreachable_error(host: &str, why: &str) -> Error {
+    Error::registry(format!("cannot reach registry {host}: {why}"))
+        .with_help("check the address and that the registry is running")
+}
+
+fn auth_error(host: &str) -> Error {
+    Error::auth(format!(
+        "registry {host} rejected the credentials (or has none for you)"
+    ))
+    .with_help(format!("run `cargo ebpf login {host}`"))
+}
+
+fn not_found(reference: &str, host: &str) -> Error {
+    Error::registry(format!("{reference} not found on {host}"))
+        .with_help("check the repository name and tag (and that it was pushed)")
+}
+
+fn status_error(host: &str, code: u16, what: &str) -> Error {
+    match code {
+        401 | 403 => auth_error(host),
+        _ => Error::registry(format!("registry {host} answered HTTP {code} to {what}"))
+            .with_help("check the registry address; retry later if the registry is failing"),
+    }
+}
+
+/// Maps oci-client's errors to our kinds, with help saying what to do.
+fn map_error(e: OciDistributionError, host: &str, reference: &str) -> Error {
+    use OciDistributionError as E;
+    match e {
+        E::RequestError(re) => map_request_error(&re, host, reference),
+        E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => auth_error(host),
+        E::ServerError { code: 404, .. } | E::ImageManifestNotFoundError(_) => {
+            not_found(reference, host)
+        }
+        E::ServerError { code, message, .. } => {
+            status_error(host, code, reference).with_details(message)
+        }
+        E::RegistryError { envelope, .. } => {
+            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
+            let any = |want: &[OciErrorCode]| codes.iter().any(|c| want.contains(c));
+            if any(&[OciErrorCode::Unauthorized, OciErrorCode::Denied]) {
+                auth_error(host)
+            } else if any(&[
+                OciErrorCode::ManifestUnknown,
+                OciErrorCode::NameUnknown,
+                OciErrorCode::BlobUnknown,
+                OciErrorCode::NotFound,
+            ]) {
+                not_found(reference, host)
+            } else if any(&[OciErrorCode::DigestInvalid, OciErrorCode::SizeInvalid]) {
+                Error::integrity(format!(
+                    "registry {host} reported a digest error: {envelope}"
+                ))
+            } else {
+                Error::registry(format!("registry {host} refused: {envelope}"))
+            }
+        }
+        E::DigestError(d) => Error::integrity(format!(
+            "content from {host} does not match its digest: {d}"
+        ))
+        .with_help(
+            "the content was corrupted or tampered with; nothing was stored. \
+             Retry, or ask the publisher to push again",
+        ),
+        other => Error::registry(format!("registry {host}: {other}")),
+    }
+}
+
+fn map_request_error(re: &reqwest::Error, host: &str, reference: &str) -> Error {
+    match re.status().map(|s| s.as_u16()) {
+        Some(401 | 403) => return auth_error(host),
+        Some(404) => return not_found(reference, host),
+        Some(code) => return status_error(host, code, reference),
+        None => {}
+    }
+    let why = error_chain(re);
+    if re.is_connect() || re.is_timeout() {
+        return unreachable_error(host, &why);
+    }
+    let e = Error::new(
+        ErrorKind::Registry,
+        format!("talking to registry {host} failed: {why}"),
+    );
+    if why.contains("ssl") || why.contains("tls") || why.contains("certificate") {
+        e.with_help("if the registry speaks plain HTTP, pass --insecure")
+    } else {
+        e.with_help("check the address and that the registry is running")
+    }
+}
+
+/// The causes under an HTTP error ("tcp connect error: Connection refused"): reqwest's own
+/// message only says "error sending request", and hyper's "client error (Connect)" adds nothing.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !text.starts_with("client error") && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    if parts.is_empty() {
+        parts.push(e.to_string());
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        for h in [
+            "127.0.0.1:5000",
+            "127.8.9.1",
+            "localhost:80",
+            "LOCALHOST",
+            "[::1]:5000",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in [
+            "ghcr.io",
+            "10.0.0.1:5000",
+            "example.com:5000",
+            "localhost.evil.com",
+        ] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn registry_host_strips_scheme_and_path() {
+        assert_eq!(registry_host("https://ghcr.io/v2/").unwrap(), "ghcr.io");
+        assert_eq!(registry_host("localhost:5000").unwrap(), "localhost:5000");
+        assert!(registry_host("").is_err());
+    }
+
+    #[test]
+    fn bearer_challenge_parsing() {
+        assert_eq!(
+            bearer_realm(r#"Bearer realm="https://auth.example/token",service="reg.example""#),
+            Some((
+                "https://auth.example/token".into(),
+                Some("reg.example".into())
+            ))
+        );
+        assert_eq!(bearer_realm(r#"Basic realm="x""#), None);
+    }
+
+    #[test]
+    fn index_platform_selection() {
+        let entry = |arch: &str| -> ImageIndexEntry {
+            serde_json::from_value(serde_json::json!({
+                "mediaType": MEDIA_TYPE_MANIFEST,
+                "digest": digest::sha256(arch.as_bytes()),
+                "size": 1,
+                "platform": {"os": "linux", "architecture": arch}
+            }))
+            .unwrap()
+        };
+        let here = format::oci_arch(format::host_arch());
+        let other = if here == "amd64" { "arm64" } else { "amd64" };
+        let entries = vec![entry(other), entry(here)];
+        assert_eq!(
+            pick_platform(&entries).unwrap().digest,
+            digest::sha256(here.as_bytes())
+        );
+        let err = pick_platform(&entries[..1]).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Input);
+        assert_eq!(
+            err.message,
+            format!("no package for {here}; it has: linux/{other}")
+        );
+    }
+
+    #[test]
+    fn bad_reference_is_input_error() {
+        let err = parse_reference("UPPER/Case::x").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Input);
+    }
 }

@@ -1,0 +1,58 @@
+//! The environment-driven entry points (`push`, `pull`, `pull_into`) read
+//! `$REGISTRY_AUTH_FILE`. This binary holds a single test because it sets process
+//! environment variables, which must not race with other tests.
+
+use std::process::Command;
+
+use ebpf_e2e_tests::{sample_package, Registry};
+use ebpf_runner::registry::{self, ClientOptions};
+use ebpf_runner::store::Store;
+use ebpf_runner::ErrorKind;
+
+#[test]
+fn registry_auth_file_from_the_environment_is_used() {
+    let reg = Registry::start_with_auth("dave", "hunter22");
+    let tmp = tempfile::tempdir().unwrap();
+    let authfile = tmp.path().join("auth.json");
+    let out = Command::new("skopeo")
+        .args(["login", "--tls-verify=false", "--authfile"])
+        .arg(&authfile)
+        .args(["--username", "dave", "--password", "hunter22", reg.addr()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Point every other lookup path into the temp dir, so only REGISTRY_AUTH_FILE can help.
+    // SAFETY: this binary runs one test; no other thread reads the environment meanwhile.
+    unsafe {
+        std::env::set_var("HOME", tmp.path().join("home"));
+        std::env::set_var("XDG_RUNTIME_DIR", tmp.path().join("run"));
+        std::env::remove_var("DOCKER_CONFIG");
+        std::env::remove_var("REGISTRY_AUTH_FILE");
+    }
+    let pkg = sample_package("env", "0.1.0");
+    let reference = format!("{}/env:0.1.0", reg.addr());
+    let err = registry::push(&pkg, &reference, &ClientOptions::default()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth, "{}", err.message);
+
+    unsafe { std::env::set_var("REGISTRY_AUTH_FILE", &authfile) };
+    let opts = ClientOptions {
+        progress: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        registry::push(&pkg, &reference, &opts).unwrap(),
+        pkg.digest()
+    );
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let pulled = registry::pull_into(&store, &reference, &opts).unwrap();
+    assert_eq!(pulled.digest(), pkg.digest());
+    assert_eq!(
+        store.get(&reference).unwrap().unwrap().digest(),
+        pkg.digest()
+    );
+}
