@@ -261,9 +261,7 @@ fn read_password_stdin() -> Result<String> {
 }
 
 fn cmd_pull(reference: &str, reg: &RegistryArgs) -> Result<()> {
-    let store = Store::open_default()?;
-    let pkg = registry::pull(reference, &client_options(reg))?;
-    store.insert(reference, &pkg)?;
+    let pkg = registry::pull_into(&Store::open_default()?, reference, &client_options(reg))?;
     eprintln!("      Pulled {reference}");
     println!("{}", pkg.digest());
     Ok(())

@@ -39,9 +39,7 @@ pub fn fetch(reference: &str, store: &Store, opts: &ClientOptions) -> Result<Pac
     if let Some(pkg) = store.get(reference)? {
         return Ok(pkg);
     }
-    let pkg = registry::pull(reference, opts)?;
-    store.insert(reference, &pkg)?;
-    Ok(pkg)
+    registry::pull_into(store, reference, opts)
 }
 
 fn resolve_path(path: &Path) -> Result<Runnable> {
