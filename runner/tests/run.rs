@@ -510,3 +510,36 @@ char LICENSE[] SEC("license") = "GPL";
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn a_custom_kernel_btf_is_handed_to_libbpf() {
+    let bytes = compile("opensnoop");
+    // The kernel's own BTF as a custom file works like the default...
+    let mut with_vmlinux = opts(Output::Json, &[]);
+    with_vmlinux.duration = Some(Duration::from_millis(300));
+    with_vmlinux.btf = Some("/sys/kernel/btf/vmlinux".into());
+    run_object(
+        "opensnoop.bpf.o",
+        &bytes,
+        None,
+        &with_vmlinux,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    // ...and a file that is not BTF makes CO-RE relocation fail, so libbpf did read it.
+    let garbage = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(garbage.path(), b"definitely not BTF").unwrap();
+    let mut with_garbage = with_vmlinux.clone();
+    with_garbage.btf = Some(garbage.path().to_path_buf());
+    let err = run_object(
+        "opensnoop.bpf.o",
+        &bytes,
+        None,
+        &with_garbage,
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Environment, "{err:?}");
+    assert!(err.message.contains("CO-RE"), "{}", err.message);
+    assert!(err.details.unwrap().contains("target BTF"));
+}

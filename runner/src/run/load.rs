@@ -66,19 +66,35 @@ pub fn load_and_attach(open: OpenObject) -> Result<Loaded> {
 }
 
 fn load_error(e: &libbpf_rs::Error, log: &str) -> Error {
-    let verifier = verifier_log(log);
-    let message = match rejected_program(log) {
-        Some(prog) => format!("the kernel rejected program `{prog}`"),
-        None => format!("the kernel refused to load the eBPF object: {e}"),
+    if log.contains("failed to perform CO-RE relocations") {
+        return with_log(
+            Error::environment("libbpf could not adapt the program to this kernel (CO-RE relocation failed)")
+                .with_help(
+                    "the kernel BTF must describe the running kernel: check `--btf FILE` or                      $CARGO_EBPF_KERNEL_BTF, or drop them to use /sys/kernel/btf/vmlinux",
+                ),
+            log,
+        );
+    }
+    let Some(verifier) = verifier_log(log) else {
+        return with_log(
+            Error::kernel(format!("libbpf could not load the eBPF object: {e}"))
+                .with_help("libbpf's log below says what failed"),
+            log,
+        );
     };
-    let details = tail(verifier.as_deref().unwrap_or(log));
-    let help = if verifier.is_some() {
-        "the verifier log below ends at the instruction it refused; fix the program \
-         (bounds checks, NULL checks, initialized memory) and rebuild"
-    } else {
-        "libbpf's log below says what failed"
-    };
-    let err = Error::kernel(message).with_help(help);
+    let prog = rejected_program(log).unwrap_or_else(|| "?".into());
+    with_log(
+        Error::kernel(format!("the kernel rejected program `{prog}`")).with_help(
+            "the verifier log below ends at the instruction it refused; fix the program \
+             (bounds checks, NULL checks, initialized memory) and rebuild",
+        ),
+        &verifier,
+    )
+}
+
+/// Attaches the last lines of `log` as details, if there are any.
+fn with_log(err: Error, log: &str) -> Error {
+    let details = tail(log);
     if details.is_empty() {
         err
     } else {
@@ -95,12 +111,7 @@ fn attach_error(name: &str, section: &str, e: &libbpf_rs::Error, log: &str) -> E
         "check that the attach point exists on this kernel (e.g. the tracepoint under \
          /sys/kernel/tracing/events, or the function in /proc/kallsyms)",
     );
-    let details = tail(log);
-    if details.is_empty() {
-        err
-    } else {
-        err.with_details(details)
-    }
+    with_log(err, log)
 }
 
 /// libbpf-rs errors read "context: cause"; the cause (the errno text) is what matters.
