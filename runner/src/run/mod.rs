@@ -11,6 +11,8 @@ mod preflight;
 mod signals;
 mod stream;
 
+pub use preflight::KERNEL_BTF_ENV;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
