@@ -42,16 +42,6 @@ pub struct BuildOutput {
 
 /// Builds the project's BPF object, then checks that its event struct survived into BTF.
 pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
-    run(project, opts, true)
-}
-
-/// [`build`] without the final check of the event struct (which needs
-/// `ebpf_runner::object::inspect`). Everything else is the same.
-pub fn build_without_event_check(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
-    run(project, opts, false)
-}
-
-fn run(project: &Project, opts: &BuildOptions, check_events: bool) -> Result<BuildOutput> {
     let started = Instant::now();
     let arch = resolve_arch(opts.arch.as_deref())?;
     let tools = Tools::find(project)?;
@@ -72,7 +62,6 @@ fn run(project: &Project, opts: &BuildOptions, check_events: bool) -> Result<Bui
         &tools.clang_version,
         &flags,
         &vmlinux_digest,
-        check_events,
     )?;
     let label = format!("{} v{}", project.name(), project.version());
     if layout.is_fresh(&fingerprint) {
@@ -83,14 +72,8 @@ fn run(project: &Project, opts: &BuildOptions, check_events: bool) -> Result<Bui
     status("Compiling", &format!("{label} ({})", project.dir.display()));
     let objects = compile_all(&tools, &flags, &sources, &layout)?;
     let staged = link(&tools, &objects, &layout)?;
-    if check_events {
-        let bytes = std::fs::read(&staged).map_err(|e| Error::io("read", &staged, e))?;
-        check_event_struct(
-            &layout.object,
-            &bytes,
-            project.manifest.build.event.as_deref(),
-        )?;
-    }
+    let bytes = std::fs::read(&staged).map_err(|e| Error::io("read", &staged, e))?;
+    check_event_struct(&layout.object, &bytes, project.manifest.build.event.as_deref())?;
     layout.install(&staged, &fingerprint)?;
     status(
         "Finished",
@@ -519,7 +502,6 @@ fn fingerprint(
     clang_version: &str,
     flags: &[String],
     vmlinux_digest: &str,
-    check_events: bool,
 ) -> Result<String> {
     let mut files: Vec<PathBuf> = sources.to_vec();
     files.push(project.manifest_path());
@@ -538,7 +520,6 @@ fn fingerprint(
         h.update(part.as_bytes());
         h.update([0]);
     }
-    h.update([u8::from(check_events)]);
     Ok(hex::encode(h.finalize()))
 }
 

@@ -1,17 +1,783 @@
 //! Event bytes → values (by [`TypeLayout`]) → table rows or JSON.
-//! STUB: contract only.
+//!
+//! Values are decoded in the host's byte order: events come from the running kernel.
 
-use crate::format::{ParamInfo, TypeLayout};
-use crate::Result;
+use serde_json::{Map, Value};
+
+use crate::format::{EnumVariant, Field, ParamInfo, TypeLayout};
+use crate::{Error, Result};
+
+// ---- decoding -------------------------------------------------------------------------------
 
 /// Decodes `bytes` as `layout` into JSON values (objects keep field order).
-pub fn decode(layout: &TypeLayout, bytes: &[u8]) -> Result<serde_json::Value> {
-    let _ = (layout, bytes);
-    todo!()
+pub fn decode(layout: &TypeLayout, bytes: &[u8]) -> Result<Value> {
+    let need = layout.size() as usize;
+    if bytes.len() < need {
+        return Err(Error::input(format!(
+            "an event of {} bytes is too short for its type, which needs {need} bytes",
+            bytes.len()
+        ))
+        .with_help(
+            "the object and its package metadata disagree: rebuild and repackage the program",
+        ));
+    }
+    Ok(value_of(layout, &bytes[..need]))
 }
+
+/// Decodes `bytes`, already checked to be exactly `layout.size()` long.
+fn value_of(layout: &TypeLayout, bytes: &[u8]) -> Value {
+    match layout {
+        TypeLayout::Int { signed, .. } => {
+            let (raw, bits) = read_int(bytes);
+            int_value(raw, bits, *signed)
+        }
+        TypeLayout::Bool { .. } => Value::Bool(bytes.iter().any(|b| *b != 0)),
+        TypeLayout::Float { size } => float_value(*size, bytes),
+        TypeLayout::String { .. } => {
+            let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+            Value::String(String::from_utf8_lossy(&bytes[..end]).into_owned())
+        }
+        TypeLayout::Array { elem, .. } => {
+            let size = elem.size() as usize;
+            if size == 0 {
+                return Value::Array(Vec::new());
+            }
+            Value::Array(
+                bytes
+                    .chunks_exact(size)
+                    .map(|c| value_of(elem, c))
+                    .collect(),
+            )
+        }
+        TypeLayout::Enum {
+            signed, variants, ..
+        } => {
+            let (raw, bits) = read_int(bytes);
+            enum_value(raw, bits, *signed, variants)
+        }
+        TypeLayout::Struct { fields, .. } => fields_value(fields, bytes),
+        // A union is shown as its first member: which one is live is not recorded.
+        TypeLayout::Union { fields, .. } => fields_value(&fields[..fields.len().min(1)], bytes),
+        TypeLayout::Pointer { .. } => Value::String(format!("0x{:x}", read_int(bytes).0)),
+        TypeLayout::Opaque { .. } => Value::String(hex::encode(bytes)),
+    }
+}
+
+fn fields_value(fields: &[Field], bytes: &[u8]) -> Value {
+    let mut map = Map::new();
+    for field in fields {
+        map.insert(field.name.clone(), field_value(field, bytes));
+    }
+    Value::Object(map)
+}
+
+fn field_value(field: &Field, bytes: &[u8]) -> Value {
+    if let Some(bits) = field.bitfield_bits {
+        let signed = matches!(
+            field.ty,
+            TypeLayout::Int { signed: true, .. } | TypeLayout::Enum { signed: true, .. }
+        );
+        let raw = read_bits(bytes, field.offset_bits, bits);
+        return match &field.ty {
+            TypeLayout::Enum { variants, .. } => enum_value(raw, bits, signed, variants),
+            TypeLayout::Bool { .. } => Value::Bool(raw != 0),
+            _ => int_value(raw, bits, signed),
+        };
+    }
+    let start = (field.offset_bits / 8) as usize;
+    let end = start + field.ty.size() as usize;
+    match bytes.get(start..end) {
+        Some(slice) => value_of(&field.ty, slice),
+        // Only malformed layouts get here: the total size was checked up front.
+        None => Value::Null,
+    }
+}
+
+/// Reads a native-order integer of up to 16 bytes, zero-extended; returns it with its width.
+fn read_int(bytes: &[u8]) -> (u128, u32) {
+    let n = bytes.len().min(16);
+    let mut buf = [0u8; 16];
+    let raw = if cfg!(target_endian = "little") {
+        buf[..n].copy_from_slice(&bytes[..n]);
+        u128::from_le_bytes(buf)
+    } else {
+        buf[16 - n..].copy_from_slice(&bytes[..n]);
+        u128::from_be_bytes(buf)
+    };
+    (raw, n as u32 * 8)
+}
+
+/// Extracts a bitfield of `bits` bits at `offset_bits` (BTF numbering: from the struct's
+/// first bit in memory order on little-endian hosts, from the most significant on big-endian).
+fn read_bits(bytes: &[u8], offset_bits: u32, bits: u32) -> u128 {
+    let start = (offset_bits / 8) as usize;
+    let end = (offset_bits + bits).div_ceil(8) as usize;
+    let Some(chunk) = bytes.get(start..end.min(start + 16)) else {
+        return 0;
+    };
+    let (word, width) = read_int(chunk);
+    let shift = if cfg!(target_endian = "little") {
+        offset_bits % 8
+    } else {
+        width - offset_bits % 8 - bits
+    };
+    (word >> shift) & mask(bits)
+}
+
+fn mask(bits: u32) -> u128 {
+    if bits >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << bits) - 1
+    }
+}
+
+/// `raw` (the low `bits` bits) as a signed number.
+fn sign_extend(raw: u128, bits: u32) -> i128 {
+    if bits > 0 && bits < 128 && raw & (1 << (bits - 1)) != 0 {
+        (raw | !mask(bits)) as i128
+    } else {
+        raw as i128
+    }
+}
+
+/// JSON numbers for up to 64 bits; wider values as decimal strings (JSON readers lose
+/// precision beyond 64 bits).
+fn int_value(raw: u128, bits: u32, signed: bool) -> Value {
+    match (signed, bits <= 64) {
+        (true, true) => Value::from(sign_extend(raw, bits) as i64),
+        (false, true) => Value::from(raw as u64),
+        (true, false) => Value::String(sign_extend(raw, bits).to_string()),
+        (false, false) => Value::String(raw.to_string()),
+    }
+}
+
+fn float_value(size: u32, bytes: &[u8]) -> Value {
+    let f = match size {
+        4 => f64::from(f32::from_ne_bytes(bytes.try_into().unwrap_or_default())),
+        8 => f64::from_ne_bytes(bytes.try_into().unwrap_or_default()),
+        _ => return Value::String(hex::encode(bytes)),
+    };
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+fn enum_value(raw: u128, bits: u32, signed: bool, variants: &[EnumVariant]) -> Value {
+    // Compare bit patterns: 64-bit unsigned variants are stored as i64.
+    let found = variants
+        .iter()
+        .find(|x| x.value as i128 as u128 & mask(bits) == raw);
+    match found {
+        Some(x) => Value::String(x.name.clone()),
+        None => int_value(raw, bits, signed),
+    }
+}
+
+// ---- parameters -----------------------------------------------------------------------------
 
 /// Parses a command-line value for `param` into the bytes to store in `.rodata`.
 pub fn encode_param(param: &ParamInfo, text: &str) -> Result<Vec<u8>> {
-    let _ = (param, text);
-    todo!()
+    let flag = &param.flag;
+    match &param.ty {
+        TypeLayout::Int { size, signed } => {
+            let v = parse_int(text, *size, *signed).ok_or_else(|| {
+                int_error(flag, text, *size, *signed, "an integer")
+                    .with_help("write it in decimal (42, -1) or hex (0x2a)")
+            })?;
+            Ok(int_bytes(v, *size))
+        }
+        TypeLayout::Bool { size } => {
+            let v = match text {
+                "true" | "1" => 1,
+                "false" | "0" => 0,
+                _ => {
+                    return Err(Error::usage(format!(
+                        "`--{flag}` expects true or false, got `{text}`"
+                    ))
+                    .with_help(format!(
+                        "write `--{flag} true` or `--{flag} false` (or 1/0)"
+                    )))
+                }
+            };
+            Ok(int_bytes(v, *size))
+        }
+        TypeLayout::String { len } => encode_string(flag, text, *len),
+        TypeLayout::Enum {
+            size,
+            signed,
+            variants,
+        } => encode_enum(flag, text, *size, *signed, variants),
+        TypeLayout::Float {
+            size: size @ (4 | 8),
+        } => encode_float(flag, text, *size),
+        other => Err(Error::usage(format!(
+            "`--{flag}` cannot be set from the command line: its type ({}) is not a number, \
+             bool, string or enum",
+            kind_name(other)
+        ))
+        .with_help("set it in the program's source and rebuild")),
+    }
+}
+
+fn parse_int(text: &str, size: u32, signed: bool) -> Option<i128> {
+    let text = text.trim();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let magnitude = match digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        Some(hex) => u128::from_str_radix(hex, 16).ok()?,
+        None => digits.parse::<u128>().ok()?,
+    };
+    let magnitude = i128::try_from(magnitude).ok()?;
+    let value = if negative { -magnitude } else { magnitude };
+    let (min, max) = int_range(size, signed);
+    (min..=max).contains(&value).then_some(value)
+}
+
+fn int_range(size: u32, signed: bool) -> (i128, i128) {
+    let bits = (size * 8).min(127);
+    if signed {
+        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    } else {
+        (0, (1i128 << bits) - 1)
+    }
+}
+
+fn int_error(flag: &str, text: &str, size: u32, signed: bool, what: &str) -> Error {
+    let (min, max) = int_range(size, signed);
+    Error::usage(format!(
+        "`--{flag}` expects {what} from {min} to {max}, got `{text}`"
+    ))
+}
+
+fn int_bytes(v: i128, size: u32) -> Vec<u8> {
+    let size = size.min(16) as usize;
+    if cfg!(target_endian = "little") {
+        v.to_le_bytes()[..size].to_vec()
+    } else {
+        v.to_be_bytes()[16 - size..].to_vec()
+    }
+}
+
+fn encode_string(flag: &str, text: &str, len: u32) -> Result<Vec<u8>> {
+    let max = len.saturating_sub(1) as usize;
+    if text.len() > max || text.as_bytes().contains(&0) {
+        return Err(Error::usage(format!(
+            "`--{flag}` expects a string of at most {max} bytes, got {} bytes",
+            text.len()
+        ))
+        .with_help("the variable is a fixed-size char array with room for a terminating NUL"));
+    }
+    let mut bytes = text.as_bytes().to_vec();
+    bytes.resize(len as usize, 0);
+    Ok(bytes)
+}
+
+fn encode_enum(
+    flag: &str,
+    text: &str,
+    size: u32,
+    signed: bool,
+    variants: &[EnumVariant],
+) -> Result<Vec<u8>> {
+    if let Some(v) = variants.iter().find(|v| v.name == text) {
+        return Ok(int_bytes(i128::from(v.value), size));
+    }
+    let names: Vec<&str> = variants.iter().map(|v| v.name.as_str()).collect();
+    match parse_int(text, size, signed) {
+        Some(v) => Ok(int_bytes(v, size)),
+        None => Err(Error::usage(format!(
+            "`--{flag}` expects one of {} or a number, got `{text}`",
+            names.join(", ")
+        ))
+        .with_help("write a variant name as declared in the C enum")),
+    }
+}
+
+fn encode_float(flag: &str, text: &str, size: u32) -> Result<Vec<u8>> {
+    let v: f64 = text.trim().parse().map_err(|_| {
+        Error::usage(format!("`--{flag}` expects a number, got `{text}`"))
+            .with_help("write it like 1.5 or -3")
+    })?;
+    Ok(if size == 4 {
+        (v as f32).to_ne_bytes().to_vec()
+    } else {
+        v.to_ne_bytes().to_vec()
+    })
+}
+
+/// A short human name for a layout's type, for flag listings and errors.
+pub fn kind_name(layout: &TypeLayout) -> String {
+    match layout {
+        TypeLayout::Int { size, signed } => {
+            format!("{}{}", if *signed { "i" } else { "u" }, size * 8)
+        }
+        TypeLayout::Bool { .. } => "bool".into(),
+        TypeLayout::Float { size } => format!("f{}", size * 8),
+        TypeLayout::String { len } => format!("string[{len}]"),
+        TypeLayout::Array { len, elem } => format!("{}[{len}]", kind_name(elem)),
+        TypeLayout::Enum { .. } => "enum".into(),
+        TypeLayout::Struct { name, .. } => format!("struct {}", name.as_deref().unwrap_or("")),
+        TypeLayout::Union { name, .. } => format!("union {}", name.as_deref().unwrap_or("")),
+        TypeLayout::Pointer { .. } => "pointer".into(),
+        TypeLayout::Opaque { size } => format!("opaque[{size}]"),
+    }
+}
+
+// ---- rendering ------------------------------------------------------------------------------
+
+/// Widest a column gets from its type alone; longer values still print in full.
+const MAX_COLUMN: usize = 24;
+const TIME_HEADER: &str = "TIME";
+const TIME_WIDTH: usize = 8;
+
+/// Renders events of one type as aligned text columns, TIME first; nested structs become
+/// `A.B` columns.
+#[derive(Debug, Clone)]
+pub struct Table {
+    columns: Vec<Column>,
+}
+
+#[derive(Debug, Clone)]
+struct Column {
+    header: String,
+    /// Where the value sits in the decoded object.
+    path: Vec<String>,
+    width: usize,
+}
+
+impl Table {
+    pub fn new(layout: &TypeLayout) -> Table {
+        let mut columns = Vec::new();
+        match layout {
+            TypeLayout::Struct { fields, .. } => flatten(fields, &mut Vec::new(), &mut columns),
+            TypeLayout::Union { fields, .. } => flatten(
+                &fields[..fields.len().min(1)],
+                &mut Vec::new(),
+                &mut columns,
+            ),
+            other => columns.push(Column {
+                header: "VALUE".into(),
+                path: Vec::new(),
+                width: type_width(other),
+            }),
+        }
+        Table { columns }
+    }
+
+    /// A table for events whose type is unknown: their bytes in hex.
+    pub fn raw() -> Table {
+        Table {
+            columns: vec![Column {
+                header: "DATA".into(),
+                path: vec!["raw".into()],
+                width: 0,
+            }],
+        }
+    }
+
+    /// The header line (no trailing newline).
+    pub fn header(&self) -> String {
+        let mut cells = vec![TIME_HEADER.to_string()];
+        cells.extend(self.columns.iter().map(|c| c.header.clone()));
+        self.join(cells)
+    }
+
+    /// One row for `value` (as [`decode`] returned it) seen at `time` (`HH:MM:SS`).
+    pub fn row(&self, time: &str, value: &Value) -> String {
+        let mut cells = vec![time.to_string()];
+        cells.extend(self.columns.iter().map(|c| cell(lookup(value, &c.path))));
+        self.join(cells)
+    }
+
+    fn join(&self, cells: Vec<String>) -> String {
+        let widths = std::iter::once(TIME_WIDTH).chain(self.columns.iter().map(|c| c.width));
+        let last = cells.len() - 1;
+        let mut line = String::new();
+        for (i, (text, width)) in cells.into_iter().zip(widths).enumerate() {
+            if i == last {
+                line.push_str(&text);
+            } else {
+                line.push_str(&format!("{text:<width$} "));
+            }
+        }
+        line
+    }
+}
+
+fn flatten(fields: &[Field], prefix: &mut Vec<String>, columns: &mut Vec<Column>) {
+    for field in fields {
+        prefix.push(field.name.clone());
+        match &field.ty {
+            TypeLayout::Struct { fields, .. } => flatten(fields, prefix, columns),
+            TypeLayout::Union { fields, .. } => {
+                flatten(&fields[..fields.len().min(1)], prefix, columns)
+            }
+            ty => {
+                let header = prefix.join(".").to_uppercase();
+                let width = type_width(ty).max(header.chars().count());
+                columns.push(Column {
+                    header,
+                    path: prefix.clone(),
+                    width,
+                });
+            }
+        }
+        prefix.pop();
+    }
+}
+
+/// The width a value of `ty` usually needs, capped at [`MAX_COLUMN`].
+fn type_width(ty: &TypeLayout) -> usize {
+    let width = match ty {
+        TypeLayout::Int { size, signed } => {
+            let (min, max) = int_range(*size, *signed);
+            max.to_string().len().max(min.to_string().len())
+        }
+        TypeLayout::Bool { .. } => 5,
+        TypeLayout::Float { .. } => 12,
+        TypeLayout::String { len } => len.saturating_sub(1) as usize,
+        TypeLayout::Enum { variants, .. } => {
+            variants.iter().map(|v| v.name.len()).max().unwrap_or(0)
+        }
+        TypeLayout::Pointer { size } => 2 + 2 * *size as usize,
+        TypeLayout::Opaque { size } => 2 * *size as usize,
+        TypeLayout::Array { .. } | TypeLayout::Struct { .. } | TypeLayout::Union { .. } => {
+            MAX_COLUMN
+        }
+    };
+    width.min(MAX_COLUMN)
+}
+
+fn lookup<'v>(value: &'v Value, path: &[String]) -> &'v Value {
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))
+        .unwrap_or(&Value::Null)
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// One NDJSON line (no trailing newline) for a decoded event: just its fields.
+pub fn json_line(value: &Value) -> String {
+    value.to_string()
+}
+
+/// The value shown for an event whose type is unknown: `{"raw": "<hex>"}`.
+pub fn raw_value(bytes: &[u8]) -> Value {
+    let mut map = Map::new();
+    map.insert("raw".into(), Value::String(hex::encode(bytes)));
+    Value::Object(map)
+}
+
+/// The local wall-clock time as `HH:MM:SS`.
+pub fn time_of_day() -> String {
+    // SAFETY: time(NULL) only returns a value; localtime_r fills the zeroed plain-data `tm`
+    // through valid pointers and is thread-safe.
+    let (tm, ok) = unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        let ok = !libc::localtime_r(&now, &mut tm).is_null();
+        (tm, ok)
+    };
+    if !ok {
+        return "??:??:??".into();
+    }
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn int(size: u32, signed: bool) -> TypeLayout {
+        TypeLayout::Int { size, signed }
+    }
+
+    fn field(name: &str, offset_bytes: u32, ty: TypeLayout) -> Field {
+        Field {
+            name: name.into(),
+            offset_bits: offset_bytes * 8,
+            bitfield_bits: None,
+            ty,
+        }
+    }
+
+    fn bitfield(name: &str, offset_bits: u32, bits: u32, ty: TypeLayout) -> Field {
+        Field {
+            name: name.into(),
+            offset_bits,
+            bitfield_bits: Some(bits),
+            ty,
+        }
+    }
+
+    fn strukt(name: &str, size: u32, fields: Vec<Field>) -> TypeLayout {
+        TypeLayout::Struct {
+            name: Some(name.into()),
+            size,
+            fields,
+        }
+    }
+
+    fn color() -> TypeLayout {
+        TypeLayout::Enum {
+            size: 4,
+            signed: false,
+            variants: vec![
+                EnumVariant {
+                    name: "RED".into(),
+                    value: 0,
+                },
+                EnumVariant {
+                    name: "GREEN".into(),
+                    value: 7,
+                },
+            ],
+        }
+    }
+
+    /// struct { u32 pid; struct { i16 x; i16 y; } pos; char comm[8]; u16 ports[2];
+    ///          enum color c; bool ok; i64 delta; }
+    fn event() -> TypeLayout {
+        let pos = strukt(
+            "pos",
+            4,
+            vec![field("x", 0, int(2, true)), field("y", 2, int(2, true))],
+        );
+        strukt(
+            "event",
+            40,
+            vec![
+                field("pid", 0, int(4, false)),
+                field("pos", 4, pos),
+                field("comm", 8, TypeLayout::String { len: 8 }),
+                field(
+                    "ports",
+                    16,
+                    TypeLayout::Array {
+                        len: 2,
+                        elem: Box::new(int(2, false)),
+                    },
+                ),
+                field("c", 20, color()),
+                field("ok", 24, TypeLayout::Bool { size: 1 }),
+                field("delta", 32, int(8, true)),
+            ],
+        )
+    }
+
+    fn event_bytes() -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(4242u32.to_ne_bytes());
+        b.extend((-3i16).to_ne_bytes());
+        b.extend(5i16.to_ne_bytes());
+        b.extend(b"bash\0zz\0");
+        b.extend(80u16.to_ne_bytes());
+        b.extend(443u16.to_ne_bytes());
+        b.extend(7u32.to_ne_bytes());
+        b.extend([1, 0, 0, 0, 0, 0, 0, 0]);
+        b.extend((-9_000_000_000i64).to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn decodes_nested_struct_array_string_enum_bool_and_negatives() {
+        let v = decode(&event(), &event_bytes()).unwrap();
+        assert_eq!(
+            v,
+            json!({"pid": 4242, "pos": {"x": -3, "y": 5}, "comm": "bash",
+                   "ports": [80, 443], "c": "GREEN", "ok": true, "delta": -9_000_000_000i64})
+        );
+        // Field order is the struct's, not alphabetical.
+        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["pid", "pos", "comm", "ports", "c", "ok", "delta"]);
+    }
+
+    #[test]
+    fn unknown_enum_value_is_a_number() {
+        let v = decode(&color(), &3u32.to_ne_bytes()).unwrap();
+        assert_eq!(v, json!(3));
+    }
+
+    #[test]
+    fn decodes_bitfields() {
+        // struct { unsigned a:3; int b:5; unsigned c:1; enum color d:4; }, little-endian bits.
+        let layout = strukt(
+            "flags",
+            4,
+            vec![
+                bitfield("a", 0, 3, int(4, false)),
+                bitfield("b", 3, 5, int(4, true)),
+                bitfield("c", 8, 1, TypeLayout::Bool { size: 1 }),
+                bitfield("d", 9, 4, color()),
+            ],
+        );
+        let word: u32 = 5 | (0b11110 << 3) | (1 << 8) | (7 << 9);
+        let v = decode(&layout, &word.to_ne_bytes()).unwrap();
+        if cfg!(target_endian = "little") {
+            assert_eq!(v, json!({"a": 5, "b": -2, "c": true, "d": "GREEN"}));
+        }
+    }
+
+    #[test]
+    fn pointer_opaque_u128_and_union() {
+        assert_eq!(
+            decode(
+                &TypeLayout::Pointer { size: 8 },
+                &0xdead_beefu64.to_ne_bytes()
+            )
+            .unwrap(),
+            json!("0xdeadbeef")
+        );
+        assert_eq!(
+            decode(&TypeLayout::Opaque { size: 2 }, &[0xab, 0x01]).unwrap(),
+            json!("ab01")
+        );
+        let big = u128::MAX - 1;
+        assert_eq!(
+            decode(&int(16, false), &big.to_ne_bytes()).unwrap(),
+            json!(big.to_string())
+        );
+        let union = TypeLayout::Union {
+            name: None,
+            size: 4,
+            fields: vec![
+                field("n", 0, int(4, true)),
+                field("f", 0, TypeLayout::Float { size: 4 }),
+            ],
+        };
+        assert_eq!(
+            decode(&union, &(-1i32).to_ne_bytes()).unwrap(),
+            json!({"n": -1})
+        );
+    }
+
+    #[test]
+    fn short_buffer_is_an_input_error_naming_both_sizes() {
+        let err = decode(&event(), &[0u8; 10]).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Input);
+        assert!(err.message.contains("10 bytes"), "{}", err.message);
+        assert!(err.message.contains("40 bytes"), "{}", err.message);
+    }
+
+    fn param(ty: TypeLayout) -> ParamInfo {
+        ParamInfo {
+            name: "target_pid".into(),
+            flag: "target-pid".into(),
+            offset: 0,
+            ty,
+            default: json!(0),
+            description: None,
+        }
+    }
+
+    #[test]
+    fn encodes_ints_in_decimal_hex_and_negative_with_range_checks() {
+        let p = param(int(4, true));
+        assert_eq!(encode_param(&p, "42").unwrap(), 42i32.to_ne_bytes());
+        assert_eq!(encode_param(&p, "-1").unwrap(), (-1i32).to_ne_bytes());
+        assert_eq!(encode_param(&p, "0x10").unwrap(), 16i32.to_ne_bytes());
+        let err = encode_param(&p, "2147483648").unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Usage);
+        assert!(
+            err.message.contains("-2147483648 to 2147483647"),
+            "{}",
+            err.message
+        );
+        assert!(encode_param(&p, "abc").is_err());
+
+        let u = param(int(1, false));
+        assert_eq!(encode_param(&u, "255").unwrap(), [255]);
+        assert!(encode_param(&u, "256").is_err());
+        assert!(encode_param(&u, "-1").is_err());
+        let u64p = param(int(8, false));
+        assert_eq!(
+            encode_param(&u64p, "0xffffffffffffffff").unwrap(),
+            u64::MAX.to_ne_bytes()
+        );
+    }
+
+    #[test]
+    fn encodes_bool_string_and_enum() {
+        let b = param(TypeLayout::Bool { size: 1 });
+        assert_eq!(encode_param(&b, "true").unwrap(), [1]);
+        assert_eq!(encode_param(&b, "0").unwrap(), [0]);
+        let err = encode_param(&b, "yes").unwrap_err();
+        assert!(err.message.contains("true or false"), "{}", err.message);
+
+        let s = param(TypeLayout::String { len: 4 });
+        assert_eq!(encode_param(&s, "ab").unwrap(), b"ab\0\0");
+        assert_eq!(encode_param(&s, "abc").unwrap(), b"abc\0");
+        let err = encode_param(&s, "abcd").unwrap_err();
+        assert!(err.message.contains("at most 3 bytes"), "{}", err.message);
+
+        let e = param(color());
+        assert_eq!(encode_param(&e, "GREEN").unwrap(), 7u32.to_ne_bytes());
+        assert_eq!(encode_param(&e, "3").unwrap(), 3u32.to_ne_bytes());
+        let err = encode_param(&e, "BLUE").unwrap_err();
+        assert!(err.message.contains("RED, GREEN"), "{}", err.message);
+
+        let st = param(event());
+        assert_eq!(
+            encode_param(&st, "1").unwrap_err().kind,
+            crate::ErrorKind::Usage
+        );
+    }
+
+    #[test]
+    fn table_header_and_rows_align() {
+        let table = Table::new(&event());
+        let header = table.header();
+        let row = table.row("12:34:56", &decode(&event(), &event_bytes()).unwrap());
+        // Every column starts at the same offset in the header and in the row.
+        let starts = |line: &str, cols: &[&str]| -> Vec<usize> {
+            cols.iter().map(|c| line.find(c).unwrap()).collect()
+        };
+        let h = starts(
+            &header,
+            &[
+                "TIME", "PID", "POS.X", "POS.Y", "COMM", "PORTS", "C ", "OK", "DELTA",
+            ],
+        );
+        let r = starts(
+            &row,
+            &[
+                "12:34:56",
+                "4242",
+                "-3",
+                "5 ",
+                "bash",
+                "[80,443]",
+                "GREEN",
+                "true",
+                "-9000000000",
+            ],
+        );
+        assert_eq!(h, r, "\n{header}\n{row}");
+        insta::assert_snapshot!(format!("{header}\n{row}"), @r"
+        TIME     PID        POS.X  POS.Y  COMM    PORTS                    C     OK    DELTA
+        12:34:56 4242       -3     5      bash    [80,443]                 GREEN true  -9000000000
+        ");
+        // The last column is not padded.
+        assert!(!row.ends_with(' ') && !header.ends_with(' '));
+    }
+
+    #[test]
+    fn raw_table_and_json_lines() {
+        let v = raw_value(&[1, 2, 255]);
+        assert_eq!(json_line(&v), r#"{"raw":"0102ff"}"#);
+        assert_eq!(Table::raw().row("00:00:00", &v), "00:00:00 0102ff");
+        let time = time_of_day();
+        assert_eq!(time.len(), 8, "{time}");
+    }
 }

@@ -1,11 +1,14 @@
 //! What a BPF ELF object holds: programs, maps, `const volatile` params and event layouts,
-//! read from its sections and BTF without loading it into the kernel.
-//! STUB: contract only.
+//! read from its sections and BTF without loading it into the kernel (no privileges needed).
 
 use std::collections::BTreeMap;
 
-use crate::format::{EventInfo, MapInfo, ParamInfo, ProgramInfo, TypeLayout};
-use crate::Result;
+use libbpf_rs::btf::types::{Composite, DataSec, IntEncoding, MemberAttr, Var};
+use libbpf_rs::btf::{BtfKind, BtfType};
+use libbpf_rs::{Btf, HasSize, MapType, ObjectBuilder, OpenObject, ProgramType, ReferencesType};
+
+use crate::format::{EnumVariant, EventInfo, Field, MapInfo, ParamInfo, ProgramInfo, TypeLayout};
+use crate::{decode, Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct ObjectInfo {
@@ -16,16 +19,559 @@ pub struct ObjectInfo {
     pub types: BTreeMap<String, TypeLayout>,
 }
 
+const EM_BPF: u16 = 247;
+const BPF_HELP: &str = "pass the .bpf.o that `clang -target bpf` produced (or `cargo ebpf build`)";
+
 /// Checks that `bytes` is a BPF ELF of the host's byte order: clear Input errors for
 /// "not an ELF", "an ELF for another machine (x86-64, …)", "wrong endianness".
 pub fn check_elf(bytes: &[u8]) -> Result<()> {
-    let _ = bytes;
-    todo!()
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
+        return Err(Error::input("not an ELF file").with_help(BPF_HELP));
+    }
+    let little = match bytes[5] {
+        1 => true,
+        2 => false,
+        other => {
+            return Err(
+                Error::input(format!("an ELF with unknown byte order {other}")).with_help(BPF_HELP),
+            )
+        }
+    };
+    // e_machine is stored in the file's own byte order.
+    let raw = [bytes[18], bytes[19]];
+    let machine = if little {
+        u16::from_le_bytes(raw)
+    } else {
+        u16::from_be_bytes(raw)
+    };
+    if machine != EM_BPF {
+        let what = match machine_name(machine) {
+            Some(name) => format!("an ELF for {name} (machine {machine}), not an eBPF object"),
+            None => format!("an ELF for machine {machine}, not an eBPF object"),
+        };
+        return Err(Error::input(what).with_help(BPF_HELP));
+    }
+    if bytes[4] != 2 {
+        return Err(Error::input("a 32-bit ELF; eBPF objects are 64-bit").with_help(BPF_HELP));
+    }
+    let host_little = cfg!(target_endian = "little");
+    if little != host_little {
+        let (file, host) = if little {
+            ("little", "big")
+        } else {
+            ("big", "little")
+        };
+        return Err(Error::input(format!(
+            "an eBPF object for {file}-endian machines, but this host is {host}-endian"
+        ))
+        .with_help("rebuild it with `clang -target bpf` on (or for) this host's byte order"));
+    }
+    Ok(())
+}
+
+fn machine_name(machine: u16) -> Option<&'static str> {
+    Some(match machine {
+        3 => "x86 (i386)",
+        8 => "MIPS",
+        20 => "PowerPC",
+        21 => "PowerPC64",
+        22 => "s390",
+        40 => "ARM",
+        62 => "x86-64",
+        183 => "AArch64",
+        243 => "RISC-V",
+        258 => "LoongArch",
+        _ => return None,
+    })
 }
 
 /// Reads everything a package and the runner need. `event_type` names the event struct
 /// when the author chose it; otherwise it is inferred.
 pub fn inspect(bytes: &[u8], event_type: Option<&str>) -> Result<ObjectInfo> {
-    let _ = (bytes, event_type);
-    todo!()
+    check_elf(bytes)?;
+    let obj = open(bytes)?;
+    let btf = Btf::from_raw("object", bytes)
+        .map_err(|e| bad_object(&e))?
+        .ok_or_else(|| {
+            Error::input("the eBPF object has no BTF")
+                .with_help("compile it with `-g` so clang emits BTF (`clang -g -O2 -target bpf …`)")
+        })?;
+    let programs = programs(&obj);
+    let maps = maps(&obj);
+    let rodata = obj
+        .maps()
+        .find(|m| m.name().to_string_lossy().ends_with(".rodata"))
+        .and_then(|m| m.initial_value().map(<[u8]>::to_vec));
+    let params = params(&btf, rodata.as_deref())?;
+    let (events, types) = events(&btf, &maps, event_type)?;
+    Ok(ObjectInfo {
+        programs,
+        maps,
+        params,
+        events,
+        types,
+    })
+}
+
+/// Opens (parses, does not load) the object with libbpf.
+fn open(bytes: &[u8]) -> Result<OpenObject> {
+    ObjectBuilder::default()
+        .open_memory(bytes)
+        .map_err(|e| bad_object(&e))
+}
+
+fn bad_object(e: &libbpf_rs::Error) -> Error {
+    Error::input(format!("libbpf cannot read the eBPF object: {e}")).with_help(BPF_HELP)
+}
+
+fn programs(obj: &OpenObject) -> Vec<ProgramInfo> {
+    obj.progs()
+        .map(|p| {
+            let section = p.section().to_string_lossy().into_owned();
+            ProgramInfo {
+                name: p.name().to_string_lossy().into_owned(),
+                prog_type: program_type_name(&section, p.prog_type()),
+                section,
+            }
+        })
+        .collect()
+}
+
+fn maps(obj: &OpenObject) -> Vec<MapInfo> {
+    obj.maps()
+        .filter_map(|m| {
+            let name = m.name().to_string_lossy().into_owned();
+            // libbpf's internal maps (`obj.rodata`, `.bss`, `.kconfig`, …) carry a dot;
+            // user maps are C identifiers and cannot.
+            if name.contains('.') {
+                return None;
+            }
+            Some(MapInfo {
+                name,
+                map_type: map_type_name(m.map_type()).to_string(),
+                key_size: m.key_size(),
+                value_size: m.value_size(),
+                max_entries: m.max_entries(),
+            })
+        })
+        .collect()
+}
+
+/// The program type in bpfman's naming, from the ELF section (which is what tells libbpf how
+/// to attach), falling back to the kernel program type.
+pub fn program_type_name(section: &str, prog_type: ProgramType) -> String {
+    let prefix = section.split('/').next().unwrap_or(section);
+    // Sleepable (`.s`), multi and writable variants share their base type.
+    let base = prefix.split('.').next().unwrap_or(prefix);
+    let name = match base {
+        "tracepoint" | "tp" => "tracepoint",
+        "raw_tracepoint" | "raw_tp" => "raw_tracepoint",
+        "tp_btf" => "tp_btf",
+        "kprobe" | "kretprobe" | "ksyscall" | "kretsyscall" => "kprobe",
+        "uprobe" | "uretprobe" | "usdt" => "uprobe",
+        "fentry" => "fentry",
+        "fexit" => "fexit",
+        "fmod_ret" => "fmod_ret",
+        "lsm" | "lsm_cgroup" => "lsm",
+        "xdp" => "xdp",
+        "tc" | "classifier" | "action" => "tc",
+        "tcx" => "tcx",
+        "cgroup_skb" => "cgroup_skb",
+        "perf_event" => "perf_event",
+        "socket" => "socket_filter",
+        "iter" => "iter",
+        _ => return snake_case(&format!("{prog_type:?}")),
+    };
+    name.to_string()
+}
+
+fn snake_case(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// The map type in bpfman's naming (the kernel's `BPF_MAP_TYPE_*`, lower case).
+pub fn map_type_name(map_type: MapType) -> &'static str {
+    match map_type {
+        MapType::Hash => "hash",
+        MapType::Array => "array",
+        MapType::ProgArray => "prog_array",
+        MapType::PerfEventArray => "perf_event_array",
+        MapType::PercpuHash => "percpu_hash",
+        MapType::PercpuArray => "percpu_array",
+        MapType::StackTrace => "stack_trace",
+        MapType::CgroupArray => "cgroup_array",
+        MapType::LruHash => "lru_hash",
+        MapType::LruPercpuHash => "lru_percpu_hash",
+        MapType::LpmTrie => "lpm_trie",
+        MapType::ArrayOfMaps => "array_of_maps",
+        MapType::HashOfMaps => "hash_of_maps",
+        MapType::Devmap => "devmap",
+        MapType::Sockmap => "sockmap",
+        MapType::Cpumap => "cpumap",
+        MapType::Xskmap => "xskmap",
+        MapType::Sockhash => "sockhash",
+        MapType::CgroupStorage => "cgroup_storage",
+        MapType::CGrpStorage => "cgrp_storage",
+        MapType::ReuseportSockarray => "reuseport_sockarray",
+        MapType::PercpuCgroupStorage => "percpu_cgroup_storage",
+        MapType::Queue => "queue",
+        MapType::Stack => "stack",
+        MapType::SkStorage => "sk_storage",
+        MapType::DevmapHash => "devmap_hash",
+        MapType::StructOps => "struct_ops",
+        MapType::RingBuf => "ringbuf",
+        MapType::InodeStorage => "inode_storage",
+        MapType::TaskStorage => "task_storage",
+        MapType::BloomFilter => "bloom_filter",
+        MapType::UserRingBuf => "user_ringbuf",
+        MapType::Arena => "arena",
+        _ => "unspec",
+    }
+}
+
+// ---- params ---------------------------------------------------------------------------------
+
+/// The `const volatile` globals of `.rodata`, with their compiled-in values as defaults.
+fn params(btf: &Btf, rodata: Option<&[u8]>) -> Result<Vec<ParamInfo>> {
+    let Some(sec) = btf
+        .type_by_kind::<DataSec>()
+        .find(|s| s.name().is_some_and(|n| n == ".rodata"))
+    else {
+        return Ok(Vec::new());
+    };
+    let mut params = Vec::new();
+    for info in sec.iter() {
+        let Some(var) = btf.type_by_id::<Var>(info.ty) else {
+            continue;
+        };
+        let ty = var.referenced_type();
+        // String literals and plain `const` tables live in .rodata too; only
+        // `const volatile` globals are meant to be set before load.
+        if !is_volatile(ty) {
+            continue;
+        }
+        let name = var.name().map(|n| n.to_string_lossy().into_owned());
+        let Some(name) = name else { continue };
+        let layout = layout_of(btf, ty, 0);
+        let start = info.offset as usize;
+        let default = rodata
+            .and_then(|r| r.get(start..start + layout.size() as usize))
+            .map(|b| decode::decode(&layout, b))
+            .transpose()?
+            .unwrap_or(serde_json::Value::Null);
+        params.push(ParamInfo {
+            flag: name.replace('_', "-"),
+            name,
+            offset: info.offset,
+            ty: layout,
+            default,
+            description: None,
+        });
+    }
+    Ok(params)
+}
+
+/// Whether `ty` is volatile-qualified; for arrays C puts the qualifier on the elements.
+fn is_volatile(mut ty: BtfType<'_>) -> bool {
+    loop {
+        match ty.kind() {
+            BtfKind::Volatile => return true,
+            BtfKind::Array => match libbpf_rs::btf::types::Array::try_from(ty) {
+                Ok(array) => ty = array.contained_type(),
+                Err(_) => return false,
+            },
+            BtfKind::Const | BtfKind::Restrict | BtfKind::TypeTag | BtfKind::Typedef => {
+                match ty.next_type() {
+                    Some(next) => ty = next,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+// ---- events ---------------------------------------------------------------------------------
+
+type Events = (Vec<EventInfo>, BTreeMap<String, TypeLayout>);
+
+/// Pairs every ring buffer / perf event array with the event struct, if one can be found.
+fn events(btf: &Btf, maps: &[MapInfo], event_type: Option<&str>) -> Result<Events> {
+    let chosen = match event_type {
+        Some(name) => Some(named_struct(btf, name).ok_or_else(|| unknown_struct(btf, name))?),
+        None => anchored_struct(btf).or_else(|| named_struct(btf, "event")),
+    };
+    let mut events = Vec::new();
+    let mut types = BTreeMap::new();
+    let Some(ty) = chosen else {
+        return Ok((events, types));
+    };
+    let type_name = ty.name().map(|n| n.to_string_lossy().into_owned());
+    let type_name = type_name.unwrap_or_else(|| "event".into());
+    for map in maps {
+        if map.map_type == "ringbuf" || map.map_type == "perf_event_array" {
+            events.push(EventInfo {
+                map: map.name.clone(),
+                type_name: type_name.clone(),
+            });
+        }
+    }
+    if !events.is_empty() {
+        types.insert(type_name, layout_of(btf, ty, 0));
+    }
+    Ok((events, types))
+}
+
+/// A struct or union called `name` (a typedef of one counts too).
+fn named_struct<'b>(btf: &'b Btf<'b>, name: &str) -> Option<BtfType<'b>> {
+    let ty = btf.type_by_kind::<BtfType<'b>>().find(|t| {
+        matches!(
+            t.kind(),
+            BtfKind::Struct | BtfKind::Union | BtfKind::Typedef
+        ) && t.name().is_some_and(|n| n == name)
+            && t.skip_mods_and_typedefs().is_composite()
+    })?;
+    Some(ty.skip_mods_and_typedefs())
+}
+
+/// The struct behind the anchor idiom `struct event *unused_event __attribute__((unused));`,
+/// which keeps an otherwise unused struct in BTF (clang drops types nothing refers to).
+fn anchored_struct<'b>(btf: &'b Btf<'b>) -> Option<BtfType<'b>> {
+    btf.type_by_kind::<Var<'b>>().find_map(|var| {
+        let ty = var.referenced_type().skip_mods_and_typedefs();
+        if ty.kind() != BtfKind::Ptr {
+            return None;
+        }
+        let target = ty.next_type()?.skip_mods_and_typedefs();
+        (target.is_composite() && target.name().is_some()).then_some(target)
+    })
+}
+
+fn unknown_struct(btf: &Btf, name: &str) -> Error {
+    let mut names: Vec<String> = btf
+        .type_by_kind::<Composite>()
+        .filter_map(|c| c.name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names.dedup();
+    let list = if names.is_empty() {
+        "it has none".to_string()
+    } else {
+        format!("it has: {}", names.join(", "))
+    };
+    Error::input(format!("the eBPF object's BTF has no struct `{name}`")).with_help(format!(
+        "name one of the object's structs ({list}); if yours is missing, clang dropped it because \
+         nothing uses it: add `struct {name} *unused_event __attribute__((unused));`"
+    ))
+}
+
+// ---- BTF → TypeLayout -------------------------------------------------------------------
+
+/// Deep enough for any real event; stops runaway recursion on malformed BTF.
+const MAX_DEPTH: u32 = 32;
+
+/// The layout of `ty`, looking through const/volatile/restrict/type tags and typedefs.
+pub(crate) fn layout_of(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
+    let ty = ty.skip_mods_and_typedefs();
+    if depth > MAX_DEPTH {
+        return TypeLayout::Opaque { size: 0 };
+    }
+    match ty.kind() {
+        BtfKind::Int => int_layout(ty),
+        BtfKind::Float => TypeLayout::Float {
+            size: sized(ty).unwrap_or(0),
+        },
+        BtfKind::Ptr => TypeLayout::Pointer {
+            size: btf.ptr_size().map_or(8, |s| s.get() as u32),
+        },
+        BtfKind::Array => array_layout(btf, ty, depth),
+        BtfKind::Enum | BtfKind::Enum64 => enum_layout(ty),
+        BtfKind::Struct | BtfKind::Union => composite_layout(btf, ty, depth),
+        _ => TypeLayout::Opaque {
+            size: sized(ty).unwrap_or(0),
+        },
+    }
+}
+
+fn sized(ty: BtfType<'_>) -> Option<u32> {
+    use libbpf_rs::btf::types;
+    let size = match ty.kind() {
+        BtfKind::Int => types::Int::try_from(ty).ok()?.size(),
+        BtfKind::Float => types::Float::try_from(ty).ok()?.size(),
+        BtfKind::Enum => types::Enum::try_from(ty).ok()?.size(),
+        BtfKind::Enum64 => types::Enum64::try_from(ty).ok()?.size(),
+        BtfKind::Struct | BtfKind::Union => Composite::try_from(ty).ok()?.size(),
+        _ => return None,
+    };
+    Some(size as u32)
+}
+
+fn int_layout(ty: BtfType<'_>) -> TypeLayout {
+    let Ok(int) = libbpf_rs::btf::types::Int::try_from(ty) else {
+        return TypeLayout::Opaque { size: 0 };
+    };
+    let size = int.size() as u32;
+    match int.encoding {
+        IntEncoding::Bool => TypeLayout::Bool { size },
+        IntEncoding::Signed => TypeLayout::Int { size, signed: true },
+        IntEncoding::Char => TypeLayout::Int { size, signed: true },
+        IntEncoding::None => TypeLayout::Int {
+            size,
+            signed: false,
+        },
+    }
+}
+
+fn array_layout(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
+    let Ok(array) = libbpf_rs::btf::types::Array::try_from(ty) else {
+        return TypeLayout::Opaque { size: 0 };
+    };
+    let len = array.capacity() as u32;
+    let elem = array.contained_type();
+    if is_plain_char(elem) {
+        return TypeLayout::String { len };
+    }
+    TypeLayout::Array {
+        len,
+        elem: Box::new(layout_of(btf, elem, depth + 1)),
+    }
+}
+
+/// `char`, `signed char` or `unsigned char` spelled as such: `u8 buf[16]` (a typedef) stays
+/// an array of numbers, since such buffers usually hold binary data.
+fn is_plain_char(mut ty: BtfType<'_>) -> bool {
+    while ty.is_mod() {
+        match ty.next_type() {
+            Some(next) => ty = next,
+            None => return false,
+        }
+    }
+    let Ok(int) = libbpf_rs::btf::types::Int::try_from(ty) else {
+        return false;
+    };
+    let name = ty.name().map(|n| n.to_string_lossy().into_owned());
+    int.size() == 1
+        && (matches!(int.encoding, IntEncoding::Char)
+            || matches!(
+                name.as_deref(),
+                Some("char" | "signed char" | "unsigned char")
+            ))
+}
+
+fn enum_layout(ty: BtfType<'_>) -> TypeLayout {
+    use libbpf_rs::btf::types;
+    let name_of = |n: Option<&std::ffi::OsStr>| {
+        n.map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let (size, signed, variants) = if let Ok(e) = types::Enum::try_from(ty) {
+        let variants = e
+            .iter()
+            .map(|m| EnumVariant {
+                name: name_of(m.name),
+                value: m.value,
+            })
+            .collect();
+        (e.size(), e.is_signed(), variants)
+    } else if let Ok(e) = types::Enum64::try_from(ty) {
+        let variants = e
+            .iter()
+            .map(|m| EnumVariant {
+                name: name_of(m.name),
+                // Unsigned 64-bit values above i64::MAX keep their bit pattern.
+                value: m.value as i64,
+            })
+            .collect();
+        (e.size(), e.is_signed(), variants)
+    } else {
+        return TypeLayout::Opaque { size: 0 };
+    };
+    TypeLayout::Enum {
+        size: size as u32,
+        signed,
+        variants,
+    }
+}
+
+fn composite_layout(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
+    let Ok(comp) = Composite::try_from(ty) else {
+        return TypeLayout::Opaque { size: 0 };
+    };
+    let name = ty.name().map(|n| n.to_string_lossy().into_owned());
+    let size = comp.size() as u32;
+    let mut fields = Vec::new();
+    for member in comp.iter() {
+        let (offset_bits, kflag_bits) = match member.attr {
+            MemberAttr::Normal { offset } => (offset, None),
+            MemberAttr::BitField { size, offset } => (offset, Some(u32::from(size))),
+        };
+        let Some(member_ty) = btf.type_by_id::<BtfType>(member.ty) else {
+            continue;
+        };
+        // Without kflag, a bitfield's width is the Int's bit count (its offset is ignored:
+        // libbpf-rs 0.27 decodes it wrongly, and clang always sets it to 0).
+        let bits = kflag_bits.or_else(|| int_bitfield_bits(member_ty));
+        let member_name = member.name.map(|n| n.to_string_lossy().into_owned());
+        push_member(
+            &mut fields,
+            member_name,
+            layout_of(btf, member_ty, depth + 1),
+            offset_bits,
+            bits,
+        );
+    }
+    if comp.is_struct {
+        TypeLayout::Struct { name, size, fields }
+    } else {
+        TypeLayout::Union { name, size, fields }
+    }
+}
+
+fn int_bitfield_bits(ty: BtfType<'_>) -> Option<u32> {
+    let ty = ty.skip_mods_and_typedefs();
+    let int = libbpf_rs::btf::types::Int::try_from(ty).ok()?;
+    let bits = u32::from(int.bits);
+    (bits < int.size() as u32 * 8).then_some(bits)
+}
+
+/// Adds a member; anonymous struct/union members are flattened into the parent (that is how
+/// C code names their fields), an anonymous union as its first member, which is what
+/// [`decode`] shows for unions. Unnamed non-composite members are padding and dropped.
+fn push_member(
+    fields: &mut Vec<Field>,
+    name: Option<String>,
+    ty: TypeLayout,
+    offset_bits: u32,
+    bitfield_bits: Option<u32>,
+) {
+    if let Some(name) = name {
+        fields.push(Field {
+            name,
+            offset_bits,
+            bitfield_bits,
+            ty,
+        });
+        return;
+    }
+    let inner = match ty {
+        TypeLayout::Struct { fields, .. } => fields,
+        TypeLayout::Union { fields, .. } => fields.into_iter().take(1).collect(),
+        _ => return,
+    };
+    for f in inner {
+        push_member(
+            fields,
+            Some(f.name),
+            f.ty,
+            offset_bits + f.offset_bits,
+            f.bitfield_bits,
+        );
+    }
 }

@@ -1,34 +1,97 @@
 //! Load, attach and stream: the runner's last stage.
-//! STUB: contract only.
+//!
+//! [`run_object`] is the one entry point. It checks the object and the machine first
+//! ([`preflight`]), sets `const volatile` params from the program's arguments ([`params`]),
+//! loads and attaches with libbpf ([`load`]) and prints events until told to stop
+//! ([`stream`]).
 
+mod load;
+mod params;
+mod preflight;
+mod signals;
+mod stream;
+
+pub use preflight::KERNEL_BTF_ENV;
+
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::format::PackageMeta;
-use crate::Result;
+use crate::format::{EventInfo, PackageMeta, ParamInfo, TypeLayout};
+use crate::{object, Result};
 
+/// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Output {
+    /// Aligned columns with a header, TIME first.
     #[default]
     Table,
+    /// One JSON object per line (NDJSON).
     Json,
 }
 
+/// What `cargo ebpf run` was asked for, beyond the object itself.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub output: Output,
+    /// Stop after this long; `None` runs until SIGINT/SIGTERM.
     pub duration: Option<Duration>,
+    /// The PROGRAM-ARGS after `--`: `--flag VALUE` pairs setting params, or `--help`.
     pub args: Vec<String>,
+    /// A kernel BTF file to use instead of /sys/kernel/btf/vmlinux.
     pub btf: Option<PathBuf>,
 }
 
+/// The parts of the package description the runner uses.
+struct Described {
+    params: Vec<ParamInfo>,
+    events: Vec<EventInfo>,
+    types: BTreeMap<String, TypeLayout>,
+}
+
+/// Loads `bytes` (the BPF object called `object_name`), attaches every program and writes
+/// its events to `out` until `opts.duration` passes or SIGINT/SIGTERM arrives.
+/// Status lines go to stderr; `out` gets only events (or the flag list for `-- --help`).
+/// `meta` supplies params and event types; without it they are read from the object.
 pub fn run_object(
     object_name: &str,
     bytes: &[u8],
     meta: Option<&PackageMeta>,
     opts: &RunOptions,
-    out: &mut dyn std::io::Write,
+    out: &mut dyn Write,
 ) -> Result<()> {
-    let _ = (object_name, bytes, meta, opts, out);
-    todo!()
+    object::check_elf(bytes)?;
+    let described = describe(bytes, meta)?;
+    // Arguments first: `--help` and typos need no privileges.
+    let values = match params::parse(&described.params, &opts.args)? {
+        params::Parsed::Help => return params::print_help(object_name, &described.params, out),
+        params::Parsed::Values(values) => values,
+    };
+    preflight::check_privileges()?;
+    let custom_btf = preflight::kernel_btf(opts.btf.as_deref())?;
+    preflight::ensure_mounts()?;
+
+    let mut open = load::open(object_name, bytes, custom_btf.as_deref())?;
+    params::apply(&mut open, &values)?;
+    let loaded = load::load_and_attach(open)?;
+    stream::stream(&loaded, &described.events, &described.types, opts, out)
+}
+
+fn describe(bytes: &[u8], meta: Option<&PackageMeta>) -> Result<Described> {
+    Ok(match meta {
+        Some(meta) => Described {
+            params: meta.params.clone(),
+            events: meta.events.clone(),
+            types: meta.types.clone(),
+        },
+        None => {
+            let info = object::inspect(bytes, None)?;
+            Described {
+                params: info.params,
+                events: info.events,
+                types: info.types,
+            }
+        }
+    })
 }

@@ -1,0 +1,224 @@
+//! Opening, loading and attaching with libbpf, with its log captured so a verifier
+//! rejection can be shown as a clear error instead of a wall of text on stderr.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use libbpf_rs::{Link, Object, ObjectBuilder, OpenObject, PrintLevel};
+
+use crate::{Error, Result};
+
+/// How many lines of the verifier log an error shows.
+const LOG_TAIL: usize = 25;
+
+/// An object loaded into the kernel with its programs attached. Dropping it detaches them.
+pub struct Loaded {
+    // Links first: they must go before the object that owns their programs.
+    pub links: Vec<Link>,
+    pub object: Object,
+}
+
+/// Opens the object with libbpf (no kernel involved yet).
+pub fn open(object_name: &str, bytes: &[u8], custom_btf: Option<&Path>) -> Result<OpenObject> {
+    let mut builder = ObjectBuilder::default();
+    let name = libbpf_name(object_name);
+    builder.name(&name).map_err(|e| open_error(&e))?;
+    if let Some(path) = custom_btf {
+        builder.btf_custom_path(path).map_err(|e| open_error(&e))?;
+    }
+    builder.open_memory(bytes).map_err(|e| open_error(&e))
+}
+
+/// libbpf prefixes internal map names with the object name: keep it a short identifier.
+fn libbpf_name(object_name: &str) -> String {
+    let stem = object_name.split('.').next().unwrap_or_default();
+    let name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if name.is_empty() {
+        "object".into()
+    } else {
+        name
+    }
+}
+
+fn open_error(e: &libbpf_rs::Error) -> Error {
+    Error::input(format!("libbpf cannot open the eBPF object: {e}"))
+        .with_help("pass the .bpf.o that `clang -target bpf` produced (or `cargo ebpf build`)")
+}
+
+/// Loads every program (the verifier runs here) and attaches each by its section.
+pub fn load_and_attach(open: OpenObject) -> Result<Loaded> {
+    let capture = LogCapture::start();
+    let object = open.load().map_err(|e| load_error(&e, &capture.text()))?;
+    let mut links = Vec::new();
+    for prog in object.progs_mut() {
+        let link = prog.attach().map_err(|e| {
+            let name = prog.name().to_string_lossy();
+            let section = prog.section().to_string_lossy();
+            attach_error(&name, &section, &e, &capture.text())
+        })?;
+        links.push(link);
+    }
+    drop(capture);
+    Ok(Loaded { links, object })
+}
+
+fn load_error(e: &libbpf_rs::Error, log: &str) -> Error {
+    if log.contains("failed to perform CO-RE relocations") {
+        return with_log(
+            Error::environment("libbpf could not adapt the program to this kernel (CO-RE relocation failed)")
+                .with_help(
+                    "the kernel BTF must describe the running kernel: check `--btf FILE` or                      $CARGO_EBPF_KERNEL_BTF, or drop them to use /sys/kernel/btf/vmlinux",
+                ),
+            log,
+        );
+    }
+    let Some(verifier) = verifier_log(log) else {
+        return with_log(
+            Error::kernel(format!("libbpf could not load the eBPF object: {e}"))
+                .with_help("libbpf's log below says what failed"),
+            log,
+        );
+    };
+    let prog = rejected_program(log).unwrap_or_else(|| "?".into());
+    with_log(
+        Error::kernel(format!("the kernel rejected program `{prog}`")).with_help(
+            "the verifier log below ends at the instruction it refused; fix the program \
+             (bounds checks, NULL checks, initialized memory) and rebuild",
+        ),
+        &verifier,
+    )
+}
+
+/// Attaches the last lines of `log` as details, if there are any.
+fn with_log(err: Error, log: &str) -> Error {
+    let details = tail(log);
+    if details.is_empty() {
+        err
+    } else {
+        err.with_details(details)
+    }
+}
+
+fn attach_error(name: &str, section: &str, e: &libbpf_rs::Error, log: &str) -> Error {
+    let err = Error::kernel(format!(
+        "cannot attach program `{name}` (section `{section}`): {}",
+        errno_text(e)
+    ))
+    .with_help(
+        "check that the attach point exists on this kernel (e.g. the tracepoint under \
+         /sys/kernel/tracing/events, or the function in /proc/kallsyms)",
+    );
+    with_log(err, log)
+}
+
+/// libbpf-rs errors read "context: cause"; the cause (the errno text) is what matters.
+fn errno_text(e: &libbpf_rs::Error) -> String {
+    let text = format!("{e:#}");
+    let cause = text.rsplit(": ").next().unwrap_or(&text);
+    cause.to_string()
+}
+
+/// The program named in libbpf's "prog 'NAME': BPF program load failed" lines.
+fn rejected_program(log: &str) -> Option<String> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("prog '") && l.contains("load failed"))
+        .or_else(|| log.lines().find(|l| l.contains("prog '")))?;
+    let start = line.find("prog '")? + "prog '".len();
+    let len = line[start..].find('\'')?;
+    Some(line[start..start + len].to_string())
+}
+
+/// The verifier's own output, between libbpf's BEGIN/END PROG LOAD LOG markers.
+fn verifier_log(log: &str) -> Option<String> {
+    let begin = log.find("-- BEGIN PROG LOAD LOG --")?;
+    let after = &log[begin..];
+    let body = &after[after.find('\n')? + 1..];
+    let end = body.find("-- END PROG LOAD LOG --").unwrap_or(body.len());
+    Some(body[..end].to_string())
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n")
+}
+
+// ---- libbpf log capture -------------------------------------------------------------------
+
+/// libbpf's print hook is process-wide and takes a plain `fn`, so the capture buffer is
+/// global; the lock keeps two loads in one process from mixing their logs.
+static LOAD_LOCK: Mutex<()> = Mutex::new(());
+static LOG: Mutex<String> = Mutex::new(String::new());
+
+fn capture(_level: PrintLevel, msg: String) {
+    if let Ok(mut log) = LOG.lock() {
+        log.push_str(&msg);
+    }
+}
+
+/// Routes libbpf's log into [`LOG`] until dropped, then restores the previous hook.
+struct LogCapture {
+    previous: Option<(PrintLevel, libbpf_rs::PrintCallback)>,
+    _guard: MutexGuard<'static, ()>,
+}
+
+impl LogCapture {
+    fn start() -> LogCapture {
+        let guard = LOAD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        lock_log().clear();
+        let previous = libbpf_rs::set_print(Some((PrintLevel::Info, capture)));
+        LogCapture {
+            previous,
+            _guard: guard,
+        }
+    }
+
+    fn text(&self) -> String {
+        lock_log().clone()
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        libbpf_rs::set_print(self.previous.take());
+    }
+}
+
+fn lock_log() -> MutexGuard<'static, String> {
+    LOG.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "libbpf: prog 'bad': BPF program load failed: Permission denied\n\
+        libbpf: prog 'bad': -- BEGIN PROG LOAD LOG --\n\
+        0: R1=ctx() R10=fp0\n\
+        1: (b7) r0 = 0\n\
+        invalid access to map value, value_size=8 off=64 size=8\n\
+        -- END PROG LOAD LOG --\n\
+        libbpf: failed to load object 'x'\n";
+
+    #[test]
+    fn finds_rejected_program_and_verifier_log() {
+        assert_eq!(rejected_program(LOG).as_deref(), Some("bad"));
+        let verifier = verifier_log(LOG).unwrap();
+        assert!(verifier.starts_with("0: R1=ctx()"));
+        assert!(verifier.trim_end().ends_with("off=64 size=8"));
+        let long: String = (0..40).map(|i| format!("line {i}\n")).collect();
+        let t = tail(&long);
+        assert_eq!(t.lines().count(), LOG_TAIL);
+        assert!(t.ends_with("line 39"));
+    }
+
+    #[test]
+    fn libbpf_names_are_short_identifiers() {
+        assert_eq!(libbpf_name("opensnoop.bpf.o"), "opensnoop");
+        assert_eq!(libbpf_name("my-prog.o"), "my_prog");
+        assert_eq!(libbpf_name(""), "object");
+    }
+}

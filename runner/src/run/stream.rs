@@ -1,0 +1,272 @@
+//! Reads events from ring buffers and perf event arrays and prints them as they arrive.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use libbpf_rs::{
+    Map, MapCore, MapType, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder,
+};
+
+use super::load::Loaded;
+use super::signals::StopSignals;
+use super::{Output, RunOptions};
+use crate::decode::{decode, json_line, raw_value, time_of_day, Table};
+use crate::format::{EventInfo, TypeLayout};
+use crate::{Error, Result};
+
+/// How long one poll waits, which bounds how late a stop request is noticed.
+const POLL: Duration = Duration::from_millis(100);
+
+/// How one event map's samples are shown.
+struct Decoder {
+    map: String,
+    type_name: Option<String>,
+    layout: Option<TypeLayout>,
+    table: Table,
+}
+
+/// Where events go; shared by every buffer callback.
+struct Sink<'o> {
+    out: &'o mut dyn Write,
+    output: Output,
+    /// The type whose table header was printed last.
+    header_for: Option<Option<String>>,
+    /// Maps whose events did not fit their type (warned once each).
+    warned: Vec<String>,
+    error: Option<io::Error>,
+    events: u64,
+}
+
+impl Sink<'_> {
+    /// Prints one sample; false stops the stream (the output is gone).
+    fn event(&mut self, decoder: &Decoder, bytes: &[u8]) -> bool {
+        let value = match &decoder.layout {
+            Some(layout) => match decode(layout, bytes) {
+                Ok(value) => Some(value),
+                Err(e) => {
+                    self.warn_once(&decoder.map, &e.to_string());
+                    None
+                }
+            },
+            None => None,
+        };
+        let typed = value.is_some();
+        let value = value.unwrap_or_else(|| raw_value(bytes));
+        let result = match self.output {
+            Output::Json => writeln!(self.out, "{}", json_line(&value)),
+            Output::Table => {
+                let raw = Table::raw();
+                let (table, type_name) = if typed {
+                    (&decoder.table, decoder.type_name.clone())
+                } else {
+                    (&raw, None)
+                };
+                self.header(table, type_name)
+                    .and_then(|()| writeln!(self.out, "{}", table.row(&time_of_day(), &value)))
+            }
+        };
+        self.events += 1;
+        let result = result.and_then(|()| self.out.flush());
+        self.finish_write(result)
+    }
+
+    /// Prints the header when the event type changes (once, for a single event type).
+    fn header(&mut self, table: &Table, type_name: Option<String>) -> io::Result<()> {
+        if self.header_for.as_ref() == Some(&type_name) {
+            return Ok(());
+        }
+        self.header_for = Some(type_name);
+        writeln!(self.out, "{}", table.header())
+    }
+
+    fn finish_write(&mut self, result: io::Result<()>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+
+    fn warn_once(&mut self, map: &str, message: &str) {
+        if !self.warned.iter().any(|m| m == map) {
+            eprintln!("warning: events from `{map}` do not match their type ({message}); showing raw bytes");
+            self.warned.push(map.to_string());
+        }
+    }
+}
+
+/// Streams until the duration passes or SIGINT/SIGTERM arrives, then detaches.
+pub fn stream(
+    loaded: &Loaded,
+    events: &[EventInfo],
+    types: &BTreeMap<String, TypeLayout>,
+    opts: &RunOptions,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let maps: Vec<Map> = loaded
+        .object
+        .maps()
+        .filter(|m| matches!(m.map_type(), MapType::RingBuf | MapType::PerfEventArray))
+        .collect();
+    let decoders: Vec<Decoder> = maps.iter().map(|m| decoder(m, events, types)).collect();
+    let sink = RefCell::new(Sink {
+        out,
+        output: opts.output,
+        header_for: None,
+        warned: Vec::new(),
+        error: None,
+        events: 0,
+    });
+    let (ring, perfs) = buffers(&maps, &decoders, &sink)?;
+    let signals = StopSignals::install();
+    announce(loaded.links.len(), &decoders, opts.duration);
+    if opts.output == Output::Table {
+        print_first_header(&sink, &decoders)?;
+    }
+    let deadline = opts.duration.map(|d| Instant::now() + d);
+    while !signals.requested() && deadline.is_none_or(|d| Instant::now() < d) {
+        let wait = deadline.map_or(POLL, |d| {
+            d.saturating_duration_since(Instant::now()).min(POLL)
+        });
+        let polled = poll(ring.as_ref(), &perfs, wait);
+        // A failed write makes the callback stop the poll; that is not a poll error.
+        if sink.borrow().error.is_some() {
+            break;
+        }
+        polled?;
+    }
+    drop((ring, perfs));
+    let sink = sink.into_inner();
+    eprintln!("Stopped after {} event(s); programs detached", sink.events);
+    match sink.error {
+        // The reader went away (e.g. `| head`): that is a normal way to stop.
+        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Some(e) => Err(Error::io(
+            "write events to",
+            std::path::Path::new("the output"),
+            e,
+        )),
+        None => Ok(()),
+    }
+}
+
+fn decoder(map: &Map, events: &[EventInfo], types: &BTreeMap<String, TypeLayout>) -> Decoder {
+    let name = map.name().to_string_lossy().into_owned();
+    let info = events.iter().find(|e| e.map == name);
+    let type_name = info.map(|e| e.type_name.clone());
+    let layout = type_name.as_ref().and_then(|t| types.get(t)).cloned();
+    let table = layout.as_ref().map_or_else(Table::raw, Table::new);
+    Decoder {
+        map: name,
+        type_name,
+        layout,
+        table,
+    }
+}
+
+type Buffers<'cb> = (Option<RingBuffer<'cb>>, Vec<PerfBuffer<'cb>>);
+
+fn buffers<'cb>(
+    maps: &'cb [Map<'cb>],
+    decoders: &'cb [Decoder],
+    sink: &'cb RefCell<Sink<'_>>,
+) -> Result<Buffers<'cb>> {
+    let mut ring = RingBufferBuilder::new();
+    let mut rings = 0;
+    let mut perfs = Vec::new();
+    for (map, decoder) in maps.iter().zip(decoders) {
+        if map.map_type() == MapType::RingBuf {
+            ring.add(map, move |bytes: &[u8]| {
+                if sink.borrow_mut().event(decoder, bytes) {
+                    0
+                } else {
+                    -1
+                }
+            })
+            .map_err(|e| buffer_error(&decoder.map, &e))?;
+            rings += 1;
+        } else {
+            let perf = PerfBufferBuilder::new(map)
+                .sample_cb(move |_cpu, bytes: &[u8]| {
+                    sink.borrow_mut().event(decoder, bytes);
+                })
+                .lost_cb(|cpu, count| eprintln!("warning: lost {count} event(s) on CPU {cpu}"))
+                .build()
+                .map_err(|e| buffer_error(&decoder.map, &e))?;
+            perfs.push(perf);
+        }
+    }
+    let ring = if rings > 0 {
+        Some(ring.build().map_err(|e| buffer_error("ring buffers", &e))?)
+    } else {
+        None
+    };
+    Ok((ring, perfs))
+}
+
+fn buffer_error(map: &str, e: &libbpf_rs::Error) -> Error {
+    Error::kernel(format!("cannot read events from `{map}`: {e}")).with_help(
+        "the kernel refused to map the buffer; check the locked-memory limit (ulimit -l)",
+    )
+}
+
+/// The one status line the end-to-end tests wait for: it must start with "Attached ".
+fn announce(programs: usize, decoders: &[Decoder], duration: Option<Duration>) {
+    let until = match duration {
+        Some(d) => format!("for {}s or until Ctrl-C", d.as_secs_f64()),
+        None => "Ctrl-C to stop".into(),
+    };
+    if decoders.is_empty() {
+        eprintln!("Attached {programs} program(s); it has no ring buffer or perf event array, so no events to show ({until})");
+    } else {
+        let names: Vec<String> = decoders.iter().map(|d| format!("`{}`", d.map)).collect();
+        eprintln!(
+            "Attached {programs} program(s); streaming events from {} ({until})",
+            names.join(", ")
+        );
+    }
+}
+
+fn print_first_header(sink: &RefCell<Sink<'_>>, decoders: &[Decoder]) -> Result<()> {
+    let Some(first) = decoders.iter().find(|d| d.layout.is_some()) else {
+        return Ok(());
+    };
+    let mut sink = sink.borrow_mut();
+    let result = sink
+        .header(&first.table, first.type_name.clone())
+        .and_then(|()| sink.out.flush());
+    sink.finish_write(result);
+    Ok(())
+}
+
+fn poll(ring: Option<&RingBuffer>, perfs: &[PerfBuffer], wait: Duration) -> Result<()> {
+    if ring.is_none() && perfs.is_empty() {
+        std::thread::sleep(wait);
+        return Ok(());
+    }
+    // Split the wait so every buffer gets polled within one round.
+    let share = wait / (perfs.len() as u32 + u32::from(ring.is_some()));
+    if let Some(ring) = ring {
+        let rc = ring.poll_raw(share);
+        if rc < 0 && rc != -libc::EINTR {
+            return Err(poll_error(io::Error::from_raw_os_error(-rc)));
+        }
+    }
+    for perf in perfs {
+        if let Err(e) = perf.poll(share) {
+            if e.kind() != libbpf_rs::ErrorKind::Interrupted {
+                return Err(poll_error(io::Error::other(e.to_string())));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn poll_error(e: io::Error) -> Error {
+    Error::kernel(format!("reading events failed: {e}"))
+        .with_help("this is unexpected; run again, and report it if it persists")
+}
