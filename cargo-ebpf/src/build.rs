@@ -18,11 +18,6 @@ use ebpf_runner::{Error, Result};
 
 use crate::manifest::Project;
 
-/// Environment variable naming the kernel BTF file when `--btf` is not given.
-pub const ENV_KERNEL_BTF: &str = "CARGO_EBPF_KERNEL_BTF";
-/// The running kernel's BTF.
-pub const DEFAULT_KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
-
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     /// Kernel BTF to generate vmlinux.h from; default /sys/kernel/btf/vmlinux.
@@ -46,7 +41,7 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
     let arch = resolve_arch(opts.arch.as_deref())?;
     let tools = Tools::find(project)?;
     let sources = find_sources(project)?;
-    let btf = kernel_btf(opts.btf.as_deref())?;
+    let (btf, _) = ebpf_runner::run::kernel_btf_path(opts.btf.as_deref())?;
     if arch != host_arch() && opts.btf.is_none() {
         warning(&format!(
             "building for {arch} with the host's kernel BTF; pass --btf FILE for the target's"
@@ -73,7 +68,11 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
     let objects = compile_all(&tools, &flags, &sources, &layout)?;
     let staged = link(&tools, &objects, &layout)?;
     let bytes = std::fs::read(&staged).map_err(|e| Error::io("read", &staged, e))?;
-    check_event_struct(&layout.object, &bytes, project.manifest.build.event.as_deref())?;
+    check_event_struct(
+        &layout.object,
+        &bytes,
+        project.manifest.build.event.as_deref(),
+    )?;
     layout.install(&staged, &fingerprint)?;
     status(
         "Finished",
@@ -276,25 +275,6 @@ fn check_unique_stems(sources: &[PathBuf]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn kernel_btf(given: Option<&Path>) -> Result<PathBuf> {
-    let (path, origin) = match (given, std::env::var_os(ENV_KERNEL_BTF)) {
-        (Some(p), _) => (p.to_path_buf(), "--btf"),
-        (None, Some(p)) if !p.is_empty() => (PathBuf::from(p), ENV_KERNEL_BTF),
-        _ => (PathBuf::from(DEFAULT_KERNEL_BTF), "the running kernel"),
-    };
-    if path.is_file() {
-        return Ok(path);
-    }
-    Err(Error::environment(format!(
-        "kernel BTF {} (from {origin}) does not exist",
-        path.display()
-    ))
-    .with_help(
-        "vmlinux.h is generated from kernel BTF: use a kernel built with CONFIG_DEBUG_INFO_BTF=y, \
-         or pass `--btf FILE` with the BTF of the kernel you target",
-    ))
 }
 
 // ---- output layout -----------------------------------------------------------------------

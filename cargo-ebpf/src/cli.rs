@@ -162,10 +162,17 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::New(args) => cmd_new(&args),
         Command::Build(args) => cmd_build(&args).map(|_| ()),
         Command::Package(args) => cmd_package(&args),
-        Command::Push { reference, build, registry } => cmd_push(&build, Some(&reference), &registry),
+        Command::Push {
+            reference,
+            build,
+            registry,
+        } => cmd_push(&build, Some(&reference), &registry),
         Command::Publish { build, registry } => cmd_push(&build, None, &registry),
         Command::Login(args) => cmd_login(&args),
-        Command::Pull { reference, registry } => cmd_pull(&reference, &registry),
+        Command::Pull {
+            reference,
+            registry,
+        } => cmd_pull(&reference, &registry),
         Command::Run(args) => cmd_run(&args),
         Command::List { json } => cmd_list(json),
         Command::Rm { reference } => cmd_rm(&reference),
@@ -173,7 +180,10 @@ pub fn execute(cli: Cli) -> Result<()> {
 }
 
 fn client_options(args: &RegistryArgs) -> ClientOptions {
-    ClientOptions { insecure: args.insecure, progress: std::io::stdout().is_terminal() }
+    ClientOptions {
+        insecure: args.insecure,
+        progress: std::io::stdout().is_terminal(),
+    }
 }
 
 fn cmd_new(args: &NewArgs) -> Result<()> {
@@ -184,9 +194,20 @@ fn cmd_new(args: &NewArgs) -> Result<()> {
         return Ok(());
     }
     let name = args.name.as_deref().unwrap_or_default();
-    let dir = scaffold::new_project(&NewOptions { name, lang: &args.lang, path: args.path.as_deref() })?;
-    eprintln!("     Created `{name}` ({} pack) in {}", args.lang, dir.display());
-    eprintln!("Next: cd {} && cargo ebpf build && sudo cargo ebpf run .", dir.display());
+    let dir = scaffold::new_project(&NewOptions {
+        name,
+        lang: &args.lang,
+        path: args.path.as_deref(),
+    })?;
+    eprintln!(
+        "     Created `{name}` ({} pack) in {}",
+        args.lang,
+        dir.display()
+    );
+    eprintln!(
+        "Next: cd {} && cargo ebpf build && sudo cargo ebpf run .",
+        dir.display()
+    );
     Ok(())
 }
 
@@ -201,7 +222,10 @@ fn load_project(args: &BuildArgs) -> Result<Project> {
 }
 
 fn build_options(args: &BuildArgs) -> BuildOptions {
-    BuildOptions { btf: args.btf.clone(), arch: args.arch.clone() }
+    BuildOptions {
+        btf: args.btf.clone(),
+        arch: args.arch.clone(),
+    }
 }
 
 fn cmd_build(args: &BuildArgs) -> Result<(Project, BuildOutput)> {
@@ -247,7 +271,12 @@ fn cmd_login(args: &LoginArgs) -> Result<()> {
                 .with_help("pass --password-stdin and pipe the password in, or use --password"))
         }
     };
-    let path = registry::login(&args.registry, &args.username, &password, &client_options(&args.registry_args))?;
+    let path = registry::login(
+        &args.registry,
+        &args.username,
+        &password,
+        &client_options(&args.registry_args),
+    )?;
     eprintln!("Login succeeded; credentials saved in {}", path.display());
     Ok(())
 }
@@ -287,19 +316,27 @@ fn cmd_run(args: &RunArgs) -> Result<()> {
         }
         Runnable::Object { name, bytes } => run::run_object(&name, &bytes, None, &opts, &mut out),
     }?;
-    out.flush().map_err(|e| Error::io("write", Path::new("<stdout>"), e))
+    out.flush()
+        .map_err(|e| Error::io("write", Path::new("<stdout>"), e))
 }
 
 /// A project directory is built and packaged first; anything else goes to the runner.
 fn resolve_run_target(args: &RunArgs) -> Result<Runnable> {
     let path = Path::new(&args.target);
     if path.join(manifest::FILE_NAME).is_file() {
-        let build_args = BuildArgs { manifest_path: Some(path.to_path_buf()), ..Default::default() };
+        let build_args = BuildArgs {
+            manifest_path: Some(path.to_path_buf()),
+            ..Default::default()
+        };
         let (project, built) = cmd_build(&build_args)?;
         let pkg: Package = package::build_package(&project, &built)?;
         return Ok(Runnable::Package(Box::new(pkg)));
     }
-    resolve::resolve(&args.target, &client_options(&args.registry), Store::open_default)
+    resolve::resolve(
+        &args.target,
+        &client_options(&args.registry),
+        Store::open_default,
+    )
 }
 
 fn cmd_list(json: bool) -> Result<()> {
@@ -309,11 +346,22 @@ fn cmd_list(json: bool) -> Result<()> {
         println!("{text}");
         return Ok(());
     }
-    println!("{:<50} {:<12} {:<19} {:>8}", "REFERENCE", "VERSION", "DIGEST", "SIZE");
+    println!(
+        "{:<50} {:<12} {:<19} {:>8}",
+        "REFERENCE", "VERSION", "DIGEST", "SIZE"
+    );
     for e in entries {
-        let short = e.digest.trim_start_matches("sha256:").get(..12).unwrap_or("").to_string();
+        let short = e
+            .digest
+            .trim_start_matches("sha256:")
+            .get(..12)
+            .unwrap_or("")
+            .to_string();
         let version = e.version.unwrap_or_default();
-        println!("{:<50} {:<12} sha256:{:<12} {:>8}", e.reference, version, short, e.size);
+        println!(
+            "{:<50} {:<12} sha256:{:<12} {:>8}",
+            e.reference, version, short, e.size
+        );
     }
     Ok(())
 }
@@ -323,7 +371,10 @@ fn cmd_rm(reference: &str) -> Result<()> {
         eprintln!("     Removed {reference}");
         Ok(())
     } else {
-        Err(Error::input(format!("{reference} is not in the local store")).with_help("`cargo ebpf list` shows what is"))
+        Err(
+            Error::input(format!("{reference} is not in the local store"))
+                .with_help("`cargo ebpf list` shows what is"),
+        )
     }
 }
 

@@ -35,11 +35,19 @@ pub fn package(project: &Project, built: &BuildOutput) -> Result<PackageOutput> 
     let layout = OciLayout::create(&layout_dir)?;
     let tag = project.manifest.package.version.clone();
     pkg.write_to(&layout, &tag)?;
-    Ok(PackageOutput { layout_dir, tag, digest: pkg.digest() })
+    Ok(PackageOutput {
+        layout_dir,
+        tag,
+        digest: pkg.digest(),
+    })
 }
 
 /// The package metadata: the manifest's fields plus what the object itself says.
-fn package_meta(project: &Project, built: &BuildOutput, object_bytes: &[u8]) -> Result<PackageMeta> {
+fn package_meta(
+    project: &Project,
+    built: &BuildOutput,
+    object_bytes: &[u8],
+) -> Result<PackageMeta> {
     let m = &project.manifest;
     let info = object::inspect(object_bytes, m.build.event.as_deref())?;
     let object_name = built

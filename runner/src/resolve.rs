@@ -31,7 +31,11 @@ pub fn resolve(
     if looks_like_path(target) {
         return Err(Error::input(format!("no such file or directory: {target}")));
     }
-    Ok(Runnable::Package(Box::new(fetch(target, &open_store()?, opts)?)))
+    Ok(Runnable::Package(Box::new(fetch(
+        target,
+        &open_store()?,
+        opts,
+    )?)))
 }
 
 /// The package for `reference`: from the store, or pulled and stored first.
@@ -52,11 +56,16 @@ fn resolve_path(path: &Path) -> Result<Runnable> {
             .with_help("point at a project directory with `cargo ebpf run`, a package layout (target/ebpf/oci), or a .bpf.o file"));
         }
         let layout = OciLayout::open(path)?;
-        return Ok(Runnable::Package(Box::new(Package::read_from(&layout, None)?)));
+        return Ok(Runnable::Package(Box::new(Package::read_from(
+            &layout, None,
+        )?)));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
     object::check_elf(&bytes).map_err(|e| e.with_context_path(path))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     Ok(Runnable::Object { name, bytes })
 }
 

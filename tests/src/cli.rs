@@ -15,7 +15,11 @@ pub fn cargo_ebpf_bin() -> PathBuf {
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");
         // target/debug/deps/<test> → target/debug/cargo-ebpf
-        let bin = exe.parent().and_then(Path::parent).expect("target dir").join("cargo-ebpf");
+        let bin = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .join("cargo-ebpf");
         let status = Command::new(env!("CARGO"))
             .args(["build", "-q", "-p", "cargo-ebpf", "--bin", "cargo-ebpf"])
             .current_dir(workspace_root())
@@ -29,7 +33,10 @@ pub fn cargo_ebpf_bin() -> PathBuf {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// An isolated user environment: its own store, cache and docker config.
@@ -45,7 +52,9 @@ impl Default for Env {
 
 impl Env {
     pub fn new() -> Env {
-        Env { home: tempfile::tempdir().expect("temp home") }
+        Env {
+            home: tempfile::tempdir().expect("temp home"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -76,14 +85,23 @@ impl Env {
 /// Runs `cmd`, panicking with its output unless it succeeds.
 pub fn ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn cargo-ebpf");
-    assert!(out.status.success(), "command failed: {cmd:?}\n{}", show(&out));
+    assert!(
+        out.status.success(),
+        "command failed: {cmd:?}\n{}",
+        show(&out)
+    );
     out
 }
 
 /// Runs `cmd`, panicking unless it fails with exit code `code`; returns stderr.
 pub fn fails(cmd: &mut Command, code: i32) -> String {
     let out = cmd.output().expect("spawn cargo-ebpf");
-    assert_eq!(out.status.code(), Some(code), "unexpected exit for {cmd:?}\n{}", show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "unexpected exit for {cmd:?}\n{}",
+        show(&out)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -106,7 +124,11 @@ pub struct Background {
 
 impl Background {
     pub fn spawn(mut cmd: Command) -> Background {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
         let mut out = child.stdout.take().expect("stdout");
         let stdout = std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -123,7 +145,12 @@ impl Background {
                 let _ = tx.send(line);
             }
         });
-        Background { child, stdout: Some(stdout), stderr, stderr_lines }
+        Background {
+            child,
+            stdout: Some(stdout),
+            stderr,
+            stderr_lines,
+        }
     }
 
     /// Waits for a stderr line containing `needle`; panics with all stderr on timeout or exit.
@@ -137,7 +164,10 @@ impl Background {
             }
         }
         let _ = self.child.kill();
-        panic!("no `{needle}` on stderr; stderr was:\n{}", self.stderr.lock().unwrap());
+        panic!(
+            "no `{needle}` on stderr; stderr was:\n{}",
+            self.stderr.lock().unwrap()
+        );
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -153,11 +183,22 @@ impl Background {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("process did not exit in {timeout:?}; stderr:\n{}", self.stderr.lock().unwrap());
+                panic!(
+                    "process did not exit in {timeout:?}; stderr:\n{}",
+                    self.stderr.lock().unwrap()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let stdout = String::from_utf8_lossy(&self.stdout.take().expect("stdout taken once").join().expect("stdout thread")).into_owned();
+        let stdout = String::from_utf8_lossy(
+            &self
+                .stdout
+                .take()
+                .expect("stdout taken once")
+                .join()
+                .expect("stdout thread"),
+        )
+        .into_owned();
         // Give the stderr reader a moment to drain the closed pipe.
         std::thread::sleep(Duration::from_millis(100));
         let stderr = self.stderr.lock().unwrap().clone();
@@ -183,7 +224,10 @@ pub fn ndjson(stdout: &str) -> Vec<serde_json::Value> {
 
 /// This thread's `comm`, as the kernel reports it in events.
 pub fn thread_comm() -> String {
-    std::fs::read_to_string("/proc/thread-self/comm").expect("read comm").trim_end().to_string()
+    std::fs::read_to_string("/proc/thread-self/comm")
+        .expect("read comm")
+        .trim_end()
+        .to_string()
 }
 
 /// Opens (creating) `path` every 100 ms while `keep_going` says so: each open is an
@@ -191,7 +235,11 @@ pub fn thread_comm() -> String {
 pub fn trigger_openat_while(path: &Path, mut keep_going: impl FnMut() -> bool) -> usize {
     let mut n = 0;
     while keep_going() {
-        let _ = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path);
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path);
         n += 1;
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -20,7 +20,9 @@ impl Slice {
     fn new(name: &str) -> Slice {
         let env = Env::new();
         let project = env.path().join("work").join(name);
-        ok(env.cmd(["new", name, "--lang", "eunomia", "--path"]).arg(&project));
+        ok(env
+            .cmd(["new", name, "--lang", "eunomia", "--path"])
+            .arg(&project));
         Slice { env, project }
     }
 
@@ -33,9 +35,22 @@ impl Slice {
 
 /// Runs `cargo-ebpf run TARGET --output json --duration N [-- EXTRA]` while opening a
 /// unique file; returns (events, the file opened, this thread's comm).
-fn run_and_trigger(env: &Env, target: &str, extra: &[&str]) -> (Vec<serde_json::Value>, String, String) {
-    let marker = env.path().join(format!("slice-{}-{}", std::process::id(), rand_suffix()));
-    let mut cmd = env.cmd(["run", target, "--output", "json", "--duration", &RUN_SECS.to_string()]);
+fn run_and_trigger(
+    env: &Env,
+    target: &str,
+    extra: &[&str],
+) -> (Vec<serde_json::Value>, String, String) {
+    let marker = env
+        .path()
+        .join(format!("slice-{}-{}", std::process::id(), rand_suffix()));
+    let mut cmd = env.cmd([
+        "run",
+        target,
+        "--output",
+        "json",
+        "--duration",
+        &RUN_SECS.to_string(),
+    ]);
     if !extra.is_empty() {
         cmd.arg("--").args(extra);
     }
@@ -51,7 +66,10 @@ fn run_and_trigger(env: &Env, target: &str, extra: &[&str]) -> (Vec<serde_json::
 }
 
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
 
 fn ours<'a>(events: &'a [serde_json::Value], file: &str) -> Vec<&'a serde_json::Value> {
@@ -78,7 +96,11 @@ fn new_build_package_push_pull_run_sees_own_event() {
     // skopeo, a real OCI client, sees the same manifest digest we pushed.
     let oci_dir = slice.env.path().join("skopeo-copy");
     let status = Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false", &format!("docker://{reference}")])
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{reference}"),
+        ])
         .arg(format!("oci:{}:copied", oci_dir.display()))
         .status()
         .expect("run skopeo");
@@ -87,11 +109,18 @@ fn new_build_package_push_pull_run_sees_own_event() {
 
     // The store is empty: run must pull, verify, store, then load and attach.
     let listed = ok(&mut slice.env.cmd(["list", "--json"]));
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&listed.stdout).unwrap(), serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&listed.stdout).unwrap(),
+        serde_json::json!([])
+    );
 
     let (events, file, comm) = run_and_trigger(&slice.env, &reference, &[]);
     let mine = ours(&events, &file);
-    assert!(!mine.is_empty(), "no event for {file} among {} events", events.len());
+    assert!(
+        !mine.is_empty(),
+        "no event for {file} among {} events",
+        events.len()
+    );
     let e = mine[0];
     assert_eq!(e["pid"], std::process::id(), "{e}");
     assert_eq!(e["comm"], comm.as_str(), "{e}");
@@ -99,8 +128,14 @@ fn new_build_package_push_pull_run_sees_own_event() {
 
     // The const volatile filter, set to another pid, hides this process's events.
     let (events, file, _) = run_and_trigger(&slice.env, &reference, &["--target-pid", "1"]);
-    assert!(ours(&events, &file).is_empty(), "filter let our events through: {events:?}");
-    assert!(events.iter().all(|e| e["pid"] == 1), "only pid 1 may pass: {events:?}");
+    assert!(
+        ours(&events, &file).is_empty(),
+        "filter let our events through: {events:?}"
+    );
+    assert!(
+        events.iter().all(|e| e["pid"] == 1),
+        "only pid 1 may pass: {events:?}"
+    );
 
     let listed = String::from_utf8(ok(&mut slice.env.cmd(["list"])).stdout).unwrap();
     assert!(listed.contains(&reference), "list: {listed}");
@@ -112,11 +147,17 @@ fn new_build_package_push_pull_run_sees_own_event() {
 fn run_accepts_project_dir_object_and_layout() {
     let slice = Slice::new("opensnoop-paths");
     ok(&mut slice.cmd(&["package"]));
-    let object = slice.project.join("target/ebpf/x86_64/opensnoop-paths.bpf.o");
+    let object = slice
+        .project
+        .join("target/ebpf/x86_64/opensnoop-paths.bpf.o");
     let layout = slice.project.join("target/ebpf/oci");
     for target in [slice.project.as_path(), object.as_path(), layout.as_path()] {
         let (events, file, _) = run_and_trigger(&slice.env, target.to_str().unwrap(), &[]);
-        assert!(!ours(&events, &file).is_empty(), "no event running {}", target.display());
+        assert!(
+            !ours(&events, &file).is_empty(),
+            "no event running {}",
+            target.display()
+        );
     }
 }
 
@@ -128,12 +169,25 @@ fn program_flags_are_listed_by_help() {
     let out = ok(slice.env.cmd(["run"]).arg(&object).args(["--", "--help"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("--target-pid"), "help was: {text}");
-    let err = fails(slice.env.cmd(["run"]).arg(&object).args(["--", "--no-such-flag", "1"]), 2);
-    assert!(err.contains("--target-pid"), "unknown-flag error should list flags: {err}");
+    let err = fails(
+        slice
+            .env
+            .cmd(["run"])
+            .arg(&object)
+            .args(["--", "--no-such-flag", "1"]),
+        2,
+    );
+    assert!(
+        err.contains("--target-pid"),
+        "unknown-flag error should list flags: {err}"
+    );
 }
 
 fn manifest_digest_in_layout(dir: &Path) -> String {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
-    index["manifests"][0]["digest"].as_str().unwrap().to_string()
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

@@ -68,10 +68,13 @@ pub fn load_and_attach(open: OpenObject) -> Result<Loaded> {
 fn load_error(e: &libbpf_rs::Error, log: &str) -> Error {
     if log.contains("failed to perform CO-RE relocations") {
         return with_log(
-            Error::environment("libbpf could not adapt the program to this kernel (CO-RE relocation failed)")
-                .with_help(
-                    "the kernel BTF must describe the running kernel: check `--btf FILE` or                      $CARGO_EBPF_KERNEL_BTF, or drop them to use /sys/kernel/btf/vmlinux",
-                ),
+            Error::environment(
+                "libbpf could not adapt the program to this kernel (CO-RE relocation failed)",
+            )
+            .with_help(
+                "the kernel BTF must describe the running kernel: check `--btf FILE` or \
+                     $CARGO_EBPF_KERNEL_BTF, or drop them to use /sys/kernel/btf/vmlinux",
+            ),
             log,
         );
     }

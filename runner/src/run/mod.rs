@@ -11,7 +11,7 @@ mod preflight;
 mod signals;
 mod stream;
 
-pub use preflight::KERNEL_BTF_ENV;
+pub use preflight::{kernel_btf_path, DEFAULT_KERNEL_BTF, KERNEL_BTF_ENV};
 
 use std::collections::BTreeMap;
 use std::io::Write;

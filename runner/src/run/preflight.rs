@@ -11,7 +11,8 @@ const CAP_BPF: u32 = 39;
 
 /// Environment variable naming a kernel BTF file (like `--btf`).
 pub const KERNEL_BTF_ENV: &str = "CARGO_EBPF_KERNEL_BTF";
-const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+/// The running kernel's BTF.
+pub const DEFAULT_KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 const TRACEFS_EVENTS: [&str; 2] = [
@@ -44,32 +45,40 @@ fn has_caps(caps: u64) -> bool {
     (has(CAP_BPF) && has(CAP_PERFMON)) || has(CAP_SYS_ADMIN)
 }
 
-/// Finds the kernel BTF: `--btf`, else `$CARGO_EBPF_KERNEL_BTF`, else the kernel's own.
-/// Returns the path to hand libbpf when it is not the kernel's own.
+/// Where the kernel BTF is: `--btf`, else `$CARGO_EBPF_KERNEL_BTF`, else the running
+/// kernel's own. Returns the path and whether it is a custom one (to hand to libbpf).
+/// Shared with `cargo ebpf build`, which generates vmlinux.h from the same file.
+pub fn kernel_btf_path(flag: Option<&Path>) -> Result<(PathBuf, bool)> {
+    let custom = flag.map(|p| (p.to_path_buf(), "--btf")).or_else(|| {
+        std::env::var_os(KERNEL_BTF_ENV)
+            .filter(|p| !p.is_empty())
+            .map(|p| (PathBuf::from(p), KERNEL_BTF_ENV))
+    });
+    match custom {
+        Some((path, _)) if path.is_file() => Ok((path, true)),
+        Some((path, source)) => Err(Error::environment(format!(
+            "the kernel BTF file {} (from {source}) does not exist",
+            path.display()
+        ))
+        .with_help(format!(
+            "pass an existing BTF file with --btf FILE (for example one from btfhub), or unset \
+             {KERNEL_BTF_ENV} to use {DEFAULT_KERNEL_BTF}"
+        ))),
+        None if Path::new(DEFAULT_KERNEL_BTF).is_file() => Ok((DEFAULT_KERNEL_BTF.into(), false)),
+        None => Err(Error::environment(format!(
+            "this kernel has no BTF ({DEFAULT_KERNEL_BTF} is missing), which CO-RE programs need"
+        ))
+        .with_help(
+            "use a kernel built with CONFIG_DEBUG_INFO_BTF=y, or pass a BTF file for this kernel \
+             with `--btf FILE`",
+        )),
+    }
+}
+
+/// The BTF path to hand libbpf: `None` when it is the running kernel's own.
 pub fn kernel_btf(flag: Option<&Path>) -> Result<Option<PathBuf>> {
-    let custom = flag
-        .map(|p| (p.to_path_buf(), "--btf"))
-        .or_else(|| std::env::var_os(KERNEL_BTF_ENV).map(|p| (PathBuf::from(p), KERNEL_BTF_ENV)));
-    if let Some((path, source)) = custom {
-        if !path.is_file() {
-            return Err(Error::environment(format!(
-                "the kernel BTF file {} (from {source}) does not exist",
-                path.display()
-            ))
-            .with_help("pass the path of an existing BTF file, e.g. one from btfhub"));
-        }
-        return Ok(Some(path));
-    }
-    if Path::new(VMLINUX_BTF).exists() {
-        return Ok(None);
-    }
-    Err(Error::environment(format!(
-        "this kernel has no BTF ({VMLINUX_BTF} is missing), which CO-RE programs need"
-    ))
-    .with_help(
-        "use a kernel built with CONFIG_DEBUG_INFO_BTF=y, or pass a BTF file for this kernel \
-         with `--btf FILE`",
-    ))
+    let (path, custom) = kernel_btf_path(flag)?;
+    Ok(custom.then_some(path))
 }
 
 /// Mounts tracefs and bpffs where they are missing (fresh containers and VMs lack them).
