@@ -40,20 +40,21 @@ fn run_and_trigger(
     target: &str,
     extra: &[&str],
 ) -> (Vec<serde_json::Value>, String, String) {
-    let marker = env
-        .path()
-        .join(format!("slice-{}-{}", std::process::id(), rand_suffix()));
-    let mut cmd = env.cmd([
-        "run",
-        target,
-        "--output",
-        "json",
-        "--duration",
-        &RUN_SECS.to_string(),
-    ]);
+    let secs = RUN_SECS.to_string();
+    let mut cmd = env.cmd(["run", target, "--output", "json", "--duration", &secs]);
     if !extra.is_empty() {
         cmd.arg("--").args(extra);
     }
+    let (events, file, comm, _) = trigger_while(env, cmd);
+    (events, file, comm)
+}
+
+/// Runs `cmd` (a `run … --output json`) while opening a unique file; returns (events, the
+/// file opened, this thread's comm, stderr).
+fn trigger_while(env: &Env, cmd: Command) -> (Vec<serde_json::Value>, String, String, String) {
+    let marker = env
+        .path()
+        .join(format!("slice-{}-{}", std::process::id(), rand_suffix()));
     let mut bg = Background::spawn(cmd);
     bg.wait_for_stderr("Attached", Duration::from_secs(60));
     let comm = cli::thread_comm();
@@ -62,7 +63,12 @@ fn run_and_trigger(
     assert!(opened > 0);
     let (status, stdout, stderr) = bg.finish(Duration::from_secs(RUN_SECS + 30));
     assert!(status.success(), "run failed: {status}\n{stderr}");
-    (cli::ndjson(&stdout), marker.display().to_string(), comm)
+    (
+        cli::ndjson(&stdout),
+        marker.display().to_string(),
+        comm,
+        stderr,
+    )
 }
 
 fn rand_suffix() -> u64 {
@@ -181,6 +187,30 @@ fn program_flags_are_listed_by_help() {
         err.contains("--target-pid"),
         "unknown-flag error should list flags: {err}"
     );
+}
+
+/// A fresh machine has neither tracefs nor bpffs mounted: in a private mount namespace
+/// without them, `run` mounts both, says so, and still sees this test's event.
+#[test]
+fn run_mounts_tracefs_and_bpffs_when_missing() {
+    let slice = Slice::new("mounts");
+    ok(&mut slice.cmd(&["build"]));
+    let object = slice.project.join("target/ebpf/x86_64/mounts.bpf.o");
+    let run = slice.env.cmd(["run"]);
+    let script = format!(
+        "for m in /sys/kernel/tracing /sys/kernel/debug/tracing /sys/fs/bpf; do \
+           while mountpoint -q $m; do umount $m || exit 1; done; done; \
+         exec {} run {} --output json --duration {RUN_SECS}",
+        run.get_program().to_string_lossy(),
+        object.display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    cmd.envs(run.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    let (events, file, _, stderr) = trigger_while(&slice.env, cmd);
+    assert!(stderr.contains("Mounted tracefs"), "{stderr}");
+    assert!(stderr.contains("Mounted bpffs"), "{stderr}");
+    assert!(!ours(&events, &file).is_empty(), "no event after mounting");
 }
 
 fn manifest_digest_in_layout(dir: &Path) -> String {
