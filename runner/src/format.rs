@@ -84,6 +84,31 @@ pub struct PackageMeta {
     pub types: BTreeMap<String, TypeLayout>,
 }
 
+impl PackageMeta {
+    /// Metadata for the host's architecture with only the required fields set: a kernel-only
+    /// package `name` `version` whose layer holds `object`.
+    pub fn new(name: &str, version: &str, object: &str) -> PackageMeta {
+        PackageMeta {
+            schema: SCHEMA_VERSION,
+            name: name.into(),
+            version: version.into(),
+            description: None,
+            license: None,
+            authors: vec![],
+            source: None,
+            keywords: vec![],
+            arch: host_arch().into(),
+            runtime: Runtime::Kernel,
+            object: object.into(),
+            programs: vec![],
+            maps: vec![],
+            events: vec![],
+            params: vec![],
+            types: BTreeMap::new(),
+        }
+    }
+}
+
 /// How a package is started. Later issues add userspace loaders, containers and scripts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]

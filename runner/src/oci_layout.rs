@@ -442,27 +442,10 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{PackageMeta, Runtime};
+    use crate::format::PackageMeta;
 
     pub(crate) fn sample(name: &str, object: &[u8]) -> Package {
-        let meta = PackageMeta {
-            schema: 1,
-            name: name.into(),
-            version: "0.1.0".into(),
-            description: None,
-            license: None,
-            authors: vec![],
-            source: None,
-            keywords: vec![],
-            arch: format::host_arch().into(),
-            runtime: Runtime::Kernel,
-            object: format!("{name}.bpf.o"),
-            programs: vec![],
-            maps: vec![],
-            events: vec![],
-            params: vec![],
-            types: Default::default(),
-        };
+        let meta = PackageMeta::new(name, "0.1.0", &format!("{name}.bpf.o"));
         Package::build(meta, object, None).unwrap()
     }
 

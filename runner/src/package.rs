@@ -344,31 +344,19 @@ pub fn extract_file(tar_gz: &[u8], name: &str) -> Result<Option<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{ProgramInfo, Runtime};
+    use crate::format::ProgramInfo;
 
     fn meta() -> PackageMeta {
-        PackageMeta {
-            schema: 1,
-            name: "demo".into(),
-            version: "0.1.0".into(),
-            description: Some("a demo".into()),
-            license: Some("GPL-2.0".into()),
-            authors: vec!["A <a@example.com>".into()],
-            source: None,
-            keywords: vec![],
-            arch: "x86_64".into(),
-            runtime: Runtime::Kernel,
-            object: "demo.bpf.o".into(),
-            programs: vec![ProgramInfo {
-                name: "p".into(),
-                section: "tracepoint/syscalls/sys_enter_openat".into(),
-                prog_type: "tracepoint".into(),
-            }],
-            maps: vec![],
-            events: vec![],
-            params: vec![],
-            types: Default::default(),
-        }
+        let mut meta = PackageMeta::new("demo", "0.1.0", "demo.bpf.o");
+        meta.description = Some("a demo".into());
+        meta.license = Some("GPL-2.0".into());
+        meta.authors = vec!["A <a@example.com>".into()];
+        meta.programs = vec![ProgramInfo {
+            name: "p".into(),
+            section: "tracepoint/syscalls/sys_enter_openat".into(),
+            prog_type: "tracepoint".into(),
+        }];
+        meta
     }
 
     #[test]

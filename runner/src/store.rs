@@ -157,27 +157,10 @@ fn default_dir_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{self, PackageMeta, Runtime};
+    use crate::format::PackageMeta;
 
     fn sample(name: &str, version: &str, object: &[u8]) -> Package {
-        let meta = PackageMeta {
-            schema: 1,
-            name: name.into(),
-            version: version.into(),
-            description: None,
-            license: None,
-            authors: vec![],
-            source: None,
-            keywords: vec![],
-            arch: format::host_arch().into(),
-            runtime: Runtime::Kernel,
-            object: "prog.bpf.o".into(),
-            programs: vec![],
-            maps: vec![],
-            events: vec![],
-            params: vec![],
-            types: Default::default(),
-        };
+        let meta = PackageMeta::new(name, version, "prog.bpf.o");
         Package::build(meta, object, None).unwrap()
     }
 

@@ -1,60 +1,16 @@
 //! SIGTERM stops a run with no duration cleanly. Its own test binary: signal handlers are
 //! process-wide, so this must not share a process with other runs.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{compile, Shared};
 use ebpf_runner::run::{run_object, Output, RunOptions};
-
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn compile_opensnoop(dir: &Path) -> Vec<u8> {
-    let btf = Command::new("bpftool")
-        .args([
-            "btf",
-            "dump",
-            "file",
-            "/sys/kernel/btf/vmlinux",
-            "format",
-            "c",
-        ])
-        .output()
-        .unwrap();
-    assert!(btf.status.success());
-    std::fs::write(dir.join("vmlinux.h"), btf.stdout).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/opensnoop.bpf.c");
-    let obj = dir.join("opensnoop.bpf.o");
-    let status = Command::new("clang")
-        .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I"])
-        .arg(dir)
-        .arg("-c")
-        .arg(src)
-        .arg("-o")
-        .arg(&obj)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read(obj).unwrap()
-}
 
 #[test]
 fn sigterm_stops_an_endless_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let bytes = compile_opensnoop(tmp.path());
+    let bytes = compile("opensnoop");
     let out = Shared::default();
     let mut writer = out.clone();
     let runner = std::thread::spawn(move || {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ebpf_runner::format::{self, PackageMeta, ProgramInfo, Runtime};
+use ebpf_runner::format::{PackageMeta, ProgramInfo};
 use ebpf_runner::Package;
 
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -164,28 +164,16 @@ pub fn http_status(addr: &str, path: &str) -> Option<u16> {
 
 /// The metadata of a small sample package named `name`.
 pub fn sample_meta(name: &str, version: &str) -> PackageMeta {
-    PackageMeta {
-        schema: format::SCHEMA_VERSION,
-        name: name.into(),
-        version: version.into(),
-        description: Some(format!("{name}, a test package")),
-        license: Some("GPL-2.0".into()),
-        authors: vec!["Test <test@example.com>".into()],
-        source: None,
-        keywords: vec![],
-        arch: format::host_arch().into(),
-        runtime: Runtime::Kernel,
-        object: format!("{name}.bpf.o"),
-        programs: vec![ProgramInfo {
-            name: "handle".into(),
-            section: "tracepoint/syscalls/sys_enter_openat".into(),
-            prog_type: "tracepoint".into(),
-        }],
-        maps: vec![],
-        events: vec![],
-        params: vec![],
-        types: Default::default(),
-    }
+    let mut meta = PackageMeta::new(name, version, &format!("{name}.bpf.o"));
+    meta.description = Some(format!("{name}, a test package"));
+    meta.license = Some("GPL-2.0".into());
+    meta.authors = vec!["Test <test@example.com>".into()];
+    meta.programs = vec![ProgramInfo {
+        name: "handle".into(),
+        section: "tracepoint/syscalls/sys_enter_openat".into(),
+        prog_type: "tracepoint".into(),
+    }];
+    meta
 }
 
 /// A sample package holding a small fake object whose bytes depend on `name`.
