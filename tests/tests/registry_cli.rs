@@ -194,3 +194,29 @@ fn pull_killed_mid_blob_leaves_no_half_package() {
     let listed = String::from_utf8(ok(&mut env.cmd(["list"])).stdout).unwrap();
     assert!(listed.contains("x/killed"), "{listed}");
 }
+
+#[test]
+fn publish_pushes_to_the_manifest_registry_tagged_with_the_version() {
+    let registry = Registry::start();
+    let env = Env::new();
+    let project = new_project(&env, "pubme");
+    let err = fails(env.cmd(["publish", "--manifest-path"]).arg(&project), 3);
+    assert!(
+        err.contains("registry"),
+        "says the registry is missing: {err}"
+    );
+
+    let manifest = project.join("ebpf.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let line = format!("registry = \"{}/team\"", registry.addr());
+    std::fs::write(
+        &manifest,
+        text.replace("# registry = \"localhost:5000/you\"", &line),
+    )
+    .unwrap();
+    let out = String::from_utf8(ok(env.cmd(["publish", "--manifest-path"]).arg(&project)).stdout)
+        .unwrap();
+    let expected = format!("{}/team/pubme:0.1.0@sha256:", registry.addr());
+    assert!(out.starts_with(&expected), "{out}");
+    ok(&mut env.cmd(["pull", &format!("{}/team/pubme:0.1.0", registry.addr())]));
+}
