@@ -387,10 +387,7 @@ fn missing_kernel_btf_is_an_environment_error() {
         err.message
     );
     let help = err.help.unwrap();
-    assert!(
-        help.contains("CONFIG_DEBUG_INFO_BTF") && help.contains("--btf FILE"),
-        "{help}"
-    );
+    assert!(help.contains("--btf FILE"), "{help}");
     assert!(!dir.join("target").exists(), "nothing built");
 }
 
