@@ -24,7 +24,7 @@ ref=127.0.0.1:$port/bench/bench:0.1.0
 "$BIN" push "$ref" --manifest-path "$work/bench" >/dev/null 2>&1
 
 ratio() { # $1 = hyperfine JSON: mean of command 0 / mean of command 1
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(f"{r[0][\"mean\"]/r[1][\"mean\"]:.2f}")' "$1"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print("%.2f" % (r[0]["mean"]/r[1]["mean"]))' "$1"
 }
 
 hyperfine -N -w 3 -r "$runs" --export-json "$work/pull.json" \
