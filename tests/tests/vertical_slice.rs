@@ -221,3 +221,75 @@ fn manifest_digest_in_layout(dir: &Path) -> String {
         .unwrap()
         .to_string()
 }
+
+/// Ctrl-C (SIGINT) and SIGTERM end a run with no duration cleanly: exit 0, and the
+/// programs and links it held are gone from the kernel.
+#[test]
+fn interrupt_detaches_and_leaves_nothing_in_the_kernel() {
+    let slice = Slice::new("ctrlc");
+    ok(&mut slice.cmd(&["build"]));
+    let object = slice.project.join("target/ebpf/x86_64/ctrlc.bpf.o");
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let mut cmd = slice.env.cmd(["run"]);
+        cmd.arg(&object).args(["--output", "json"]);
+        let mut bg = Background::spawn(cmd);
+        bg.wait_for_stderr("Attached", Duration::from_secs(60));
+        let held = bpf_ids_held_by(bg.pid());
+        assert!(
+            held.iter().any(|(kind, _)| kind == "prog"),
+            "no program fd: {held:?}"
+        );
+        assert!(
+            held.iter().any(|(kind, _)| kind == "link"),
+            "no link fd: {held:?}"
+        );
+        bg.signal(signal);
+        let (status, _, stderr) = bg.finish(Duration::from_secs(20));
+        assert!(status.success(), "signal {signal}: {status}\n{stderr}");
+        assert!(stderr.contains("detached"), "{stderr}");
+        for (kind, id) in held {
+            assert!(
+                !bpf_object_exists(&kind, id),
+                "{kind} {id} is still in the kernel"
+            );
+        }
+    }
+}
+
+/// The BPF programs and links a process holds, from its fds' fdinfo: ("prog"|"link", id).
+fn bpf_ids_held_by(pid: u32) -> Vec<(String, u32)> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text.lines() {
+            for kind in ["prog", "link"] {
+                if let Some(id) = line.strip_prefix(&format!("{kind}_id:")) {
+                    // A link's fdinfo names its program too; count only the link itself.
+                    let is_link_fd = text.contains("link_type:");
+                    if kind == "link" || !is_link_fd {
+                        ids.push((kind.to_string(), id.trim().parse().unwrap()));
+                    }
+                }
+            }
+        }
+    }
+    ids
+}
+
+fn bpf_object_exists(kind: &str, id: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // The kernel frees a program shortly after its last reference goes.
+    loop {
+        let out = Command::new("bpftool")
+            .args([kind, "show", "id", &id.to_string()])
+            .output()
+            .expect("bpftool");
+        if !out.status.success() || Instant::now() > deadline {
+            return out.status.success();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
