@@ -67,13 +67,16 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
     status("Compiling", &format!("{label} ({})", project.dir.display()));
     let objects = compile_all(&tools, &flags, &sources, &layout)?;
     let staged = link(&tools, &objects, &layout)?;
-    let bytes = std::fs::read(&staged).map_err(|e| Error::io("read", &staged, e))?;
-    check_event_struct(
-        &layout.object,
-        &bytes,
-        project.manifest.build.event.as_deref(),
-    )?;
-    layout.install(&staged, &fingerprint)?;
+    let event = project.manifest.build.event.as_deref();
+    let installed = std::fs::read(&staged)
+        .map_err(|e| Error::io("read", &staged, e))
+        .and_then(|bytes| check_event_struct(&layout.object, &bytes, event))
+        .and_then(|()| layout.install(&staged, &fingerprint));
+    if installed.is_err() {
+        // A rejected object must not linger in target/ as a stray temp file.
+        let _ = std::fs::remove_file(&staged);
+    }
+    installed?;
     status(
         "Finished",
         &format!(
@@ -465,6 +468,7 @@ fn link(tools: &Tools, objects: &[PathBuf], layout: &Layout) -> Result<PathBuf> 
         .output()
         .map_err(|e| Error::io("run", &tools.bpftool, e))?;
     if !out.status.success() {
+        let _ = std::fs::remove_file(&staged);
         return Err(Error::build("bpftool failed to link the BPF objects")
             .with_help("two sources may define the same global or map; make one of them static")
             .with_details(String::from_utf8_lossy(&out.stderr).into_owned()));
@@ -486,6 +490,10 @@ fn fingerprint(
     let mut files: Vec<PathBuf> = sources.to_vec();
     files.push(project.manifest_path());
     files.extend(files_under(&project.dir.join("src")));
+    // Listed sources may live outside src/, and `#include "x.h"` finds headers beside them.
+    for dir in sources.iter().filter_map(|s| s.parent()) {
+        files.extend(headers_in(dir));
+    }
     for extra in &project.manifest.build.include {
         files.extend(files_under(&project.dir.join(extra)));
     }
@@ -509,6 +517,18 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         .flatten()
         .filter(|e| e.file_type().is_file())
         .map(|e| e.into_path())
+        .collect()
+}
+
+/// The `*.h` files directly in `dir`.
+fn headers_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "h") && p.is_file())
         .collect()
 }
 

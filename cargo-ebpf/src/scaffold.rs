@@ -126,7 +126,7 @@ pub fn new_project(opts: &NewOptions) -> Result<PathBuf> {
 
 /// [`new_project`] with the author and year given (tests and reproducible output).
 pub fn new_project_with(opts: &NewOptions, who: &Identity) -> Result<PathBuf> {
-    validate_name(opts.name)?;
+    validate_project_name(opts.name)?;
     let (pack_dir, pack) = find_pack(opts.lang)?;
     let target = opts
         .path
@@ -156,9 +156,25 @@ pub fn packs() -> Vec<PackInfo> {
 
 /// Renders a pack in memory: (relative path, content) for every project file.
 pub fn render(lang: &str, name: &str, who: &Identity) -> Result<Vec<(PathBuf, Vec<u8>)>> {
-    validate_name(name)?;
+    validate_project_name(name)?;
     let (dir, pack) = find_pack(lang)?;
     render_pack(dir, &TemplateVars::new(name, &pack, who))
+}
+
+/// A valid package name that also works as the packs' file names: `src/NAME.h` must not
+/// shadow a header the sources include by the same name (`#include "vmlinux.h"` finds
+/// `src/vmlinux.h` first, and the build then fails with pages of unknown types).
+fn validate_project_name(name: &str) -> Result<()> {
+    validate_name(name)?;
+    const SHADOWED: &[&str] = &["vmlinux"];
+    if SHADOWED.contains(&name) {
+        return Err(Error::input(format!(
+            "the name `{name}` cannot be used for a new project: src/{name}.h would hide \
+             the generated {name}.h that the sources include"
+        ))
+        .with_help(format!("choose another name, e.g. `{name}-probe`")));
+    }
+    Ok(())
 }
 
 fn find_pack(lang: &str) -> Result<(&'static Dir<'static>, PackFile)> {

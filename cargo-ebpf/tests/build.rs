@@ -298,6 +298,33 @@ fn listed_sources_and_extra_includes_are_used() {
 }
 
 #[test]
+fn a_header_beside_a_source_outside_src_is_an_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_eunomia(tmp.path(), "outside");
+    std::fs::rename(dir.join("src"), dir.join("bpf")).unwrap();
+    edit(
+        &dir.join("ebpf.toml"),
+        "[build]\n",
+        "[build]\nsources = [\"bpf/outside.bpf.c\"]\n",
+    );
+    let project = load(&dir);
+    build_project(&project, &BuildOptions::default()).unwrap();
+    assert!(
+        build_project(&project, &BuildOptions::default())
+            .unwrap()
+            .fresh
+    );
+    edit(
+        &dir.join("bpf/outside.h"),
+        "int flags;",
+        "int flags;\n\tu32 extra;",
+    );
+    let out = build_project(&project, &BuildOptions::default()).unwrap();
+    assert!(!out.fresh);
+    assert!(btf_dump(&out.object).contains("STRUCT 'event' size=288 vlen=6"));
+}
+
+#[test]
 fn build_checks_event_struct() {
     let tmp = tempfile::tempdir().unwrap();
     let good = new_eunomia(tmp.path(), "anchored");
@@ -310,13 +337,11 @@ fn build_checks_event_struct() {
     assert_eq!(err.kind, ErrorKind::Build);
     assert!(err.message.contains("event struct"), "{}", err.message);
     assert!(err.help.unwrap().contains(ANCHOR));
-    // A failed check installs no object, so the next build is not taken as fresh.
-    assert!(!bad
-        .join(format!(
-            "target/ebpf/{}/unanchored.bpf.o",
-            ebpf_runner::format::host_arch()
-        ))
-        .exists());
+    // A failed check installs no object, so the next build is not taken as fresh, and
+    // leaves no staging file behind.
+    let arch_dir = bad.join(format!("target/ebpf/{}", ebpf_runner::format::host_arch()));
+    assert!(!arch_dir.join("unanchored.bpf.o").exists());
+    assert!(!arch_dir.join(".object.tmp").exists());
 }
 
 #[test]

@@ -75,6 +75,22 @@ fn invalid_name_is_refused_with_a_suggestion_and_nothing_written() {
 }
 
 #[test]
+fn a_name_whose_header_would_shadow_vmlinux_h_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("vmlinux");
+    let opts = NewOptions {
+        name: "vmlinux",
+        lang: "eunomia",
+        path: Some(&path),
+    };
+    let err = new_project_with(&opts, &identity()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Input);
+    assert!(err.message.contains("src/vmlinux.h"), "{}", err.message);
+    assert!(err.help.unwrap().contains("`vmlinux-probe`"));
+    assert!(entries(tmp.path()).is_empty());
+}
+
+#[test]
 fn existing_directory_is_refused_and_left_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("taken");

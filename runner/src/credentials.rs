@@ -174,7 +174,7 @@ fn lookup_in_config(
 ) -> Result<Option<Credentials>> {
     let keys = host_keys(host);
     if let Some(helper) = find_by_host(config.get("credHelpers"), &keys).and_then(Value::as_str) {
-        return run_helper(helper, host);
+        return run_helper(helper, file, host);
     }
     if let Some(entry) = find_by_host(config.get("auths"), &keys) {
         if let Some(auth) = entry.get("auth").and_then(Value::as_str) {
@@ -184,7 +184,7 @@ fn lookup_in_config(
         }
     }
     match config.get("credsStore").and_then(Value::as_str) {
-        Some(store) if !store.is_empty() => run_helper(store, host),
+        Some(store) if !store.is_empty() => run_helper(store, file, host),
         _ => Ok(None),
     }
 }
@@ -243,7 +243,15 @@ fn decode_auth(auth: &str, file: &Path, host: &str) -> Result<Credentials> {
 }
 
 /// Runs `docker-credential-<helper> get` with `host` on stdin.
-fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>> {
+fn run_helper(helper: &str, file: &Path, host: &str) -> Result<Option<Credentials>> {
+    // With a `/`, the name would become a path relative to the current directory instead
+    // of a program looked up on PATH.
+    if helper.contains('/') {
+        return Err(bad_config(
+            file,
+            &format!("credential helper {helper:?} is not a helper name (it contains `/`)"),
+        ));
+    }
     run_helper_program(&format!("docker-credential-{helper}"), host)
 }
 
@@ -517,5 +525,21 @@ mod tests {
             err.message
         );
         assert_eq!(lookup_in(&paths, "plain.example").unwrap(), None);
+    }
+
+    #[test]
+    fn cred_helper_names_with_a_slash_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let paths = AuthPaths {
+            docker_config_dir: Some(t.path().to_path_buf()),
+            ..Default::default()
+        };
+        write(
+            &t.path().join("config.json"),
+            r#"{"credsStore":"../../tmp/evil"}"#,
+        );
+        let err = lookup_in(&paths, "reg.example").unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Input);
+        assert!(err.message.contains("contains `/`"), "{}", err.message);
     }
 }

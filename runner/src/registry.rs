@@ -14,12 +14,14 @@ use std::task::{Context, Poll};
 use indicatif::{ProgressBar, ProgressStyle};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::{ImageIndexEntry, OciDescriptor, OciImageIndex};
+use oci_client::manifest::{ImageIndexEntry, OciDescriptor, OciImageIndex, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
 use crate::credentials::{self, AuthPaths, Credentials};
-use crate::format::{self, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use crate::format::{
+    self, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER_TAR_GZIP, MEDIA_TYPE_MANIFEST,
+};
 use crate::{digest, Error, ErrorKind, Package, Result};
 
 /// Largest blob or manifest we accept from a registry. Packages are a few hundred KiB;
@@ -277,6 +279,7 @@ impl Target {
         self.authenticate(RegistryOperation::Pull).await?;
         let (manifest_bytes, manifest_digest) = self.pull_manifest().await?;
         let manifest = crate::package::parse_manifest(&manifest_bytes)?;
+        check_package_shape(&manifest, &self.reference.whole())?;
         let config = self.pull_blob(&manifest.config, opts).await?;
         let mut layers = Vec::with_capacity(manifest.layers.len());
         for layer in &manifest.layers {
@@ -341,7 +344,8 @@ impl Target {
             .with_help("this is not a cargo-ebpf package, or it is damaged"));
         }
         let mut sink = Sink {
-            data: Vec::with_capacity(size as usize),
+            // The size is only a claim until the digest checks out: grow as data arrives.
+            data: Vec::with_capacity(size.min(PREALLOC_LIMIT) as usize),
             limit: size,
             overflow: false,
             bar: progress_bar(opts, "pull", &d.digest, size),
@@ -361,6 +365,38 @@ impl Target {
         }
         Ok(sink.data)
     }
+}
+
+/// Most memory reserved for a blob before any of it has arrived.
+const PREALLOC_LIMIT: u64 = 1 << 20;
+
+/// A cargo-ebpf package is one config and one gzipped tar layer. Anything else is refused
+/// before its blobs are downloaded, so a foreign or hostile image cannot make us fetch
+/// many (or huge) blobs into memory.
+fn check_package_shape(manifest: &OciImageManifest, reference: &str) -> Result<()> {
+    let not_ours = |why: String| {
+        Error::input(format!("{reference} is not a cargo-ebpf package: {why}"))
+            .with_help("pull a package pushed by `cargo ebpf push` or `cargo ebpf publish`")
+    };
+    if manifest.config.media_type != MEDIA_TYPE_CONFIG {
+        return Err(not_ours(format!(
+            "its config has media type {:?}, expected {MEDIA_TYPE_CONFIG}",
+            manifest.config.media_type
+        )));
+    }
+    let [layer] = manifest.layers.as_slice() else {
+        return Err(not_ours(format!(
+            "it has {} layers, expected exactly 1",
+            manifest.layers.len()
+        )));
+    };
+    if layer.media_type != MEDIA_TYPE_LAYER_TAR_GZIP {
+        return Err(not_ours(format!(
+            "its layer has media type {:?}, expected {MEDIA_TYPE_LAYER_TAR_GZIP}",
+            layer.media_type
+        )));
+    }
+    Ok(())
 }
 
 fn is_index(bytes: &[u8]) -> Result<bool> {
@@ -691,6 +727,37 @@ mod tests {
             err.message,
             format!("no package for {here}; it has: linux/{other}")
         );
+    }
+
+    #[test]
+    fn only_single_layer_packages_are_pulled() {
+        let pkg = Package::build(
+            format::PackageMeta::new("shape", "0.1.0", "shape.bpf.o"),
+            b"obj",
+            None,
+        )
+        .unwrap();
+        let ok = pkg.manifest.clone();
+        check_package_shape(&ok, "r").unwrap();
+        let mut none = ok.clone();
+        none.layers.clear();
+        let mut two = ok.clone();
+        two.layers.push(ok.layers[0].clone());
+        let mut docker_layer = ok.clone();
+        docker_layer.layers[0].media_type =
+            "application/vnd.docker.image.rootfs.diff.tar.gzip".into();
+        let mut wasm_config = ok.clone();
+        wasm_config.config.media_type = "application/vnd.wasm.config.v0+json".into();
+        for (bad, why) in [
+            (none, "0 layers"),
+            (two, "2 layers"),
+            (docker_layer, "its layer has media type"),
+            (wasm_config, "its config has media type"),
+        ] {
+            let err = check_package_shape(&bad, "r").unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Input);
+            assert!(err.message.contains(why), "{}", err.message);
+        }
     }
 
     #[test]

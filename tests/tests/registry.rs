@@ -361,3 +361,32 @@ fn store_holds_pulled_packages_and_gc_keeps_shared_blobs() {
     assert!(!store.layout().has_blob(&layer));
     assert!(store.list().unwrap().is_empty());
 }
+
+#[test]
+fn an_image_with_two_layers_is_refused_before_its_blobs_are_fetched() {
+    let reg = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let auth = isolated_auth(tmp.path());
+    // A real image the registry accepts, but not of our shape: two layers.
+    let mut pkg = sample_package("twolayers", "0.1.0");
+    let extra = sample_package("other", "0.1.0").layers[0].clone();
+    pkg.manifest.layers.push(extra.descriptor.clone());
+    pkg.layers.push(extra);
+    pkg.manifest_bytes = serde_json::to_vec(&pkg.manifest).unwrap();
+    let reference = format!("{}/twolayers:0.1.0", reg.addr());
+    registry::push_with(&pkg, &reference, &opts(), &auth).unwrap();
+    // Drop every blob from the registry's disk: a pull that fetched any would fail with a
+    // registry error instead of the shape check.
+    for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
+        std::fs::remove_file(reg.blob_data_path(&blob.descriptor.digest)).unwrap();
+    }
+
+    let err = registry::pull_with(&reference, &opts(), &auth).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Input, "{}", err.message);
+    assert!(
+        err.message
+            .contains("not a cargo-ebpf package: it has 2 layers"),
+        "{}",
+        err.message
+    );
+}
