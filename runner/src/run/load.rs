@@ -112,12 +112,20 @@ fn attach_error(name: &str, section: &str, e: &libbpf_rs::Error, log: &str) -> E
     let err = Error::kernel(format!(
         "cannot attach program `{name}` (section `{section}`): {}",
         errno_text(e)
-    ))
-    .with_help(
+    ));
+    // EOPNOTSUPP: libbpf has no automatic attach for this section (XDP, tc, sockets, …).
+    let help = if e.kind() == libbpf_rs::ErrorKind::Unsupported {
+        format!(
+            "libbpf cannot attach `{section}` programs by itself: they need a target (a \
+             network interface, cgroup or socket) that `cargo ebpf run` does not take; it \
+             runs tracing programs (tracepoint, raw_tp, kprobe, fentry, lsm, …)"
+        )
+    } else {
         "check that the attach point exists on this kernel (e.g. the tracepoint under \
-         /sys/kernel/tracing/events, or the function in /proc/kallsyms)",
-    );
-    with_log(err, log)
+         /sys/kernel/tracing/events, or the function in /proc/kallsyms)"
+            .to_string()
+    };
+    with_log(err.with_help(help), log)
 }
 
 /// libbpf-rs errors read "context: cause"; the cause (the errno text) is what matters.
