@@ -192,15 +192,21 @@ fn enum_value(raw: u128, bits: u32, signed: bool, variants: &[EnumVariant]) -> V
 /// Parses a command-line value for `param` into the bytes to store in `.rodata`.
 pub fn encode_param(param: &ParamInfo, text: &str) -> Result<Vec<u8>> {
     let flag = &param.flag;
+    // Sizes outside 1..=16 only come from malformed metadata; they fall to the error below.
     match &param.ty {
-        TypeLayout::Int { size, signed } => {
+        TypeLayout::Int {
+            size: size @ 1..=16,
+            signed,
+        } => {
             let v = parse_int(text, *size, *signed).ok_or_else(|| {
                 int_error(flag, text, *size, *signed, "an integer")
                     .with_help("write it in decimal (42, -1) or hex (0x2a)")
             })?;
             Ok(int_bytes(v, *size))
         }
-        TypeLayout::Bool { size } => {
+        TypeLayout::Bool {
+            size: size @ 1..=16,
+        } => {
             let v = match text {
                 "true" | "1" => 1,
                 "false" | "0" => 0,
@@ -253,8 +259,11 @@ fn parse_int(text: &str, size: u32, signed: bool) -> Option<i128> {
 }
 
 fn int_range(size: u32, signed: bool) -> (i128, i128) {
-    let bits = (size * 8).min(127);
-    if signed {
+    // Saturating, and 0 bytes hold only 0: metadata from a package is untrusted.
+    let bits = size.saturating_mul(8).min(127);
+    if bits == 0 {
+        (0, 0)
+    } else if signed {
         (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
     } else {
         (0, (1i128 << bits) - 1)
@@ -328,10 +337,14 @@ fn encode_float(flag: &str, text: &str, size: u32) -> Result<Vec<u8>> {
 pub fn kind_name(layout: &TypeLayout) -> String {
     match layout {
         TypeLayout::Int { size, signed } => {
-            format!("{}{}", if *signed { "i" } else { "u" }, size * 8)
+            format!(
+                "{}{}",
+                if *signed { "i" } else { "u" },
+                u64::from(*size) * 8
+            )
         }
         TypeLayout::Bool { .. } => "bool".into(),
-        TypeLayout::Float { size } => format!("f{}", size * 8),
+        TypeLayout::Float { size } => format!("f{}", u64::from(*size) * 8),
         TypeLayout::String { len } => format!("string[{len}]"),
         TypeLayout::Array { len, elem } => format!("{}[{len}]", kind_name(elem)),
         TypeLayout::Enum { .. } => "enum".into(),
@@ -708,6 +721,21 @@ mod tests {
             decode(&layout, &[0xff; 4]).unwrap(),
             json!({"arr": null, "arr2": null, "far": 0, "wide": "0"})
         );
+    }
+
+    #[test]
+    fn zero_and_huge_int_sizes_from_untrusted_metadata_do_not_panic() {
+        for ty in [int(0, true), int(0, false), int(u32::MAX, true)] {
+            let layout = strukt("s", 1, vec![field("n", 0, ty.clone())]);
+            let table = Table::new(&layout);
+            assert!(table.header().ends_with(" N"), "{}", table.header());
+            let _ = kind_name(&ty);
+            assert_eq!(
+                encode_param(&param(ty), "1").unwrap_err().kind,
+                crate::ErrorKind::Usage
+            );
+        }
+        assert_eq!(kind_name(&int(u32::MAX, false)), "u34359738360");
     }
 
     #[test]
