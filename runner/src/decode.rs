@@ -11,7 +11,12 @@ use crate::{Error, Result};
 
 /// Decodes `bytes` as `layout` into JSON values (objects keep field order).
 pub fn decode(layout: &TypeLayout, bytes: &[u8]) -> Result<Value> {
-    let need = layout.size() as usize;
+    let Some(need) = byte_size(layout) else {
+        return Err(
+            Error::input("an event type's size overflows: its array lengths are absurd")
+                .with_help("the package metadata is malformed: rebuild and repackage the program"),
+        );
+    };
     if bytes.len() < need {
         return Err(Error::input(format!(
             "an event of {} bytes is too short for its type, which needs {need} bytes",
@@ -24,7 +29,16 @@ pub fn decode(layout: &TypeLayout, bytes: &[u8]) -> Result<Value> {
     Ok(value_of(layout, &bytes[..need]))
 }
 
-/// Decodes `bytes`, already checked to be exactly `layout.size()` long.
+/// `layout`'s size in bytes, or `None` when an array's size overflows: metadata from a
+/// package is untrusted, and [`TypeLayout::size`] would overflow on it.
+fn byte_size(layout: &TypeLayout) -> Option<usize> {
+    match layout {
+        TypeLayout::Array { len, elem } => (*len as usize).checked_mul(byte_size(elem)?),
+        other => Some(other.size() as usize),
+    }
+}
+
+/// Decodes `bytes`, already checked to be exactly `byte_size(layout)` long.
 fn value_of(layout: &TypeLayout, bytes: &[u8]) -> Value {
     match layout {
         TypeLayout::Int { signed, .. } => {
@@ -38,7 +52,7 @@ fn value_of(layout: &TypeLayout, bytes: &[u8]) -> Value {
             Value::String(String::from_utf8_lossy(&bytes[..end]).into_owned())
         }
         TypeLayout::Array { elem, .. } => {
-            let size = elem.size() as usize;
+            let size = byte_size(elem).unwrap_or(0);
             if size == 0 {
                 return Value::Array(Vec::new());
             }
@@ -85,8 +99,8 @@ fn field_value(field: &Field, bytes: &[u8]) -> Value {
         };
     }
     let start = (field.offset_bits / 8) as usize;
-    let end = start + field.ty.size() as usize;
-    match bytes.get(start..end) {
+    let end = byte_size(&field.ty).and_then(|size| start.checked_add(size));
+    match end.and_then(|end| bytes.get(start..end)) {
         Some(slice) => value_of(&field.ty, slice),
         // Only malformed layouts get here: the total size was checked up front.
         None => Value::Null,
@@ -111,7 +125,8 @@ fn read_int(bytes: &[u8]) -> (u128, u32) {
 /// first bit in memory order on little-endian hosts, from the most significant on big-endian).
 fn read_bits(bytes: &[u8], offset_bits: u32, bits: u32) -> u128 {
     let start = (offset_bits / 8) as usize;
-    let end = (offset_bits + bits).div_ceil(8) as usize;
+    // In u64: hostile metadata can put a field near u32::MAX bits.
+    let end = (u64::from(offset_bits) + u64::from(bits)).div_ceil(8) as usize;
     let Some(chunk) = bytes.get(start..end.min(start + 16)) else {
         return 0;
     };
@@ -119,7 +134,7 @@ fn read_bits(bytes: &[u8], offset_bits: u32, bits: u32) -> u128 {
     let shift = if cfg!(target_endian = "little") {
         offset_bits % 8
     } else {
-        width - offset_bits % 8 - bits
+        width.saturating_sub(offset_bits % 8 + bits)
     };
     (word >> shift) & mask(bits)
 }
@@ -177,15 +192,21 @@ fn enum_value(raw: u128, bits: u32, signed: bool, variants: &[EnumVariant]) -> V
 /// Parses a command-line value for `param` into the bytes to store in `.rodata`.
 pub fn encode_param(param: &ParamInfo, text: &str) -> Result<Vec<u8>> {
     let flag = &param.flag;
+    // Sizes outside 1..=16 only come from malformed metadata; they fall to the error below.
     match &param.ty {
-        TypeLayout::Int { size, signed } => {
+        TypeLayout::Int {
+            size: size @ 1..=16,
+            signed,
+        } => {
             let v = parse_int(text, *size, *signed).ok_or_else(|| {
                 int_error(flag, text, *size, *signed, "an integer")
                     .with_help("write it in decimal (42, -1) or hex (0x2a)")
             })?;
             Ok(int_bytes(v, *size))
         }
-        TypeLayout::Bool { size } => {
+        TypeLayout::Bool {
+            size: size @ 1..=16,
+        } => {
             let v = match text {
                 "true" | "1" => 1,
                 "false" | "0" => 0,
@@ -238,8 +259,11 @@ fn parse_int(text: &str, size: u32, signed: bool) -> Option<i128> {
 }
 
 fn int_range(size: u32, signed: bool) -> (i128, i128) {
-    let bits = (size * 8).min(127);
-    if signed {
+    // Saturating, and 0 bytes hold only 0: metadata from a package is untrusted.
+    let bits = size.saturating_mul(8).min(127);
+    if bits == 0 {
+        (0, 0)
+    } else if signed {
         (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
     } else {
         (0, (1i128 << bits) - 1)
@@ -313,10 +337,14 @@ fn encode_float(flag: &str, text: &str, size: u32) -> Result<Vec<u8>> {
 pub fn kind_name(layout: &TypeLayout) -> String {
     match layout {
         TypeLayout::Int { size, signed } => {
-            format!("{}{}", if *signed { "i" } else { "u" }, size * 8)
+            format!(
+                "{}{}",
+                if *signed { "i" } else { "u" },
+                u64::from(*size) * 8
+            )
         }
         TypeLayout::Bool { .. } => "bool".into(),
-        TypeLayout::Float { size } => format!("f{}", size * 8),
+        TypeLayout::Float { size } => format!("f{}", u64::from(*size) * 8),
         TypeLayout::String { len } => format!("string[{len}]"),
         TypeLayout::Array { len, elem } => format!("{}[{len}]", kind_name(elem)),
         TypeLayout::Enum { .. } => "enum".into(),
@@ -660,6 +688,54 @@ mod tests {
             decode(&union, &(-1i32).to_ne_bytes()).unwrap(),
             json!({"n": -1})
         );
+    }
+
+    #[test]
+    fn absurd_layouts_from_untrusted_metadata_do_not_panic() {
+        let huge = TypeLayout::Array {
+            len: u32::MAX,
+            elem: Box::new(int(4, false)),
+        };
+        // 2^32 × 2^32 × 4 bytes overflows even usize.
+        let huger = TypeLayout::Array {
+            len: u32::MAX,
+            elem: Box::new(huge.clone()),
+        };
+        let err = decode(&huge, &[0; 8]).unwrap_err();
+        assert!(err.message.contains("too short"), "{}", err.message);
+        let err = decode(&huger, &[0; 8]).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Input);
+        assert!(err.message.contains("overflows"), "{}", err.message);
+        // Inside a struct of sane size, such fields and far-away bitfields decode as null/0.
+        let layout = strukt(
+            "s",
+            4,
+            vec![
+                field("arr", 0, huge),
+                field("arr2", 0, huger),
+                bitfield("far", u32::MAX - 1, 8, int(4, false)),
+                bitfield("wide", 0, 255, int(4, true)),
+            ],
+        );
+        assert_eq!(
+            decode(&layout, &[0xff; 4]).unwrap(),
+            json!({"arr": null, "arr2": null, "far": 0, "wide": "0"})
+        );
+    }
+
+    #[test]
+    fn zero_and_huge_int_sizes_from_untrusted_metadata_do_not_panic() {
+        for ty in [int(0, true), int(0, false), int(u32::MAX, true)] {
+            let layout = strukt("s", 1, vec![field("n", 0, ty.clone())]);
+            let table = Table::new(&layout);
+            assert!(table.header().ends_with(" N"), "{}", table.header());
+            let _ = kind_name(&ty);
+            assert_eq!(
+                encode_param(&param(ty), "1").unwrap_err().kind,
+                crate::ErrorKind::Usage
+            );
+        }
+        assert_eq!(kind_name(&int(u32::MAX, false)), "u34359738360");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use libbpf_rs::btf::{BtfKind, BtfType};
 use libbpf_rs::{Btf, HasSize, MapType, ObjectBuilder, OpenObject, ProgramType, ReferencesType};
 
 use crate::format::{EnumVariant, EventInfo, Field, MapInfo, ParamInfo, ProgramInfo, TypeLayout};
+use crate::run::{with_log, LogCapture};
 use crate::{decode, Error, Result};
 
 #[derive(Debug, Clone)]
@@ -89,13 +90,17 @@ fn machine_name(machine: u16) -> Option<&'static str> {
 /// when the author chose it; otherwise it is inferred.
 pub fn inspect(bytes: &[u8], event_type: Option<&str>) -> Result<ObjectInfo> {
     check_elf(bytes)?;
-    let obj = open(bytes)?;
+    // libbpf says why it rejects an object only in its log: keep that for the error (and
+    // off stderr; the lock also keeps a concurrent load's log apart).
+    let capture = LogCapture::start();
+    let obj = open(bytes).map_err(|e| with_log(e, &capture.text()))?;
     let btf = Btf::from_raw("object", bytes)
-        .map_err(|e| bad_object(&e))?
+        .map_err(|e| with_log(bad_object(&e), &capture.text()))?
         .ok_or_else(|| {
             Error::input("the eBPF object has no BTF")
                 .with_help("compile it with `-g` so clang emits BTF (`clang -g -O2 -target bpf …`)")
         })?;
+    drop(capture);
     let programs = programs(&obj);
     let maps = maps(&obj);
     let rodata = obj
@@ -280,7 +285,7 @@ fn params(btf: &Btf, rodata: Option<&[u8]>) -> Result<Vec<ParamInfo>> {
 
 /// Whether `ty` is volatile-qualified; for arrays C puts the qualifier on the elements.
 fn is_volatile(mut ty: BtfType<'_>) -> bool {
-    loop {
+    for _ in 0..MAX_CHAIN {
         match ty.kind() {
             BtfKind::Volatile => return true,
             BtfKind::Array => match libbpf_rs::btf::types::Array::try_from(ty) {
@@ -296,6 +301,7 @@ fn is_volatile(mut ty: BtfType<'_>) -> bool {
             _ => return false,
         }
     }
+    false
 }
 
 // ---- events ---------------------------------------------------------------------------------
@@ -336,20 +342,20 @@ fn named_struct<'b>(btf: &'b Btf<'b>, name: &str) -> Option<BtfType<'b>> {
             t.kind(),
             BtfKind::Struct | BtfKind::Union | BtfKind::Typedef
         ) && t.name().is_some_and(|n| n == name)
-            && t.skip_mods_and_typedefs().is_composite()
+            && skip_mods(*t).is_some_and(|t| t.is_composite())
     })?;
-    Some(ty.skip_mods_and_typedefs())
+    skip_mods(ty)
 }
 
 /// The struct behind the anchor idiom `struct event *unused_event __attribute__((unused));`,
 /// which keeps an otherwise unused struct in BTF (clang drops types nothing refers to).
 fn anchored_struct<'b>(btf: &'b Btf<'b>) -> Option<BtfType<'b>> {
     btf.type_by_kind::<Var<'b>>().find_map(|var| {
-        let ty = var.referenced_type().skip_mods_and_typedefs();
+        let ty = skip_mods(var.referenced_type())?;
         if ty.kind() != BtfKind::Ptr {
             return None;
         }
-        let target = ty.next_type()?.skip_mods_and_typedefs();
+        let target = skip_mods(ty.next_type()?)?;
         (target.is_composite() && target.name().is_some()).then_some(target)
     })
 }
@@ -376,13 +382,26 @@ fn unknown_struct(btf: &Btf, name: &str) -> Error {
 
 /// Deep enough for any real event; stops runaway recursion on malformed BTF.
 const MAX_DEPTH: u32 = 32;
+/// Longer than any real const/volatile/typedef chain; malformed BTF can make one a cycle.
+const MAX_CHAIN: u32 = 64;
+
+/// `ty` without const/volatile/restrict/type tags and typedefs (libbpf-rs's own version
+/// loops forever on a cycle); `None` for a chain that is cyclic or broken.
+fn skip_mods(mut ty: BtfType<'_>) -> Option<BtfType<'_>> {
+    for _ in 0..MAX_CHAIN {
+        if !ty.is_mod() && ty.kind() != BtfKind::Typedef {
+            return Some(ty);
+        }
+        ty = ty.next_type()?;
+    }
+    None
+}
 
 /// The layout of `ty`, looking through const/volatile/restrict/type tags and typedefs.
 pub(crate) fn layout_of(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
-    let ty = ty.skip_mods_and_typedefs();
-    if depth > MAX_DEPTH {
+    let Some(ty) = skip_mods(ty).filter(|_| depth <= MAX_DEPTH) else {
         return TypeLayout::Opaque { size: 0 };
-    }
+    };
     match ty.kind() {
         BtfKind::Int => int_layout(ty),
         BtfKind::Float => TypeLayout::Float {
@@ -438,16 +457,24 @@ fn array_layout(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
     if is_plain_char(elem) {
         return TypeLayout::String { len };
     }
+    let elem = layout_of(btf, elem, depth + 1);
+    // Malformed BTF can declare arrays whose byte size overflows `TypeLayout::size`.
+    if len.checked_mul(elem.size()).is_none() {
+        return TypeLayout::Opaque { size: 0 };
+    }
     TypeLayout::Array {
         len,
-        elem: Box::new(layout_of(btf, elem, depth + 1)),
+        elem: Box::new(elem),
     }
 }
 
 /// `char`, `signed char` or `unsigned char` spelled as such: `u8 buf[16]` (a typedef) stays
 /// an array of numbers, since such buffers usually hold binary data.
 fn is_plain_char(mut ty: BtfType<'_>) -> bool {
-    while ty.is_mod() {
+    for _ in 0..MAX_CHAIN {
+        if !ty.is_mod() {
+            break;
+        }
         match ty.next_type() {
             Some(next) => ty = next,
             None => return false,
@@ -535,8 +562,7 @@ fn composite_layout(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
 }
 
 fn int_bitfield_bits(ty: BtfType<'_>) -> Option<u32> {
-    let ty = ty.skip_mods_and_typedefs();
-    let int = libbpf_rs::btf::types::Int::try_from(ty).ok()?;
+    let int = libbpf_rs::btf::types::Int::try_from(skip_mods(ty)?).ok()?;
     let bits = u32::from(int.bits);
     (bits < int.size() as u32 * 8).then_some(bits)
 }
@@ -570,7 +596,8 @@ fn push_member(
             fields,
             Some(f.name),
             f.ty,
-            offset_bits + f.offset_bits,
+            // Saturating: malformed BTF can place members past u32::MAX bits.
+            offset_bits.saturating_add(f.offset_bits),
             f.bitfield_bits,
         );
     }

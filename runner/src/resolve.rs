@@ -29,7 +29,12 @@ pub fn resolve(
         return resolve_path(path);
     }
     if looks_like_path(target) {
-        return Err(Error::input(format!("no such file or directory: {target}")));
+        return Err(
+            Error::input(format!("no such file or directory: {target}")).with_help(
+                "check the path; a package from a registry is named like \
+                 registry.example.com/team/name:1.0",
+            ),
+        );
     }
     Ok(Runnable::Package(Box::new(fetch(
         target,
@@ -71,4 +76,24 @@ fn resolve_path(path: &Path) -> Result<Runnable> {
 
 fn looks_like_path(target: &str) -> bool {
     target.starts_with('.') || target.starts_with('/') || target.ends_with(".o")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_path_is_an_input_error_with_help_and_opens_no_store() {
+        for target in ["./nope.bpf.o", "/no/such/dir", "missing.o"] {
+            let result = resolve(target, &ClientOptions::default(), || {
+                panic!("the store is not needed for a path")
+            });
+            let Err(err) = result else {
+                panic!("{target} resolved")
+            };
+            assert_eq!(err.kind, crate::ErrorKind::Input);
+            assert_eq!(err.message, format!("no such file or directory: {target}"));
+            assert!(err.help.is_some_and(|h| h.contains("check the path")));
+        }
+    }
 }

@@ -468,3 +468,77 @@ fn a_custom_kernel_btf_is_handed_to_libbpf() {
     assert!(err.message.contains("CO-RE"), "{}", err.message);
     assert!(err.details.unwrap().contains("target BTF"));
 }
+
+#[test]
+fn programs_libbpf_cannot_attach_alone_get_an_explanation() {
+    let bytes = compile_source(
+        "xdponly",
+        r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+SEC("xdp")
+int pass(struct xdp_md *ctx) { return 2; }
+char LICENSE[] SEC("license") = "GPL";
+"#,
+    );
+    let err = run_object(
+        "xdponly.bpf.o",
+        &bytes,
+        None,
+        &opts(Output::Json, &[]),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Kernel);
+    assert!(
+        err.message
+            .starts_with("cannot attach program `pass` (section `xdp`): "),
+        "{}",
+        err.message
+    );
+    let help = err.help.unwrap();
+    assert!(
+        help.contains("cannot attach `xdp` programs by itself"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_param_outside_rodata_names_its_place_and_the_rodata_size() {
+    let bytes = compile("opensnoop");
+    let info = object::inspect(&bytes, None).unwrap();
+    let mut params = info.params.clone();
+    params[0].offset = 4096;
+    let meta = ebpf_runner::format::PackageMeta {
+        schema: ebpf_runner::format::SCHEMA_VERSION,
+        name: "opensnoop".into(),
+        version: "0.1.0".into(),
+        description: None,
+        license: None,
+        authors: vec![],
+        source: None,
+        keywords: vec![],
+        arch: "x86_64".into(),
+        runtime: ebpf_runner::format::Runtime::Kernel,
+        object: "opensnoop.bpf.o".into(),
+        programs: info.programs,
+        maps: info.maps,
+        events: info.events,
+        params,
+        types: info.types,
+    };
+    let err = run_object(
+        "opensnoop.bpf.o",
+        &bytes,
+        Some(&meta),
+        &opts(Output::Json, &["--target-pid", "1"]),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Input);
+    // target_pid (4 bytes), verbose (1) and tag (8) fill 13 bytes.
+    assert_eq!(
+        err.message,
+        "param `target_pid` (4 bytes at offset 4096) lies outside the object's .rodata (13 bytes)"
+    );
+}

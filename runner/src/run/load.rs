@@ -4,7 +4,10 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use libbpf_rs::{Link, Object, ObjectBuilder, OpenObject, PrintLevel};
+use std::ffi::{c_char, c_int};
+
+use libbpf_rs::libbpf_sys;
+use libbpf_rs::{Link, Object, ObjectBuilder, OpenObject};
 
 use crate::{Error, Result};
 
@@ -96,7 +99,7 @@ fn load_error(e: &libbpf_rs::Error, log: &str) -> Error {
 }
 
 /// Attaches the last lines of `log` as details, if there are any.
-fn with_log(err: Error, log: &str) -> Error {
+pub(crate) fn with_log(err: Error, log: &str) -> Error {
     let details = tail(log);
     if details.is_empty() {
         err
@@ -109,12 +112,20 @@ fn attach_error(name: &str, section: &str, e: &libbpf_rs::Error, log: &str) -> E
     let err = Error::kernel(format!(
         "cannot attach program `{name}` (section `{section}`): {}",
         errno_text(e)
-    ))
-    .with_help(
+    ));
+    // EOPNOTSUPP: libbpf has no automatic attach for this section (XDP, tc, sockets, …).
+    let help = if e.kind() == libbpf_rs::ErrorKind::Unsupported {
+        format!(
+            "libbpf cannot attach `{section}` programs by itself: they need a target (a \
+             network interface, cgroup or socket) that `cargo ebpf run` does not take; it \
+             runs tracing programs (tracepoint, raw_tp, kprobe, fentry, lsm, …)"
+        )
+    } else {
         "check that the attach point exists on this kernel (e.g. the tracepoint under \
-         /sys/kernel/tracing/events, or the function in /proc/kallsyms)",
-    );
-    with_log(err, log)
+         /sys/kernel/tracing/events, or the function in /proc/kallsyms)"
+            .to_string()
+    };
+    with_log(err.with_help(help), log)
 }
 
 /// libbpf-rs errors read "context: cause"; the cause (the errno text) is what matters.
@@ -156,37 +167,69 @@ fn tail(text: &str) -> String {
 static LOAD_LOCK: Mutex<()> = Mutex::new(());
 static LOG: Mutex<String> = Mutex::new(String::new());
 
-fn capture(_level: PrintLevel, msg: String) {
-    if let Ok(mut log) = LOG.lock() {
-        log.push_str(&msg);
+type VaList = *mut libbpf_sys::__va_list_tag;
+
+extern "C" {
+    // As libbpf_sys declares vdprintf: on its targets a va_list is passed as this pointer.
+    fn vfprintf(stream: *mut libc::FILE, format: *const c_char, args: VaList) -> c_int;
+}
+
+/// libbpf's print hook, installed directly: libbpf-rs's hook panics on a message that is
+/// not UTF-8 (a hostile object's names make one), and a panic there aborts the process.
+unsafe extern "C" fn capture(
+    level: libbpf_sys::libbpf_print_level,
+    format: *const c_char,
+    args: VaList,
+) -> c_int {
+    if level == libbpf_sys::LIBBPF_DEBUG {
+        return 0;
     }
+    let (mut buf, mut len) = (std::ptr::null_mut::<c_char>(), 0usize);
+    // SAFETY: open_memstream gets valid out-pointers; vfprintf gets libbpf's own format and
+    // arguments, used once; after fclose, buf holds len bytes that we free once.
+    unsafe {
+        let stream = libc::open_memstream(&mut buf, &mut len);
+        if stream.is_null() {
+            return 0;
+        }
+        vfprintf(stream, format, args);
+        libc::fclose(stream);
+        if !buf.is_null() {
+            let bytes = std::slice::from_raw_parts(buf.cast::<u8>(), len);
+            lock_log().push_str(&String::from_utf8_lossy(bytes));
+            libc::free(buf.cast());
+        }
+    }
+    0
 }
 
 /// Routes libbpf's log into [`LOG`] until dropped, then restores the previous hook.
-struct LogCapture {
-    previous: Option<(PrintLevel, libbpf_rs::PrintCallback)>,
+pub(crate) struct LogCapture {
+    previous: libbpf_sys::libbpf_print_fn_t,
     _guard: MutexGuard<'static, ()>,
 }
 
 impl LogCapture {
-    fn start() -> LogCapture {
+    pub(crate) fn start() -> LogCapture {
         let guard = LOAD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         lock_log().clear();
-        let previous = libbpf_rs::set_print(Some((PrintLevel::Info, capture)));
+        // SAFETY: `capture` has the signature libbpf expects and stays valid forever.
+        let previous = unsafe { libbpf_sys::libbpf_set_print(Some(capture)) };
         LogCapture {
             previous,
             _guard: guard,
         }
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         lock_log().clone()
     }
 }
 
 impl Drop for LogCapture {
     fn drop(&mut self) {
-        libbpf_rs::set_print(self.previous.take());
+        // SAFETY: restores the hook libbpf itself returned.
+        unsafe { libbpf_sys::libbpf_set_print(self.previous.take()) };
     }
 }
 

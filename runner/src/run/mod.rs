@@ -11,6 +11,7 @@ mod preflight;
 mod signals;
 mod stream;
 
+pub(crate) use load::{with_log, LogCapture};
 pub use preflight::{kernel_btf_path, DEFAULT_KERNEL_BTF, KERNEL_BTF_ENV};
 
 use std::collections::BTreeMap;

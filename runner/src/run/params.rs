@@ -147,9 +147,11 @@ pub fn apply(open: &mut OpenObject, values: &[(ParamInfo, Vec<u8>)]) -> Result<(
     })?;
     for (param, bytes) in values {
         let start = param.offset as usize;
+        let rodata_len = data.len();
         let slot = data.get_mut(start..start + bytes.len()).ok_or_else(|| {
             Error::input(format!(
-                "param `{}` lies outside the object's .rodata ({} bytes)",
+                "param `{}` ({} bytes at offset {start}) lies outside the object's .rodata \
+                 ({rodata_len} bytes)",
                 param.name,
                 bytes.len()
             ))
