@@ -496,7 +496,13 @@ fn fingerprint(
     }
     // Include dirs outside the project (system headers) are left out: walking them on every
     // build is slow, and they change with packages, not with the project.
-    for extra in project.manifest.build.include.iter().filter(|p| p.is_relative()) {
+    for extra in project
+        .manifest
+        .build
+        .include
+        .iter()
+        .filter(|p| p.is_relative())
+    {
         files.extend(files_under(&project.dir.join(extra)));
     }
     files.sort();
