@@ -3,7 +3,7 @@
 # Idempotent: skips apt entirely when everything is already there.
 set -euo pipefail
 
-PACKAGES=(clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config libssl-dev
+PACKAGES=(clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config
           docker-registry skopeo util-linux ca-certificates curl)
 
 missing=()
