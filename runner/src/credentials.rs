@@ -363,6 +363,14 @@ mod tests {
         base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
     }
 
+    /// A config file whose `auths` hold `user:pass` for `host`.
+    fn auths_json(host: &str, user: &str, pass: &str) -> String {
+        format!(
+            r#"{{"auths":{{"{host}":{{"auth":"{}"}}}}}}"#,
+            auth_entry(user, pass)
+        )
+    }
+
     #[test]
     fn read_order_follows_containers_then_docker() {
         let t = tempfile::tempdir().unwrap();
@@ -375,27 +383,15 @@ mod tests {
         let host = "reg.example:5000";
         write(
             &t.path().join("home/.docker/config.json"),
-            &format!(
-                r#"{{"auths":{{"{host}":{{"auth":"{}"}}}}}}"#,
-                auth_entry("d", "1")
-            ),
+            &auths_json(host, "d", "1"),
         );
         assert_eq!(lookup_in(&paths, host).unwrap(), Some(creds("d", "1")));
         write(
             &t.path().join("run/containers/auth.json"),
-            &format!(
-                r#"{{"auths":{{"{host}":{{"auth":"{}"}}}}}}"#,
-                auth_entry("x", "2")
-            ),
+            &auths_json(host, "x", "2"),
         );
         assert_eq!(lookup_in(&paths, host).unwrap(), Some(creds("x", "2")));
-        write(
-            &t.path().join("explicit.json"),
-            &format!(
-                r#"{{"auths":{{"{host}":{{"auth":"{}"}}}}}}"#,
-                auth_entry("e", "3")
-            ),
-        );
+        write(&t.path().join("explicit.json"), &auths_json(host, "e", "3"));
         assert_eq!(lookup_in(&paths, host).unwrap(), Some(creds("e", "3")));
         assert_eq!(lookup_in(&paths, "other.example").unwrap(), None);
     }
