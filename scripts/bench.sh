@@ -13,11 +13,8 @@ command -v hyperfine >/dev/null || { apt-get update -q && apt-get install -y -q 
 cargo build -q --release -p cargo-ebpf
 BIN=$PWD/target/release/cargo-ebpf
 
-work=$(mktemp -d /tmp/cargo-ebpf-bench.XXXXXX)
-export CARGO_EBPF_HOME=$work/home DOCKER_CONFIG=$work/docker
 port=${BENCH_REGISTRY_PORT:-5056}
-reg_pid=$(bash scripts/local-registry.sh "$work/registry" "$port")
-trap 'kill $reg_pid 2>/dev/null || true' EXIT
+source scripts/sandbox.sh "$port" bench
 
 "$BIN" new bench --path "$work/bench" >/dev/null 2>&1
 ref=127.0.0.1:$port/bench/bench:0.1.0

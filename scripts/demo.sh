@@ -8,12 +8,10 @@ bash scripts/install-deps.sh
 cargo build -q -p cargo-ebpf
 BIN=$PWD/target/debug/cargo-ebpf
 
-work=$(mktemp -d /tmp/cargo-ebpf-demo.XXXXXX)
-export CARGO_EBPF_HOME=$work/home DOCKER_CONFIG=$work/docker
 port=${DEMO_REGISTRY_PORT:-5055}
-reg_pid=$(bash scripts/local-registry.sh "$work/registry" "$port")
-trap 'kill $reg_pid 2>/dev/null; kill $trigger_pid 2>/dev/null' EXIT
+source scripts/sandbox.sh "$port" demo
 trigger_pid=
+trap 'cleanup; [ -z "$trigger_pid" ] || kill "$trigger_pid" 2>/dev/null' EXIT
 
 ref=127.0.0.1:$port/demo/opensnoop:0.1.0
 set -x
