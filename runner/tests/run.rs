@@ -359,7 +359,7 @@ fn streams_perf_events_as_a_table_using_package_metadata() {
 
 #[test]
 fn attach_failure_names_program_and_section() {
-    let bytes = compile_source(
+    let err = attach_error(
         "nosuchtp",
         r#"
 #include "vmlinux.h"
@@ -369,15 +369,6 @@ int on_nothing(void *ctx) { return 0; }
 char LICENSE[] SEC("license") = "GPL";
 "#,
     );
-    let err = run_object(
-        "nosuchtp.bpf.o",
-        &bytes,
-        None,
-        &opts(Output::Json, &[]),
-        &mut Vec::new(),
-    )
-    .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Kernel);
     assert!(
         err.message.starts_with(
             "cannot attach program `on_nothing` (section `tracepoint/syscalls/sys_enter_no_such_syscall`): "
@@ -471,7 +462,7 @@ fn a_custom_kernel_btf_is_handed_to_libbpf() {
 
 #[test]
 fn programs_libbpf_cannot_attach_alone_get_an_explanation() {
-    let bytes = compile_source(
+    let err = attach_error(
         "xdponly",
         r#"
 #include "vmlinux.h"
@@ -481,15 +472,6 @@ int pass(struct xdp_md *ctx) { return 2; }
 char LICENSE[] SEC("license") = "GPL";
 "#,
     );
-    let err = run_object(
-        "xdponly.bpf.o",
-        &bytes,
-        None,
-        &opts(Output::Json, &[]),
-        &mut Vec::new(),
-    )
-    .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Kernel);
     assert!(
         err.message
             .starts_with("cannot attach program `pass` (section `xdp`): "),
@@ -541,4 +523,20 @@ fn a_param_outside_rodata_names_its_place_and_the_rodata_size() {
         err.message,
         "param `target_pid` (4 bytes at offset 4096) lies outside the object's .rodata (13 bytes)"
     );
+}
+
+/// Compiles `source` as `name`, runs it, and returns the Kernel-kind error it must give.
+fn attach_error(name: &str, source: &str) -> ebpf_runner::Error {
+    let bytes = compile_source(name, source);
+    let object = format!("{name}.bpf.o");
+    let err = run_object(
+        &object,
+        &bytes,
+        None,
+        &opts(Output::Json, &[]),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Kernel, "{}", err.message);
+    err
 }
