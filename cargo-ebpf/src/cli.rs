@@ -156,8 +156,12 @@ pub fn parse_args() -> Cli {
     Cli::parse_from(args)
 }
 
-/// Runs one command.
-pub fn execute(cli: Cli) -> Result<()> {
+/// Runs one command; returns the exit code (non-zero only when `run` started a packaged
+/// loader that exited with it).
+pub fn execute(cli: Cli) -> Result<i32> {
+    if let Command::Run(args) = &cli.command {
+        return cmd_run(args);
+    }
     match cli.command {
         Command::New(args) => cmd_new(&args),
         Command::Build(args) => cmd_build(&args).map(|_| ()),
@@ -173,10 +177,11 @@ pub fn execute(cli: Cli) -> Result<()> {
             reference,
             registry,
         } => cmd_pull(&reference, &registry),
-        Command::Run(args) => cmd_run(&args),
+        Command::Run(_) => unreachable!("handled above"),
         Command::List { json } => cmd_list(json),
         Command::Rm { reference } => cmd_rm(&reference),
     }
+    .map(|()| 0)
 }
 
 fn client_options(args: &RegistryArgs) -> ClientOptions {
@@ -296,7 +301,7 @@ fn cmd_pull(reference: &str, reg: &RegistryArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_run(args: &RunArgs) -> Result<()> {
+fn cmd_run(args: &RunArgs) -> Result<i32> {
     let opts = RunOptions {
         output: match args.output {
             OutputArg::Table => Output::Table,
@@ -309,15 +314,15 @@ fn cmd_run(args: &RunArgs) -> Result<()> {
     let runnable = resolve_run_target(args)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match runnable {
-        Runnable::Package(pkg) => {
-            let (name, bytes) = pkg.object()?;
-            run::run_object(&name, &bytes, Some(pkg.meta()?), &opts, &mut out)
+    let code = match runnable {
+        Runnable::Package(pkg) => run::run_package(&pkg, &opts, &mut out)?,
+        Runnable::Object { name, bytes } => {
+            run::run_object(&name, &bytes, None, &opts, &mut out).map(|()| 0)?
         }
-        Runnable::Object { name, bytes } => run::run_object(&name, &bytes, None, &opts, &mut out),
-    }?;
+    };
     out.flush()
-        .map_err(|e| Error::io("write", Path::new("<stdout>"), e))
+        .map_err(|e| Error::io("write", Path::new("<stdout>"), e))?;
+    Ok(code)
 }
 
 /// A project directory is built and packaged first; anything else goes to the runner.

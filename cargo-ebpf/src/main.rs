@@ -2,13 +2,19 @@
 
 fn main() {
     let cli = cargo_ebpf::cli::parse_args();
-    if let Err(err) = cargo_ebpf::cli::execute(cli) {
-        let code = err.exit_code();
-        let details = err.details.clone();
-        eprintln!("{:?}", miette::Report::new(err));
-        if let Some(details) = details {
-            eprintln!("{details}");
-        }
-        std::process::exit(code);
+    match cargo_ebpf::cli::execute(cli) {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(err) => report(err),
     }
+}
+
+fn report(err: ebpf_runner::Error) -> ! {
+    let code = err.exit_code();
+    let details = err.details.clone();
+    eprintln!("{:?}", miette::Report::new(err));
+    if let Some(details) = details {
+        eprintln!("{details}");
+    }
+    std::process::exit(code);
 }

@@ -46,9 +46,9 @@ pub struct PackageSection {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildSection {
-    /// The project kind; `eunomia` (kernel-only C) is the only one so far.
+    /// The project kind: which build driver and runtime (default `eunomia`).
     #[serde(default)]
-    pub kind: Option<String>,
+    pub kind: Option<Kind>,
     /// BPF C sources; default: every `src/*.bpf.c`.
     #[serde(default)]
     pub sources: Vec<PathBuf>,
@@ -58,6 +58,33 @@ pub struct BuildSection {
     /// Extra include directories, relative to the project.
     #[serde(default)]
     pub include: Vec<PathBuf>,
+}
+
+/// What kind of project this is: decides how `build` drives the toolchain and how the
+/// package is started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Kernel-only C (eunomia-bpf style): the runner loads it and prints its events.
+    #[default]
+    Eunomia,
+    /// libbpf C with a skeleton-based C loader, built with make.
+    C,
+    /// cilium/ebpf with bpf2go, built with go generate + go build.
+    Go,
+    /// libbpf-rs with a libbpf-cargo skeleton, built with cargo.
+    Rust,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Eunomia => "eunomia",
+            Kind::C => "c",
+            Kind::Go => "go",
+            Kind::Rust => "rust",
+        }
+    }
 }
 
 /// A loaded manifest with the project directory it came from.
@@ -95,6 +122,11 @@ impl Project {
             dir: dir.to_path_buf(),
             manifest,
         })
+    }
+
+    /// The project kind (`[build] kind`, default `eunomia`).
+    pub fn kind(&self) -> Kind {
+        self.manifest.build.kind.unwrap_or_default()
     }
 
     /// The package's name.

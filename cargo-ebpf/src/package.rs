@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ebpf_runner::format::{PackageMeta, Runtime, SCHEMA_VERSION};
+use ebpf_runner::format::{self, PackageMeta, Runtime, SCHEMA_VERSION};
 use ebpf_runner::oci_layout::OciLayout;
+use ebpf_runner::package::LayerFile;
 use ebpf_runner::{object, Error, Package, Result};
 
 use crate::build::BuildOutput;
@@ -22,10 +23,24 @@ pub struct PackageOutput {
 }
 
 /// Builds the package for a built project, in memory.
+/// The layer holds the object at its root and, for kinds with a userspace loader, the
+/// loader as `bin/<name>`.
 pub fn build_package(project: &Project, built: &BuildOutput) -> Result<Package> {
     let bytes = std::fs::read(&built.object).map_err(|e| Error::io("read", &built.object, e))?;
-    let meta = package_meta(project, built, &bytes)?;
-    Package::build(meta, &bytes, Some(created_timestamp()))
+    let mut meta = package_meta(project, built, &bytes)?;
+    let mut files = vec![LayerFile::new(&meta.object, bytes, 0o644)];
+    if let Some(loader) = &built.loader {
+        let data = std::fs::read(loader).map_err(|e| Error::io("read", loader, e))?;
+        let path = format::loader_path(project.name());
+        files.push(LayerFile::new(&path, data, 0o755));
+        meta.runtime = Runtime::Executable {
+            path,
+            args: vec![],
+            env: Default::default(),
+            workdir: None,
+        };
+    }
+    Package::build_with_files(meta, &files, Some(created_timestamp()))
 }
 
 /// Builds the package and writes it into `target/ebpf/oci`.

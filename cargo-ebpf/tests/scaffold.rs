@@ -37,7 +37,7 @@ fn rendered_manifest_loads_from_a_subdirectory() {
     assert_eq!(pkg.version, "0.1.0");
     assert_eq!(pkg.license.as_deref(), Some("GPL-2.0"));
     assert_eq!(pkg.authors, [identity().author]);
-    assert_eq!(project.manifest.build.kind.as_deref(), Some("eunomia"));
+    assert_eq!(project.kind(), cargo_ebpf::manifest::Kind::Eunomia);
     // The name is used for file names as given, and as a C identifier in the header guard.
     assert!(dir.join("src/my-probe_2.bpf.c").is_file());
     let header = std::fs::read_to_string(dir.join("src/my-probe_2.h")).unwrap();

@@ -109,12 +109,37 @@ impl PackageMeta {
     }
 }
 
-/// How a package is started. Later issues add userspace loaders, containers and scripts.
+/// How a package is started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Runtime {
     /// Kernel-only: the runner loads and attaches the object and prints its events.
     Kernel,
+    /// A userspace loader shipped in the layer (C, Go and Rust packs): the runner extracts
+    /// the layer into a private directory and executes the loader, passing the user's
+    /// `-- ARGS` after `args`. The loader gets [`ENV_OBJECT`] and [`ENV_PACKAGE_DIR`].
+    Executable {
+        /// The loader's path inside the layer, e.g. `bin/hello`.
+        path: String,
+        /// Arguments placed before the user's.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+        /// Extra environment variables.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        env: BTreeMap<String, String>,
+        /// Working directory inside the extracted package; default: the caller's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workdir: Option<String>,
+    },
+}
+
+/// Environment variable telling an executable runtime where the extracted BPF object is.
+pub const ENV_OBJECT: &str = "CARGO_EBPF_OBJECT";
+/// Environment variable telling an executable runtime where its package was extracted.
+pub const ENV_PACKAGE_DIR: &str = "CARGO_EBPF_PACKAGE_DIR";
+/// Where the loader of an executable package lives inside the layer: `bin/<name>`.
+pub fn loader_path(name: &str) -> String {
+    format!("bin/{name}")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,8 @@
 //! from an OCI layout, the local store or a registry by the runner.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::path::Path;
 
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 
@@ -59,7 +60,26 @@ impl Package {
     /// Builds a package holding `object` (the BPF ELF) described by `meta`.
     /// Deterministic: the same inputs and `created` give the same digest.
     pub fn build(meta: PackageMeta, object: &[u8], created: Option<String>) -> Result<Package> {
-        let tar = tar_single_file(&meta.object, object)?;
+        let file = LayerFile::new(&meta.object, object.to_vec(), 0o644);
+        Package::build_with_files(meta, &[file], created)
+    }
+
+    /// Builds a package whose layer holds `files` (the object named by `meta.object`
+    /// among them, plus e.g. a userspace loader under `bin/`). Deterministic, like [`build`].
+    ///
+    /// [`build`]: Package::build
+    pub fn build_with_files(
+        meta: PackageMeta,
+        files: &[LayerFile],
+        created: Option<String>,
+    ) -> Result<Package> {
+        if !files.iter().any(|f| f.path == meta.object) {
+            return Err(Error::input(format!(
+                "the package files do not include its object {}",
+                meta.object
+            )));
+        }
+        let tar = tar_files(files)?;
         let diff_id = digest::sha256(&tar);
         let layer = Blob::new(format::MEDIA_TYPE_LAYER_TAR_GZIP, gzip(&tar)?);
 
@@ -201,6 +221,14 @@ impl Package {
         )))
     }
 
+    /// Unpacks every tar+gzip layer into `dest` (see [`extract_all`]).
+    pub fn extract_to(&self, dest: &Path) -> Result<()> {
+        self.layers
+            .iter()
+            .filter(|l| l.descriptor.media_type == format::MEDIA_TYPE_LAYER_TAR_GZIP)
+            .try_for_each(|l| extract_all(&l.data, dest))
+    }
+
     /// Total size of config and layers.
     pub fn size(&self) -> u64 {
         self.config_blob.data.len() as u64
@@ -259,22 +287,44 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 /// A tar holding one regular file at the root, with fixed metadata so output is reproducible.
-fn tar_single_file(name: &str, data: &[u8]) -> Result<Vec<u8>> {
+/// A file to put into a package layer.
+#[derive(Debug, Clone)]
+pub struct LayerFile {
+    /// Relative path inside the layer (`hello.bpf.o`, `bin/hello`).
+    pub path: String,
+    pub data: Vec<u8>,
+    /// Unix permission bits (0o755 for executables).
+    pub mode: u32,
+}
+
+impl LayerFile {
+    pub fn new(path: &str, data: Vec<u8>, mode: u32) -> LayerFile {
+        LayerFile {
+            path: path.into(),
+            data,
+            mode,
+        }
+    }
+}
+
+fn tar_files(files: &[LayerFile]) -> Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(data.len() as u64);
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, name, data)
-        .map_err(|e| Error::input(format!("cannot archive {name}: {e}")))?;
+    for file in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(file.data.len() as u64);
+        header.set_mode(file.mode);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, &file.path, file.data.as_slice())
+            .map_err(|e| Error::input(format!("cannot archive {}: {e}", file.path)))?;
+    }
     builder
         .into_inner()
-        .map_err(|e| Error::input(format!("cannot archive {name}: {e}")))
+        .map_err(|e| Error::input(format!("cannot archive the package files: {e}")))
 }
 
 fn gzip(data: &[u8]) -> Result<Vec<u8>> {
@@ -290,33 +340,40 @@ fn gzip(data: &[u8]) -> Result<Vec<u8>> {
 /// Largest object we extract; BPF objects are far smaller, this stops gzip bombs.
 const MAX_OBJECT_SIZE: u64 = 256 << 20;
 
-/// Finds `name` at the root of a tar+gzip archive. Rejects absolute paths, `..`, links
-/// and anything that is not a plain file at the root, so a hostile layer cannot point
-/// anywhere else.
-pub fn extract_file(tar_gz: &[u8], name: &str) -> Result<Option<Vec<u8>>> {
-    let bad = |e: std::io::Error| {
-        Error::input(format!(
-            "the package layer is not a valid tar+gzip archive: {e}"
+fn bad_archive(e: std::io::Error) -> Error {
+    Error::input(format!(
+        "the package layer is not a valid tar+gzip archive: {e}"
+    ))
+}
+
+/// The normal components of an archive path; absolute paths and `..` are refused so a
+/// hostile layer cannot point outside its directory.
+fn safe_components(path: &Path) -> Result<Vec<std::path::Component<'_>>> {
+    let normal: Vec<_> = path
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    let safe = normal
+        .iter()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !safe {
+        return Err(Error::integrity(format!(
+            "the package layer holds an unsafe path {:?} (absolute or with ..)",
+            path
         ))
-    };
+        .with_help("refuse this package: it tries to write outside its directory"));
+    }
+    Ok(normal)
+}
+
+/// Finds `name` at the root of a tar+gzip archive. Rejects absolute paths, `..`, links
+/// and anything that is not a plain file at the root.
+pub fn extract_file(tar_gz: &[u8], name: &str) -> Result<Option<Vec<u8>>> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tar_gz));
-    for entry in archive.entries().map_err(bad)? {
-        let entry = entry.map_err(bad)?;
-        let path = entry.path().map_err(bad)?.into_owned();
-        let normal: Vec<_> = path
-            .components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir))
-            .collect();
-        let safe = normal
-            .iter()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if !safe {
-            return Err(Error::integrity(format!(
-                "the package layer holds an unsafe path {:?} (absolute or with ..)",
-                path
-            ))
-            .with_help("refuse this package: it tries to write outside its directory"));
-        }
+    for entry in archive.entries().map_err(bad_archive)? {
+        let entry = entry.map_err(bad_archive)?;
+        let path = entry.path().map_err(bad_archive)?.into_owned();
+        let normal = safe_components(&path)?;
         let is_target = normal.len() == 1 && normal[0].as_os_str() == name;
         if !is_target {
             continue;
@@ -326,19 +383,68 @@ pub fn extract_file(tar_gz: &[u8], name: &str) -> Result<Option<Vec<u8>>> {
                 "{name} in the package layer is not a regular file"
             )));
         }
-        let mut data = Vec::new();
-        entry
-            .take(MAX_OBJECT_SIZE + 1)
-            .read_to_end(&mut data)
-            .map_err(bad)?;
-        if data.len() as u64 > MAX_OBJECT_SIZE {
-            return Err(Error::input(format!(
-                "{name} is larger than {MAX_OBJECT_SIZE} bytes"
-            )));
-        }
-        return Ok(Some(data));
+        return read_limited(entry, name).map(Some);
     }
     Ok(None)
+}
+
+fn read_limited(entry: impl Read, name: &str) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    entry
+        .take(MAX_OBJECT_SIZE + 1)
+        .read_to_end(&mut data)
+        .map_err(bad_archive)?;
+    if data.len() as u64 > MAX_OBJECT_SIZE {
+        return Err(Error::input(format!(
+            "{name} is larger than {MAX_OBJECT_SIZE} bytes"
+        )));
+    }
+    Ok(data)
+}
+
+/// Unpacks a whole tar+gzip layer into `dest` (an existing, empty directory the caller
+/// owns). Only directories and regular files are accepted; paths that escape, links and
+/// devices are refused; setuid/setgid bits are dropped. Used to start executable packages.
+pub fn extract_all(tar_gz: &[u8], dest: &Path) -> Result<()> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tar_gz));
+    for entry in archive.entries().map_err(bad_archive)? {
+        let entry = entry.map_err(bad_archive)?;
+        let path = entry.path().map_err(bad_archive)?.into_owned();
+        let target: std::path::PathBuf = std::iter::once(dest.as_os_str())
+            .chain(safe_components(&path)?.iter().map(|c| c.as_os_str()))
+            .collect();
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            std::fs::create_dir_all(&target).map_err(|e| Error::io("create", &target, e))?;
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(Error::integrity(format!(
+                "{} in the package layer is a link or device, not a regular file",
+                path.display()
+            ))
+            .with_help("refuse this package: only plain files and directories are allowed"));
+        }
+        let mode = entry.header().mode().map_err(bad_archive)? & 0o755;
+        let data = read_limited(entry, &path.display().to_string())?;
+        write_file(&target, &data, mode)?;
+    }
+    Ok(())
+}
+
+fn write_file(target: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(target)
+        .map_err(|e| Error::io("create", target, e))?;
+    file.write_all(data)
+        .map_err(|e| Error::io("write", target, e))
 }
 
 #[cfg(test)]
@@ -418,5 +524,50 @@ mod tests {
         let gz = gzip(&builder.into_inner().unwrap()).unwrap();
         let err = extract_file(&gz, "escape.o").unwrap_err();
         assert!(err.message.contains("unsafe path"), "{}", err.message);
+    }
+
+    #[test]
+    fn extract_to_unpacks_files_with_their_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let files = [
+            LayerFile::new("demo.bpf.o", b"obj".to_vec(), 0o644),
+            LayerFile::new("bin/demo", b"#!/bin/sh\n".to_vec(), 0o4755),
+        ];
+        let pkg = Package::build_with_files(meta(), &files, None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        pkg.extract_to(dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("demo.bpf.o")).unwrap(),
+            b"obj"
+        );
+        let mode = std::fs::metadata(dir.path().join("bin/demo"))
+            .unwrap()
+            .permissions()
+            .mode();
+        // Executable, but the setuid bit is dropped.
+        assert_eq!(mode & 0o7777, 0o755);
+    }
+
+    #[test]
+    fn extract_all_refuses_links() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        builder
+            .append_link(&mut header, "bin/demo", "/etc/passwd")
+            .unwrap();
+        let gz = gzip(&builder.into_inner().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let err = extract_all(&gz, dir.path()).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Integrity);
+        assert!(!dir.path().join("bin/demo").exists());
+    }
+
+    #[test]
+    fn build_with_files_needs_the_object() {
+        let files = [LayerFile::new("other.o", b"x".to_vec(), 0o644)];
+        let err = Package::build_with_files(meta(), &files, None).unwrap_err();
+        assert!(err.message.contains("demo.bpf.o"), "{}", err.message);
     }
 }

@@ -1,16 +1,19 @@
 //! Load, attach and stream: the runner's last stage.
 //!
-//! [`run_object`] is the one entry point. It checks the object and the machine first
+//! [`run_package`] starts a package by its runtime: executable packages run their own
+//! loader ([`exec`]); kernel-only ones go to [`run_object`], which checks the object and the machine first
 //! ([`preflight`]), sets `const volatile` params from the program's arguments ([`params`]),
 //! loads and attaches with libbpf ([`load`]) and prints events until told to stop
 //! ([`stream`]).
 
+mod exec;
 mod load;
 mod params;
 mod preflight;
 mod signals;
 mod stream;
 
+pub use exec::run_executable;
 pub(crate) use load::{with_log, LogCapture};
 pub use preflight::{kernel_btf_path, DEFAULT_KERNEL_BTF, KERNEL_BTF_ENV};
 
@@ -19,8 +22,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::format::{EventInfo, PackageMeta, ParamInfo, TypeLayout};
-use crate::{object, Result};
+use crate::format::{EventInfo, PackageMeta, ParamInfo, Runtime, TypeLayout};
+use crate::{object, Package, Result};
 
 /// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,6 +45,19 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// A kernel BTF file to use instead of /sys/kernel/btf/vmlinux.
     pub btf: Option<PathBuf>,
+}
+
+/// Starts a package the way its runtime says: the built-in loader for kernel-only
+/// packages, the packaged loader for executable ones. Returns the exit code to end with.
+pub fn run_package(pkg: &Package, opts: &RunOptions, out: &mut dyn Write) -> Result<i32> {
+    let meta = pkg.meta()?;
+    match &meta.runtime {
+        Runtime::Kernel => {
+            let (name, bytes) = pkg.object()?;
+            run_object(&name, &bytes, Some(meta), opts, out).map(|()| 0)
+        }
+        Runtime::Executable { .. } => run_executable(pkg, meta, opts),
+    }
 }
 
 /// The parts of the package description the runner uses.

@@ -1,4 +1,5 @@
-//! `cargo ebpf build`: vmlinux.h from host BTF (cached), clang to a BPF object, checks.
+//! The kernel-only (`eunomia`) build: vmlinux.h from host BTF (cached), clang to a BPF
+//! object, checks. The other kinds reuse its vmlinux.h and tool discovery.
 //!
 //! Layout under `target/ebpf/`:
 //! - `include/vmlinux.h` — copied from the cache, keyed by the kernel BTF's sha256;
@@ -13,32 +14,16 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use ebpf_runner::format::{bpf_target_arch, host_arch, normalize_arch};
+use ebpf_runner::format::{bpf_target_arch, host_arch};
 use ebpf_runner::{Error, Result};
 
 use crate::manifest::Project;
 
-#[derive(Debug, Clone, Default)]
-pub struct BuildOptions {
-    /// Kernel BTF to generate vmlinux.h from; default /sys/kernel/btf/vmlinux.
-    pub btf: Option<PathBuf>,
-    /// Target architecture (Rust naming); default the host's.
-    pub arch: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct BuildOutput {
-    /// The BPF object (`target/ebpf/<arch>/<name>.bpf.o`).
-    pub object: PathBuf,
-    pub arch: String,
-    /// True when nothing changed and nothing was rebuilt.
-    pub fresh: bool,
-}
+use super::{BuildOptions, BuildOutput};
 
 /// Builds the project's BPF object, then checks that its event struct survived into BTF.
-pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
+pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Result<BuildOutput> {
     let started = Instant::now();
-    let arch = resolve_arch(opts.arch.as_deref())?;
     let tools = Tools::find(project)?;
     let sources = find_sources(project)?;
     let (btf, _) = ebpf_runner::run::kernel_btf_path(opts.btf.as_deref())?;
@@ -114,21 +99,6 @@ fn check_event_struct(object: &Path, bytes: &[u8], event: Option<&str>) -> Resul
 
 // ---- architecture, tools, inputs ---------------------------------------------------------
 
-fn resolve_arch(arch: Option<&str>) -> Result<&'static str> {
-    let Some(requested) = arch else {
-        return normalize_arch(host_arch()).ok_or_else(|| {
-            Error::environment(format!("cannot build BPF for this host ({})", host_arch()))
-                .with_help("pass --arch x86_64 or --arch aarch64")
-        });
-    };
-    normalize_arch(requested)
-        .filter(|a| bpf_target_arch(a).is_some())
-        .ok_or_else(|| {
-            Error::usage(format!("unknown architecture `{requested}`"))
-                .with_help("use one of x86_64 (amd64), aarch64 (arm64), riscv64, s390x, powerpc64")
-        })
-}
-
 struct Tools {
     clang: PathBuf,
     bpftool: PathBuf,
@@ -161,7 +131,7 @@ impl Tools {
 
 /// Searches PATH, then the sbin directories (Debian installs bpftool in /usr/sbin, which a
 /// normal user's PATH often lacks).
-fn find_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let sbin = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from);
     std::env::split_paths(&path)
@@ -326,11 +296,27 @@ impl Layout {
             object: self.object.clone(),
             arch: arch.to_string(),
             fresh,
+            loader: None,
         }
     }
 }
 
 // ---- vmlinux.h ---------------------------------------------------------------------------
+
+/// For the other kinds' drivers: makes `target/ebpf/include/vmlinux.h` match the kernel
+/// BTF (from the same cache) and returns that include directory.
+#[allow(dead_code)] // for the language drivers
+pub(crate) fn vmlinux_include_dir(
+    project: &Project,
+    opts: &BuildOptions,
+    arch: &str,
+) -> Result<PathBuf> {
+    let tools = Tools::find(project)?;
+    let (btf, _) = ebpf_runner::run::kernel_btf_path(opts.btf.as_deref())?;
+    let layout = Layout::new(project, arch);
+    prepare_vmlinux(&tools, &btf, &layout)?;
+    Ok(layout.include)
+}
 
 /// Makes `target/ebpf/include/vmlinux.h` match the kernel BTF; returns its sha256.
 fn prepare_vmlinux(tools: &Tools, btf: &Path, layout: &Layout) -> Result<String> {
@@ -566,7 +552,7 @@ fn sha256_file(path: &Path) -> Result<String> {
 
 /// Writes through a temporary file in the same directory and renames it into place, so
 /// readers (and concurrent builds sharing the cache) never see half a file.
-fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     let mut tmp =
@@ -581,12 +567,12 @@ fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn relative<'a>(path: &'a Path, base: &Path) -> &'a Path {
+pub(crate) fn relative<'a>(path: &'a Path, base: &Path) -> &'a Path {
     path.strip_prefix(base).unwrap_or(path)
 }
 
 /// A cargo-style status line on stderr: a right-aligned verb, green and bold on a terminal.
-fn status(verb: &str, message: &str) {
+pub(crate) fn status(verb: &str, message: &str) {
     let line = if use_color() {
         format!("\x1b[1;32m{verb:>12}\x1b[0m {message}\n")
     } else {
@@ -596,7 +582,7 @@ fn status(verb: &str, message: &str) {
 }
 
 /// `warning: …` on stderr, yellow and bold on a terminal, as cargo does.
-fn warning(message: &str) {
+pub(crate) fn warning(message: &str) {
     let line = if use_color() {
         format!("\x1b[1;33mwarning\x1b[0m: {message}\n")
     } else {

@@ -1,0 +1,88 @@
+//! Executable packages: the layer is unpacked into a private directory and the packaged
+//! userspace loader runs there with the user's arguments. The runner stays in front so
+//! SIGINT/SIGTERM reach the loader and the directory is removed afterwards.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use crate::format::{self, PackageMeta, Runtime};
+use crate::{Error, Package, Result};
+
+use super::signals::StopSignals;
+use super::RunOptions;
+
+/// Runs the loader of an executable package; returns its exit code (128+N when killed by
+/// signal N, as shells report it).
+/// `--duration` stops it like SIGTERM does.
+pub fn run_executable(pkg: &Package, meta: &PackageMeta, opts: &RunOptions) -> Result<i32> {
+    let Runtime::Executable {
+        path,
+        args,
+        env,
+        workdir,
+    } = &meta.runtime
+    else {
+        return Err(Error::input("this package has no userspace loader"));
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("cargo-ebpf-run-")
+        .tempdir()
+        .map_err(|e| Error::io("create a directory in", &std::env::temp_dir(), e))?;
+    pkg.extract_to(dir.path())?;
+    let loader = dir.path().join(path);
+    if !loader.is_file() {
+        return Err(Error::input(format!(
+            "the package declares the loader {path} but its layer does not hold it"
+        ))
+        .with_help("rebuild the package with `cargo ebpf package`"));
+    }
+    let mut command = Command::new(&loader);
+    command
+        .args(args)
+        .args(&opts.args)
+        .envs(env)
+        .env(format::ENV_OBJECT, dir.path().join(&meta.object))
+        .env(format::ENV_PACKAGE_DIR, dir.path());
+    if let Some(workdir) = workdir {
+        command.current_dir(dir.path().join(workdir));
+    }
+    let child = command.spawn().map_err(|e| {
+        Error::environment(format!("cannot start the loader {path}: {e}")).with_help(
+            "the loader may be built for another architecture or libc; rebuild it with \
+             `cargo ebpf build` on a matching machine",
+        )
+    })?;
+    supervise(child, &loader, opts.duration)
+}
+
+/// Waits for the loader, forwarding SIGINT/SIGTERM so it can detach cleanly.
+fn supervise(mut child: Child, loader: &Path, duration: Option<Duration>) -> Result<i32> {
+    let signals = StopSignals::install();
+    let deadline = duration.map(|d| Instant::now() + d);
+    let mut forwarded = false;
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| Error::io("wait for", loader, e))?
+        {
+            // Killed by the SIGTERM we forwarded: the stop the user asked for, not a failure.
+            if forwarded && status.signal() == Some(libc::SIGTERM) {
+                return Ok(0);
+            }
+            return Ok(status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)));
+        }
+        let expired = deadline.is_some_and(|d| Instant::now() >= d);
+        if (signals.requested() || expired) && !forwarded {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            forwarded = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
