@@ -48,6 +48,23 @@ struct PackFile {
     language: String,
     /// The `description` new projects start with.
     project_description: Option<String>,
+    /// What CI jobs and Dockerfiles install to build projects of this pack.
+    #[serde(default)]
+    #[allow(dead_code)] // rendered into the shared CI templates (github-actions/, gitee-ci/)
+    ci: CiSection,
+}
+
+/// `[ci]` in pack.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct CiSection {
+    /// Debian packages to apt-install (clang, libbpf-dev, golang-go, …).
+    #[serde(default)]
+    apt: Vec<String>,
+    /// Extra shell lines run after apt (e.g. installing rustup).
+    #[serde(default)]
+    setup: Vec<String>,
 }
 
 /// Who the new project is by, and when: the parts of the template variables that come from
