@@ -3,8 +3,21 @@
 # Idempotent: skips apt entirely when everything is already there.
 set -euo pipefail
 
-PACKAGES=(clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config
-          docker-registry skopeo util-linux ca-certificates curl)
+PACKAGES=(
+  # build: the eunomia and c packs, vmlinux.h
+  clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config make gcc
+  # the go pack, offline: Debian's cilium/ebpf in GOPATH mode
+  golang-go golang-github-cilium-ebpf-dev
+  # multi-arch: cross compilers for the userspace loaders
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  # containerized builds and container runtimes
+  podman runc debootstrap
+  # registries and OCI clients
+  docker-registry skopeo
+  # the hub: scale-out database, browser test
+  postgresql chromium chromium-driver
+  util-linux iproute2 ca-certificates curl python3-pip
+)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -26,4 +39,11 @@ fi
 if ! command -v cargo >/dev/null; then
   echo "error: cargo (Rust 1.85 or newer) is required; install it with rustup" >&2
   exit 1
+fi
+
+# check-jsonschema validates generated GitHub workflows against the workflow schema it ships.
+if ! command -v check-jsonschema >/dev/null; then
+  echo "==> installing check-jsonschema (PyPI)"
+  python3 -m pip install -q check-jsonschema 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages check-jsonschema
 fi
