@@ -8,6 +8,7 @@
 //! care which language the project is in.
 
 mod kernel;
+mod rust;
 
 use std::path::PathBuf;
 
@@ -46,6 +47,7 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
     let arch = resolve_arch(opts.arch.as_deref())?;
     match project.kind() {
         Kind::Eunomia => kernel::build(project, opts, arch),
+        Kind::Rust => rust::build(project, opts, arch),
         other => Err(Error::input(format!(
             "building `{}` projects is not supported yet",
             other.as_str()
