@@ -251,3 +251,27 @@ fn cross_build_for_aarch64_builds_or_says_why_not() {
         assert!(!loader.exists(), "a loader was left behind");
     }
 }
+
+/// Without make (or a C compiler) on PATH: exit 4 naming the package to install.
+#[test]
+fn missing_make_or_cc_is_an_environment_error() {
+    let project = Project::new("notools");
+    let bin = project.env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/clang", bin.join("clang")).unwrap();
+    let err = fails(project.cmd(&["build"]).env("PATH", &bin), 4);
+    assert!(
+        err.contains("make was not found") && err.contains("apt install make"),
+        "{err}"
+    );
+
+    std::os::unix::fs::symlink("/usr/bin/make", bin.join("make")).unwrap();
+    let err = fails(
+        project.cmd(&["build"]).env("PATH", &bin).env_remove("CC"),
+        4,
+    );
+    assert!(
+        err.contains("no C compiler") && err.contains("apt install gcc"),
+        "{err}"
+    );
+}

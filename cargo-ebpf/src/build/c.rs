@@ -180,9 +180,15 @@ fn copy_if_changed(from: &Path, to: &Path) -> Result<bool> {
 // ---- cross-building ----------------------------------------------------------------------
 
 /// For a non-host arch: the cross C compiler, after checking that the libraries the loader
-/// links statically exist for that arch. `None` when building for the host.
+/// links statically exist for that arch. `None` when building for the host (make's `cc`,
+/// checked here so a machine without gcc hears `apt install gcc`, not "cc: not found").
 fn cross_compiler(arch: &str) -> Result<Option<PathBuf>> {
     if arch == host_arch() {
+        let user_cc = std::env::var_os("CC").is_some_and(|cc| !cc.is_empty());
+        if !user_cc && find_program("cc").is_none() {
+            return Err(Error::environment("no C compiler (cc) was found on PATH")
+                .with_help("install one: Debian/Ubuntu `sudo apt install gcc libc6-dev`, Fedora `sudo dnf install gcc glibc-static`"));
+        }
         return Ok(None);
     }
     let cannot = |why: String| {
