@@ -14,7 +14,7 @@ use ebpf_runner::{Error, Result};
 
 use crate::manifest::Project;
 
-use super::{find_program, relative, status, write_atomic, BuildOptions, BuildOutput};
+use super::{find_program, relative, status, warning, write_atomic, BuildOptions, BuildOutput};
 
 /// Runs make for `arch` and returns the object and the loader.
 pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Result<BuildOutput> {
@@ -25,6 +25,11 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
         )
     })?;
     let cross_cc = cross_compiler(arch)?;
+    if cross_cc.is_some() && opts.btf.is_none() {
+        warning(&format!(
+            "building for {arch} with the host's kernel BTF; pass --btf FILE for the target's"
+        ));
+    }
     // vmlinux.h comes from our shared step rather than the Makefile's own bpftool rule: it
     // is cached by the BTF's digest (so `--btf FILE` or CARGO_EBPF_KERNEL_BTF switches it,
     // and make sees the new header and rebuilds), and a missing BTF, bpftool or clang is
