@@ -7,6 +7,7 @@
 //! Every driver returns the same [`BuildOutput`], so `package`, `push` and `run` do not
 //! care which language the project is in.
 
+mod c;
 mod kernel;
 mod rust;
 
@@ -48,6 +49,7 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
     match project.kind() {
         Kind::Eunomia => kernel::build(project, opts, arch),
         Kind::Rust => rust::build(project, opts, arch),
+        Kind::C => c::build(project, opts, arch),
         other => Err(Error::input(format!(
             "building `{}` projects is not supported yet",
             other.as_str()
