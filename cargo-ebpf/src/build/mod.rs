@@ -6,13 +6,17 @@
 //!
 //! Every driver returns the same [`BuildOutput`], so `package`, `push` and `run` do not
 //! care which language the project is in.
+//!
+//! [`build_all`] builds for several architectures (`--arch x86_64,arm64`), on the host or,
+//! with [`BuildOptions::container`], inside a builder image ([`container`]).
 
+pub mod container;
 mod kernel;
 
 use std::path::PathBuf;
 
 use ebpf_runner::format::{bpf_target_arch, host_arch, normalize_arch};
-use ebpf_runner::{Error, Result};
+use ebpf_runner::{Error, ErrorKind, Result};
 
 use crate::manifest::{Kind, Project};
 
@@ -27,9 +31,11 @@ pub struct BuildOptions {
     pub btf: Option<PathBuf>,
     /// Target architecture (Rust naming); default the host's.
     pub arch: Option<String>,
+    /// Build inside a builder image instead of on the host (`--container`).
+    pub container: Option<container::ContainerOptions>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BuildOutput {
     /// The BPF object (`target/ebpf/<arch>/<name>.bpf.o`).
     pub object: PathBuf,
@@ -51,6 +57,70 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
             other.as_str()
         ))),
     }
+}
+
+/// Builds for every architecture in `arches` (none = the host's), in order. A driver that
+/// cannot build for a non-host architecture answers with an Environment error: that arch
+/// is skipped with a warning and the others go on; if every arch is skipped, the build
+/// fails with the reasons.
+pub fn build_all(
+    project: &Project,
+    opts: &BuildOptions,
+    arches: &[String],
+) -> Result<Vec<BuildOutput>> {
+    let arches = resolve_arches(arches)?;
+    if let Some(container) = &opts.container {
+        return container::build(project, opts, container, &arches);
+    }
+    let mut outputs = Vec::new();
+    let mut skipped = Vec::new();
+    for arch in &arches {
+        let one = BuildOptions {
+            arch: Some(arch.to_string()),
+            container: None,
+            ..opts.clone()
+        };
+        match build(project, &one) {
+            Ok(out) => outputs.push(out),
+            Err(e) if e.kind == ErrorKind::Environment && *arch != host_arch() => {
+                warning(&format!("skipped {arch}: {}", e.message));
+                skipped.push(format!("{arch}: {}", e.message));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if outputs.is_empty() {
+        return Err(Error::environment(format!(
+            "no architecture could be built ({})",
+            skipped.join("; ")
+        ))
+        .with_help(format!(
+            "build for this machine's architecture ({}), or on a machine of the target's",
+            host_arch()
+        )));
+    }
+    Ok(outputs)
+}
+
+/// `["x86_64,arm64"]`-style lists → distinct Rust arch names, in order; empty → the host's.
+pub fn resolve_arches(requested: &[String]) -> Result<Vec<&'static str>> {
+    let names: Vec<&str> = requested
+        .iter()
+        .flat_map(|a| a.split(','))
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Ok(vec![resolve_arch(None)?]);
+    }
+    let mut arches = Vec::new();
+    for name in names {
+        let arch = resolve_arch(Some(name))?;
+        if !arches.contains(&arch) {
+            arches.push(arch);
+        }
+    }
+    Ok(arches)
 }
 
 fn resolve_arch(arch: Option<&str>) -> Result<&'static str> {
