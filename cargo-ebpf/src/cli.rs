@@ -243,16 +243,22 @@ fn build_options(args: &BuildArgs) -> BuildOptions {
     BuildOptions {
         btf: args.btf.clone(),
         arch: None,
-        container: args.container.then(|| container::ContainerOptions {
-            engine: args.engine,
-            image: args.image.clone(),
-        }),
     }
 }
 
+/// Builds every `--arch`, on the host or (`--container`) in the builder image.
 fn cmd_build(args: &BuildArgs) -> Result<(Project, Vec<BuildOutput>)> {
     let project = load_project(args)?;
-    let built = build::build_all(&project, &build_options(args), &args.arch)?;
+    let opts = build_options(args);
+    let built = if args.container {
+        let container = container::ContainerOptions {
+            engine: args.engine,
+            image: args.image.clone(),
+        };
+        container::build_all(&project, &opts, &container, &args.arch)?
+    } else {
+        build::build_all(&project, &opts, &args.arch)?
+    };
     if args.print_outputs {
         let json = serde_json::to_string(&built).expect("build outputs serialize");
         println!("{json}");

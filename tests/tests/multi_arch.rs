@@ -204,7 +204,7 @@ fn multi_arch_package_push_pull_run() {
     assert_eq!(listed[0]["digest"], amd64.as_str(), "{listed}");
 
     // Running the layout itself (its tag names the index) picks the amd64 package too.
-    let help = ok(&mut project.env.cmd(["run"]).arg(&layout).args(["--", "--help"]));
+    let help = ok(project.env.cmd(["run"]).arg(&layout).args(["--", "--help"]));
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
     let row: Vec<&str> = help
         .lines()
@@ -286,7 +286,7 @@ fn a_package_without_this_hosts_platform_is_refused_and_nothing_is_stored() {
 
     // The same for a local layout packaged for arm64 only.
     ok(&mut project.cmd(&["package", "--arch", "aarch64"]));
-    let stderr = fails(&mut project.env.cmd(["run"]).arg(project.layout()), 3);
+    let stderr = fails(project.env.cmd(["run"]).arg(project.layout()), 3);
     assert!(stderr.contains("only for linux/arm64"), "{stderr}");
 }
 

@@ -67,13 +67,15 @@ pub struct ContainerOptions {
     pub image: Option<String>,
 }
 
-/// Builds `arches` inside the builder image and returns what the inner build produced.
-pub(super) fn build(
+/// [`super::build_all`] inside the builder image: builds `arches` (none = the host's) and
+/// returns what the inner build produced.
+pub fn build_all(
     project: &Project,
     opts: &BuildOptions,
     container: &ContainerOptions,
-    arches: &[&str],
+    arches: &[String],
 ) -> Result<Vec<BuildOutput>> {
+    let arches = super::resolve_arches(arches)?;
     let engine = Runner::find(container.engine)?;
     let image = container.image.clone().unwrap_or_else(default_image);
     engine.ensure_image(&image)?;
@@ -91,7 +93,7 @@ pub(super) fn build(
         &image,
         &exe,
         &btf,
-        arches,
+        &arches,
     )?);
     let out = cmd
         .stdin(Stdio::null())
@@ -123,7 +125,8 @@ fn run_args(
     // The vmlinux.h cache of the inner build lives in the project (the user's home is not
     // mounted), next to the outputs.
     let home = format!("{dir_s}/target/ebpf/.container-home");
-    let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
+    // The image was checked (or pulled) already; never pull behind the user's back.
+    let mut args: Vec<String> = vec!["run".into(), "--rm".into(), "--pull".into(), "never".into()];
     args.extend(["--network".into(), "host".into()]);
     args.extend(["--user".into(), format!("{uid}:{gid}")]);
     if engine == Engine::Podman {
@@ -304,6 +307,13 @@ impl Runner {
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.path);
         cmd.args(&self.global);
+        // podman refuses to start anything when DOCKER_CONFIG names a directory without a
+        // config.json; such a directory holds no credentials, so dropping it loses nothing.
+        if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
+            if !Path::new(&dir).join("config.json").is_file() {
+                cmd.env_remove("DOCKER_CONFIG");
+            }
+        }
         cmd
     }
 
