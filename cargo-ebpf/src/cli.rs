@@ -100,11 +100,13 @@ pub struct BuildArgs {
     /// Build inside a builder image with podman or docker (the host needs no toolchain).
     #[arg(long)]
     pub container: bool,
-    /// Container engine for --container (default: podman if installed, else docker).
-    #[arg(long, value_enum, requires = "container", env = container::ENV_ENGINE)]
+    /// Container engine for --container (default: $CARGO_EBPF_CONTAINER_ENGINE, else podman
+    /// if installed, else docker).
+    #[arg(long, value_enum, requires = "container")]
     pub engine: Option<container::Engine>,
-    /// Builder image for --container (default: ghcr.io/cargo-ebpf/builder:VERSION).
-    #[arg(long, value_name = "IMAGE", requires = "container", env = container::ENV_IMAGE)]
+    /// Builder image for --container (default: $CARGO_EBPF_BUILDER_IMAGE, else
+    /// ghcr.io/cargo-ebpf/builder:VERSION).
+    #[arg(long, value_name = "IMAGE", requires = "container")]
     pub image: Option<String>,
     /// Print the build's outputs as JSON on stdout (used by --container's inner build).
     #[arg(long, hide = true)]

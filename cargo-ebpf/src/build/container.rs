@@ -59,11 +59,24 @@ impl Engine {
     }
 }
 
+/// [`ENV_ENGINE`], when set.
+fn engine_from_env() -> Result<Option<Engine>> {
+    match std::env::var(ENV_ENGINE).unwrap_or_default().as_str() {
+        "" => Ok(None),
+        "podman" => Ok(Some(Engine::Podman)),
+        "docker" => Ok(Some(Engine::Docker)),
+        other => Err(
+            Error::usage(format!("{ENV_ENGINE}={other} names no container engine"))
+                .with_help("set it to `podman` or `docker`, or unset it"),
+        ),
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ContainerOptions {
-    /// The engine; `None` = podman if installed, else docker.
+    /// The engine; `None` = [`ENV_ENGINE`], else podman if installed, else docker.
     pub engine: Option<Engine>,
-    /// The builder image; `None` = [`default_image`].
+    /// The builder image; `None` = [`ENV_IMAGE`], else [`default_image`].
     pub image: Option<String>,
 }
 
@@ -76,8 +89,16 @@ pub fn build_all(
     arches: &[String],
 ) -> Result<Vec<BuildOutput>> {
     let arches = super::resolve_arches(arches)?;
-    let engine = Runner::find(container.engine)?;
-    let image = container.image.clone().unwrap_or_else(default_image);
+    let engine = Runner::find(
+        container
+            .engine
+            .map_or_else(engine_from_env, |e| Ok(Some(e)))?,
+    )?;
+    let image = container
+        .image
+        .clone()
+        .or_else(|| std::env::var(ENV_IMAGE).ok().filter(|i| !i.is_empty()))
+        .unwrap_or_else(default_image);
     engine.ensure_image(&image)?;
     let (btf, _) = ebpf_runner::run::kernel_btf_path(opts.btf.as_deref())?;
     let exe = std::env::current_exe()
