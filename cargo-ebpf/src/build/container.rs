@@ -152,9 +152,11 @@ fn run_args(
     args.extend(["--user".into(), format!("{uid}:{gid}")]);
     if engine == Engine::Podman {
         args.extend(podman_ulimits());
-    }
-    if is_rootless() {
-        args.extend(["--userns".into(), "keep-id".into()]);
+        // Rootless podman maps container uids to subordinate ids; keep-id makes the
+        // owner's uid inside the same user outside.
+        if is_rootless() {
+            args.extend(["--userns".into(), "keep-id".into()]);
+        }
     }
     args.extend(["-v".into(), format!("{dir_s}:{dir_s}")]);
     args.extend(["-w".into(), dir_s.clone()]);
@@ -240,7 +242,7 @@ fn inner_failure(engine: &str, image: &str, code: Option<i32>) -> Error {
         ))
         .with_help(format!(
             "see {engine}'s message above; on machines without systemd or crun set \
-                     {ENV_ENGINE_ARGS}=\"--runtime runc --cgroup-manager cgroupfs\""
+             {ENV_ENGINE_ARGS}=\"--runtime runc --cgroup-manager cgroupfs\""
         )),
         Some(127) => Error::environment(format!(
             "the image {image} cannot run the mounted cargo-ebpf binary"
@@ -367,10 +369,10 @@ impl Runner {
             self.name
         ))
         .with_help(format!(
-            "build it from the cargo-ebpf repository: `{} build -t {image} -f \
-             docker/builder.Dockerfile docker`, or without docker.io `sudo bash \
+            "build it from the cargo-ebpf repository: `{name} build -t {image} -f \
+             docker/builder.Dockerfile docker`, or without docker.io `sudo ENGINE={name} bash \
              scripts/builder-image.sh {image}`; or pass --image IMAGE",
-            self.name
+            name = self.name
         )))
     }
 
