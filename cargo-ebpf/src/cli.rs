@@ -13,7 +13,7 @@ use ebpf_runner::run::{self, Output, RunOptions};
 use ebpf_runner::store::Store;
 use ebpf_runner::{Error, Package, Result};
 
-use crate::build::{self, BuildOptions, BuildOutput};
+use crate::build::{self, container, BuildOptions, BuildOutput};
 use crate::manifest::{self, Project};
 use crate::package;
 use crate::scaffold::{self, NewOptions};
@@ -93,9 +93,24 @@ pub struct BuildArgs {
     /// Kernel BTF to build against (default: /sys/kernel/btf/vmlinux).
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
-    /// Target architecture (default: the host's).
+    /// Target architectures, comma-separated, either naming (`x86_64,arm64`); default the
+    /// host's. Several give a multi-arch package (an OCI image index).
+    #[arg(long, value_delimiter = ',', value_name = "ARCH[,ARCH...]")]
+    pub arch: Vec<String>,
+    /// Build inside a builder image with podman or docker (the host needs no toolchain).
     #[arg(long)]
-    pub arch: Option<String>,
+    pub container: bool,
+    /// Container engine for --container (default: $CARGO_EBPF_CONTAINER_ENGINE, else podman
+    /// if installed, else docker).
+    #[arg(long, value_enum, requires = "container")]
+    pub engine: Option<container::Engine>,
+    /// Builder image for --container (default: $CARGO_EBPF_BUILDER_IMAGE, else
+    /// ghcr.io/cargo-ebpf/builder:VERSION).
+    #[arg(long, value_name = "IMAGE", requires = "container")]
+    pub image: Option<String>,
+    /// Print the build's outputs as JSON on stdout (used by --container's inner build).
+    #[arg(long, hide = true)]
+    pub print_outputs: bool,
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -229,13 +244,27 @@ fn load_project(args: &BuildArgs) -> Result<Project> {
 fn build_options(args: &BuildArgs) -> BuildOptions {
     BuildOptions {
         btf: args.btf.clone(),
-        arch: args.arch.clone(),
+        arch: None,
     }
 }
 
-fn cmd_build(args: &BuildArgs) -> Result<(Project, BuildOutput)> {
+/// Builds every `--arch`, on the host or (`--container`) in the builder image.
+fn cmd_build(args: &BuildArgs) -> Result<(Project, Vec<BuildOutput>)> {
     let project = load_project(args)?;
-    let built = build::build(&project, &build_options(args))?;
+    let opts = build_options(args);
+    let built = if args.container {
+        let container = container::ContainerOptions {
+            engine: args.engine,
+            image: args.image.clone(),
+        };
+        container::build_all(&project, &opts, &container, &args.arch)?
+    } else {
+        build::build_all(&project, &opts, &args.arch)?
+    };
+    if args.print_outputs {
+        let json = serde_json::to_string(&built).expect("build outputs serialize");
+        println!("{json}");
+    }
     Ok((project, built))
 }
 
@@ -243,9 +272,10 @@ fn cmd_package(args: &BuildArgs) -> Result<()> {
     let (project, built) = cmd_build(args)?;
     let out = package::package(&project, &built)?;
     eprintln!(
-        "    Packaged {} v{} → {} (oci:{}:{}, {})",
+        "    Packaged {} v{} for {} → {} (oci:{}:{}, {})",
         project.manifest.package.name,
         project.manifest.package.version,
+        out.arches.join(", "),
         out.layout_dir.display(),
         out.layout_dir.display(),
         out.tag,
@@ -260,9 +290,10 @@ fn cmd_push(args: &BuildArgs, reference: Option<&str>, reg: &RegistryArgs) -> Re
         Some(r) => r.to_string(),
         None => project.reference()?,
     };
-    let pkg = package::build_package(&project, &built)?;
-    let digest = registry::push(&pkg, &reference, &client_options(reg))?;
-    eprintln!("      Pushed {reference}");
+    let release = package::build_release(&project, &built)?;
+    let digest = registry::push_release(&release, &reference, &client_options(reg))?;
+    let arches: Vec<&str> = built.iter().map(|b| b.arch.as_str()).collect();
+    eprintln!("      Pushed {reference} ({})", arches.join(", "));
     println!("{reference}@{digest}");
     Ok(())
 }
@@ -333,7 +364,8 @@ fn resolve_run_target(args: &RunArgs) -> Result<Runnable> {
             manifest_path: Some(path.to_path_buf()),
             ..Default::default()
         };
-        let (project, built) = cmd_build(&build_args)?;
+        let project = load_project(&build_args)?;
+        let built = build::build(&project, &build_options(&build_args))?;
         let pkg: Package = package::build_package(&project, &built)?;
         return Ok(Runnable::Package(Box::new(pkg)));
     }

@@ -1,11 +1,13 @@
 //! `cargo ebpf package`: the built object + manifest → a package, written as an OCI image
 //! layout under `target/ebpf/oci` (tagged with the version; `skopeo` reads it as
-//! `oci:target/ebpf/oci:VERSION`).
+//! `oci:target/ebpf/oci:VERSION`). Built for several architectures, the tag points at an
+//! OCI image index with one package per platform ([`ebpf_runner::index`]).
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ebpf_runner::format::{self, PackageMeta, Runtime, SCHEMA_VERSION};
+use ebpf_runner::index::Release;
 use ebpf_runner::oci_layout::OciLayout;
 use ebpf_runner::package::LayerFile;
 use ebpf_runner::{object, Error, Package, Result};
@@ -19,7 +21,10 @@ pub struct PackageOutput {
     pub layout_dir: PathBuf,
     /// The tag inside the layout (the version).
     pub tag: String,
+    /// What the tag points at: the manifest, or the index of a multi-arch package.
     pub digest: String,
+    /// The architectures packaged, in order.
+    pub arches: Vec<String>,
 }
 
 /// Builds the package for a built project, in memory.
@@ -43,17 +48,27 @@ pub fn build_package(project: &Project, built: &BuildOutput) -> Result<Package> 
     Package::build_with_files(meta, &files, Some(created_timestamp()))
 }
 
-/// Builds the package and writes it into `target/ebpf/oci`.
-pub fn package(project: &Project, built: &BuildOutput) -> Result<PackageOutput> {
-    let pkg = build_package(project, built)?;
+/// One package per built architecture: a plain package for one, an index for several.
+pub fn build_release(project: &Project, built: &[BuildOutput]) -> Result<Release> {
+    let packages = built
+        .iter()
+        .map(|b| build_package(project, b))
+        .collect::<Result<Vec<_>>>()?;
+    Release::new(packages)
+}
+
+/// Builds the package (or index) and writes it into `target/ebpf/oci`, tagged with the version.
+pub fn package(project: &Project, built: &[BuildOutput]) -> Result<PackageOutput> {
+    let release = build_release(project, built)?;
     let layout_dir = project.target_dir().join("oci");
     let layout = OciLayout::create(&layout_dir)?;
     let tag = project.manifest.package.version.clone();
-    pkg.write_to(&layout, &tag)?;
+    release.write_to(&layout, &tag)?;
     Ok(PackageOutput {
         layout_dir,
         tag,
-        digest: pkg.digest(),
+        digest: release.digest(),
+        arches: built.iter().map(|b| b.arch.clone()).collect(),
     })
 }
 

@@ -3,6 +3,7 @@
 //! The pipeline, one module per stage:
 //! - [`format`]: the package format (media types, keys, metadata types), typed in one place;
 //! - [`package`]: a package in memory: build one from an object, read its object back;
+//! - [`index`]: multi-platform packages (an OCI image index, one manifest per platform);
 //! - [`oci_layout`]: OCI image layout directories (what `cargo ebpf package` writes);
 //! - [`registry`]: push, pull and login against OCI registries; [`credentials`]: docker config.json;
 //! - [`store`]: the local content-addressed store of pulled packages;
@@ -16,6 +17,7 @@ pub mod decode;
 pub mod digest;
 pub mod error;
 pub mod format;
+pub mod index;
 pub mod object;
 pub mod oci_layout;
 pub mod package;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use oci_client::manifest::{ImageIndexEntry, OciImageIndex};
 
 use crate::format::{self, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
-use crate::{digest, Error, Package, Result};
+use crate::{digest, index, Error, Package, Result};
 
 const INDEX_FILE: &str = "index.json";
 /// Lock file for index.json writers (and gc). Skopeo ignores unknown files in a layout.
@@ -296,19 +296,31 @@ impl OciLayout {
         write_atomic(&self.index_path(), &bytes)
     }
 
-    /// The package behind `entry`, with every digest verified.
+    /// The package behind `entry`, with every digest verified. An index resolves to this
+    /// host's platform; a package for another platform is refused (see [`crate::index`]).
     pub fn read_entry(&self, entry: &ImageIndexEntry) -> Result<Package> {
+        let what = self.describe_entry(entry);
         let mut entry = entry.clone();
         for _ in 0..MAX_INDEX_DEPTH {
             let bytes = self.get_blob(&entry.digest)?;
             if entry.media_type != MEDIA_TYPE_INDEX {
-                return self.read_manifest(bytes, &entry.digest);
+                let pkg = self.read_manifest(bytes, &entry.digest)?;
+                index::check_host_platform(&index::Platform::of_package(&pkg), &what)?;
+                return Ok(pkg);
             }
-            let index: OciImageIndex = serde_json::from_slice(&bytes)
+            let image_index: OciImageIndex = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::input(format!("index {} is not valid: {e}", entry.digest)))?;
-            entry = crate::registry::pick_platform(&index.manifests)?.clone();
+            entry = index::pick_platform(&image_index.manifests, &what)?.clone();
         }
         Err(Error::input("image indexes nest too deeply"))
+    }
+
+    /// `DIR:NAME` (or `DIR`) for error messages about one entry.
+    fn describe_entry(&self, entry: &ImageIndexEntry) -> String {
+        match entry_ref_name(entry) {
+            Some(name) => format!("{}:{name}", self.root.display()),
+            None => self.root.display().to_string(),
+        }
     }
 
     fn read_manifest(&self, manifest_bytes: Vec<u8>, manifest_digest: &str) -> Result<Package> {
@@ -329,12 +341,17 @@ impl Package {
     pub fn write_to(&self, layout: &OciLayout, ref_name: &str) -> Result<()> {
         check_ref_name(ref_name)?;
         let lock = layout.lock()?;
+        self.write_blobs_locked(layout, &lock)?;
+        layout.set_ref_locked(&lock, ref_name, self.index_entry())
+    }
+
+    /// Writes config, layers and manifest (no ref) while the caller holds the index lock,
+    /// so gc cannot collect them before a ref points at them.
+    pub fn write_blobs_locked(&self, layout: &OciLayout, _lock: &IndexLock) -> Result<()> {
         for blob in std::iter::once(&self.config_blob).chain(&self.layers) {
             layout.put_blob_expecting(&blob.descriptor.digest, &blob.data)?;
         }
-        let digest = self.digest();
-        layout.put_blob_expecting(&digest, &self.manifest_bytes)?;
-        layout.set_ref_locked(&lock, ref_name, self.index_entry())
+        layout.put_blob_expecting(&self.digest(), &self.manifest_bytes)
     }
 
     /// Reads the package named `ref_name` (or the only one, with `None`), verified.
@@ -385,7 +402,7 @@ fn missing_ref(layout: &OciLayout, ref_name: Option<&str>) -> Error {
 }
 
 /// Ref names go into JSON only, but empty ones make skopeo's `oci:DIR:` syntax ambiguous.
-fn check_ref_name(name: &str) -> Result<()> {
+pub(crate) fn check_ref_name(name: &str) -> Result<()> {
     if name.is_empty() || name.chars().any(char::is_control) {
         return Err(Error::input(format!("invalid reference name {name:?}"))
             .with_help("use a tag like `latest` or `0.1.0`"));

@@ -14,14 +14,15 @@ use std::task::{Context, Poll};
 use indicatif::{ProgressBar, ProgressStyle};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::{ImageIndexEntry, OciDescriptor, OciImageIndex, OciImageManifest};
+use oci_client::manifest::{OciDescriptor, OciImageIndex, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
 use crate::credentials::{self, AuthPaths, Credentials};
 use crate::format::{
-    self, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER_TAR_GZIP, MEDIA_TYPE_MANIFEST,
+    MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER_TAR_GZIP, MEDIA_TYPE_MANIFEST,
 };
+use crate::index::{self, PackageIndex, Platform, Release};
 use crate::{digest, Error, ErrorKind, Package, Result};
 
 /// Largest blob or manifest we accept from a registry. Packages are a few hundred KiB;
@@ -43,6 +44,12 @@ pub struct ClientOptions {
 /// Credentials come from the docker config (see [`crate::credentials`]).
 pub fn push(pkg: &Package, reference: &str, opts: &ClientOptions) -> Result<String> {
     push_with(pkg, reference, opts, &AuthPaths::from_env())
+}
+
+/// Pushes a release: a single package as [`push`] does, or every platform package by
+/// digest and then the image index under the reference's tag. Returns the tag's digest.
+pub fn push_release(release: &Release, reference: &str, opts: &ClientOptions) -> Result<String> {
+    push_release_with(release, reference, opts, &AuthPaths::from_env())
 }
 
 /// Pulls `reference`, verifying every digest; nothing is written anywhere.
@@ -70,6 +77,20 @@ pub fn push_with(
 ) -> Result<String> {
     let target = Target::new(reference, opts, auth)?;
     block_on(target.push(pkg, opts))
+}
+
+/// [`push_release`] with credentials looked up in `auth`.
+pub fn push_release_with(
+    release: &Release,
+    reference: &str,
+    opts: &ClientOptions,
+    auth: &AuthPaths,
+) -> Result<String> {
+    let target = Target::new(reference, opts, auth)?;
+    match release {
+        Release::Single(pkg) => block_on(target.push(pkg, opts)),
+        Release::Multi(index) => block_on(target.push_index(index, opts)),
+    }
 }
 
 /// [`pull`] with credentials looked up in `auth` instead of the environment's files.
@@ -120,39 +141,8 @@ pub fn parse_reference(reference: &str) -> Result<Reference> {
     })
 }
 
-/// The index entry for this host: linux and the host's architecture.
-pub fn pick_platform(entries: &[ImageIndexEntry]) -> Result<&ImageIndexEntry> {
-    let want = format::oci_arch(format::host_arch());
-    let platform_of = |e: &ImageIndexEntry| {
-        let p = serde_json::to_value(e.platform.as_ref()?).ok()?;
-        Some((
-            p["os"].as_str()?.to_string(),
-            p["architecture"].as_str()?.to_string(),
-        ))
-    };
-    if let Some(entry) = entries
-        .iter()
-        .find(|e| platform_of(e).is_some_and(|(os, arch)| os == "linux" && arch == want))
-    {
-        return Ok(entry);
-    }
-    let have: Vec<String> = entries
-        .iter()
-        .map(|e| match platform_of(e) {
-            Some((os, arch)) => format!("{os}/{arch}"),
-            None => "unknown platform".into(),
-        })
-        .collect();
-    Err(Error::input(format!(
-        "no package for {want}; it has: {}",
-        if have.is_empty() {
-            "nothing".into()
-        } else {
-            have.join(", ")
-        }
-    ))
-    .with_help("ask the publisher to build and push the package for this architecture"))
-}
+/// The index entry for this host; see [`crate::index::pick_platform`].
+pub use crate::index::pick_platform;
 
 // ---- connection setup -----------------------------------------------------------------------
 
@@ -222,19 +212,54 @@ impl Target {
 
     async fn push(&self, pkg: &Package, opts: &ClientOptions) -> Result<String> {
         self.authenticate(RegistryOperation::Push).await?;
+        self.push_package(pkg, &self.reference, opts).await
+    }
+
+    /// Pushes every platform package by digest, then the index under the tag, so the tag
+    /// never names an index whose manifests the registry lacks.
+    async fn push_index(&self, index: &PackageIndex, opts: &ClientOptions) -> Result<String> {
+        self.authenticate(RegistryOperation::Push).await?;
+        for pkg in &index.packages {
+            self.push_package(pkg, &self.by_digest(&pkg.digest()), opts)
+                .await?;
+        }
+        let bytes = &index.index_bytes;
+        self.push_manifest(&self.reference, bytes, MEDIA_TYPE_INDEX)
+            .await
+    }
+
+    /// Config and layer blobs, then the manifest under `reference`.
+    async fn push_package(
+        &self,
+        pkg: &Package,
+        reference: &Reference,
+        opts: &ClientOptions,
+    ) -> Result<String> {
         for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
             self.push_blob(&blob.descriptor, &blob.data, opts).await?;
         }
-        let content_type = reqwest::header::HeaderValue::from_static(MEDIA_TYPE_MANIFEST);
+        self.push_manifest(reference, &pkg.manifest_bytes, MEDIA_TYPE_MANIFEST)
+            .await
+    }
+
+    /// Uploads manifest (or index) bytes exactly as given, with their media type as the
+    /// Content-Type, and checks that the registry stored them under their digest.
+    async fn push_manifest(
+        &self,
+        reference: &Reference,
+        bytes: &[u8],
+        media_type: &'static str,
+    ) -> Result<String> {
+        let content_type = reqwest::header::HeaderValue::from_static(media_type);
         let location = self
             .client
-            .push_manifest_raw(&self.reference, pkg.manifest_bytes.clone(), content_type)
+            .push_manifest_raw(reference, bytes.to_vec(), content_type)
             .await
             .map_err(|e| self.err(e))?;
-        let expected = pkg.digest();
+        let expected = digest::sha256(bytes);
         let actual = match location.rsplit_once('/').map(|(_, d)| d) {
             Some(d) if d.starts_with("sha256:") => d.to_string(),
-            _ => self.remote_digest().await?,
+            _ => self.remote_digest(reference).await?,
         };
         if actual != expected {
             return Err(Error::integrity(format!(
@@ -246,9 +271,18 @@ impl Target {
         Ok(expected)
     }
 
-    async fn remote_digest(&self) -> Result<String> {
+    /// This repository at `digest`.
+    fn by_digest(&self, digest: &str) -> Reference {
+        Reference::with_digest(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            digest.to_string(),
+        )
+    }
+
+    async fn remote_digest(&self, reference: &Reference) -> Result<String> {
         self.client
-            .fetch_manifest_digest(&self.reference, &self.auth)
+            .fetch_manifest_digest(reference, &self.auth)
             .await
             .map_err(|e| self.err(e))
     }
@@ -281,6 +315,7 @@ impl Target {
         let manifest = crate::package::parse_manifest(&manifest_bytes)?;
         check_package_shape(&manifest, &self.reference.whole())?;
         let config = self.pull_blob(&manifest.config, opts).await?;
+        check_config_platform(&config, &self.reference.whole())?;
         let mut layers = Vec::with_capacity(manifest.layers.len());
         for layer in &manifest.layers {
             layers.push(self.pull_blob(layer, opts).await?);
@@ -301,12 +336,8 @@ impl Target {
                 self.reference
             ))
         })?;
-        let entry = pick_platform(&index.manifests)?;
-        let by_digest = Reference::with_digest(
-            self.reference.registry().to_string(),
-            self.reference.repository().to_string(),
-            entry.digest.clone(),
-        );
+        let entry = pick_platform(&index.manifests, &self.reference.whole())?;
+        let by_digest = self.by_digest(&entry.digest);
         let (bytes, actual) = self
             .pull_manifest_raw(&by_digest, &[MEDIA_TYPE_MANIFEST])
             .await?;
@@ -397,6 +428,17 @@ fn check_package_shape(manifest: &OciImageManifest, reference: &str) -> Result<(
         )));
     }
     Ok(())
+}
+
+/// A single-platform package for another platform is refused before its layer is fetched
+/// (an index was already resolved to this host's entry, which passes).
+fn check_config_platform(config: &[u8], reference: &str) -> Result<()> {
+    let platform: Platform = serde_json::from_slice(config).map_err(|e| {
+        Error::input(format!(
+            "{reference} is not a cargo-ebpf package: its image config has no platform: {e}"
+        ))
+    })?;
+    index::check_host_platform(&platform, reference)
 }
 
 fn is_index(bytes: &[u8]) -> Result<bool> {
@@ -704,35 +746,9 @@ mod tests {
     }
 
     #[test]
-    fn index_platform_selection() {
-        let entry = |arch: &str| -> ImageIndexEntry {
-            serde_json::from_value(serde_json::json!({
-                "mediaType": MEDIA_TYPE_MANIFEST,
-                "digest": digest::sha256(arch.as_bytes()),
-                "size": 1,
-                "platform": {"os": "linux", "architecture": arch}
-            }))
-            .unwrap()
-        };
-        let here = format::oci_arch(format::host_arch());
-        let other = if here == "amd64" { "arm64" } else { "amd64" };
-        let entries = vec![entry(other), entry(here)];
-        assert_eq!(
-            pick_platform(&entries).unwrap().digest,
-            digest::sha256(here.as_bytes())
-        );
-        let err = pick_platform(&entries[..1]).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Input);
-        assert_eq!(
-            err.message,
-            format!("no package for {here}; it has: linux/{other}")
-        );
-    }
-
-    #[test]
     fn only_single_layer_packages_are_pulled() {
         let pkg = Package::build(
-            format::PackageMeta::new("shape", "0.1.0", "shape.bpf.o"),
+            crate::format::PackageMeta::new("shape", "0.1.0", "shape.bpf.o"),
             b"obj",
             None,
         )

@@ -6,15 +6,19 @@
 //!
 //! Every driver returns the same [`BuildOutput`], so `package`, `push` and `run` do not
 //! care which language the project is in.
+//!
+//! [`build_all`] builds for several architectures (`--arch x86_64,arm64`) on the host;
+//! [`container::build_all`] does the same inside a builder image (`--container`).
 
 mod c;
+pub mod container;
 mod kernel;
 mod rust;
 
 use std::path::PathBuf;
 
 use ebpf_runner::format::{bpf_target_arch, host_arch, normalize_arch};
-use ebpf_runner::{Error, Result};
+use ebpf_runner::{Error, ErrorKind, Result};
 
 use crate::manifest::{Kind, Project};
 
@@ -31,7 +35,7 @@ pub struct BuildOptions {
     pub arch: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BuildOutput {
     /// The BPF object (`target/ebpf/<arch>/<name>.bpf.o`).
     pub object: PathBuf,
@@ -57,6 +61,77 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
     }
 }
 
+/// Builds for every architecture in `arches` (none = the host's), in order. A driver that
+/// cannot build for a non-host architecture answers with an Environment error: that arch
+/// is skipped with a warning and the others go on; if every arch is skipped, the build
+/// fails with the reasons.
+pub fn build_all(
+    project: &Project,
+    opts: &BuildOptions,
+    arches: &[String],
+) -> Result<Vec<BuildOutput>> {
+    let arches = resolve_arches(arches)?;
+    build_each(&arches, |arch| {
+        let one = BuildOptions {
+            arch: Some(arch.to_string()),
+            ..opts.clone()
+        };
+        build(project, &one)
+    })
+}
+
+/// Runs `build_one` for every arch. An Environment error for a non-host arch (a driver that
+/// cannot cross-build its userspace) skips that arch with a warning; any other error stops.
+fn build_each(
+    arches: &[&str],
+    mut build_one: impl FnMut(&str) -> Result<BuildOutput>,
+) -> Result<Vec<BuildOutput>> {
+    let mut outputs = Vec::new();
+    let mut skipped = Vec::new();
+    for &arch in arches {
+        match build_one(arch) {
+            Ok(out) => outputs.push(out),
+            Err(e) if e.kind == ErrorKind::Environment && arch != host_arch() => {
+                warning(&format!("skipped {arch}: {}", e.message));
+                skipped.push(format!("{arch}: {}", e.message));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if outputs.is_empty() {
+        return Err(Error::environment(format!(
+            "no architecture could be built ({})",
+            skipped.join("; ")
+        ))
+        .with_help(format!(
+            "build for this machine's architecture ({}), or on a machine of the target's",
+            host_arch()
+        )));
+    }
+    Ok(outputs)
+}
+
+/// `["x86_64,arm64"]`-style lists → distinct Rust arch names, in order; empty → the host's.
+pub fn resolve_arches(requested: &[String]) -> Result<Vec<&'static str>> {
+    let names: Vec<&str> = requested
+        .iter()
+        .flat_map(|a| a.split(','))
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Ok(vec![resolve_arch(None)?]);
+    }
+    let mut arches = Vec::new();
+    for name in names {
+        let arch = resolve_arch(Some(name))?;
+        if !arches.contains(&arch) {
+            arches.push(arch);
+        }
+    }
+    Ok(arches)
+}
+
 fn resolve_arch(arch: Option<&str>) -> Result<&'static str> {
     let Some(requested) = arch else {
         return normalize_arch(host_arch()).ok_or_else(|| {
@@ -70,4 +145,74 @@ fn resolve_arch(arch: Option<&str>) -> Result<&'static str> {
             Error::usage(format!("unknown architecture `{requested}`"))
                 .with_help("use one of x86_64 (amd64), aarch64 (arm64), riscv64, s390x, powerpc64")
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(arch: &str) -> BuildOutput {
+        BuildOutput {
+            object: PathBuf::from(format!("target/ebpf/{arch}/x.bpf.o")),
+            arch: arch.into(),
+            fresh: false,
+            loader: None,
+        }
+    }
+
+    fn other_arch() -> &'static str {
+        if host_arch() == "x86_64" {
+            "aarch64"
+        } else {
+            "x86_64"
+        }
+    }
+
+    #[test]
+    fn arch_lists_accept_both_namings_once_each() {
+        let list = |s: &str| resolve_arches(&[s.to_string()]);
+        assert_eq!(
+            list("x86_64,arm64,amd64,aarch64").unwrap(),
+            ["x86_64", "aarch64"]
+        );
+        assert_eq!(list("").unwrap(), [host_arch()]);
+        assert_eq!(list("mips").unwrap_err().kind, ErrorKind::Usage);
+    }
+
+    #[test]
+    fn a_non_host_arch_the_driver_cannot_build_is_skipped() {
+        let other = other_arch();
+        let built = build_each(&[host_arch(), other], |arch| {
+            if arch == host_arch() {
+                Ok(output(arch))
+            } else {
+                Err(Error::environment("no cross linker"))
+            }
+        })
+        .unwrap();
+        assert_eq!(built.len(), 1);
+        assert_eq!(built[0].arch, host_arch());
+    }
+
+    #[test]
+    fn skipping_every_arch_fails_with_the_reasons() {
+        let other = other_arch();
+        let err = build_each(&[other], |_| Err(Error::environment("no cross linker"))).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Environment);
+        assert_eq!(
+            err.message,
+            format!("no architecture could be built ({other}: no cross linker)")
+        );
+    }
+
+    #[test]
+    fn host_failures_and_other_errors_are_not_skipped() {
+        let err = build_each(&[host_arch()], |_| Err(Error::environment("no clang"))).unwrap_err();
+        assert_eq!(err.message, "no clang");
+        let err = build_each(&[other_arch(), host_arch()], |_| {
+            Err(Error::build("clang failed"))
+        })
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Build);
+    }
 }

@@ -1,0 +1,333 @@
+//! Multi-platform packages: an OCI image index pointing at one package manifest per
+//! platform (`cargo ebpf package --arch x86_64,arm64`), and choosing the host's platform
+//! when one is read back (pull, run of a layout).
+//!
+//! A build for one architecture stays a plain manifest ([`Release::Single`]); only two or
+//! more make an index ([`Release::Multi`]). The index always carries its `mediaType`, so
+//! registries and tools never have to guess what it is.
+
+use std::collections::BTreeMap;
+
+use oci_client::manifest::{ImageIndexEntry, OciImageIndex};
+use serde::{Deserialize, Serialize};
+
+use crate::format::{self, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use crate::oci_layout::OciLayout;
+use crate::{digest, Error, Package, Result};
+
+/// An OCI platform as far as packages need it: `linux` and a GOARCH name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+}
+
+impl Platform {
+    /// The platform this process runs on.
+    pub fn host() -> Platform {
+        Platform {
+            os: "linux".into(),
+            architecture: format::oci_arch(format::host_arch()).into(),
+        }
+    }
+
+    /// The platform of an index entry, when it names one.
+    pub fn of_entry(entry: &ImageIndexEntry) -> Option<Platform> {
+        serde_json::to_value(entry.platform.as_ref()?)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+    }
+
+    /// The platform a package was built for (from its image config).
+    pub fn of_package(pkg: &Package) -> Platform {
+        Platform {
+            os: pkg.config.os.clone(),
+            architecture: pkg.config.architecture.clone(),
+        }
+    }
+
+    /// oci-client's platform type (its field types live in oci-spec; go through JSON rather
+    /// than depend on that crate).
+    fn to_oci(&self) -> Option<oci_client::manifest::Platform> {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)
+    }
+}
+
+/// The entry of `entries` for this host. `what` names the package in the error, which says
+/// which platforms it has and what to do (an Input error: the package does not fit here).
+pub fn pick_platform<'a>(
+    entries: &'a [ImageIndexEntry],
+    what: &str,
+) -> Result<&'a ImageIndexEntry> {
+    let host = Platform::host();
+    if let Some(entry) = entries
+        .iter()
+        .find(|e| Platform::of_entry(e).as_ref() == Some(&host))
+    {
+        return Ok(entry);
+    }
+    let have: Vec<String> = entries
+        .iter()
+        .map(|e| Platform::of_entry(e).map_or("an unnamed platform".into(), |p| p.to_string()))
+        .collect();
+    Err(wrong_platform(what, &have))
+}
+
+/// Refuses a single-platform package built for another platform than this host's.
+pub fn check_host_platform(platform: &Platform, what: &str) -> Result<()> {
+    if *platform == Platform::host() {
+        return Ok(());
+    }
+    Err(wrong_platform(what, &[platform.to_string()]))
+}
+
+fn wrong_platform(what: &str, have: &[String]) -> Error {
+    let host = Platform::host();
+    let have = if have.is_empty() {
+        "no platform at all".to_string()
+    } else {
+        have.join(", ")
+    };
+    Error::input(format!(
+        "{what} has no package for this machine ({host}), only for {have}"
+    ))
+    .with_help(format!(
+        "run it on a machine of one of those platforms, or ask the publisher to build and push \
+         it for this one too: `cargo ebpf publish --arch {},...`",
+        format::host_arch()
+    ))
+}
+
+/// Several packages of one name and version, one per platform, behind an OCI image index.
+#[derive(Debug, Clone)]
+pub struct PackageIndex {
+    /// The platform packages, in the order they were built.
+    pub packages: Vec<Package>,
+    pub index: OciImageIndex,
+    /// The index exactly as serialized; its digest is what the tag points at.
+    pub index_bytes: Vec<u8>,
+}
+
+impl PackageIndex {
+    /// Builds the index for `packages`; two packages for the same platform are refused.
+    pub fn new(packages: Vec<Package>) -> Result<PackageIndex> {
+        let mut seen = BTreeMap::new();
+        for pkg in &packages {
+            let platform = Platform::of_package(pkg);
+            if seen.insert(platform.to_string(), ()).is_some() {
+                return Err(Error::input(format!(
+                    "two packages for {platform} cannot share one index"
+                ))
+                .with_help("list each architecture once in --arch"));
+            }
+        }
+        let manifests = packages.iter().map(platform_entry).collect();
+        let index = OciImageIndex {
+            schema_version: 2,
+            media_type: Some(MEDIA_TYPE_INDEX.to_string()),
+            manifests,
+            artifact_type: None,
+            annotations: packages
+                .first()
+                .and_then(|p| p.manifest.annotations.clone()),
+        };
+        let index_bytes = serde_json::to_vec(&index)
+            .map_err(|e| Error::input(format!("cannot serialize the image index: {e}")))?;
+        Ok(PackageIndex {
+            packages,
+            index,
+            index_bytes,
+        })
+    }
+
+    /// The index digest: what a tag of a multi-platform package points at.
+    pub fn digest(&self) -> String {
+        digest::sha256(&self.index_bytes)
+    }
+
+    /// The `index.json` entry for this index in an OCI layout (no platform: it has several).
+    pub fn index_entry(&self) -> ImageIndexEntry {
+        ImageIndexEntry {
+            media_type: MEDIA_TYPE_INDEX.to_string(),
+            digest: self.digest(),
+            size: self.index_bytes.len() as i64,
+            platform: None,
+            annotations: None,
+            artifact_type: None,
+        }
+    }
+
+    /// Writes every package and then the index into `layout` under `ref_name`; the ref is
+    /// written last, so it never points at a half-written index.
+    pub fn write_to(&self, layout: &OciLayout, ref_name: &str) -> Result<()> {
+        crate::oci_layout::check_ref_name(ref_name)?;
+        let lock = layout.lock()?;
+        for pkg in &self.packages {
+            pkg.write_blobs_locked(layout, &lock)?;
+        }
+        layout.put_blob_expecting(&self.digest(), &self.index_bytes)?;
+        layout.set_ref_locked(&lock, ref_name, self.index_entry())
+    }
+}
+
+/// An index entry for one platform package: its manifest with platform and artifact type.
+fn platform_entry(pkg: &Package) -> ImageIndexEntry {
+    ImageIndexEntry {
+        media_type: MEDIA_TYPE_MANIFEST.to_string(),
+        digest: pkg.digest(),
+        size: pkg.manifest_bytes.len() as i64,
+        platform: Platform::of_package(pkg).to_oci(),
+        annotations: None,
+        artifact_type: pkg.manifest.artifact_type.clone(),
+    }
+}
+
+/// What `cargo ebpf package` writes and `push` uploads: one package (a plain manifest), or
+/// an index of per-platform packages.
+#[derive(Debug, Clone)]
+pub enum Release {
+    Single(Box<Package>),
+    Multi(PackageIndex),
+}
+
+impl Release {
+    /// One package stays a plain manifest; several become an index.
+    pub fn new(mut packages: Vec<Package>) -> Result<Release> {
+        match packages.len() {
+            0 => Err(Error::input(
+                "nothing to package: no architecture was built",
+            )),
+            1 => Ok(Release::Single(Box::new(packages.remove(0)))),
+            _ => PackageIndex::new(packages).map(Release::Multi),
+        }
+    }
+
+    /// The digest the tag points at (manifest or index).
+    pub fn digest(&self) -> String {
+        match self {
+            Release::Single(pkg) => pkg.digest(),
+            Release::Multi(index) => index.digest(),
+        }
+    }
+
+    pub fn packages(&self) -> &[Package] {
+        match self {
+            Release::Single(pkg) => std::slice::from_ref(pkg),
+            Release::Multi(index) => &index.packages,
+        }
+    }
+
+    pub fn write_to(&self, layout: &OciLayout, ref_name: &str) -> Result<()> {
+        match self {
+            Release::Single(pkg) => pkg.write_to(layout, ref_name),
+            Release::Multi(index) => index.write_to(layout, ref_name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::PackageMeta;
+    use crate::ErrorKind;
+
+    fn sample(arch: &str) -> Package {
+        let mut meta = PackageMeta::new("multi", "0.1.0", "multi.bpf.o");
+        meta.arch = arch.into();
+        Package::build(meta, format!("obj-{arch}").as_bytes(), None).unwrap()
+    }
+
+    fn other_arch() -> &'static str {
+        if format::host_arch() == "x86_64" {
+            "aarch64"
+        } else {
+            "x86_64"
+        }
+    }
+
+    #[test]
+    fn index_has_media_type_and_one_entry_per_platform() {
+        let (here, there) = (sample(format::host_arch()), sample(other_arch()));
+        let index = PackageIndex::new(vec![here.clone(), there.clone()]).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&index.index_bytes).unwrap();
+        assert_eq!(json["mediaType"], MEDIA_TYPE_INDEX);
+        assert_eq!(json["schemaVersion"], 2);
+        let entries = json["manifests"].as_array().unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1]["digest"], there.digest().as_str());
+        assert_eq!(entries[1]["mediaType"], MEDIA_TYPE_MANIFEST);
+        assert_eq!(
+            entries[1]["platform"],
+            serde_json::json!({"os": "linux", "architecture": format::oci_arch(other_arch())})
+        );
+        let picked = pick_platform(&index.index.manifests, "multi").unwrap();
+        assert_eq!(picked.digest, here.digest());
+    }
+
+    #[test]
+    fn duplicate_platforms_are_refused() {
+        let err = PackageIndex::new(vec![sample("x86_64"), sample("x86_64")]).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Input);
+        assert!(err.message.contains("linux/amd64"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_missing_platform_names_what_there_is() {
+        let there = sample(other_arch());
+        let index = PackageIndex::new(vec![there.clone(), sample("riscv64")]).unwrap();
+        let err = pick_platform(&index.index.manifests, "r/multi:0.1.0").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Input);
+        assert_eq!(
+            err.message,
+            format!(
+                "r/multi:0.1.0 has no package for this machine ({}), only for linux/{}, linux/riscv64",
+                Platform::host(),
+                format::oci_arch(other_arch())
+            )
+        );
+        assert!(err.help.unwrap().contains("--arch"));
+        let err = check_host_platform(&Platform::of_package(&there), "p").unwrap_err();
+        assert!(err.message.ends_with(&format!(
+            "only for linux/{}",
+            format::oci_arch(other_arch())
+        )));
+        check_host_platform(&Platform::host(), "p").unwrap();
+    }
+
+    #[test]
+    fn one_package_stays_a_plain_manifest() {
+        let pkg = sample(format::host_arch());
+        let release = Release::new(vec![pkg.clone()]).unwrap();
+        assert!(matches!(release, Release::Single(_)));
+        assert_eq!(release.digest(), pkg.digest());
+        assert!(Release::new(vec![]).is_err());
+    }
+
+    #[test]
+    fn layout_tag_points_at_the_index_and_reads_back_the_host_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::create(dir.path()).unwrap();
+        let (here, there) = (sample(format::host_arch()), sample(other_arch()));
+        let release = Release::new(vec![there, here.clone()]).unwrap();
+        release.write_to(&layout, "0.1.0").unwrap();
+        let entry = layout.find_ref(Some("0.1.0")).unwrap().unwrap();
+        assert_eq!(entry.media_type, MEDIA_TYPE_INDEX);
+        assert_eq!(entry.digest, release.digest());
+        let back = Package::read_from(&layout, None).unwrap();
+        assert_eq!(back.digest(), here.digest());
+        // gc keeps every platform's blobs: they are reachable through the index.
+        layout.gc().unwrap();
+        for pkg in release.packages() {
+            assert!(layout.has_blob(&pkg.digest()));
+            assert!(layout.has_blob(&pkg.layers[0].descriptor.digest));
+        }
+    }
+}
