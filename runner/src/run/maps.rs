@@ -283,12 +283,11 @@ pub fn draw_histogram(buckets: &[Bucket]) -> String {
         .max()
         .unwrap_or(1);
     let mut out = format!(
-        "{:>w$}     {:<w$} : {:<8} |{:<BAR_WIDTH$}|\n",
+        "{:>range$} : {:<8} |{:<BAR_WIDTH$}|\n",
         "value",
-        "",
         "count",
         "distribution",
-        w = width
+        range = 2 * width + 4
     );
     for b in shown {
         let stars = (b.count as u128 * BAR_WIDTH as u128 / max as u128) as usize;
