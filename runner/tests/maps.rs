@@ -1,6 +1,7 @@
-//! Maps that are not event channels, read from the real kernel: `--interval` prints the
-//! hash table, the counter and histogram bars with real counts; `--metrics` serves them in
-//! Prometheus text format while the program runs.
+//! Output beyond plain event fields, from the real kernel: maps that are not event
+//! channels (`--interval` prints the hash table, the counter and histogram bars with real
+//! counts; `--metrics` serves them in Prometheus text format while the program runs), and
+//! field hints (times, addresses, ports, errnos shown readably).
 //! Needs root, clang, bpftool and kernel BTF.
 
 use std::io::{Read, Write};
@@ -234,4 +235,66 @@ fn metrics_serves_prometheus_text_during_the_run() {
 
     // The server is gone with the run.
     assert!(TcpStream::connect(&addr).is_err());
+}
+
+// ---- field hints ------------------------------------------------------------------------------
+
+fn run_hints(output: Output) -> String {
+    let bytes = compile("hints");
+    let opts = RunOptions {
+        output,
+        duration: Some(Duration::from_millis(1500)),
+        args: vec!["--target-pid".into(), std::process::id().to_string()],
+        ..Default::default()
+    };
+    let out = Shared::default();
+    let mut writer = out.clone();
+    let runner = std::thread::spawn(move || run_object("hints", &bytes, None, &opts, &mut writer));
+    while !runner.is_finished() {
+        // Fails with ENOENT: the errno the event carries.
+        let _ = std::fs::File::open("/nonexistent/ebpf-runner-hints");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    runner.join().unwrap().unwrap();
+    out.text()
+}
+
+#[test]
+fn json_keeps_raw_values_and_adds_readable_ones() {
+    let text = run_hints(Output::Json);
+    let event: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("an event")).unwrap();
+    assert_eq!(event["ret"], -2);
+    assert_eq!(event["ret_text"], "-ENOENT");
+    assert_eq!(event["saddr"], u32::from_ne_bytes([127, 0, 0, 1]));
+    assert_eq!(event["saddr_text"], "127.0.0.1");
+    assert_eq!(event["dport_text"], "8080");
+    assert_eq!(event["daddr_v6_text"], "::1");
+    assert!(event["lat_ns"].as_u64().unwrap() > 0);
+    let lat = event["lat_ns_text"].as_str().unwrap();
+    assert!(["ns", "us", "ms"].iter().any(|u| lat.ends_with(u)), "{lat}");
+    // The kernel's monotonic timestamp, as this machine's time of day.
+    let ts = event["ts_text"].as_str().unwrap();
+    assert_eq!(ts.len(), 15, "{ts}");
+    let seconds = |hms: &str| -> i64 {
+        let parts: Vec<i64> = hms[..8].split(':').map(|p| p.parse().unwrap()).collect();
+        parts[0] * 3600 + parts[1] * 60 + parts[2]
+    };
+    let now = ebpf_runner::decode::time_of_day();
+    let apart = (seconds(ts) - seconds(&now)).rem_euclid(86_400);
+    assert!(apart.min(86_400 - apart) < 60, "{ts} vs {now}");
+}
+
+#[test]
+fn tables_show_hinted_fields_readably() {
+    let text = run_hints(Output::Table);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    for column in ["TS", "LAT_NS", "RET", "SADDR", "DPORT", "DADDR_V6"] {
+        assert!(header.split_whitespace().any(|h| h == column), "{header}");
+    }
+    let row = lines.next().expect("a row");
+    for text in ["-ENOENT", "127.0.0.1", " 8080 ", "::1"] {
+        assert!(row.contains(text), "{text} missing: {row}");
+    }
 }

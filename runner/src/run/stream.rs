@@ -13,7 +13,7 @@ use super::load::Loaded;
 use super::maps::{self, Watch};
 use super::signals::StopSignals;
 use super::{Output, RunOptions};
-use crate::decode::{decode, json_line, raw_value, time_of_day, Table};
+use crate::decode::{annotate, decode, json_line, raw_value, time_of_day, Table};
 use crate::format::{EventInfo, TypeLayout};
 use crate::{Error, Result};
 
@@ -54,9 +54,14 @@ impl Sink<'_> {
             None => None,
         };
         let typed = value.is_some();
-        let value = value.unwrap_or_else(|| raw_value(bytes));
+        let mut value = value.unwrap_or_else(|| raw_value(bytes));
         let result = match self.output {
-            Output::Json => writeln!(self.out, "{}", json_line(&value)),
+            Output::Json => {
+                if let (true, Some(layout)) = (typed, &decoder.layout) {
+                    annotate(layout, &mut value);
+                }
+                writeln!(self.out, "{}", json_line(&value))
+            }
             Output::Table => {
                 let raw = Table::raw();
                 let (table, type_name) = if typed {
@@ -108,7 +113,8 @@ pub struct Described<'a> {
 }
 
 /// Streams until the duration passes or SIGINT/SIGTERM arrives, then detaches. Watched
-/// maps are printed every `--interval`, or once at the end without one.
+/// maps are printed every `--interval`; without one, once at the end when there are no
+/// events (a counting program's maps are its output; an event program's are bookkeeping).
 pub fn stream(
     loaded: &Loaded,
     described: &Described<'_>,
@@ -156,7 +162,12 @@ pub fn stream(
             }
         }
     }
-    if interval.is_none() && !watch.is_empty() && sink.borrow().error.is_none() {
+    // Without --interval, maps are the output only of programs that have no events.
+    if interval.is_none()
+        && decoders.is_empty()
+        && !watch.is_empty()
+        && sink.borrow().error.is_none()
+    {
         print_maps(&sink, watch);
     }
     drop((ring, perfs));
@@ -260,11 +271,17 @@ fn announce(programs: usize, decoders: &[Decoder], watch: &Watch, opts: &RunOpti
         String::new()
     } else {
         let names: Vec<String> = watch.names().iter().map(|n| format!("`{n}`")).collect();
-        let when = match opts.interval {
-            Some(i) => format!("every {}s", i.as_secs_f64()),
-            None => "at the end".into(),
-        };
-        format!("; showing maps {} {when}", names.join(", "))
+        match opts.interval {
+            Some(i) => format!(
+                "; showing maps {} every {}s",
+                names.join(", "),
+                i.as_secs_f64()
+            ),
+            None if decoders.is_empty() => {
+                format!("; showing maps {} at the end", names.join(", "))
+            }
+            None => String::new(),
+        }
     };
     let until = match opts.duration {
         Some(d) => format!("for {}s or until Ctrl-C", d.as_secs_f64()),
