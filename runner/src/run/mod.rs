@@ -95,6 +95,7 @@ pub fn run_object(
         params::Parsed::Help => return params::print_help(object_name, &described.params, out),
         params::Parsed::Values(values) => values,
     };
+    preflight::check_arch(meta)?;
     let custom_btf = preflight::kernel_btf(opts.btf.as_deref())?;
     let mut open = load::open(object_name, bytes, custom_btf.as_deref())?;
     // Missing attach targets are usage errors, found before privileges matter.

@@ -3,6 +3,7 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
+use crate::format::{host_arch, normalize_arch, PackageMeta};
 use crate::{Error, Result};
 
 const CAP_SYS_ADMIN: u32 = 21;
@@ -21,6 +22,25 @@ const TRACEFS_EVENTS: [&str; 2] = [
 ];
 const BPFFS: &str = "/sys/fs/bpf";
 const BPFFS_MAGIC: i64 = 0xcafe_4a11;
+
+/// A package built for another architecture: its tracing programs read registers and
+/// structs laid out for that one, so it must not load here.
+pub fn check_arch(meta: Option<&PackageMeta>) -> Result<()> {
+    let Some(meta) = meta else {
+        return Ok(());
+    };
+    let host = host_arch();
+    let theirs = normalize_arch(&meta.arch).unwrap_or(meta.arch.as_str());
+    if normalize_arch(host).unwrap_or(host) == theirs {
+        return Ok(());
+    }
+    Err(Error::environment(format!(
+        "this package was built for {theirs}, but this machine is {host}"
+    ))
+    .with_help(format!(
+        "pull or build the {host} variant (`cargo ebpf build --arch {host}` and package it)"
+    )))
+}
 
 /// Loading and attaching needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN.
 pub fn check_privileges() -> Result<()> {
@@ -331,6 +351,22 @@ mod tests {
         assert!(has_caps((1 << CAP_BPF) | (1 << CAP_PERFMON)));
         assert!(!has_caps(1 << CAP_BPF));
         assert!(!has_caps(0));
+    }
+
+    #[test]
+    fn packages_for_other_architectures_are_refused() {
+        let mut meta = PackageMeta::new("x", "1.0.0", "x.bpf.o");
+        assert!(check_arch(Some(&meta)).is_ok());
+        meta.arch = if host_arch() == "aarch64" {
+            "x86_64"
+        } else {
+            "aarch64"
+        }
+        .into();
+        let err = check_arch(Some(&meta)).unwrap_err();
+        assert!(err
+            .message
+            .contains(&format!("this machine is {}", host_arch())));
     }
 
     #[test]
