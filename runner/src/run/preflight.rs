@@ -174,8 +174,8 @@ pub fn check_kprobes() -> Result<()> {
         "kprobes are not available: this kernel was built without CONFIG_KPROBES",
     )
     .with_help(
-        "use a tracepoint, raw tracepoint or fentry/fexit program instead (they need no \
-         kprobes), or run on a kernel built with CONFIG_KPROBES=y",
+        "use a tracepoint, raw tracepoint or tp_btf program instead (or fentry/fexit where the \
+         kernel has BPF trampolines), or run on a kernel built with CONFIG_KPROBES=y",
     ))
 }
 
