@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use ebpf_runner::registry::{self, ClientOptions};
 use ebpf_runner::resolve::{self, Runnable};
-use ebpf_runner::run::{self, Output, RunOptions};
+use ebpf_runner::run::{self, AttachOptions, Output, RunOptions};
 use ebpf_runner::store::Store;
 use ebpf_runner::{Error, Package, Result};
 
@@ -155,6 +155,24 @@ pub struct RunArgs {
     /// Kernel BTF to use instead of /sys/kernel/btf/vmlinux.
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
+    /// Network interface for XDP and tc programs.
+    #[arg(long, value_name = "NAME")]
+    pub iface: Option<String>,
+    /// Cgroup v2 directory for cgroup programs (default: the root cgroup).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+    /// Binary (and function) for uprobes whose section names none.
+    #[arg(long, value_name = "BINARY[:FUNCTION]")]
+    pub uprobe: Option<String>,
+    /// Samples per second per CPU for perf_event programs (default 49).
+    #[arg(long, value_name = "HZ")]
+    pub frequency: Option<u64>,
+    /// Print the program's maps (counters, tables, histograms) every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub interval: Option<u64>,
+    /// Serve the maps in Prometheus text format on ADDR (e.g. 127.0.0.1:9435).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Arguments for the program, after `--` (`-- --help` lists them).
@@ -341,6 +359,14 @@ fn cmd_run(args: &RunArgs) -> Result<i32> {
         duration: args.duration.map(Duration::from_secs),
         args: args.args.clone(),
         btf: args.btf.clone(),
+        attach: AttachOptions {
+            iface: args.iface.clone(),
+            cgroup: args.cgroup.clone(),
+            uprobe: args.uprobe.clone(),
+            frequency: args.frequency,
+        },
+        interval: interval(args.interval)?,
+        metrics: args.metrics.clone(),
     };
     let runnable = resolve_run_target(args)?;
     let stdout = std::io::stdout();
@@ -354,6 +380,14 @@ fn cmd_run(args: &RunArgs) -> Result<i32> {
     out.flush()
         .map_err(|e| Error::io("write", Path::new("<stdout>"), e))?;
     Ok(code)
+}
+
+fn interval(secs: Option<u64>) -> Result<Option<Duration>> {
+    match secs {
+        Some(0) => Err(Error::usage("--interval must be at least 1 second")
+            .with_help("pass how often to print the maps, e.g. --interval 1")),
+        other => Ok(other.map(Duration::from_secs)),
+    }
 }
 
 /// A project directory is built and packaged first; anything else goes to the runner.

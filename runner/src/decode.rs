@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::format::{EnumVariant, Field, ParamInfo, TypeLayout};
+use crate::hints::{self, Hint};
 use crate::{Error, Result};
 
 // ---- decoding -------------------------------------------------------------------------------
@@ -375,6 +376,8 @@ struct Column {
     /// Where the value sits in the decoded object.
     path: Vec<String>,
     width: usize,
+    /// Shown readably (a time, an address, an errno) rather than as the raw number.
+    hint: Option<Hint>,
 }
 
 impl Table {
@@ -391,6 +394,7 @@ impl Table {
                 header: "VALUE".into(),
                 path: Vec::new(),
                 width: type_width(other),
+                hint: None,
             }),
         }
         Table { columns }
@@ -403,6 +407,7 @@ impl Table {
                 header: "DATA".into(),
                 path: vec!["raw".into()],
                 width: 0,
+                hint: None,
             }],
         }
     }
@@ -417,7 +422,12 @@ impl Table {
     /// One row for `value` (as [`decode`] returned it) seen at `time` (`HH:MM:SS`).
     pub fn row(&self, time: &str, value: &Value) -> String {
         let mut cells = vec![time.to_string()];
-        cells.extend(self.columns.iter().map(|c| cell(lookup(value, &c.path))));
+        cells.extend(self.columns.iter().map(|c| {
+            let value = lookup(value, &c.path);
+            c.hint
+                .and_then(|h| hints::show(h, value))
+                .unwrap_or_else(|| cell(value))
+        }));
         self.join(cells)
     }
 
@@ -446,11 +456,13 @@ fn flatten(fields: &[Field], prefix: &mut Vec<String>, columns: &mut Vec<Column>
             }
             ty => {
                 let header = prefix.join(".").to_uppercase();
-                let width = type_width(ty).max(header.chars().count());
+                let hint = hints::hint_for(&field.name, ty);
+                let width = hint.map_or_else(|| type_width(ty), Hint::width);
                 columns.push(Column {
-                    header,
+                    header: header.clone(),
                     path: prefix.clone(),
-                    width,
+                    width: width.max(header.chars().count()),
+                    hint,
                 });
             }
         }
@@ -492,6 +504,33 @@ fn cell(value: &Value) -> String {
         Value::Null => "-".into(),
         other => other.to_string(),
     }
+}
+
+/// Adds a readable `<field>_text` companion after every hinted field of `value` (decoded
+/// as `layout`) whose readable form differs from the raw one; raw values stay as they are.
+pub fn annotate(layout: &TypeLayout, value: &mut Value) {
+    let (TypeLayout::Struct { fields, .. } | TypeLayout::Union { fields, .. }) = layout else {
+        return;
+    };
+    let Value::Object(map) = value else {
+        return;
+    };
+    let mut out = Map::new();
+    for (key, mut v) in std::mem::take(map) {
+        let field = fields.iter().find(|f| f.name == key);
+        let text = field.and_then(|f| {
+            annotate(&f.ty, &mut v);
+            hints::hint_for(&f.name, &f.ty).and_then(|h| hints::show(h, &v))
+        });
+        let companion = format!("{key}_text");
+        out.insert(key, v);
+        if let Some(text) = text {
+            if !fields.iter().any(|f| f.name == companion) {
+                out.insert(companion, Value::String(text));
+            }
+        }
+    }
+    *map = out;
 }
 
 /// One NDJSON line (no trailing newline) for a decoded event: just its fields.

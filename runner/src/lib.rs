@@ -8,7 +8,8 @@
 //! - [`registry`]: push, pull and login against OCI registries; [`credentials`]: docker config.json;
 //! - [`store`]: the local content-addressed store of pulled packages;
 //! - [`object`]: what a BPF ELF holds (programs, maps, params, event layouts from BTF);
-//! - [`decode`]: event bytes → values → table rows or JSON;
+//! - [`decode`]: event bytes → values → table rows or JSON, with [`hints`] for fields that
+//!   are times, addresses, ports or errnos;
 //! - [`resolve`]: what `run` was pointed at (file, layout, reference → store or pull);
 //! - [`run`]: load, attach, stream events.
 
@@ -17,6 +18,7 @@ pub mod decode;
 pub mod digest;
 pub mod error;
 pub mod format;
+pub mod hints;
 pub mod index;
 pub mod object;
 pub mod oci_layout;

@@ -30,6 +30,7 @@ fn opts(output: Output, args: &[&str]) -> RunOptions {
         duration: Some(Duration::from_secs(3)),
         args: args.iter().map(|s| s.to_string()).collect(),
         btf: None,
+        ..Default::default()
     }
 }
 
@@ -463,24 +464,24 @@ fn a_custom_kernel_btf_is_handed_to_libbpf() {
 #[test]
 fn programs_libbpf_cannot_attach_alone_get_an_explanation() {
     let err = attach_error(
-        "xdponly",
+        "socketonly",
         r#"
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
-SEC("xdp")
-int pass(struct xdp_md *ctx) { return 2; }
+SEC("socket")
+int pass(struct __sk_buff *skb) { return 0; }
 char LICENSE[] SEC("license") = "GPL";
 "#,
     );
     assert!(
         err.message
-            .starts_with("cannot attach program `pass` (section `xdp`): "),
+            .starts_with("cannot attach program `pass` (section `socket`): "),
         "{}",
         err.message
     );
     let help = err.help.unwrap();
     assert!(
-        help.contains("cannot attach `xdp` programs by itself"),
+        help.contains("cannot attach `socket` programs by itself"),
         "{help}"
     );
 }

@@ -7,7 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::ffi::{c_char, c_int};
 
 use libbpf_rs::libbpf_sys;
-use libbpf_rs::{Link, Object, ObjectBuilder, OpenObject};
+use libbpf_rs::{Object, ObjectBuilder, OpenObject};
+
+use super::attach::{self, AttachError, Attached, Plan};
 
 use crate::{Error, Result};
 
@@ -16,9 +18,24 @@ const LOG_TAIL: usize = 25;
 
 /// An object loaded into the kernel with its programs attached. Dropping it detaches them.
 pub struct Loaded {
-    // Links first: they must go before the object that owns their programs.
-    pub links: Vec<Link>,
+    // Attachments first: they must go before the object that owns their programs.
+    pub attached: Vec<Attached>,
     pub object: Object,
+}
+
+impl Drop for Loaded {
+    /// Detaches in reverse order: a tc filter attached later must go before the qdisc that
+    /// an earlier one created (and removes with it).
+    fn drop(&mut self) {
+        while self.attached.pop().is_some() {}
+    }
+}
+
+impl Loaded {
+    /// How many programs are attached.
+    pub fn programs(&self) -> usize {
+        self.attached.len()
+    }
 }
 
 /// Opens the object with libbpf (no kernel involved yet).
@@ -51,21 +68,22 @@ fn open_error(e: &libbpf_rs::Error) -> Error {
         .with_help("pass the .bpf.o that `clang -target bpf` produced (or `cargo ebpf build`)")
 }
 
-/// Loads every program (the verifier runs here) and attaches each by its section.
-pub fn load_and_attach(open: OpenObject) -> Result<Loaded> {
+/// Loads every program (the verifier runs here) and attaches each as its [`Plan`] says
+/// (`plans` is in program order, from [`attach::plan`]).
+pub fn load_and_attach(open: OpenObject, plans: &[Plan]) -> Result<Loaded> {
     let capture = LogCapture::start();
     let object = open.load().map_err(|e| load_error(&e, &capture.text()))?;
-    let mut links = Vec::new();
-    for prog in object.progs_mut() {
-        let link = prog.attach().map_err(|e| {
+    let mut attached = Vec::new();
+    for (prog, plan) in object.progs_mut().zip(plans) {
+        let one = attach::attach(&prog, plan).map_err(|e| {
             let name = prog.name().to_string_lossy();
             let section = prog.section().to_string_lossy();
             attach_error(&name, &section, &e, &capture.text())
         })?;
-        links.push(link);
+        attached.push(one);
     }
     drop(capture);
-    Ok(Loaded { links, object })
+    Ok(Loaded { attached, object })
 }
 
 fn load_error(e: &libbpf_rs::Error, log: &str) -> Error {
@@ -108,21 +126,34 @@ pub(crate) fn with_log(err: Error, log: &str) -> Error {
     }
 }
 
-fn attach_error(name: &str, section: &str, e: &libbpf_rs::Error, log: &str) -> Error {
+fn attach_error(name: &str, section: &str, e: &AttachError, log: &str) -> Error {
+    let e = match e {
+        AttachError::Os(what, err) => {
+            return with_log(
+                Error::kernel(format!(
+                    "cannot attach program `{name}` (section `{section}`): cannot {what}: {err}"
+                ))
+                .with_help("check the attach target and that the kernel supports it"),
+                log,
+            )
+        }
+        AttachError::Libbpf(e) => e,
+    };
     let err = Error::kernel(format!(
         "cannot attach program `{name}` (section `{section}`): {}",
         errno_text(e)
     ));
-    // EOPNOTSUPP: libbpf has no automatic attach for this section (XDP, tc, sockets, …).
+    // EOPNOTSUPP: libbpf has no automatic attach for this section (sockets, iterators, …).
     let help = if e.kind() == libbpf_rs::ErrorKind::Unsupported {
         format!(
-            "libbpf cannot attach `{section}` programs by itself: they need a target (a \
-             network interface, cgroup or socket) that `cargo ebpf run` does not take; it \
-             runs tracing programs (tracepoint, raw_tp, kprobe, fentry, lsm, …)"
+            "libbpf cannot attach `{section}` programs by itself and `cargo ebpf run` has no \
+             attach code for them; it runs tracepoint, raw_tp, kprobe, uprobe, fentry/fexit, \
+             lsm, perf_event, xdp, tc and cgroup programs"
         )
     } else {
         "check that the attach point exists on this kernel (e.g. the tracepoint under \
-         /sys/kernel/tracing/events, or the function in /proc/kallsyms)"
+         /sys/kernel/tracing/events, the function in /sys/kernel/btf/vmlinux, the interface \
+         in `ip link`)"
             .to_string()
     };
     with_log(err.with_help(help), log)

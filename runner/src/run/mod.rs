@@ -6,13 +6,17 @@
 //! loads and attaches with libbpf ([`load`]) and prints events until told to stop
 //! ([`stream`]).
 
+mod attach;
 mod exec;
 mod load;
+mod maps;
+mod metrics;
 mod params;
 mod preflight;
 mod signals;
 mod stream;
 
+pub use attach::{AttachOptions, DEFAULT_FREQUENCY};
 pub use exec::run_executable;
 pub(crate) use load::{with_log, LogCapture};
 pub use preflight::{kernel_btf_path, DEFAULT_KERNEL_BTF, KERNEL_BTF_ENV};
@@ -45,6 +49,12 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// A kernel BTF file to use instead of /sys/kernel/btf/vmlinux.
     pub btf: Option<PathBuf>,
+    /// Targets for programs that libbpf cannot attach from their section alone.
+    pub attach: AttachOptions,
+    /// Print the object's non-event maps (counters, tables, histograms) this often.
+    pub interval: Option<Duration>,
+    /// Serve the maps in Prometheus text format on this address (`127.0.0.1:9435`).
+    pub metrics: Option<String>,
 }
 
 /// Starts a package the way its runtime says: the built-in loader for kernel-only
@@ -85,14 +95,33 @@ pub fn run_object(
         params::Parsed::Help => return params::print_help(object_name, &described.params, out),
         params::Parsed::Values(values) => values,
     };
-    preflight::check_privileges()?;
+    preflight::check_arch(meta)?;
     let custom_btf = preflight::kernel_btf(opts.btf.as_deref())?;
-    preflight::ensure_mounts()?;
-
     let mut open = load::open(object_name, bytes, custom_btf.as_deref())?;
+    // Missing attach targets are usage errors, found before privileges matter.
+    let programs = attach::describe(open.progs());
+    let mut plans = attach::plan(&programs, &opts.attach)?;
+    preflight::check_privileges()?;
+    preflight::ensure_mounts()?;
+    attach::check_kernel(&programs, &mut plans)?;
+    for (_, section, ty) in &programs {
+        preflight::check_program_type(*ty, &object::program_type_name(section, *ty))?;
+    }
+
     params::apply(&mut open, &values)?;
-    let loaded = load::load_and_attach(open)?;
-    stream::stream(&loaded, &described.events, &described.types, opts, out)
+    let loaded = load::load_and_attach(open, &plans)?;
+    let watch = maps::Watch::new(&loaded.object)?;
+    // Stops (and joins) when this function returns, before the maps go away.
+    let _server = match &opts.metrics {
+        Some(addr) => Some(metrics::serve(addr, watch.clone())?),
+        None => None,
+    };
+    let described = stream::Described {
+        events: &described.events,
+        types: &described.types,
+        watch: &watch,
+    };
+    stream::stream(&loaded, &described, opts, out)
 }
 
 fn describe(bytes: &[u8], meta: Option<&PackageMeta>) -> Result<Described> {

@@ -3,6 +3,7 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
+use crate::format::{host_arch, normalize_arch, PackageMeta};
 use crate::{Error, Result};
 
 const CAP_SYS_ADMIN: u32 = 21;
@@ -21,6 +22,25 @@ const TRACEFS_EVENTS: [&str; 2] = [
 ];
 const BPFFS: &str = "/sys/fs/bpf";
 const BPFFS_MAGIC: i64 = 0xcafe_4a11;
+
+/// A package built for another architecture: its tracing programs read registers and
+/// structs laid out for that one, so it must not load here.
+pub fn check_arch(meta: Option<&PackageMeta>) -> Result<()> {
+    let Some(meta) = meta else {
+        return Ok(());
+    };
+    let host = host_arch();
+    let theirs = normalize_arch(&meta.arch).unwrap_or(meta.arch.as_str());
+    if normalize_arch(host).unwrap_or(host) == theirs {
+        return Ok(());
+    }
+    Err(Error::environment(format!(
+        "this package was built for {theirs}, but this machine is {host}"
+    ))
+    .with_help(format!(
+        "pull or build the {host} variant (`cargo ebpf build --arch {host}` and package it)"
+    )))
+}
 
 /// Loading and attaching needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN.
 pub fn check_privileges() -> Result<()> {
@@ -105,8 +125,12 @@ fn is_bpffs(path: &str) -> bool {
 }
 
 fn mount(fs_type: &str, target: &str) -> Result<()> {
+    mount_as(fs_type, fs_type, target)
+}
+
+fn mount_as(source: &str, fs_type: &str, target: &str) -> Result<()> {
     let c = |s: &str| CString::new(s).expect("constant paths have no NUL");
-    let (source, fstype, dir) = (c(fs_type), c(fs_type), c(target));
+    let (source, fstype, dir) = (c(source), c(fs_type), c(target));
     // SAFETY: all pointers are valid C strings; no mount data is passed.
     let rc = unsafe {
         libc::mount(
@@ -128,6 +152,192 @@ fn mount(fs_type: &str, target: &str) -> Result<()> {
     )
 }
 
+// ---- kernel features ------------------------------------------------------------------------
+
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
+const KPROBE_EVENTS: [&str; 2] = [
+    "/sys/kernel/tracing/kprobe_events",
+    "/sys/kernel/debug/tracing/kprobe_events",
+];
+const SECURITYFS: &str = "/sys/kernel/security";
+const LSM_LIST: &str = "/sys/kernel/security/lsm";
+
+/// kprobes need CONFIG_KPROBES, which shows as the `kprobe` perf PMU (or tracefs's
+/// kprobe_events on older kernels).
+pub fn check_kprobes() -> Result<()> {
+    let present =
+        Path::new(KPROBE_PMU).exists() || KPROBE_EVENTS.iter().any(|p| Path::new(p).exists());
+    if present {
+        return Ok(());
+    }
+    Err(Error::environment(
+        "kprobes are not available: this kernel was built without CONFIG_KPROBES",
+    )
+    .with_help(
+        "use a tracepoint, raw tracepoint or tp_btf program instead (or fentry/fexit where the \
+         kernel has BPF trampolines), or run on a kernel built with CONFIG_KPROBES=y",
+    ))
+}
+
+/// BPF LSM programs need `bpf` among the active LSMs (securityfs's `lsm` file).
+pub fn check_bpf_lsm() -> Result<()> {
+    if !Path::new(LSM_LIST).exists() {
+        // Fresh containers and VMs may lack securityfs, like tracefs.
+        mount_as("securityfs", "securityfs", SECURITYFS)?;
+        eprintln!("Mounted securityfs at {SECURITYFS}");
+    }
+    let active = std::fs::read_to_string(LSM_LIST).unwrap_or_default();
+    if active.trim().split(',').any(|lsm| lsm == "bpf") {
+        return Ok(());
+    }
+    Err(Error::environment(format!(
+        "BPF LSM programs cannot run: `bpf` is not among this kernel's active LSMs ({})",
+        active.trim()
+    ))
+    .with_help(
+        "boot with `lsm=...,bpf` on the kernel command line (the kernel needs CONFIG_BPF_LSM=y)",
+    ))
+}
+
+/// The root of the cgroup v2 hierarchy, mounting one at /sys/fs/cgroup (or, when that
+/// holds v1 controllers, /sys/fs/cgroup/unified) if there is none.
+pub fn cgroup2_root() -> Result<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if let Some(path) = cgroup2_mount(&mounts) {
+        return Ok(path);
+    }
+    let target = if mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup"))
+    {
+        "/sys/fs/cgroup/unified"
+    } else {
+        "/sys/fs/cgroup"
+    };
+    std::fs::create_dir_all(target).map_err(|e| Error::io("create", Path::new(target), e))?;
+    mount_as("cgroup2", "cgroup2", target)?;
+    eprintln!("Mounted cgroup2 at {target}");
+    Ok(target.into())
+}
+
+fn cgroup2_mount(mounts: &str) -> Option<PathBuf> {
+    mounts.lines().find_map(|line| {
+        let mut parts = line.split(' ');
+        let (_, dir, fs) = (parts.next()?, parts.next()?, parts.next()?);
+        (fs == "cgroup2").then(|| PathBuf::from(dir))
+    })
+}
+
+/// fentry/fexit/fmod_ret and LSM programs run from BPF trampolines. Loads a two-instruction
+/// program of that kind on the section's own target (`fentry/FUNC`, `lsm/HOOK`) so a kernel
+/// that refuses them gets one sentence instead of a bare EPERM from libbpf.
+pub fn check_trampoline(section: &str) -> Result<()> {
+    use libbpf_rs::libbpf_sys as sys;
+    let Some((kind, target)) = section.split_once('/') else {
+        return Ok(());
+    };
+    let base = kind.split('.').next().unwrap_or(kind);
+    let (prog_type, attach_type, what) = match base {
+        "fentry" => (
+            sys::BPF_PROG_TYPE_TRACING,
+            sys::BPF_TRACE_FENTRY,
+            "fentry/fexit",
+        ),
+        "fexit" => (
+            sys::BPF_PROG_TYPE_TRACING,
+            sys::BPF_TRACE_FEXIT,
+            "fentry/fexit",
+        ),
+        "fmod_ret" => (
+            sys::BPF_PROG_TYPE_TRACING,
+            sys::BPF_MODIFY_RETURN,
+            "fmod_ret",
+        ),
+        "lsm" => (sys::BPF_PROG_TYPE_LSM, sys::BPF_LSM_MAC, "BPF LSM"),
+        _ => return Ok(()),
+    };
+    let Ok(c_target) = CString::new(target) else {
+        return Ok(());
+    };
+    // SAFETY: a valid C string; libbpf reads the running kernel's BTF.
+    let btf_id = unsafe { sys::libbpf_find_vmlinux_btf_id(c_target.as_ptr(), attach_type) };
+    if btf_id <= 0 {
+        // No such function: the load names it in a clearer error of its own.
+        return Ok(());
+    }
+    // r0 = 0; exit
+    let insns = [
+        sys::bpf_insn {
+            code: 0xb7,
+            ..Default::default()
+        },
+        sys::bpf_insn {
+            code: 0x95,
+            ..Default::default()
+        },
+    ];
+    let mut opts = sys::bpf_prog_load_opts {
+        sz: std::mem::size_of::<sys::bpf_prog_load_opts>() as _,
+        expected_attach_type: attach_type,
+        attach_btf_id: btf_id as u32,
+        ..Default::default()
+    };
+    let license = CString::new("GPL").expect("no NUL");
+    // SAFETY: valid instructions, license and options that outlive the call.
+    let fd = unsafe {
+        sys::bpf_prog_load(
+            prog_type,
+            std::ptr::null(),
+            license.as_ptr(),
+            insns.as_ptr(),
+            2,
+            &mut opts,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: the fd is ours and used nowhere else.
+        unsafe { libc::close(fd) };
+        return Ok(());
+    }
+    let err = std::io::Error::from_raw_os_error(-fd);
+    Err(Error::environment(format!(
+        "{what} programs are not available: this kernel ({}) refuses to load BPF trampoline \
+         programs ({err})",
+        kernel_release()
+    ))
+    .with_help(
+        "use a tracepoint, raw tracepoint or tp_btf program instead; trampolines need x86-64 or \
+         arm64 with CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS and no lockdown or policy blocking them",
+    ))
+}
+
+/// Asks the kernel (through libbpf's probe, a tiny load) whether it runs programs of
+/// `ty`; `what` names them for the message.
+pub fn check_program_type(ty: libbpf_rs::ProgramType, what: &str) -> Result<()> {
+    use libbpf_rs::ProgramType as T;
+    // BTF-attached types cannot be probed without a target function (libbpf's probe says
+    // "no" for them on some kernels); their load says what is missing.
+    if matches!(ty, T::Tracing | T::Lsm | T::Ext | T::StructOps | T::Unknown) {
+        return Ok(());
+    }
+    // An error from the probe itself is no answer: the load will tell.
+    if ty.is_supported().unwrap_or(true) {
+        return Ok(());
+    }
+    Err(Error::environment(format!(
+        "this kernel ({}) cannot run {what} programs (program type {ty:?})",
+        kernel_release()
+    ))
+    .with_help("run it on a newer kernel, or one built with the options this program type needs"))
+}
+
+/// The running kernel's release, as `uname -r` prints it.
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown version".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +351,34 @@ mod tests {
         assert!(has_caps((1 << CAP_BPF) | (1 << CAP_PERFMON)));
         assert!(!has_caps(1 << CAP_BPF));
         assert!(!has_caps(0));
+    }
+
+    #[test]
+    fn packages_for_other_architectures_are_refused() {
+        let mut meta = PackageMeta::new("x", "1.0.0", "x.bpf.o");
+        assert!(check_arch(Some(&meta)).is_ok());
+        meta.arch = if host_arch() == "aarch64" {
+            "x86_64"
+        } else {
+            "aarch64"
+        }
+        .into();
+        let err = check_arch(Some(&meta)).unwrap_err();
+        assert!(err
+            .message
+            .contains(&format!("this machine is {}", host_arch())));
+    }
+
+    #[test]
+    fn finds_cgroup2_mount() {
+        let mounts = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\n\
+            cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n\
+            cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
+        assert_eq!(
+            cgroup2_mount(mounts),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(cgroup2_mount("proc /proc proc rw 0 0\n"), None);
     }
 
     #[test]

@@ -10,9 +10,10 @@ use libbpf_rs::{
 };
 
 use super::load::Loaded;
+use super::maps::{self, Watch};
 use super::signals::StopSignals;
 use super::{Output, RunOptions};
-use crate::decode::{decode, json_line, raw_value, time_of_day, Table};
+use crate::decode::{annotate, decode, json_line, raw_value, time_of_day, Table};
 use crate::format::{EventInfo, TypeLayout};
 use crate::{Error, Result};
 
@@ -53,9 +54,14 @@ impl Sink<'_> {
             None => None,
         };
         let typed = value.is_some();
-        let value = value.unwrap_or_else(|| raw_value(bytes));
+        let mut value = value.unwrap_or_else(|| raw_value(bytes));
         let result = match self.output {
-            Output::Json => writeln!(self.out, "{}", json_line(&value)),
+            Output::Json => {
+                if let (true, Some(layout)) = (typed, &decoder.layout) {
+                    annotate(layout, &mut value);
+                }
+                writeln!(self.out, "{}", json_line(&value))
+            }
             Output::Table => {
                 let raw = Table::raw();
                 let (table, type_name) = if typed {
@@ -99,14 +105,23 @@ impl Sink<'_> {
     }
 }
 
-/// Streams until the duration passes or SIGINT/SIGTERM arrives, then detaches.
+/// What the stream shows besides the kernel's own buffers: event types and watched maps.
+pub struct Described<'a> {
+    pub events: &'a [EventInfo],
+    pub types: &'a BTreeMap<String, TypeLayout>,
+    pub watch: &'a Watch,
+}
+
+/// Streams until the duration passes or SIGINT/SIGTERM arrives, then detaches. Watched
+/// maps are printed every `--interval`; without one, once at the end when there are no
+/// events (a counting program's maps are its output; an event program's are bookkeeping).
 pub fn stream(
     loaded: &Loaded,
-    events: &[EventInfo],
-    types: &BTreeMap<String, TypeLayout>,
+    described: &Described<'_>,
     opts: &RunOptions,
     out: &mut dyn Write,
 ) -> Result<()> {
+    let (events, types, watch) = (described.events, described.types, described.watch);
     let maps: Vec<Map> = loaded
         .object
         .maps()
@@ -123,11 +138,13 @@ pub fn stream(
     });
     let (ring, perfs) = buffers(&maps, &decoders, &sink)?;
     let signals = StopSignals::install();
-    announce(loaded.links.len(), &decoders, opts.duration);
+    announce(loaded.programs(), &decoders, watch, opts);
     if opts.output == Output::Table {
         print_first_header(&sink, &decoders)?;
     }
     let deadline = opts.duration.map(|d| Instant::now() + d);
+    let interval = opts.interval.filter(|_| !watch.is_empty());
+    let mut next_print = interval.map(|i| Instant::now() + i);
     while !signals.requested() && deadline.is_none_or(|d| Instant::now() < d) {
         let wait = deadline.map_or(POLL, |d| {
             d.saturating_duration_since(Instant::now()).min(POLL)
@@ -138,6 +155,20 @@ pub fn stream(
             break;
         }
         polled?;
+        if let (Some(at), Some(every)) = (next_print, interval) {
+            if Instant::now() >= at {
+                print_maps(&sink, watch);
+                next_print = Some(at + every);
+            }
+        }
+    }
+    // Without --interval, maps are the output only of programs that have no events.
+    if interval.is_none()
+        && decoders.is_empty()
+        && !watch.is_empty()
+        && sink.borrow().error.is_none()
+    {
+        print_maps(&sink, watch);
     }
     drop((ring, perfs));
     let sink = sink.into_inner();
@@ -214,18 +245,54 @@ fn buffer_error(map: &str, e: &libbpf_rs::Error) -> Error {
     )
 }
 
+/// Prints every watched map: text blocks for tables, one JSON line per map for JSON.
+fn print_maps(sink: &RefCell<Sink<'_>>, watch: &Watch) {
+    let data = watch.read();
+    let mut sink = sink.borrow_mut();
+    // The next event table needs its header again after the map block.
+    sink.header_for = None;
+    let text = match sink.output {
+        Output::Table => maps::render_text(&data, &time_of_day()),
+        Output::Json => data
+            .iter()
+            .map(|m| format!("{}\n", maps::json_line(m)))
+            .collect(),
+    };
+    let result = sink
+        .out
+        .write_all(text.as_bytes())
+        .and_then(|()| sink.out.flush());
+    sink.finish_write(result);
+}
+
 /// The one status line the end-to-end tests wait for: it must start with "Attached ".
-fn announce(programs: usize, decoders: &[Decoder], duration: Option<Duration>) {
-    let until = match duration {
+fn announce(programs: usize, decoders: &[Decoder], watch: &Watch, opts: &RunOptions) {
+    let maps = if watch.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = watch.names().iter().map(|n| format!("`{n}`")).collect();
+        match opts.interval {
+            Some(i) => format!(
+                "; showing maps {} every {}s",
+                names.join(", "),
+                i.as_secs_f64()
+            ),
+            None if decoders.is_empty() => {
+                format!("; showing maps {} at the end", names.join(", "))
+            }
+            None => String::new(),
+        }
+    };
+    let until = match opts.duration {
         Some(d) => format!("for {}s or until Ctrl-C", d.as_secs_f64()),
         None => "Ctrl-C to stop".into(),
     };
     if decoders.is_empty() {
-        eprintln!("Attached {programs} program(s); it has no ring buffer or perf event array, so no events to show ({until})");
+        eprintln!("Attached {programs} program(s); it has no ring buffer or perf event array, so no events to show{maps} ({until})");
     } else {
         let names: Vec<String> = decoders.iter().map(|d| format!("`{}`", d.map)).collect();
         eprintln!(
-            "Attached {programs} program(s); streaming events from {} ({until})",
+            "Attached {programs} program(s); streaming events from {}{maps} ({until})",
             names.join(", ")
         );
     }
