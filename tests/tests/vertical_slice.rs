@@ -190,7 +190,8 @@ fn program_flags_are_listed_by_help() {
 }
 
 /// A fresh machine has neither tracefs nor bpffs mounted: in a private mount namespace
-/// without them, `run` mounts both, says so, and still sees this test's event.
+/// without them, `run` mounts both, says so, and still sees this test's event. debugfs goes
+/// too: while it is mounted, a lookup of /sys/kernel/debug/tracing automounts tracefs.
 #[test]
 fn run_mounts_tracefs_and_bpffs_when_missing() {
     let slice = Slice::new("mounts");
@@ -198,7 +199,7 @@ fn run_mounts_tracefs_and_bpffs_when_missing() {
     let object = slice.project.join("target/ebpf/x86_64/mounts.bpf.o");
     let run = slice.env.cmd(["run"]);
     let script = format!(
-        "for m in /sys/kernel/tracing /sys/kernel/debug/tracing /sys/fs/bpf; do \
+        "for m in /sys/kernel/debug/tracing /sys/kernel/debug /sys/kernel/tracing /sys/fs/bpf; do \
            while mountpoint -q $m; do umount $m || exit 1; done; done; \
          exec {} run {} --output json --duration {RUN_SECS}",
         run.get_program().to_string_lossy(),
