@@ -13,7 +13,7 @@
 mod source;
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
 use include_dir::{include_dir, Dir};
@@ -503,11 +503,12 @@ fn render_file(
     Ok((path, text.into_bytes()))
 }
 
-/// `path` when it stays inside the project: relative, no `..`, no empty name.
+/// `path` when it stays inside the project: relative, every name a real one (not empty, not
+/// `.` or `..`). Checked on the string, since `Path::components` quietly drops a `.`.
 fn safe_relative(path: &str) -> Option<PathBuf> {
-    let p = Path::new(path);
-    let normal = p.components().all(|c| matches!(c, Component::Normal(_)));
-    (normal && !path.is_empty() && !path.ends_with('/')).then(|| p.to_path_buf())
+    path.split('/')
+        .all(|part| !matches!(part, "" | "." | ".."))
+        .then(|| PathBuf::from(path))
 }
 
 /// Writes `files` into a staging directory beside `target`, then renames it into place, so

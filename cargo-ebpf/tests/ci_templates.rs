@@ -19,8 +19,11 @@ use common::identity;
 const GITHUB_WORKFLOW: &str = ".github/workflows/ebpf.yml";
 const GITEE_PIPELINE: &str = ".workflow/ebpf.yml";
 
+/// A rendered project: (relative path, content) per file.
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
 /// Every built-in pack's project, rendered in memory: (pack name, files).
-fn rendered_packs() -> Vec<(String, Vec<(PathBuf, Vec<u8>)>)> {
+fn rendered_packs() -> Vec<(String, Files)> {
     let list = packs();
     assert!(!list.is_empty());
     list.into_iter()

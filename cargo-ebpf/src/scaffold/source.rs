@@ -113,7 +113,9 @@ pub(super) fn dir_files(root: &Path, broken: &dyn Fn(&str) -> Error) -> Result<F
 }
 
 /// Clones `url` into a temporary bare repository and reads the tree at `rev` (default: the
-/// remote's HEAD). Without a revision the clone is shallow: only the newest commit is fetched.
+/// remote's HEAD). Over the network and without a revision the clone is shallow: only the
+/// newest commit is fetched. libgit2's local transport cannot fetch shallowly, and a local
+/// clone costs nothing anyway.
 pub(super) fn git_files(
     url: &str,
     rev: Option<&str>,
@@ -121,7 +123,7 @@ pub(super) fn git_files(
 ) -> Result<Files> {
     let tmp = tempfile::tempdir().map_err(|e| Error::io("create", &std::env::temp_dir(), e))?;
     let mut fetch = git2::FetchOptions::new();
-    if rev.is_none() {
+    if rev.is_none() && !is_local(url) {
         fetch.depth(1);
     }
     let repo = git2::build::RepoBuilder::new()
@@ -138,6 +140,11 @@ pub(super) fn git_files(
         .with_help("name a branch, tag or commit that exists in the repository (--rev or URL#REV)")
     })?;
     tree_files(&repo, &tree, broken)
+}
+
+/// A `file://` URL or a plain path: what libgit2 clones with its local transport.
+fn is_local(url: &str) -> bool {
+    url.starts_with("file://") || !url.contains("://") && !url.starts_with("git@")
 }
 
 fn clone_failed(url: &str, e: &git2::Error) -> Error {
