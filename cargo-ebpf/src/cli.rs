@@ -215,9 +215,9 @@ fn cmd_new(args: &NewArgs) -> Result<()> {
         &scaffold::Identity::detect(),
     )?;
     eprintln!(
-        "     Created `{name}` from the {} in {}",
-        source.describe(),
-        dir.display()
+        "     Created `{name}` in {} ({})",
+        dir.display(),
+        source.describe()
     );
     eprintln!(
         "Next: cd {} && cargo ebpf build && sudo cargo ebpf run .",

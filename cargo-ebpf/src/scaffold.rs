@@ -606,6 +606,25 @@ mod tests {
     }
 
     #[test]
+    fn only_paths_inside_the_project_are_safe() {
+        for good in ["a", "src/x.c", ".github/workflows/ebpf.yml", "..x", "x.."] {
+            assert_eq!(safe_relative(good), Some(PathBuf::from(good)), "{good}");
+        }
+        for bad in ["", "/etc/x", "..", "a/../../b", "src/.", "a//b", "a/"] {
+            assert_eq!(safe_relative(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ci_apt_packages_start_with_the_base_and_list_each_once() {
+        let pack = vec!["clang".to_string(), "make".to_string(), "clang".to_string()];
+        let line = apt_packages(&pack);
+        assert!(line.starts_with("ca-certificates curl "), "{line}");
+        assert!(line.ends_with(" libssl-dev clang"), "{line}");
+        assert_eq!(line.matches("make").count(), 1);
+    }
+
+    #[test]
     fn every_pack_renders_in_strict_mode() {
         let who = Identity {
             author: "A \"Quoted\" Name <a@b.c>".into(),
