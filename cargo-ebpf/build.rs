@@ -1,11 +1,13 @@
-//! Rebuild when a template pack changes: `include_dir!` embeds template-packs/ but does not
-//! tell cargo to watch it.
+//! Rebuild when a template pack or a shared CI template changes: `include_dir!` embeds
+//! template-packs/, github-actions/ and gitee-ci/ but does not tell cargo to watch them.
 
 use std::path::Path;
 
 fn main() {
-    let packs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template-packs");
-    watch(&packs);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in ["template-packs", "github-actions", "gitee-ci"] {
+        watch(&root.join(dir));
+    }
 }
 
 /// Emits rerun-if-changed for `dir` (so added or removed files count) and every file in it.

@@ -16,7 +16,7 @@ use ebpf_runner::{Error, Package, Result};
 use crate::build::{self, container, BuildOptions, BuildOutput};
 use crate::manifest::{self, Project};
 use crate::package;
-use crate::scaffold::{self, NewOptions};
+use crate::scaffold::{self, PackSource};
 
 /// Write, build, package, publish and run eBPF programs.
 #[derive(Debug, Parser)]
@@ -74,13 +74,20 @@ pub struct NewArgs {
     /// The project name (lowercase letters, digits, '-', '_').
     #[arg(required_unless_present = "list")]
     pub name: Option<String>,
-    /// The template pack.
+    /// A built-in template pack (`--list` shows them).
     #[arg(long, default_value = "eunomia")]
     pub lang: String,
+    /// A template pack of your own: a directory, or a git URL (`URL#REV` for a branch, tag or
+    /// commit).
+    #[arg(long, value_name = "PATH|GIT-URL", conflicts_with = "lang")]
+    pub template: Option<String>,
+    /// The git branch, tag or commit of --template.
+    #[arg(long, requires = "template")]
+    pub rev: Option<String>,
     /// Where to create the project (default: ./NAME).
     #[arg(long)]
     pub path: Option<PathBuf>,
-    /// List the template packs.
+    /// List the built-in template packs.
     #[arg(long)]
     pub list: bool,
 }
@@ -226,21 +233,24 @@ fn client_options(args: &RegistryArgs) -> ClientOptions {
 
 fn cmd_new(args: &NewArgs) -> Result<()> {
     if args.list {
-        for pack in scaffold::packs() {
-            println!("{:<10} {}", pack.name, pack.description);
-        }
+        print!("{}", scaffold::format_pack_list(&scaffold::packs()));
         return Ok(());
     }
     let name = args.name.as_deref().unwrap_or_default();
-    let dir = scaffold::new_project(&NewOptions {
+    let source = match &args.template {
+        Some(template) => PackSource::from_template(template, args.rev.as_deref()),
+        None => PackSource::Builtin(args.lang.clone()),
+    };
+    let dir = scaffold::new_project_from(
         name,
-        lang: &args.lang,
-        path: args.path.as_deref(),
-    })?;
+        args.path.as_deref(),
+        &source,
+        &scaffold::Identity::detect(),
+    )?;
     eprintln!(
-        "     Created `{name}` ({} pack) in {}",
-        args.lang,
-        dir.display()
+        "     Created `{name}` in {} ({})",
+        dir.display(),
+        source.describe()
     );
     eprintln!(
         "Next: cd {} && cargo ebpf build && sudo cargo ebpf run .",

@@ -1,30 +1,68 @@
 //! `cargo ebpf new`: render a template pack into a new project directory.
 //!
-//! Packs live in `template-packs/<pack>/` and are embedded in the binary. Each has a
+//! Packs live in `template-packs/<pack>/` and are embedded in the binary; a third-party pack
+//! in the same format can come from a directory or a git URL (`--template`). Each has a
 //! `pack.toml`; every other file is part of the project. Files ending in `.hbs` are rendered
 //! with handlebars (strict: an unknown variable is an error) and lose the suffix; the rest
 //! are copied as they are. Path components may use variables too (`src/{{name}}.bpf.c.hbs`).
+//!
+//! Every project also gets the CI files shared by all packs: `github-actions/` becomes
+//! `.github/workflows/`, `gitee-ci/` becomes `.workflow/`, rendered with the pack's `[ci]`
+//! section. A pack file at the same path wins. docs/templates.md describes the format.
 
+mod source;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
-use include_dir::{include_dir, Dir, File};
+use include_dir::{include_dir, Dir};
 use serde::{Deserialize, Serialize};
 
 use ebpf_runner::{Error, ErrorKind, Result};
 
 use crate::manifest::validate_name;
+use source::Files;
+pub use source::PackSource;
 
 static PACKS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../template-packs");
+static GITHUB_ACTIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../github-actions");
+static GITEE_CI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../gitee-ci");
+
+/// The shared CI templates and where their files land in a project. Their READMEs describe
+/// the directories themselves and are not copied.
+const SHARED_CI: [(&Dir<'static>, &str); 2] = [
+    (&GITHUB_ACTIONS, ".github/workflows"),
+    (&GITEE_CI, ".workflow"),
+];
+const SHARED_CI_SKIP: &str = "README.md";
 
 /// The file in each pack that describes it (not copied into projects).
 const PACK_FILE: &str = "pack.toml";
 const TEMPLATE_SUFFIX: &str = ".hbs";
 const DEFAULT_AUTHOR: &str = "Your Name <you@example.com>";
+/// What the CI test step runs when a pack's `[ci] test` does not say: load, attach and run
+/// the program for a few seconds (the CI job is root in a privileged container).
+const DEFAULT_CI_TEST: &str = "cargo ebpf run . --duration 5";
+/// Debian packages every CI job and Dockerfile installs before the pack's own: what
+/// rustup and `cargo install cargo-ebpf` need (libbpf-sys links libelf and zlib, git2
+/// links OpenSSL), and git for checkouts.
+const CI_BASE_APT: &[&str] = &[
+    "ca-certificates",
+    "curl",
+    "git",
+    "gcc",
+    "libc6-dev",
+    "make",
+    "pkg-config",
+    "libelf-dev",
+    "zlib1g-dev",
+    "libssl-dev",
+];
 
 pub struct NewOptions<'a> {
     pub name: &'a str,
-    /// Template pack: `eunomia` (later: c, go, rust).
+    /// A built-in template pack: `eunomia`, `c`, `go`, `rust`.
     pub lang: &'a str,
     /// Where to create the project; default `./NAME`.
     pub path: Option<&'a Path>,
@@ -50,21 +88,55 @@ struct PackFile {
     project_description: Option<String>,
     /// What CI jobs and Dockerfiles install to build projects of this pack.
     #[serde(default)]
-    #[allow(dead_code)] // rendered into the shared CI templates (github-actions/, gitee-ci/)
     ci: CiSection,
 }
 
 /// `[ci]` in pack.toml.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 struct CiSection {
     /// Debian packages to apt-install (clang, libbpf-dev, golang-go, …).
     #[serde(default)]
     apt: Vec<String>,
-    /// Extra shell lines run after apt (e.g. installing rustup).
+    /// Extra shell lines run after apt and rustup (e.g. installing bpf-linker).
     #[serde(default)]
     setup: Vec<String>,
+    /// Shell lines for the CI test step; default [`DEFAULT_CI_TEST`], `[]` for none.
+    test: Option<Vec<String>>,
+}
+
+/// A pack read into memory: its `pack.toml` and its other files.
+struct Pack {
+    source: PackSource,
+    meta: PackFile,
+    files: Files,
+}
+
+impl Pack {
+    fn load(source: &PackSource) -> Result<Pack> {
+        let broken = |why: &str| broken_pack(source, why);
+        let mut files = match source {
+            PackSource::Builtin(name) => source::embedded_files(builtin_dir(name)?),
+            PackSource::Dir(dir) => source::dir_files(dir, &broken)?,
+            PackSource::Git { url, rev } => source::git_files(url, rev.as_deref(), &broken)?,
+        };
+        let at = files
+            .iter()
+            .position(|(p, _)| p == Path::new(PACK_FILE))
+            .ok_or_else(|| broken("it has no pack.toml at its top level"))?;
+        let (_, text) = files.remove(at);
+        let text = String::from_utf8(text).map_err(|_| broken("pack.toml is not UTF-8"))?;
+        let meta = toml::from_str(&text).map_err(|e| broken(&format!("bad pack.toml: {e}")))?;
+        Ok(Pack {
+            source: source.clone(),
+            meta,
+            files,
+        })
+    }
+
+    fn broken(&self, why: &str) -> Error {
+        broken_pack(&self.source, why)
+    }
 }
 
 /// Who the new project is by, and when: the parts of the template variables that come from
@@ -114,9 +186,34 @@ pub struct TemplateVars {
     pub year: u32,
     pub version: String,
     pub license: String,
+    /// The pack's name (`eunomia`, `rust`, …).
+    pub pack: String,
+    /// The pack's language (`c`, `go`, `rust`).
+    pub language: String,
+    /// The version of cargo-ebpf that created the project; CI installs the same one.
+    pub cargo_ebpf_version: String,
+    pub ci: CiVars,
+}
+
+/// `[ci]` as templates see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CiVars {
+    /// The pack's Debian packages, as a list.
+    pub apt: Vec<String>,
+    /// [`CI_BASE_APT`] and then the pack's packages, each once, space-separated: what an
+    /// `apt-get install` line in a CI template or Dockerfile takes.
+    pub apt_packages: String,
+    pub setup: Vec<String>,
+    pub test: Vec<String>,
 }
 
 impl TemplateVars {
+    /// The variables the templates of the built-in pack `lang` see for a project `name`.
+    pub fn for_pack(lang: &str, name: &str, who: &Identity) -> Result<TemplateVars> {
+        let pack = Pack::load(&PackSource::Builtin(lang.to_string()))?;
+        Ok(TemplateVars::new(name, &pack.meta, who))
+    }
+
     fn new(name: &str, pack: &PackFile, who: &Identity) -> TemplateVars {
         let name_ident = name.replace('-', "_");
         TemplateVars {
@@ -131,8 +228,31 @@ impl TemplateVars {
             year: who.year,
             version: "0.1.0".to_string(),
             license: "GPL-2.0".to_string(),
+            pack: pack.name.clone(),
+            language: pack.language.clone(),
+            cargo_ebpf_version: env!("CARGO_PKG_VERSION").to_string(),
+            ci: CiVars {
+                apt: pack.ci.apt.clone(),
+                apt_packages: apt_packages(&pack.ci.apt),
+                setup: pack.ci.setup.clone(),
+                test: pack
+                    .ci
+                    .test
+                    .clone()
+                    .unwrap_or_else(|| vec![DEFAULT_CI_TEST.to_string()]),
+            },
         }
     }
+}
+
+fn apt_packages(pack_apt: &[String]) -> String {
+    let mut all: Vec<&str> = CI_BASE_APT.to_vec();
+    for p in pack_apt {
+        if !all.contains(&p.as_str()) {
+            all.push(p);
+        }
+    }
+    all.join(" ")
 }
 
 /// Renders the pack; refuses an invalid name or an existing directory, writing nothing.
@@ -143,39 +263,75 @@ pub fn new_project(opts: &NewOptions) -> Result<PathBuf> {
 
 /// [`new_project`] with the author and year given (tests and reproducible output).
 pub fn new_project_with(opts: &NewOptions, who: &Identity) -> Result<PathBuf> {
-    validate_project_name(opts.name)?;
-    let (pack_dir, pack) = find_pack(opts.lang)?;
-    let target = opts
-        .path
+    let source = PackSource::Builtin(opts.lang.to_string());
+    new_project_from(opts.name, opts.path, &source, who)
+}
+
+/// Renders the pack from `source` into `path` (default `./NAME`). A broken pack, like an
+/// invalid name or an existing directory, is an error and nothing is written.
+pub fn new_project_from(
+    name: &str,
+    path: Option<&Path>,
+    source: &PackSource,
+    who: &Identity,
+) -> Result<PathBuf> {
+    validate_project_name(name)?;
+    let target = path
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(opts.name));
+        .unwrap_or_else(|| PathBuf::from(name));
     refuse_existing(&target)?;
-    let vars = TemplateVars::new(opts.name, &pack, who);
-    let files = render_pack(pack_dir, &vars)?;
+    let files = render_from(source, name, who)?;
     write_atomically(&target, &files)?;
     Ok(target)
 }
 
-/// The available template packs, sorted by name.
+/// The built-in template packs, sorted by name.
 pub fn packs() -> Vec<PackInfo> {
     let mut list: Vec<PackInfo> = PACKS
         .dirs()
-        .filter_map(|d| read_pack_file(d).ok())
+        .filter_map(|d| {
+            let name = d.path().file_name()?.to_str()?;
+            Pack::load(&PackSource::Builtin(name.to_string())).ok()
+        })
         .map(|p| PackInfo {
-            name: p.name,
-            description: p.description,
-            language: p.language,
+            name: p.meta.name,
+            description: p.meta.description,
+            language: p.meta.language,
         })
         .collect();
     list.sort_by(|a, b| a.name.cmp(&b.name));
     list
 }
 
-/// Renders a pack in memory: (relative path, content) for every project file.
+/// `cargo ebpf new --list`: one line per pack, columns aligned.
+pub fn format_pack_list(packs: &[PackInfo]) -> String {
+    let name_width = packs.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    let lang_width = packs.iter().map(|p| p.language.len()).max().unwrap_or(0);
+    packs
+        .iter()
+        .map(|p| {
+            format!(
+                "{:<name_width$}  {:<lang_width$}  {}\n",
+                p.name, p.language, p.description
+            )
+        })
+        .collect()
+}
+
+/// Renders a built-in pack in memory: (relative path, content) for every project file.
 pub fn render(lang: &str, name: &str, who: &Identity) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    render_from(&PackSource::Builtin(lang.to_string()), name, who)
+}
+
+/// Renders the pack from `source` in memory, the shared CI files included.
+pub fn render_from(
+    source: &PackSource,
+    name: &str,
+    who: &Identity,
+) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     validate_project_name(name)?;
-    let (dir, pack) = find_pack(lang)?;
-    render_pack(dir, &TemplateVars::new(name, &pack, who))
+    let pack = Pack::load(source)?;
+    render_pack(&pack, &TemplateVars::new(name, &pack.meta, who))
 }
 
 /// A valid package name that also works as the packs' file names: `src/NAME.h` must not
@@ -194,8 +350,8 @@ fn validate_project_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn find_pack(lang: &str) -> Result<(&'static Dir<'static>, PackFile)> {
-    let dir = PACKS
+fn builtin_dir(lang: &str) -> Result<&'static Dir<'static>> {
+    PACKS
         .dirs()
         .find(|d| d.path().file_name().is_some_and(|n| n == lang))
         .ok_or_else(|| {
@@ -204,29 +360,26 @@ fn find_pack(lang: &str) -> Result<(&'static Dir<'static>, PackFile)> {
                 .map(|p| format!("{} ({})", p.name, p.description))
                 .collect();
             Error::input(format!("unknown template pack `{lang}`")).with_help(format!(
-                "choose one of: {}; `cargo ebpf new --list` shows them",
+                "choose one of: {}; `cargo ebpf new --list` shows them, and \
+                 `--template DIR|GIT-URL` uses a pack of your own",
                 list.join(", ")
             ))
-        })?;
-    Ok((dir, read_pack_file(dir)?))
+        })
 }
 
-fn read_pack_file(dir: &Dir) -> Result<PackFile> {
-    let path = dir.path().join(PACK_FILE);
-    let text = dir
-        .get_file(&path)
-        .and_then(File::contents_utf8)
-        .ok_or_else(|| broken_pack(dir, "it has no pack.toml"))?;
-    toml::from_str(text).map_err(|e| broken_pack(dir, &format!("bad pack.toml: {e}")))
-}
-
-/// A pack shipped in the binary failed: a bug in cargo-ebpf, not in the user's input.
-fn broken_pack(dir: &Dir, why: &str) -> Error {
+/// A built-in pack that fails is a bug in cargo-ebpf; a third-party one is the user's to fix.
+fn broken_pack(source: &PackSource, why: &str) -> Error {
+    let help = match source {
+        PackSource::Builtin(_) => "this is a bug in cargo-ebpf; please report it".to_string(),
+        _ => "fix the pack: docs/templates.md describes the format (pack.toml, .hbs \
+              templates, the variables they may use); nothing was written"
+            .to_string(),
+    };
     Error::new(
         ErrorKind::Input,
-        format!("template pack `{}` is broken: {why}", dir.path().display()),
+        format!("{} is broken: {why}", source.describe()),
     )
-    .with_help("this is a bug in cargo-ebpf; please report it")
+    .with_help(help)
 }
 
 fn refuse_existing(target: &Path) -> Result<()> {
@@ -246,9 +399,10 @@ fn refuse_existing(target: &Path) -> Result<()> {
 fn renderer() -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
-    // Output is C, TOML and Markdown, never HTML.
+    // Output is C, TOML, YAML and Markdown, never HTML.
     hb.register_escape_fn(handlebars::no_escape);
     hb.register_helper("toml", Box::new(toml_string_helper));
+    hb.register_helper("yaml", Box::new(yaml_string_helper));
     hb
 }
 
@@ -260,63 +414,101 @@ fn toml_string_helper(
     _: &mut handlebars::RenderContext,
     out: &mut dyn handlebars::Output,
 ) -> handlebars::HelperResult {
-    let value = h
-        .param(0)
-        .and_then(|p| p.value().as_str())
-        .ok_or_else(|| handlebars::RenderErrorReason::ParamNotFoundForIndex("toml", 0))?;
+    let value = string_param(h, "toml")?;
     out.write(&toml::Value::String(value.to_string()).to_string())?;
     Ok(())
 }
 
-fn render_pack(pack_dir: &Dir, vars: &TemplateVars) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+/// `{{yaml x}}`: `x` as a double-quoted YAML string (JSON's quoting is valid YAML), so a
+/// `[ci] setup` line with `: ` or `#` in it stays one list item.
+fn yaml_string_helper(
+    h: &handlebars::Helper,
+    _: &Handlebars,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let value = string_param(h, "yaml")?;
+    out.write(&serde_json::Value::String(value.to_string()).to_string())?;
+    Ok(())
+}
+
+fn string_param<'a>(
+    h: &'a handlebars::Helper,
+    helper: &'static str,
+) -> std::result::Result<&'a str, handlebars::RenderErrorReason> {
+    h.param(0).and_then(|p| p.value().as_str()).ok_or(
+        handlebars::RenderErrorReason::ParamNotFoundForIndex(helper, 0),
+    )
+}
+
+/// The shared CI files first, then the pack's own, which replace a shared file at the same
+/// path; sorted by path.
+fn render_pack(pack: &Pack, vars: &TemplateVars) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let hb = renderer();
-    let mut files = Vec::new();
-    collect_files(pack_dir, &mut files);
-    let mut out = Vec::new();
-    for file in files {
-        let rel = file
-            .path()
-            .strip_prefix(pack_dir.path())
-            .expect("files lie inside their pack");
-        if rel == Path::new(PACK_FILE) {
-            continue;
+    let mut out = BTreeMap::new();
+    for (dir, dest) in SHARED_CI {
+        for (rel, contents) in source::embedded_files(dir) {
+            if rel == Path::new(SHARED_CI_SKIP) {
+                continue;
+            }
+            let (path, text) = render_file(&hb, &rel, &contents, vars).map_err(|why| {
+                Error::new(
+                    ErrorKind::Input,
+                    format!("shared CI template broken: {why}"),
+                )
+                .with_help("this is a bug in cargo-ebpf; please report it")
+            })?;
+            out.insert(Path::new(dest).join(path), text);
         }
-        out.push(render_file(&hb, pack_dir, rel, file.contents(), vars)?);
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    for (rel, contents) in &pack.files {
+        let (path, text) =
+            render_file(&hb, rel, contents, vars).map_err(|why| pack.broken(&why))?;
+        out.insert(path, text);
+    }
+    Ok(out.into_iter().collect())
 }
 
-fn collect_files<'a>(dir: &'a Dir<'a>, out: &mut Vec<&'a File<'a>>) {
-    out.extend(dir.files());
-    for sub in dir.dirs() {
-        collect_files(sub, out);
-    }
-}
-
+/// Renders one file's path and, for `.hbs` files, its content. The error says which file
+/// and why.
 fn render_file(
     hb: &Handlebars,
-    pack_dir: &Dir,
     rel: &Path,
     contents: &[u8],
     vars: &TemplateVars,
-) -> Result<(PathBuf, Vec<u8>)> {
-    let fail = |e: handlebars::RenderError| {
-        broken_pack(pack_dir, &format!("cannot render {}: {e}", rel.display()))
-    };
+) -> std::result::Result<(PathBuf, Vec<u8>), String> {
+    let shown = rel.display();
     let rel_str = rel
         .to_str()
-        .ok_or_else(|| broken_pack(pack_dir, "a file name is not UTF-8"))?;
-    let path = hb.render_template(rel_str, vars).map_err(fail)?;
-    match path.strip_suffix(TEMPLATE_SUFFIX) {
-        Some(stripped) => {
-            let text = std::str::from_utf8(contents)
-                .map_err(|_| broken_pack(pack_dir, &format!("{} is not UTF-8", rel.display())))?;
-            let rendered = hb.render_template(text, vars).map_err(fail)?;
-            Ok((PathBuf::from(stripped), rendered.into_bytes()))
-        }
-        None => Ok((PathBuf::from(path), contents.to_vec())),
+        .ok_or_else(|| format!("the file name {shown} is not UTF-8"))?;
+    let rendered = hb
+        .render_template(rel_str, vars)
+        .map_err(|e| format!("cannot render the file name {shown}: {e}"))?;
+    let (name, template) = match rendered.strip_suffix(TEMPLATE_SUFFIX) {
+        Some(stripped) => (stripped, true),
+        None => (rendered.as_str(), false),
+    };
+    // Checked after the suffix is gone: `..hbs` would otherwise become `..`.
+    let path = safe_relative(name).ok_or_else(|| {
+        format!("{shown} renders to `{name}`, which is not a path inside the project")
+    })?;
+    if !template {
+        return Ok((path, contents.to_vec()));
     }
+    let text = std::str::from_utf8(contents).map_err(|_| format!("{shown} is not UTF-8"))?;
+    let text = hb
+        .render_template(text, vars)
+        .map_err(|e| format!("cannot render {shown}: {e}"))?;
+    Ok((path, text.into_bytes()))
+}
+
+/// `path` when it stays inside the project: relative, every name a real one (not empty, not
+/// `.` or `..`). Checked on the string, since `Path::components` quietly drops a `.`.
+fn safe_relative(path: &str) -> Option<PathBuf> {
+    path.split('/')
+        .all(|part| !matches!(part, "" | "." | ".."))
+        .then(|| PathBuf::from(path))
 }
 
 /// Writes `files` into a staging directory beside `target`, then renames it into place, so
@@ -411,6 +603,25 @@ mod tests {
         assert_eq!(year_of(1_704_067_199), 2023); // 2023-12-31T23:59:59Z
         assert_eq!(year_of(1_704_067_200), 2024); // 2024-01-01T00:00:00Z
         assert_eq!(year_of(951_782_400), 2000); // 2000-02-29
+    }
+
+    #[test]
+    fn only_paths_inside_the_project_are_safe() {
+        for good in ["a", "src/x.c", ".github/workflows/ebpf.yml", "..x", "x.."] {
+            assert_eq!(safe_relative(good), Some(PathBuf::from(good)), "{good}");
+        }
+        for bad in ["", "/etc/x", "..", "a/../../b", "src/.", "a//b", "a/"] {
+            assert_eq!(safe_relative(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ci_apt_packages_start_with_the_base_and_list_each_once() {
+        let pack = vec!["clang".to_string(), "make".to_string(), "clang".to_string()];
+        let line = apt_packages(&pack);
+        assert!(line.starts_with("ca-certificates curl "), "{line}");
+        assert!(line.ends_with(" libssl-dev clang"), "{line}");
+        assert_eq!(line.matches("make").count(), 1);
     }
 
     #[test]

@@ -1,29 +1,92 @@
-//! `cargo ebpf new`: the rendered eunomia project, and refusals that write nothing.
+//! `cargo ebpf new`: every built-in pack's rendered project, `--list`, and refusals that
+//! write nothing.
 
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
 use cargo_ebpf::manifest::Project;
-use cargo_ebpf::scaffold::{new_project_with, packs, NewOptions};
+use cargo_ebpf::scaffold::{format_pack_list, new_project_with, packs, NewOptions};
 use cargo_ebpf::ErrorKind;
 
-use common::{entries, identity, list_files, new_eunomia};
+use common::{entries, identity, list_files, new_eunomia, new_from_pack};
+
+/// The files whose content every pack's snapshot records; the file list covers the rest.
+const KEY_FILES: &[&str] = &[
+    "ebpf.toml",
+    "README.md",
+    "Dockerfile",
+    ".github/workflows/ebpf.yml",
+    ".workflow/ebpf.yml",
+];
+
+/// Snapshots for every built-in pack, named after it: `PACK_files` and `PACK_<key file>`.
+#[test]
+fn every_pack_project_snapshot() {
+    for pack in packs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = new_from_pack(tmp.path(), &pack.name, "opensnoop");
+        let files = list_files(&dir);
+        let listing: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+        insta::assert_snapshot!(format!("{}_files", pack.name), listing.join("\n"));
+        for key in KEY_FILES {
+            let content = std::fs::read_to_string(dir.join(key))
+                .unwrap_or_else(|e| panic!("pack {}: {key}: {e}", pack.name));
+            let name = format!("{}_{key}", pack.name).replace('/', "__");
+            insta::assert_snapshot!(name, content);
+        }
+        // Only the project itself: no staging directory left beside it.
+        assert_eq!(entries(tmp.path()), ["opensnoop"]);
+    }
+}
 
 #[test]
-fn eunomia_project_snapshot() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = new_eunomia(tmp.path(), "opensnoop");
-    let files = list_files(&dir);
-    let listing: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-    insta::assert_snapshot!("eunomia_files", listing.join("\n"));
-    for rel in &files {
-        let content = std::fs::read_to_string(dir.join(rel)).unwrap();
-        let name = format!("eunomia_{}", rel.display()).replace('/', "__");
-        insta::assert_snapshot!(name, content);
+fn pack_list_is_one_aligned_line_per_pack() {
+    let list = packs();
+    let text = format_pack_list(&list);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), list.len(), "{text}");
+    let mut description_columns = Vec::new();
+    for (line, pack) in lines.iter().zip(&list) {
+        assert!(line.starts_with(&format!("{}  ", pack.name)), "{line}");
+        assert!(line.contains(&format!("  {}  ", pack.language)), "{line}");
+        assert!(line.ends_with(&pack.description), "{line}");
+        description_columns.push(line.len() - pack.description.len());
     }
-    // Only the project itself: no staging directory left beside it.
-    assert_eq!(entries(tmp.path()), ["opensnoop"]);
+    description_columns.dedup();
+    assert_eq!(
+        description_columns.len(),
+        1,
+        "descriptions not aligned:\n{text}"
+    );
+    // A longer name widens the first column for everyone.
+    let wide = vec![
+        cargo_ebpf::scaffold::PackInfo {
+            name: "a".into(),
+            language: "c".into(),
+            description: "one".into(),
+        },
+        cargo_ebpf::scaffold::PackInfo {
+            name: "longer-name".into(),
+            language: "rust".into(),
+            description: "two".into(),
+        },
+    ];
+    assert_eq!(
+        format_pack_list(&wide),
+        "a            c     one\nlonger-name  rust  two\n"
+    );
+}
+
+#[test]
+fn new_list_prints_every_pack() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-ebpf"))
+        .args(["new", "--list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout, format_pack_list(&packs()));
 }
 
 #[test]

@@ -15,11 +15,16 @@ pub fn identity() -> Identity {
 
 /// `cargo ebpf new NAME --lang eunomia --path BASE/NAME`.
 pub fn new_eunomia(base: &Path, name: &str) -> PathBuf {
+    new_from_pack(base, "eunomia", name)
+}
+
+/// `cargo ebpf new NAME --lang PACK --path BASE/NAME`.
+pub fn new_from_pack(base: &Path, pack: &str, name: &str) -> PathBuf {
     let dir = base.join(name);
     new_project_with(
         &NewOptions {
             name,
-            lang: "eunomia",
+            lang: pack,
             path: Some(&dir),
         },
         &identity(),
