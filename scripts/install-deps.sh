@@ -16,7 +16,7 @@ PACKAGES=(
   docker-registry skopeo
   # the hub: scale-out database, browser test
   postgresql chromium chromium-driver
-  util-linux iproute2 ca-certificates curl python3-pip
+  util-linux iproute2 ca-certificates curl git libssl-dev python3-pip
 )
 
 missing=()
