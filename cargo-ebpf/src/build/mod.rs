@@ -7,6 +7,7 @@
 //! Every driver returns the same [`BuildOutput`], so `package`, `push` and `run` do not
 //! care which language the project is in.
 
+mod go;
 mod kernel;
 
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
     let arch = resolve_arch(opts.arch.as_deref())?;
     match project.kind() {
         Kind::Eunomia => kernel::build(project, opts, arch),
+        Kind::Go => go::build(project, opts, arch),
         other => Err(Error::input(format!(
             "building `{}` projects is not supported yet",
             other.as_str()
