@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use ebpf_runner::format::oci_arch;
+use ebpf_runner::format::{host_arch, oci_arch};
 use ebpf_runner::{Error, Result};
 
 use crate::manifest::Project;
@@ -37,6 +37,11 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
         )
     })?;
     let endian = bpf2go_endian(arch);
+    if arch != host_arch() && opts.btf.is_none() {
+        warning(&format!(
+            "building for {arch} with the host's kernel BTF; pass --btf FILE for the target's"
+        ));
+    }
     let include = vmlinux_include_dir(project, opts, arch)?;
     provide_vmlinux(project, &include)?;
 

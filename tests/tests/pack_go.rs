@@ -1,0 +1,201 @@
+//! The `go` template pack end to end, as root: `new --lang go` → `build` (go generate with
+//! bpf2go, go build) → `package` → `push` to a real docker-registry → a fresh user pulls and
+//! `run`s it, the packaged Go loader attaching to the openat tracepoint while this test
+//! opens a file of its own. Also: the `-p` filter, the loader's help and non-root message,
+//! and an arm64 cross-build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ebpf_e2e_tests::cli::{self, ok, Background, Env};
+use ebpf_e2e_tests::Registry;
+
+const NAME: &str = "gosnoop";
+const RUN_SECS: u64 = 6;
+/// ELF e_machine values.
+const EM_X86_64: u16 = 62;
+const EM_AARCH64: u16 = 183;
+const EM_BPF: u16 = 247;
+
+/// A user with a freshly scaffolded go project.
+struct Project {
+    env: Env,
+    dir: PathBuf,
+}
+
+impl Project {
+    fn new() -> Project {
+        require_tools();
+        let env = Env::new();
+        let dir = env.path().join("work").join(NAME);
+        ok(env.cmd(["new", NAME, "--lang", "go", "--path"]).arg(&dir));
+        Project { env, dir }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = self.env.cmd(args);
+        cmd.arg("--manifest-path").arg(&self.dir);
+        cmd
+    }
+
+    fn output(&self, arch: &str, file: &str) -> PathBuf {
+        self.dir.join("target/ebpf").join(arch).join(file)
+    }
+}
+
+/// Fails with the package to install when a tool the go pack needs is missing.
+fn require_tools() {
+    for (tool, package) in [
+        ("go", "golang-go"),
+        ("clang", "clang"),
+        ("llvm-strip", "llvm"),
+        ("bpftool", "bpftool"),
+    ] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("PATH=$PATH:/usr/sbin command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(found, "`{tool}` is missing: apt install {package}");
+    }
+    let ebpf = Path::new("/usr/share/gocode/src/github.com/cilium/ebpf");
+    assert!(
+        ebpf.is_dir(),
+        "cilium/ebpf for offline (GOPATH) builds is missing: apt install golang-github-cilium-ebpf-dev"
+    );
+}
+
+/// The ELF e_machine of `path` (little-endian header fields at offset 18).
+fn elf_machine(path: &Path) -> u16 {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert_eq!(
+        &bytes[..4],
+        b"\x7fELF",
+        "{} is not an ELF file",
+        path.display()
+    );
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+fn unique_marker(env: &Env) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    env.path()
+        .join(format!("gopack-{}-{nanos}", std::process::id()))
+}
+
+/// `run REF --duration N [-- EXTRA]` while this thread opens a unique file; returns the
+/// loader's stdout and the file opened.
+fn run_and_trigger(env: &Env, reference: &str, extra: &[&str]) -> (String, String) {
+    let secs = RUN_SECS.to_string();
+    let mut cmd = env.cmd(["run", reference, "--duration", &secs]);
+    if !extra.is_empty() {
+        cmd.arg("--").args(extra);
+    }
+    let marker = unique_marker(env);
+    let mut bg = Background::spawn(cmd);
+    bg.wait_for_stderr("Attached", Duration::from_secs(60));
+    let until = Instant::now() + Duration::from_secs(2);
+    let opened = cli::trigger_openat_while(&marker, || Instant::now() < until);
+    assert!(opened > 0);
+    let (status, stdout, stderr) = bg.finish(Duration::from_secs(RUN_SECS + 30));
+    assert!(status.success(), "run failed: {status}\n{stderr}");
+    (stdout, marker.display().to_string())
+}
+
+/// The loader's lines (`PID UID COMM FILENAME`) whose file name is `file`, as (pid, uid).
+fn events_for(stdout: &str, file: &str) -> Vec<(u32, u32)> {
+    stdout
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [pid, uid, .., name] if *name == file => {
+                    Some((pid.parse().ok()?, uid.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn go_pack_builds_packages_pushes_and_runs_from_the_registry() {
+    let registry = Registry::start();
+    let project = Project::new();
+
+    ok(&mut project.cmd(&["build"]));
+    let loader = project.output("x86_64", NAME);
+    let object = project.output("x86_64", &format!("{NAME}.bpf.o"));
+    assert_eq!(elf_machine(&loader), EM_X86_64);
+    assert_eq!(elf_machine(&object), EM_BPF);
+
+    ok(&mut project.cmd(&["package"]));
+    let reference = format!("{}/gopack/{NAME}:0.1.0", registry.addr());
+    ok(&mut project.cmd(&["push", &reference]));
+
+    // Someone else, with an empty store, pulls and runs it.
+    let user = Env::new();
+    ok(&mut user.cmd(["pull", &reference]));
+    let (stdout, file) = run_and_trigger(&user, &reference, &[]);
+    assert!(stdout.starts_with("PID"), "no header line first:\n{stdout}");
+    let mine = events_for(&stdout, &file);
+    assert!(
+        mine.contains(&(std::process::id(), 0)),
+        "no event for {file} from pid {} (uid 0) in:\n{stdout}",
+        std::process::id()
+    );
+
+    // The const volatile filter, set to pid 1 through the loader's -p flag, hides ours.
+    let (stdout, file) = run_and_trigger(&user, &reference, &["-p", "1"]);
+    assert!(
+        events_for(&stdout, &file).is_empty(),
+        "-p 1 let our events through:\n{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .skip(1)
+            .all(|l| l.split_whitespace().next() == Some("1")),
+        "only pid 1 may pass:\n{stdout}"
+    );
+
+    // The loader's own help, through `run`.
+    let help = ok(&mut user.cmd(["run", &reference, "--", "-h"]));
+    let text = String::from_utf8_lossy(&help.stderr);
+    assert!(
+        text.contains("Usage: gosnoop") && text.contains("-pid"),
+        "{text}"
+    );
+}
+
+#[test]
+fn go_loader_says_it_needs_root() {
+    let project = Project::new();
+    ok(&mut project.cmd(&["build"]));
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(project.output("x86_64", NAME))
+        .output()
+        .expect("run setpriv (util-linux)");
+    assert_eq!(out.status.code(), Some(1), "{}", cli::show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("needs root") && stderr.contains("sudo"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn go_pack_cross_builds_an_arm64_loader() {
+    let project = Project::new();
+    ok(&mut project.cmd(&["build", "--arch", "aarch64"]));
+    assert_eq!(elf_machine(&project.output("aarch64", NAME)), EM_AARCH64);
+    assert_eq!(
+        elf_machine(&project.output("aarch64", &format!("{NAME}.bpf.o"))),
+        EM_BPF
+    );
+}
