@@ -199,3 +199,36 @@ fn go_pack_cross_builds_an_arm64_loader() {
         EM_BPF
     );
 }
+
+#[test]
+fn go_build_errors_name_the_fix() {
+    let project = Project::new();
+
+    // No go on PATH: an environment error naming the Debian package.
+    let empty = tempfile::tempdir().unwrap();
+    let stderr = cli::fails(project.cmd(&["build"]).env("PATH", empty.path()), 4);
+    assert!(stderr.contains("apt install golang-go"), "{stderr}");
+
+    // A bad mode override is a usage error.
+    let stderr = cli::fails(
+        project.cmd(&["build"]).env("CARGO_EBPF_GO_MODE", "vendor"),
+        2,
+    );
+    assert!(
+        stderr.contains("modules") && stderr.contains("gopath"),
+        "{stderr}"
+    );
+
+    // A C error: clang's message, with the project's own path, in a build error.
+    let source = project.dir.join(format!("bpf/{NAME}.bpf.c"));
+    let mut text = std::fs::read_to_string(&source).unwrap();
+    text.push_str("\nthis is not C\n");
+    std::fs::write(&source, text).unwrap();
+    let stderr = cli::fails(&mut project.cmd(&["build"]), 5);
+    assert!(stderr.contains("go generate"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:", source.display())) && stderr.contains("error:"),
+        "{stderr}"
+    );
+    assert!(!project.output("x86_64", NAME).exists());
+}

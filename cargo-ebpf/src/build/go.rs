@@ -53,7 +53,7 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
     // go generate runs bpf2go with `go run`, so it must build for the host: only the
     // final `go build` gets the target's GOARCH.
     let generate = workspace.go(&go).arg("generate").output();
-    check(generate, "go generate (bpf2go)", &go)?;
+    check(generate, "go generate (bpf2go)", &go).map_err(|e| workspace.unalias(e, project))?;
 
     let arch_dir = project.target_dir().join(arch);
     std::fs::create_dir_all(&arch_dir).map_err(|e| Error::io("create directory", &arch_dir, e))?;
@@ -66,7 +66,7 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
         .env("CGO_ENABLED", "0")
         .env("GOARCH", oci_arch(arch))
         .output();
-    check(compiled, "go build", &go)?;
+    check(compiled, "go build", &go).map_err(|e| workspace.unalias(e, project))?;
 
     let object = arch_dir.join(format!("{}.bpf.o", project.name()));
     let generated = find_generated_object(&project.dir, endian)?;
@@ -157,7 +157,7 @@ fn check(output: std::io::Result<std::process::Output>, what: &str, go: &Path) -
     let mut details = String::from_utf8_lossy(&out.stderr).into_owned();
     details.push_str(&String::from_utf8_lossy(&out.stdout));
     Err(Error::build(format!("{what} failed ({})", out.status))
-        .with_help("fix the errors shown below")
+        .with_help("fix the errors go reported (below)")
         .with_details(details.trim_end().to_string()))
 }
 
@@ -269,6 +269,16 @@ impl Workspace {
             dir: link,
             gopath: Some(root),
         })
+    }
+
+    /// Error details name files by the GOPATH symlink; show the project's own paths.
+    fn unalias(&self, mut err: Error, project: &Project) -> Error {
+        if self.gopath.is_some() {
+            let alias = self.dir.display().to_string();
+            let real = project.dir.display().to_string();
+            err.details = err.details.map(|d| d.replace(&alias, &real));
+        }
+        err
     }
 
     /// `go` in the workspace, with the mode's environment.
