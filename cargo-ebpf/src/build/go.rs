@@ -50,23 +50,9 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
     let mode = Mode::detect(&go, project)?;
     let workspace = Workspace::enter(&mode, project)?;
 
-    // go generate runs bpf2go with `go run`, so it must build for the host: only the
-    // final `go build` gets the target's GOARCH.
-    let generate = workspace.go(&go).arg("generate").output();
-    check(generate, "go generate (bpf2go)", &go).map_err(|e| workspace.unalias(e, project))?;
-
     let arch_dir = project.target_dir().join(arch);
-    std::fs::create_dir_all(&arch_dir).map_err(|e| Error::io("create directory", &arch_dir, e))?;
     let loader = arch_dir.join(project.name());
-    let compiled = workspace
-        .go(&go)
-        .args(["build", "-trimpath", "-o"])
-        .arg(&loader)
-        .arg(".")
-        .env("CGO_ENABLED", "0")
-        .env("GOARCH", oci_arch(arch))
-        .output();
-    check(compiled, "go build", &go).map_err(|e| workspace.unalias(e, project))?;
+    generate_and_build(&go, &workspace, project, &loader, arch)?;
 
     let object = arch_dir.join(format!("{}.bpf.o", project.name()));
     let generated = find_generated_object(&project.dir, endian)?;
@@ -88,6 +74,35 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
         fresh: false,
         loader: Some(loader),
     })
+}
+
+/// `go generate` (bpf2go), then `go build` of a static loader for `arch` into `loader`.
+fn generate_and_build(
+    go: &Path,
+    workspace: &Workspace,
+    project: &Project,
+    loader: &Path,
+    arch: &str,
+) -> Result<()> {
+    // go generate runs bpf2go with `go run`, so it must build for the host: only the
+    // final `go build` gets the target's GOARCH.
+    let generate = workspace.go(go).arg("generate").output();
+    check(generate, "go generate (bpf2go)", go).map_err(|e| workspace.unalias(e, project))?;
+
+    let dir = loader
+        .parent()
+        .expect("the loader is in target/ebpf/<arch>");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let compiled = workspace
+        .go(go)
+        .args(["build", "-trimpath", "-o"])
+        .arg(loader)
+        .arg(".")
+        .env("CGO_ENABLED", "0")
+        .env("GOOS", "linux")
+        .env("GOARCH", oci_arch(arch))
+        .output();
+    check(compiled, "go build", go).map_err(|e| workspace.unalias(e, project))
 }
 
 /// bpf2go's name for the target's byte order (`-target bpfel,bpfeb` builds both; the Go
