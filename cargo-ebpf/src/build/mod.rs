@@ -12,6 +12,7 @@
 
 mod c;
 pub mod container;
+mod go;
 mod kernel;
 mod rust;
 
@@ -54,10 +55,7 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
         Kind::Eunomia => kernel::build(project, opts, arch),
         Kind::Rust => rust::build(project, opts, arch),
         Kind::C => c::build(project, opts, arch),
-        other => Err(Error::input(format!(
-            "building `{}` projects is not supported yet",
-            other.as_str()
-        ))),
+        Kind::Go => go::build(project, opts, arch),
     }
 }
 
