@@ -78,8 +78,10 @@ pub fn build_all(
     })
 }
 
-/// Runs `build_one` for every arch. An Environment error for a non-host arch (a driver that
-/// cannot cross-build its userspace) skips that arch with a warning; any other error stops.
+/// Runs `build_one` for every arch. Among several, an Environment error for a non-host arch
+/// (a driver that cannot cross-build its userspace) skips that arch with a warning; any other
+/// error stops. A single requested arch is never skipped: its own error, with its help, is
+/// the answer.
 fn build_each(
     arches: &[&str],
     mut build_one: impl FnMut(&str) -> Result<BuildOutput>,
@@ -89,7 +91,9 @@ fn build_each(
     for &arch in arches {
         match build_one(arch) {
             Ok(out) => outputs.push(out),
-            Err(e) if e.kind == ErrorKind::Environment && arch != host_arch() => {
+            Err(e)
+                if arches.len() > 1 && e.kind == ErrorKind::Environment && arch != host_arch() =>
+            {
                 warning(&format!("skipped {arch}: {}", e.message));
                 skipped.push(format!("{arch}: {}", e.message));
             }
@@ -195,12 +199,28 @@ mod tests {
     #[test]
     fn skipping_every_arch_fails_with_the_reasons() {
         let other = other_arch();
-        let err = build_each(&[other], |_| Err(Error::environment("no cross linker"))).unwrap_err();
+        let err = build_each(&[other, "riscv64"], |_| {
+            Err(Error::environment("no cross linker"))
+        })
+        .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Environment);
         assert_eq!(
             err.message,
-            format!("no architecture could be built ({other}: no cross linker)")
+            format!(
+                "no architecture could be built ({other}: no cross linker; \
+                 riscv64: no cross linker)"
+            )
         );
+    }
+
+    #[test]
+    fn a_single_arch_keeps_the_drivers_own_error_and_help() {
+        let err = build_each(&[other_arch()], |_| {
+            Err(Error::environment("no cross linker").with_help("apt install it"))
+        })
+        .unwrap_err();
+        assert_eq!(err.message, "no cross linker");
+        assert_eq!(err.help.as_deref(), Some("apt install it"));
     }
 
     #[test]
