@@ -19,6 +19,13 @@ PACKAGES=(
   util-linux iproute2 ca-certificates curl git libssl-dev python3-pip
 )
 
+# arm64 libraries, so `cargo ebpf build --arch arm64` cross-links the c pack's static loader.
+CROSS_PACKAGES=(libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64)
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  dpkg --add-architecture arm64
+fi
+PACKAGES+=("${CROSS_PACKAGES[@]}")
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
