@@ -16,7 +16,7 @@ PACKAGES=(
   docker-registry skopeo
   # the hub: scale-out database, browser test
   postgresql chromium chromium-driver
-  util-linux iproute2 ca-certificates curl git libssl-dev python3-pip
+  util-linux iproute2 ca-certificates curl git zip libssl-dev python3-pip
 )
 
 # arm64 libraries, so `cargo ebpf build --arch arm64` cross-links the c pack's static loader.
