@@ -2,6 +2,7 @@
 //!
 //! The pipeline, one module per stage:
 //! - [`format`]: the package format (media types, keys, metadata types), typed in one place;
+//! - [`formats`]: other tools' images and package.json, described as packages;
 //! - [`package`]: a package in memory: build one from an object, read its object back;
 //! - [`oci_layout`]: OCI image layout directories (what `cargo ebpf package` writes);
 //! - [`registry`]: push, pull and login against OCI registries; [`credentials`]: docker config.json;
@@ -16,6 +17,7 @@ pub mod decode;
 pub mod digest;
 pub mod error;
 pub mod format;
+pub mod formats;
 pub mod object;
 pub mod oci_layout;
 pub mod package;

@@ -1,11 +1,13 @@
-//! What `run`/`pull` were pointed at: a BPF object file, an OCI layout directory, or a
-//! registry reference (served from the local store, pulled into it when missing).
+//! What `run`/`pull` were pointed at: a BPF object file, an eunomia package.json (a file or
+//! an http(s) URL), an OCI layout directory, or a registry reference (served from the
+//! local store, pulled into it when missing).
 
 use std::path::Path;
 
 use crate::oci_layout::OciLayout;
 use crate::registry::{self, ClientOptions};
 use crate::store::Store;
+use crate::formats::eunomia;
 use crate::{object, Error, Package, Result};
 
 /// Something the runner can start.
@@ -27,6 +29,10 @@ pub fn resolve(
     let path = Path::new(target);
     if path.exists() {
         return resolve_path(path);
+    }
+    if eunomia::is_url(target) {
+        let json = eunomia::fetch(target)?;
+        return Ok(Runnable::Package(Box::new(eunomia::package(&json)?)));
     }
     if looks_like_path(target) {
         return Err(
@@ -66,6 +72,11 @@ fn resolve_path(path: &Path) -> Result<Runnable> {
         )?)));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let is_json = path.extension().is_some_and(|x| x == "json");
+    if is_json || eunomia::looks_like(&bytes) {
+        let pkg = eunomia::package(&bytes).map_err(|e| e.with_context_path(path))?;
+        return Ok(Runnable::Package(Box::new(pkg)));
+    }
     object::check_elf(&bytes).map_err(|e| e.with_context_path(path))?;
     let name = path
         .file_name()
@@ -75,7 +86,10 @@ fn resolve_path(path: &Path) -> Result<Runnable> {
 }
 
 fn looks_like_path(target: &str) -> bool {
-    target.starts_with('.') || target.starts_with('/') || target.ends_with(".o")
+    target.starts_with('.')
+        || target.starts_with('/')
+        || target.ends_with(".o")
+        || target.ends_with(".json")
 }
 
 #[cfg(test)]

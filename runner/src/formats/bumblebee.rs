@@ -1,0 +1,62 @@
+//! bumblebee images: a `{}` config and one program layer holding the ELF. Map names say
+//! what a map is for: `print_*` maps carry events (their value type is the event struct);
+//! `counter_*`, `gauge_*` and `hist_*` maps are metrics.
+
+use oci_client::manifest::OciImageManifest;
+
+use super::{malformed, stand_in_config, synthesize, Described};
+use crate::format::{
+    Format, ImageConfig, BUMBLEBEE_METRIC_PREFIXES, BUMBLEBEE_PRINT_PREFIX,
+    BUMBLEBEE_PROGRAM_LAYER,
+};
+use crate::package::Blob;
+use crate::{object, Result};
+
+pub(super) fn check_manifest(manifest: &OciImageManifest) -> Result<()> {
+    let [layer] = manifest.layers.as_slice() else {
+        return Err(malformed(
+            Format::Bumblebee,
+            format!(
+                "it has {} layers, expected exactly 1 program layer",
+                manifest.layers.len()
+            ),
+        ));
+    };
+    if layer.media_type != BUMBLEBEE_PROGRAM_LAYER {
+        return Err(malformed(
+            Format::Bumblebee,
+            format!(
+                "its layer has media type {:?}, expected {BUMBLEBEE_PROGRAM_LAYER}",
+                layer.media_type
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Programs, maps and params from the ELF; events only from `print_` maps.
+pub(super) fn describe(manifest: &OciImageManifest, layers: &[Blob]) -> Result<ImageConfig> {
+    let elf = super::raw_object(Format::Bumblebee, layers)
+        .ok_or_else(|| malformed(Format::Bumblebee, "its program layer is missing"))?;
+    object::check_elf(elf).map_err(|e| malformed(Format::Bumblebee, e.message))?;
+    let described = Described::from_annotations(manifest);
+    let mut meta = synthesize(described, "program.o", elf, None, None)?;
+    meta.events
+        .retain(|e| e.map.starts_with(BUMBLEBEE_PRINT_PREFIX));
+    let kept: Vec<&str> = meta.events.iter().map(|e| e.type_name.as_str()).collect();
+    let kept: Vec<String> = kept.into_iter().map(String::from).collect();
+    meta.types.retain(|name, _| kept.contains(name));
+    let metrics: Vec<&str> = meta
+        .maps
+        .iter()
+        .map(|m| m.name.as_str())
+        .filter(|n| BUMBLEBEE_METRIC_PREFIXES.iter().any(|p| n.starts_with(p)))
+        .collect();
+    if !metrics.is_empty() {
+        eprintln!(
+            "note: bumblebee metric maps ({}) are not printed by the built-in loader",
+            metrics.join(", ")
+        );
+    }
+    Ok(stand_in_config(meta))
+}
