@@ -366,9 +366,7 @@ fn declared_value_types<'b>(btf: &'b Btf<'b>) -> BTreeMap<String, BtfType<'b>> {
 
 fn map_value_type<'b>(btf: &'b Btf<'b>, def: BtfType<'b>) -> Option<BtfType<'b>> {
     let def = Composite::try_from(skip_mods(def)?).ok()?;
-    let member = def
-        .iter()
-        .find(|m| m.name.is_some_and(|n| n == "value"))?;
+    let member = def.iter().find(|m| m.name.is_some_and(|n| n == "value"))?;
     let ptr = skip_mods(btf.type_by_id::<BtfType>(member.ty)?)?;
     if ptr.kind() != BtfKind::Ptr {
         return None;

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
+use crate::formats::eunomia;
 use crate::oci_layout::OciLayout;
 use crate::registry::{self, ClientOptions};
 use crate::store::Store;
-use crate::formats::eunomia;
 use crate::{object, Error, Package, Result};
 
 /// Something the runner can start.

@@ -46,7 +46,9 @@ pub(super) fn describe(
     {
         return Err(malformed(
             Format::Bpfman,
-            format!("its {LABEL_BPFMAN_PROGRAMS} label names `{missing}`, which {name} does not hold"),
+            format!(
+                "its {LABEL_BPFMAN_PROGRAMS} label names `{missing}`, which {name} does not hold"
+            ),
         ));
     }
     Ok(stand_in_config(meta))
@@ -83,7 +85,10 @@ fn find_object(tar_gz: &[u8]) -> Result<(String, Vec<u8>)> {
             let names: Vec<&str> = objects.iter().map(|(n, _)| n.as_str()).collect();
             Err(malformed(
                 Format::Bpfman,
-                format!("its layer holds {n} eBPF objects ({}), expected one", names.join(", ")),
+                format!(
+                    "its layer holds {n} eBPF objects ({}), expected one",
+                    names.join(", ")
+                ),
             ))
         }
     }
@@ -92,7 +97,10 @@ fn find_object(tar_gz: &[u8]) -> Result<(String, Vec<u8>)> {
 /// Names of the regular files directly at the archive root (`x.o`, `./x.o`, `/x.o`).
 fn root_files(tar_gz: &[u8]) -> Result<Vec<String>> {
     let bad = |e: std::io::Error| {
-        malformed(Format::Bpfman, format!("its layer is not a valid tar+gzip archive: {e}"))
+        malformed(
+            Format::Bpfman,
+            format!("its layer is not a valid tar+gzip archive: {e}"),
+        )
     };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tar_gz));
     let mut names = Vec::new();

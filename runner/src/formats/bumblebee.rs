@@ -6,8 +6,7 @@ use oci_client::manifest::OciImageManifest;
 
 use super::{malformed, stand_in_config, synthesize, Described};
 use crate::format::{
-    Format, ImageConfig, BUMBLEBEE_METRIC_PREFIXES, BUMBLEBEE_PRINT_PREFIX,
-    BUMBLEBEE_PROGRAM_LAYER,
+    Format, ImageConfig, BUMBLEBEE_METRIC_PREFIXES, BUMBLEBEE_PRINT_PREFIX, BUMBLEBEE_PROGRAM_LAYER,
 };
 use crate::package::Blob;
 use crate::{object, Result};

@@ -59,8 +59,10 @@ async fn fetch_async(url: &str) -> Result<Vec<u8>> {
     while let Some(chunk) = response.chunk().await.map_err(failed)? {
         body.extend_from_slice(&chunk);
         if body.len() as u64 > MAX_SIZE {
-            return Err(Error::input(format!("{url} is larger than {MAX_SIZE} bytes"))
-                .with_help("a package.json is at most a few MiB"));
+            return Err(
+                Error::input(format!("{url} is larger than {MAX_SIZE} bytes"))
+                    .with_help("a package.json is at most a few MiB"),
+            );
         }
     }
     Ok(body)
@@ -69,9 +71,8 @@ async fn fetch_async(url: &str) -> Result<Vec<u8>> {
 /// A package for the object in `json`, described from its BTF, `export_types` and
 /// `data_sections`. It lives in memory only; its format says eunomia.
 pub fn package(json: &[u8]) -> Result<Package> {
-    let root: Value = serde_json::from_slice(json).map_err(|e| {
-        bad(format!("it is not valid JSON: {e}"))
-    })?;
+    let root: Value =
+        serde_json::from_slice(json).map_err(|e| bad(format!("it is not valid JSON: {e}")))?;
     let skel = root
         .get(EUNOMIA_SKEL_KEY)
         .filter(|s| s.is_object())
@@ -119,8 +120,14 @@ fn object_bytes(skel: &Value) -> Result<Vec<u8>> {
 /// `data_sections[].variables[]` with a description or cmdarg → docs by variable name.
 fn param_docs(skel: &Value) -> BTreeMap<String, ParamDoc> {
     let mut docs = BTreeMap::new();
-    let sections = skel["data_sections"].as_array().cloned().unwrap_or_default();
-    for var in sections.iter().flat_map(|s| s["variables"].as_array().cloned().unwrap_or_default()) {
+    let sections = skel["data_sections"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for var in sections
+        .iter()
+        .flat_map(|s| s["variables"].as_array().cloned().unwrap_or_default())
+    {
         let Some(name) = var["name"].as_str() else {
             continue;
         };

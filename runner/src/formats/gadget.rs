@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::{malformed, stand_in_config, synthesize, value_text, Described, ParamDoc};
 use crate::format::{
-    Format, ImageConfig, GADGET_BTFGEN_LAYER, GADGET_CONFIG, GADGET_EBPF_LAYER,
-    GADGET_WASM_LAYER, MEDIA_TYPE_EMPTY,
+    Format, ImageConfig, GADGET_BTFGEN_LAYER, GADGET_CONFIG, GADGET_EBPF_LAYER, GADGET_WASM_LAYER,
+    MEDIA_TYPE_EMPTY,
 };
 use crate::package::Blob;
 use crate::{object, Result};
@@ -43,7 +43,10 @@ pub(super) fn check_manifest(manifest: &OciImageManifest) -> Result<()> {
     {
         return Err(malformed(
             Format::Gadget,
-            format!("it has a layer of unknown media type {:?}", other.media_type),
+            format!(
+                "it has a layer of unknown media type {:?}",
+                other.media_type
+            ),
         ));
     }
     Ok(())
@@ -64,7 +67,10 @@ pub(super) fn describe(
     let elf = super::raw_object(Format::Gadget, layers)
         .ok_or_else(|| malformed(Format::Gadget, "its eBPF program layer is missing"))?;
     object::check_elf(elf).map_err(|e| malformed(Format::Gadget, e.message))?;
-    for layer in layers.iter().filter(|l| l.descriptor.media_type != GADGET_EBPF_LAYER) {
+    for layer in layers
+        .iter()
+        .filter(|l| l.descriptor.media_type != GADGET_EBPF_LAYER)
+    {
         let what = match layer.descriptor.media_type.as_str() {
             GADGET_WASM_LAYER => "wasm module",
             _ => "btfgen archive",
@@ -72,7 +78,12 @@ pub(super) fn describe(
         eprintln!("note: ignoring the gadget's {what} layer: the built-in loader does not need it");
     }
     let mut described = Described::from_annotations(manifest);
-    let text = |key: &str| yaml[key].as_str().filter(|s| !s.is_empty()).map(String::from);
+    let text = |key: &str| {
+        yaml[key]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+    };
     described.name = text("name").or(described.name);
     described.description = text("description").or(described.description);
     described.source = text("sourceURL")
@@ -85,10 +96,17 @@ pub(super) fn describe(
 }
 
 fn parse_yaml(config: &[u8]) -> Result<Value> {
-    let value: Value = serde_norway::from_slice(config)
-        .map_err(|e| malformed(Format::Gadget, format!("its gadget.yaml is not valid YAML: {e}")))?;
+    let value: Value = serde_norway::from_slice(config).map_err(|e| {
+        malformed(
+            Format::Gadget,
+            format!("its gadget.yaml is not valid YAML: {e}"),
+        )
+    })?;
     if !value.is_object() && !value.is_null() {
-        return Err(malformed(Format::Gadget, "its gadget.yaml is not a mapping"));
+        return Err(malformed(
+            Format::Gadget,
+            "its gadget.yaml is not a mapping",
+        ));
     }
     Ok(value)
 }

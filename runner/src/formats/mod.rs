@@ -39,7 +39,10 @@ pub fn detect(manifest: &OciImageManifest, config: Option<&[u8]>) -> Result<Form
     let config_type = manifest.config.media_type.as_str();
     let is_gadget = manifest.artifact_type.as_deref() == Some(GADGET_ARTIFACT_TYPE)
         || config_type == GADGET_CONFIG
-        || manifest.layers.iter().any(|l| l.media_type == GADGET_EBPF_LAYER);
+        || manifest
+            .layers
+            .iter()
+            .any(|l| l.media_type == GADGET_EBPF_LAYER);
     if is_gadget {
         gadget::check_manifest(manifest)?;
         return Ok(Format::Gadget);
@@ -98,8 +101,10 @@ fn single_tar_layer(manifest: &OciImageManifest) -> Result<()> {
 }
 
 fn unknown(why: String) -> Error {
-    Error::input(format!("not an eBPF package this runner understands: {why}"))
-        .with_help(format!("`pull` and `run` accept {ACCEPTED}"))
+    Error::input(format!(
+        "not an eBPF package this runner understands: {why}"
+    ))
+    .with_help(format!("`pull` and `run` accept {ACCEPTED}"))
 }
 
 /// A damaged image of a known format: what is wrong, and that nothing was stored.
@@ -138,7 +143,9 @@ pub fn summary(manifest: &OciImageManifest, config: &[u8]) -> Option<(Format, De
     let mut described = Described::from_annotations(manifest);
     match format {
         Format::CargoEbpf | Format::Eunomia => {
-            let meta = serde_json::from_slice::<ImageConfig>(config).ok()?.package?;
+            let meta = serde_json::from_slice::<ImageConfig>(config)
+                .ok()?
+                .package?;
             described.name = Some(meta.name);
             described.version = Some(meta.version);
         }
@@ -296,13 +303,13 @@ fn check_flag_name(param: &str, flag: &str, min: usize) -> Result<()> {
         return Ok(());
     }
     let what = if min == 1 { "short" } else { "long" };
-    Err(
-        Error::input(format!("param `{param}` declares an invalid {what} flag {flag:?}"))
-            .with_help(
-                "long flags are letters, digits and '-' (e.g. \"failed\"), short flags one \
+    Err(Error::input(format!(
+        "param `{param}` declares an invalid {what} flag {flag:?}"
+    ))
+    .with_help(
+        "long flags are letters, digits and '-' (e.g. \"failed\"), short flags one \
                  letter (e.g. \"f\"); `help`/`h` are taken",
-            ),
-    )
+    ))
 }
 
 /// Applies every doc in `docs` (by variable name) to `params`.

@@ -73,7 +73,10 @@ fn find_param<'p>(params: &'p [ParamInfo], arg: &str) -> Result<(&'p ParamInfo, 
 
 /// Declared defaults that differ from the compiled-in value (`set_default`) are written
 /// unless the user gave the flag.
-fn add_declared_defaults(params: &[ParamInfo], values: &mut Vec<(ParamInfo, Vec<u8>)>) -> Result<()> {
+fn add_declared_defaults(
+    params: &[ParamInfo],
+    values: &mut Vec<(ParamInfo, Vec<u8>)>,
+) -> Result<()> {
     for param in params.iter().filter(|p| p.set_default) {
         if values.iter().any(|(given, _)| given.name == param.name) {
             continue;
