@@ -10,7 +10,8 @@
 //! - [`object`]: what a BPF ELF holds (programs, maps, params, event layouts from BTF);
 //! - [`decode`]: event bytes → values → table rows or JSON;
 //! - [`resolve`]: what `run` was pointed at (file, layout, reference → store or pull);
-//! - [`run`]: load, attach, stream events.
+//! - [`run`]: load, attach, stream events;
+//! - [`inspect`]: what a package holds, without loading it.
 
 pub mod credentials;
 pub mod decode;
@@ -18,6 +19,7 @@ pub mod digest;
 pub mod error;
 pub mod format;
 pub mod formats;
+pub mod inspect;
 pub mod object;
 pub mod oci_layout;
 pub mod package;

@@ -190,6 +190,29 @@ pub fn program_type_name(section: &str, prog_type: ProgramType) -> String {
     name.to_string()
 }
 
+/// Where a program attaches, from its ELF section (what libbpf reads):
+/// `tracepoint/syscalls/sys_enter_openat` → `tracepoint syscalls:sys_enter_openat`,
+/// `kprobe/do_unlinkat` → `kprobe do_unlinkat`; programs whose section names no target
+/// (xdp, tc, …) say what they need instead.
+pub fn attach_point(section: &str) -> String {
+    let (kind, target) = section.split_once('/').unwrap_or((section, ""));
+    let base = kind.split('.').next().unwrap_or(kind);
+    if target.is_empty() {
+        return match base {
+            "xdp" | "tc" | "tcx" | "classifier" | "action" => {
+                format!("{base} (needs a network interface)")
+            }
+            "perf_event" => "perf_event (needs a perf event)".into(),
+            "socket" => "socket filter (needs a socket)".into(),
+            _ => base.to_string(),
+        };
+    }
+    match base {
+        "tracepoint" | "tp" => format!("tracepoint {}", target.replacen('/', ":", 1)),
+        _ => format!("{base} {target}"),
+    }
+}
+
 fn snake_case(camel: &str) -> String {
     let mut out = String::new();
     for (i, c) in camel.chars().enumerate() {

@@ -49,6 +49,24 @@ pub fn resolve(
     )?)))
 }
 
+/// Like [`resolve`], but a reference missing from the store is read from the registry
+/// without being stored (for `inspect`).
+pub fn peek(
+    target: &str,
+    opts: &ClientOptions,
+    open_store: impl FnOnce() -> Result<Store>,
+) -> Result<Runnable> {
+    let is_reference =
+        !Path::new(target).exists() && !eunomia::is_url(target) && !looks_like_path(target);
+    if !is_reference {
+        return resolve(target, opts, open_store);
+    }
+    match open_store()?.get(target)? {
+        Some(pkg) => Ok(Runnable::Package(Box::new(pkg))),
+        None => Ok(Runnable::Package(Box::new(registry::pull(target, opts)?))),
+    }
+}
+
 /// The package for `reference`: from the store, or pulled and stored first.
 pub fn fetch(reference: &str, store: &Store, opts: &ClientOptions) -> Result<Package> {
     if let Some(pkg) = store.get(reference)? {

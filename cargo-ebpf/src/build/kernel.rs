@@ -168,7 +168,10 @@ fn add_doc_line(doc: &mut ParamDoc, comment: &str) -> Result<()> {
         };
         return Ok(());
     }
-    let text = comment.strip_prefix("@description").unwrap_or(comment).trim();
+    let text = comment
+        .strip_prefix("@description")
+        .unwrap_or(comment)
+        .trim();
     if !text.is_empty() {
         let joined = match doc.description.take() {
             Some(before) => format!("{before} {text}"),
@@ -737,6 +740,10 @@ const volatile char comm[16] = "";
     fn a_bad_cmdarg_names_its_line() {
         let err = parse_param_docs("\n/// @cmdarg {default: 1}\nconst volatile int x = 0;\n")
             .unwrap_err();
-        assert!(err.message.starts_with("line 2: @cmdarg"), "{}", err.message);
+        assert!(
+            err.message.starts_with("line 2: @cmdarg"),
+            "{}",
+            err.message
+        );
     }
 }
