@@ -280,6 +280,18 @@ fn gadget_image_from_a_multi_arch_index_runs_with_its_yaml_defaults() {
     assert_eq!(list[0]["name"], "open-tracer", "{list}");
     assert_eq!(list[0]["digest"], here["digest"], "{list}");
 
+    // inspect reads the same description the runner uses.
+    let out = ok(&mut env.cmd(["inspect", &reference, "--json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["format"], "gadget", "{report}");
+    assert_eq!(
+        report["description"], "traces openat, as a gadget",
+        "{report}"
+    );
+    assert_eq!(report["params"][0]["flag"], "enable", "{report}");
+    assert_eq!(report["params"][0]["default"], true, "{report}");
+    assert_eq!(report["events"][0]["type"], "open_event", "{report}");
+
     // gadget.yaml's key names the flag; its description and default are listed.
     let help = ok(&mut env.cmd(["run", &reference, "--", "--help"]));
     let help = String::from_utf8(help.stdout).unwrap();
