@@ -172,10 +172,7 @@ pub fn render(r: &Report) -> String {
     let mut line = |k: &str, v: &str| {
         let _ = writeln!(out, "{k:<12} {v}");
     };
-    line(
-        "Name:",
-        &format!("{} {}", r.name, r.version).trim_end().to_string(),
-    );
+    line("Name:", format!("{} {}", r.name, r.version).trim_end());
     line("Format:", &r.format);
     for (k, v) in [
         ("Description:", &r.description),

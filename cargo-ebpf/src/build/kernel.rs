@@ -190,8 +190,7 @@ fn const_volatile_name(line: &str) -> Option<String> {
     let declarator = line.split(['=', ';', '[']).next()?;
     let name = declarator
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty())
-        .next_back()?;
+        .rfind(|w| !w.is_empty())?;
     Some(name.to_string())
 }
 

@@ -42,8 +42,7 @@ pub(super) fn describe(manifest: &OciImageManifest, layers: &[Blob]) -> Result<I
     let mut meta = synthesize(described, "program.o", elf, None, None)?;
     meta.events
         .retain(|e| e.map.starts_with(BUMBLEBEE_PRINT_PREFIX));
-    let kept: Vec<&str> = meta.events.iter().map(|e| e.type_name.as_str()).collect();
-    let kept: Vec<String> = kept.into_iter().map(String::from).collect();
+    let kept: Vec<String> = meta.events.iter().map(|e| e.type_name.clone()).collect();
     meta.types.retain(|name, _| kept.contains(name));
     let metrics: Vec<&str> = meta
         .maps
