@@ -412,6 +412,57 @@ fn flat(stderr: &str) -> String {
         .join(" ")
 }
 
+/// Serves `body` at `/package.json` (404 elsewhere) on 127.0.0.1; returns the base URL.
+/// The server thread ends with the test process.
+fn serve(body: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream);
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let found = request.starts_with("GET /package.json ");
+            let (status, content) = if found {
+                ("200 OK", body.as_slice())
+            } else {
+                ("404 Not Found", &b"no such file"[..])
+            };
+            let mut stream = reader.into_inner();
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                content.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(content);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn eunomia_package_json_runs_from_a_url() {
+    let env = Env::new();
+    let json = serde_json::to_vec(&package_json(&compile(&[]))).unwrap();
+    let base = serve(json);
+    let url = format!("{base}/package.json");
+    let help = ok(&mut env.cmd(["run", &url, "--", "--help"]));
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("-e, --emit"), "{help}");
+    let (events, stderr) = run_and_trigger(&env, &url, &[]);
+    assert_own_events(&events, &stderr);
+    let err = flat(&fails(
+        &mut env.cmd(["run", &format!("{base}/gone.json")]),
+        6,
+    ));
+    assert!(err.contains("answered HTTP 404"), "{err}");
+}
+
 // ---- damaged and unknown images --------------------------------------------------------
 
 /// Pushes `manifest` from `layout`, then `pull` must fail with exit 3 saying `why`, and

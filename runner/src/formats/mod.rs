@@ -100,11 +100,10 @@ fn single_tar_layer(manifest: &OciImageManifest) -> Result<()> {
     Ok(())
 }
 
+/// Neither ours nor another format we know; the help lists what is accepted.
 fn unknown(why: String) -> Error {
-    Error::input(format!(
-        "not an eBPF package this runner understands: {why}"
-    ))
-    .with_help(format!("`pull` and `run` accept {ACCEPTED}"))
+    Error::input(format!("not a cargo-ebpf package: {why}"))
+        .with_help(format!("`pull` and `run` accept {ACCEPTED}"))
 }
 
 /// A damaged image of a known format: what is wrong, and that nothing was stored.

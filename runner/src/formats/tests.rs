@@ -91,7 +91,11 @@ fn unknown_and_malformed_manifests_are_refused_before_blobs() {
         &["application/wasm"],
         None,
     );
-    refused(&wasm, None, "not an eBPF package this runner understands");
+    refused(
+        &wasm,
+        None,
+        "not a cargo-ebpf package: its config has media type",
+    );
     let image = manifest(MEDIA_TYPE_CONFIG, &[MEDIA_TYPE_LAYER_TAR_GZIP], None);
     refused(
         &image,
