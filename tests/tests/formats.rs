@@ -325,6 +325,14 @@ fn bumblebee_image_prints_its_print_map_events() {
     let stderr = pull_and_run(&env, &reference);
     assert!(stderr.contains("counter_opens"), "{stderr}");
     assert_eq!(listed(&env)[0]["format"], "bumblebee");
+    // The layout it was pushed from reads the same way.
+    let dir = layout.dir.path().to_str().unwrap();
+    let out = ok(&mut env.cmd(["inspect", dir, "--json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["format"], "bumblebee", "{report}");
+    assert_eq!(report["digest"], manifest["digest"], "{report}");
+    assert_eq!(report["events"][0]["map"], "print_events", "{report}");
+    assert_eq!(report["events"][0]["type"], "open_event", "{report}");
 }
 
 #[test]
@@ -401,6 +409,15 @@ fn eunomia_package_json_runs_from_a_path() {
     assert!(help.contains("emit events"), "{help}");
     let (events, _) = run_and_trigger(&env, &target, &["-e", "false"]);
     assert!(events.is_empty(), "{events:?}");
+
+    let out = ok(&mut env.cmd(["inspect", &target, "--json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["format"], "eunomia", "{report}");
+    assert_eq!(report["name"], "openat", "{report}");
+    let bytes = std::fs::read(&path).unwrap();
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    assert_eq!(report["digest"], digest.as_str(), "{report}");
+    assert_eq!(report["size"], bytes.len(), "{report}");
 }
 
 /// Error text without miette's line wrapping and frame.
