@@ -70,6 +70,37 @@ pub fn check_elf(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The section names of a 64-bit ELF of the host's byte order (call [`check_elf`] first);
+/// empty when the section headers are out of bounds.
+pub fn section_names(bytes: &[u8]) -> Vec<String> {
+    let read = |at: usize, len: usize| -> Option<u64> {
+        let b = bytes.get(at..at.checked_add(len)?)?;
+        let mut v = [0u8; 8];
+        if cfg!(target_endian = "little") {
+            v[..len].copy_from_slice(b);
+            Some(u64::from_le_bytes(v))
+        } else {
+            v[8 - len..].copy_from_slice(b);
+            Some(u64::from_be_bytes(v))
+        }
+    };
+    let names = || -> Option<Vec<String>> {
+        let (shoff, shentsize) = (read(0x28, 8)? as usize, read(0x3a, 2)? as usize);
+        let (shnum, shstrndx) = (read(0x3c, 2)? as usize, read(0x3e, 2)? as usize);
+        let header = |i: usize| shoff.checked_add(i.checked_mul(shentsize)?);
+        let strtab = read(header(shstrndx)? + 0x18, 8)? as usize;
+        let mut out = Vec::with_capacity(shnum);
+        for i in 0..shnum {
+            let name = strtab.checked_add(read(header(i)?, 4)? as usize)?;
+            let rest = bytes.get(name..)?;
+            let end = rest.iter().position(|&b| b == 0)?;
+            out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+        }
+        Some(out)
+    };
+    names().unwrap_or_default()
+}
+
 fn machine_name(machine: u16) -> Option<&'static str> {
     Some(match machine {
         3 => "x86 (i386)",

@@ -9,7 +9,7 @@ use crate::format::{
     Format, ImageConfig, BUMBLEBEE_METRIC_PREFIXES, BUMBLEBEE_PRINT_PREFIX, BUMBLEBEE_PROGRAM_LAYER,
 };
 use crate::package::Blob;
-use crate::{object, Result};
+use crate::{object, Error, Result};
 
 pub(super) fn check_manifest(manifest: &OciImageManifest) -> Result<()> {
     let [layer] = manifest.layers.as_slice() else {
@@ -38,6 +38,7 @@ pub(super) fn describe(manifest: &OciImageManifest, layers: &[Blob]) -> Result<I
     let elf = super::raw_object(Format::Bumblebee, layers)
         .ok_or_else(|| malformed(Format::Bumblebee, "its program layer is missing"))?;
     object::check_elf(elf).map_err(|e| malformed(Format::Bumblebee, e.message))?;
+    check_map_sections(elf)?;
     let described = Described::from_annotations(manifest);
     let mut meta = synthesize(described, "program.o", elf, None, None)?;
     meta.events
@@ -57,4 +58,24 @@ pub(super) fn describe(manifest: &OciImageManifest, layers: &[Blob]) -> Result<I
         );
     }
     Ok(stand_in_config(meta))
+}
+
+/// bee's own builds put maps in `.maps.print` / `.maps.counter` / `.maps.gauge` sections,
+/// which libbpf refuses to open (it knows only `.maps`); say so instead of a libbpf error.
+fn check_map_sections(elf: &[u8]) -> Result<()> {
+    let custom: Vec<String> = object::section_names(elf)
+        .into_iter()
+        .filter(|n| n.starts_with(".maps."))
+        .collect();
+    if custom.is_empty() {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "this bumblebee program keeps its maps in {} section(s), which libbpf cannot load",
+        custom.join(", ")
+    ))
+    .with_help(
+        "rebuild it with the maps in SEC(\".maps\") and name them by role \
+         (print_events, counter_*, gauge_*): the runner reads the role from the name",
+    ))
 }

@@ -163,3 +163,33 @@ fn declared_docs_that_do_not_fit_are_input_errors() {
         assert!(err.message.contains("targ_failed"), "{}", err.message);
     }
 }
+
+#[test]
+fn section_names_of_a_small_elf() {
+    // A minimal little-endian ELF64 header with three sections: null, .shstrtab, .maps.print.
+    let strtab = b"\0.shstrtab\0.maps.print\0";
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    let strtab_at = elf.len();
+    elf.extend_from_slice(strtab);
+    while elf.len() % 8 != 0 {
+        elf.push(0);
+    }
+    let shoff = elf.len();
+    for name in [0u32, 1, 11] {
+        let mut header = [0u8; 64];
+        header[..4].copy_from_slice(&name.to_ne_bytes());
+        header[0x18..0x20].copy_from_slice(&(strtab_at as u64).to_ne_bytes());
+        elf.extend_from_slice(&header);
+    }
+    elf[0x28..0x30].copy_from_slice(&(shoff as u64).to_ne_bytes());
+    elf[0x3a..0x3c].copy_from_slice(&64u16.to_ne_bytes());
+    elf[0x3c..0x3e].copy_from_slice(&3u16.to_ne_bytes());
+    elf[0x3e..0x40].copy_from_slice(&1u16.to_ne_bytes());
+    assert_eq!(
+        crate::object::section_names(&elf),
+        ["", ".shstrtab", ".maps.print"]
+    );
+    // Truncated: no names, no panic.
+    assert!(crate::object::section_names(&elf[..shoff + 10]).is_empty());
+}
