@@ -172,7 +172,7 @@ fn section_names_of_a_small_elf() {
     elf[..4].copy_from_slice(b"\x7fELF");
     let strtab_at = elf.len();
     elf.extend_from_slice(strtab);
-    while elf.len() % 8 != 0 {
+    while !elf.len().is_multiple_of(8) {
         elf.push(0);
     }
     let shoff = elf.len();
