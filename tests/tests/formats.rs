@@ -535,7 +535,13 @@ fn damaged_or_unknown_images_are_refused_and_nothing_is_stored() {
     let sections = compile(&["BUMBLEBEE", "ENABLED=1", "PRINT_SEC=\".maps.print\""]);
     let program = layout.blob(BUMBLEBEE_PROGRAM, &sections);
     let bee_sections = image(&layout, config, vec![program], json!({}));
-    refused(&registry, &layout, &bee_sections, "bad/sections", "libbpf cannot load");
+    refused(
+        &registry,
+        &layout,
+        &bee_sections,
+        "bad/sections",
+        "libbpf cannot load",
+    );
 
     let config = json!({"architecture": "amd64", "os": "linux",
                         "rootfs": {"type": "layers", "diff_ids": []}});

@@ -95,7 +95,16 @@ pub(super) fn describe(
     Ok(stand_in_config(meta))
 }
 
+/// Real gadget.yaml files are a few KiB; a larger one is not parsed.
+const MAX_YAML_SIZE: usize = 1 << 20;
+
 fn parse_yaml(config: &[u8]) -> Result<Value> {
+    if config.len() > MAX_YAML_SIZE {
+        return Err(malformed(
+            Format::Gadget,
+            format!("its gadget.yaml is larger than {MAX_YAML_SIZE} bytes"),
+        ));
+    }
     let value: Value = serde_norway::from_slice(config).map_err(|e| {
         malformed(
             Format::Gadget,

@@ -56,11 +56,22 @@ pub fn detect(manifest: &OciImageManifest, config: Option<&[u8]>) -> Result<Form
             "its config has media type {config_type:?}"
         )));
     }
-    single_tar_layer(manifest)?;
     match config {
-        None if manifest.artifact_type.as_deref() == Some(ARTIFACT_TYPE) => Ok(Format::CargoEbpf),
-        None => Ok(Format::Bpfman),
-        Some(bytes) => image_config_format(bytes),
+        // Before any blob: both ours and bpfman's images have exactly one tar+gzip layer.
+        None => {
+            single_tar_layer(manifest)?;
+            let ours = manifest.artifact_type.as_deref() == Some(ARTIFACT_TYPE);
+            Ok(if ours {
+                Format::CargoEbpf
+            } else {
+                Format::Bpfman
+            })
+        }
+        // A package of ours already read (store, layout) is judged by its own metadata.
+        Some(bytes) => match image_config_format(bytes)? {
+            Format::Bpfman => single_tar_layer(manifest).map(|()| Format::Bpfman),
+            ours => Ok(ours),
+        },
     }
 }
 
