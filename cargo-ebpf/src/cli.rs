@@ -67,6 +67,16 @@ pub enum Command {
     },
     /// Remove a package from the local store.
     Rm { reference: String },
+    /// Show what a package holds (programs, maps, params, events, …) without loading it.
+    Inspect {
+        /// A registry reference, an OCI layout dir, a package.json, or a .bpf.o file.
+        target: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +230,11 @@ pub fn execute(cli: Cli) -> Result<i32> {
         Command::Run(_) => unreachable!("handled above"),
         Command::List { json } => cmd_list(json),
         Command::Rm { reference } => cmd_rm(&reference),
+        Command::Inspect {
+            target,
+            json,
+            registry,
+        } => cmd_inspect(&target, json, &registry),
     }
     .map(|()| 0)
 }
@@ -428,8 +443,8 @@ fn cmd_list(json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<50} {:<12} {:<19} {:>8}",
-        "REFERENCE", "VERSION", "DIGEST", "SIZE"
+        "{:<50} {:<12} {:<10} {:<19} {:>8}",
+        "REFERENCE", "VERSION", "FORMAT", "DIGEST", "SIZE"
     );
     for e in entries {
         let short = e
@@ -439,10 +454,22 @@ fn cmd_list(json: bool) -> Result<()> {
             .unwrap_or("")
             .to_string();
         let version = e.version.unwrap_or_default();
+        let format = e.format.unwrap_or_else(|| "?".into());
         println!(
-            "{:<50} {:<12} sha256:{:<12} {:>8}",
-            e.reference, version, short, e.size
+            "{:<50} {:<12} {:<10} sha256:{:<12} {:>8}",
+            e.reference, version, format, short, e.size
         );
+    }
+    Ok(())
+}
+
+fn cmd_inspect(target: &str, json: bool, reg: &RegistryArgs) -> Result<()> {
+    let report = ebpf_runner::inspect::inspect(target, &client_options(reg), Store::open_default)?;
+    if json {
+        let text = serde_json::to_string_pretty(&report).expect("reports serialize");
+        println!("{text}");
+    } else {
+        print!("{}", ebpf_runner::inspect::render(&report));
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use ebpf_runner::format::{self, PackageMeta, Runtime, SCHEMA_VERSION};
 use ebpf_runner::index::Release;
 use ebpf_runner::oci_layout::OciLayout;
 use ebpf_runner::package::LayerFile;
-use ebpf_runner::{object, Error, Package, Result};
+use ebpf_runner::{formats, object, Error, Package, Result};
 
 use crate::build::BuildOutput;
 use crate::manifest::Project;
@@ -79,7 +79,9 @@ fn package_meta(
     object_bytes: &[u8],
 ) -> Result<PackageMeta> {
     let m = &project.manifest;
-    let info = object::inspect(object_bytes, m.build.event.as_deref())?;
+    let mut info = object::inspect(object_bytes, m.build.event.as_deref())?;
+    // `/// @description` and `/// @cmdarg` above the params, read from the sources.
+    formats::document_params(&mut info.params, &crate::build::param_docs(project)?)?;
     let object_name = built
         .object
         .file_name()

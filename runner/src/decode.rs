@@ -793,6 +793,8 @@ mod tests {
             ty,
             default: json!(0),
             description: None,
+            short: None,
+            set_default: false,
         }
     }
 

@@ -48,6 +48,68 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const OCI_LAYOUT_FILE: &str = "oci-layout";
 pub const OCI_LAYOUT_CONTENT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
+// ---- other tools' formats ------------------------------------------------------------------
+//
+// `pull`/`run` also accept images made by other eBPF tools; `crate::formats` recognises them
+// by these media types and keys and describes each as a [`PackageMeta`].
+
+/// Inspektor Gadget: the manifest's `artifactType`, the gadget.yaml config, the one eBPF
+/// program layer (a raw ELF) and the optional layers we do not use.
+pub const GADGET_ARTIFACT_TYPE: &str = "application/vnd.gadget.v1+binary";
+pub const GADGET_CONFIG: &str = "application/vnd.gadget.config.v1+yaml";
+pub const GADGET_EBPF_LAYER: &str = "application/vnd.gadget.ebpf.program.v1+binary";
+pub const GADGET_WASM_LAYER: &str = "application/vnd.gadget.wasm.program.v1+binary";
+pub const GADGET_BTFGEN_LAYER: &str = "application/vnd.gadget.btfgen.v1+binary";
+/// The OCI empty descriptor's media type (content `{}`), a config that says nothing.
+pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+/// bumblebee (solo.io): config (content `{}`) and the one program layer (a raw ELF).
+pub const BUMBLEBEE_CONFIG: &str = "application/ebpf.oci.image.config.v1+json";
+pub const BUMBLEBEE_PROGRAM_LAYER: &str = "application/ebpf.oci.image.program.v1+binary";
+/// bumblebee map-name prefixes: `print_` maps carry events; the others are metrics.
+pub const BUMBLEBEE_PRINT_PREFIX: &str = "print_";
+pub const BUMBLEBEE_METRIC_PREFIXES: [&str; 3] = ["counter_", "gauge_", "hist_"];
+
+/// eunomia-bpf `package.json`: the skeleton (`data` = base64 of the zlib-compressed ELF) and
+/// the exported event types.
+pub const EUNOMIA_SKEL_KEY: &str = "bpf_skel";
+pub const EUNOMIA_EXPORT_TYPES_KEY: &str = "export_types";
+
+/// Which tool made a package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// Ours: [`ARTIFACT_TYPE`], metadata under [`CONFIG_KEY`].
+    CargoEbpf,
+    /// Inspektor Gadget image.
+    Gadget,
+    /// bumblebee image.
+    Bumblebee,
+    /// bpfman bytecode image (`io.ebpf.*` labels, object in a tar+gzip layer).
+    Bpfman,
+    /// eunomia-bpf `package.json`.
+    Eunomia,
+}
+
+impl Format {
+    /// The name `list` and `inspect` show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::CargoEbpf => "cargo-ebpf",
+            Format::Gadget => "gadget",
+            Format::Bumblebee => "bumblebee",
+            Format::Bpfman => "bpfman",
+            Format::Eunomia => "eunomia",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 // ---- package metadata ----------------------------------------------------------------------
 
 /// Everything a runner and a hub need to know about a package, stored in the image config.
@@ -188,6 +250,14 @@ pub struct ParamInfo {
     pub default: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A one-letter alias (`f` for `-f`), from eunomia's `@cmdarg {"short": "f"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short: Option<String>,
+    /// Set when the author declared a default (`@cmdarg`, gadget.yaml) other than the value
+    /// compiled into the object: the runner then writes [`ParamInfo::default`] before load
+    /// unless the flag is given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub set_default: bool,
 }
 
 /// The layout of a C type, as far as decoding event bytes needs it. Built from BTF.

@@ -2,6 +2,7 @@
 //!
 //! The pipeline, one module per stage:
 //! - [`format`]: the package format (media types, keys, metadata types), typed in one place;
+//! - [`formats`]: other tools' images and package.json, described as packages;
 //! - [`package`]: a package in memory: build one from an object, read its object back;
 //! - [`index`]: multi-platform packages (an OCI image index, one manifest per platform);
 //! - [`oci_layout`]: OCI image layout directories (what `cargo ebpf package` writes);
@@ -11,15 +12,18 @@
 //! - [`decode`]: event bytes → values → table rows or JSON, with [`hints`] for fields that
 //!   are times, addresses, ports or errnos;
 //! - [`resolve`]: what `run` was pointed at (file, layout, reference → store or pull);
-//! - [`run`]: load, attach, stream events.
+//! - [`run`]: load, attach, stream events;
+//! - [`inspect`]: what a package holds, without loading it.
 
 pub mod credentials;
 pub mod decode;
 pub mod digest;
 pub mod error;
 pub mod format;
+pub mod formats;
 pub mod hints;
 pub mod index;
+pub mod inspect;
 pub mod object;
 pub mod oci_layout;
 pub mod package;

@@ -70,6 +70,37 @@ pub fn check_elf(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The section names of a 64-bit ELF of the host's byte order (call [`check_elf`] first);
+/// empty when the section headers are out of bounds.
+pub fn section_names(bytes: &[u8]) -> Vec<String> {
+    let read = |at: usize, len: usize| -> Option<u64> {
+        let b = bytes.get(at..at.checked_add(len)?)?;
+        let mut v = [0u8; 8];
+        if cfg!(target_endian = "little") {
+            v[..len].copy_from_slice(b);
+            Some(u64::from_le_bytes(v))
+        } else {
+            v[8 - len..].copy_from_slice(b);
+            Some(u64::from_be_bytes(v))
+        }
+    };
+    let names = || -> Option<Vec<String>> {
+        let (shoff, shentsize) = (read(0x28, 8)? as usize, read(0x3a, 2)? as usize);
+        let (shnum, shstrndx) = (read(0x3c, 2)? as usize, read(0x3e, 2)? as usize);
+        let header = |i: usize| shoff.checked_add(i.checked_mul(shentsize)?);
+        let strtab = read(header(shstrndx)? + 0x18, 8)? as usize;
+        let mut out = Vec::with_capacity(shnum);
+        for i in 0..shnum {
+            let name = strtab.checked_add(read(header(i)?, 4)? as usize)?;
+            let rest = bytes.get(name..)?;
+            let end = rest.iter().position(|&b| b == 0)?;
+            out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+        }
+        Some(out)
+    };
+    names().unwrap_or_default()
+}
+
 fn machine_name(machine: u16) -> Option<&'static str> {
     Some(match machine {
         3 => "x86 (i386)",
@@ -190,6 +221,29 @@ pub fn program_type_name(section: &str, prog_type: ProgramType) -> String {
     name.to_string()
 }
 
+/// Where a program attaches, from its ELF section (what libbpf reads):
+/// `tracepoint/syscalls/sys_enter_openat` → `tracepoint syscalls:sys_enter_openat`,
+/// `kprobe/do_unlinkat` → `kprobe do_unlinkat`; programs whose section names no target
+/// (xdp, tc, …) say what they need instead.
+pub fn attach_point(section: &str) -> String {
+    let (kind, target) = section.split_once('/').unwrap_or((section, ""));
+    let base = kind.split('.').next().unwrap_or(kind);
+    if target.is_empty() {
+        return match base {
+            "xdp" | "tc" | "tcx" | "classifier" | "action" => {
+                format!("{base} (needs a network interface)")
+            }
+            "perf_event" => "perf_event (needs a perf event)".into(),
+            "socket" => "socket filter (needs a socket)".into(),
+            _ => base.to_string(),
+        };
+    }
+    match base {
+        "tracepoint" | "tp" => format!("tracepoint {}", target.replacen('/', ":", 1)),
+        _ => format!("{base} {target}"),
+    }
+}
+
 fn snake_case(camel: &str) -> String {
     let mut out = String::new();
     for (i, c) in camel.chars().enumerate() {
@@ -278,6 +332,8 @@ fn params(btf: &Btf, rodata: Option<&[u8]>) -> Result<Vec<ParamInfo>> {
             ty: layout,
             default,
             description: None,
+            short: None,
+            set_default: false,
         });
     }
     Ok(params)
@@ -308,31 +364,69 @@ fn is_volatile(mut ty: BtfType<'_>) -> bool {
 
 type Events = (Vec<EventInfo>, BTreeMap<String, TypeLayout>);
 
-/// Pairs every ring buffer / perf event array with the event struct, if one can be found.
+/// Pairs every ring buffer / perf event array with its event struct: the value type the map
+/// declares (`__type(value, struct event)`, bumblebee's style), else the one chosen by name
+/// or inferred for the whole object.
 fn events(btf: &Btf, maps: &[MapInfo], event_type: Option<&str>) -> Result<Events> {
     let chosen = match event_type {
         Some(name) => Some(named_struct(btf, name).ok_or_else(|| unknown_struct(btf, name))?),
         None => anchored_struct(btf).or_else(|| named_struct(btf, "event")),
     };
+    let declared = declared_value_types(btf);
     let mut events = Vec::new();
     let mut types = BTreeMap::new();
-    let Some(ty) = chosen else {
-        return Ok((events, types));
-    };
-    let type_name = ty.name().map(|n| n.to_string_lossy().into_owned());
-    let type_name = type_name.unwrap_or_else(|| "event".into());
     for map in maps {
-        if map.map_type == "ringbuf" || map.map_type == "perf_event_array" {
-            events.push(EventInfo {
-                map: map.name.clone(),
-                type_name: type_name.clone(),
-            });
+        if map.map_type != "ringbuf" && map.map_type != "perf_event_array" {
+            continue;
         }
-    }
-    if !events.is_empty() {
-        types.insert(type_name, layout_of(btf, ty, 0));
+        let Some(ty) = declared.get(&map.name).copied().or(chosen) else {
+            continue;
+        };
+        let type_name = ty.name().map(|n| n.to_string_lossy().into_owned());
+        let type_name = type_name.unwrap_or_else(|| "event".into());
+        events.push(EventInfo {
+            map: map.name.clone(),
+            type_name: type_name.clone(),
+        });
+        types
+            .entry(type_name)
+            .or_insert_with(|| layout_of(btf, ty, 0));
     }
     Ok((events, types))
+}
+
+/// Map name → the named struct its BTF definition gives as value type. BTF-defined maps
+/// are globals in `.maps` whose struct has a `value` member pointing at that type.
+fn declared_value_types<'b>(btf: &'b Btf<'b>) -> BTreeMap<String, BtfType<'b>> {
+    let mut found = BTreeMap::new();
+    let Some(sec) = btf
+        .type_by_kind::<DataSec>()
+        .find(|s| s.name().is_some_and(|n| n == ".maps"))
+    else {
+        return found;
+    };
+    for info in sec.iter() {
+        let Some(var) = btf.type_by_id::<Var>(info.ty) else {
+            continue;
+        };
+        let value = map_value_type(btf, var.referenced_type());
+        let (Some(name), Some(value)) = (var.name(), value) else {
+            continue;
+        };
+        found.insert(name.to_string_lossy().into_owned(), value);
+    }
+    found
+}
+
+fn map_value_type<'b>(btf: &'b Btf<'b>, def: BtfType<'b>) -> Option<BtfType<'b>> {
+    let def = Composite::try_from(skip_mods(def)?).ok()?;
+    let member = def.iter().find(|m| m.name.is_some_and(|n| n == "value"))?;
+    let ptr = skip_mods(btf.type_by_id::<BtfType>(member.ty)?)?;
+    if ptr.kind() != BtfKind::Ptr {
+        return None;
+    }
+    let target = skip_mods(ptr.next_type()?)?;
+    (target.is_composite() && target.name().is_some()).then_some(target)
 }
 
 /// A struct or union called `name` (a typedef of one counts too).

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 
-use crate::format::{self, ImageConfig, PackageMeta};
+use crate::format::{self, Format, ImageConfig, PackageMeta};
 use crate::{digest, Error, Result};
 
 /// A blob with its descriptor.
@@ -51,6 +51,9 @@ pub struct Package {
     pub manifest: OciImageManifest,
     /// The manifest exactly as serialized; its digest is the package's identity.
     pub manifest_bytes: Vec<u8>,
+    /// The tool that made it; for other tools' images, `config` is a stand-in synthesised
+    /// from their metadata (see [`crate::formats`]) and `config_blob` holds their own.
+    pub format: Format,
     pub config: ImageConfig,
     pub config_blob: Blob,
     pub layers: Vec<Blob>,
@@ -127,6 +130,7 @@ impl Package {
         Ok(Package {
             manifest,
             manifest_bytes,
+            format: Format::CargoEbpf,
             config,
             config_blob,
             layers: vec![layer],
@@ -167,11 +171,11 @@ impl Package {
                 blob.verify().map(|_| blob)
             })
             .collect::<Result<Vec<_>>>()?;
-        let config: ImageConfig = serde_json::from_slice(&config_blob.data)
-            .map_err(|e| Error::input(format!("the package's image config is not valid: {e}")))?;
+        let (format, config) = crate::formats::describe(&manifest, &config_blob.data, &layers)?;
         Ok(Package {
             manifest,
             manifest_bytes,
+            format,
             config,
             config_blob,
             layers,
@@ -207,6 +211,9 @@ impl Package {
     /// The BPF object: (file name, ELF bytes), extracted from the layer archive.
     pub fn object(&self) -> Result<(String, Vec<u8>)> {
         let meta = self.meta()?;
+        if let Some(raw) = crate::formats::raw_object(self.format, &self.layers) {
+            return Ok((meta.object.clone(), raw.to_vec()));
+        }
         for layer in &self.layers {
             if layer.descriptor.media_type != format::MEDIA_TYPE_LAYER_TAR_GZIP {
                 continue;

@@ -19,9 +19,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
 use crate::credentials::{self, AuthPaths, Credentials};
-use crate::format::{
-    MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER_TAR_GZIP, MEDIA_TYPE_MANIFEST,
-};
+use crate::format::{Format, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 use crate::index::{self, PackageIndex, Platform, Release};
 use crate::{digest, Error, ErrorKind, Package, Result};
 
@@ -313,9 +311,15 @@ impl Target {
         self.authenticate(RegistryOperation::Pull).await?;
         let (manifest_bytes, manifest_digest) = self.pull_manifest().await?;
         let manifest = crate::package::parse_manifest(&manifest_bytes)?;
-        check_package_shape(&manifest, &self.reference.whole())?;
+        let format = check_package_shape(&manifest, &self.reference.whole())?;
+        if format != Format::CargoEbpf {
+            eprintln!("note: {} is a {format} image", self.reference.whole());
+        }
         let config = self.pull_blob(&manifest.config, opts).await?;
-        check_config_platform(&config, &self.reference.whole())?;
+        // Only OCI image configs carry a platform; gadget and bumblebee configs do not.
+        if matches!(format, Format::CargoEbpf | Format::Bpfman) {
+            check_config_platform(&config, &self.reference.whole())?;
+        }
         let mut layers = Vec::with_capacity(manifest.layers.len());
         for layer in &manifest.layers {
             layers.push(self.pull_blob(layer, opts).await?);
@@ -401,33 +405,14 @@ impl Target {
 /// Most memory reserved for a blob before any of it has arrived.
 const PREALLOC_LIMIT: u64 = 1 << 20;
 
-/// A cargo-ebpf package is one config and one gzipped tar layer. Anything else is refused
-/// before its blobs are downloaded, so a foreign or hostile image cannot make us fetch
-/// many (or huge) blobs into memory.
-fn check_package_shape(manifest: &OciImageManifest, reference: &str) -> Result<()> {
-    let not_ours = |why: String| {
-        Error::input(format!("{reference} is not a cargo-ebpf package: {why}"))
-            .with_help("pull a package pushed by `cargo ebpf push` or `cargo ebpf publish`")
-    };
-    if manifest.config.media_type != MEDIA_TYPE_CONFIG {
-        return Err(not_ours(format!(
-            "its config has media type {:?}, expected {MEDIA_TYPE_CONFIG}",
-            manifest.config.media_type
-        )));
-    }
-    let [layer] = manifest.layers.as_slice() else {
-        return Err(not_ours(format!(
-            "it has {} layers, expected exactly 1",
-            manifest.layers.len()
-        )));
-    };
-    if layer.media_type != MEDIA_TYPE_LAYER_TAR_GZIP {
-        return Err(not_ours(format!(
-            "its layer has media type {:?}, expected {MEDIA_TYPE_LAYER_TAR_GZIP}",
-            layer.media_type
-        )));
-    }
-    Ok(())
+/// Only formats we can run are pulled (see [`crate::formats::detect`]); anything else is
+/// refused before its blobs are downloaded, so a foreign or hostile image cannot make us
+/// fetch many (or huge) blobs into memory.
+fn check_package_shape(manifest: &OciImageManifest, reference: &str) -> Result<Format> {
+    crate::formats::detect(manifest, None).map_err(|mut e| {
+        e.message = format!("{reference}: {}", e.message);
+        e
+    })
 }
 
 /// A single-platform package for another platform is refused before its layer is fetched
@@ -746,7 +731,7 @@ mod tests {
     }
 
     #[test]
-    fn only_single_layer_packages_are_pulled() {
+    fn unknown_shapes_are_refused_before_blobs() {
         let pkg = Package::build(
             crate::format::PackageMeta::new("shape", "0.1.0", "shape.bpf.o"),
             b"obj",
@@ -754,7 +739,7 @@ mod tests {
         )
         .unwrap();
         let ok = pkg.manifest.clone();
-        check_package_shape(&ok, "r").unwrap();
+        assert_eq!(check_package_shape(&ok, "r").unwrap(), Format::CargoEbpf);
         let mut none = ok.clone();
         none.layers.clear();
         let mut two = ok.clone();
@@ -772,6 +757,7 @@ mod tests {
         ] {
             let err = check_package_shape(&bad, "r").unwrap_err();
             assert_eq!(err.kind, ErrorKind::Input);
+            assert!(err.message.starts_with("r: "), "{}", err.message);
             assert!(err.message.contains(why), "{}", err.message);
         }
     }

@@ -1,8 +1,10 @@
-//! What `run`/`pull` were pointed at: a BPF object file, an OCI layout directory, or a
-//! registry reference (served from the local store, pulled into it when missing).
+//! What `run`/`pull` were pointed at: a BPF object file, an eunomia package.json (a file or
+//! an http(s) URL), an OCI layout directory, or a registry reference (served from the
+//! local store, pulled into it when missing).
 
 use std::path::Path;
 
+use crate::formats::eunomia;
 use crate::oci_layout::OciLayout;
 use crate::registry::{self, ClientOptions};
 use crate::store::Store;
@@ -28,6 +30,10 @@ pub fn resolve(
     if path.exists() {
         return resolve_path(path);
     }
+    if eunomia::is_url(target) {
+        let json = eunomia::fetch(target)?;
+        return Ok(Runnable::Package(Box::new(eunomia::package(&json)?)));
+    }
     if looks_like_path(target) {
         return Err(
             Error::input(format!("no such file or directory: {target}")).with_help(
@@ -41,6 +47,24 @@ pub fn resolve(
         &open_store()?,
         opts,
     )?)))
+}
+
+/// Like [`resolve`], but a reference missing from the store is read from the registry
+/// without being stored (for `inspect`).
+pub fn peek(
+    target: &str,
+    opts: &ClientOptions,
+    open_store: impl FnOnce() -> Result<Store>,
+) -> Result<Runnable> {
+    let is_reference =
+        !Path::new(target).exists() && !eunomia::is_url(target) && !looks_like_path(target);
+    if !is_reference {
+        return resolve(target, opts, open_store);
+    }
+    match open_store()?.get(target)? {
+        Some(pkg) => Ok(Runnable::Package(Box::new(pkg))),
+        None => Ok(Runnable::Package(Box::new(registry::pull(target, opts)?))),
+    }
 }
 
 /// The package for `reference`: from the store, or pulled and stored first.
@@ -66,6 +90,11 @@ fn resolve_path(path: &Path) -> Result<Runnable> {
         )?)));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let is_json = path.extension().is_some_and(|x| x == "json");
+    if is_json || eunomia::looks_like(&bytes) {
+        let pkg = eunomia::package(&bytes).map_err(|e| e.with_context_path(path))?;
+        return Ok(Runnable::Package(Box::new(pkg)));
+    }
     object::check_elf(&bytes).map_err(|e| e.with_context_path(path))?;
     let name = path
         .file_name()
@@ -75,7 +104,10 @@ fn resolve_path(path: &Path) -> Result<Runnable> {
 }
 
 fn looks_like_path(target: &str) -> bool {
-    target.starts_with('.') || target.starts_with('/') || target.ends_with(".o")
+    target.starts_with('.')
+        || target.starts_with('/')
+        || target.ends_with(".o")
+        || target.ends_with(".json")
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::format::ImageConfig;
 use crate::oci_layout::OciLayout;
 use crate::{Error, Package, Result};
 
@@ -23,6 +22,8 @@ pub struct StoreEntry {
     pub digest: String,
     pub name: Option<String>,
     pub version: Option<String>,
+    /// Which tool made it (`cargo-ebpf`, `gadget`, `bumblebee`, `bpfman`).
+    pub format: Option<String>,
     pub size: u64,
 }
 
@@ -92,6 +93,7 @@ impl Store {
             digest: digest.to_string(),
             name: None,
             version: None,
+            format: None,
             size: 0,
         };
         let Ok(manifest) = self
@@ -105,14 +107,15 @@ impl Store {
             .chain(&manifest.layers)
             .map(|d| d.size.max(0) as u64)
             .sum();
-        let config = self
+        let summary = self
             .layout
             .get_blob(&manifest.config.digest)
             .ok()
-            .and_then(|b| serde_json::from_slice::<ImageConfig>(&b).ok());
-        if let Some(meta) = config.and_then(|c| c.package) {
-            row.name = Some(meta.name);
-            row.version = Some(meta.version);
+            .and_then(|config| crate::formats::summary(&manifest, &config));
+        if let Some((format, described)) = summary {
+            row.format = Some(format.name().to_string());
+            row.name = described.name;
+            row.version = described.version;
         }
         row
     }

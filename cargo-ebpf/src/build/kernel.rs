@@ -14,7 +14,10 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use std::collections::BTreeMap;
+
 use ebpf_runner::format::{bpf_target_arch, host_arch};
+use ebpf_runner::formats::ParamDoc;
 use ebpf_runner::{Error, Result};
 
 use crate::manifest::Project;
@@ -55,7 +58,10 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
     let event = project.manifest.build.event.as_deref();
     let installed = std::fs::read(&staged)
         .map_err(|e| Error::io("read", &staged, e))
-        .and_then(|bytes| check_event_struct(&layout.object, &bytes, event))
+        .and_then(|bytes| {
+            check_event_struct(&layout.object, &bytes, event)?;
+            check_param_docs(&sources, &bytes)
+        })
         .and_then(|()| layout.install(&staged, &fingerprint));
     if installed.is_err() {
         // A rejected object must not linger in target/ as a stray temp file.
@@ -95,6 +101,105 @@ fn check_event_struct(object: &Path, bytes: &[u8], event: Option<&str>) -> Resul
         ));
     }
     Ok(())
+}
+
+// ---- param docs --------------------------------------------------------------------------
+
+/// The eunomia convention for documenting `const volatile` params, read from the sources
+/// (BTF has no comments):
+///
+/// ```c
+/// /// @description Trace only failed opens
+/// /// @cmdarg {"default": false, "short": "f", "long": "failed"}
+/// const volatile bool targ_failed = false;
+/// ```
+///
+/// Plain `///` lines count as description too. Returned by variable name.
+pub(crate) fn param_docs(project: &Project) -> Result<BTreeMap<String, ParamDoc>> {
+    let sources = match project.kind() {
+        crate::manifest::Kind::Eunomia => find_sources(project)?,
+        _ => default_sources(project)?,
+    };
+    docs_in(&sources)
+}
+
+fn docs_in(sources: &[PathBuf]) -> Result<BTreeMap<String, ParamDoc>> {
+    let mut docs = BTreeMap::new();
+    for source in sources {
+        let text = std::fs::read_to_string(source).map_err(|e| Error::io("read", source, e))?;
+        docs.extend(parse_param_docs(&text).map_err(|e| e.with_context_path(source))?);
+    }
+    Ok(docs)
+}
+
+/// Every documented `const volatile` global in one C source.
+fn parse_param_docs(source: &str) -> Result<BTreeMap<String, ParamDoc>> {
+    let mut docs = BTreeMap::new();
+    let mut pending: Option<ParamDoc> = None;
+    for (n, line) in source.lines().enumerate() {
+        let line = line.trim();
+        if let Some(comment) = line.strip_prefix("///") {
+            let doc = pending.get_or_insert_with(ParamDoc::default);
+            add_doc_line(doc, comment.trim())
+                .map_err(|e| Error::input(format!("line {}: {}", n + 1, e.message)))?;
+            continue;
+        }
+        if let (Some(doc), Some(name)) = (pending.take(), const_volatile_name(line)) {
+            docs.insert(name, doc);
+        }
+    }
+    Ok(docs)
+}
+
+fn add_doc_line(doc: &mut ParamDoc, comment: &str) -> Result<()> {
+    if let Some(json) = comment.strip_prefix("@cmdarg") {
+        let value: serde_json::Value = serde_json::from_str(json.trim()).map_err(|e| {
+            Error::input(format!("@cmdarg is not a JSON object: {e}")).with_help(
+                r#"write it like /// @cmdarg {"default": 0, "short": "p", "long": "pid"}"#,
+            )
+        })?;
+        let text = |key: &str| value[key].as_str().map(String::from);
+        doc.long = text("long");
+        doc.short = text("short");
+        doc.default = match &value["default"] {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        };
+        return Ok(());
+    }
+    let text = comment
+        .strip_prefix("@description")
+        .unwrap_or(comment)
+        .trim();
+    if !text.is_empty() {
+        let joined = match doc.description.take() {
+            Some(before) => format!("{before} {text}"),
+            None => text.to_string(),
+        };
+        doc.description = Some(joined);
+    }
+    Ok(())
+}
+
+/// `const volatile TYPE NAME[...] = ...;` → NAME.
+fn const_volatile_name(line: &str) -> Option<String> {
+    if !(line.contains("const") && line.contains("volatile")) {
+        return None;
+    }
+    let declarator = line.split(['=', ';', '[']).next()?;
+    let name = declarator
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .rfind(|w| !w.is_empty())?;
+    Some(name.to_string())
+}
+
+/// Applies the documented defaults to the object's params, so a @cmdarg default that does
+/// not fit its type fails the build rather than `run`.
+fn check_param_docs(sources: &[PathBuf], object: &[u8]) -> Result<()> {
+    let docs = docs_in(sources)?;
+    let mut params = ebpf_runner::object::inspect(object, None)?.params;
+    ebpf_runner::formats::document_params(&mut params, &docs)
 }
 
 // ---- architecture, tools, inputs ---------------------------------------------------------
@@ -593,4 +698,51 @@ pub(crate) fn warning(message: &str) {
 
 fn use_color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn param_docs_follow_the_eunomia_convention() {
+        let source = r#"
+/// @description Trace only failed opens
+/// @cmdarg {"default": true, "short": "f", "long": "failed"}
+const volatile bool targ_failed = false;
+/// Process to trace,
+/// 0 for all
+const volatile pid_t targ_pid = 0;
+const volatile int undocumented = 1;
+/// a comment above something else
+int not_a_param;
+const volatile char comm[16] = "";
+"#;
+        let docs = parse_param_docs(source).unwrap();
+        assert_eq!(
+            docs["targ_failed"],
+            ParamDoc {
+                description: Some("Trace only failed opens".into()),
+                long: Some("failed".into()),
+                short: Some("f".into()),
+                default: Some("true".into()),
+            }
+        );
+        assert_eq!(
+            docs["targ_pid"].description.as_deref(),
+            Some("Process to trace, 0 for all")
+        );
+        assert_eq!(docs.len(), 2, "{docs:?}");
+    }
+
+    #[test]
+    fn a_bad_cmdarg_names_its_line() {
+        let err = parse_param_docs("\n/// @cmdarg {default: 1}\nconst volatile int x = 0;\n")
+            .unwrap_err();
+        assert!(
+            err.message.starts_with("line 2: @cmdarg"),
+            "{}",
+            err.message
+        );
+    }
 }

@@ -25,7 +25,7 @@ use crate::manifest::{Kind, Project};
 
 #[allow(unused_imports)] // used by the language drivers
 pub(crate) use kernel::{
-    find_program, relative, status, vmlinux_include_dir, warning, write_atomic,
+    find_program, param_docs, relative, status, vmlinux_include_dir, warning, write_atomic,
 };
 
 #[derive(Debug, Clone, Default)]

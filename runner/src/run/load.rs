@@ -46,7 +46,21 @@ pub fn open(object_name: &str, bytes: &[u8], custom_btf: Option<&Path>) -> Resul
     if let Some(path) = custom_btf {
         builder.btf_custom_path(path).map_err(|e| open_error(&e))?;
     }
-    builder.open_memory(bytes).map_err(|e| open_error(&e))
+    let mut open = builder.open_memory(bytes).map_err(|e| open_error(&e))?;
+    untype_ring_buffers(&mut open)?;
+    Ok(open)
+}
+
+/// Some tools (bumblebee) declare a ring buffer's record type with `__type(value, …)`; the
+/// kernel wants ring buffers without a value size, so it is cleared (the type stays in BTF,
+/// where the runner reads it to decode events).
+fn untype_ring_buffers(open: &mut OpenObject) -> Result<()> {
+    for mut map in open.maps_mut() {
+        if map.map_type() == libbpf_rs::MapType::RingBuf && map.value_size() != 0 {
+            map.set_value_size(0).map_err(|e| open_error(&e))?;
+        }
+    }
+    Ok(())
 }
 
 /// libbpf prefixes internal map names with the object name: keep it a short identifier.

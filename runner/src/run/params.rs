@@ -25,18 +25,8 @@ pub fn parse(params: &[ParamInfo], args: &[String]) -> Result<Parsed> {
         if arg == "--help" || arg == "-h" {
             return Ok(Parsed::Help);
         }
-        let Some(body) = arg.strip_prefix("--") else {
-            return Err(Error::usage(format!("unexpected program argument `{arg}`"))
-                .with_help(flags_help(params)));
-        };
-        let (flag, inline) = match body.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_string())),
-            None => (body, None),
-        };
-        let param = params
-            .iter()
-            .find(|p| p.flag == flag)
-            .ok_or_else(|| unknown_flag(flag, params))?;
+        let (param, inline) = find_param(params, arg)?;
+        let flag = param.flag.as_str();
         let value = match inline {
             Some(v) => v,
             None => match args.get(i + 1) {
@@ -54,7 +44,50 @@ pub fn parse(params: &[ParamInfo], args: &[String]) -> Result<Parsed> {
         values.push((param.clone(), encode_param(param, &value)?));
         i += 1;
     }
+    add_declared_defaults(params, &mut values)?;
     Ok(Parsed::Values(values))
+}
+
+/// The param `arg` names (`--long`, `--long=VALUE`, `-s`), and the inline value if any.
+fn find_param<'p>(params: &'p [ParamInfo], arg: &str) -> Result<(&'p ParamInfo, Option<String>)> {
+    if let Some(body) = arg.strip_prefix("--") {
+        let (flag, inline) = match body.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_string())),
+            None => (body, None),
+        };
+        let param = params
+            .iter()
+            .find(|p| p.flag == flag)
+            .ok_or_else(|| unknown_flag(&format!("--{flag}"), params))?;
+        return Ok((param, inline));
+    }
+    if let Some(short) = arg.strip_prefix('-').filter(|s| s.chars().count() == 1) {
+        let param = params
+            .iter()
+            .find(|p| p.short.as_deref() == Some(short))
+            .ok_or_else(|| unknown_flag(arg, params))?;
+        return Ok((param, None));
+    }
+    Err(Error::usage(format!("unexpected program argument `{arg}`")).with_help(flags_help(params)))
+}
+
+/// Declared defaults that differ from the compiled-in value (`set_default`) are written
+/// unless the user gave the flag.
+fn add_declared_defaults(
+    params: &[ParamInfo],
+    values: &mut Vec<(ParamInfo, Vec<u8>)>,
+) -> Result<()> {
+    for param in params.iter().filter(|p| p.set_default) {
+        if values.iter().any(|(given, _)| given.name == param.name) {
+            continue;
+        }
+        let text = match &param.default {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        values.push((param.clone(), encode_param(param, &text)?));
+    }
+    Ok(())
 }
 
 fn is_bool(param: &ParamInfo) -> bool {
@@ -62,7 +95,7 @@ fn is_bool(param: &ParamInfo) -> bool {
 }
 
 fn unknown_flag(flag: &str, params: &[ParamInfo]) -> Error {
-    Error::usage(format!("unknown program flag `--{flag}`")).with_help(flags_help(params))
+    Error::usage(format!("unknown program flag `{flag}`")).with_help(flags_help(params))
 }
 
 fn flags_help(params: &[ParamInfo]) -> String {
@@ -82,11 +115,12 @@ pub fn print_help(object_name: &str, params: &[ParamInfo], out: &mut dyn Write) 
         text.push_str(&format!(
             "Flags of {object_name} (set its `const volatile` globals before it loads):\n"
         ));
+        let any_short = params.iter().any(|p| p.short.is_some());
         let rows: Vec<[String; 4]> = params
             .iter()
             .map(|p| {
                 [
-                    format!("--{}", p.flag),
+                    flag_names(p, any_short),
                     kind_name(&p.ty),
                     default_text(&p.default),
                     p.description.clone().unwrap_or_default(),
@@ -100,6 +134,15 @@ pub fn print_help(object_name: &str, params: &[ParamInfo], out: &mut dyn Write) 
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| Error::io("write", path, e))
+}
+
+/// `-f, --failed`, or `    --target-pid` beside short flags so long ones line up.
+fn flag_names(p: &ParamInfo, any_short: bool) -> String {
+    match &p.short {
+        Some(short) => format!("-{short}, --{}", p.flag),
+        None if any_short => format!("    --{}", p.flag),
+        None => format!("--{}", p.flag),
+    }
 }
 
 fn default_text(value: &serde_json::Value) -> String {
@@ -179,6 +222,8 @@ mod tests {
                 },
                 default: json!(0),
                 description: Some("only this process".into()),
+                short: None,
+                set_default: false,
             },
             ParamInfo {
                 name: "verbose".into(),
@@ -187,6 +232,8 @@ mod tests {
                 ty: TypeLayout::Bool { size: 1 },
                 default: json!(false),
                 description: None,
+                short: None,
+                set_default: false,
             },
         ]
     }
@@ -238,6 +285,37 @@ mod tests {
         assert_eq!(err.kind, crate::ErrorKind::Usage);
         let err = parse(&[], &args(&["--x=1"])).unwrap_err();
         assert_eq!(err.help.as_deref(), Some("this program takes no flags"));
+    }
+
+    #[test]
+    fn short_flags_and_declared_defaults() {
+        let mut params = params();
+        params[1].short = Some("v".into());
+        params[0].default = json!(42);
+        params[0].set_default = true;
+        let parsed = |list: &[&str]| match parse(&params, &args(list)).unwrap() {
+            Parsed::Values(v) => v.into_iter().map(|(p, b)| (p.name, b)).collect::<Vec<_>>(),
+            Parsed::Help => panic!("unexpected help"),
+        };
+        // The declared default is written when the flag is absent, not when it is given.
+        assert_eq!(
+            parsed(&["-v"]),
+            [
+                ("verbose".to_string(), vec![1]),
+                ("target_pid".to_string(), 42i32.to_ne_bytes().to_vec())
+            ]
+        );
+        assert_eq!(
+            parsed(&["--target-pid", "3"]),
+            [("target_pid".to_string(), 3i32.to_ne_bytes().to_vec())]
+        );
+        let err = parse(&params, &args(&["-x"])).unwrap_err();
+        assert_eq!(err.message, "unknown program flag `-x`");
+        let mut out = Vec::new();
+        print_help("demo", &params, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("-v, --verbose"), "{text}");
+        assert!(text.contains("    --target-pid  i32   42"), "{text}");
     }
 
     #[test]

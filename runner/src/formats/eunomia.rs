@@ -1,0 +1,159 @@
+//! eunomia-bpf `package.json`, from a file or an http(s) URL: `bpf_skel.data` is the ELF,
+//! zlib-compressed and base64-encoded; `export_types` names the event struct; the
+//! `.rodata` variables of `bpf_skel.data_sections` may carry a description and a
+//! `cmdarg` ({default, short, long}).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+
+use super::{value_text, Described, ParamDoc};
+use crate::format::{Format, EUNOMIA_EXPORT_TYPES_KEY, EUNOMIA_SKEL_KEY};
+use crate::{Error, ErrorKind, Package, Result};
+
+/// Largest package.json or decompressed object we accept.
+const MAX_SIZE: u64 = 64 << 20;
+
+/// Whether `bytes` look like an eunomia package.json (a JSON object with `bpf_skel`).
+pub fn looks_like(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && serde_json::from_slice::<Value>(bytes).is_ok_and(|v| v.get(EUNOMIA_SKEL_KEY).is_some())
+}
+
+/// Whether `target` is an http(s) URL (which `run` fetches as a package.json).
+pub fn is_url(target: &str) -> bool {
+    target.starts_with("https://") || target.starts_with("http://")
+}
+
+/// Reads the package.json at `url`.
+pub fn fetch(url: &str) -> Result<Vec<u8>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::environment(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(fetch_async(url))
+}
+
+async fn fetch_async(url: &str) -> Result<Vec<u8>> {
+    let failed = |e: reqwest::Error| {
+        Error::new(ErrorKind::Registry, format!("cannot fetch {url}: {e}"))
+            .with_help("check the URL and that the server is reachable")
+    };
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| Error::environment(format!("cannot set up the HTTP client: {e}")))?;
+    let mut response = client.get(url).send().await.map_err(failed)?;
+    if !response.status().is_success() {
+        return Err(Error::new(
+            ErrorKind::Registry,
+            format!("{url} answered HTTP {}", response.status().as_u16()),
+        )
+        .with_help("check the URL"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > MAX_SIZE {
+            return Err(
+                Error::input(format!("{url} is larger than {MAX_SIZE} bytes"))
+                    .with_help("a package.json is at most a few MiB"),
+            );
+        }
+    }
+    Ok(body)
+}
+
+/// A package for the object in `json`, described from its BTF, `export_types` and
+/// `data_sections`. It lives in memory only; its format says eunomia.
+pub fn package(json: &[u8]) -> Result<Package> {
+    let root: Value =
+        serde_json::from_slice(json).map_err(|e| bad(format!("it is not valid JSON: {e}")))?;
+    let skel = root
+        .get(EUNOMIA_SKEL_KEY)
+        .filter(|s| s.is_object())
+        .ok_or_else(|| bad(format!("it has no `{EUNOMIA_SKEL_KEY}` object")))?;
+    let elf = object_bytes(skel)?;
+    crate::object::check_elf(&elf).map_err(|e| bad(format!("bpf_skel.data: {}", e.message)))?;
+    let name = skel["obj_name"]
+        .as_str()
+        .filter(|n| is_simple_name(n))
+        .unwrap_or("eunomia");
+    let event = root[EUNOMIA_EXPORT_TYPES_KEY][0]["name"].as_str();
+    let described = Described {
+        name: Some(name.to_string()),
+        description: skel["doc"]["description"].as_str().map(String::from),
+        version: skel["doc"]["version"].as_str().map(String::from),
+        ..Default::default()
+    };
+    let object_name = format!("{name}.bpf.o");
+    let mut meta = super::synthesize(described, &object_name, &elf, event, None)?;
+    super::document_params(&mut meta.params, &param_docs(skel))?;
+    let mut pkg = Package::build(meta, &elf, None)?;
+    pkg.format = Format::Eunomia;
+    Ok(pkg)
+}
+
+/// base64 → zlib → the ELF, refusing more than [`MAX_SIZE`] bytes.
+fn object_bytes(skel: &Value) -> Result<Vec<u8>> {
+    let data = skel["data"]
+        .as_str()
+        .ok_or_else(|| bad("bpf_skel.data is missing or not a string"))?;
+    let compressed = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| bad(format!("bpf_skel.data is not valid base64: {e}")))?;
+    let mut elf = Vec::new();
+    flate2::read::ZlibDecoder::new(compressed.as_slice())
+        .take(MAX_SIZE + 1)
+        .read_to_end(&mut elf)
+        .map_err(|e| bad(format!("bpf_skel.data is not zlib-compressed data: {e}")))?;
+    if elf.len() as u64 > MAX_SIZE {
+        return Err(bad(format!("bpf_skel.data expands past {MAX_SIZE} bytes")));
+    }
+    Ok(elf)
+}
+
+/// `data_sections[].variables[]` with a description or cmdarg → docs by variable name.
+fn param_docs(skel: &Value) -> BTreeMap<String, ParamDoc> {
+    let mut docs = BTreeMap::new();
+    let sections = skel["data_sections"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for var in sections
+        .iter()
+        .flat_map(|s| s["variables"].as_array().cloned().unwrap_or_default())
+    {
+        let Some(name) = var["name"].as_str() else {
+            continue;
+        };
+        let cmdarg = &var["cmdarg"];
+        docs.insert(
+            name.to_string(),
+            ParamDoc {
+                description: var["description"].as_str().map(String::from),
+                long: cmdarg["long"].as_str().map(String::from),
+                short: cmdarg["short"].as_str().map(String::from),
+                default: value_text(&cmdarg["default"]),
+            },
+        );
+    }
+    docs
+}
+
+fn is_simple_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn bad(why: impl std::fmt::Display) -> Error {
+    Error::input(format!("this eunomia package.json is not usable: {why}"))
+        .with_help("regenerate it with eunomia's `ecc` (or point at the .bpf.o directly)")
+}

@@ -1,0 +1,140 @@
+//! Inspektor Gadget images: a gadget.yaml config (or the empty descriptor), exactly one eBPF
+//! program layer holding the ELF, optional wasm and btfgen layers that the built-in loader
+//! does not need.
+
+use std::collections::BTreeMap;
+
+use oci_client::manifest::OciImageManifest;
+use serde_json::Value;
+
+use super::{malformed, stand_in_config, synthesize, value_text, Described, ParamDoc};
+use crate::format::{
+    Format, ImageConfig, GADGET_BTFGEN_LAYER, GADGET_CONFIG, GADGET_EBPF_LAYER, GADGET_WASM_LAYER,
+    MEDIA_TYPE_EMPTY,
+};
+use crate::package::Blob;
+use crate::{object, Result};
+
+/// The manifest shape, checked before any blob is fetched.
+pub(super) fn check_manifest(manifest: &OciImageManifest) -> Result<()> {
+    let config_type = manifest.config.media_type.as_str();
+    if config_type != GADGET_CONFIG && config_type != MEDIA_TYPE_EMPTY {
+        return Err(malformed(
+            Format::Gadget,
+            format!("its config has media type {config_type:?}, expected {GADGET_CONFIG}"),
+        ));
+    }
+    let programs = manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == GADGET_EBPF_LAYER)
+        .count();
+    if programs != 1 {
+        return Err(malformed(
+            Format::Gadget,
+            format!("it has {programs} eBPF program layers, expected exactly 1"),
+        ));
+    }
+    let known = [GADGET_EBPF_LAYER, GADGET_WASM_LAYER, GADGET_BTFGEN_LAYER];
+    if let Some(other) = manifest
+        .layers
+        .iter()
+        .find(|l| !known.contains(&l.media_type.as_str()))
+    {
+        return Err(malformed(
+            Format::Gadget,
+            format!(
+                "it has a layer of unknown media type {:?}",
+                other.media_type
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The package description: name, description, source and param keys, defaults and
+/// descriptions from gadget.yaml; programs, maps, events and params from the ELF.
+pub(super) fn describe(
+    manifest: &OciImageManifest,
+    config: &[u8],
+    layers: &[Blob],
+) -> Result<ImageConfig> {
+    let yaml = if manifest.config.media_type == GADGET_CONFIG {
+        parse_yaml(config)?
+    } else {
+        Value::Null
+    };
+    let elf = super::raw_object(Format::Gadget, layers)
+        .ok_or_else(|| malformed(Format::Gadget, "its eBPF program layer is missing"))?;
+    object::check_elf(elf).map_err(|e| malformed(Format::Gadget, e.message))?;
+    for layer in layers
+        .iter()
+        .filter(|l| l.descriptor.media_type != GADGET_EBPF_LAYER)
+    {
+        let what = match layer.descriptor.media_type.as_str() {
+            GADGET_WASM_LAYER => "wasm module",
+            _ => "btfgen archive",
+        };
+        eprintln!("note: ignoring the gadget's {what} layer: the built-in loader does not need it");
+    }
+    let mut described = Described::from_annotations(manifest);
+    let text = |key: &str| {
+        yaml[key]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+    };
+    described.name = text("name").or(described.name);
+    described.description = text("description").or(described.description);
+    described.source = text("sourceURL")
+        .or_else(|| text("homepageURL"))
+        .or(described.source);
+    let mut meta = synthesize(described, "program.bpf.o", elf, None, None)?;
+    super::document_params(&mut meta.params, &param_docs(&yaml))
+        .map_err(|e| malformed(Format::Gadget, format!("gadget.yaml: {}", e.message)))?;
+    Ok(stand_in_config(meta))
+}
+
+/// Real gadget.yaml files are a few KiB; a larger one is not parsed.
+const MAX_YAML_SIZE: usize = 1 << 20;
+
+fn parse_yaml(config: &[u8]) -> Result<Value> {
+    if config.len() > MAX_YAML_SIZE {
+        return Err(malformed(
+            Format::Gadget,
+            format!("its gadget.yaml is larger than {MAX_YAML_SIZE} bytes"),
+        ));
+    }
+    let value: Value = serde_norway::from_slice(config).map_err(|e| {
+        malformed(
+            Format::Gadget,
+            format!("its gadget.yaml is not valid YAML: {e}"),
+        )
+    })?;
+    if !value.is_object() && !value.is_null() {
+        return Err(malformed(
+            Format::Gadget,
+            "its gadget.yaml is not a mapping",
+        ));
+    }
+    Ok(value)
+}
+
+/// `params.ebpf.<var>.{key, defaultValue, description}` → docs by variable name.
+fn param_docs(yaml: &Value) -> BTreeMap<String, ParamDoc> {
+    let Some(params) = yaml["params"]["ebpf"].as_object() else {
+        return BTreeMap::new();
+    };
+    params
+        .iter()
+        .map(|(var, p)| {
+            let doc = ParamDoc {
+                description: p["description"].as_str().map(String::from),
+                long: p["key"].as_str().map(String::from),
+                short: None,
+                default: value_text(&p["defaultValue"]).filter(|d| !d.is_empty()),
+            };
+            (var.clone(), doc)
+        })
+        .collect()
+}

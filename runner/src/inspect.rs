@@ -1,0 +1,276 @@
+//! `inspect`: what a package, image, package.json or object holds — metadata, format,
+//! programs with their attach points, maps, params, events, arch, digest and size — read
+//! from the store, a registry, a layout or the file, without loading anything.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::format::{EventInfo, Format, MapInfo, PackageMeta, ParamInfo, Runtime, TypeLayout};
+use crate::registry::ClientOptions;
+use crate::resolve::{self, Runnable};
+use crate::store::Store;
+use crate::{decode, digest, object, Package, Result};
+
+/// Everything `inspect` shows; `--json` prints it as is.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub target: String,
+    /// `cargo-ebpf`, `gadget`, `bumblebee`, `bpfman`, `eunomia`, or `object` for a bare ELF.
+    pub format: String,
+    pub name: String,
+    pub version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub arch: String,
+    pub runtime: Runtime,
+    /// The manifest digest of an image; the file's sha256 for a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Bytes: config + layers of an image, the file's length otherwise.
+    pub size: u64,
+    pub object: String,
+    pub programs: Vec<ProgramReport>,
+    pub maps: Vec<MapInfo>,
+    pub params: Vec<ParamInfo>,
+    pub events: Vec<EventReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgramReport {
+    pub name: String,
+    pub section: String,
+    #[serde(rename = "type")]
+    pub prog_type: String,
+    /// Where it attaches, e.g. `tracepoint syscalls:sys_enter_openat`.
+    pub attach: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventReport {
+    pub map: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The event's fields as `name: type`.
+    pub fields: Vec<String>,
+}
+
+/// Describes `target` (reference, layout dir, package.json path or URL, .bpf.o).
+pub fn inspect(
+    target: &str,
+    opts: &ClientOptions,
+    open_store: impl FnOnce() -> Result<Store>,
+) -> Result<Report> {
+    let file = Path::new(target);
+    let file_bytes = if file.is_file() {
+        Some(std::fs::read(file).map_err(|e| crate::Error::io("read", file, e))?)
+    } else {
+        None
+    };
+    let file_digest = file_bytes.as_deref().map(digest::sha256);
+    let file_size = file_bytes.as_ref().map(|b| b.len() as u64);
+    Ok(match resolve::peek(target, opts, open_store)? {
+        Runnable::Package(pkg) => {
+            let mut report = from_package(target, &pkg)?;
+            if pkg.format == Format::Eunomia {
+                // Its manifest exists only in memory: the file is what has an identity.
+                report.digest = file_digest;
+                report.size = file_size.unwrap_or(0);
+            }
+            report
+        }
+        Runnable::Object { name, bytes } => {
+            let mut report = from_object(target, &name, &bytes)?;
+            report.digest = file_digest;
+            report
+        }
+    })
+}
+
+fn from_package(target: &str, pkg: &Package) -> Result<Report> {
+    let meta = pkg.meta()?;
+    Ok(report(
+        target,
+        pkg.format.name(),
+        meta,
+        Some(pkg.digest()),
+        pkg.size(),
+    ))
+}
+
+fn from_object(target: &str, name: &str, bytes: &[u8]) -> Result<Report> {
+    let info = object::inspect(bytes, None)?;
+    let stem = name.split('.').next().unwrap_or(name);
+    let mut meta = PackageMeta::new(stem, "", name);
+    meta.programs = info.programs;
+    meta.maps = info.maps;
+    meta.params = info.params;
+    meta.events = info.events;
+    meta.types = info.types;
+    Ok(report(target, "object", &meta, None, bytes.len() as u64))
+}
+
+fn report(
+    target: &str,
+    format: &str,
+    meta: &PackageMeta,
+    digest: Option<String>,
+    size: u64,
+) -> Report {
+    Report {
+        target: target.to_string(),
+        format: format.to_string(),
+        name: meta.name.clone(),
+        version: meta.version.clone(),
+        description: meta.description.clone(),
+        license: meta.license.clone(),
+        source: meta.source.clone(),
+        arch: meta.arch.clone(),
+        runtime: meta.runtime.clone(),
+        digest,
+        size,
+        object: meta.object.clone(),
+        programs: meta
+            .programs
+            .iter()
+            .map(|p| ProgramReport {
+                name: p.name.clone(),
+                section: p.section.clone(),
+                prog_type: p.prog_type.clone(),
+                attach: object::attach_point(&p.section),
+            })
+            .collect(),
+        maps: meta.maps.clone(),
+        params: meta.params.clone(),
+        events: meta.events.iter().map(|e| event_report(e, meta)).collect(),
+    }
+}
+
+fn event_report(event: &EventInfo, meta: &PackageMeta) -> EventReport {
+    let fields = match meta.types.get(&event.type_name) {
+        Some(TypeLayout::Struct { fields, .. } | TypeLayout::Union { fields, .. }) => fields
+            .iter()
+            .map(|f| format!("{}: {}", f.name, decode::kind_name(&f.ty)))
+            .collect(),
+        _ => vec![],
+    };
+    EventReport {
+        map: event.map.clone(),
+        type_name: event.type_name.clone(),
+        fields,
+    }
+}
+
+/// The report as aligned text, for a terminal.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| {
+        let _ = writeln!(out, "{k:<12} {v}");
+    };
+    line("Name:", format!("{} {}", r.name, r.version).trim_end());
+    line("Format:", &r.format);
+    for (k, v) in [
+        ("Description:", &r.description),
+        ("License:", &r.license),
+        ("Source:", &r.source),
+    ] {
+        if let Some(v) = v {
+            line(k, v);
+        }
+    }
+    line("Arch:", &r.arch);
+    line("Runtime:", &runtime_text(&r.runtime));
+    if let Some(d) = &r.digest {
+        line("Digest:", d);
+    }
+    line("Size:", &format!("{} bytes", r.size));
+    line("Object:", &r.object);
+    section(
+        &mut out,
+        "Programs",
+        r.programs
+            .iter()
+            .map(|p| vec![p.name.clone(), p.prog_type.clone(), p.attach.clone()]),
+    );
+    section(
+        &mut out,
+        "Maps",
+        r.maps.iter().map(|m| {
+            vec![
+                m.name.clone(),
+                m.map_type.clone(),
+                format!(
+                    "key {} B, value {} B, max {}",
+                    m.key_size, m.value_size, m.max_entries
+                ),
+            ]
+        }),
+    );
+    section(
+        &mut out,
+        "Params",
+        r.params.iter().map(|p| {
+            let flags = match &p.short {
+                Some(s) => format!("-{s}, --{}", p.flag),
+                None => format!("--{}", p.flag),
+            };
+            vec![
+                flags,
+                decode::kind_name(&p.ty),
+                format!("default {}", p.default),
+                p.description.clone().unwrap_or_default(),
+            ]
+        }),
+    );
+    section(
+        &mut out,
+        "Events",
+        r.events.iter().map(|e| {
+            vec![
+                e.map.clone(),
+                format!("struct {}", e.type_name),
+                e.fields.join(", "),
+            ]
+        }),
+    );
+    out
+}
+
+fn runtime_text(runtime: &Runtime) -> String {
+    match runtime {
+        Runtime::Kernel => "kernel (the built-in loader attaches the object)".into(),
+        Runtime::Executable { path, .. } => format!("executable ({path})"),
+    }
+}
+
+/// A titled list of aligned rows; "none" when empty.
+fn section(out: &mut String, title: &str, rows: impl Iterator<Item = Vec<String>>) {
+    let rows: Vec<Vec<String>> = rows.collect();
+    let _ = writeln!(out, "{title}:");
+    if rows.is_empty() {
+        out.push_str("  none\n");
+        return;
+    }
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
+    }
+}

@@ -1,0 +1,575 @@
+//! Other tools' formats, end to end, as root: each test builds an openat tracer here with
+//! clang, wraps it the way Inspektor Gadget, bumblebee, bpfman or eunomia-bpf would, pushes
+//! it with skopeo to a real docker-registry on 127.0.0.1 (or writes the package.json), and
+//! then `cargo-ebpf pull` + `run` must attach it and print this test's own openat events.
+//! Damaged images are refused with a clear message and leave the store empty.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use ebpf_e2e_tests::cli::{self, fails, ok, Background, Env};
+use ebpf_e2e_tests::Registry;
+
+const RUN_SECS: u64 = 6;
+const GADGET_ARTIFACT: &str = "application/vnd.gadget.v1+binary";
+const GADGET_CONFIG: &str = "application/vnd.gadget.config.v1+yaml";
+const GADGET_PROGRAM: &str = "application/vnd.gadget.ebpf.program.v1+binary";
+const GADGET_WASM: &str = "application/vnd.gadget.wasm.program.v1+binary";
+const BUMBLEBEE_CONFIG: &str = "application/ebpf.oci.image.config.v1+json";
+const BUMBLEBEE_PROGRAM: &str = "application/ebpf.oci.image.program.v1+binary";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+// ---- building the program --------------------------------------------------------------
+
+/// vmlinux.h for this kernel, generated once per test process.
+fn include_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bpftool")
+            .args([
+                "btf",
+                "dump",
+                "file",
+                "/sys/kernel/btf/vmlinux",
+                "format",
+                "c",
+            ])
+            .output()
+            .expect("bpftool runs (Debian package `bpftool`)");
+        assert!(out.status.success(), "bpftool failed: {out:?}");
+        std::fs::write(dir.path().join("vmlinux.h"), out.stdout).unwrap();
+        dir
+    })
+    .path()
+}
+
+/// tests/fixtures/formats/openat.bpf.c compiled with `defines` (`-D` flags).
+fn compile(defines: &[&str]) -> Vec<u8> {
+    let src = cli::workspace_root().join("tests/fixtures/formats/openat.bpf.c");
+    let tmp = tempfile::tempdir().unwrap();
+    let obj = tmp.path().join("openat.bpf.o");
+    let out = Command::new("clang")
+        .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86"])
+        .args(defines.iter().map(|d| format!("-D{d}")))
+        .arg("-I")
+        .arg(include_dir())
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .expect("clang runs (Debian package `clang`)");
+    assert!(out.status.success(), "clang failed: {out:?}");
+    std::fs::read(obj).unwrap()
+}
+
+// ---- writing images ---------------------------------------------------------------------
+
+/// An OCI image layout written by hand, the way another tool would lay out its image.
+struct Layout {
+    dir: tempfile::TempDir,
+}
+
+impl Layout {
+    fn new() -> Layout {
+        let layout = Layout {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let root = layout.dir.path();
+        std::fs::create_dir_all(root.join("blobs/sha256")).unwrap();
+        std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        layout
+    }
+
+    /// Stores `data`; returns its descriptor.
+    fn blob(&self, media_type: &str, data: &[u8]) -> Value {
+        let hex = hex::encode(Sha256::digest(data));
+        std::fs::write(self.dir.path().join("blobs/sha256").join(&hex), data).unwrap();
+        json!({"mediaType": media_type, "digest": format!("sha256:{hex}"), "size": data.len()})
+    }
+
+    /// Stores an image manifest; returns its descriptor.
+    fn manifest(&self, manifest: Value) -> Value {
+        let mut manifest = manifest;
+        manifest["schemaVersion"] = json!(2);
+        manifest["mediaType"] = json!(OCI_MANIFEST);
+        self.blob(OCI_MANIFEST, &serde_json::to_vec(&manifest).unwrap())
+    }
+
+    /// Names `descriptor` `tag` in index.json.
+    fn tag(&self, descriptor: &Value, tag: &str) {
+        let mut entry = descriptor.clone();
+        entry["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]});
+        std::fs::write(
+            self.dir.path().join("index.json"),
+            serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// `skopeo copy` to the registry (every platform of an index).
+    fn push(&self, tag: &str, reference: &str) {
+        let out = Command::new("skopeo")
+            .args(["copy", "--all", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:{tag}", self.dir.path().display()))
+            .arg(format!("docker://{reference}"))
+            .output()
+            .expect("skopeo runs (Debian package `skopeo`)");
+        assert!(
+            out.status.success(),
+            "skopeo copy failed: {}",
+            cli::show(&out)
+        );
+    }
+}
+
+/// A single-image manifest: config + layers (+ artifactType, annotations).
+fn image(layout: &Layout, config: Value, layers: Vec<Value>, extra: Value) -> Value {
+    let mut manifest = json!({"config": config, "layers": layers});
+    if let Value::Object(extra) = extra {
+        for (k, v) in extra {
+            manifest[k] = v;
+        }
+    }
+    layout.manifest(manifest)
+}
+
+fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, *data).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap()
+}
+
+const GADGET_YAML: &str = "\
+name: open-tracer
+description: traces openat, as a gadget
+sourceURL: https://example.com/open-tracer
+datasources:
+  open:
+    fields:
+      comm:
+        annotations:
+          columns.width: 16
+params:
+  ebpf:
+    enabled:
+      key: enable
+      defaultValue: \"true\"
+      description: emit events (gadget.yaml turns this on)
+";
+
+/// A gadget image for `elf` with a wasm layer beside the program.
+fn gadget_manifest(layout: &Layout, elf: &[u8]) -> Value {
+    let config = layout.blob(GADGET_CONFIG, GADGET_YAML.as_bytes());
+    let program = layout.blob(GADGET_PROGRAM, elf);
+    let wasm = layout.blob(GADGET_WASM, b"\0asm\x01\0\0\0");
+    image(
+        layout,
+        config,
+        vec![program, wasm],
+        json!({"artifactType": GADGET_ARTIFACT}),
+    )
+}
+
+// ---- running ---------------------------------------------------------------------------
+
+/// `run TARGET --output json --duration N [-- ARGS]` while this thread opens a unique file;
+/// returns the events about that file, and stderr.
+fn run_and_trigger(env: &Env, target: &str, args: &[&str]) -> (Vec<Value>, String) {
+    let secs = RUN_SECS.to_string();
+    let mut cmd = env.cmd(["run", target, "--output", "json", "--duration", &secs]);
+    if !args.is_empty() {
+        cmd.arg("--").args(args);
+    }
+    let marker = env.path().join(format!("formats-{}", std::process::id()));
+    let mut bg = Background::spawn(cmd);
+    bg.wait_for_stderr("Attached", Duration::from_secs(60));
+    let until = Instant::now() + Duration::from_secs(2);
+    assert!(cli::trigger_openat_while(&marker, || Instant::now() < until) > 0);
+    let (status, stdout, stderr) = bg.finish(Duration::from_secs(RUN_SECS + 30));
+    assert!(status.success(), "run failed: {status}\n{stderr}");
+    let file = marker.display().to_string();
+    let ours = cli::ndjson(&stdout)
+        .into_iter()
+        .filter(|e| e["filename"] == file.as_str())
+        .collect();
+    (ours, stderr)
+}
+
+fn assert_own_events(events: &[Value], stderr: &str) {
+    assert!(
+        !events.is_empty(),
+        "no event for our file; stderr:\n{stderr}"
+    );
+    let pid = std::process::id();
+    assert!(
+        events
+            .iter()
+            .all(|e| e["pid"] == pid && e["comm"].is_string()),
+        "{events:?}"
+    );
+}
+
+fn listed(env: &Env) -> Value {
+    let out = ok(&mut env.cmd(["list", "--json"]));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `pull REF` then `run REF`: the events of this test's openat calls appear.
+fn pull_and_run(env: &Env, reference: &str) -> String {
+    ok(&mut env.cmd(["pull", reference]));
+    let (events, stderr) = run_and_trigger(env, reference, &[]);
+    assert_own_events(&events, &stderr);
+    stderr
+}
+
+// ---- the formats ---------------------------------------------------------------------------
+
+#[test]
+fn gadget_image_from_a_multi_arch_index_runs_with_its_yaml_defaults() {
+    let registry = Registry::start();
+    let env = Env::new();
+    let elf = compile(&[]);
+    let layout = Layout::new();
+    let here = gadget_manifest(&layout, &elf);
+    // The other platform's program is no object at all: picking it would fail the pull.
+    let other = gadget_manifest(&layout, b"\x7fELF, but not for this platform");
+    let mut here_entry = here.clone();
+    here_entry["platform"] = json!({"os": "linux", "architecture": "amd64"});
+    let mut other_entry = other.clone();
+    other_entry["platform"] = json!({"os": "linux", "architecture": "arm64"});
+    let index = json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "artifactType": GADGET_ARTIFACT,
+        "manifests": [other_entry, here_entry],
+    });
+    let index = layout.blob(OCI_INDEX, &serde_json::to_vec(&index).unwrap());
+    layout.tag(&index, "v1");
+    let reference = format!("{}/gadgets/open-tracer:v1", registry.addr());
+    layout.push("v1", &reference);
+
+    // `enabled` is false in the object: events prove gadget.yaml's default was applied.
+    let stderr = pull_and_run(&env, &reference);
+    assert!(
+        stderr.contains("ignoring the gadget's wasm module layer"),
+        "{stderr}"
+    );
+    let list = listed(&env);
+    assert_eq!(list[0]["format"], "gadget", "{list}");
+    assert_eq!(list[0]["name"], "open-tracer", "{list}");
+    assert_eq!(list[0]["digest"], here["digest"], "{list}");
+
+    // inspect reads the same description the runner uses.
+    let out = ok(&mut env.cmd(["inspect", &reference, "--json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["format"], "gadget", "{report}");
+    assert_eq!(
+        report["description"], "traces openat, as a gadget",
+        "{report}"
+    );
+    assert_eq!(report["params"][0]["flag"], "enable", "{report}");
+    assert_eq!(report["params"][0]["default"], true, "{report}");
+    assert_eq!(report["events"][0]["type"], "open_event", "{report}");
+
+    // gadget.yaml's key names the flag; its description and default are listed.
+    let help = ok(&mut env.cmd(["run", &reference, "--", "--help"]));
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("--enable"), "{help}");
+    assert!(help.contains("true"), "{help}");
+    assert!(
+        help.contains("emit events (gadget.yaml turns this on)"),
+        "{help}"
+    );
+    // The flag still turns it off.
+    let (events, _) = run_and_trigger(&env, &reference, &["--enable", "false"]);
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[test]
+fn bumblebee_image_prints_its_print_map_events() {
+    let registry = Registry::start();
+    let env = Env::new();
+    let elf = compile(&["BUMBLEBEE", "ENABLED=1"]);
+    let layout = Layout::new();
+    let config = layout.blob(BUMBLEBEE_CONFIG, b"{}");
+    let mut program = layout.blob(BUMBLEBEE_PROGRAM, &elf);
+    program["annotations"] = json!({"org.opencontainers.image.title": "program.o"});
+    let manifest = image(&layout, config, vec![program], json!({}));
+    layout.tag(&manifest, "v1");
+    let reference = format!("{}/bee/opens:v1", registry.addr());
+    layout.push("v1", &reference);
+
+    // The event struct is neither anchored nor called `event`: it comes from the
+    // print_events map's declared value type.
+    let stderr = pull_and_run(&env, &reference);
+    assert!(stderr.contains("counter_opens"), "{stderr}");
+    assert_eq!(listed(&env)[0]["format"], "bumblebee");
+    // The layout it was pushed from reads the same way.
+    let dir = layout.dir.path().to_str().unwrap();
+    let out = ok(&mut env.cmd(["inspect", dir, "--json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["format"], "bumblebee", "{report}");
+    assert_eq!(report["digest"], manifest["digest"], "{report}");
+    assert_eq!(report["events"][0]["map"], "print_events", "{report}");
+    assert_eq!(report["events"][0]["type"], "open_event", "{report}");
+}
+
+#[test]
+fn bpfman_image_runs_the_object_found_in_its_layer() {
+    let registry = Registry::start();
+    let env = Env::new();
+    let elf = compile(&["ENABLED=1"]);
+    let layout = Layout::new();
+    let layer = tar_gz(&[("README", b"not an object"), ("openat.o", &elf)]);
+    let diff_id = {
+        let mut gz = flate2::read::GzDecoder::new(layer.as_slice());
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(&mut gz, &mut tar).unwrap();
+        format!("sha256:{}", hex::encode(Sha256::digest(&tar)))
+    };
+    let config = json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Labels": {
+            "io.ebpf.programs": r#"{"handle_openat":"tracepoint"}"#,
+            "io.ebpf.maps": r#"{"events":"ringbuf"}"#,
+        }},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    });
+    let config = layout.blob(OCI_CONFIG, &serde_json::to_vec(&config).unwrap());
+    let layer = layout.blob(TAR_GZIP, &layer);
+    let manifest = image(&layout, config, vec![layer], json!({}));
+    layout.tag(&manifest, "latest");
+    let reference = format!("{}/bpfman/openat:latest", registry.addr());
+    layout.push("latest", &reference);
+
+    pull_and_run(&env, &reference);
+    assert_eq!(listed(&env)[0]["format"], "bpfman");
+}
+
+/// An eunomia package.json for `elf`, with `cmdarg` docs on `enabled`.
+fn package_json(elf: &[u8]) -> Value {
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(elf).unwrap();
+    let data = base64::engine::general_purpose::STANDARD.encode(z.finish().unwrap());
+    json!({
+        "bpf_skel": {
+            "obj_name": "openat",
+            "data": data,
+            "maps": [{"ident": "events", "name": "events"}],
+            "progs": [{"name": "handle_openat", "attach": "tracepoint/syscalls/sys_enter_openat"}],
+            "data_sections": [{"name": ".rodata", "variables": [{
+                "name": "enabled", "type": "bool",
+                "description": "emit events",
+                "cmdarg": {"default": true, "short": "e", "long": "emit"},
+            }]}],
+        },
+        "export_types": [{
+            "name": "open_event", "size": 116, "type_id": 1,
+            "members": [{"name": "pid", "type": "u32"}, {"name": "comm", "type": "char[16]"},
+                        {"name": "filename", "type": "char[96]"}],
+        }],
+    })
+}
+
+#[test]
+fn eunomia_package_json_runs_from_a_path() {
+    let env = Env::new();
+    let path = env.path().join("package.json");
+    let json = package_json(&compile(&[]));
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let target = path.display().to_string();
+
+    // `enabled` is false in the object; the cmdarg default turns it on.
+    let (events, stderr) = run_and_trigger(&env, &target, &[]);
+    assert_own_events(&events, &stderr);
+    let help = ok(&mut env.cmd(["run", &target, "--", "--help"]));
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("-e, --emit"), "{help}");
+    assert!(help.contains("emit events"), "{help}");
+    let (events, _) = run_and_trigger(&env, &target, &["-e", "false"]);
+    assert!(events.is_empty(), "{events:?}");
+
+    let out = ok(&mut env.cmd(["inspect", &target, "--json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["format"], "eunomia", "{report}");
+    assert_eq!(report["name"], "openat", "{report}");
+    let bytes = std::fs::read(&path).unwrap();
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    assert_eq!(report["digest"], digest.as_str(), "{report}");
+    assert_eq!(report["size"], bytes.len(), "{report}");
+}
+
+/// Error text without miette's line wrapping and frame.
+fn flat(stderr: &str) -> String {
+    stderr
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Serves `body` at `/package.json` (404 elsewhere) on 127.0.0.1; returns the base URL.
+/// The server thread ends with the test process.
+fn serve(body: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream);
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let found = request.starts_with("GET /package.json ");
+            let (status, content) = if found {
+                ("200 OK", body.as_slice())
+            } else {
+                ("404 Not Found", &b"no such file"[..])
+            };
+            let mut stream = reader.into_inner();
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                content.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(content);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn eunomia_package_json_runs_from_a_url() {
+    let env = Env::new();
+    let json = serde_json::to_vec(&package_json(&compile(&[]))).unwrap();
+    let base = serve(json);
+    let url = format!("{base}/package.json");
+    let help = ok(&mut env.cmd(["run", &url, "--", "--help"]));
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("-e, --emit"), "{help}");
+    let (events, stderr) = run_and_trigger(&env, &url, &[]);
+    assert_own_events(&events, &stderr);
+    let err = flat(&fails(
+        &mut env.cmd(["run", &format!("{base}/gone.json")]),
+        6,
+    ));
+    assert!(err.contains("answered HTTP 404"), "{err}");
+}
+
+// ---- damaged and unknown images --------------------------------------------------------
+
+/// Pushes `manifest` from `layout`, then `pull` must fail with exit 3 saying `why`, and
+/// leave the store empty.
+fn refused(registry: &Registry, layout: &Layout, manifest: &Value, repo: &str, why: &str) {
+    let env = Env::new();
+    layout.tag(manifest, "bad");
+    let reference = format!("{}/{repo}:bad", registry.addr());
+    layout.push("bad", &reference);
+    let stderr = flat(&fails(&mut env.cmd(["pull", &reference]), 3));
+    assert!(stderr.contains(why), "expected {why:?} in:\n{stderr}");
+    let store = env.path().join("ebpf-home/store/blobs/sha256");
+    let stored = std::fs::read_dir(&store).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(stored, 0, "blobs were stored in {}", store.display());
+    assert_eq!(listed(&env), json!([]));
+}
+
+#[test]
+fn damaged_or_unknown_images_are_refused_and_nothing_is_stored() {
+    let registry = Registry::start();
+    let elf = compile(&["ENABLED=1"]);
+    let layout = Layout::new();
+
+    let config = layout.blob(GADGET_CONFIG, GADGET_YAML.as_bytes());
+    let one = layout.blob(GADGET_PROGRAM, &elf);
+    let two = layout.blob(GADGET_PROGRAM, b"\x7fELF second program");
+    let two_programs = image(
+        &layout,
+        config,
+        vec![one, two],
+        json!({"artifactType": GADGET_ARTIFACT}),
+    );
+    refused(
+        &registry,
+        &layout,
+        &two_programs,
+        "bad/two",
+        "2 eBPF program layers",
+    );
+
+    let config = layout.blob(BUMBLEBEE_CONFIG, b"{}");
+    let text = layout.blob(BUMBLEBEE_PROGRAM, b"#!/bin/sh\necho not an object\n");
+    let not_elf = image(&layout, config, vec![text], json!({}));
+    refused(
+        &registry,
+        &layout,
+        &not_elf,
+        "bad/not-elf",
+        "not an ELF file",
+    );
+
+    let config = layout.blob(BUMBLEBEE_CONFIG, b"{}");
+    let sections = compile(&["BUMBLEBEE", "ENABLED=1", "PRINT_SEC=\".maps.print\""]);
+    let program = layout.blob(BUMBLEBEE_PROGRAM, &sections);
+    let bee_sections = image(&layout, config, vec![program], json!({}));
+    refused(
+        &registry,
+        &layout,
+        &bee_sections,
+        "bad/sections",
+        "libbpf cannot load",
+    );
+
+    let config = json!({"architecture": "amd64", "os": "linux",
+                        "rootfs": {"type": "layers", "diff_ids": []}});
+    let config = layout.blob(OCI_CONFIG, &serde_json::to_vec(&config).unwrap());
+    let layer = layout.blob(TAR_GZIP, &tar_gz(&[("bin/sh", b"#!")]));
+    let container = image(&layout, config, vec![layer], json!({}));
+    refused(
+        &registry,
+        &layout,
+        &container,
+        "bad/container",
+        "container image",
+    );
+}
+
+#[test]
+fn a_package_json_with_bad_base64_is_a_clear_error() {
+    let env = Env::new();
+    let path = env.path().join("package.json");
+    let mut json = package_json(&compile(&[]));
+    json["bpf_skel"]["data"] = json!("@@@ not base64 @@@");
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let stderr = flat(&fails(
+        &mut env.cmd(["run", &path.display().to_string()]),
+        3,
+    ));
+    assert!(
+        stderr.contains("bpf_skel.data is not valid base64"),
+        "{stderr}"
+    );
+}
