@@ -14,6 +14,7 @@ use ebpf_runner::store::Store;
 use ebpf_runner::{Error, Package, Result};
 
 use crate::build::{self, BuildOptions, BuildOutput};
+use crate::lifecycle;
 use crate::manifest::{self, Project};
 use crate::package;
 use crate::scaffold::{self, NewOptions};
@@ -65,8 +66,37 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a package from the local store.
+    /// Remove a package from the local store (refused while a run uses it).
     Rm { reference: String },
+    /// Pull a package and check it can run here, without starting it.
+    Install {
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Start a package in the background (same as `run -d`).
+    Start(RunArgs),
+    /// List the background runs.
+    Ps {
+        /// Include stopped runs.
+        #[arg(short, long)]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a background run's output.
+    Logs {
+        id: String,
+        /// Keep printing new output until the run ends.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Stop a background run and remove everything it left in the kernel and on disk.
+    Stop { id: String },
+    /// The daemon of a background run (started by `run -d`, not by hand).
+    #[command(name = "__daemon", hide = true)]
+    Daemon { id: String },
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +170,12 @@ pub struct RunArgs {
     /// Kernel BTF to use instead of /sys/kernel/btf/vmlinux.
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
+    /// Run in the background (`ps`, `logs`, `stop` manage it).
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Container engine for container packages: docker or podman (default: detected).
+    #[arg(long, value_name = "PROGRAM")]
+    pub engine: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Arguments for the program, after `--` (`-- --help` lists them).
@@ -159,8 +195,12 @@ pub fn parse_args() -> Cli {
 /// Runs one command; returns the exit code (non-zero only when `run` started a packaged
 /// loader that exited with it).
 pub fn execute(cli: Cli) -> Result<i32> {
-    if let Command::Run(args) = &cli.command {
-        return cmd_run(args);
+    match &cli.command {
+        Command::Run(args) if args.detach => return lifecycle::cmd_start(args).map(|()| 0),
+        Command::Run(args) => return cmd_run(args),
+        Command::Start(args) => return lifecycle::cmd_start(args).map(|()| 0),
+        Command::Daemon { id } => return lifecycle::cmd_daemon(id),
+        _ => {}
     }
     match cli.command {
         Command::New(args) => cmd_new(&args),
@@ -177,14 +217,23 @@ pub fn execute(cli: Cli) -> Result<i32> {
             reference,
             registry,
         } => cmd_pull(&reference, &registry),
-        Command::Run(_) => unreachable!("handled above"),
+        Command::Run(_) | Command::Start(_) | Command::Daemon { .. } => {
+            unreachable!("handled above")
+        }
         Command::List { json } => cmd_list(json),
         Command::Rm { reference } => cmd_rm(&reference),
+        Command::Install {
+            reference,
+            registry,
+        } => lifecycle::cmd_install(&reference, &client_options(&registry)),
+        Command::Ps { all, json } => lifecycle::cmd_ps(all, json),
+        Command::Logs { id, follow } => lifecycle::cmd_logs(&id, follow),
+        Command::Stop { id } => lifecycle::cmd_stop(&id),
     }
     .map(|()| 0)
 }
 
-fn client_options(args: &RegistryArgs) -> ClientOptions {
+pub(crate) fn client_options(args: &RegistryArgs) -> ClientOptions {
     ClientOptions {
         insecure: args.insecure,
         progress: std::io::stdout().is_terminal(),
@@ -310,6 +359,8 @@ fn cmd_run(args: &RunArgs) -> Result<i32> {
         duration: args.duration.map(Duration::from_secs),
         args: args.args.clone(),
         btf: args.btf.clone(),
+        engine: args.engine.clone(),
+        detached: None,
     };
     let runnable = resolve_run_target(args)?;
     let stdout = std::io::stdout();
@@ -326,7 +377,7 @@ fn cmd_run(args: &RunArgs) -> Result<i32> {
 }
 
 /// A project directory is built and packaged first; anything else goes to the runner.
-fn resolve_run_target(args: &RunArgs) -> Result<Runnable> {
+pub(crate) fn resolve_run_target(args: &RunArgs) -> Result<Runnable> {
     let path = Path::new(&args.target);
     if path.join(manifest::FILE_NAME).is_file() {
         let build_args = BuildArgs {
@@ -372,6 +423,7 @@ fn cmd_list(json: bool) -> Result<()> {
 }
 
 fn cmd_rm(reference: &str) -> Result<()> {
+    lifecycle::refuse_if_running(reference)?;
     if Store::open_default()?.remove(reference)? {
         eprintln!("     Removed {reference}");
         Ok(())

@@ -9,13 +9,15 @@
 //! - [`object`]: what a BPF ELF holds (programs, maps, params, event layouts from BTF);
 //! - [`decode`]: event bytes → values → table rows or JSON;
 //! - [`resolve`]: what `run` was pointed at (file, layout, reference → store or pull);
-//! - [`run`]: load, attach, stream events.
+//! - [`run`]: load, attach, stream events;
+//! - [`lifecycle`]: detached runs (`install`, `run -d`, `ps`, `logs`, `stop`).
 
 pub mod credentials;
 pub mod decode;
 pub mod digest;
 pub mod error;
 pub mod format;
+pub mod lifecycle;
 pub mod object;
 pub mod oci_layout;
 pub mod package;

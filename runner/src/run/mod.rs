@@ -1,19 +1,27 @@
 //! Load, attach and stream: the runner's last stage.
 //!
 //! [`run_package`] starts a package by its runtime: executable packages run their own
-//! loader ([`exec`]); kernel-only ones go to [`run_object`], which checks the object and the machine first
+//! loader ([`exec`]), container packages an image ([`container`]), files packages place
+//! files and run a script ([`files`]); kernel-only ones go to [`run_object`], which checks the object and the machine first
 //! ([`preflight`]), sets `const volatile` params from the program's arguments ([`params`]),
 //! loads and attaches with libbpf ([`load`]) and prints events until told to stop
 //! ([`stream`]).
 
+mod container;
+pub mod detached;
 mod exec;
+mod files;
 mod load;
 mod params;
+pub mod pin;
 mod preflight;
 mod signals;
 mod stream;
 
+pub use container::{run_container, Engine};
+pub use detached::Detached;
 pub use exec::run_executable;
+pub use files::{run_files, undo_placed, validate as validate_files};
 pub(crate) use load::{with_log, LogCapture};
 pub use preflight::{kernel_btf_path, DEFAULT_KERNEL_BTF, KERNEL_BTF_ENV};
 
@@ -45,6 +53,11 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// A kernel BTF file to use instead of /sys/kernel/btf/vmlinux.
     pub btf: Option<PathBuf>,
+    /// Container runtimes: `docker` or `podman` (default: detected).
+    pub engine: Option<String>,
+    /// Set when the run is detached (`run -d`): kernel-only runs pin their links and maps,
+    /// every runtime reports when it is up and keeps what `stop` must undo.
+    pub detached: Option<Detached>,
 }
 
 /// Starts a package the way its runtime says: the built-in loader for kernel-only
@@ -56,7 +69,14 @@ pub fn run_package(pkg: &Package, opts: &RunOptions, out: &mut dyn Write) -> Res
             let (name, bytes) = pkg.object()?;
             run_object(&name, &bytes, Some(meta), opts, out).map(|()| 0)
         }
-        Runtime::Executable { .. } => run_executable(pkg, meta, opts),
+        Runtime::Executable { .. } => {
+            if let Some(detached) = &opts.detached {
+                detached.report_ready(&detached::Ready::default())?;
+            }
+            run_executable(pkg, meta, opts)
+        }
+        Runtime::Container { .. } => run_container(pkg, meta, opts),
+        Runtime::Files { .. } => run_files(pkg, meta, opts),
     }
 }
 
@@ -91,7 +111,10 @@ pub fn run_object(
 
     let mut open = load::open(object_name, bytes, custom_btf.as_deref())?;
     params::apply(&mut open, &values)?;
-    let loaded = load::load_and_attach(open)?;
+    let mut loaded = load::load_and_attach(open)?;
+    if let Some(detached) = &opts.detached {
+        pin::pin_and_report(&mut loaded, detached)?;
+    }
     stream::stream(&loaded, &described.events, &described.types, opts, out)
 }
 
