@@ -107,7 +107,10 @@ fn detached_run_ps_logs_stop_leaves_nothing_in_the_kernel() {
     assert!(ids.iter().all(|p| bpftool_has_prog(*p)));
     assert!(pin_dir(&id).join("link-handle_openat").exists());
     let table = String::from_utf8(ok(&mut env.cmd(["ps"])).stdout).unwrap();
-    assert!(table.contains(&id) && table.contains(&ids[0].to_string()), "{table}");
+    assert!(
+        table.contains(&id) && table.contains(&ids[0].to_string()),
+        "{table}"
+    );
 
     wait_for_event_in_logs(&env, &id);
 
@@ -119,7 +122,10 @@ fn detached_run_ps_logs_stop_leaves_nothing_in_the_kernel() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains(&format!("Stopped run {id}")), "{said}");
     for prog in &ids {
-        assert!(!bpftool_has_prog(*prog), "program {prog} still loaded after stop");
+        assert!(
+            !bpftool_has_prog(*prog),
+            "program {prog} still loaded after stop"
+        );
     }
     assert!(!pin_dir(&id).exists());
     assert_eq!(ps_entry(&env, &id)["status"], "stopped");
@@ -129,7 +135,10 @@ fn detached_run_ps_logs_stop_leaves_nothing_in_the_kernel() {
     // A second stop is clean and says so.
     let out = ok(&mut env.cmd(["stop", &id]));
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("already stopped; nothing was left to clean"), "{said}");
+    assert!(
+        said.contains("already stopped; nothing was left to clean"),
+        "{said}"
+    );
 
     ok(&mut env.cmd(["rm", &reference]));
     let err = fails(&mut env.cmd(["stop", "ffffffff"]), 3);
@@ -161,7 +170,10 @@ fn killed_daemon_keeps_programs_attached_until_stop_cleans_them() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("unpinned"), "{said}");
     for prog in &ids {
-        assert!(!bpftool_has_prog(*prog), "program {prog} still loaded after stop");
+        assert!(
+            !bpftool_has_prog(*prog),
+            "program {prog} still loaded after stop"
+        );
     }
     assert!(!pin_dir(&id).exists());
 

@@ -75,6 +75,12 @@ impl Engine {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.global_args);
+        // podman refuses to start anything when $DOCKER_CONFIG names a directory without
+        // a config.json; without the variable it uses its own default.
+        let config = std::env::var_os("DOCKER_CONFIG").map(PathBuf::from);
+        if config.is_some_and(|dir| !dir.join("config.json").is_file()) {
+            cmd.env_remove("DOCKER_CONFIG");
+        }
         cmd
     }
 
@@ -139,6 +145,32 @@ fn global_args(program: &str) -> Vec<String> {
         args.extend(["--cgroup-manager".to_string(), "cgroupfs".to_string()]);
     }
     args
+}
+
+/// podman asks for open-file and process limits of 1048576, which runc cannot set where
+/// its own hard limits are lower and CAP_SYS_RESOURCE is missing (sandboxes, CI): ask for
+/// our own limits instead, processes capped at the 32768 podman 4 sets for itself.
+fn ulimits() -> Vec<String> {
+    const NPROC_CAP: u64 = 32768;
+    let mut out = Vec::new();
+    if let Some((soft, hard)) = rlimit(libc::RLIMIT_NOFILE) {
+        out.extend(["--ulimit".into(), format!("nofile={soft}:{hard}")]);
+    }
+    let (soft, hard) = rlimit(libc::RLIMIT_NPROC).unwrap_or((NPROC_CAP, NPROC_CAP));
+    let (soft, hard) = (soft.min(NPROC_CAP), hard.min(NPROC_CAP));
+    out.extend(["--ulimit".into(), format!("nproc={soft}:{hard}")]);
+    out
+}
+
+/// This process's (soft, hard) limit, unless unlimited.
+fn rlimit(resource: libc::__rlimit_resource_t) -> Option<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we own.
+    let ok = unsafe { libc::getrlimit(resource, &mut limit) } == 0;
+    (ok && limit.rlim_max != libc::RLIM_INFINITY).then_some((limit.rlim_cur, limit.rlim_max))
 }
 
 fn find_in_path(program: &str) -> Option<PathBuf> {
@@ -217,6 +249,7 @@ pub fn run_args(
         .chain(["--pid=host", "--network=host"])
         .map(OsString::from)
         .collect();
+    out.extend(ulimits().into_iter().map(OsString::from));
     for (path, read_only) in HOST_MOUNTS {
         if Path::new(path).exists() {
             let suffix = if read_only { ":ro" } else { "" };
@@ -292,6 +325,7 @@ mod tests {
             .collect();
         let joined = args.join(" ");
         assert!(joined.starts_with("run --rm --name c1 --privileged --pid=host --network=host"));
+        assert!(joined.contains("--ulimit nproc="), "{joined}");
         assert!(joined.contains("--volume /tmp/pkg:/package:ro"));
         assert!(joined.contains("--env CARGO_EBPF_OBJECT=/package/demo.bpf.o"));
         assert!(joined.contains("--env MODE=fast"));
