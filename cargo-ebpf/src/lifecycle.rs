@@ -2,7 +2,7 @@
 //! hidden daemon they start. The work is in `ebpf_runner::lifecycle`; this is wiring and
 //! printing.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -155,7 +155,6 @@ pub fn cmd_logs(id: &str, follow: bool) -> Result<()> {
     // Follow while the daemon lives; then print what it wrote last.
     while follow && state.daemon_alive() {
         std::thread::sleep(Duration::from_millis(200));
-        let _ = file.seek(SeekFrom::Current(0));
         copy(&mut file)?;
     }
     if follow {

@@ -30,6 +30,7 @@ fn opts(output: Output, args: &[&str]) -> RunOptions {
         duration: Some(Duration::from_secs(3)),
         args: args.iter().map(|s| s.to_string()).collect(),
         btf: None,
+        ..RunOptions::default()
     }
 }
 

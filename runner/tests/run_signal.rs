@@ -19,6 +19,7 @@ fn sigterm_stops_an_endless_run() {
             duration: None,
             args: vec![],
             btf: None,
+            ..RunOptions::default()
         };
         run_object("opensnoop.bpf.o", &bytes, None, &opts, &mut writer)
     });

@@ -2,8 +2,8 @@
 //!
 //! [`run_package`] starts a package by its runtime: executable packages run their own
 //! loader ([`exec`]), container packages an image ([`container`]), files packages place
-//! files and run a script ([`files`]); kernel-only ones go to [`run_object`], which checks the object and the machine first
-//! ([`preflight`]), sets `const volatile` params from the program's arguments ([`params`]),
+//! files and run a script ([`files`]); kernel-only ones go to [`run_object`], which checks
+//! the object and the machine first ([`preflight`]), sets `const volatile` params from the program's arguments ([`params`]),
 //! loads and attaches with libbpf ([`load`]) and prints events until told to stop
 //! ([`stream`]).
 
