@@ -14,6 +14,7 @@ use ebpf_runner::store::Store;
 use ebpf_runner::{Error, Package, Result};
 
 use crate::build::{self, container, BuildOptions, BuildOutput};
+use crate::lifecycle;
 use crate::manifest::{self, Project};
 use crate::package;
 use crate::scaffold::{self, PackSource};
@@ -65,7 +66,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a package from the local store.
+    /// Remove a package from the local store (refused while a run uses it).
     Rm { reference: String },
     /// Show what a package holds (programs, maps, params, events, …) without loading it.
     Inspect {
@@ -77,6 +78,35 @@ pub enum Command {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Pull a package and check it can run here, without starting it.
+    Install {
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Start a package in the background (same as `run -d`).
+    Start(RunArgs),
+    /// List the background runs.
+    Ps {
+        /// Include stopped runs.
+        #[arg(short, long)]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a background run's output.
+    Logs {
+        id: String,
+        /// Keep printing new output until the run ends.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Stop a background run and remove everything it left in the kernel and on disk.
+    Stop { id: String },
+    /// The daemon of a background run (started by `run -d`, not by hand).
+    #[command(name = "__daemon", hide = true)]
+    Daemon { id: String },
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +220,12 @@ pub struct RunArgs {
     /// Serve the maps in Prometheus text format on ADDR (e.g. 127.0.0.1:9435).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// Run in the background (`ps`, `logs`, `stop` manage it).
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Container engine for container packages: docker or podman (default: detected).
+    #[arg(long, value_name = "PROGRAM")]
+    pub engine: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Arguments for the program, after `--` (`-- --help` lists them).
@@ -209,8 +245,12 @@ pub fn parse_args() -> Cli {
 /// Runs one command; returns the exit code (non-zero only when `run` started a packaged
 /// loader that exited with it).
 pub fn execute(cli: Cli) -> Result<i32> {
-    if let Command::Run(args) = &cli.command {
-        return cmd_run(args);
+    match &cli.command {
+        Command::Run(args) if args.detach => return lifecycle::cmd_start(args).map(|()| 0),
+        Command::Run(args) => return cmd_run(args),
+        Command::Start(args) => return lifecycle::cmd_start(args).map(|()| 0),
+        Command::Daemon { id } => return lifecycle::cmd_daemon(id),
+        _ => {}
     }
     match cli.command {
         Command::New(args) => cmd_new(&args),
@@ -227,7 +267,9 @@ pub fn execute(cli: Cli) -> Result<i32> {
             reference,
             registry,
         } => cmd_pull(&reference, &registry),
-        Command::Run(_) => unreachable!("handled above"),
+        Command::Run(_) | Command::Start(_) | Command::Daemon { .. } => {
+            unreachable!("handled above")
+        }
         Command::List { json } => cmd_list(json),
         Command::Rm { reference } => cmd_rm(&reference),
         Command::Inspect {
@@ -235,11 +277,18 @@ pub fn execute(cli: Cli) -> Result<i32> {
             json,
             registry,
         } => cmd_inspect(&target, json, &registry),
+        Command::Install {
+            reference,
+            registry,
+        } => lifecycle::cmd_install(&reference, &client_options(&registry)),
+        Command::Ps { all, json } => lifecycle::cmd_ps(all, json),
+        Command::Logs { id, follow } => lifecycle::cmd_logs(&id, follow),
+        Command::Stop { id } => lifecycle::cmd_stop(&id),
     }
     .map(|()| 0)
 }
 
-fn client_options(args: &RegistryArgs) -> ClientOptions {
+pub(crate) fn client_options(args: &RegistryArgs) -> ClientOptions {
     ClientOptions {
         insecure: args.insecure,
         progress: std::io::stdout().is_terminal(),
@@ -392,6 +441,8 @@ fn cmd_run(args: &RunArgs) -> Result<i32> {
         },
         interval: interval(args.interval)?,
         metrics: args.metrics.clone(),
+        engine: args.engine.clone(),
+        detached: None,
     };
     let runnable = resolve_run_target(args)?;
     let stdout = std::io::stdout();
@@ -416,7 +467,7 @@ fn interval(secs: Option<u64>) -> Result<Option<Duration>> {
 }
 
 /// A project directory is built and packaged first; anything else goes to the runner.
-fn resolve_run_target(args: &RunArgs) -> Result<Runnable> {
+pub(crate) fn resolve_run_target(args: &RunArgs) -> Result<Runnable> {
     let path = Path::new(&args.target);
     if path.join(manifest::FILE_NAME).is_file() {
         let build_args = BuildArgs {
@@ -475,6 +526,7 @@ fn cmd_inspect(target: &str, json: bool, reg: &RegistryArgs) -> Result<()> {
 }
 
 fn cmd_rm(reference: &str) -> Result<()> {
+    lifecycle::refuse_if_running(reference)?;
     if Store::open_default()?.remove(reference)? {
         eprintln!("     Removed {reference}");
         Ok(())

@@ -19,6 +19,103 @@ pub struct Manifest {
     pub package: PackageSection,
     #[serde(default)]
     pub build: BuildSection,
+    /// How the package is started, when not by the build kind's default (see docs/format.md).
+    #[serde(default)]
+    pub run: Option<RunSection>,
+}
+
+/// `[run]`: a container image or files + scripts instead of the kind's default runtime.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunSection {
+    /// Container runtime: the image docker/podman runs.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Container runtime: the container's command, before the user's `-- ARGS`.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Container runtime: environment variables.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Files runtime: project files placed at absolute destinations.
+    #[serde(default)]
+    pub files: Vec<RunFile>,
+    /// Files runtime: shell script (project path) run after the files are placed.
+    #[serde(default)]
+    pub script: Option<PathBuf>,
+    /// Files runtime: shell script (project path) run before the files are removed.
+    #[serde(default)]
+    pub stop_script: Option<PathBuf>,
+}
+
+/// One `[[run.files]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunFile {
+    /// Path in the project; the same path inside the layer.
+    pub src: PathBuf,
+    /// Absolute destination on the host.
+    pub dest: String,
+    #[serde(default)]
+    pub mode: Option<u32>,
+    /// Replace (and on `stop` restore) a file already there.
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+impl RunSection {
+    /// Whether this declares files + scripts.
+    pub fn is_files(&self) -> bool {
+        !self.files.is_empty() || self.script.is_some() || self.stop_script.is_some()
+    }
+
+    /// One runtime, complete, with relative project paths and absolute destinations.
+    fn validate(&self) -> Result<()> {
+        let help = "declare either `container = \"IMAGE\"` (with optional `args`, `env`) or \
+                    `files`/`script`/`stop-script` under [run]; see docs/format.md";
+        let container_only = !self.args.is_empty() || !self.env.is_empty();
+        if self.container.is_some() && self.is_files() {
+            return Err(Error::input("[run] declares both a container and files").with_help(help));
+        }
+        if self.container.is_none() && container_only {
+            return Err(Error::input("[run] `args` and `env` need `container`").with_help(help));
+        }
+        if self.container.is_none() && !self.is_files() {
+            return Err(Error::input("[run] declares no runtime").with_help(help));
+        }
+        let paths = self
+            .files
+            .iter()
+            .map(|f| &f.src)
+            .chain(&self.script)
+            .chain(&self.stop_script);
+        for path in paths {
+            let inside = path
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside || path.as_os_str().is_empty() {
+                return Err(Error::input(format!(
+                    "[run] path `{}` must be relative to the project, without `..`",
+                    path.display()
+                ))
+                .with_help(help));
+            }
+        }
+        for file in &self.files {
+            let dest = Path::new(&file.dest);
+            let up = dest
+                .components()
+                .any(|c| c == std::path::Component::ParentDir);
+            if !dest.is_absolute() || up || dest.parent().is_none() {
+                return Err(Error::input(format!(
+                    "[run] destination `{}` must be an absolute file path without `..`",
+                    file.dest
+                ))
+                .with_help(help));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +288,9 @@ impl Manifest {
         validate_version(&pkg.version).map_err(in_file)?;
         if let Some(registry) = &pkg.registry {
             validate_registry(registry).map_err(in_file)?;
+        }
+        if let Some(run) = &self.run {
+            run.validate().map_err(in_file)?;
         }
         Ok(())
     }
@@ -408,6 +508,33 @@ mod tests {
         let e = parse("[package]\nname = \"x\"\nversion = \"0.1.0\"\nnmae = \"y\"\n").unwrap_err();
         assert!(e.message.contains("unknown field `nmae`"), "{}", e.message);
         assert!(e.message.contains("ebpf.toml:4:1"), "{}", e.message);
+    }
+
+    #[test]
+    fn run_section_declares_one_runtime() {
+        let base = "[package]\nname = \"x\"\nversion = \"0.1.0\"\n";
+        let m = parse(&format!(
+            "{base}[run]\ncontainer = \"localhost/x:1\"\nargs = [\"/l.sh\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(m.run.unwrap().container.as_deref(), Some("localhost/x:1"));
+        let m = parse(&format!(
+            "{base}[run]\nscript = \"start.sh\"\nstop-script = \"stop.sh\"\n\
+             [[run.files]]\nsrc = \"conf/a\"\ndest = \"/etc/x/a\"\nmode = 0o600\n"
+        ))
+        .unwrap();
+        assert_eq!(m.run.unwrap().files[0].mode, Some(0o600));
+        for bad in [
+            "[run]\n",
+            "[run]\ncontainer = \"i\"\nscript = \"s.sh\"\n",
+            "[run]\nargs = [\"a\"]\nscript = \"s.sh\"\n",
+            "[run]\nscript = \"../s.sh\"\n",
+            "[[run.files]]\nsrc = \"a\"\ndest = \"etc/a\"\n",
+            "[[run.files]]\nsrc = \"a\"\ndest = \"/etc/../a\"\n",
+        ] {
+            let e = parse(&format!("{base}{bad}")).unwrap_err();
+            assert!(e.help.unwrap().contains("[run]"), "{bad}");
+        }
     }
 
     #[test]

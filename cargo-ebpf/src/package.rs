@@ -6,14 +6,14 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ebpf_runner::format::{self, PackageMeta, Runtime, SCHEMA_VERSION};
+use ebpf_runner::format::{self, PackageMeta, PlacedFile, Runtime, SCHEMA_VERSION};
 use ebpf_runner::index::Release;
 use ebpf_runner::oci_layout::OciLayout;
 use ebpf_runner::package::LayerFile;
 use ebpf_runner::{formats, object, Error, Package, Result};
 
 use crate::build::BuildOutput;
-use crate::manifest::Project;
+use crate::manifest::{Project, RunSection};
 
 /// Where `package` wrote to.
 #[derive(Debug, Clone)]
@@ -45,7 +45,70 @@ pub fn build_package(project: &Project, built: &BuildOutput) -> Result<Package> 
             workdir: None,
         };
     }
+    if let Some(run) = &project.manifest.run {
+        if built.loader.is_some() {
+            return Err(Error::input(format!(
+                "{}: [run] declares a runtime, but a `{}` project ships its own loader",
+                project.manifest_path().display(),
+                project.kind().as_str()
+            ))
+            .with_help(
+                "remove [run], or use `kind = \"eunomia\"` for a container or files package",
+            ));
+        }
+        meta.runtime = declared_runtime(run);
+        files.extend(declared_files(project, run)?);
+    }
     Package::build_with_files(meta, &files, Some(created_timestamp()))
+}
+
+/// The runtime `[run]` declares (validated when the manifest was read).
+fn declared_runtime(run: &RunSection) -> Runtime {
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    match &run.container {
+        Some(image) => Runtime::Container {
+            image: image.clone(),
+            args: run.args.clone(),
+            env: run.env.clone(),
+        },
+        None => Runtime::Files {
+            files: run
+                .files
+                .iter()
+                .map(|f| PlacedFile {
+                    src: path(&f.src),
+                    dest: f.dest.clone(),
+                    mode: f.mode,
+                    overwrite: f.overwrite,
+                })
+                .collect(),
+            script: run.script.as_deref().map(path),
+            stop_script: run.stop_script.as_deref().map(path),
+        },
+    }
+}
+
+/// The project files `[run]` names (files and scripts), at the same paths in the layer.
+fn declared_files(project: &Project, run: &RunSection) -> Result<Vec<LayerFile>> {
+    let paths = run
+        .files
+        .iter()
+        .map(|f| (&f.src, f.mode.unwrap_or(0o644)))
+        .chain(run.script.iter().map(|s| (s, 0o755)))
+        .chain(run.stop_script.iter().map(|s| (s, 0o755)));
+    let mut out: Vec<LayerFile> = Vec::new();
+    for (rel, mode) in paths {
+        let name = rel.to_string_lossy();
+        if out.iter().any(|f| f.path == name) {
+            continue;
+        }
+        let full = project.dir.join(rel);
+        let data = std::fs::read(&full).map_err(|e| {
+            Error::io("read", &full, e).with_help("[run] in ebpf.toml names this file")
+        })?;
+        out.push(LayerFile::new(&name, data, mode & 0o777));
+    }
+    Ok(out)
 }
 
 /// One package per built architecture: a plain package for one, an index for several.

@@ -193,7 +193,62 @@ pub enum Runtime {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         workdir: Option<String>,
     },
+    /// A container image that holds the loader: the runner starts it with docker or podman,
+    /// privileged, with /sys/kernel/btf, bpffs and tracefs mounted and the extracted layer at
+    /// [`CONTAINER_PACKAGE_DIR`]; the user's `-- ARGS` follow `args`.
+    Container {
+        /// The image reference the engine runs (pulled by the engine if it lacks it).
+        image: String,
+        /// Arguments placed after the image (the container's command), before the user's.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+        /// Extra environment variables inside the container.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        env: BTreeMap<String, String>,
+    },
+    /// Files from the layer placed at absolute destinations, then a start script; `stop`
+    /// runs the stop script and removes exactly what was placed.
+    Files {
+        files: Vec<PlacedFile>,
+        /// Shell script inside the layer run (with `sh`) after the files are placed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        script: Option<String>,
+        /// Shell script inside the layer run before the placed files are removed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_script: Option<String>,
+    },
 }
+
+impl Runtime {
+    /// The runtime's `kind` as written in the metadata (`kernel`, `executable`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Runtime::Kernel => "kernel",
+            Runtime::Executable { .. } => "executable",
+            Runtime::Container { .. } => "container",
+            Runtime::Files { .. } => "files",
+        }
+    }
+}
+
+/// One file of a [`Runtime::Files`] package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacedFile {
+    /// Path inside the layer.
+    pub src: String,
+    /// Absolute destination on the host (no `..`).
+    pub dest: String,
+    /// Permission bits; default 0644.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// Replace a file already at `dest` (it is saved and put back by `stop`); without it an
+    /// existing file is an error.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overwrite: bool,
+}
+
+/// Where a container runtime sees the extracted package layer.
+pub const CONTAINER_PACKAGE_DIR: &str = "/package";
 
 /// Environment variable telling an executable runtime where the extracted BPF object is.
 pub const ENV_OBJECT: &str = "CARGO_EBPF_OBJECT";

@@ -245,6 +245,15 @@ fn runtime_text(runtime: &Runtime) -> String {
     match runtime {
         Runtime::Kernel => "kernel (the built-in loader attaches the object)".into(),
         Runtime::Executable { path, .. } => format!("executable ({path})"),
+        Runtime::Container { image, .. } => format!("container ({image})"),
+        Runtime::Files { files, script, .. } => format!(
+            "files ({} placed{})",
+            files.len(),
+            script
+                .as_deref()
+                .map(|s| format!(", then {s}"))
+                .unwrap_or_default()
+        ),
     }
 }
 

@@ -13,7 +13,8 @@
 //!   are times, addresses, ports or errnos;
 //! - [`resolve`]: what `run` was pointed at (file, layout, reference → store or pull);
 //! - [`run`]: load, attach, stream events;
-//! - [`inspect`]: what a package holds, without loading it.
+//! - [`inspect`]: what a package holds, without loading it;
+//! - [`lifecycle`]: detached runs (`install`, `run -d`, `ps`, `logs`, `stop`).
 
 pub mod credentials;
 pub mod decode;
@@ -24,6 +25,7 @@ pub mod formats;
 pub mod hints;
 pub mod index;
 pub mod inspect;
+pub mod lifecycle;
 pub mod object;
 pub mod oci_layout;
 pub mod package;

@@ -1,23 +1,31 @@
 //! Load, attach and stream: the runner's last stage.
 //!
 //! [`run_package`] starts a package by its runtime: executable packages run their own
-//! loader ([`exec`]); kernel-only ones go to [`run_object`], which checks the object and the machine first
-//! ([`preflight`]), sets `const volatile` params from the program's arguments ([`params`]),
+//! loader ([`exec`]), container packages an image ([`container`]), files packages place
+//! files and run a script ([`files`]); kernel-only ones go to [`run_object`], which checks
+//! the object and the machine first ([`preflight`]), sets `const volatile` params from the program's arguments ([`params`]),
 //! loads and attaches with libbpf ([`load`]) and prints events until told to stop
 //! ([`stream`]).
 
 mod attach;
+mod container;
+pub mod detached;
 mod exec;
+mod files;
 mod load;
 mod maps;
 mod metrics;
 mod params;
+pub mod pin;
 mod preflight;
 mod signals;
 mod stream;
 
 pub use attach::{AttachOptions, DEFAULT_FREQUENCY};
+pub use container::{run_container, Engine};
+pub use detached::Detached;
 pub use exec::run_executable;
+pub use files::{run_files, undo_placed, validate as validate_files};
 pub(crate) use load::{with_log, LogCapture};
 pub use preflight::{kernel_btf_path, DEFAULT_KERNEL_BTF, KERNEL_BTF_ENV};
 
@@ -55,6 +63,11 @@ pub struct RunOptions {
     pub interval: Option<Duration>,
     /// Serve the maps in Prometheus text format on this address (`127.0.0.1:9435`).
     pub metrics: Option<String>,
+    /// Container runtimes: `docker` or `podman` (default: detected).
+    pub engine: Option<String>,
+    /// Set when the run is detached (`run -d`): kernel-only runs pin their links and maps,
+    /// every runtime reports when it is up and keeps what `stop` must undo.
+    pub detached: Option<Detached>,
 }
 
 /// Starts a package the way its runtime says: the built-in loader for kernel-only
@@ -66,7 +79,14 @@ pub fn run_package(pkg: &Package, opts: &RunOptions, out: &mut dyn Write) -> Res
             let (name, bytes) = pkg.object()?;
             run_object(&name, &bytes, Some(meta), opts, out).map(|()| 0)
         }
-        Runtime::Executable { .. } => run_executable(pkg, meta, opts),
+        Runtime::Executable { .. } => {
+            if let Some(detached) = &opts.detached {
+                detached.report_ready(&detached::Ready::default())?;
+            }
+            run_executable(pkg, meta, opts)
+        }
+        Runtime::Container { .. } => run_container(pkg, meta, opts),
+        Runtime::Files { .. } => run_files(pkg, meta, opts),
     }
 }
 
@@ -109,7 +129,10 @@ pub fn run_object(
     }
 
     params::apply(&mut open, &values)?;
-    let loaded = load::load_and_attach(open, &plans)?;
+    let mut loaded = load::load_and_attach(open, &plans)?;
+    if let Some(detached) = &opts.detached {
+        pin::pin_and_report(&mut loaded, detached)?;
+    }
     let watch = maps::Watch::new(&loaded.object)?;
     // Stops (and joins) when this function returns, before the maps go away.
     let _server = match &opts.metrics {

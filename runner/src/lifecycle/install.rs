@@ -1,0 +1,53 @@
+//! `install REF`: pull into the store and check the package can start here, without
+//! starting it (architecture, object, kernel BTF, runtime needs).
+
+use crate::format::{self, PackageMeta, Runtime};
+use crate::registry::ClientOptions;
+use crate::run::{self, Engine};
+use crate::store::{self, Store};
+use crate::{object, resolve, Error, Package, Result};
+
+/// What `install` made ready.
+pub struct Installed {
+    pub reference: String,
+    pub package: Package,
+}
+
+/// Pulls `reference` into `store` (or finds it there) and checks it is ready to start.
+pub fn install(reference: &str, store: &Store, opts: &ClientOptions) -> Result<Installed> {
+    let package = resolve::fetch(reference, store, opts)?;
+    let meta = package.meta()?;
+    check_ready(meta, None)?;
+    if let Runtime::Kernel = meta.runtime {
+        object::check_elf(&package.object()?.1)?;
+    }
+    Ok(Installed {
+        reference: store::normalize_reference(reference)?,
+        package,
+    })
+}
+
+/// The checks that need nothing started: the package is for this architecture, and what
+/// its runtime needs is here (kernel BTF, a container engine, sane file destinations).
+pub fn check_ready(meta: &PackageMeta, engine: Option<&str>) -> Result<()> {
+    let host = format::host_arch();
+    if format::normalize_arch(&meta.arch) != Some(host) {
+        return Err(Error::input(format!(
+            "{} {} is built for {}, but this machine is {host}",
+            meta.name, meta.version, meta.arch
+        ))
+        .with_help(format!(
+            "publish a {host} build (`cargo ebpf build --arch {host}`) and install that"
+        )));
+    }
+    match &meta.runtime {
+        Runtime::Kernel => run::kernel_btf_path(None).map(drop),
+        Runtime::Executable { .. } => Ok(()),
+        Runtime::Container { .. } => Engine::detect(engine).map(drop),
+        Runtime::Files {
+            files,
+            script,
+            stop_script,
+        } => run::validate_files(files, &[script, stop_script]),
+    }
+}
