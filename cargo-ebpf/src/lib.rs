@@ -1,12 +1,10 @@
 //! cargo-ebpf: the developer side. `new` → `build` → `package` → `push`/`publish`, plus the
-//! runner's `pull`/`run`/`list`/`rm` from [`ebpf_runner`], and background runs
-//! (`install`/`start`/`ps`/`logs`/`stop`, in [`lifecycle`]).
+//! user-side commands (`pull`/`run`/`list`/`rm`, background runs) from [`ebpf_runner::cli`].
 //!
 //! One module per stage: [`scaffold`] (new), [`build`], [`package`]; [`cli`] wires them up.
 
 pub mod build;
 pub mod cli;
-pub mod lifecycle;
 pub mod manifest;
 pub mod package;
 pub mod scaffold;

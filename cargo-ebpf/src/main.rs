@@ -2,19 +2,5 @@
 
 fn main() {
     let cli = cargo_ebpf::cli::parse_args();
-    match cargo_ebpf::cli::execute(cli) {
-        Ok(0) => {}
-        Ok(code) => std::process::exit(code),
-        Err(err) => report(err),
-    }
-}
-
-fn report(err: ebpf_runner::Error) -> ! {
-    let code = err.exit_code();
-    let details = err.details.clone();
-    eprintln!("{:?}", miette::Report::new(err));
-    if let Some(details) = details {
-        eprintln!("{details}");
-    }
-    std::process::exit(code);
+    ebpf_runner::cli::exit(cargo_ebpf::cli::execute(cli))
 }

@@ -14,8 +14,10 @@
 //! - [`resolve`]: what `run` was pointed at (file, layout, reference → store or pull);
 //! - [`run`]: load, attach, stream events;
 //! - [`inspect`]: what a package holds, without loading it;
-//! - [`lifecycle`]: detached runs (`install`, `run -d`, `ps`, `logs`, `stop`).
+//! - [`lifecycle`]: detached runs (`install`, `run -d`, `ps`, `logs`, `stop`);
+//! - [`cli`]: the user-side commands, shared by `cargo ebpf` and the `ebpf-runner` binary.
 
+pub mod cli;
 pub mod credentials;
 pub mod decode;
 pub mod digest;

@@ -12,24 +12,33 @@ use std::time::{Duration, Instant};
 /// The `cargo-ebpf` binary of this workspace, built on first use if `cargo test` did not.
 pub fn cargo_ebpf_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/debug/deps/<test> → target/debug/cargo-ebpf
-        let bin = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target dir")
-            .join("cargo-ebpf");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "cargo-ebpf", "--bin", "cargo-ebpf"])
-            .current_dir(workspace_root())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building cargo-ebpf failed");
-        assert!(bin.is_file(), "{} missing after build", bin.display());
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| workspace_bin("cargo-ebpf", "cargo-ebpf"))
+        .clone()
+}
+
+/// The standalone `ebpf-runner` binary (the runner crate's bin), built on first use.
+pub fn runner_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| workspace_bin("ebpf-runner", "ebpf-runner"))
+        .clone()
+}
+
+fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> → target/debug/<bin>
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join(bin);
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", package, "--bin", bin])
+        .current_dir(workspace_root())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building {bin} failed");
+    assert!(path.is_file(), "{} missing after build", path.display());
+    path
 }
 
 pub fn workspace_root() -> PathBuf {
@@ -67,7 +76,24 @@ impl Env {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut cmd = Command::new(cargo_ebpf_bin());
+        self.cmd_of(cargo_ebpf_bin(), args)
+    }
+
+    /// `ebpf-runner ARGS` with this environment.
+    pub fn runner_cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd_of(runner_bin(), args)
+    }
+
+    fn cmd_of<I, S>(&self, bin: PathBuf, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(bin);
         cmd.args(args)
             .env("CARGO_EBPF_HOME", self.path().join("ebpf-home"))
             .env("DOCKER_CONFIG", self.path().join("docker"))

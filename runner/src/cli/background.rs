@@ -1,37 +1,38 @@
-//! The background-run commands: `install`, `run -d`/`start`, `ps`, `logs`, `stop`, and the
-//! hidden daemon they start. The work is in `ebpf_runner::lifecycle`; this is wiring and
-//! printing.
+//! Background runs: `install`, `run -d`/`start`, `ps`, `logs`, `stop`. The work is in
+//! [`crate::lifecycle`]; the daemon is whichever binary started the run, re-executed as
+//! `<exe> __daemon ID` (both binaries have that hidden command).
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use ebpf_runner::format::PackageMeta;
-use ebpf_runner::lifecycle::{self, DaemonOptions, RunStatus, StartRequest};
-use ebpf_runner::registry::ClientOptions;
-use ebpf_runner::resolve::Runnable;
-use ebpf_runner::store::{self, Store};
-use ebpf_runner::{object, Error, Package, Result};
+use crate::format::PackageMeta;
+use crate::lifecycle::{self, DaemonOptions, RunStatus, StartRequest};
+use crate::registry::ClientOptions;
+use crate::resolve::Runnable;
+use crate::store::{self, Store};
+use crate::{object, Error, Package, Result};
 
-use crate::cli::{resolve_run_target, OutputArg, RunArgs};
+use super::{resolve_run_target, stdout_error, Host, OutputArg, RunArgs};
 
-pub fn cmd_install(reference: &str, opts: &ClientOptions) -> Result<()> {
+pub fn install(reference: &str, opts: &ClientOptions, host: &Host) -> Result<i32> {
     let installed = lifecycle::install(reference, &Store::open_default()?, opts)?;
     let meta = installed.package.meta()?;
     eprintln!(
-        "   Installed {} ({} {}, {} runtime, {}); start it with `cargo ebpf start {reference}`",
+        "   Installed {} ({} {}, {} runtime, {}); start it with `{} start {reference}`",
         installed.reference,
         meta.name,
         meta.version,
         meta.runtime.kind(),
-        meta.arch
+        meta.arch,
+        host.name
     );
     println!("{}", installed.package.digest());
-    Ok(())
+    Ok(0)
 }
 
-pub fn cmd_start(args: &RunArgs) -> Result<()> {
-    let package = match resolve_run_target(args)? {
+pub fn start(args: &RunArgs, host: &Host) -> Result<i32> {
+    let package = match resolve_run_target(args, host)? {
         Runnable::Package(pkg) => *pkg,
         Runnable::Object { name, bytes } => package_for_object(&name, &bytes)?,
     };
@@ -42,27 +43,12 @@ pub fn cmd_start(args: &RunArgs) -> Result<()> {
         Some(store::normalize_reference(&args.target)?)
     };
     let exe = std::env::current_exe()
-        .map_err(|e| Error::io("find", Path::new("the cargo-ebpf binary"), e))?;
+        .map_err(|e| Error::io("find", Path::new(&format!("the {} binary", host.name)), e))?;
     let state = lifecycle::start(&StartRequest {
         package: &package,
         target: args.target.clone(),
         store_reference,
-        options: DaemonOptions {
-            output: match args.output {
-                OutputArg::Table => "table".into(),
-                OutputArg::Json => "json".into(),
-            },
-            args: args.args.clone(),
-            btf: args.btf.clone(),
-            duration_secs: args.duration,
-            engine: args.engine.clone(),
-            iface: args.iface.clone(),
-            cgroup: args.cgroup.clone(),
-            uprobe: args.uprobe.clone(),
-            frequency: args.frequency,
-            interval_secs: args.interval,
-            metrics: args.metrics.clone(),
-        },
+        options: daemon_options(args),
         exe,
     })?;
     let programs = if state.program_ids.is_empty() {
@@ -70,12 +56,33 @@ pub fn cmd_start(args: &RunArgs) -> Result<()> {
     } else {
         format!(", program ids {}", ids(&state.program_ids))
     };
+    let (name, id) = (host.name, &state.id);
     eprintln!(
-        "     Started {} as run {} ({} runtime{programs}); `cargo ebpf logs {}` shows its output, `cargo ebpf stop {}` ends it",
-        state.target, state.id, state.runtime, state.id, state.id
+        "     Started {} as run {id} ({} runtime{programs}); `{name} logs {id}` shows its output, `{name} stop {id}` ends it",
+        state.target, state.runtime
     );
-    println!("{}", state.id);
-    Ok(())
+    println!("{id}");
+    Ok(0)
+}
+
+/// The run's flags, saved with its state so the daemon replays them.
+fn daemon_options(args: &RunArgs) -> DaemonOptions {
+    DaemonOptions {
+        output: match args.output {
+            OutputArg::Table => "table".into(),
+            OutputArg::Json => "json".into(),
+        },
+        args: args.args.clone(),
+        btf: args.btf.clone(),
+        duration_secs: args.duration,
+        engine: args.engine.clone(),
+        iface: args.iface.clone(),
+        cgroup: args.cgroup.clone(),
+        uprobe: args.uprobe.clone(),
+        frequency: args.frequency,
+        interval_secs: args.interval,
+        metrics: args.metrics.clone(),
+    }
 }
 
 /// A bare `.bpf.o` started in the background becomes a kernel-only package in memory.
@@ -91,11 +98,7 @@ fn package_for_object(name: &str, bytes: &[u8]) -> Result<Package> {
     Package::build(meta, bytes, None)
 }
 
-pub fn cmd_daemon(id: &str) -> Result<i32> {
-    lifecycle::daemon_main(id)
-}
-
-pub fn cmd_ps(all: bool, json: bool) -> Result<()> {
+pub fn ps(all: bool, json: bool) -> Result<i32> {
     let runs: Vec<RunStatus> = lifecycle::list()?
         .into_iter()
         .filter(|r| all || r.state.stopped.is_none())
@@ -103,7 +106,7 @@ pub fn cmd_ps(all: bool, json: bool) -> Result<()> {
     if json {
         let text = serde_json::to_string_pretty(&runs).expect("runs serialize");
         println!("{text}");
-        return Ok(());
+        return Ok(0);
     }
     println!(
         "{:<8}  {:<40}  {:<10}  {:<20}  {:<20}  PROGRAMS",
@@ -121,7 +124,7 @@ pub fn cmd_ps(all: bool, json: bool) -> Result<()> {
             ids(&s.program_ids)
         );
     }
-    Ok(())
+    Ok(0)
 }
 
 fn ids(ids: &[u32]) -> String {
@@ -129,9 +132,8 @@ fn ids(ids: &[u32]) -> String {
     list.join(",")
 }
 
-/// `2026-01-01T10:00:00Z (5m ago)`-style, short enough for a column.
+/// `10:00:00 (5m ago)`: the UTC time of day and the age, short enough for a column.
 fn started(secs: u64) -> String {
-    let time = UNIX_EPOCH + Duration::from_secs(secs);
     let age = lifecycle::state::now().saturating_sub(secs);
     let ago = match age {
         0..60 => format!("{age}s"),
@@ -139,11 +141,12 @@ fn started(secs: u64) -> String {
         3600..86400 => format!("{}h", age / 3600),
         _ => format!("{}d", age / 86400),
     };
-    let stamp = humantime::format_rfc3339_seconds(time).to_string();
-    format!("{} ({ago} ago)", &stamp[11..19])
+    let day = secs % 86400;
+    let (h, m, s) = (day / 3600, day / 60 % 60, day % 60);
+    format!("{h:02}:{m:02}:{s:02} ({ago} ago)")
 }
 
-pub fn cmd_logs(id: &str, follow: bool) -> Result<()> {
+pub fn logs(id: &str, follow: bool) -> Result<i32> {
     let state = lifecycle::load(id)?;
     let path = lifecycle::log_path(&state.dir()?);
     let mut file = std::fs::File::open(&path).map_err(|e| Error::io("read", &path, e))?;
@@ -155,7 +158,7 @@ pub fn cmd_logs(id: &str, follow: bool) -> Result<()> {
             .map_err(|e| Error::io("read", &path, e))?;
         out.write_all(&buf)
             .and_then(|()| out.flush())
-            .map_err(|e| Error::io("write", Path::new("<stdout>"), e))
+            .map_err(stdout_error)
     };
     copy(&mut file)?;
     // Follow while the daemon lives; then print what it wrote last.
@@ -166,10 +169,10 @@ pub fn cmd_logs(id: &str, follow: bool) -> Result<()> {
     if follow {
         copy(&mut file)?;
     }
-    Ok(())
+    Ok(0)
 }
 
-pub fn cmd_stop(id: &str) -> Result<()> {
+pub fn stop(id: &str) -> Result<i32> {
     let report = lifecycle::stop(id)?;
     let id = &report.id;
     match (report.already_stopped, report.cleaned.is_empty()) {
@@ -181,11 +184,11 @@ pub fn cmd_stop(id: &str) -> Result<()> {
     for line in &report.cleaned {
         eprintln!("  {line}");
     }
-    Ok(())
+    Ok(0)
 }
 
 /// `rm` refuses a package that a run not yet stopped uses.
-pub fn refuse_if_running(reference: &str) -> Result<()> {
+pub fn refuse_if_running(reference: &str, host: &Host) -> Result<()> {
     let key = store::normalize_reference(reference)?;
     let runs = lifecycle::active_runs_of(&key)?;
     let Some(run) = runs.first() else {
@@ -195,5 +198,5 @@ pub fn refuse_if_running(reference: &str) -> Result<()> {
         "{reference} is in use by run {} and cannot be removed",
         run.id
     ))
-    .with_help(format!("stop it first: `cargo ebpf stop {}`", run.id)))
+    .with_help(format!("stop it first: `{} stop {}`", host.name, run.id)))
 }

@@ -1,0 +1,259 @@
+//! The user-side commands, defined once for both binaries: `cargo ebpf` embeds
+//! [`RunnerCommand`] next to its developer commands, and the standalone `ebpf-runner` is
+//! [`RunnerCli`] alone. Everything here is wiring and printing; the work is in the stage
+//! modules.
+//!
+//! - `packages`: `login`, `pull`, `list`, `rm`, `inspect`;
+//! - `foreground`: `run`;
+//! - `background`: `install`, `run -d`/`start`, `ps`, `logs`, `stop` and the hidden daemon.
+
+mod background;
+mod foreground;
+mod packages;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::registry::ClientOptions;
+use crate::resolve::{self, Runnable};
+use crate::store::Store;
+use crate::{Error, Package, Result};
+
+/// Turns a run target into a package when it is something only the host binary can read;
+/// `None` when it is not one.
+pub type ProjectHook = fn(&Path) -> Option<Result<Package>>;
+
+/// What differs between the binaries that embed these commands.
+pub struct Host {
+    /// How users type this binary, for hints such as "`cargo ebpf stop ID` ends it".
+    pub name: &'static str,
+    /// Consulted before the runner's own resolution: `cargo ebpf` builds and packages a
+    /// project directory here.
+    pub build_project: Option<ProjectHook>,
+}
+
+impl Host {
+    /// The standalone `ebpf-runner`: packages, layouts and objects only.
+    pub const STANDALONE: Host = Host {
+        name: "ebpf-runner",
+        build_project: None,
+    };
+}
+
+/// Pull and run eBPF packages: the user side of cargo-ebpf, without the build tools.
+#[derive(Debug, Parser)]
+#[command(name = "ebpf-runner", version)]
+pub struct RunnerCli {
+    #[command(subcommand)]
+    pub command: RunnerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunnerCommand {
+    /// Save registry credentials (docker config.json format).
+    Login(LoginArgs),
+    /// Download a package into the local store.
+    Pull {
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Run a package, an OCI layout, a .bpf.o or (cargo ebpf only) a project directory,
+    /// printing its events.
+    Run(RunArgs),
+    /// List the packages in the local store.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a package from the local store (refused while a run uses it).
+    Rm { reference: String },
+    /// Show what a package holds (programs, maps, params, events, …) without loading it.
+    Inspect {
+        /// A registry reference, an OCI layout dir, a package.json, or a .bpf.o file.
+        target: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Pull a package and check it can run here, without starting it.
+    Install {
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Start a package in the background (same as `run -d`).
+    Start(RunArgs),
+    /// List the background runs.
+    Ps {
+        /// Include stopped runs.
+        #[arg(short, long)]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a background run's output.
+    Logs {
+        id: String,
+        /// Keep printing new output until the run ends.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Stop a background run and remove everything it left in the kernel and on disk.
+    Stop { id: String },
+    /// The daemon of a background run (started by `run -d`, not by hand).
+    #[command(name = "__daemon", hide = true)]
+    Daemon { id: String },
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP to a non-loopback registry.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Registry host, e.g. `ghcr.io` or `127.0.0.1:5000`.
+    pub registry: String,
+    #[arg(short, long)]
+    pub username: String,
+    /// The password (prefer --password-stdin: arguments are visible to other users).
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputArg {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A registry reference, an OCI layout dir, a package.json, a .bpf.o file, or (cargo ebpf
+    /// only) a project directory, built first.
+    pub target: String,
+    /// How to print events.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: OutputArg,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// Kernel BTF to use instead of /sys/kernel/btf/vmlinux.
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
+    /// Network interface for XDP and tc programs.
+    #[arg(long, value_name = "NAME")]
+    pub iface: Option<String>,
+    /// Cgroup v2 directory for cgroup programs (default: the root cgroup).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+    /// Binary (and function) for uprobes whose section names none.
+    #[arg(long, value_name = "BINARY[:FUNCTION]")]
+    pub uprobe: Option<String>,
+    /// Samples per second per CPU for perf_event programs (default 49).
+    #[arg(long, value_name = "HZ")]
+    pub frequency: Option<u64>,
+    /// Print the program's maps (counters, tables, histograms) every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub interval: Option<u64>,
+    /// Serve the maps in Prometheus text format on ADDR (e.g. 127.0.0.1:9435).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Run in the background (`ps`, `logs`, `stop` manage it).
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Container engine for container packages: docker or podman (default: detected).
+    #[arg(long, value_name = "PROGRAM")]
+    pub engine: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Arguments for the program, after `--` (`-- --help` lists them).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// Runs one command; returns the exit code (non-zero only when `run` started a packaged
+/// loader that exited with it).
+pub fn execute(command: RunnerCommand, host: &Host) -> Result<i32> {
+    match command {
+        RunnerCommand::Run(args) if !args.detach => foreground::run(&args, host),
+        RunnerCommand::Run(args) | RunnerCommand::Start(args) => background::start(&args, host),
+        RunnerCommand::Daemon { id } => crate::lifecycle::daemon_main(&id),
+        RunnerCommand::Login(args) => packages::login(&args),
+        RunnerCommand::Pull {
+            reference,
+            registry,
+        } => packages::pull(&reference, &registry),
+        RunnerCommand::List { json } => packages::list(json),
+        RunnerCommand::Rm { reference } => packages::rm(&reference, host),
+        RunnerCommand::Inspect {
+            target,
+            json,
+            registry,
+        } => packages::inspect(&target, json, &registry),
+        RunnerCommand::Install {
+            reference,
+            registry,
+        } => background::install(&reference, &client_options(&registry), host),
+        RunnerCommand::Ps { all, json } => background::ps(all, json),
+        RunnerCommand::Logs { id, follow } => background::logs(&id, follow),
+        RunnerCommand::Stop { id } => background::stop(&id),
+    }
+}
+
+/// How every binary's `main` ends: the command's exit code, or its error as a report on
+/// stderr with the error kind's exit code.
+pub fn exit(result: Result<i32>) -> ! {
+    let err = match result {
+        Ok(code) => std::process::exit(code),
+        Err(err) => err,
+    };
+    let code = err.exit_code();
+    let details = err.details.clone();
+    eprintln!("{:?}", miette::Report::new(err));
+    if let Some(details) = details {
+        eprintln!("{details}");
+    }
+    std::process::exit(code)
+}
+
+pub fn client_options(args: &RegistryArgs) -> ClientOptions {
+    ClientOptions {
+        insecure: args.insecure,
+        progress: std::io::stdout().is_terminal(),
+    }
+}
+
+/// What `run`/`start` point at: the host's project hook first, then the runner's own
+/// resolution (file, layout, reference → store or registry).
+fn resolve_run_target(args: &RunArgs, host: &Host) -> Result<Runnable> {
+    let built = host
+        .build_project
+        .and_then(|build| build(Path::new(&args.target)));
+    if let Some(pkg) = built {
+        return Ok(Runnable::Package(Box::new(pkg?)));
+    }
+    resolve::resolve(
+        &args.target,
+        &client_options(&args.registry),
+        Store::open_default,
+    )
+}
+
+fn stdout_error(e: std::io::Error) -> Error {
+    Error::io("write", Path::new("<stdout>"), e)
+}

@@ -1,0 +1,96 @@
+//! The local store and registries: `login`, `pull`, `list`, `rm`, `inspect`.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::registry;
+use crate::store::Store;
+use crate::{Error, Result};
+
+use super::{background, client_options, Host, LoginArgs, RegistryArgs};
+
+pub fn login(args: &LoginArgs) -> Result<i32> {
+    let password = match (&args.password, args.password_stdin) {
+        (Some(p), _) => p.clone(),
+        (None, true) => read_password_stdin()?,
+        (None, false) => {
+            return Err(Error::usage("no password given")
+                .with_help("pass --password-stdin and pipe the password in, or use --password"))
+        }
+    };
+    let path = registry::login(
+        &args.registry,
+        &args.username,
+        &password,
+        &client_options(&args.registry_args),
+    )?;
+    eprintln!("Login succeeded; credentials saved in {}", path.display());
+    Ok(0)
+}
+
+fn read_password_stdin() -> Result<String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| Error::io("read", Path::new("<stdin>"), e))?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_string())
+}
+
+pub fn pull(reference: &str, reg: &RegistryArgs) -> Result<i32> {
+    let pkg = registry::pull_into(&Store::open_default()?, reference, &client_options(reg))?;
+    eprintln!("      Pulled {reference}");
+    println!("{}", pkg.digest());
+    Ok(0)
+}
+
+pub fn list(json: bool) -> Result<i32> {
+    let entries = Store::open_default()?.list()?;
+    if json {
+        let text = serde_json::to_string_pretty(&entries).expect("store entries serialize");
+        println!("{text}");
+        return Ok(0);
+    }
+    println!(
+        "{:<50} {:<12} {:<10} {:<19} {:>8}",
+        "REFERENCE", "VERSION", "FORMAT", "DIGEST", "SIZE"
+    );
+    for e in entries {
+        let short = e
+            .digest
+            .trim_start_matches("sha256:")
+            .get(..12)
+            .unwrap_or("")
+            .to_string();
+        let version = e.version.unwrap_or_default();
+        let format = e.format.unwrap_or_else(|| "?".into());
+        println!(
+            "{:<50} {:<12} {:<10} sha256:{:<12} {:>8}",
+            e.reference, version, format, short, e.size
+        );
+    }
+    Ok(0)
+}
+
+pub fn rm(reference: &str, host: &Host) -> Result<i32> {
+    background::refuse_if_running(reference, host)?;
+    if Store::open_default()?.remove(reference)? {
+        eprintln!("     Removed {reference}");
+        Ok(0)
+    } else {
+        Err(
+            Error::input(format!("{reference} is not in the local store"))
+                .with_help(format!("`{} list` shows what is", host.name)),
+        )
+    }
+}
+
+pub fn inspect(target: &str, json: bool, reg: &RegistryArgs) -> Result<i32> {
+    let report = crate::inspect::inspect(target, &client_options(reg), Store::open_default)?;
+    if json {
+        let text = serde_json::to_string_pretty(&report).expect("reports serialize");
+        println!("{text}");
+    } else {
+        print!("{}", crate::inspect::render(&report));
+    }
+    Ok(0)
+}
