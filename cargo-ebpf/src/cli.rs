@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use ebpf_runner::cli::{self as runner_cli, client_options, Host, RegistryArgs, RunnerCommand};
+use ebpf_runner::cli::{
+    self as runner_cli, client_options, out_line, Host, RegistryArgs, RunnerCommand,
+};
 use ebpf_runner::registry;
 use ebpf_runner::{Error, Package, Result};
 
@@ -138,7 +140,10 @@ pub fn execute(cli: Cli) -> Result<i32> {
 
 fn cmd_new(args: &NewArgs) -> Result<()> {
     if args.list {
-        print!("{}", scaffold::format_pack_list(&scaffold::packs()));
+        out_line(format_args!(
+            "{}",
+            scaffold::format_pack_list(&scaffold::packs()).trim_end()
+        ));
         return Ok(());
     }
     let name = args.name.as_deref().unwrap_or_default();
@@ -196,7 +201,7 @@ fn cmd_build(args: &BuildArgs) -> Result<(Project, Vec<BuildOutput>)> {
     };
     if args.print_outputs {
         let json = serde_json::to_string(&built).expect("build outputs serialize");
-        println!("{json}");
+        out_line(format_args!("{json}"));
     }
     Ok((project, built))
 }
@@ -227,7 +232,7 @@ fn cmd_push(args: &BuildArgs, reference: Option<&str>, reg: &RegistryArgs) -> Re
     let digest = registry::push_release(&release, &reference, &client_options(reg))?;
     let arches: Vec<&str> = built.iter().map(|b| b.arch.as_str()).collect();
     eprintln!("      Pushed {reference} ({})", arches.join(", "));
-    println!("{reference}@{digest}");
+    out_line(format_args!("{reference}@{digest}"));
     Ok(())
 }
 

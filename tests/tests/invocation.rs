@@ -32,3 +32,23 @@ fn works_as_cargo_subcommand_and_directly() {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
     }
 }
+
+/// `cargo ebpf list --json | head -1`-style use: when the reader has gone, listing commands
+/// stop quietly with exit 0 instead of panicking on the broken pipe.
+#[test]
+fn output_into_a_closed_pipe_is_not_a_panic() {
+    let env = ebpf_e2e_tests::cli::Env::new();
+    for args in [
+        &["new", "--list"][..],
+        &["list", "--json"],
+        &["ps", "--all"],
+    ] {
+        // The read end is closed before the command starts, so its first write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env.cmd(args).stdout(writer).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}

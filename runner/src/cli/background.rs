@@ -13,7 +13,7 @@ use crate::resolve::Runnable;
 use crate::store::{self, Store};
 use crate::{object, Error, Package, Result};
 
-use super::{resolve_run_target, stdout_error, Host, OutputArg, RunArgs};
+use super::{outln, resolve_run_target, stdout_error, Host, OutputArg, RunArgs};
 
 pub fn install(reference: &str, opts: &ClientOptions, host: &Host) -> Result<i32> {
     let installed = lifecycle::install(reference, &Store::open_default()?, opts)?;
@@ -27,7 +27,7 @@ pub fn install(reference: &str, opts: &ClientOptions, host: &Host) -> Result<i32
         meta.arch,
         host.name
     );
-    println!("{}", installed.package.digest());
+    outln!("{}", installed.package.digest());
     Ok(0)
 }
 
@@ -61,7 +61,7 @@ pub fn start(args: &RunArgs, host: &Host) -> Result<i32> {
         "     Started {} as run {id} ({} runtime{programs}); `{name} logs {id}` shows its output, `{name} stop {id}` ends it",
         state.target, state.runtime
     );
-    println!("{id}");
+    outln!("{id}");
     Ok(0)
 }
 
@@ -105,16 +105,20 @@ pub fn ps(all: bool, json: bool) -> Result<i32> {
         .collect();
     if json {
         let text = serde_json::to_string_pretty(&runs).expect("runs serialize");
-        println!("{text}");
+        outln!("{text}");
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:<8}  {:<40}  {:<10}  {:<20}  {:<20}  PROGRAMS",
-        "ID", "PACKAGE", "RUNTIME", "STARTED", "STATUS"
+        "ID",
+        "PACKAGE",
+        "RUNTIME",
+        "STARTED",
+        "STATUS"
     );
     for run in runs {
         let s = &run.state;
-        println!(
+        outln!(
             "{:<8}  {:<40}  {:<10}  {:<20}  {:<20}  {}",
             s.id,
             s.target,

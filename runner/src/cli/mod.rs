@@ -215,6 +215,29 @@ pub fn execute(command: RunnerCommand, host: &Host) -> Result<i32> {
     }
 }
 
+/// Writes one line of command output to stdout. When the reader went away (`… | head`),
+/// the command stops quietly with exit 0, as a Unix filter would, instead of panicking.
+pub fn out_line(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write to stdout: {e}");
+        std::process::exit(crate::ErrorKind::Io.exit_code());
+    }
+}
+
+/// `println!` for command output, through [`out_line`].
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::cli::out_line(format_args!($($arg)*)) };
+}
+pub(crate) use outln;
+
 /// How every binary's `main` ends: the command's exit code, or its error as a report on
 /// stderr with the error kind's exit code.
 pub fn exit(result: Result<i32>) -> ! {

@@ -7,7 +7,7 @@ use crate::registry;
 use crate::store::Store;
 use crate::{Error, Result};
 
-use super::{background, client_options, Host, LoginArgs, RegistryArgs};
+use super::{background, client_options, outln, Host, LoginArgs, RegistryArgs};
 
 pub fn login(args: &LoginArgs) -> Result<i32> {
     let password = match (&args.password, args.password_stdin) {
@@ -39,7 +39,7 @@ fn read_password_stdin() -> Result<String> {
 pub fn pull(reference: &str, reg: &RegistryArgs) -> Result<i32> {
     let pkg = registry::pull_into(&Store::open_default()?, reference, &client_options(reg))?;
     eprintln!("      Pulled {reference}");
-    println!("{}", pkg.digest());
+    outln!("{}", pkg.digest());
     Ok(0)
 }
 
@@ -47,12 +47,16 @@ pub fn list(json: bool) -> Result<i32> {
     let entries = Store::open_default()?.list()?;
     if json {
         let text = serde_json::to_string_pretty(&entries).expect("store entries serialize");
-        println!("{text}");
+        outln!("{text}");
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:<50} {:<12} {:<10} {:<19} {:>8}",
-        "REFERENCE", "VERSION", "FORMAT", "DIGEST", "SIZE"
+        "REFERENCE",
+        "VERSION",
+        "FORMAT",
+        "DIGEST",
+        "SIZE"
     );
     for e in entries {
         let short = e
@@ -63,9 +67,13 @@ pub fn list(json: bool) -> Result<i32> {
             .to_string();
         let version = e.version.unwrap_or_default();
         let format = e.format.unwrap_or_else(|| "?".into());
-        println!(
+        outln!(
             "{:<50} {:<12} {:<10} sha256:{:<12} {:>8}",
-            e.reference, version, format, short, e.size
+            e.reference,
+            version,
+            format,
+            short,
+            e.size
         );
     }
     Ok(0)
@@ -88,9 +96,9 @@ pub fn inspect(target: &str, json: bool, reg: &RegistryArgs) -> Result<i32> {
     let report = crate::inspect::inspect(target, &client_options(reg), Store::open_default)?;
     if json {
         let text = serde_json::to_string_pretty(&report).expect("reports serialize");
-        println!("{text}");
+        outln!("{text}");
     } else {
-        print!("{}", crate::inspect::render(&report));
+        outln!("{}", crate::inspect::render(&report).trim_end());
     }
     Ok(0)
 }
