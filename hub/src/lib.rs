@@ -1,0 +1,96 @@
+//! The cargo-ebpf hub: an OCI registry (`/v2/`) for eBPF packages, with a web store on top.
+//!
+//! Pipeline of a request: axum router → [`oci::dispatch`] (registry API) → metadata in
+//! [`db::Db`] (SQLite in the data dir, or Postgres) and bytes in [`blobs::BlobStore`]
+//! (files under the data dir, made visible only after their digest is checked).
+
+pub mod blobs;
+pub mod db;
+pub mod oci;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::routing::any;
+use axum::Router;
+
+use ebpf_runner::{Error, Result};
+
+/// Largest blob the hub accepts by default (a package layer is a few hundred KiB).
+pub const DEFAULT_MAX_BLOB: u64 = 512 * 1024 * 1024;
+
+/// How `cargo ebpf hub serve` was asked to run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub addr: String,
+    /// Blobs, uploads, and (by default) the SQLite database live here.
+    pub data: PathBuf,
+    /// `postgres://…` to share metadata between several hub processes.
+    pub database: Option<String>,
+}
+
+/// Shared by every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: db::Db,
+    pub blobs: blobs::BlobStore,
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v2", any(oci::dispatch))
+        .route("/v2/", any(oci::dispatch))
+        .route("/v2/{*rest}", any(oci::dispatch))
+        .with_state(state)
+}
+
+/// Opens the data dir and the database, ready to serve.
+pub async fn open(opts: &ServeOptions) -> Result<AppState> {
+    std::fs::create_dir_all(&opts.data)
+        .map_err(|e| Error::io("create the hub data dir", &opts.data, e))?;
+    let blobs = blobs::BlobStore::new(&opts.data, DEFAULT_MAX_BLOB)
+        .map_err(|e| Error::io("prepare blob storage in", &opts.data, e))?;
+    let db = db::Db::open(&opts.data, opts.database.as_deref()).await?;
+    Ok(AppState { db, blobs })
+}
+
+/// Runs the hub until SIGINT or SIGTERM. Blocks; builds its own Tokio runtime.
+pub fn serve(opts: ServeOptions) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::environment(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(serve_async(opts))
+}
+
+async fn serve_async(opts: ServeOptions) -> Result<()> {
+    let state = open(&opts).await?;
+    let addr: SocketAddr = opts.addr.parse().map_err(|_| {
+        Error::usage(format!("--addr {:?} is not HOST:PORT", opts.addr))
+            .with_help("give an IP address and port, e.g. 127.0.0.1:8080")
+    })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Error::environment(format!("cannot listen on {addr}: {e}"))
+            .with_help("pick a free port, or stop what is using this one")
+    })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    eprintln!(
+        "Hub listening on http://{local} (data in {}, {:?} database)",
+        opts.data.display(),
+        state.db.backend
+    );
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| Error::environment(format!("the hub stopped: {e}")))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

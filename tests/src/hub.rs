@@ -1,0 +1,249 @@
+//! Fixtures for the hub: a real `cargo-ebpf hub serve` on 127.0.0.1 with a fresh data dir,
+//! and a minimal HTTP/1.1 client for poking at its registry API byte by byte.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cli::cargo_ebpf_bin;
+use crate::{free_port, http_status};
+
+/// A running hub. Stopped with SIGTERM (and its data dir deleted) on drop.
+pub struct Hub {
+    child: Child,
+    addr: String,
+    data: PathBuf,
+    /// Owns `data` unless the caller gave a directory to share.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Hub {
+    /// A hub on SQLite in a fresh data dir.
+    pub fn start() -> Hub {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        Self::launch(&data, None, Some(dir))
+    }
+
+    /// A hub keeping metadata in the Postgres at `url` and blobs in `data` (which several
+    /// hubs may share).
+    pub fn start_on(data: &Path, database: Option<&str>) -> Hub {
+        Self::launch(data, database, None)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.with_extension(format!("{}.log", self.port())))
+            .unwrap_or_default()
+    }
+
+    fn port(&self) -> &str {
+        self.addr.rsplit(':').next().unwrap_or("")
+    }
+
+    /// Sends one raw HTTP request; see [`request`].
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        request(&self.addr, method, path, headers, body)
+    }
+
+    fn launch(data: &Path, database: Option<&str>, dir: Option<tempfile::TempDir>) -> Hub {
+        let mut dir = dir;
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let addr = format!("127.0.0.1:{}", free_port());
+            let port = addr.rsplit(':').next().unwrap().to_string();
+            std::fs::create_dir_all(data.parent().expect("data dir parent")).expect("data parent");
+            let log_path = data.with_extension(format!("{port}.log"));
+            let log = std::fs::File::create(&log_path).expect("hub log file");
+            let mut cmd = Command::new(cargo_ebpf_bin());
+            cmd.args(["hub", "serve", "--addr", &addr, "--data"])
+                .arg(data)
+                .env_remove("CARGO_EBPF_HUB_DATABASE")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log);
+            if let Some(url) = database {
+                cmd.args(["--database", url]);
+            }
+            let child = cmd.spawn().expect("start cargo-ebpf hub serve");
+            let mut hub = Hub {
+                child,
+                addr,
+                data: data.to_path_buf(),
+                _dir: dir.take(),
+            };
+            if hub.wait_ready(Duration::from_secs(30)) {
+                return hub;
+            }
+            last_log = hub.log();
+            dir = hub._dir.take();
+        }
+        panic!("the hub did not start; last log:\n{last_log}");
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if http_status(&self.addr, "/v2/").is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        // SIGTERM first so the hub shuts down cleanly; kill if it lingers.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response: status, headers (names lowercased), body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`); `Content-Length` is
+/// set from `body` unless `headers` gives one. When `headers` announces more than `body`
+/// holds, the connection is half-closed after `body`, like a client that died mid-upload;
+/// the server may then answer with an error or just close (status 0).
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect to the hub");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let announced = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.parse::<usize>().expect("a numeric Content-Length"));
+    if announced.is_none() {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // The peer may answer and close before reading a body it refuses.
+    let _ = stream.write_all(body);
+    if announced.is_some_and(|n| n > body.len()) {
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
+    read_response(&mut stream, method == "HEAD")
+}
+
+fn read_response(stream: &mut TcpStream, head_only: bool) -> Response {
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    if raw.is_empty() {
+        return Response {
+            status: 0,
+            headers: vec![],
+            body: vec![],
+        };
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if head_only {
+        body.clear();
+    } else if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&data[..eol]);
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[start + size + 2..];
+    }
+    out
+}

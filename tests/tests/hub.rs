@@ -1,0 +1,462 @@
+//! The hub's registry face, end to end: a real `cargo-ebpf hub serve` on 127.0.0.1 with a
+//! fresh data dir, driven by our own client (publish → run sees a real event), by skopeo,
+//! and by raw HTTP for the edges (truncated uploads, wrong digests, paging, referrers).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ebpf_e2e_tests::cli::{self, ok, Background, Env};
+use ebpf_e2e_tests::hub::Hub;
+use sha2::{Digest, Sha256};
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// A new eunomia project named `name` whose ebpf.toml publishes to `registry`.
+fn project(env: &Env, name: &str, registry: &str) -> PathBuf {
+    let dir = env.path().join("work").join(name);
+    ok(env
+        .cmd(["new", name, "--lang", "eunomia", "--path"])
+        .arg(&dir));
+    let manifest = dir.join("ebpf.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replace(
+        "# registry = \"localhost:5000/you\"",
+        &format!("registry = \"{registry}\""),
+    );
+    assert!(
+        text.contains(&format!("registry = \"{registry}\"")),
+        "{text}"
+    );
+    std::fs::write(&manifest, text).unwrap();
+    dir
+}
+
+fn layout_manifest_digest(dir: &Path) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// No file under the hub's blob store or upload area (temp files included).
+fn stored_files(hub: &Hub) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sub in ["blobs", "uploads"] {
+        let mut stack = vec![hub.data_dir().join(sub)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(e.path());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn publish_to_the_hub_then_run_from_it_sees_a_real_event() {
+    let hub = Hub::start();
+    let env = Env::new();
+    let dir = project(&env, "hubsnoop", &format!("{}/alice", hub.addr()));
+    let out = ok(env.cmd(["publish", "--manifest-path"]).arg(&dir));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let reference = format!("{}/alice/hubsnoop:0.1.0", hub.addr());
+    assert!(
+        printed.starts_with(&format!("{reference}@sha256:")),
+        "{printed}"
+    );
+
+    let tags = hub.request("GET", "/v2/alice/hubsnoop/tags/list", &[], b"");
+    assert_eq!(tags.json()["tags"], serde_json::json!(["0.1.0"]));
+
+    // The local store is empty: run pulls from the hub, loads, attaches.
+    let marker = env.path().join(format!("hub-run-{}", std::process::id()));
+    let cmd = env.cmd(["run", &reference, "--output", "json", "--duration", "6"]);
+    let mut bg = Background::spawn(cmd);
+    bg.wait_for_stderr("Attached", Duration::from_secs(60));
+    let until = Instant::now() + Duration::from_secs(2);
+    assert!(cli::trigger_openat_while(&marker, || Instant::now() < until) > 0);
+    let (status, stdout, stderr) = bg.finish(Duration::from_secs(40));
+    assert!(status.success(), "run failed: {status}\n{stderr}");
+    let file = marker.display().to_string();
+    let events = cli::ndjson(&stdout);
+    let mine: Vec<_> = events.iter().filter(|e| e["filename"] == file).collect();
+    assert!(
+        !mine.is_empty(),
+        "no event for {file} among {} events",
+        events.len()
+    );
+    assert_eq!(mine[0]["pid"], std::process::id());
+}
+
+#[test]
+fn skopeo_copies_a_package_into_the_hub_and_back_out_unchanged() {
+    let hub = Hub::start();
+    let env = Env::new();
+    let dir = project(&env, "copied", "localhost:1/unused");
+    ok(env.cmd(["package", "--manifest-path"]).arg(&dir));
+    let layout = dir.join("target/ebpf/oci");
+    let pushed = layout_manifest_digest(&layout);
+
+    let dest = format!("docker://{}/bob/copied:0.1.0", hub.addr());
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}", layout.display()),
+        &dest,
+    ]);
+    let back = env.path().join("back");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &dest,
+        &format!("oci:{}:x", back.display()),
+    ]);
+    assert_eq!(layout_manifest_digest(&back), pushed);
+
+    // Every blob came back byte for byte under its digest.
+    let manifest = hub.request(
+        "GET",
+        &format!("/v2/bob/copied/manifests/{pushed}"),
+        &[],
+        b"",
+    );
+    assert_eq!(manifest.status, 200);
+    assert_eq!(sha256(&manifest.body), pushed);
+    assert_eq!(
+        manifest.header("docker-content-digest"),
+        Some(pushed.as_str())
+    );
+    assert_eq!(
+        manifest.header("content-type"),
+        Some("application/vnd.oci.image.manifest.v1+json")
+    );
+    let m = manifest.json();
+    for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
+        let digest = d["digest"].as_str().unwrap();
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        let bytes = std::fs::read(back.join("blobs/sha256").join(hex)).unwrap();
+        assert_eq!(sha256(&bytes), digest);
+    }
+}
+
+fn skopeo(args: &[&str]) {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("run skopeo (apt-get install skopeo)");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts an upload session; returns its Location path.
+fn start_upload(hub: &Hub, name: &str) -> String {
+    let r = hub.request("POST", &format!("/v2/{name}/blobs/uploads/"), &[], b"");
+    assert_eq!(r.status, 202, "{}", r.text());
+    r.header("location").expect("Location").to_string()
+}
+
+fn push_blob(hub: &Hub, name: &str, bytes: &[u8]) -> String {
+    let digest = sha256(bytes);
+    let r = hub.request(
+        "POST",
+        &format!("/v2/{name}/blobs/uploads/?digest={digest}"),
+        &[],
+        bytes,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    digest
+}
+
+fn with_digest(location: &str, digest: &str) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={digest}")
+}
+
+#[test]
+fn a_truncated_upload_leaves_nothing_visible() {
+    let hub = Hub::start();
+    let content = vec![7u8; 64 * 1024];
+    let digest = sha256(&content);
+
+    // The final PUT announces 64 KiB but the connection ends after 1 KiB.
+    let location = start_upload(&hub, "carol/cut");
+    let r = hub.request(
+        "PUT",
+        &with_digest(&location, &digest),
+        &[("Content-Length", &content.len().to_string())],
+        &content[..1024],
+    );
+    assert!(r.status != 201, "a short body was accepted: {r:?}");
+
+    // A chunk that breaks off likewise.
+    let location = start_upload(&hub, "carol/cut");
+    let r = hub.request(
+        "PATCH",
+        &location,
+        &[("Content-Length", &content.len().to_string())],
+        &content[..512],
+    );
+    assert!(r.status != 202, "a short chunk was accepted: {r:?}");
+
+    let head = hub.request("HEAD", &format!("/v2/carol/cut/blobs/{digest}"), &[], b"");
+    assert_eq!(head.status, 404);
+    // The server notices the broken body asynchronously; give it a moment to clean up.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !stored_files(&hub).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(stored_files(&hub), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_wrong_digest_is_refused_and_nothing_is_stored() {
+    let hub = Hub::start();
+    let claimed = sha256(b"what the client claims");
+    let r = hub.request(
+        "POST",
+        &format!("/v2/dave/bad/blobs/uploads/?digest={claimed}"),
+        &[],
+        b"what the client sends",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["errors"][0]["code"],
+        "DIGEST_INVALID",
+        "{}",
+        r.text()
+    );
+    let head = hub.request("HEAD", &format!("/v2/dave/bad/blobs/{claimed}"), &[], b"");
+    assert_eq!(head.status, 404);
+    assert_eq!(stored_files(&hub), Vec::<PathBuf>::new());
+
+    // A manifest PUT by digest must hash to that digest.
+    let config = push_blob(&hub, "dave/bad", b"{}");
+    let manifest = image_manifest(&config, &[], None);
+    let r = hub.request(
+        "PUT",
+        &format!("/v2/dave/bad/manifests/{claimed}"),
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        manifest.as_bytes(),
+    );
+    assert_eq!(
+        r.json()["errors"][0]["code"],
+        "DIGEST_INVALID",
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn chunked_upload_range_reads_and_cross_repo_mount() {
+    let hub = Hub::start();
+    let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = sha256(&content);
+
+    let mut location = start_upload(&hub, "erin/chunks");
+    let mut sent = 0;
+    for chunk in content.chunks(30_000) {
+        let range = format!("{}-{}", sent, sent + chunk.len() - 1);
+        let r = hub.request("PATCH", &location, &[("Content-Range", &range)], chunk);
+        assert_eq!(r.status, 202, "{}", r.text());
+        sent += chunk.len();
+        assert_eq!(r.header("range"), Some(format!("0-{}", sent - 1).as_str()));
+        location = r.header("location").unwrap().to_string();
+    }
+    // A chunk that does not continue where the upload stands is refused.
+    let r = hub.request(
+        "PATCH",
+        &location,
+        &[("Content-Range", "0-9")],
+        &content[..10],
+    );
+    assert_eq!(r.status, 416, "{}", r.text());
+    let r = hub.request("PUT", &with_digest(&location, &digest), &[], b"");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
+
+    let blob = format!("/v2/erin/chunks/blobs/{digest}");
+    let full = hub.request("GET", &blob, &[], b"");
+    assert_eq!(full.body, content);
+    let part = hub.request("GET", &blob, &[("Range", "bytes=10-19")], b"");
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, &content[10..20]);
+    assert_eq!(part.header("content-range"), Some("bytes 10-19/100000"));
+    let head = hub.request("HEAD", &blob, &[], b"");
+    assert_eq!(head.header("content-length"), Some("100000"));
+
+    // Other repositories see the blob only after a mount.
+    let elsewhere = format!("/v2/frank/other/blobs/{digest}");
+    assert_eq!(hub.request("HEAD", &elsewhere, &[], b"").status, 404);
+    let r = hub.request(
+        "POST",
+        &format!("/v2/frank/other/blobs/uploads/?mount={digest}&from=erin/chunks"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(hub.request("GET", &elsewhere, &[], b"").body, content);
+    // Mounting from a repository that lacks the blob falls back to an upload session.
+    let r = hub.request(
+        "POST",
+        &format!("/v2/frank/third/blobs/uploads/?mount={digest}&from=nobody/here"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 202);
+}
+
+fn image_manifest(config: &str, layers: &[&str], subject: Option<&str>) -> String {
+    let layers: Vec<_> = layers
+        .iter()
+        .map(|d| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": 1}))
+        .collect();
+    let mut m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+        "layers": layers,
+    });
+    if let Some(s) = subject {
+        m["artifactType"] = serde_json::json!("application/vnd.example.signature");
+        m["subject"] = serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": s, "size": 1
+        });
+        m["annotations"] = serde_json::json!({"org.example.kind": "sig"});
+    }
+    m.to_string()
+}
+
+fn put_manifest(hub: &Hub, name: &str, reference: &str, body: &str) -> String {
+    let r = hub.request(
+        "PUT",
+        &format!("/v2/{name}/manifests/{reference}"),
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.header("docker-content-digest").unwrap().to_string()
+}
+
+#[test]
+fn manifests_tags_catalog_referrers_and_errors() {
+    let hub = Hub::start();
+    let base = hub.request("GET", "/v2/", &[], b"");
+    assert_eq!(base.status, 200);
+    assert_eq!(
+        base.header("docker-distribution-api-version"),
+        Some("registry/2.0")
+    );
+
+    let name = "gina/tools";
+    let config = push_blob(&hub, name, b"{}");
+    let layer = push_blob(&hub, name, b"layer bytes");
+
+    // A manifest naming a blob the repository lacks is refused.
+    let missing = sha256(b"never uploaded");
+    let r = hub.request(
+        "PUT",
+        &format!("/v2/{name}/manifests/v1"),
+        &[],
+        image_manifest(&config, &[&missing], None).as_bytes(),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["errors"][0]["code"], "MANIFEST_BLOB_UNKNOWN");
+    // A media type off the allow list is refused.
+    let odd = serde_json::json!({"schemaVersion": 2, "mediaType": "text/html"}).to_string();
+    let r = hub.request(
+        "PUT",
+        &format!("/v2/{name}/manifests/v1"),
+        &[],
+        odd.as_bytes(),
+    );
+    assert_eq!(
+        r.json()["errors"][0]["code"],
+        "MANIFEST_INVALID",
+        "{}",
+        r.text()
+    );
+
+    let body = image_manifest(&config, &[&layer], None);
+    let digest = put_manifest(&hub, name, "v1", &body);
+    assert_eq!(digest, sha256(body.as_bytes()));
+    for t in ["v2", "a", "b", "c"] {
+        put_manifest(&hub, name, t, &body);
+    }
+    let got = hub.request("GET", &format!("/v2/{name}/manifests/v1"), &[], b"");
+    assert_eq!(got.body, body.as_bytes(), "bytes must be stored exactly");
+
+    // Tags page by page, following Link.
+    let mut tags = Vec::new();
+    let mut next = Some(format!("/v2/{name}/tags/list?n=2"));
+    while let Some(path) = next {
+        let r = hub.request("GET", &path, &[], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        tags.extend(
+            r.json()["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string()),
+        );
+        next = r
+            .header("link")
+            .map(|l| l[1..l.find('>').unwrap()].to_string());
+    }
+    assert_eq!(tags, ["a", "b", "c", "v1", "v2"]);
+    let catalog = hub.request("GET", "/v2/_catalog", &[], b"").json();
+    assert_eq!(catalog["repositories"], serde_json::json!([name]));
+
+    // A signature-like artifact refers to the manifest; the filter selects it.
+    let sig = image_manifest(&config, &[], Some(&digest));
+    let sig_digest = put_manifest(&hub, name, &sha256(sig.as_bytes()), &sig);
+    let referrers = format!("/v2/{name}/referrers/{digest}");
+    let all = hub.request("GET", &referrers, &[], b"").json();
+    assert_eq!(all["manifests"][0]["digest"], sig_digest.as_str());
+    assert_eq!(
+        all["manifests"][0]["annotations"]["org.example.kind"],
+        "sig"
+    );
+    let filtered = hub.request(
+        "GET",
+        &format!("{referrers}?artifactType=application/vnd.example.signature"),
+        &[],
+        b"",
+    );
+    assert_eq!(filtered.header("oci-filters-applied"), Some("artifactType"));
+    assert_eq!(filtered.json()["manifests"].as_array().unwrap().len(), 1);
+    let none = hub.request(
+        "GET",
+        &format!("{referrers}?artifactType=application/x-other"),
+        &[],
+        b"",
+    );
+    assert_eq!(none.json()["manifests"], serde_json::json!([]));
+
+    // Deleting by digest removes the manifest and its tags.
+    let r = hub.request(
+        "DELETE",
+        &format!("/v2/{name}/manifests/{digest}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 202);
+    let gone = hub.request("GET", &format!("/v2/{name}/manifests/v1"), &[], b"");
+    assert_eq!(gone.status, 404);
+    assert_eq!(gone.json()["errors"][0]["code"], "MANIFEST_UNKNOWN");
+    let unknown = hub.request("GET", "/v2/no/such/tags/list", &[], b"");
+    assert_eq!(unknown.json()["errors"][0]["code"], "NAME_UNKNOWN");
+    let invalid = hub.request("GET", "/v2/Upper/Case/tags/list", &[], b"");
+    assert_eq!(invalid.json()["errors"][0]["code"], "NAME_INVALID");
+}
