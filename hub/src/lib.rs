@@ -4,14 +4,19 @@
 //! [`db::Db`] (SQLite in the data dir, or Postgres) and bytes in [`blobs::BlobStore`]
 //! (files under the data dir, made visible only after their digest is checked).
 
+pub mod accounts;
+pub mod api;
+pub mod auth;
 pub mod blobs;
 pub mod db;
+pub mod index;
 pub mod oci;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use axum::routing::any;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post};
 use axum::Router;
 
 use ebpf_runner::{Error, Result};
@@ -42,6 +47,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v2", any(oci::dispatch))
         .route("/v2/", any(oci::dispatch))
         .route("/v2/{*rest}", any(oci::dispatch))
+        .route("/api/v1/register", post(api::register))
+        .route("/api/v1/tokens", post(api::create_token))
+        .route("/api/v1/packages/{*repo}", get(api::package))
+        // Forms and JSON are small; blob uploads stream and enforce their own limit.
+        .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
 }
 

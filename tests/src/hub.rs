@@ -62,6 +62,41 @@ impl Hub {
         request(&self.addr, method, path, headers, body)
     }
 
+    /// Registers `user` with `password` through the hub's API.
+    pub fn register(&self, user: &str, password: &str) {
+        let body = serde_json::json!({ "name": user, "password": password }).to_string();
+        let r = self.request("POST", "/api/v1/register", &JSON, body.as_bytes());
+        assert_eq!(r.status, 201, "register {user}: {}", r.text());
+    }
+
+    /// Mints an API token for `user` (authenticated by password) with `scopes` (`pull`,
+    /// `push`) limited to `namespaces` (empty: all of the user's).
+    pub fn token(
+        &self,
+        user: &str,
+        password: &str,
+        scopes: &[&str],
+        namespaces: &[&str],
+    ) -> String {
+        let body = serde_json::json!({
+            "label": "test", "scopes": scopes, "namespaces": namespaces,
+        })
+        .to_string();
+        let auth = basic(user, password);
+        let headers = [JSON[0], ("Authorization", auth.as_str())];
+        let r = self.request("POST", "/api/v1/tokens", &headers, body.as_bytes());
+        assert_eq!(r.status, 201, "token for {user}: {}", r.text());
+        r.json()["token"].as_str().expect("a token").to_string()
+    }
+
+    /// A new user with a push+pull token: returns the `Authorization` header value.
+    pub fn user_with_token(&self, user: &str) -> (String, String) {
+        let password = format!("{user}-password");
+        self.register(user, &password);
+        let token = self.token(user, &password, &["pull", "push"], &[]);
+        (basic(user, &token), token)
+    }
+
     fn launch(data: &Path, database: Option<&str>, dir: Option<tempfile::TempDir>) -> Hub {
         let mut dir = dir;
         let mut last_log = String::new();
@@ -126,6 +161,18 @@ impl Drop for Hub {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+const JSON: [(&str, &str); 1] = [("Content-Type", "application/json")];
+
+/// An `Authorization: Basic …` header value.
+pub fn basic(user: &str, secret: &str) -> String {
+    use base64::Engine;
+    let raw = format!("{user}:{secret}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 /// An HTTP response: status, headers (names lowercased), body.

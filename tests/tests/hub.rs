@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ebpf_e2e_tests::cli::{self, ok, Background, Env};
+use ebpf_e2e_tests::cli::{self, fails, ok, Background, Env};
 use ebpf_e2e_tests::hub::Hub;
 use sha2::{Digest, Sha256};
 
@@ -64,8 +64,10 @@ fn stored_files(hub: &Hub) -> Vec<PathBuf> {
 #[test]
 fn publish_to_the_hub_then_run_from_it_sees_a_real_event() {
     let hub = Hub::start();
+    let (_, token) = hub.user_with_token("alice");
     let env = Env::new();
     let dir = project(&env, "hubsnoop", &format!("{}/alice", hub.addr()));
+    ok(&mut env.cmd(["login", hub.addr(), "-u", "alice", "-p", &token]));
     let out = ok(env.cmd(["publish", "--manifest-path"]).arg(&dir));
     let printed = String::from_utf8(out.stdout).unwrap();
     let reference = format!("{}/alice/hubsnoop:0.1.0", hub.addr());
@@ -73,13 +75,32 @@ fn publish_to_the_hub_then_run_from_it_sees_a_real_event() {
         printed.starts_with(&format!("{reference}@sha256:")),
         "{printed}"
     );
+    let digest = printed.trim().rsplit('@').next().unwrap().to_string();
 
-    let tags = hub.request("GET", "/v2/alice/hubsnoop/tags/list", &[], b"");
-    assert_eq!(tags.json()["tags"], serde_json::json!(["0.1.0"]));
+    // Indexed on push from the package config: description, license, programs.
+    let pkg = hub
+        .request("GET", "/api/v1/packages/alice/hubsnoop", &[], b"")
+        .json();
+    assert_eq!(pkg["owner"], "alice");
+    assert_eq!(pkg["license"], "GPL-2.0");
+    assert!(
+        pkg["description"].as_str().unwrap().contains("openat"),
+        "{pkg}"
+    );
+    assert_eq!(pkg["versions"][0]["version"], "0.1.0");
+    assert_eq!(pkg["versions"][0]["digest"], digest.as_str());
+    let section = &pkg["versions"][0]["programs"][0]["section"];
+    assert!(
+        section.as_str().unwrap().starts_with("tracepoint/"),
+        "{pkg}"
+    );
 
-    // The local store is empty: run pulls from the hub, loads, attaches.
-    let marker = env.path().join(format!("hub-run-{}", std::process::id()));
-    let cmd = env.cmd(["run", &reference, "--output", "json", "--duration", "6"]);
+    // Someone else, never logged in, runs it: anonymous pull, load, attach, a real event.
+    let stranger = Env::new();
+    let marker = stranger
+        .path()
+        .join(format!("hub-run-{}", std::process::id()));
+    let cmd = stranger.cmd(["run", &reference, "--output", "json", "--duration", "6"]);
     let mut bg = Background::spawn(cmd);
     bg.wait_for_stderr("Attached", Duration::from_secs(60));
     let until = Instant::now() + Duration::from_secs(2);
@@ -95,11 +116,142 @@ fn publish_to_the_hub_then_run_from_it_sees_a_real_event() {
         events.len()
     );
     assert_eq!(mine[0]["pid"], std::process::id());
+    // The pull was counted (off the request path, so allow it a moment).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let pkg = hub
+            .request("GET", "/api/v1/packages/alice/hubsnoop", &[], b"")
+            .json();
+        if pkg["downloads"].as_i64().unwrap() >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "download not counted: {pkg}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // 0.1.0 is published: changing the package and publishing the same version is refused.
+    let manifest = dir.join("ebpf.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("Trace file opens", "Trace opens")).unwrap();
+    let err = fails(env.cmd(["publish", "--manifest-path"]).arg(&dir), 6);
+    assert!(err.contains("already published"), "{err}");
+    let tags = hub.request("GET", "/v2/alice/hubsnoop/manifests/0.1.0", &[], b"");
+    assert_eq!(tags.header("docker-content-digest"), Some(digest.as_str()));
+}
+
+#[test]
+fn namespaces_belong_to_their_user() {
+    let hub = Hub::start();
+    let (_, alice) = hub.user_with_token("alice");
+    let (bob_auth, bob) = hub.user_with_token("bob");
+    let env = Env::new();
+    let dir = project(&env, "mine", &format!("{}/alice", hub.addr()));
+    ok(&mut env.cmd(["login", hub.addr(), "-u", "alice", "-p", &alice]));
+    ok(env.cmd(["publish", "--manifest-path"]).arg(&dir));
+
+    // Bob's token cannot push into alice/…, with our client, skopeo, or raw HTTP.
+    let other = Env::new();
+    ok(&mut other.cmd(["login", hub.addr(), "-u", "bob", "-p", &bob]));
+    let reference = format!("{}/alice/mine:0.2.0", hub.addr());
+    let err = fails(
+        other.cmd(["push", &reference, "--manifest-path"]).arg(&dir),
+        7,
+    );
+    // (The runner reports any 401/403 as rejected credentials; the raw 403 is checked below.)
+    assert!(err.contains("rejected"), "{err}");
+    let tags = hub
+        .request("GET", "/v2/alice/mine/tags/list", &[], b"")
+        .json();
+    assert_eq!(tags["tags"], serde_json::json!(["0.1.0"]));
+    let r = hub.request(
+        "POST",
+        "/v2/alice/mine/blobs/uploads/",
+        &[("Authorization", &bob_auth)],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["errors"][0]["code"], "DENIED");
+    ok(env.cmd(["package", "--manifest-path"]).arg(&dir));
+    let layout = dir.join("target/ebpf/oci");
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &format!("bob:{bob}"),
+        ])
+        .arg(format!("oci:{}", layout.display()))
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("run skopeo");
+    assert!(
+        !out.status.success(),
+        "skopeo pushed into another namespace"
+    );
+    // … but into his own, yes.
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &format!("bob:{bob}"),
+        &format!("oci:{}", layout.display()),
+        &format!("docker://{}/bob/mine:0.1.0", hub.addr()),
+    ]);
+
+    // Anonymous: pull yes, push no (401 with a Basic challenge).
+    let r = hub.request("GET", "/v2/alice/mine/tags/list", &[], b"");
+    assert_eq!(r.status, 200);
+    let r = hub.request("POST", "/v2/alice/mine/blobs/uploads/", &[], b"");
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Basic"));
+    // A wrong token is refused, and `login` says so.
+    fails(
+        &mut other.cmd(["login", hub.addr(), "-u", "bob", "-p", "cehub_wrong"]),
+        7,
+    );
+    // A pull-only token cannot push.
+    let pull_only = hub.token("bob", "bob-password", &["pull"], &[]);
+    let auth = ebpf_e2e_tests::hub::basic("bob", &pull_only);
+    let r = hub.request(
+        "POST",
+        "/v2/bob/mine/blobs/uploads/",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+}
+
+#[test]
+fn a_package_whose_program_is_not_bpf_is_refused() {
+    let hub = Hub::start();
+    let (auth, _) = hub.user_with_token("mallory");
+    // A package built by the real packager, but its "object" is not a BPF ELF.
+    let pkg = ebpf_e2e_tests::sample_package("fake", "0.1.0");
+    let name = "mallory/fake";
+    for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
+        push_blob(&hub, &auth, name, &blob.data);
+    }
+    let r = hub.request(
+        "PUT",
+        &format!("/v2/{name}/manifests/0.1.0"),
+        &[("Authorization", &auth)],
+        &pkg.manifest_bytes,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["errors"][0]["code"], "MANIFEST_INVALID");
+    assert!(r.text().contains("EM_BPF"), "{}", r.text());
+    let tags = hub
+        .request("GET", &format!("/v2/{name}/tags/list"), &[], b"")
+        .json();
+    assert_eq!(tags["tags"], serde_json::json!([]));
+    let index = hub.request("GET", &format!("/api/v1/packages/{name}"), &[], b"");
+    assert_eq!(index.status, 404);
 }
 
 #[test]
 fn skopeo_copies_a_package_into_the_hub_and_back_out_unchanged() {
     let hub = Hub::start();
+    let (_, token) = hub.user_with_token("bob");
     let env = Env::new();
     let dir = project(&env, "copied", "localhost:1/unused");
     ok(env.cmd(["package", "--manifest-path"]).arg(&dir));
@@ -110,6 +262,8 @@ fn skopeo_copies_a_package_into_the_hub_and_back_out_unchanged() {
     skopeo(&[
         "copy",
         "--dest-tls-verify=false",
+        "--dest-creds",
+        &format!("bob:{token}"),
         &format!("oci:{}", layout.display()),
         &dest,
     ]);
@@ -161,18 +315,23 @@ fn skopeo(args: &[&str]) {
 }
 
 /// Starts an upload session; returns its Location path.
-fn start_upload(hub: &Hub, name: &str) -> String {
-    let r = hub.request("POST", &format!("/v2/{name}/blobs/uploads/"), &[], b"");
+fn start_upload(hub: &Hub, auth: &str, name: &str) -> String {
+    let r = hub.request(
+        "POST",
+        &format!("/v2/{name}/blobs/uploads/"),
+        &[("Authorization", auth)],
+        b"",
+    );
     assert_eq!(r.status, 202, "{}", r.text());
     r.header("location").expect("Location").to_string()
 }
 
-fn push_blob(hub: &Hub, name: &str, bytes: &[u8]) -> String {
+fn push_blob(hub: &Hub, auth: &str, name: &str, bytes: &[u8]) -> String {
     let digest = sha256(bytes);
     let r = hub.request(
         "POST",
         &format!("/v2/{name}/blobs/uploads/?digest={digest}"),
-        &[],
+        &[("Authorization", auth)],
         bytes,
     );
     assert_eq!(r.status, 201, "{}", r.text());
@@ -187,25 +346,27 @@ fn with_digest(location: &str, digest: &str) -> String {
 #[test]
 fn a_truncated_upload_leaves_nothing_visible() {
     let hub = Hub::start();
+    let (auth, _) = hub.user_with_token("carol");
     let content = vec![7u8; 64 * 1024];
     let digest = sha256(&content);
 
     // The final PUT announces 64 KiB but the connection ends after 1 KiB.
-    let location = start_upload(&hub, "carol/cut");
+    let location = start_upload(&hub, &auth, "carol/cut");
+    let length = content.len().to_string();
     let r = hub.request(
         "PUT",
         &with_digest(&location, &digest),
-        &[("Content-Length", &content.len().to_string())],
+        &[("Content-Length", &length), ("Authorization", &auth)],
         &content[..1024],
     );
     assert!(r.status != 201, "a short body was accepted: {r:?}");
 
     // A chunk that breaks off likewise.
-    let location = start_upload(&hub, "carol/cut");
+    let location = start_upload(&hub, &auth, "carol/cut");
     let r = hub.request(
         "PATCH",
         &location,
-        &[("Content-Length", &content.len().to_string())],
+        &[("Content-Length", &length), ("Authorization", &auth)],
         &content[..512],
     );
     assert!(r.status != 202, "a short chunk was accepted: {r:?}");
@@ -223,11 +384,12 @@ fn a_truncated_upload_leaves_nothing_visible() {
 #[test]
 fn a_wrong_digest_is_refused_and_nothing_is_stored() {
     let hub = Hub::start();
+    let (auth, _) = hub.user_with_token("dave");
     let claimed = sha256(b"what the client claims");
     let r = hub.request(
         "POST",
         &format!("/v2/dave/bad/blobs/uploads/?digest={claimed}"),
-        &[],
+        &[("Authorization", &auth)],
         b"what the client sends",
     );
     assert_eq!(r.status, 400);
@@ -242,12 +404,15 @@ fn a_wrong_digest_is_refused_and_nothing_is_stored() {
     assert_eq!(stored_files(&hub), Vec::<PathBuf>::new());
 
     // A manifest PUT by digest must hash to that digest.
-    let config = push_blob(&hub, "dave/bad", b"{}");
+    let config = push_blob(&hub, &auth, "dave/bad", b"{}");
     let manifest = image_manifest(&config, &[], None);
     let r = hub.request(
         "PUT",
         &format!("/v2/dave/bad/manifests/{claimed}"),
-        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        &[
+            ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+            ("Authorization", &auth),
+        ],
         manifest.as_bytes(),
     );
     assert_eq!(
@@ -261,14 +426,17 @@ fn a_wrong_digest_is_refused_and_nothing_is_stored() {
 #[test]
 fn chunked_upload_range_reads_and_cross_repo_mount() {
     let hub = Hub::start();
+    let (auth, _) = hub.user_with_token("erin");
+    let (frank, _) = hub.user_with_token("frank");
     let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let digest = sha256(&content);
 
-    let mut location = start_upload(&hub, "erin/chunks");
+    let mut location = start_upload(&hub, &auth, "erin/chunks");
     let mut sent = 0;
     for chunk in content.chunks(30_000) {
         let range = format!("{}-{}", sent, sent + chunk.len() - 1);
-        let r = hub.request("PATCH", &location, &[("Content-Range", &range)], chunk);
+        let headers = [("Content-Range", range.as_str()), ("Authorization", &auth)];
+        let r = hub.request("PATCH", &location, &headers, chunk);
         assert_eq!(r.status, 202, "{}", r.text());
         sent += chunk.len();
         assert_eq!(r.header("range"), Some(format!("0-{}", sent - 1).as_str()));
@@ -278,11 +446,16 @@ fn chunked_upload_range_reads_and_cross_repo_mount() {
     let r = hub.request(
         "PATCH",
         &location,
-        &[("Content-Range", "0-9")],
+        &[("Content-Range", "0-9"), ("Authorization", &auth)],
         &content[..10],
     );
     assert_eq!(r.status, 416, "{}", r.text());
-    let r = hub.request("PUT", &with_digest(&location, &digest), &[], b"");
+    let r = hub.request(
+        "PUT",
+        &with_digest(&location, &digest),
+        &[("Authorization", &auth)],
+        b"",
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
 
@@ -302,7 +475,7 @@ fn chunked_upload_range_reads_and_cross_repo_mount() {
     let r = hub.request(
         "POST",
         &format!("/v2/frank/other/blobs/uploads/?mount={digest}&from=erin/chunks"),
-        &[],
+        &[("Authorization", &frank)],
         b"",
     );
     assert_eq!(r.status, 201, "{}", r.text());
@@ -311,7 +484,7 @@ fn chunked_upload_range_reads_and_cross_repo_mount() {
     let r = hub.request(
         "POST",
         &format!("/v2/frank/third/blobs/uploads/?mount={digest}&from=nobody/here"),
-        &[],
+        &[("Authorization", &frank)],
         b"",
     );
     assert_eq!(r.status, 202);
@@ -338,11 +511,14 @@ fn image_manifest(config: &str, layers: &[&str], subject: Option<&str>) -> Strin
     m.to_string()
 }
 
-fn put_manifest(hub: &Hub, name: &str, reference: &str, body: &str) -> String {
+fn put_manifest(hub: &Hub, auth: &str, name: &str, reference: &str, body: &str) -> String {
     let r = hub.request(
         "PUT",
         &format!("/v2/{name}/manifests/{reference}"),
-        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        &[
+            ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+            ("Authorization", auth),
+        ],
         body.as_bytes(),
     );
     assert_eq!(r.status, 201, "{}", r.text());
@@ -352,7 +528,8 @@ fn put_manifest(hub: &Hub, name: &str, reference: &str, body: &str) -> String {
 #[test]
 fn manifests_tags_catalog_referrers_and_errors() {
     let hub = Hub::start();
-    let base = hub.request("GET", "/v2/", &[], b"");
+    let (auth, _) = hub.user_with_token("gina");
+    let base = hub.request("GET", "/v2/", &[("Authorization", &auth)], b"");
     assert_eq!(base.status, 200);
     assert_eq!(
         base.header("docker-distribution-api-version"),
@@ -360,15 +537,15 @@ fn manifests_tags_catalog_referrers_and_errors() {
     );
 
     let name = "gina/tools";
-    let config = push_blob(&hub, name, b"{}");
-    let layer = push_blob(&hub, name, b"layer bytes");
+    let config = push_blob(&hub, &auth, name, b"{}");
+    let layer = push_blob(&hub, &auth, name, b"layer bytes");
 
     // A manifest naming a blob the repository lacks is refused.
     let missing = sha256(b"never uploaded");
     let r = hub.request(
         "PUT",
         &format!("/v2/{name}/manifests/v1"),
-        &[],
+        &[("Authorization", &auth)],
         image_manifest(&config, &[&missing], None).as_bytes(),
     );
     assert_eq!(r.status, 400);
@@ -378,7 +555,7 @@ fn manifests_tags_catalog_referrers_and_errors() {
     let r = hub.request(
         "PUT",
         &format!("/v2/{name}/manifests/v1"),
-        &[],
+        &[("Authorization", &auth)],
         odd.as_bytes(),
     );
     assert_eq!(
@@ -389,10 +566,10 @@ fn manifests_tags_catalog_referrers_and_errors() {
     );
 
     let body = image_manifest(&config, &[&layer], None);
-    let digest = put_manifest(&hub, name, "v1", &body);
+    let digest = put_manifest(&hub, &auth, name, "v1", &body);
     assert_eq!(digest, sha256(body.as_bytes()));
     for t in ["v2", "a", "b", "c"] {
-        put_manifest(&hub, name, t, &body);
+        put_manifest(&hub, &auth, name, t, &body);
     }
     let got = hub.request("GET", &format!("/v2/{name}/manifests/v1"), &[], b"");
     assert_eq!(got.body, body.as_bytes(), "bytes must be stored exactly");
@@ -420,7 +597,7 @@ fn manifests_tags_catalog_referrers_and_errors() {
 
     // A signature-like artifact refers to the manifest; the filter selects it.
     let sig = image_manifest(&config, &[], Some(&digest));
-    let sig_digest = put_manifest(&hub, name, &sha256(sig.as_bytes()), &sig);
+    let sig_digest = put_manifest(&hub, &auth, name, &sha256(sig.as_bytes()), &sig);
     let referrers = format!("/v2/{name}/referrers/{digest}");
     let all = hub.request("GET", &referrers, &[], b"").json();
     assert_eq!(all["manifests"][0]["digest"], sig_digest.as_str());
@@ -448,7 +625,7 @@ fn manifests_tags_catalog_referrers_and_errors() {
     let r = hub.request(
         "DELETE",
         &format!("/v2/{name}/manifests/{digest}"),
-        &[],
+        &[("Authorization", &auth)],
         b"",
     );
     assert_eq!(r.status, 202);

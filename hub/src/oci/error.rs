@@ -64,6 +64,12 @@ impl OciError {
     pub fn unsupported(message: impl Into<String>) -> OciError {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
     }
+    pub fn unauthorized(message: &str) -> OciError {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+    pub fn denied(message: String) -> OciError {
+        Self::new(StatusCode::FORBIDDEN, "DENIED", message)
+    }
     pub fn internal(message: impl std::fmt::Display) -> OciError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -90,11 +96,18 @@ impl IntoResponse for OciError {
         let body = serde_json::json!({
             "errors": [{ "code": self.code, "message": self.message }]
         });
-        (
+        let mut response = (
             self.status,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(crate::auth::CHALLENGE),
+            );
+        }
+        response
     }
 }

@@ -11,6 +11,7 @@ use super::error::{OciError, OciResult};
 use super::{valid_tag, DIGEST_HEADER};
 use crate::blobs::{is_sha256_digest, sha256_digest};
 use crate::db::NewManifest;
+use crate::index::{self, ManifestFacts};
 use crate::AppState;
 
 /// The manifest media types this hub stores; anything else is refused.
@@ -29,6 +30,8 @@ pub struct Descriptor {
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
     pub digest: String,
+    #[serde(default)]
+    pub size: i64,
 }
 
 /// The fields of an image manifest or index the hub looks at.
@@ -44,6 +47,8 @@ pub struct ManifestDoc {
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
     pub subject: Option<Descriptor>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 pub async fn handle(
@@ -88,6 +93,13 @@ async fn get(app: &AppState, method: &Method, name: &str, reference: &str) -> Oc
         .await?
         .ok_or_else(|| OciError::manifest_unknown(reference))?;
     let len = m.content.len();
+    if *method == Method::GET && !is_sha256_digest(reference) {
+        // Counted after the response is on its way: a slow counter never delays a pull.
+        let (db, name, tag) = (app.db.clone(), name.to_string(), reference.to_string());
+        tokio::spawn(async move {
+            let _ = db.count_download(&name, &tag).await;
+        });
+    }
     let body = if *method == Method::HEAD {
         Body::empty()
     } else {
@@ -128,6 +140,11 @@ async fn put(
         .map_err(|e| OciError::manifest_invalid(format!("not a manifest: {e}")))?;
     let media_type = media_type(&doc, headers)?;
     check_references(app, name, &doc).await?;
+    let tag = (!is_sha256_digest(reference)).then_some(reference);
+    if let Some(tag) = tag {
+        check_immutable(app, name, tag, &digest).await?;
+    }
+    let inspected = inspect(app, &doc).await?;
     let artifact_type = doc
         .artifact_type
         .clone()
@@ -142,8 +159,19 @@ async fn put(
             content: &bytes,
         })
         .await?;
-    if !is_sha256_digest(reference) {
-        app.db.set_tag(name, reference, &digest).await?;
+    if let Some(tag) = tag {
+        app.db.set_tag(name, tag, &digest).await?;
+        if let Some(i) = &inspected {
+            let size = bytes.len() as i64
+                + doc
+                    .config
+                    .iter()
+                    .chain(&doc.layers)
+                    .map(|d| d.size)
+                    .sum::<i64>();
+            let (package, version) = index::rows(name, tag, &digest, size, &facts(&doc), i);
+            app.db.index_version(&package, &version).await?;
+        }
     }
     let mut response = (
         StatusCode::CREATED,
@@ -213,6 +241,91 @@ async fn check_references(app: &AppState, name: &str, doc: &ManifestDoc) -> OciR
         }
     }
     Ok(())
+}
+
+/// Version tags (`1.2.3`, `v1.2.3-rc1`) are immutable once published; other tags
+/// (`latest`, `dev`) may move. Re-pushing the same manifest is fine.
+pub fn is_version_tag(tag: &str) -> bool {
+    let t = tag.strip_prefix('v').unwrap_or(tag);
+    let core = t.split('-').next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+async fn check_immutable(app: &AppState, name: &str, tag: &str, digest: &str) -> OciResult<()> {
+    if !is_version_tag(tag) {
+        return Ok(());
+    }
+    match app.db.tag_digest(name, tag).await? {
+        Some(old) if old != digest => Err(OciError::new(
+            StatusCode::CONFLICT,
+            "DENIED",
+            format!(
+                "{name}:{tag} is already published as {old} and published versions are \
+                 immutable; bump the version (in ebpf.toml) and publish again"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn facts(doc: &ManifestDoc) -> ManifestFacts<'_> {
+    ManifestFacts {
+        artifact_type: doc.artifact_type.as_deref(),
+        layers: doc
+            .layers
+            .iter()
+            .map(|l| (l.digest.as_str(), l.media_type.as_str()))
+            .collect(),
+        annotations: &doc.annotations,
+    }
+}
+
+/// Runs the package checks (blocking file reads and gunzip) off the async workers.
+async fn inspect(app: &AppState, doc: &ManifestDoc) -> OciResult<Option<index::Inspected>> {
+    let Some(config) = &doc.config else {
+        return Ok(None);
+    };
+    if config.size > MAX_MANIFEST_BYTES as i64 {
+        return Ok(None);
+    }
+    let config_bytes = app.blobs.read(&config.digest).await?;
+    let blobs = app.blobs.clone();
+    let owned = OwnedFacts {
+        artifact_type: doc.artifact_type.clone(),
+        layers: doc
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.media_type.clone()))
+            .collect(),
+        annotations: doc.annotations.clone(),
+    };
+    tokio::task::spawn_blocking(move || {
+        let facts = ManifestFacts {
+            artifact_type: owned.artifact_type.as_deref(),
+            layers: owned
+                .layers
+                .iter()
+                .map(|(d, m)| (d.as_str(), m.as_str()))
+                .collect(),
+            annotations: &owned.annotations,
+        };
+        index::inspect(&facts, Some(&config_bytes), |d| {
+            std::fs::read(blobs.blob_path(d))
+        })
+    })
+    .await
+    .map_err(OciError::internal)?
+    .map_err(OciError::manifest_invalid)
+}
+
+struct OwnedFacts {
+    artifact_type: Option<String>,
+    layers: Vec<(String, String)>,
+    annotations: std::collections::BTreeMap<String, String>,
 }
 
 async fn delete(app: &AppState, name: &str, reference: &str) -> OciResult<Response> {

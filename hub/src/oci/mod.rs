@@ -16,6 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::{self, Caller};
 use crate::AppState;
 use error::{OciError, OciResult};
 
@@ -148,6 +149,7 @@ async fn route(
             return Err(OciError::name_invalid(name));
         }
     }
+    authorize(app, method, &route, headers).await?;
     let q = query(uri);
     let m = method.clone();
     match (route, m) {
@@ -166,6 +168,43 @@ async fn route(
             blobs::upload(app, &m, &name, &id, &q, headers, body).await
         }
         (_, m) => Err(OciError::unsupported(format!("{m} is not supported here"))),
+    }
+}
+
+/// Pulls are open to everyone (every package on the hub is public); pushes and deletes need
+/// a user whose namespace holds the repository. `/v2/` itself asks anonymous callers for
+/// credentials, which is how clients learn to send them (and how `login` checks them).
+async fn authorize(
+    app: &AppState,
+    method: &Method,
+    route: &Route,
+    headers: &HeaderMap,
+) -> OciResult<()> {
+    let caller = auth::caller(&app.db, headers).await?;
+    let principal = match caller {
+        Caller::Invalid => {
+            return Err(OciError::unauthorized(
+                "wrong user name, password or token (or the token expired)",
+            ))
+        }
+        Caller::Anonymous => None,
+        Caller::User(p) => Some(p),
+    };
+    let writes = !matches!(*method, Method::GET | Method::HEAD);
+    match (route_name(route), principal) {
+        (None, None) if *route == Route::Base => Err(OciError::unauthorized(
+            "log in to push; pulls need no login",
+        )),
+        (None, _) => Ok(()),
+        (Some(_), None) if writes => {
+            Err(OciError::unauthorized("log in with an API token to push"))
+        }
+        (Some(_), None) => Ok(()),
+        (Some(name), Some(p)) if writes => p.may_push(name).map_err(OciError::denied),
+        (Some(_), Some(p)) if !p.can_pull => {
+            Err(OciError::denied("this token has no pull scope".into()))
+        }
+        (Some(_), Some(_)) => Ok(()),
     }
 }
 
