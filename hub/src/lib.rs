@@ -11,6 +11,8 @@ pub mod blobs;
 pub mod db;
 pub mod index;
 pub mod oci;
+pub mod rate;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,11 +41,13 @@ pub struct ServeOptions {
 pub struct AppState {
     pub db: db::Db,
     pub blobs: blobs::BlobStore,
+    pub templates: std::sync::Arc<handlebars::Handlebars<'static>>,
+    pub limits: std::sync::Arc<rate::Limits>,
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    web::routes()
         .route("/v2", any(oci::dispatch))
         .route("/v2/", any(oci::dispatch))
         .route("/v2/{*rest}", any(oci::dispatch))
@@ -62,7 +66,12 @@ pub async fn open(opts: &ServeOptions) -> Result<AppState> {
     let blobs = blobs::BlobStore::new(&opts.data, DEFAULT_MAX_BLOB)
         .map_err(|e| Error::io("prepare blob storage in", &opts.data, e))?;
     let db = db::Db::open(&opts.data, opts.database.as_deref()).await?;
-    Ok(AppState { db, blobs })
+    Ok(AppState {
+        db,
+        blobs,
+        templates: std::sync::Arc::new(web::templates()),
+        limits: std::sync::Arc::new(rate::Limits::default()),
+    })
 }
 
 /// Runs the hub until SIGINT or SIGTERM. Blocks; builds its own Tokio runtime.
@@ -90,7 +99,8 @@ async fn serve_async(opts: ServeOptions) -> Result<()> {
         opts.data.display(),
         state.db.backend
     );
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| Error::environment(format!("the hub stopped: {e}")))

@@ -239,8 +239,7 @@ pub fn request(
 }
 
 fn read_response(stream: &mut TcpStream, head_only: bool) -> Response {
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    let raw = read_message(stream, head_only);
     if raw.is_empty() {
         return Response {
             status: 0,
@@ -276,6 +275,33 @@ fn read_response(stream: &mut TcpStream, head_only: bool) -> Response {
         status,
         headers,
         body,
+    }
+}
+
+/// Reads until the peer closes or, when the head says `Content-Length`, until the body is
+/// complete (some servers keep the connection open despite `Connection: close`).
+fn read_message(stream: &mut TcpStream, head_only: bool) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return raw,
+            Ok(n) => n,
+        };
+        raw.extend_from_slice(&buf[..n]);
+        let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .filter_map(|l| l.strip_prefix("content-length:"))
+            .find_map(|v| v.trim().parse::<usize>().ok());
+        match length {
+            Some(_) if head_only => return raw,
+            Some(len) if raw.len() >= split + 4 + len => return raw,
+            _ => {}
+        }
     }
 }
 

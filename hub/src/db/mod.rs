@@ -15,6 +15,7 @@ use ebpf_runner::{Error, Result};
 mod accounts;
 mod packages;
 mod registry;
+mod web;
 
 pub use accounts::{TokenRow, UserRow};
 pub use packages::{PackageRow, VersionRow};

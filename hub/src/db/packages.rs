@@ -75,6 +75,7 @@ impl Db {
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
+        self.reindex_search(p).await?;
         sqlx::query(
             "INSERT INTO versions (repo, version, digest, size, created, pushed_at, arch, \
              runtime, object, layer_digest, programs) \

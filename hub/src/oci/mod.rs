@@ -200,7 +200,18 @@ async fn authorize(
             Err(OciError::unauthorized("log in with an API token to push"))
         }
         (Some(_), None) => Ok(()),
-        (Some(name), Some(p)) if writes => p.may_push(name).map_err(OciError::denied),
+        (Some(name), Some(p)) if writes => {
+            p.may_push(name).map_err(OciError::denied)?;
+            let publishes = matches!(route, Route::Manifest { .. }) && *method == Method::PUT;
+            if publishes && !app.limits.publish.allow(&p.user) {
+                return Err(OciError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TOOMANYREQUESTS",
+                    "too many publishes from this account; wait a minute",
+                ));
+            }
+            Ok(())
+        }
         (Some(_), Some(p)) if !p.can_pull => {
             Err(OciError::denied("this token has no pull scope".into()))
         }
