@@ -320,3 +320,117 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Where Debian's PostgreSQL 15 server binaries live.
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A throwaway PostgreSQL cluster owned by the test: `initdb` into a temp dir and `pg_ctl`
+/// on a free 127.0.0.1 port, run as the `postgres` user (the server refuses root).
+/// Stopped and deleted on drop.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        assert!(
+            Path::new(PG_BIN).join("initdb").exists(),
+            "{PG_BIN}/initdb is missing: apt-get install postgresql-15"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("pg");
+        std::fs::create_dir(&data).unwrap();
+        chown_postgres(dir.path());
+        chown_postgres(&data);
+        as_postgres(
+            "initdb",
+            &["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"],
+            &data,
+        );
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let options = format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+                dir.path().display()
+            );
+            let log = dir.path().join("pg.log");
+            let out = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(Path::new(PG_BIN).join("pg_ctl"))
+                .args(["start", "-w", "-t", "30", "-D"])
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-o", &options])
+                .output()
+                .expect("run pg_ctl");
+            if out.status.success() {
+                return Postgres { dir, port };
+            }
+            last = std::fs::read_to_string(&log).unwrap_or_default();
+        }
+        panic!("postgres did not start:\n{last}");
+    }
+
+    /// A URL for database `db`, created on first use.
+    pub fn url(&self, db: &str) -> String {
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(Path::new(PG_BIN).join("createdb"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                db,
+            ])
+            .output()
+            .expect("run createdb");
+        let exists = String::from_utf8_lossy(&out.stderr).contains("already exists");
+        assert!(
+            out.status.success() || exists,
+            "createdb {db}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(Path::new(PG_BIN).join("pg_ctl"))
+            .args(["stop", "-m", "immediate", "-w", "-D"])
+            .arg(self.dir.path().join("pg"))
+            .output();
+    }
+}
+
+fn chown_postgres(path: &Path) {
+    let status = Command::new("chown")
+        .arg("postgres:postgres")
+        .arg(path)
+        .status()
+        .expect("chown");
+    assert!(status.success(), "chown postgres {}", path.display());
+}
+
+fn as_postgres(tool: &str, args: &[&str], dir: &Path) {
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(Path::new(PG_BIN).join(tool))
+        .args(args)
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -7,8 +7,41 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ebpf_e2e_tests::cli::{self, fails, ok, Background, Env};
-use ebpf_e2e_tests::hub::Hub;
+use ebpf_e2e_tests::hub::{Hub, Postgres};
 use sha2::{Digest, Sha256};
+
+/// Every scenario runs twice: on the embedded SQLite default, and on a real PostgreSQL the
+/// test starts (same code path, the Postgres migrations and full-text search).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $( #[test] fn $name() { super::$name(&Hub::start()) } )*
+        }
+        mod postgres {
+            use super::*;
+            $( #[test] fn $name() {
+                let pg = Postgres::start();
+                let data = tempfile::tempdir().unwrap();
+                let hub = Hub::start_on(&data.path().join("data"), Some(&pg.url("hub")));
+                assert!(hub.log().contains("Postgres database"), "{}", hub.log());
+                super::$name(&hub)
+            } )*
+        }
+    };
+}
+
+on_both_backends!(
+    publish_to_the_hub_then_run_from_it_sees_a_real_event,
+    namespaces_belong_to_their_user,
+    a_package_whose_program_is_not_bpf_is_refused,
+    skopeo_copies_a_package_into_the_hub_and_back_out_unchanged,
+    a_truncated_upload_leaves_nothing_visible,
+    a_wrong_digest_is_refused_and_nothing_is_stored,
+    chunked_upload_range_reads_and_cross_repo_mount,
+    manifests_tags_catalog_referrers_and_errors,
+    search_ranks_names_first_and_finds_keywords,
+);
 
 fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
@@ -61,9 +94,7 @@ fn stored_files(hub: &Hub) -> Vec<PathBuf> {
     out
 }
 
-#[test]
-fn publish_to_the_hub_then_run_from_it_sees_a_real_event() {
-    let hub = Hub::start();
+fn publish_to_the_hub_then_run_from_it_sees_a_real_event(hub: &Hub) {
     let (_, token) = hub.user_with_token("alice");
     let env = Env::new();
     let dir = project(&env, "hubsnoop", &format!("{}/alice", hub.addr()));
@@ -139,9 +170,7 @@ fn publish_to_the_hub_then_run_from_it_sees_a_real_event() {
     assert_eq!(tags.header("docker-content-digest"), Some(digest.as_str()));
 }
 
-#[test]
-fn namespaces_belong_to_their_user() {
-    let hub = Hub::start();
+fn namespaces_belong_to_their_user(hub: &Hub) {
     let (_, alice) = hub.user_with_token("alice");
     let (bob_auth, bob) = hub.user_with_token("bob");
     let env = Env::new();
@@ -221,15 +250,13 @@ fn namespaces_belong_to_their_user() {
     assert_eq!(r.status, 403, "{}", r.text());
 }
 
-#[test]
-fn a_package_whose_program_is_not_bpf_is_refused() {
-    let hub = Hub::start();
+fn a_package_whose_program_is_not_bpf_is_refused(hub: &Hub) {
     let (auth, _) = hub.user_with_token("mallory");
     // A package built by the real packager, but its "object" is not a BPF ELF.
     let pkg = ebpf_e2e_tests::sample_package("fake", "0.1.0");
     let name = "mallory/fake";
     for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
-        push_blob(&hub, &auth, name, &blob.data);
+        push_blob(hub, &auth, name, &blob.data);
     }
     let r = hub.request(
         "PUT",
@@ -248,9 +275,7 @@ fn a_package_whose_program_is_not_bpf_is_refused() {
     assert_eq!(index.status, 404);
 }
 
-#[test]
-fn skopeo_copies_a_package_into_the_hub_and_back_out_unchanged() {
-    let hub = Hub::start();
+fn skopeo_copies_a_package_into_the_hub_and_back_out_unchanged(hub: &Hub) {
     let (_, token) = hub.user_with_token("bob");
     let env = Env::new();
     let dir = project(&env, "copied", "localhost:1/unused");
@@ -343,15 +368,13 @@ fn with_digest(location: &str, digest: &str) -> String {
     format!("{location}{sep}digest={digest}")
 }
 
-#[test]
-fn a_truncated_upload_leaves_nothing_visible() {
-    let hub = Hub::start();
+fn a_truncated_upload_leaves_nothing_visible(hub: &Hub) {
     let (auth, _) = hub.user_with_token("carol");
     let content = vec![7u8; 64 * 1024];
     let digest = sha256(&content);
 
     // The final PUT announces 64 KiB but the connection ends after 1 KiB.
-    let location = start_upload(&hub, &auth, "carol/cut");
+    let location = start_upload(hub, &auth, "carol/cut");
     let length = content.len().to_string();
     let r = hub.request(
         "PUT",
@@ -362,7 +385,7 @@ fn a_truncated_upload_leaves_nothing_visible() {
     assert!(r.status != 201, "a short body was accepted: {r:?}");
 
     // A chunk that breaks off likewise.
-    let location = start_upload(&hub, &auth, "carol/cut");
+    let location = start_upload(hub, &auth, "carol/cut");
     let r = hub.request(
         "PATCH",
         &location,
@@ -375,15 +398,13 @@ fn a_truncated_upload_leaves_nothing_visible() {
     assert_eq!(head.status, 404);
     // The server notices the broken body asynchronously; give it a moment to clean up.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !stored_files(&hub).is_empty() && Instant::now() < deadline {
+    while !stored_files(hub).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(stored_files(&hub), Vec::<PathBuf>::new());
+    assert_eq!(stored_files(hub), Vec::<PathBuf>::new());
 }
 
-#[test]
-fn a_wrong_digest_is_refused_and_nothing_is_stored() {
-    let hub = Hub::start();
+fn a_wrong_digest_is_refused_and_nothing_is_stored(hub: &Hub) {
     let (auth, _) = hub.user_with_token("dave");
     let claimed = sha256(b"what the client claims");
     let r = hub.request(
@@ -401,10 +422,10 @@ fn a_wrong_digest_is_refused_and_nothing_is_stored() {
     );
     let head = hub.request("HEAD", &format!("/v2/dave/bad/blobs/{claimed}"), &[], b"");
     assert_eq!(head.status, 404);
-    assert_eq!(stored_files(&hub), Vec::<PathBuf>::new());
+    assert_eq!(stored_files(hub), Vec::<PathBuf>::new());
 
     // A manifest PUT by digest must hash to that digest.
-    let config = push_blob(&hub, &auth, "dave/bad", b"{}");
+    let config = push_blob(hub, &auth, "dave/bad", b"{}");
     let manifest = image_manifest(&config, &[], None);
     let r = hub.request(
         "PUT",
@@ -423,15 +444,13 @@ fn a_wrong_digest_is_refused_and_nothing_is_stored() {
     );
 }
 
-#[test]
-fn chunked_upload_range_reads_and_cross_repo_mount() {
-    let hub = Hub::start();
+fn chunked_upload_range_reads_and_cross_repo_mount(hub: &Hub) {
     let (auth, _) = hub.user_with_token("erin");
     let (frank, _) = hub.user_with_token("frank");
     let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let digest = sha256(&content);
 
-    let mut location = start_upload(&hub, &auth, "erin/chunks");
+    let mut location = start_upload(hub, &auth, "erin/chunks");
     let mut sent = 0;
     for chunk in content.chunks(30_000) {
         let range = format!("{}-{}", sent, sent + chunk.len() - 1);
@@ -525,9 +544,7 @@ fn put_manifest(hub: &Hub, auth: &str, name: &str, reference: &str, body: &str) 
     r.header("docker-content-digest").unwrap().to_string()
 }
 
-#[test]
-fn manifests_tags_catalog_referrers_and_errors() {
-    let hub = Hub::start();
+fn manifests_tags_catalog_referrers_and_errors(hub: &Hub) {
     let (auth, _) = hub.user_with_token("gina");
     let base = hub.request("GET", "/v2/", &[("Authorization", &auth)], b"");
     assert_eq!(base.status, 200);
@@ -537,8 +554,8 @@ fn manifests_tags_catalog_referrers_and_errors() {
     );
 
     let name = "gina/tools";
-    let config = push_blob(&hub, &auth, name, b"{}");
-    let layer = push_blob(&hub, &auth, name, b"layer bytes");
+    let config = push_blob(hub, &auth, name, b"{}");
+    let layer = push_blob(hub, &auth, name, b"layer bytes");
 
     // A manifest naming a blob the repository lacks is refused.
     let missing = sha256(b"never uploaded");
@@ -566,10 +583,10 @@ fn manifests_tags_catalog_referrers_and_errors() {
     );
 
     let body = image_manifest(&config, &[&layer], None);
-    let digest = put_manifest(&hub, &auth, name, "v1", &body);
+    let digest = put_manifest(hub, &auth, name, "v1", &body);
     assert_eq!(digest, sha256(body.as_bytes()));
     for t in ["v2", "a", "b", "c"] {
-        put_manifest(&hub, &auth, name, t, &body);
+        put_manifest(hub, &auth, name, t, &body);
     }
     let got = hub.request("GET", &format!("/v2/{name}/manifests/v1"), &[], b"");
     assert_eq!(got.body, body.as_bytes(), "bytes must be stored exactly");
@@ -597,7 +614,7 @@ fn manifests_tags_catalog_referrers_and_errors() {
 
     // A signature-like artifact refers to the manifest; the filter selects it.
     let sig = image_manifest(&config, &[], Some(&digest));
-    let sig_digest = put_manifest(&hub, &auth, name, &sha256(sig.as_bytes()), &sig);
+    let sig_digest = put_manifest(hub, &auth, name, &sha256(sig.as_bytes()), &sig);
     let referrers = format!("/v2/{name}/referrers/{digest}");
     let all = hub.request("GET", &referrers, &[], b"").json();
     assert_eq!(all["manifests"][0]["digest"], sig_digest.as_str());
@@ -636,4 +653,175 @@ fn manifests_tags_catalog_referrers_and_errors() {
     assert_eq!(unknown.json()["errors"][0]["code"], "NAME_UNKNOWN");
     let invalid = hub.request("GET", "/v2/Upper/Case/tags/list", &[], b"");
     assert_eq!(invalid.json()["errors"][0]["code"], "NAME_INVALID");
+}
+
+/// A 64-byte ELF header for EM_BPF: all the hub looks at in a program layer.
+fn fake_bpf_object() -> Vec<u8> {
+    let mut b = vec![0u8; 64];
+    b[..4].copy_from_slice(b"\x7fELF");
+    b[4] = 2; // 64-bit
+    b[5] = 1; // little-endian
+    b[18..20].copy_from_slice(&247u16.to_le_bytes());
+    b
+}
+
+/// Pushes `repo:tag` over raw HTTP: a package built by the real packager with `meta`.
+fn push_package(
+    hub: &Hub,
+    auth: &str,
+    repo: &str,
+    meta: ebpf_runner::format::PackageMeta,
+) -> String {
+    let tag = meta.version.clone();
+    let pkg = ebpf_runner::Package::build(meta, &fake_bpf_object(), None).unwrap();
+    for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
+        push_blob(hub, auth, repo, &blob.data);
+    }
+    let r = hub.request(
+        "PUT",
+        &format!("/v2/{repo}/manifests/{tag}"),
+        &[("Authorization", auth)],
+        &pkg.manifest_bytes,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.header("docker-content-digest").unwrap().to_string()
+}
+
+fn meta(name: &str, description: &str, keywords: &[&str]) -> ebpf_runner::format::PackageMeta {
+    let mut m = ebpf_e2e_tests::sample_meta(name, "1.0.0");
+    m.description = Some(description.into());
+    m.keywords = keywords.iter().map(|k| k.to_string()).collect();
+    m
+}
+
+/// The package links of a search results page, in order.
+fn search(hub: &Hub, q: &str) -> Vec<String> {
+    let page = hub
+        .request("GET", &format!("/search?q={q}"), &[], b"")
+        .text();
+    let results = &page[page.find("id=\"results\"").expect("results")..];
+    results
+        .split("<a href=\"/p/")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_string())
+        .collect()
+}
+
+fn search_ranks_names_first_and_finds_keywords(hub: &Hub) {
+    let (auth, _) = hub.user_with_token("sam");
+    push_package(
+        hub,
+        &auth,
+        "sam/netwatch",
+        meta("netwatch", "Watch new connections", &["network"]),
+    );
+    push_package(
+        hub,
+        &auth,
+        "sam/tcplife",
+        meta(
+            "tcplife",
+            "TCP session lifespans, a netwatch companion",
+            &["tcp"],
+        ),
+    );
+    push_package(
+        hub,
+        &auth,
+        "sam/opensnoop",
+        meta("opensnoop", "Trace file opens", &["files"]),
+    );
+
+    assert_eq!(search(hub, "netwatch"), ["sam/netwatch", "sam/tcplife"]);
+    assert_eq!(search(hub, "tcp"), ["sam/tcplife"]);
+    assert_eq!(search(hub, "files"), ["sam/opensnoop"]);
+    assert_eq!(search(hub, "trace+file"), ["sam/opensnoop"]);
+    assert_eq!(search(hub, "network"), ["sam/netwatch"]);
+    assert!(search(hub, "nothing-like-this").is_empty());
+    // Query syntax is not passed through: quotes and operators are just separators.
+    assert_eq!(search(hub, "%22net%22*+OR"), Vec::<String>::new());
+    assert_eq!(search(hub, "%22netw%22"), ["sam/netwatch", "sam/tcplife"]);
+}
+
+/// Two hub processes on one Postgres and one blob directory act as one registry: an upload
+/// begun on one continues on the other, accounts and sessions are shared, and what one
+/// indexes the other shows.
+#[test]
+fn several_hub_processes_share_one_postgres() {
+    let pg = Postgres::start();
+    let url = pg.url("shared");
+    let data = tempfile::tempdir().unwrap();
+    let a = Hub::start_on(&data.path().join("data"), Some(&url));
+    let b = Hub::start_on(&data.path().join("data"), Some(&url));
+
+    a.register("pat", "pat-password");
+    let token = b.token("pat", "pat-password", &["pull", "push"], &[]);
+    let auth = ebpf_e2e_tests::hub::basic("pat", &token);
+
+    let content: Vec<u8> = (0..50_000u32).map(|i| (i % 241) as u8).collect();
+    let digest = sha256(&content);
+    let location = start_upload(&a, &auth, "pat/split");
+    let r = b.request(
+        "PATCH",
+        &location,
+        &[("Authorization", &auth)],
+        &content[..20_000],
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let r = a.request(
+        "PUT",
+        &with_digest(&location, &digest),
+        &[("Authorization", &auth)],
+        &content[20_000..],
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        b.request("GET", &format!("/v2/pat/split/blobs/{digest}"), &[], b"")
+            .body,
+        content
+    );
+
+    let pushed = push_package(
+        &b,
+        &auth,
+        "pat/shared",
+        meta("shared", "Seen from both hubs", &[]),
+    );
+    let m = a.request("HEAD", "/v2/pat/shared/manifests/1.0.0", &[], b"");
+    assert_eq!(m.header("docker-content-digest"), Some(pushed.as_str()));
+    let page = a.request("GET", "/p/pat/shared", &[], b"").text();
+    assert!(page.contains(&pushed), "{page}");
+
+    // A login on one hub is a login on the other.
+    let form_page = a.request("GET", "/login", &[], b"");
+    let csrf_cookie = form_page
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = csrf_cookie.split('=').nth(1).unwrap().to_string();
+    let form = format!("name=pat&password=pat-password&csrf={csrf}");
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", csrf_cookie.as_str()),
+    ];
+    let r = a.request("POST", "/login", &headers, form.as_bytes());
+    assert_eq!(r.status, 303, "{}", r.text());
+    let session = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let cookies = format!("{session}; {csrf_cookie}");
+    let tokens = b.request("GET", "/tokens", &[("Cookie", &cookies)], b"");
+    assert_eq!(tokens.status, 200, "{}", tokens.text());
+    assert!(
+        tokens.text().contains("id=\"me\">pat<"),
+        "{}",
+        tokens.text()
+    );
 }

@@ -88,6 +88,26 @@ impl Browser {
         self.session_call("POST", "/url", Some(json!({ "url": url })));
     }
 
+    /// Waits (up to 10 s) until `check` holds for the text of `css`: the page a click led
+    /// to may still be loading. Returns the text.
+    fn wait_text(&self, css: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let e = self.find(css);
+            let path = format!("/session/{}/element/{e}/text", self.session);
+            let r = request(&self.addr, "GET", &path, &[], b"");
+            let text = r.json()["value"].as_str().unwrap_or("").to_string();
+            if check(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} never matched; last text: {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn url(&self) -> String {
         self.session_call("GET", "/url", None)
             .as_str()
@@ -95,18 +115,22 @@ impl Browser {
             .to_string()
     }
 
+    /// The element matching `css`, waiting up to 10 s for it (a click's navigation may
+    /// still be loading the next page).
     fn find(&self, css: &str) -> String {
-        let v = self.session_call(
-            "POST",
-            "/element",
-            Some(json!({"using": "css selector", "value": css})),
-        );
-        v[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {v}"))
-            .to_string()
+        let path = format!("/session/{}/element", self.session);
+        let body = json!({"using": "css selector", "value": css}).to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let headers = [("Content-Type", "application/json")];
+            let r = request(&self.addr, "POST", &path, &headers, body.as_bytes());
+            if let Some(id) = r.json()["value"][ELEMENT].as_str() {
+                return id.to_string();
+            }
+            assert!(Instant::now() < deadline, "no element {css}: {}", r.text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
-
     fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
         self.session_call(
@@ -167,10 +191,12 @@ fn register_login_token_publish_search_star_in_a_real_browser() {
     b.type_into("#email", "webby@example.com");
     b.type_into("#password", "correct horse battery");
     b.click("#submit");
+    b.wait_text("#user-name", |t| t == "webby");
     assert_eq!(b.url(), format!("{base}/u/webby"));
     assert_eq!(b.text("#me"), "webby");
 
     b.click("#logout");
+    b.wait_text("#login-link", |t| t == "Log in");
     b.goto(&format!("{base}/login"));
     b.type_into("#name", "webby");
     b.type_into("#password", "wrong password");
@@ -180,6 +206,7 @@ fn register_login_token_publish_search_star_in_a_real_browser() {
     b.type_into("#name", "webby");
     b.type_into("#password", "correct horse battery");
     b.click("#submit");
+    b.wait_text("#user-name", |t| t == "webby");
     assert_eq!(b.url(), format!("{base}/u/webby"));
 
     b.goto(&format!("{base}/tokens"));
@@ -201,10 +228,10 @@ fn register_login_token_publish_search_star_in_a_real_browser() {
     b.goto(&base);
     b.type_into("input[name=q]", "openat trace");
     b.click("header input[type=submit]");
+    b.wait_text("#results", |t| t.contains("webby/websnoop"));
     assert!(b.url().contains("/search?q=openat"), "{}", b.url());
-    assert!(b.text("#results").contains("webby/websnoop"));
     b.click("#results a[href='/p/webby/websnoop']");
-    assert_eq!(b.text("#package-name"), "webby/websnoop");
+    b.wait_text("#package-name", |t| t == "webby/websnoop");
     assert_eq!(
         b.text("#run-command"),
         format!("cargo ebpf run {}/webby/websnoop:0.1.0", hub.addr())
@@ -217,9 +244,10 @@ fn register_login_token_publish_search_star_in_a_real_browser() {
     assert!(b.text("#programs").contains("tracepoint"));
 
     b.click("#star");
-    assert_eq!(b.text("#stars"), "1");
+    b.wait_text("#stars", |t| t == "1");
     assert!(b.text("#star").contains("Unstar"));
     b.goto(&format!("{base}/u/webby"));
+    b.wait_text("#user-name", |t| t == "webby");
     assert!(b.text("#starred").contains("webby/websnoop"));
     assert!(b.text("#packages").contains("webby/websnoop"));
 
