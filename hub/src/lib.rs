@@ -99,11 +99,36 @@ async fn serve_async(opts: ServeOptions) -> Result<()> {
         opts.data.display(),
         state.db.backend
     );
+    tokio::spawn(sweep_forever(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| Error::environment(format!("the hub stopped: {e}")))
+}
+
+/// How old an unfinished upload may get before the sweeper deletes it.
+pub const UPLOAD_MAX_AGE_SECS: i64 = 24 * 3600;
+
+/// Deletes uploads started more than `max_age_secs` ago (clients that died mid-push);
+/// returns how many. Safe with several hubs: each deletion is idempotent.
+pub async fn sweep_uploads(state: &AppState, max_age_secs: i64) -> Result<usize> {
+    let stale = state.db.stale_uploads(db::now() - max_age_secs).await?;
+    for id in &stale {
+        state.blobs.discard(id).await;
+        state.db.remove_upload(id).await?;
+    }
+    Ok(stale.len())
+}
+
+async fn sweep_forever(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        if let Err(e) = sweep_uploads(&state, UPLOAD_MAX_AGE_SECS).await {
+            eprintln!("warning: sweeping abandoned uploads failed: {e}");
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -112,5 +137,37 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sweeping_removes_only_old_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ServeOptions {
+            addr: "127.0.0.1:0".into(),
+            data: dir.path().join("data"),
+            database: None,
+        };
+        let state = open(&opts).await.unwrap();
+        for id in ["0ld", "new"] {
+            state.blobs.start_upload(id).await.unwrap();
+            state.db.add_upload(id, "a/b").await.unwrap();
+        }
+        sqlx::query("UPDATE uploads SET created_at = 0 WHERE id = '0ld'")
+            .execute(&state.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(sweep_uploads(&state, 3600).await.unwrap(), 1);
+        assert!(!state.db.upload_exists("0ld", "a/b").await.unwrap());
+        assert!(state.db.upload_exists("new", "a/b").await.unwrap());
+        let left: Vec<_> = std::fs::read_dir(opts.data.join("uploads"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["new"]);
     }
 }

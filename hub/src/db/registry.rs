@@ -119,6 +119,18 @@ impl Db {
             .is_empty())
     }
 
+    /// Uploads started before `before` (Unix seconds): abandoned, for the sweeper.
+    pub async fn stale_uploads(&self, before: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM uploads WHERE created_at < $1")
+            .bind(before)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(db_error))
+            .collect()
+    }
+
     pub async fn remove_upload(&self, id: &str) -> Result<()> {
         self.exec("DELETE FROM uploads WHERE id = $1", &[id])
             .await
