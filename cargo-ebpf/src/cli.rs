@@ -51,6 +51,28 @@ pub enum Command {
     /// The user-side commands (`pull`, `run`, `ps`, …), shared with the standalone runner.
     #[command(flatten)]
     Runner(RunnerCommand),
+    /// Run the hub: an OCI registry for packages with a web store on top.
+    #[cfg(feature = "hub")]
+    #[command(subcommand)]
+    Hub(HubCommand),
+}
+
+#[cfg(feature = "hub")]
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// Serve the registry API (/v2/) and the web pages until SIGINT/SIGTERM.
+    Serve {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+        addr: String,
+        /// Blobs, uploads and the SQLite database live here.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Keep metadata in Postgres instead (postgres://USER@HOST:PORT/DB), shared by
+        /// several hub processes.
+        #[arg(long, value_name = "URL", env = "CARGO_EBPF_HUB_DATABASE")]
+        database: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +156,16 @@ pub fn execute(cli: Cli) -> Result<i32> {
         } => cmd_push(&build, Some(&reference), &registry),
         Command::Publish { build, registry } => cmd_push(&build, None, &registry),
         Command::Runner(command) => return runner_cli::execute(command, &HOST),
+        #[cfg(feature = "hub")]
+        Command::Hub(HubCommand::Serve {
+            addr,
+            data,
+            database,
+        }) => hub::serve(hub::ServeOptions {
+            addr,
+            data,
+            database,
+        }),
     }
     .map(|()| 0)
 }

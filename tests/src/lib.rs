@@ -5,6 +5,7 @@
 //! - [`sample_package`]: a small package built with the real `Package::build`.
 
 pub mod cli;
+pub mod hub;
 pub mod proxy;
 
 use std::io::{Read, Write};

@@ -1,0 +1,128 @@
+//! Accounts: user names, argon2id password hashes, and API tokens (random secrets shown
+//! once, stored as SHA-256, scoped to pull/push and namespaces, with an expiry).
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+use crate::blobs::random_id;
+use crate::db::{now, Db, TokenRow};
+use ebpf_runner::{Error, Result};
+
+/// Every API token starts with this, so it is recognisable in a password field and in leaks.
+pub const TOKEN_PREFIX: &str = "cehub_";
+
+/// A user name is one repository path component: `[a-z0-9]+(-[a-z0-9]+)*`, 2 to 39 chars.
+pub fn valid_user_name(name: &str) -> bool {
+    (2..=39).contains(&name.len())
+        && name.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
+pub fn hash_password(password: &str) -> Result<String> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).expect("the OS random source");
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes of salt");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::environment(format!("password hashing failed: {e}")))
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+pub fn token_hash(secret: &str) -> String {
+    crate::blobs::sha256_digest(secret.as_bytes())
+}
+
+/// Why registration was refused, in words for the user.
+pub async fn register(
+    db: &Db,
+    name: &str,
+    email: &str,
+    password: &str,
+) -> std::result::Result<(), String> {
+    if !valid_user_name(name) {
+        return Err("user names are 2-39 lowercase letters, digits and single dashes".into());
+    }
+    if password.len() < 8 {
+        return Err("passwords need at least 8 characters".into());
+    }
+    let hash = hash_password(password).map_err(|e| e.to_string())?;
+    match db.add_user(name, email, &hash).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!("the name {name} is taken")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Checks a user's password; returns the user's name when it matches.
+pub async fn login(db: &Db, name: &str, password: &str) -> Result<Option<String>> {
+    let Some(user) = db.user(name).await? else {
+        // Spend the same time as a real check so timing does not reveal which names exist.
+        let _ = verify_password(password, DUMMY_HASH);
+        return Ok(None);
+    };
+    Ok(verify_password(password, &user.password_hash).then_some(user.name))
+}
+
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$ZnVzEhBTEJiqS8ZD1EKcNQwlg9qtr5gpNO/oCZIhrKM";
+
+/// What a new token may do.
+pub struct TokenRequest {
+    pub label: String,
+    pub can_pull: bool,
+    pub can_push: bool,
+    /// Repository prefixes inside the user's namespace; empty means all of it.
+    pub namespaces: Vec<String>,
+    pub expires_in_days: Option<i64>,
+}
+
+/// Creates a token for `user`; returns the row and the secret, which is never stored.
+pub async fn create_token(
+    db: &Db,
+    user: &str,
+    req: TokenRequest,
+) -> std::result::Result<(TokenRow, String), String> {
+    for ns in &req.namespaces {
+        let inside = ns == user || ns.starts_with(&format!("{user}/"));
+        if !inside {
+            return Err(format!(
+                "namespace {ns} is not inside your namespace {user}/"
+            ));
+        }
+    }
+    if !req.can_pull && !req.can_push {
+        return Err("a token needs the pull or the push scope".into());
+    }
+    let days = req.expires_in_days.unwrap_or(90);
+    if !(1..=3650).contains(&days) {
+        return Err("tokens expire after 1 to 3650 days".into());
+    }
+    let secret = format!("{TOKEN_PREFIX}{}{}", random_id(), random_id());
+    let row = TokenRow {
+        id: random_id()[..12].to_string(),
+        user_name: user.to_string(),
+        label: req.label,
+        can_pull: req.can_pull,
+        can_push: req.can_push,
+        namespaces: req.namespaces,
+        expires_at: Some(now() + days * 86_400),
+        created_at: now(),
+    };
+    db.add_token(&row, &token_hash(&secret))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((row, secret))
+}

@@ -1,0 +1,122 @@
+//! The hub's metadata store: one `sqlx::AnyPool` over SQLite (the embedded default, a file
+//! in the data dir) or Postgres (scale-out, several hub processes on one database).
+//!
+//! Every query is written once with `$N` placeholders, which both drivers accept, so the two
+//! backends share one code path; only the migrations differ (full-text search is
+//! backend-specific).
+
+use std::path::Path;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Row};
+
+use ebpf_runner::{Error, Result};
+
+mod accounts;
+mod packages;
+mod registry;
+mod web;
+
+pub use accounts::{TokenRow, UserRow};
+pub use packages::{PackageRow, VersionRow};
+pub use registry::{ManifestRow, NewManifest};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) pool: AnyPool,
+    pub backend: Backend,
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn db_error(e: sqlx::Error) -> Error {
+    Error::environment(format!("hub database: {e}"))
+}
+
+impl Db {
+    /// Opens `url` (`postgres://…`), or `DIR/hub.db` when `url` is None, and migrates it.
+    pub async fn open(data: &Path, url: Option<&str>) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = match url {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                (u.to_string(), Backend::Postgres)
+            }
+            Some(u) => {
+                return Err(Error::usage(format!("unsupported database URL {u:?}"))
+                    .with_help("pass a postgres://USER@HOST:PORT/DB URL, or omit --database for SQLite in the data dir"))
+            }
+            None => (
+                format!("sqlite://{}?mode=rwc", data.join("hub.db").display()),
+                Backend::Sqlite,
+            ),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed during a write; the timeout rides out
+                        // short write locks instead of failing the request.
+                        sqlx::query("PRAGMA journal_mode=WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout=10000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| {
+                Error::environment(format!("cannot open the hub database: {e}"))
+                    .with_help("check --database, or that the data dir is writable")
+            })?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| Error::environment(format!("hub database migration failed: {e}")))?;
+        Ok(Db { pool, backend })
+    }
+
+    pub(crate) async fn exec(&self, sql: &str, args: &[&str]) -> Result<u64> {
+        let mut q = sqlx::query(sql);
+        for a in args {
+            q = q.bind(a.to_string());
+        }
+        Ok(q.execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected())
+    }
+
+    pub(crate) async fn strings(&self, sql: &str, args: &[&str]) -> Result<Vec<String>> {
+        let mut q = sqlx::query(sql);
+        for a in args {
+            q = q.bind(a.to_string());
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(db_error))
+            .collect()
+    }
+}

@@ -1,0 +1,205 @@
+//! The package index: one `packages` row per repository, one `versions` row per published
+//! version tag, written when a package manifest is pushed.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{db_error, now, Db};
+use ebpf_runner::Result;
+
+/// A package as the web pages show it. `keywords` and `authors` are JSON arrays.
+#[derive(Debug, Clone, Default)]
+pub struct PackageRow {
+    pub repo: String,
+    pub owner: String,
+    pub name: String,
+    pub description: String,
+    pub keywords: Vec<String>,
+    pub license: String,
+    pub authors: Vec<String>,
+    pub source: String,
+    pub latest_version: String,
+    pub updated_at: i64,
+    pub downloads: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VersionRow {
+    pub repo: String,
+    pub version: String,
+    pub digest: String,
+    pub size: i64,
+    pub created: String,
+    pub pushed_at: i64,
+    pub arch: String,
+    pub runtime: String,
+    pub object: String,
+    pub layer_digest: String,
+    /// JSON array of `{name, section, type}`.
+    pub programs: String,
+    pub downloads: i64,
+}
+
+pub(crate) const PACKAGE_COLUMNS: &str = "repo, owner, name, description, keywords, license, \
+     authors, source, latest_version, updated_at, downloads";
+const VERSION_COLUMNS: &str = "repo, version, digest, size, created, pushed_at, arch, runtime, \
+     object, layer_digest, programs, downloads";
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).expect("strings serialize")
+}
+
+impl Db {
+    /// Records version `v` of package `p` (inserting or refreshing the package row).
+    pub async fn index_version(&self, p: &PackageRow, v: &VersionRow) -> Result<()> {
+        let t = now();
+        sqlx::query(
+            "INSERT INTO packages (repo, owner, name, description, keywords, license, authors, \
+             source, latest_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             ON CONFLICT (repo) DO UPDATE SET description = excluded.description, \
+             keywords = excluded.keywords, license = excluded.license, \
+             authors = excluded.authors, source = excluded.source, \
+             latest_version = excluded.latest_version, updated_at = excluded.updated_at",
+        )
+        .bind(&p.repo)
+        .bind(&p.owner)
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(json_list(&p.keywords))
+        .bind(&p.license)
+        .bind(json_list(&p.authors))
+        .bind(&p.source)
+        .bind(&p.latest_version)
+        .bind(t)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        self.reindex_search(p).await?;
+        sqlx::query(
+            "INSERT INTO versions (repo, version, digest, size, created, pushed_at, arch, \
+             runtime, object, layer_digest, programs) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+        )
+        .bind(&v.repo)
+        .bind(&v.version)
+        .bind(&v.digest)
+        .bind(v.size)
+        .bind(&v.created)
+        .bind(t)
+        .bind(&v.arch)
+        .bind(&v.runtime)
+        .bind(&v.object)
+        .bind(&v.layer_digest)
+        .bind(&v.programs)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn package(&self, repo: &str) -> Result<Option<PackageRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {PACKAGE_COLUMNS} FROM packages WHERE repo = $1"
+        ))
+        .bind(repo)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(|r| package_row(&r)).transpose()
+    }
+
+    /// Packages in the order `order_by` (a fixed SQL fragment, never user input).
+    pub async fn packages_where(
+        &self,
+        filter: &str,
+        arg: Option<&str>,
+        order_by: &str,
+        limit: i64,
+    ) -> Result<Vec<PackageRow>> {
+        let sql = format!(
+            "SELECT {PACKAGE_COLUMNS} FROM packages {filter} ORDER BY {order_by} LIMIT {limit}"
+        );
+        let mut q = sqlx::query(&sql);
+        if let Some(a) = arg {
+            q = q.bind(a.to_string());
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter().map(package_row).collect()
+    }
+
+    pub async fn versions(&self, repo: &str) -> Result<Vec<VersionRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE repo = $1 ORDER BY pushed_at DESC, version DESC"
+        ))
+        .bind(repo)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(version_row).collect()
+    }
+
+    pub async fn version(&self, repo: &str, version: &str) -> Result<Option<VersionRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE repo = $1 AND version = $2"
+        ))
+        .bind(repo)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(|r| version_row(&r)).transpose()
+    }
+
+    /// Counts one download of `repo` `version` (the package and the version).
+    pub async fn count_download(&self, repo: &str, version: &str) -> Result<()> {
+        self.exec(
+            "UPDATE versions SET downloads = downloads + 1 WHERE repo = $1 AND version = $2",
+            &[repo, version],
+        )
+        .await?;
+        self.exec(
+            "UPDATE packages SET downloads = downloads + 1 WHERE repo = $1",
+            &[repo],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn package_row(r: &AnyRow) -> Result<PackageRow> {
+    let list = |i: usize| -> Result<Vec<String>> {
+        let s: String = r.try_get(i).map_err(db_error)?;
+        Ok(serde_json::from_str(&s).unwrap_or_default())
+    };
+    Ok(PackageRow {
+        repo: r.try_get(0).map_err(db_error)?,
+        owner: r.try_get(1).map_err(db_error)?,
+        name: r.try_get(2).map_err(db_error)?,
+        description: r.try_get(3).map_err(db_error)?,
+        keywords: list(4)?,
+        license: r.try_get(5).map_err(db_error)?,
+        authors: list(6)?,
+        source: r.try_get(7).map_err(db_error)?,
+        latest_version: r.try_get(8).map_err(db_error)?,
+        updated_at: r.try_get(9).map_err(db_error)?,
+        downloads: r.try_get(10).map_err(db_error)?,
+    })
+}
+
+fn version_row(r: &AnyRow) -> Result<VersionRow> {
+    Ok(VersionRow {
+        repo: r.try_get(0).map_err(db_error)?,
+        version: r.try_get(1).map_err(db_error)?,
+        digest: r.try_get(2).map_err(db_error)?,
+        size: r.try_get(3).map_err(db_error)?,
+        created: r.try_get(4).map_err(db_error)?,
+        pushed_at: r.try_get(5).map_err(db_error)?,
+        arch: r.try_get(6).map_err(db_error)?,
+        runtime: r.try_get(7).map_err(db_error)?,
+        object: r.try_get(8).map_err(db_error)?,
+        layer_digest: r.try_get(9).map_err(db_error)?,
+        programs: r.try_get(10).map_err(db_error)?,
+        downloads: r.try_get(11).map_err(db_error)?,
+    })
+}

@@ -1,0 +1,290 @@
+//! Registry metadata: repositories, blob links, uploads, manifests and tags.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{db_error, now, Db};
+use ebpf_runner::Result;
+
+/// A stored manifest, its bytes exactly as pushed.
+pub struct ManifestRow {
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub content: Vec<u8>,
+}
+
+/// What the registry records about a manifest it accepted.
+pub struct NewManifest<'a> {
+    pub repo: &'a str,
+    pub digest: &'a str,
+    pub media_type: &'a str,
+    pub artifact_type: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub content: &'a [u8],
+}
+
+impl Db {
+    // ---- repositories and blobs --------------------------------------------------------------
+
+    pub async fn ensure_repo(&self, repo: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(repo)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn repo_exists(&self, repo: &str) -> Result<bool> {
+        Ok(!self
+            .strings("SELECT name FROM repositories WHERE name = $1", &[repo])
+            .await?
+            .is_empty())
+    }
+
+    /// Records a verified blob and makes it visible in `repo`.
+    pub async fn add_blob(&self, repo: &str, digest: &str, size: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(digest)
+        .bind(size)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        self.link_blob(repo, digest).await
+    }
+
+    pub async fn link_blob(&self, repo: &str, digest: &str) -> Result<()> {
+        self.ensure_repo(repo).await?;
+        self.exec(
+            "INSERT INTO repo_blobs (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[repo, digest],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool> {
+        Ok(self
+            .exec(
+                "DELETE FROM repo_blobs WHERE repo = $1 AND digest = $2",
+                &[repo, digest],
+            )
+            .await?
+            > 0)
+    }
+
+    /// The size of `digest` if `repo` may serve it.
+    pub async fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT b.size FROM blobs b JOIN repo_blobs r ON r.digest = b.digest \
+             WHERE r.repo = $1 AND b.digest = $2",
+        )
+        .bind(repo)
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(|r| r.try_get::<i64, _>(0).map_err(db_error))
+            .transpose()
+    }
+
+    // ---- uploads -----------------------------------------------------------------------------
+
+    pub async fn add_upload(&self, id: &str, repo: &str) -> Result<()> {
+        self.ensure_repo(repo).await?;
+        sqlx::query("INSERT INTO uploads (id, repo, created_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(repo)
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn upload_exists(&self, id: &str, repo: &str) -> Result<bool> {
+        Ok(!self
+            .strings(
+                "SELECT id FROM uploads WHERE id = $1 AND repo = $2",
+                &[id, repo],
+            )
+            .await?
+            .is_empty())
+    }
+
+    /// Uploads started before `before` (Unix seconds): abandoned, for the sweeper.
+    pub async fn stale_uploads(&self, before: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM uploads WHERE created_at < $1")
+            .bind(before)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(db_error))
+            .collect()
+    }
+
+    pub async fn remove_upload(&self, id: &str) -> Result<()> {
+        self.exec("DELETE FROM uploads WHERE id = $1", &[id])
+            .await
+            .map(|_| ())
+    }
+
+    // ---- manifests and tags ------------------------------------------------------------------
+
+    pub async fn put_manifest(&self, m: &NewManifest<'_>) -> Result<()> {
+        self.ensure_repo(m.repo).await?;
+        sqlx::query(
+            "INSERT INTO manifests (repo, digest, media_type, artifact_type, subject, size, \
+             content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(m.repo)
+        .bind(m.digest)
+        .bind(m.media_type)
+        .bind(m.artifact_type.map(str::to_string))
+        .bind(m.subject.map(str::to_string))
+        .bind(m.content.len() as i64)
+        .bind(m.content.to_vec())
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Points `tag` at `digest`; returns the digest it pointed at before, if any.
+    pub async fn set_tag(&self, repo: &str, tag: &str, digest: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tags (repo, name, digest, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repo, name) DO UPDATE SET digest = excluded.digest, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(repo)
+        .bind(tag)
+        .bind(digest)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn tag_digest(&self, repo: &str, tag: &str) -> Result<Option<String>> {
+        Ok(self
+            .strings(
+                "SELECT digest FROM tags WHERE repo = $1 AND name = $2",
+                &[repo, tag],
+            )
+            .await?
+            .pop())
+    }
+
+    pub async fn manifest(&self, repo: &str, digest: &str) -> Result<Option<ManifestRow>> {
+        let row = sqlx::query(
+            "SELECT digest, media_type, artifact_type, content FROM manifests \
+             WHERE repo = $1 AND digest = $2",
+        )
+        .bind(repo)
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(|r| manifest_row(&r)).transpose()
+    }
+
+    pub async fn manifest_exists(&self, repo: &str, digest: &str) -> Result<bool> {
+        Ok(!self
+            .strings(
+                "SELECT digest FROM manifests WHERE repo = $1 AND digest = $2",
+                &[repo, digest],
+            )
+            .await?
+            .is_empty())
+    }
+
+    /// Deletes a manifest and every tag pointing at it; false if there was none.
+    pub async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool> {
+        self.exec(
+            "DELETE FROM tags WHERE repo = $1 AND digest = $2",
+            &[repo, digest],
+        )
+        .await?;
+        Ok(self
+            .exec(
+                "DELETE FROM manifests WHERE repo = $1 AND digest = $2",
+                &[repo, digest],
+            )
+            .await?
+            > 0)
+    }
+
+    pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool> {
+        Ok(self
+            .exec(
+                "DELETE FROM tags WHERE repo = $1 AND name = $2",
+                &[repo, tag],
+            )
+            .await?
+            > 0)
+    }
+
+    /// Up to `n` tag names of `repo` sorted after `last`.
+    pub async fn tags(&self, repo: &str, last: &str, n: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT name FROM tags WHERE repo = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(repo)
+        .bind(last)
+        .bind(n)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(db_error))
+            .collect()
+    }
+
+    /// Up to `n` repository names sorted after `last`.
+    pub async fn repositories(&self, last: &str, n: i64) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(last)
+                .bind(n)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(db_error))
+            .collect()
+    }
+
+    /// Manifests of `repo` whose `subject` is `digest`.
+    pub async fn referrers(&self, repo: &str, digest: &str) -> Result<Vec<ManifestRow>> {
+        let rows = sqlx::query(
+            "SELECT digest, media_type, artifact_type, content FROM manifests \
+             WHERE repo = $1 AND subject = $2 ORDER BY digest",
+        )
+        .bind(repo)
+        .bind(digest)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(manifest_row).collect()
+    }
+}
+
+fn manifest_row(r: &AnyRow) -> Result<ManifestRow> {
+    Ok(ManifestRow {
+        digest: r.try_get(0).map_err(db_error)?,
+        media_type: r.try_get(1).map_err(db_error)?,
+        artifact_type: r.try_get(2).map_err(db_error)?,
+        content: r.try_get(3).map_err(db_error)?,
+    })
+}

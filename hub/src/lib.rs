@@ -1,0 +1,173 @@
+//! The cargo-ebpf hub: an OCI registry (`/v2/`) for eBPF packages, with a web store on top.
+//!
+//! Pipeline of a request: axum router → [`oci::dispatch`] (registry API) → metadata in
+//! [`db::Db`] (SQLite in the data dir, or Postgres) and bytes in [`blobs::BlobStore`]
+//! (files under the data dir, made visible only after their digest is checked).
+
+pub mod accounts;
+pub mod api;
+pub mod auth;
+pub mod blobs;
+pub mod db;
+pub mod index;
+pub mod oci;
+pub mod rate;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post};
+use axum::Router;
+
+use ebpf_runner::{Error, Result};
+
+/// Largest blob the hub accepts by default (a package layer is a few hundred KiB).
+pub const DEFAULT_MAX_BLOB: u64 = 512 * 1024 * 1024;
+
+/// How `cargo ebpf hub serve` was asked to run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub addr: String,
+    /// Blobs, uploads, and (by default) the SQLite database live here.
+    pub data: PathBuf,
+    /// `postgres://…` to share metadata between several hub processes.
+    pub database: Option<String>,
+}
+
+/// Shared by every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: db::Db,
+    pub blobs: blobs::BlobStore,
+    pub templates: std::sync::Arc<handlebars::Handlebars<'static>>,
+    pub limits: std::sync::Arc<rate::Limits>,
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    web::routes()
+        .route("/v2", any(oci::dispatch))
+        .route("/v2/", any(oci::dispatch))
+        .route("/v2/{*rest}", any(oci::dispatch))
+        .route("/api/v1/register", post(api::register))
+        .route("/api/v1/tokens", post(api::create_token))
+        .route("/api/v1/packages/{*repo}", get(api::package))
+        // Forms and JSON are small; blob uploads stream and enforce their own limit.
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+/// Opens the data dir and the database, ready to serve.
+pub async fn open(opts: &ServeOptions) -> Result<AppState> {
+    std::fs::create_dir_all(&opts.data)
+        .map_err(|e| Error::io("create the hub data dir", &opts.data, e))?;
+    let blobs = blobs::BlobStore::new(&opts.data, DEFAULT_MAX_BLOB)
+        .map_err(|e| Error::io("prepare blob storage in", &opts.data, e))?;
+    let db = db::Db::open(&opts.data, opts.database.as_deref()).await?;
+    Ok(AppState {
+        db,
+        blobs,
+        templates: std::sync::Arc::new(web::templates()),
+        limits: std::sync::Arc::new(rate::Limits::default()),
+    })
+}
+
+/// Runs the hub until SIGINT or SIGTERM. Blocks; builds its own Tokio runtime.
+pub fn serve(opts: ServeOptions) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::environment(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(serve_async(opts))
+}
+
+async fn serve_async(opts: ServeOptions) -> Result<()> {
+    let state = open(&opts).await?;
+    let addr: SocketAddr = opts.addr.parse().map_err(|_| {
+        Error::usage(format!("--addr {:?} is not HOST:PORT", opts.addr))
+            .with_help("give an IP address and port, e.g. 127.0.0.1:8080")
+    })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Error::environment(format!("cannot listen on {addr}: {e}"))
+            .with_help("pick a free port, or stop what is using this one")
+    })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    eprintln!(
+        "Hub listening on http://{local} (data in {}, {:?} database)",
+        opts.data.display(),
+        state.db.backend
+    );
+    tokio::spawn(sweep_forever(state.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| Error::environment(format!("the hub stopped: {e}")))
+}
+
+/// How old an unfinished upload may get before the sweeper deletes it.
+pub const UPLOAD_MAX_AGE_SECS: i64 = 24 * 3600;
+
+/// Deletes uploads started more than `max_age_secs` ago (clients that died mid-push);
+/// returns how many. Safe with several hubs: each deletion is idempotent.
+pub async fn sweep_uploads(state: &AppState, max_age_secs: i64) -> Result<usize> {
+    let stale = state.db.stale_uploads(db::now() - max_age_secs).await?;
+    for id in &stale {
+        state.blobs.discard(id).await;
+        state.db.remove_upload(id).await?;
+    }
+    Ok(stale.len())
+}
+
+async fn sweep_forever(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        if let Err(e) = sweep_uploads(&state, UPLOAD_MAX_AGE_SECS).await {
+            eprintln!("warning: sweeping abandoned uploads failed: {e}");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sweeping_removes_only_old_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ServeOptions {
+            addr: "127.0.0.1:0".into(),
+            data: dir.path().join("data"),
+            database: None,
+        };
+        let state = open(&opts).await.unwrap();
+        for id in ["0ld", "new"] {
+            state.blobs.start_upload(id).await.unwrap();
+            state.db.add_upload(id, "a/b").await.unwrap();
+        }
+        sqlx::query("UPDATE uploads SET created_at = 0 WHERE id = '0ld'")
+            .execute(&state.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(sweep_uploads(&state, 3600).await.unwrap(), 1);
+        assert!(!state.db.upload_exists("0ld", "a/b").await.unwrap());
+        assert!(state.db.upload_exists("new", "a/b").await.unwrap());
+        let left: Vec<_> = std::fs::read_dir(opts.data.join("uploads"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["new"]);
+    }
+}

@@ -1,0 +1,304 @@
+//! Blob reads (GET/HEAD with Range), deletes, and uploads: monolithic (`POST ?digest=`,
+//! or POST then one PUT), chunked (POST, PATCH…, PUT `?digest=`), and cross-repo mounts
+//! (`POST ?mount=&from=`).
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::error::{OciError, OciResult};
+use super::DIGEST_HEADER;
+use crate::blobs::{is_sha256_digest, random_id, UploadError};
+use crate::AppState;
+
+fn check_digest(digest: &str) -> OciResult<()> {
+    if is_sha256_digest(digest) {
+        Ok(())
+    } else {
+        Err(OciError::digest_invalid(format!(
+            "{digest:?} is not a sha256 digest (sha256:<64 hex>)"
+        )))
+    }
+}
+
+pub async fn blob(
+    app: &AppState,
+    method: &Method,
+    name: &str,
+    digest: &str,
+    headers: &HeaderMap,
+) -> OciResult<Response> {
+    check_digest(digest)?;
+    match *method {
+        Method::GET | Method::HEAD => read(app, method, name, digest, headers).await,
+        Method::DELETE => {
+            if app.db.unlink_blob(name, digest).await? {
+                Ok(StatusCode::ACCEPTED.into_response())
+            } else {
+                Err(OciError::blob_unknown(digest))
+            }
+        }
+        _ => Err(OciError::unsupported("blobs take GET, HEAD and DELETE")),
+    }
+}
+
+async fn read(
+    app: &AppState,
+    method: &Method,
+    name: &str,
+    digest: &str,
+    headers: &HeaderMap,
+) -> OciResult<Response> {
+    let size = app
+        .db
+        .blob_in_repo(name, digest)
+        .await?
+        .ok_or_else(|| OciError::blob_unknown(digest))? as u64;
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) => Some(parse_range(r, size).ok_or_else(|| {
+            OciError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "RANGE_INVALID",
+                format!("cannot serve {r} of a {size}-byte blob"),
+            )
+        })?),
+        None => None,
+    };
+    let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
+    let len = if size == 0 { 0 } else { end - start + 1 };
+    let mut builder = Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, len)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(DIGEST_HEADER, digest);
+    builder = match range {
+        Some(_) => builder
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")),
+        None => builder.status(StatusCode::OK),
+    };
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        let mut file = app.blobs.open(digest).await?;
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+        Body::from_stream(ReaderStream::new(file.take(len)))
+    };
+    builder.body(body).map_err(OciError::internal)
+}
+
+/// `bytes=START-END`, `bytes=START-` or `bytes=-SUFFIX` → inclusive (start, end).
+fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || size == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().ok()?;
+            (size.saturating_sub(n), size - 1)
+        }
+        (s, "") => (s.parse().ok()?, size - 1),
+        (s, e) => (s.parse().ok()?, e.parse::<u64>().ok()?.min(size - 1)),
+    };
+    (start <= end && start < size).then_some((start, end))
+}
+
+fn upload_location(name: &str, id: &str) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+/// 202 for an upload in progress, `Range` saying how much the hub holds.
+fn in_progress(name: &str, id: &str, size: u64) -> Response {
+    let range = format!("0-{}", size.saturating_sub(1));
+    (
+        StatusCode::ACCEPTED,
+        [
+            (header::LOCATION.as_str(), upload_location(name, id)),
+            ("Range", range),
+            ("Docker-Upload-UUID", id.to_string()),
+            (header::CONTENT_LENGTH.as_str(), "0".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+fn created(name: &str, digest: &str) -> Response {
+    (
+        StatusCode::CREATED,
+        [
+            (
+                header::LOCATION.as_str(),
+                format!("/v2/{name}/blobs/{digest}"),
+            ),
+            (DIGEST_HEADER, digest.to_string()),
+            (header::CONTENT_LENGTH.as_str(), "0".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+/// `POST /v2/<name>/blobs/uploads/`.
+pub async fn start(
+    app: &AppState,
+    name: &str,
+    q: &HashMap<String, String>,
+    body: Body,
+) -> OciResult<Response> {
+    if let (Some(digest), Some(from)) = (q.get("mount"), q.get("from")) {
+        check_digest(digest)?;
+        if super::valid_name(from) && app.db.blob_in_repo(from, digest).await?.is_some() {
+            app.db.link_blob(name, digest).await?;
+            return Ok(created(name, digest));
+        }
+        // Not mountable: the spec says to fall back to a regular upload session.
+    }
+    let id = random_id();
+    app.blobs.start_upload(&id).await?;
+    app.db.add_upload(&id, name).await?;
+    if let Some(digest) = q.get("digest") {
+        return finish(app, name, &id, digest, body).await;
+    }
+    Ok(in_progress(name, &id, 0))
+}
+
+/// GET (status), PATCH (chunk), PUT (final), DELETE (cancel) on an upload session.
+pub async fn upload(
+    app: &AppState,
+    method: &Method,
+    name: &str,
+    id: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> OciResult<Response> {
+    if !id.bytes().all(|b| b.is_ascii_hexdigit()) || !app.db.upload_exists(id, name).await? {
+        return Err(OciError::upload_unknown(id));
+    }
+    match *method {
+        Method::GET => Ok(in_progress(name, id, app.blobs.upload_size(id).await?)),
+        Method::PATCH => {
+            check_content_range(app, id, headers).await?;
+            let size = append(app, id, body).await?;
+            Ok(in_progress(name, id, size))
+        }
+        Method::PUT => {
+            let digest = q
+                .get("digest")
+                .ok_or_else(|| OciError::digest_invalid("the final PUT needs ?digest="))?;
+            finish(app, name, id, digest, body).await
+        }
+        Method::DELETE => {
+            abandon(app, id).await;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => Err(OciError::unsupported(
+            "uploads take GET, PATCH, PUT and DELETE",
+        )),
+    }
+}
+
+/// A chunk's `Content-Range: START-END` must continue where the upload stands.
+async fn check_content_range(app: &AppState, id: &str, headers: &HeaderMap) -> OciResult<()> {
+    let Some(range) = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(());
+    };
+    let start = range
+        .trim()
+        .trim_start_matches("bytes ")
+        .split('-')
+        .next()
+        .and_then(|s| s.parse::<u64>().ok());
+    let size = app.blobs.upload_size(id).await?;
+    if start != Some(size) {
+        return Err(OciError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "BLOB_UPLOAD_INVALID",
+            format!("chunk {range} does not start at the upload's size {size}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Appends `body`; a broken body abandons the whole upload so nothing half-written lingers.
+async fn append(app: &AppState, id: &str, body: Body) -> OciResult<u64> {
+    match app.blobs.append(id, body).await {
+        Ok(size) => Ok(size),
+        Err(e) => {
+            abandon(app, id).await;
+            Err(upload_error(e))
+        }
+    }
+}
+
+async fn finish(
+    app: &AppState,
+    name: &str,
+    id: &str,
+    digest: &str,
+    body: Body,
+) -> OciResult<Response> {
+    if let Err(e) = check_digest(digest) {
+        abandon(app, id).await;
+        return Err(e);
+    }
+    append(app, id, body).await?;
+    let size = match app.blobs.finish(id, digest).await {
+        Ok(size) => size,
+        Err(e) => {
+            abandon(app, id).await;
+            return Err(upload_error(e));
+        }
+    };
+    app.db.remove_upload(id).await?;
+    app.db.add_blob(name, digest, size as i64).await?;
+    Ok(created(name, digest))
+}
+
+async fn abandon(app: &AppState, id: &str) {
+    app.blobs.discard(id).await;
+    let _ = app.db.remove_upload(id).await;
+}
+
+fn upload_error(e: UploadError) -> OciError {
+    match e {
+        UploadError::Body(m) => OciError::new(
+            StatusCode::BAD_REQUEST,
+            "BLOB_UPLOAD_INVALID",
+            format!("the upload broke off: {m}; start it again"),
+        ),
+        UploadError::DigestMismatch { expected, actual } => OciError::digest_invalid(format!(
+            "the uploaded content hashes to {actual}, not {expected}; nothing was stored"
+        )),
+        UploadError::TooLarge(max) => OciError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SIZE_INVALID",
+            format!("blobs on this hub are limited to {max} bytes"),
+        ),
+        UploadError::Io(e) => OciError::internal(format!("storage: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=95-200", 100), Some((95, 99)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("bytes=5-2", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+}

@@ -1,0 +1,342 @@
+//! Manifests: GET/HEAD/PUT/DELETE by tag or digest. The bytes are stored exactly as pushed,
+//! served with the manifest's own media type, and refused unless every blob they reference
+//! is already in the repository.
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::{OciError, OciResult};
+use super::{valid_tag, DIGEST_HEADER};
+use crate::blobs::{is_sha256_digest, sha256_digest};
+use crate::db::NewManifest;
+use crate::index::{self, ManifestFacts};
+use crate::AppState;
+
+/// The manifest media types this hub stores; anything else is refused.
+pub const ALLOWED_MEDIA_TYPES: &[&str] = &[
+    ebpf_runner::format::MEDIA_TYPE_MANIFEST,
+    ebpf_runner::format::MEDIA_TYPE_INDEX,
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+/// Largest manifest accepted: manifests are small JSON; anything bigger is abuse.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Deserialize)]
+pub struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    pub media_type: String,
+    pub digest: String,
+    #[serde(default)]
+    pub size: i64,
+}
+
+/// The fields of an image manifest or index the hub looks at.
+#[derive(Deserialize)]
+pub struct ManifestDoc {
+    #[serde(rename = "mediaType")]
+    pub media_type: Option<String>,
+    #[serde(rename = "artifactType")]
+    pub artifact_type: Option<String>,
+    pub config: Option<Descriptor>,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+    pub subject: Option<Descriptor>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+pub async fn handle(
+    app: &AppState,
+    method: &Method,
+    name: &str,
+    reference: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> OciResult<Response> {
+    if !is_sha256_digest(reference) && !valid_tag(reference) {
+        return Err(OciError::manifest_invalid(format!(
+            "{reference:?} is neither a tag nor a sha256 digest"
+        )));
+    }
+    match *method {
+        Method::GET | Method::HEAD => get(app, method, name, reference).await,
+        Method::PUT => put(app, name, reference, headers, body).await,
+        Method::DELETE => delete(app, name, reference).await,
+        _ => Err(OciError::unsupported(
+            "manifests take GET, HEAD, PUT and DELETE",
+        )),
+    }
+}
+
+/// The digest a tag or digest reference names in `name`, if the manifest exists.
+async fn resolve(app: &AppState, name: &str, reference: &str) -> OciResult<String> {
+    if is_sha256_digest(reference) {
+        return Ok(reference.to_string());
+    }
+    app.db
+        .tag_digest(name, reference)
+        .await?
+        .ok_or_else(|| OciError::manifest_unknown(reference))
+}
+
+async fn get(app: &AppState, method: &Method, name: &str, reference: &str) -> OciResult<Response> {
+    let digest = resolve(app, name, reference).await?;
+    let m = app
+        .db
+        .manifest(name, &digest)
+        .await?
+        .ok_or_else(|| OciError::manifest_unknown(reference))?;
+    let len = m.content.len();
+    if *method == Method::GET && !is_sha256_digest(reference) {
+        // Counted after the response is on its way: a slow counter never delays a pull.
+        let (db, name, tag) = (app.db.clone(), name.to_string(), reference.to_string());
+        tokio::spawn(async move {
+            let _ = db.count_download(&name, &tag).await;
+        });
+    }
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(m.content)
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, m.media_type)
+        .header(header::CONTENT_LENGTH, len)
+        .header(DIGEST_HEADER, m.digest)
+        .body(body)
+        .map_err(OciError::internal)
+}
+
+async fn put(
+    app: &AppState,
+    name: &str,
+    reference: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> OciResult<Response> {
+    let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
+        .await
+        .map_err(|_| {
+            OciError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "SIZE_INVALID",
+                format!("manifests are limited to {MAX_MANIFEST_BYTES} bytes"),
+            )
+        })?;
+    let digest = sha256_digest(&bytes);
+    if is_sha256_digest(reference) && reference != digest {
+        return Err(OciError::digest_invalid(format!(
+            "the manifest hashes to {digest}, not {reference}"
+        )));
+    }
+    let doc: ManifestDoc = serde_json::from_slice(&bytes)
+        .map_err(|e| OciError::manifest_invalid(format!("not a manifest: {e}")))?;
+    let media_type = media_type(&doc, headers)?;
+    check_references(app, name, &doc).await?;
+    let tag = (!is_sha256_digest(reference)).then_some(reference);
+    if let Some(tag) = tag {
+        check_immutable(app, name, tag, &digest).await?;
+    }
+    let inspected = inspect(app, &doc).await?;
+    let artifact_type = doc
+        .artifact_type
+        .clone()
+        .or_else(|| doc.config.as_ref().map(|c| c.media_type.clone()));
+    app.db
+        .put_manifest(&NewManifest {
+            repo: name,
+            digest: &digest,
+            media_type: &media_type,
+            artifact_type: artifact_type.as_deref(),
+            subject: doc.subject.as_ref().map(|s| s.digest.as_str()),
+            content: &bytes,
+        })
+        .await?;
+    if let Some(tag) = tag {
+        app.db.set_tag(name, tag, &digest).await?;
+        if let Some(i) = &inspected {
+            let size = bytes.len() as i64
+                + doc
+                    .config
+                    .iter()
+                    .chain(&doc.layers)
+                    .map(|d| d.size)
+                    .sum::<i64>();
+            let (package, version) = index::rows(name, tag, &digest, size, &facts(&doc), i);
+            app.db.index_version(&package, &version).await?;
+        }
+    }
+    let mut response = (
+        StatusCode::CREATED,
+        [
+            (
+                header::LOCATION.as_str(),
+                format!("/v2/{name}/manifests/{digest}"),
+            ),
+            (DIGEST_HEADER, digest.clone()),
+        ],
+    )
+        .into_response();
+    if let Some(subject) = &doc.subject {
+        if let Ok(v) = subject.digest.parse() {
+            response.headers_mut().insert("OCI-Subject", v);
+        }
+    }
+    Ok(response)
+}
+
+/// The manifest's `mediaType` (or the request's Content-Type), which must be allowed.
+fn media_type(doc: &ManifestDoc, headers: &HeaderMap) -> OciResult<String> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_string());
+    let media_type = doc
+        .media_type
+        .clone()
+        .or(content_type)
+        .ok_or_else(|| OciError::manifest_invalid("the manifest has no mediaType"))?;
+    if !ALLOWED_MEDIA_TYPES.contains(&media_type.as_str()) {
+        return Err(OciError::manifest_invalid(format!(
+            "media type {media_type} is not accepted; this hub stores {}",
+            ALLOWED_MEDIA_TYPES.join(", ")
+        )));
+    }
+    Ok(media_type)
+}
+
+/// Every config and layer blob must be in the repository, every index entry a manifest there.
+async fn check_references(app: &AppState, name: &str, doc: &ManifestDoc) -> OciResult<()> {
+    for d in doc.config.iter().chain(&doc.layers) {
+        let known =
+            is_sha256_digest(&d.digest) && app.db.blob_in_repo(name, &d.digest).await?.is_some();
+        if !known {
+            return Err(OciError::new(
+                StatusCode::BAD_REQUEST,
+                "MANIFEST_BLOB_UNKNOWN",
+                format!(
+                    "blob {} is not in {name}; push it before the manifest",
+                    d.digest
+                ),
+            ));
+        }
+    }
+    for d in &doc.manifests {
+        if !app.db.manifest_exists(name, &d.digest).await? {
+            return Err(OciError::new(
+                StatusCode::BAD_REQUEST,
+                "MANIFEST_UNKNOWN",
+                format!(
+                    "manifest {} is not in {name}; push it before the index",
+                    d.digest
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Version tags (`1.2.3`, `v1.2.3-rc1`) are immutable once published; other tags
+/// (`latest`, `dev`) may move. Re-pushing the same manifest is fine.
+pub fn is_version_tag(tag: &str) -> bool {
+    let t = tag.strip_prefix('v').unwrap_or(tag);
+    let core = t.split('-').next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+async fn check_immutable(app: &AppState, name: &str, tag: &str, digest: &str) -> OciResult<()> {
+    if !is_version_tag(tag) {
+        return Ok(());
+    }
+    match app.db.tag_digest(name, tag).await? {
+        Some(old) if old != digest => Err(OciError::new(
+            StatusCode::CONFLICT,
+            "DENIED",
+            format!(
+                "{name}:{tag} is already published as {old} and published versions are \
+                 immutable; bump the version (in ebpf.toml) and publish again"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn facts(doc: &ManifestDoc) -> ManifestFacts<'_> {
+    ManifestFacts {
+        artifact_type: doc.artifact_type.as_deref(),
+        layers: doc
+            .layers
+            .iter()
+            .map(|l| (l.digest.as_str(), l.media_type.as_str()))
+            .collect(),
+        annotations: &doc.annotations,
+    }
+}
+
+/// Runs the package checks (blocking file reads and gunzip) off the async workers.
+async fn inspect(app: &AppState, doc: &ManifestDoc) -> OciResult<Option<index::Inspected>> {
+    let Some(config) = &doc.config else {
+        return Ok(None);
+    };
+    if config.size > MAX_MANIFEST_BYTES as i64 {
+        return Ok(None);
+    }
+    let config_bytes = app.blobs.read(&config.digest).await?;
+    let blobs = app.blobs.clone();
+    let owned = OwnedFacts {
+        artifact_type: doc.artifact_type.clone(),
+        layers: doc
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.media_type.clone()))
+            .collect(),
+        annotations: doc.annotations.clone(),
+    };
+    tokio::task::spawn_blocking(move || {
+        let facts = ManifestFacts {
+            artifact_type: owned.artifact_type.as_deref(),
+            layers: owned
+                .layers
+                .iter()
+                .map(|(d, m)| (d.as_str(), m.as_str()))
+                .collect(),
+            annotations: &owned.annotations,
+        };
+        index::inspect(&facts, Some(&config_bytes), |d| {
+            std::fs::read(blobs.blob_path(d))
+        })
+    })
+    .await
+    .map_err(OciError::internal)?
+    .map_err(OciError::manifest_invalid)
+}
+
+struct OwnedFacts {
+    artifact_type: Option<String>,
+    layers: Vec<(String, String)>,
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+async fn delete(app: &AppState, name: &str, reference: &str) -> OciResult<Response> {
+    let deleted = if is_sha256_digest(reference) {
+        app.db.delete_manifest(name, reference).await?
+    } else {
+        app.db.delete_tag(name, reference).await?
+    };
+    if deleted {
+        Ok(StatusCode::ACCEPTED.into_response())
+    } else {
+        Err(OciError::manifest_unknown(reference))
+    }
+}

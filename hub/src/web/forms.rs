@@ -1,0 +1,281 @@
+//! The pages that change things: register, login/logout, API tokens, stars. Every POST
+//! checks the CSRF field against the browser's CSRF cookie first.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde_json::json;
+
+use super::{date, error_page, render, visitor, Visitor, SESSION_COOKIE, SESSION_SECS};
+use crate::accounts::{self, TokenRequest};
+use crate::blobs::{random_id, sha256_digest};
+use crate::db::now;
+use crate::AppState;
+
+type Fields = Form<HashMap<String, String>>;
+
+fn field<'a>(f: &'a HashMap<String, String>, k: &str) -> &'a str {
+    f.get(k).map(String::as_str).unwrap_or("")
+}
+
+fn forbidden(app: &AppState, v: &Visitor) -> Response {
+    error_page(
+        app,
+        v,
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "The form was stale or came from another site; go back, reload and try again.",
+    )
+}
+
+fn too_many(app: &AppState, v: &Visitor) -> Response {
+    error_page(
+        app,
+        v,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Slow down",
+        "Too many attempts from your address; wait a minute.",
+    )
+}
+
+fn account_form(
+    app: &AppState,
+    v: &Visitor,
+    register: bool,
+    name: &str,
+    error: Option<&str>,
+) -> Response {
+    let (heading, action) = if register {
+        ("Register", "/register")
+    } else {
+        ("Log in", "/login")
+    };
+    let data = json!({ "heading": heading, "action": action, "register": register, "name": name, "error": error });
+    let mut r = render(app, v, heading, "register", data);
+    if error.is_some() {
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    r
+}
+
+pub async fn register_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let v = visitor(&app, &headers).await;
+    account_form(&app, &v, true, "", None)
+}
+
+pub async fn login_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let v = visitor(&app, &headers).await;
+    account_form(&app, &v, false, "", None)
+}
+
+pub async fn register(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Fields,
+) -> Response {
+    let v = visitor(&app, &headers).await;
+    if !v.csrf_ok(field(&f, "csrf")) {
+        return forbidden(&app, &v);
+    }
+    if !app.limits.register.allow(&peer.ip().to_string()) {
+        return too_many(&app, &v);
+    }
+    let name = field(&f, "name");
+    match accounts::register(&app.db, name, field(&f, "email"), field(&f, "password")).await {
+        Ok(()) => start_session(&app, name).await,
+        Err(m) => account_form(&app, &v, true, name, Some(&m)),
+    }
+}
+
+pub async fn login(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Fields,
+) -> Response {
+    let v = visitor(&app, &headers).await;
+    if !v.csrf_ok(field(&f, "csrf")) {
+        return forbidden(&app, &v);
+    }
+    if !app.limits.login.allow(&peer.ip().to_string()) {
+        return too_many(&app, &v);
+    }
+    let name = field(&f, "name");
+    match accounts::login(&app.db, name, field(&f, "password")).await {
+        Ok(Some(user)) => start_session(&app, &user).await,
+        Ok(None) => account_form(&app, &v, false, name, Some("Wrong user name or password.")),
+        Err(e) => error_page(
+            &app,
+            &v,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            &e.to_string(),
+        ),
+    }
+}
+
+/// Creates a session and sends the browser to the user's page with its cookie.
+async fn start_session(app: &AppState, user: &str) -> Response {
+    let secret = format!("{}{}", random_id(), random_id());
+    if let Err(e) = app
+        .db
+        .add_session(
+            &sha256_digest(secret.as_bytes()),
+            user,
+            now() + SESSION_SECS,
+        )
+        .await
+    {
+        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
+    let cookie = format!(
+        "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECS}"
+    );
+    let mut r = Redirect::to(&format!("/u/{user}")).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("ASCII cookie"),
+    );
+    r
+}
+
+pub async fn logout(State(app): State<AppState>, headers: HeaderMap, Form(f): Fields) -> Response {
+    let v = visitor(&app, &headers).await;
+    if !v.csrf_ok(field(&f, "csrf")) {
+        return forbidden(&app, &v);
+    }
+    if let Some(secret) = super::cookie(&headers, SESSION_COOKIE) {
+        let _ = app
+            .db
+            .delete_session(&sha256_digest(secret.as_bytes()))
+            .await;
+    }
+    let mut r = Redirect::to("/").into_response();
+    let gone = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&gone).expect("ASCII cookie"),
+    );
+    r
+}
+
+async fn tokens_view(
+    app: &AppState,
+    v: &Visitor,
+    user: &str,
+    created: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let tokens = app.db.tokens_of(user).await.unwrap_or_default();
+    let tokens: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            let scopes: Vec<&str> = [(t.can_pull, "pull"), (t.can_push, "push")].iter().filter(|(on, _)| *on).map(|(_, s)| *s).collect();
+            json!({
+                "id": t.id, "label": t.label, "scopes": scopes.join(", "),
+                "namespaces": if t.namespaces.is_empty() { format!("{user}/*") } else { t.namespaces.join(", ") },
+                "expires": t.expires_at.map(date).unwrap_or_else(|| "never".into()),
+            })
+        })
+        .collect();
+    let mut r = render(
+        app,
+        v,
+        "API tokens",
+        "tokens",
+        json!({ "tokens": tokens, "created": created, "error": error }),
+    );
+    if error.is_some() {
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    r
+}
+
+pub async fn tokens_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let v = visitor(&app, &headers).await;
+    let Some(user) = v.user.clone() else {
+        return Redirect::to("/login").into_response();
+    };
+    tokens_view(&app, &v, &user, None, None).await
+}
+
+pub async fn create_token(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Fields,
+) -> Response {
+    let v = visitor(&app, &headers).await;
+    if !v.csrf_ok(field(&f, "csrf")) {
+        return forbidden(&app, &v);
+    }
+    let Some(user) = v.user.clone() else {
+        return Redirect::to("/login").into_response();
+    };
+    let request = TokenRequest {
+        label: field(&f, "label").chars().take(100).collect(),
+        can_pull: field(&f, "pull") == "on",
+        can_push: field(&f, "push") == "on",
+        namespaces: field(&f, "namespaces")
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        expires_in_days: field(&f, "days").parse().ok(),
+    };
+    match accounts::create_token(&app.db, &user, request).await {
+        Ok((_, secret)) => tokens_view(&app, &v, &user, Some(&secret), None).await,
+        Err(m) => tokens_view(&app, &v, &user, None, Some(&m)).await,
+    }
+}
+
+pub async fn delete_token(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Fields,
+) -> Response {
+    let v = visitor(&app, &headers).await;
+    if !v.csrf_ok(field(&f, "csrf")) {
+        return forbidden(&app, &v);
+    }
+    let Some(user) = v.user.clone() else {
+        return Redirect::to("/login").into_response();
+    };
+    let _ = app.db.delete_token(&user, &id).await;
+    Redirect::to("/tokens").into_response()
+}
+
+/// `POST /p/OWNER/NAME/star`: toggles the visitor's star.
+pub async fn package_action(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+    Form(f): Fields,
+) -> Response {
+    let v = visitor(&app, &headers).await;
+    if !v.csrf_ok(field(&f, "csrf")) {
+        return forbidden(&app, &v);
+    }
+    let Some(repo) = path.strip_suffix("/star") else {
+        return error_page(
+            &app,
+            &v,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such action.",
+        );
+    };
+    let Some(user) = v.user.clone() else {
+        return Redirect::to("/login").into_response();
+    };
+    if !matches!(app.db.package(repo).await, Ok(Some(_))) {
+        return error_page(&app, &v, StatusCode::NOT_FOUND, "No such package", repo);
+    }
+    let _ = app.db.toggle_star(&user, repo).await;
+    Redirect::to(&format!("/p/{repo}")).into_response()
+}

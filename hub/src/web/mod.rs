@@ -1,0 +1,208 @@
+//! The web face: server-rendered pages (no JavaScript needed) over the same database.
+//!
+//! Templates are handlebars, already the workspace's template engine (template packs): HTML
+//! escaping by default, templates readable as plain HTML, no new compile-time machinery.
+//!
+//! Sessions: a random cookie secret whose SHA-256 is the key of a `sessions` row (shared by
+//! several hub processes). CSRF: the double-submit pattern: every page sets a random
+//! `hub_csrf` cookie (SameSite=Lax) and embeds it in its forms; a POST must carry both,
+//! equal. A cross-site form can send the cookie but cannot read it to fill the field.
+
+mod forms;
+mod pages;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use handlebars::Handlebars;
+use serde_json::{json, Value};
+
+use crate::blobs::{random_id, sha256_digest};
+use crate::AppState;
+
+pub const SESSION_COOKIE: &str = "hub_session";
+pub const CSRF_COOKIE: &str = "hub_csrf";
+/// How long a login lasts.
+pub const SESSION_SECS: i64 = 14 * 86_400;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/search", get(pages::search))
+        .route("/about", get(pages::about))
+        .route("/u/{user}", get(pages::user))
+        .route(
+            "/p/{*path}",
+            get(pages::package).post(forms::package_action),
+        )
+        .route("/register", get(forms::register_page).post(forms::register))
+        .route("/login", get(forms::login_page).post(forms::login))
+        .route("/logout", post(forms::logout))
+        .route("/tokens", get(forms::tokens_page).post(forms::create_token))
+        .route("/tokens/{id}/delete", post(forms::delete_token))
+}
+
+pub fn templates() -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    for (name, text) in [
+        ("layout", include_str!("../../templates/layout.hbs")),
+        ("list", include_str!("../../templates/list.hbs")),
+        ("home", include_str!("../../templates/home.hbs")),
+        ("search", include_str!("../../templates/search.hbs")),
+        ("package", include_str!("../../templates/package.hbs")),
+        ("user", include_str!("../../templates/user.hbs")),
+        ("about", include_str!("../../templates/about.hbs")),
+        ("register", include_str!("../../templates/register.hbs")),
+        ("tokens", include_str!("../../templates/tokens.hbs")),
+        ("error", include_str!("../../templates/error.hbs")),
+    ] {
+        hb.register_template_string(name, text)
+            .unwrap_or_else(|e| panic!("template {name}: {e}"));
+    }
+    hb
+}
+
+/// Who is looking at a page: their user (if logged in) and the CSRF value for forms.
+pub struct Visitor {
+    pub user: Option<String>,
+    pub csrf: String,
+    /// A fresh CSRF cookie to set when the browser had none.
+    new_csrf: bool,
+    pub host: String,
+}
+
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+pub async fn visitor(app: &AppState, headers: &HeaderMap) -> Visitor {
+    let user = match cookie(headers, SESSION_COOKIE) {
+        Some(secret) => app
+            .db
+            .session_user(&sha256_digest(secret.as_bytes()))
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let existing = cookie(headers, CSRF_COOKIE)
+        .filter(|c| c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit()));
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:-[]".contains(&b))
+        })
+        .unwrap_or("localhost")
+        .to_string();
+    Visitor {
+        user,
+        csrf: existing.map(str::to_string).unwrap_or_else(random_id),
+        new_csrf: existing.is_none(),
+        host,
+    }
+}
+
+impl Visitor {
+    /// Whether a form's `csrf` field matches this browser's CSRF cookie.
+    pub fn csrf_ok(&self, field: &str) -> bool {
+        !self.new_csrf && constant_time_eq(self.csrf.as_bytes(), field.as_bytes())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Renders `page` with `data` inside the layout.
+pub fn render(app: &AppState, v: &Visitor, title: &str, page: &str, mut data: Value) -> Response {
+    data["csrf"] = json!(v.csrf);
+    data["user"] = json!(v.user);
+    data["host"] = json!(v.host);
+    let body = match app.templates.render(page, &data) {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("template {page}: {e}"),
+            )
+                .into_response()
+        }
+    };
+    let query = data.get("query").cloned().unwrap_or(json!(""));
+    let layout =
+        json!({ "title": title, "body": body, "user": v.user, "csrf": v.csrf, "query": query });
+    let html = match app.templates.render("layout", &layout) {
+        Ok(h) => h,
+        Err(e) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("layout: {e}")).into_response()
+        }
+    };
+    let mut response = Html(html).into_response();
+    if v.new_csrf {
+        let c = format!("{CSRF_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax", v.csrf);
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&c).expect("ASCII cookie"),
+        );
+    }
+    response
+}
+
+pub fn error_page(
+    app: &AppState,
+    v: &Visitor,
+    status: StatusCode,
+    heading: &str,
+    message: &str,
+) -> Response {
+    let mut r = render(
+        app,
+        v,
+        heading,
+        "error",
+        json!({ "heading": heading, "message": message }),
+    );
+    *r.status_mut() = status;
+    r
+}
+
+/// `YYYY-MM-DD` of a Unix time (UTC), for tables.
+pub fn date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    // Civil-from-days (proleptic Gregorian), after Howard Hinnant's public-domain algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        assert_eq!(super::date(0), "1970-01-01");
+        assert_eq!(super::date(1_767_225_600), "2026-01-01");
+        assert_eq!(super::date(951_782_400), "2000-02-29");
+    }
+
+    #[test]
+    fn templates_parse() {
+        super::templates();
+    }
+}

@@ -1,0 +1,218 @@
+//! The read-only pages: home, search, about, user, package (and the object download).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{date, error_page, render, visitor};
+use crate::db::PackageRow;
+use crate::AppState;
+
+const PAGE_SIZE: i64 = 20;
+
+fn listing(packages: &[PackageRow]) -> serde_json::Value {
+    json!(packages
+        .iter()
+        .map(|p| json!({
+            "repo": p.repo, "latest_version": p.latest_version,
+            "description": p.description, "downloads": p.downloads,
+        }))
+        .collect::<Vec<_>>())
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+}
+
+pub async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let v = visitor(&app, &headers).await;
+    let db = &app.db;
+    let (featured, newest, popular) = match (
+        db.packages_where("WHERE featured = 1", None, "updated_at DESC", 6)
+            .await,
+        db.packages_where("", None, "updated_at DESC, repo", 10)
+            .await,
+        db.packages_where("WHERE downloads > 0", None, "downloads DESC, repo", 10)
+            .await,
+    ) {
+        (Ok(f), Ok(n), Ok(p)) => (f, n, p),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return internal(e),
+    };
+    let data = json!({
+        "featured": listing(&featured), "newest": listing(&newest), "popular": listing(&popular),
+    });
+    render(&app, &v, "Home", "home", data)
+}
+
+pub async fn search(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let v = visitor(&app, &headers).await;
+    let query = q.get("q").cloned().unwrap_or_default();
+    let page: i64 = q
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
+    // One more than a page tells whether a next page exists.
+    let mut found = match app
+        .db
+        .search(&query, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => return internal(e),
+    };
+    let more = found.len() as i64 > PAGE_SIZE;
+    found.truncate(PAGE_SIZE as usize);
+    let data = json!({
+        "query": query, "packages": listing(&found),
+        "prev": (page > 1).then_some(page - 1), "next": more.then_some(page + 1),
+    });
+    render(&app, &v, "Search", "search", data)
+}
+
+pub async fn about(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let v = visitor(&app, &headers).await;
+    render(&app, &v, "About", "about", json!({}))
+}
+
+pub async fn user(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let v = visitor(&app, &headers).await;
+    let Ok(Some(u)) = app.db.user(&name).await else {
+        return error_page(
+            &app,
+            &v,
+            StatusCode::NOT_FOUND,
+            "No such user",
+            &format!("There is no user {name}."),
+        );
+    };
+    let packages = app
+        .db
+        .packages_where("WHERE owner = $1", Some(&name), "repo", 200)
+        .await;
+    let starred = app.db.starred_by(&name).await;
+    let (Ok(packages), Ok(starred)) = (packages, starred) else {
+        return internal("database error");
+    };
+    let data = json!({
+        "name": u.name, "since": date(u.created_at),
+        "packages": listing(&packages), "starred": listing(&starred),
+    });
+    render(&app, &v, &name, "user", data)
+}
+
+/// `GET /p/OWNER/NAME` (the package page) or `GET /p/OWNER/NAME/download/VERSION`.
+pub async fn package(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+) -> Response {
+    let v = visitor(&app, &headers).await;
+    if let Some((repo, version)) = path.split_once("/download/") {
+        return download(&app, &v, repo, version).await;
+    }
+    let repo = path.trim_end_matches('/');
+    let Ok(Some(p)) = app.db.package(repo).await else {
+        return error_page(
+            &app,
+            &v,
+            StatusCode::NOT_FOUND,
+            "No such package",
+            &format!("There is no package {repo}."),
+        );
+    };
+    let Ok(versions) = app.db.versions(repo).await else {
+        return internal("database error");
+    };
+    let latest = versions
+        .iter()
+        .find(|x| x.version == p.latest_version)
+        .or(versions.first());
+    let programs: serde_json::Value = latest
+        .and_then(|l| serde_json::from_str(&l.programs).ok())
+        .unwrap_or(json!([]));
+    let starred = match &v.user {
+        Some(u) => app.db.is_starred(u, repo).await.unwrap_or(false),
+        None => false,
+    };
+    let data = json!({
+        "p": {
+            "repo": p.repo, "owner": p.owner, "description": p.description, "license": p.license,
+            "authors": p.authors, "keywords": p.keywords, "downloads": p.downloads,
+            // Only web links become anchors: a `javascript:` source must not be clickable.
+            "source": if p.source.starts_with("https://") || p.source.starts_with("http://") { p.source.clone() } else { String::new() },
+        },
+        "latest": latest.map(|l| json!({"version": l.version, "object": l.object, "arch": l.arch})),
+        "programs": programs,
+        "versions": versions.iter().map(|x| json!({
+            "version": x.version, "digest": x.digest, "size": x.size, "date": date(x.pushed_at),
+        })).collect::<Vec<_>>(),
+        "stars": app.db.star_count(repo).await.unwrap_or(0),
+        "starred": starred,
+    });
+    render(&app, &v, repo, "package", data)
+}
+
+/// The BPF object of a version, taken out of its layer, as an attachment.
+async fn download(app: &AppState, v: &super::Visitor, repo: &str, version: &str) -> Response {
+    let Ok(Some(ver)) = app.db.version(repo, version).await else {
+        return error_page(
+            app,
+            v,
+            StatusCode::NOT_FOUND,
+            "No such version",
+            &format!("{repo} has no version {version}."),
+        );
+    };
+    if ver.object.is_empty() || !crate::blobs::is_sha256_digest(&ver.layer_digest) {
+        return error_page(
+            app,
+            v,
+            StatusCode::NOT_FOUND,
+            "No object",
+            "This package has no single object to download.",
+        );
+    }
+    let layer = match app.blobs.read(&ver.layer_digest).await {
+        Ok(l) => l,
+        Err(e) => return internal(e),
+    };
+    let object = ver.object.clone();
+    let extracted =
+        tokio::task::spawn_blocking(move || ebpf_runner::package::extract_file(&layer, &object))
+            .await;
+    let Ok(Ok(Some(bytes))) = extracted else {
+        return internal("the layer does not hold the object");
+    };
+    let (db, repo, version) = (app.db.clone(), repo.to_string(), version.to_string());
+    tokio::spawn(async move {
+        let _ = db.count_download(&repo, &version).await;
+    });
+    let file_name: String = ver
+        .object
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+        .collect();
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-elf".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file_name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
