@@ -59,7 +59,7 @@ pub fn build_package(project: &Project, built: &BuildOutput) -> Result<Package> 
         meta.runtime = declared_runtime(run);
         files.extend(declared_files(project, run)?);
     }
-    Package::build_with_files(meta, &files, Some(created_timestamp()))
+    Package::build_with_files(meta, &files, Some(created_timestamp(built)))
 }
 
 /// The runtime `[run]` declares (validated when the manifest was read).
@@ -170,12 +170,22 @@ fn package_meta(
     })
 }
 
-/// RFC 3339 creation time; honours SOURCE_DATE_EPOCH so packages can be reproducible.
-fn created_timestamp() -> String {
-    let time = std::env::var("SOURCE_DATE_EPOCH")
+/// RFC 3339 creation time: SOURCE_DATE_EPOCH when set, else when the build outputs were last
+/// written. Not "now": `package` and a later `push` of the same unchanged build must give the
+/// same digest, or what was tested is not what was published.
+fn created_timestamp(built: &BuildOutput) -> String {
+    let from_env = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
-        .map(|secs| UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .map(|secs| UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    let from_outputs = || {
+        std::iter::once(&built.object)
+            .chain(&built.loader)
+            .filter_map(|p| p.metadata().and_then(|m| m.modified()).ok())
+            .max()
+    };
+    let time = from_env
+        .or_else(from_outputs)
         .unwrap_or_else(SystemTime::now);
     humantime::format_rfc3339_seconds(time).to_string()
 }
