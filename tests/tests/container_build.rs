@@ -4,10 +4,11 @@
 //! Dockerfile: it is built once per machine and reused until the Dockerfile changes.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use ebpf_e2e_tests::cli::{self, fails, ok, Env};
+use ebpf_e2e_tests::cli::{self, fails, ok};
+use ebpf_e2e_tests::project::{require_tool, Project};
 use ebpf_runner::object;
 
 /// The project is owned by this uid/gid; the container build must leave its files so.
@@ -17,11 +18,7 @@ const OWNER: u32 = 4321;
 fn builder_image() -> String {
     use sha2::Digest;
     for tool in ["podman", "debootstrap"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(found, "{tool} is missing: apt install {tool}");
+        require_tool(tool, tool);
     }
     let root = cli::workspace_root();
     let dockerfile = std::fs::read(root.join("docker/builder.Dockerfile")).expect("Dockerfile");
@@ -35,32 +32,6 @@ fn builder_image() -> String {
         .expect("run scripts/builder-image.sh");
     assert!(out.status.success(), "builder image: {}", cli::show(&out));
     tag
-}
-
-struct Project {
-    env: Env,
-    dir: PathBuf,
-}
-
-impl Project {
-    fn new(name: &str) -> Project {
-        let env = Env::new();
-        let dir = env.path().join("work").join(name);
-        ok(env
-            .cmd(["new", name, "--lang", "eunomia", "--path"])
-            .arg(&dir));
-        Project { env, dir }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = self.env.cmd(args);
-        cmd.arg("--manifest-path").arg(&self.dir);
-        cmd
-    }
-
-    fn object(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("target/ebpf/x86_64/{name}.bpf.o"))
-    }
 }
 
 fn chown_tree(dir: &Path, uid: u32) {
@@ -115,10 +86,10 @@ fn container_build_matches_host_build_and_keeps_the_owner() {
     let image = builder_image();
 
     // The same project built on the host, for comparison.
-    let host = Project::new("csnoop");
+    let host = Project::new("csnoop", "eunomia");
     ok(&mut host.cmd(&["build"]));
 
-    let boxed = Project::new("csnoop");
+    let boxed = Project::new("csnoop", "eunomia");
     chown_tree(&boxed.dir, OWNER);
     let out = ok(&mut boxed.cmd(&[
         "build",
@@ -130,11 +101,11 @@ fn container_build_matches_host_build_and_keeps_the_owner() {
     ]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Container"), "{stderr}");
-    let object = boxed.object("csnoop");
+    let object = boxed.built("x86_64", "csnoop.bpf.o");
     assert!(object.is_file(), "no {}: {stderr}", object.display());
     assert_eq!(
         programs_and_maps(&object),
-        programs_and_maps(&host.object("csnoop")),
+        programs_and_maps(&host.built("x86_64", "csnoop.bpf.o")),
         "container and host builds differ"
     );
     let target = boxed.dir.join("target");
@@ -171,7 +142,7 @@ fn container_build_matches_host_build_and_keeps_the_owner() {
 #[test]
 fn container_build_errors_are_clear() {
     let image = builder_image();
-    let project = Project::new("cbroken");
+    let project = Project::new("cbroken", "eunomia");
 
     // A compile error inside: exit 5, clang's own message passed through.
     let source = project.dir.join("src/cbroken.bpf.c");
