@@ -45,6 +45,25 @@ impl ErrorKind {
         }
     }
 
+    /// The kind whose [`exit_code`](Self::exit_code) is `code`, if any: how a parent reads
+    /// the exit of a cargo-ebpf it started (a daemon, the build inside a container).
+    pub fn from_exit_code(code: i32) -> Option<ErrorKind> {
+        use ErrorKind::*;
+        [
+            Usage,
+            Input,
+            Environment,
+            Build,
+            Registry,
+            Auth,
+            Integrity,
+            Kernel,
+            Io,
+        ]
+        .into_iter()
+        .find(|k| k.exit_code() == code)
+    }
+
     fn code(self) -> &'static str {
         match self {
             ErrorKind::Usage => "ebpf::usage",

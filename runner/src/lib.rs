@@ -15,10 +15,14 @@
 //! - [`run`]: load, attach, stream events;
 //! - [`inspect`]: what a package holds, without loading it;
 //! - [`lifecycle`]: detached runs (`install`, `run -d`, `ps`, `logs`, `stop`).
+//!
+//! Shared by several stages: [`error`] (the one error type), [`digest`], [`engine`]
+//! (podman/docker, for container builds and runtimes), [`which`] (finding programs).
 
 pub mod credentials;
 pub mod decode;
 pub mod digest;
+pub mod engine;
 pub mod error;
 pub mod format;
 pub mod formats;
@@ -33,6 +37,7 @@ pub mod registry;
 pub mod resolve;
 pub mod run;
 pub mod store;
+pub mod which;
 
 pub use error::{Error, ErrorKind, Result};
 pub use package::Package;
