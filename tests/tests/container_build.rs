@@ -34,6 +34,13 @@ fn builder_image() -> String {
     tag
 }
 
+/// `cargo-ebpf VERB --container --engine podman --image IMAGE EXTRA` in `project`.
+fn in_podman(project: &Project, verb: &str, image: &str, extra: &[&str]) -> Command {
+    let mut cmd = project.cmd(&[verb, "--container", "--engine", "podman", "--image", image]);
+    cmd.args(extra);
+    cmd
+}
+
 fn chown_tree(dir: &Path, uid: u32) {
     let status = Command::new("chown")
         .args(["-R", &format!("{uid}:{uid}")])
@@ -91,14 +98,7 @@ fn container_build_matches_host_build_and_keeps_the_owner() {
 
     let boxed = Project::new("csnoop", "eunomia");
     chown_tree(&boxed.dir, OWNER);
-    let out = ok(&mut boxed.cmd(&[
-        "build",
-        "--container",
-        "--engine",
-        "podman",
-        "--image",
-        &image,
-    ]));
+    let out = ok(&mut in_podman(&boxed, "build", &image, &[]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Container"), "{stderr}");
     let object = boxed.built("x86_64", "csnoop.bpf.o");
@@ -118,16 +118,12 @@ fn container_build_matches_host_build_and_keeps_the_owner() {
     assert!(again.contains("Fresh"), "{again}");
 
     // A multi-arch container build feeds `package` like a host build does.
-    ok(&mut boxed.cmd(&[
+    ok(&mut in_podman(
+        &boxed,
         "package",
-        "--container",
-        "--engine",
-        "podman",
-        "--image",
         &image,
-        "--arch",
-        "x86_64,arm64",
-    ]));
+        &["--arch", "x86_64,arm64"],
+    ));
     let index: serde_json::Value = serde_json::from_slice(
         &std::fs::read(boxed.dir.join("target/ebpf/oci/index.json")).unwrap(),
     )
@@ -149,30 +145,18 @@ fn container_build_errors_are_clear() {
     let mut text = std::fs::read_to_string(&source).unwrap();
     text.push_str("\nint broken = ;\n");
     std::fs::write(&source, text).unwrap();
-    let stderr = fails(
-        &mut project.cmd(&[
-            "build",
-            "--container",
-            "--engine",
-            "podman",
-            "--image",
-            &image,
-        ]),
-        5,
-    );
+    let stderr = fails(&mut in_podman(&project, "build", &image, &[]), 5);
     assert!(stderr.contains("expected expression"), "{stderr}");
     assert!(stderr.contains("inside the container failed"), "{stderr}");
 
     // A missing image: exit 4 and how to build it.
     let stderr = fails(
-        &mut project.cmd(&[
+        &mut in_podman(
+            &project,
             "build",
-            "--container",
-            "--engine",
-            "podman",
-            "--image",
             "localhost/cargo-ebpf/no-such-builder:0",
-        ]),
+            &[],
+        ),
         4,
     );
     assert!(stderr.contains("docker/builder.Dockerfile"), "{stderr}");
