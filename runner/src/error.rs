@@ -30,6 +30,18 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::Usage,
+        ErrorKind::Input,
+        ErrorKind::Environment,
+        ErrorKind::Build,
+        ErrorKind::Registry,
+        ErrorKind::Auth,
+        ErrorKind::Integrity,
+        ErrorKind::Kernel,
+        ErrorKind::Io,
+    ];
+
     /// The process exit code for this kind (documented in docs/cli.md).
     pub fn exit_code(self) -> i32 {
         match self {
@@ -48,20 +60,7 @@ impl ErrorKind {
     /// The kind whose [`exit_code`](Self::exit_code) is `code`, if any: how a parent reads
     /// the exit of a cargo-ebpf it started (a daemon, the build inside a container).
     pub fn from_exit_code(code: i32) -> Option<ErrorKind> {
-        use ErrorKind::*;
-        [
-            Usage,
-            Input,
-            Environment,
-            Build,
-            Registry,
-            Auth,
-            Integrity,
-            Kernel,
-            Io,
-        ]
-        .into_iter()
-        .find(|k| k.exit_code() == code)
+        Self::ALL.into_iter().find(|k| k.exit_code() == code)
     }
 
     fn code(self) -> &'static str {

@@ -97,9 +97,7 @@ fn go_pack_builds_packages_pushes_and_runs_from_the_registry() {
 fn go_loader_says_it_needs_root() {
     let project = go_project();
     ok(&mut project.cmd(&["build"]));
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(project.built("x86_64", NAME))
+    let out = cli::unprivileged(project.built("x86_64", NAME))
         .output()
         .expect("run setpriv (util-linux)");
     assert_eq!(out.status.code(), Some(1), "{}", cli::show(&out));

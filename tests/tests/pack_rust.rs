@@ -138,14 +138,7 @@ fn loader_stops_on_sigint_and_explains_missing_privileges() {
     assert!(status.success(), "SIGINT: {status}\n{stderr}");
     assert!(stdout.starts_with("PID"), "{stdout}");
 
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(loader(&project))
+    let out = cli::unprivileged(loader(&project))
         .output()
         .expect("run setpriv (util-linux)");
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
