@@ -401,36 +401,36 @@ fn renderer() -> Handlebars<'static> {
     hb.set_strict_mode(true);
     // Output is C, TOML, YAML and Markdown, never HTML.
     hb.register_escape_fn(handlebars::no_escape);
-    hb.register_helper("toml", Box::new(toml_string_helper));
-    hb.register_helper("yaml", Box::new(yaml_string_helper));
+    // `{{toml x}}`: `x` as a quoted TOML string, so quotes in e.g. an author's name are safe.
+    hb.register_helper(
+        "toml",
+        quoting_helper("toml", |v| toml::Value::String(v.into()).to_string()),
+    );
+    // `{{yaml x}}`: `x` as a double-quoted YAML string (JSON's quoting is valid YAML), so a
+    // `[ci] setup` line with `: ` or `#` in it stays one list item.
+    hb.register_helper(
+        "yaml",
+        quoting_helper("yaml", |v| serde_json::Value::String(v.into()).to_string()),
+    );
     hb
 }
 
-/// `{{toml x}}`: `x` as a quoted TOML string, so quotes in e.g. an author's name are safe.
-fn toml_string_helper(
-    h: &handlebars::Helper,
-    _: &Handlebars,
-    _: &handlebars::Context,
-    _: &mut handlebars::RenderContext,
-    out: &mut dyn handlebars::Output,
-) -> handlebars::HelperResult {
-    let value = string_param(h, "toml")?;
-    out.write(&toml::Value::String(value.to_string()).to_string())?;
-    Ok(())
-}
-
-/// `{{yaml x}}`: `x` as a double-quoted YAML string (JSON's quoting is valid YAML), so a
-/// `[ci] setup` line with `: ` or `#` in it stays one list item.
-fn yaml_string_helper(
-    h: &handlebars::Helper,
-    _: &Handlebars,
-    _: &handlebars::Context,
-    _: &mut handlebars::RenderContext,
-    out: &mut dyn handlebars::Output,
-) -> handlebars::HelperResult {
-    let value = string_param(h, "yaml")?;
-    out.write(&serde_json::Value::String(value.to_string()).to_string())?;
-    Ok(())
+/// A helper writing its one string parameter through `quote`.
+fn quoting_helper(
+    name: &'static str,
+    quote: fn(&str) -> String,
+) -> Box<dyn handlebars::HelperDef + Send + Sync> {
+    Box::new(
+        move |h: &handlebars::Helper,
+              _: &Handlebars,
+              _: &handlebars::Context,
+              _: &mut handlebars::RenderContext,
+              out: &mut dyn handlebars::Output|
+              -> handlebars::HelperResult {
+            out.write(&quote(string_param(h, name)?))?;
+            Ok(())
+        },
+    )
 }
 
 fn string_param<'a>(

@@ -30,6 +30,18 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::Usage,
+        ErrorKind::Input,
+        ErrorKind::Environment,
+        ErrorKind::Build,
+        ErrorKind::Registry,
+        ErrorKind::Auth,
+        ErrorKind::Integrity,
+        ErrorKind::Kernel,
+        ErrorKind::Io,
+    ];
+
     /// The process exit code for this kind (documented in docs/cli.md).
     pub fn exit_code(self) -> i32 {
         match self {
@@ -43,6 +55,12 @@ impl ErrorKind {
             ErrorKind::Kernel => 9,
             ErrorKind::Io => 10,
         }
+    }
+
+    /// The kind whose [`exit_code`](Self::exit_code) is `code`, if any: how a parent reads
+    /// the exit of a cargo-ebpf it started (a daemon, the build inside a container).
+    pub fn from_exit_code(code: i32) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|k| k.exit_code() == code)
     }
 
     fn code(self) -> &'static str {

@@ -107,11 +107,7 @@ fn from_object(target: &str, name: &str, bytes: &[u8]) -> Result<Report> {
     let info = object::inspect(bytes, None)?;
     let stem = name.split('.').next().unwrap_or(name);
     let mut meta = PackageMeta::new(stem, "", name);
-    meta.programs = info.programs;
-    meta.maps = info.maps;
-    meta.params = info.params;
-    meta.events = info.events;
-    meta.types = info.types;
+    info.describe(&mut meta);
     Ok(report(target, "object", &meta, None, bytes.len() as u64))
 }
 
@@ -166,9 +162,17 @@ fn event_report(event: &EventInfo, meta: &PackageMeta) -> EventReport {
     }
 }
 
-/// The report as aligned text, for a terminal.
+/// The report as aligned text, for a terminal: the package's facts, then a table each
+/// for its programs, maps, params and events.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
+    render_facts(&mut out, r);
+    render_tables(&mut out, r);
+    out
+}
+
+/// `Name:`, `Format:`, … one aligned line each.
+fn render_facts(out: &mut String, r: &Report) {
     let mut line = |k: &str, v: &str| {
         let _ = writeln!(out, "{k:<12} {v}");
     };
@@ -190,15 +194,18 @@ pub fn render(r: &Report) -> String {
     }
     line("Size:", &format!("{} bytes", r.size));
     line("Object:", &r.object);
+}
+
+fn render_tables(out: &mut String, r: &Report) {
     section(
-        &mut out,
+        out,
         "Programs",
         r.programs
             .iter()
             .map(|p| vec![p.name.clone(), p.prog_type.clone(), p.attach.clone()]),
     );
     section(
-        &mut out,
+        out,
         "Maps",
         r.maps.iter().map(|m| {
             vec![
@@ -212,7 +219,7 @@ pub fn render(r: &Report) -> String {
         }),
     );
     section(
-        &mut out,
+        out,
         "Params",
         r.params.iter().map(|p| {
             let flags = match &p.short {
@@ -228,7 +235,7 @@ pub fn render(r: &Report) -> String {
         }),
     );
     section(
-        &mut out,
+        out,
         "Events",
         r.events.iter().map(|e| {
             vec![
@@ -238,7 +245,6 @@ pub fn render(r: &Report) -> String {
             ]
         }),
     );
-    out
 }
 
 fn runtime_text(runtime: &Runtime) -> String {

@@ -16,11 +16,15 @@
 //! - [`inspect`]: what a package holds, without loading it;
 //! - [`lifecycle`]: detached runs (`install`, `run -d`, `ps`, `logs`, `stop`);
 //! - [`cli`]: the user-side commands, shared by `cargo ebpf` and the `ebpf-runner` binary.
+//!
+//! Shared by several stages: [`error`] (the one error type), [`digest`], [`engine`]
+//! (podman/docker, for container builds and runtimes), [`which`] (finding programs).
 
 pub mod cli;
 pub mod credentials;
 pub mod decode;
 pub mod digest;
+pub mod engine;
 pub mod error;
 pub mod format;
 pub mod formats;
@@ -35,6 +39,7 @@ pub mod registry;
 pub mod resolve;
 pub mod run;
 pub mod store;
+pub mod which;
 
 pub use error::{Error, ErrorKind, Result};
 pub use package::Package;

@@ -7,7 +7,9 @@ use libbpf_rs::btf::types::{Composite, DataSec, IntEncoding, MemberAttr, Var};
 use libbpf_rs::btf::{BtfKind, BtfType};
 use libbpf_rs::{Btf, HasSize, MapType, ObjectBuilder, OpenObject, ProgramType, ReferencesType};
 
-use crate::format::{EnumVariant, EventInfo, Field, MapInfo, ParamInfo, ProgramInfo, TypeLayout};
+use crate::format::{
+    EnumVariant, EventInfo, Field, MapInfo, PackageMeta, ParamInfo, ProgramInfo, TypeLayout,
+};
 use crate::run::{with_log, LogCapture};
 use crate::{decode, Error, Result};
 
@@ -18,6 +20,17 @@ pub struct ObjectInfo {
     pub params: Vec<ParamInfo>,
     pub events: Vec<EventInfo>,
     pub types: BTreeMap<String, TypeLayout>,
+}
+
+impl ObjectInfo {
+    /// Puts what the object holds (programs, maps, events, params, types) into `meta`.
+    pub fn describe(self, meta: &mut PackageMeta) {
+        meta.programs = self.programs;
+        meta.maps = self.maps;
+        meta.events = self.events;
+        meta.params = self.params;
+        meta.types = self.types;
+    }
 }
 
 const EM_BPF: u16 = 247;

@@ -86,23 +86,8 @@ impl Package {
         let diff_id = digest::sha256(&tar);
         let layer = Blob::new(format::MEDIA_TYPE_LAYER_TAR_GZIP, gzip(&tar)?);
 
-        let mut labels = BTreeMap::new();
-        let programs: BTreeMap<_, _> = meta
-            .programs
-            .iter()
-            .map(|p| (p.name.clone(), p.prog_type.clone()))
-            .collect();
-        let maps: BTreeMap<_, _> = meta
-            .maps
-            .iter()
-            .map(|m| (m.name.clone(), m.map_type.clone()))
-            .collect();
-        labels.insert(
-            format::LABEL_BPFMAN_PROGRAMS.to_string(),
-            json_string(&programs),
-        );
-        labels.insert(format::LABEL_BPFMAN_MAPS.to_string(), json_string(&maps));
         let annotations = annotations(&meta, created.as_deref());
+        let mut labels = bpfman_labels(&meta);
         labels.extend(annotations.clone());
 
         let config = ImageConfig {
@@ -452,6 +437,27 @@ fn write_file(target: &Path, data: &[u8], mode: u32) -> Result<()> {
         .map_err(|e| Error::io("create", target, e))?;
     file.write_all(data)
         .map_err(|e| Error::io("write", target, e))
+}
+
+/// The labels bpfman reads from an image config: program name → type, map name → type.
+fn bpfman_labels(meta: &PackageMeta) -> BTreeMap<String, String> {
+    let programs: BTreeMap<_, _> = meta
+        .programs
+        .iter()
+        .map(|p| (p.name.clone(), p.prog_type.clone()))
+        .collect();
+    let maps: BTreeMap<_, _> = meta
+        .maps
+        .iter()
+        .map(|m| (m.name.clone(), m.map_type.clone()))
+        .collect();
+    BTreeMap::from([
+        (
+            format::LABEL_BPFMAN_PROGRAMS.to_string(),
+            json_string(&programs),
+        ),
+        (format::LABEL_BPFMAN_MAPS.to_string(), json_string(&maps)),
+    ])
 }
 
 #[cfg(test)]

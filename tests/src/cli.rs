@@ -250,6 +250,20 @@ impl Drop for Background {
     }
 }
 
+/// `program` as user and group 65534 (nobody) with no capabilities, through util-linux's
+/// setpriv: how the tests check what an unprivileged user is told.
+pub fn unprivileged(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ])
+    .arg(program);
+    cmd
+}
+
 /// Parses NDJSON output, panicking on a bad line.
 pub fn ndjson(stdout: &str) -> Vec<serde_json::Value> {
     stdout

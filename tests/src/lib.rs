@@ -3,9 +3,12 @@
 //! - [`Registry`]: a real `docker-registry` (distribution 2.8) on 127.0.0.1, with our own
 //!   config, storage in a temp dir, optionally htpasswd auth; killed on drop.
 //! - [`sample_package`]: a small package built with the real `Package::build`.
+//! - [`cli`]: the real `cargo-ebpf` binary in an isolated [`cli::Env`];
+//!   [`project`]: a scaffolded project and the run-while-opening flow of the pack tests.
 
 pub mod cli;
 pub mod hub;
+pub mod project;
 pub mod proxy;
 
 use std::io::{Read, Write};

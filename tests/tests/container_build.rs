@@ -4,10 +4,11 @@
 //! Dockerfile: it is built once per machine and reused until the Dockerfile changes.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use ebpf_e2e_tests::cli::{self, fails, ok, Env};
+use ebpf_e2e_tests::cli::{self, fails, ok};
+use ebpf_e2e_tests::project::{require_tool, Project};
 use ebpf_runner::object;
 
 /// The project is owned by this uid/gid; the container build must leave its files so.
@@ -17,11 +18,7 @@ const OWNER: u32 = 4321;
 fn builder_image() -> String {
     use sha2::Digest;
     for tool in ["podman", "debootstrap"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(found, "{tool} is missing: apt install {tool}");
+        require_tool(tool, tool);
     }
     let root = cli::workspace_root();
     let dockerfile = std::fs::read(root.join("docker/builder.Dockerfile")).expect("Dockerfile");
@@ -37,30 +34,11 @@ fn builder_image() -> String {
     tag
 }
 
-struct Project {
-    env: Env,
-    dir: PathBuf,
-}
-
-impl Project {
-    fn new(name: &str) -> Project {
-        let env = Env::new();
-        let dir = env.path().join("work").join(name);
-        ok(env
-            .cmd(["new", name, "--lang", "eunomia", "--path"])
-            .arg(&dir));
-        Project { env, dir }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = self.env.cmd(args);
-        cmd.arg("--manifest-path").arg(&self.dir);
-        cmd
-    }
-
-    fn object(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("target/ebpf/x86_64/{name}.bpf.o"))
-    }
+/// `cargo-ebpf VERB --container --engine podman --image IMAGE EXTRA` in `project`.
+fn in_podman(project: &Project, verb: &str, image: &str, extra: &[&str]) -> Command {
+    let mut cmd = project.cmd(&[verb, "--container", "--engine", "podman", "--image", image]);
+    cmd.args(extra);
+    cmd
 }
 
 fn chown_tree(dir: &Path, uid: u32) {
@@ -115,26 +93,19 @@ fn container_build_matches_host_build_and_keeps_the_owner() {
     let image = builder_image();
 
     // The same project built on the host, for comparison.
-    let host = Project::new("csnoop");
+    let host = Project::new("csnoop", "eunomia");
     ok(&mut host.cmd(&["build"]));
 
-    let boxed = Project::new("csnoop");
+    let boxed = Project::new("csnoop", "eunomia");
     chown_tree(&boxed.dir, OWNER);
-    let out = ok(&mut boxed.cmd(&[
-        "build",
-        "--container",
-        "--engine",
-        "podman",
-        "--image",
-        &image,
-    ]));
+    let out = ok(&mut in_podman(&boxed, "build", &image, &[]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Container"), "{stderr}");
-    let object = boxed.object("csnoop");
+    let object = boxed.built("x86_64", "csnoop.bpf.o");
     assert!(object.is_file(), "no {}: {stderr}", object.display());
     assert_eq!(
         programs_and_maps(&object),
-        programs_and_maps(&host.object("csnoop")),
+        programs_and_maps(&host.built("x86_64", "csnoop.bpf.o")),
         "container and host builds differ"
     );
     let target = boxed.dir.join("target");
@@ -147,16 +118,12 @@ fn container_build_matches_host_build_and_keeps_the_owner() {
     assert!(again.contains("Fresh"), "{again}");
 
     // A multi-arch container build feeds `package` like a host build does.
-    ok(&mut boxed.cmd(&[
+    ok(&mut in_podman(
+        &boxed,
         "package",
-        "--container",
-        "--engine",
-        "podman",
-        "--image",
         &image,
-        "--arch",
-        "x86_64,arm64",
-    ]));
+        &["--arch", "x86_64,arm64"],
+    ));
     let index: serde_json::Value = serde_json::from_slice(
         &std::fs::read(boxed.dir.join("target/ebpf/oci/index.json")).unwrap(),
     )
@@ -171,37 +138,25 @@ fn container_build_matches_host_build_and_keeps_the_owner() {
 #[test]
 fn container_build_errors_are_clear() {
     let image = builder_image();
-    let project = Project::new("cbroken");
+    let project = Project::new("cbroken", "eunomia");
 
     // A compile error inside: exit 5, clang's own message passed through.
     let source = project.dir.join("src/cbroken.bpf.c");
     let mut text = std::fs::read_to_string(&source).unwrap();
     text.push_str("\nint broken = ;\n");
     std::fs::write(&source, text).unwrap();
-    let stderr = fails(
-        &mut project.cmd(&[
-            "build",
-            "--container",
-            "--engine",
-            "podman",
-            "--image",
-            &image,
-        ]),
-        5,
-    );
+    let stderr = fails(&mut in_podman(&project, "build", &image, &[]), 5);
     assert!(stderr.contains("expected expression"), "{stderr}");
     assert!(stderr.contains("inside the container failed"), "{stderr}");
 
     // A missing image: exit 4 and how to build it.
     let stderr = fails(
-        &mut project.cmd(&[
+        &mut in_podman(
+            &project,
             "build",
-            "--container",
-            "--engine",
-            "podman",
-            "--image",
             "localhost/cargo-ebpf/no-such-builder:0",
-        ]),
+            &[],
+        ),
         4,
     );
     assert!(stderr.contains("docker/builder.Dockerfile"), "{stderr}");

@@ -107,14 +107,7 @@ fn unprivileged_user_is_told_to_use_root() {
     let object = compile(shared.path(), "rejected", REJECTED_C);
     std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o644)).unwrap();
     let bin = ebpf_e2e_tests::cli::cargo_ebpf_bin();
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(&bin)
+    let out = ebpf_e2e_tests::cli::unprivileged(&bin)
         .arg("run")
         .arg(&object)
         .env("HOME", shared.path())

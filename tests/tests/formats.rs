@@ -8,16 +8,15 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use ebpf_e2e_tests::cli::{self, fails, ok, Background, Env};
+use ebpf_e2e_tests::cli::{self, fails, ok, Env};
+use ebpf_e2e_tests::project::{events_about, run_command, run_while_opening};
 use ebpf_e2e_tests::Registry;
 
-const RUN_SECS: u64 = 6;
 const GADGET_ARTIFACT: &str = "application/vnd.gadget.v1+binary";
 const GADGET_CONFIG: &str = "application/vnd.gadget.config.v1+yaml";
 const GADGET_PROGRAM: &str = "application/vnd.gadget.ebpf.program.v1+binary";
@@ -197,24 +196,15 @@ fn gadget_manifest(layout: &Layout, elf: &[u8]) -> Value {
 /// `run TARGET --output json --duration N [-- ARGS]` while this thread opens a unique file;
 /// returns the events about that file, and stderr.
 fn run_and_trigger(env: &Env, target: &str, args: &[&str]) -> (Vec<Value>, String) {
-    let secs = RUN_SECS.to_string();
-    let mut cmd = env.cmd(["run", target, "--output", "json", "--duration", &secs]);
-    if !args.is_empty() {
-        cmd.arg("--").args(args);
-    }
-    let marker = env.path().join(format!("formats-{}", std::process::id()));
-    let mut bg = Background::spawn(cmd);
-    bg.wait_for_stderr("Attached", Duration::from_secs(60));
-    let until = Instant::now() + Duration::from_secs(2);
-    assert!(cli::trigger_openat_while(&marker, || Instant::now() < until) > 0);
-    let (status, stdout, stderr) = bg.finish(Duration::from_secs(RUN_SECS + 30));
-    assert!(status.success(), "run failed: {status}\n{stderr}");
-    let file = marker.display().to_string();
-    let ours = cli::ndjson(&stdout)
+    let run = run_while_opening(
+        run_command(env, target, &["--output", "json"], args),
+        env.path(),
+    );
+    let ours = events_about(&run.json_events(), &run.file)
         .into_iter()
-        .filter(|e| e["filename"] == file.as_str())
+        .cloned()
         .collect();
-    (ours, stderr)
+    (ours, run.stderr)
 }
 
 fn assert_own_events(events: &[Value], stderr: &str) {

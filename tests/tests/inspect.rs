@@ -4,26 +4,17 @@
 //! the store after a pull, from its OCI layout and from its object file — and `run -- --help`
 //! lists the documented flag.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
 use ebpf_e2e_tests::cli::{fails, ok, Env};
+use ebpf_e2e_tests::project::Project;
 use ebpf_e2e_tests::Registry;
 
-struct Project {
-    env: Env,
-    dir: PathBuf,
-}
-
-fn project(name: &str) -> Project {
-    let env = Env::new();
-    let dir = env.path().join("work").join(name);
-    ok(env
-        .cmd(["new", name, "--lang", "eunomia", "--path"])
-        .arg(&dir));
-    ok(env.cmd(["package", "--manifest-path"]).arg(&dir));
-    Project { env, dir }
+/// An eunomia project, packaged.
+fn packaged(name: &str) -> Project {
+    let project = Project::new(name, "eunomia");
+    ok(&mut project.cmd(&["package"]));
+    project
 }
 
 fn inspect_json(env: &Env, target: &str) -> Value {
@@ -59,12 +50,9 @@ fn assert_describes_opensnoop(report: &Value) {
 #[test]
 fn inspect_describes_a_package_from_registry_store_layout_and_object() {
     let registry = Registry::start();
-    let p = project("opensnoop");
+    let p = packaged("opensnoop");
     let reference = format!("{}/inspect/opensnoop:0.1.0", registry.addr());
-    let pushed = ok(p
-        .env
-        .cmd(["push", &reference, "--manifest-path"])
-        .arg(&p.dir));
+    let pushed = ok(&mut p.cmd(&["push", &reference]));
     let pushed = String::from_utf8(pushed.stdout).unwrap();
     let digest = pushed.trim().rsplit('@').next().unwrap().to_string();
 
@@ -127,7 +115,7 @@ fn inspect_describes_a_package_from_registry_store_layout_and_object() {
 
 #[test]
 fn run_help_lists_documented_flags_and_the_short_flag_works() {
-    let p = project("documented");
+    let p = packaged("documented");
     let dir = p.dir.to_str().unwrap();
     let help = ok(&mut p.env.cmd(["run", dir, "--", "--help"]));
     let help = String::from_utf8(help.stdout).unwrap();

@@ -6,9 +6,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use ebpf_e2e_tests::cli::{self, fails, ok, Background, Env};
+use ebpf_e2e_tests::cli::{self, fails, ok, Env};
+use ebpf_e2e_tests::project::{
+    elf_machine, events_about, run_command, run_while_opening, Project, EM_BPF,
+};
 use ebpf_e2e_tests::{snapshot_dir, Registry};
 use ebpf_runner::format::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 
@@ -26,43 +28,27 @@ const volatile int built_for = 0;
 #endif
 "#;
 
-struct Project {
-    env: Env,
-    dir: PathBuf,
+/// An eunomia project whose source records the arch it was compiled for ([`ARCH_MARKER`]).
+fn arch_project(name: &str) -> Project {
+    assert_eq!(
+        std::env::consts::ARCH,
+        "x86_64",
+        "these tests expect an x86_64 host"
+    );
+    let project = Project::new(name, "eunomia");
+    let source = project.src("bpf.c");
+    let mut text = std::fs::read_to_string(&source).expect("read the template's source");
+    text.push_str(ARCH_MARKER);
+    std::fs::write(&source, text).expect("write source");
+    project
 }
 
-impl Project {
-    fn new(name: &str) -> Project {
-        assert_eq!(
-            std::env::consts::ARCH,
-            "x86_64",
-            "these tests expect an x86_64 host"
-        );
-        let env = Env::new();
-        let dir = env.path().join("work").join(name);
-        ok(env
-            .cmd(["new", name, "--lang", "eunomia", "--path"])
-            .arg(&dir));
-        let source = dir.join("src").join(format!("{name}.bpf.c"));
-        let mut text = std::fs::read_to_string(&source).expect("read the template's source");
-        text.push_str(ARCH_MARKER);
-        std::fs::write(&source, text).expect("write source");
-        Project { env, dir }
-    }
+fn oci_layout(project: &Project) -> PathBuf {
+    project.dir.join("target/ebpf/oci")
+}
 
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = self.env.cmd(args);
-        cmd.arg("--manifest-path").arg(&self.dir);
-        cmd
-    }
-
-    fn layout(&self) -> PathBuf {
-        self.dir.join("target/ebpf/oci")
-    }
-
-    fn store(&self) -> PathBuf {
-        self.env.path().join("ebpf-home/store")
-    }
+fn store_dir(project: &Project) -> PathBuf {
+    project.env.path().join("ebpf-home/store")
 }
 
 fn skopeo_raw(location: &str) -> (serde_json::Value, Vec<u8>) {
@@ -121,35 +107,20 @@ fn param_default(meta: &serde_json::Value, name: &str) -> serde_json::Value {
         .clone()
 }
 
-/// A BPF ELF: 64-bit, little endian, e_machine EM_BPF (247).
-fn assert_bpf_elf(path: &Path) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..4], b"\x7fELF", "{}", path.display());
-    assert_eq!(
-        u16::from_le_bytes([bytes[18], bytes[19]]),
-        247,
-        "{}",
-        path.display()
-    );
-}
-
 #[test]
 fn multi_arch_package_push_pull_run() {
     let registry = Registry::start();
-    let project = Project::new("multisnoop");
+    let project = arch_project("multisnoop");
 
     // Build and package for both, naming one arch each way.
     ok(&mut project.cmd(&["package", "--arch", "x86_64,arm64"]));
     for arch in ["x86_64", "aarch64"] {
-        assert_bpf_elf(
-            &project
-                .dir
-                .join(format!("target/ebpf/{arch}/multisnoop.bpf.o")),
-        );
+        let object = project.built(arch, "multisnoop.bpf.o");
+        assert_eq!(elf_machine(&object), EM_BPF, "{}", object.display());
     }
 
     // The layout's tag points at an index with one manifest per platform (skopeo reads it).
-    let layout = project.layout();
+    let layout = oci_layout(&project);
     let (index, index_bytes) = skopeo_raw(&format!("oci:{}:0.1.0", layout.display()));
     assert_eq!(index["mediaType"], MEDIA_TYPE_INDEX);
     assert_eq!(MEDIA_TYPE_INDEX, INDEX_MEDIA_TYPE);
@@ -219,25 +190,14 @@ fn multi_arch_package_push_pull_run() {
 }
 
 fn run_sees_own_openat(env: &Env, reference: &str) {
-    let marker = env
-        .path()
-        .join(format!("multi-arch-{}", std::process::id()));
-    let mut bg =
-        Background::spawn(env.cmd(["run", reference, "--output", "json", "--duration", "6"]));
-    bg.wait_for_stderr("Attached", Duration::from_secs(60));
-    let until = Instant::now() + Duration::from_secs(2);
-    assert!(cli::trigger_openat_while(&marker, || Instant::now() < until) > 0);
-    let (status, stdout, stderr) = bg.finish(Duration::from_secs(40));
-    assert!(status.success(), "run failed: {status}\n{stderr}");
-    let file = marker.display().to_string();
-    let events = cli::ndjson(&stdout);
-    let mine: Vec<_> = events
-        .iter()
-        .filter(|e| e["filename"] == file.as_str())
-        .collect();
+    let run = run_command(env, reference, &["--output", "json"], &[]);
+    let run = run_while_opening(run, env.path());
+    let events = run.json_events();
+    let mine = events_about(&events, &run.file);
     assert!(
         !mine.is_empty(),
-        "no event for {file} among {} events",
+        "no event for {} among {} events",
+        run.file,
         events.len()
     );
     assert_eq!(mine[0]["pid"], std::process::id());
@@ -246,7 +206,7 @@ fn run_sees_own_openat(env: &Env, reference: &str) {
 #[test]
 fn a_package_without_this_hosts_platform_is_refused_and_nothing_is_stored() {
     let registry = Registry::start();
-    let project = Project::new("armonly");
+    let project = arch_project("armonly");
     let plain = format!("{}/multi/armonly:0.1.0", registry.addr());
     let index = format!("{}/multi/armonly:index", registry.addr());
     // One arch stays a plain manifest; two make an index, here without amd64.
@@ -256,7 +216,7 @@ fn a_package_without_this_hosts_platform_is_refused_and_nothing_is_stored() {
     assert_eq!(raw["mediaType"], MEDIA_TYPE_MANIFEST);
 
     ok(&mut project.env.cmd(["list"])); // creates the (empty) store
-    let before = snapshot_dir(&project.store());
+    let before = snapshot_dir(&store_dir(&project));
     for (reference, has) in [
         (&plain, "linux/arm64"),
         (&index, "linux/arm64, linux/riscv64"),
@@ -277,7 +237,7 @@ fn a_package_without_this_hosts_platform_is_refused_and_nothing_is_stored() {
             );
             assert!(stderr.contains("--arch x86_64"), "{stderr}");
             assert_eq!(
-                snapshot_dir(&project.store()),
+                snapshot_dir(&store_dir(&project)),
                 before,
                 "{verb} changed the store"
             );
@@ -286,16 +246,16 @@ fn a_package_without_this_hosts_platform_is_refused_and_nothing_is_stored() {
 
     // The same for a local layout packaged for arm64 only.
     ok(&mut project.cmd(&["package", "--arch", "aarch64"]));
-    let stderr = fails(project.env.cmd(["run"]).arg(project.layout()), 3);
+    let stderr = fails(project.env.cmd(["run"]).arg(oci_layout(&project)), 3);
     assert!(stderr.contains("only for linux/arm64"), "{stderr}");
 }
 
 #[test]
 fn arch_lists_are_deduplicated_and_checked() {
-    let project = Project::new("archlist");
+    let project = arch_project("archlist");
     // Both namings of one arch: one build, a plain manifest.
     ok(&mut project.cmd(&["package", "--arch", "amd64,x86_64"]));
-    let (raw, _) = skopeo_raw(&format!("oci:{}:0.1.0", project.layout().display()));
+    let (raw, _) = skopeo_raw(&format!("oci:{}:0.1.0", oci_layout(&project).display()));
     assert_eq!(raw["mediaType"], MEDIA_TYPE_MANIFEST, "{raw}");
     let stderr = fails(&mut project.cmd(&["build", "--arch", "x86_64,sparc"]), 2);
     assert!(stderr.contains("unknown architecture `sparc`"), "{stderr}");

@@ -4,44 +4,22 @@
 //! opens a file of its own. Also: the `-p` filter, the loader's help and non-root message,
 //! and an arm64 cross-build.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use ebpf_e2e_tests::cli::{self, ok, Background, Env};
+use ebpf_e2e_tests::cli::{self, ok, Env};
+use ebpf_e2e_tests::project::{
+    elf_machine, loader_events, loader_events_for, require_tool, run_command, run_while_opening,
+    Project, EM_AARCH64, EM_BPF, EM_X86_64,
+};
 use ebpf_e2e_tests::Registry;
 
 const NAME: &str = "gosnoop";
-const RUN_SECS: u64 = 6;
-/// ELF e_machine values.
-const EM_X86_64: u16 = 62;
-const EM_AARCH64: u16 = 183;
-const EM_BPF: u16 = 247;
 
 /// A user with a freshly scaffolded go project.
-struct Project {
-    env: Env,
-    dir: PathBuf,
-}
-
-impl Project {
-    fn new() -> Project {
-        require_tools();
-        let env = Env::new();
-        let dir = env.path().join("work").join(NAME);
-        ok(env.cmd(["new", NAME, "--lang", "go", "--path"]).arg(&dir));
-        Project { env, dir }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = self.env.cmd(args);
-        cmd.arg("--manifest-path").arg(&self.dir);
-        cmd
-    }
-
-    fn output(&self, arch: &str, file: &str) -> PathBuf {
-        self.dir.join("target/ebpf").join(arch).join(file)
-    }
+fn go_project() -> Project {
+    require_tools();
+    Project::new(NAME, "go")
 }
 
 /// Fails with the package to install when a tool the go pack needs is missing.
@@ -52,11 +30,7 @@ fn require_tools() {
         ("llvm-strip", "llvm"),
         ("bpftool", "bpftool"),
     ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("PATH=$PATH:/usr/sbin command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(found, "`{tool}` is missing: apt install {package}");
+        require_tool(tool, package);
     }
     let ebpf = Path::new("/usr/share/gocode/src/github.com/cilium/ebpf");
     assert!(
@@ -65,71 +39,21 @@ fn require_tools() {
     );
 }
 
-/// The ELF e_machine of `path` (little-endian header fields at offset 18).
-fn elf_machine(path: &Path) -> u16 {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    assert_eq!(
-        &bytes[..4],
-        b"\x7fELF",
-        "{} is not an ELF file",
-        path.display()
-    );
-    u16::from_le_bytes([bytes[18], bytes[19]])
-}
-
-fn unique_marker(env: &Env) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    env.path()
-        .join(format!("gopack-{}-{nanos}", std::process::id()))
-}
-
 /// `run REF --duration N [-- EXTRA]` while this thread opens a unique file; returns the
 /// loader's stdout and the file opened.
 fn run_and_trigger(env: &Env, reference: &str, extra: &[&str]) -> (String, String) {
-    let secs = RUN_SECS.to_string();
-    let mut cmd = env.cmd(["run", reference, "--duration", &secs]);
-    if !extra.is_empty() {
-        cmd.arg("--").args(extra);
-    }
-    let marker = unique_marker(env);
-    let mut bg = Background::spawn(cmd);
-    bg.wait_for_stderr("Attached", Duration::from_secs(60));
-    let until = Instant::now() + Duration::from_secs(2);
-    let opened = cli::trigger_openat_while(&marker, || Instant::now() < until);
-    assert!(opened > 0);
-    let (status, stdout, stderr) = bg.finish(Duration::from_secs(RUN_SECS + 30));
-    assert!(status.success(), "run failed: {status}\n{stderr}");
-    (stdout, marker.display().to_string())
-}
-
-/// The loader's lines (`PID UID COMM FILENAME`) whose file name is `file`, as (pid, uid).
-fn events_for(stdout: &str, file: &str) -> Vec<(u32, u32)> {
-    stdout
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            match fields.as_slice() {
-                [pid, uid, .., name] if *name == file => {
-                    Some((pid.parse().ok()?, uid.parse().ok()?))
-                }
-                _ => None,
-            }
-        })
-        .collect()
+    let run = run_while_opening(run_command(env, reference, &[], extra), env.path());
+    (run.stdout, run.file)
 }
 
 #[test]
 fn go_pack_builds_packages_pushes_and_runs_from_the_registry() {
     let registry = Registry::start();
-    let project = Project::new();
+    let project = go_project();
 
     ok(&mut project.cmd(&["build"]));
-    let loader = project.output("x86_64", NAME);
-    let object = project.output("x86_64", &format!("{NAME}.bpf.o"));
+    let loader = project.built("x86_64", NAME);
+    let object = project.built("x86_64", &format!("{NAME}.bpf.o"));
     assert_eq!(elf_machine(&loader), EM_X86_64);
     assert_eq!(elf_machine(&object), EM_BPF);
 
@@ -142,7 +66,7 @@ fn go_pack_builds_packages_pushes_and_runs_from_the_registry() {
     ok(&mut user.cmd(["pull", &reference]));
     let (stdout, file) = run_and_trigger(&user, &reference, &[]);
     assert!(stdout.starts_with("PID"), "no header line first:\n{stdout}");
-    let mine = events_for(&stdout, &file);
+    let mine = loader_events_for(&stdout, &file);
     assert!(
         mine.contains(&(std::process::id(), 0)),
         "no event for {file} from pid {} (uid 0) in:\n{stdout}",
@@ -152,14 +76,11 @@ fn go_pack_builds_packages_pushes_and_runs_from_the_registry() {
     // The const volatile filter, set to pid 1 through the loader's -p flag, hides ours.
     let (stdout, file) = run_and_trigger(&user, &reference, &["-p", "1"]);
     assert!(
-        events_for(&stdout, &file).is_empty(),
+        loader_events_for(&stdout, &file).is_empty(),
         "-p 1 let our events through:\n{stdout}"
     );
     assert!(
-        stdout
-            .lines()
-            .skip(1)
-            .all(|l| l.split_whitespace().next() == Some("1")),
+        loader_events(&stdout).iter().all(|e| e.pid == 1),
         "only pid 1 may pass:\n{stdout}"
     );
 
@@ -174,11 +95,9 @@ fn go_pack_builds_packages_pushes_and_runs_from_the_registry() {
 
 #[test]
 fn go_loader_says_it_needs_root() {
-    let project = Project::new();
+    let project = go_project();
     ok(&mut project.cmd(&["build"]));
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(project.output("x86_64", NAME))
+    let out = cli::unprivileged(project.built("x86_64", NAME))
         .output()
         .expect("run setpriv (util-linux)");
     assert_eq!(out.status.code(), Some(1), "{}", cli::show(&out));
@@ -191,18 +110,18 @@ fn go_loader_says_it_needs_root() {
 
 #[test]
 fn go_pack_cross_builds_an_arm64_loader() {
-    let project = Project::new();
+    let project = go_project();
     ok(&mut project.cmd(&["build", "--arch", "aarch64"]));
-    assert_eq!(elf_machine(&project.output("aarch64", NAME)), EM_AARCH64);
+    assert_eq!(elf_machine(&project.built("aarch64", NAME)), EM_AARCH64);
     assert_eq!(
-        elf_machine(&project.output("aarch64", &format!("{NAME}.bpf.o"))),
+        elf_machine(&project.built("aarch64", &format!("{NAME}.bpf.o"))),
         EM_BPF
     );
 }
 
 #[test]
 fn go_build_errors_name_the_fix() {
-    let project = Project::new();
+    let project = go_project();
 
     // No go on PATH: an environment error naming the Debian package.
     let empty = tempfile::tempdir().unwrap();
@@ -230,7 +149,7 @@ fn go_build_errors_name_the_fix() {
         stderr.contains(&format!("{}:", source.display())) && stderr.contains("error:"),
         "{stderr}"
     );
-    assert!(!project.output("x86_64", NAME).exists());
+    assert!(!project.built("x86_64", NAME).exists());
 }
 
 /// A `file://` Go module proxy (GOPROXY layout) holding Debian's cilium/ebpf sources as
@@ -346,7 +265,7 @@ fn requirements(go_mod: &str) -> Vec<(String, String)> {
 #[test]
 fn go_pack_builds_with_go_modules_when_a_module_proxy_answers() {
     let proxy = ModuleProxy::new();
-    let project = Project::new();
+    let project = go_project();
     // The template pins a current cilium/ebpf, which needs a newer Go than Debian 12's and
     // which this offline proxy does not have: point go.mod at what the proxy serves.
     let go_mod = project.dir.join("go.mod");
@@ -395,9 +314,9 @@ fn go_pack_builds_with_go_modules_when_a_module_proxy_answers() {
         sum.contains(&format!("github.com/cilium/ebpf {EBPF_VERSION} h1:")),
         "{sum}"
     );
-    assert_eq!(elf_machine(&project.output("x86_64", NAME)), EM_X86_64);
+    assert_eq!(elf_machine(&project.built("x86_64", NAME)), EM_X86_64);
     assert_eq!(
-        elf_machine(&project.output("x86_64", &format!("{NAME}.bpf.o"))),
+        elf_machine(&project.built("x86_64", &format!("{NAME}.bpf.o"))),
         EM_BPF
     );
 }

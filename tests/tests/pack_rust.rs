@@ -9,46 +9,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ebpf_e2e_tests::cli::{self, fails, ok, show, Background, Env};
+use ebpf_e2e_tests::project::{loader_events, run_command, run_while_opening, Project};
 use ebpf_e2e_tests::Registry;
 
-const RUN_SECS: u64 = 5;
-
-/// A project created from the rust pack in its own environment.
-struct RustProject {
-    env: Env,
-    name: String,
-    dir: PathBuf,
+/// A project created from the rust pack in its own environment, able to run cargo.
+fn rust_project(name: &str) -> Project {
+    Project::with_commands(name, "rust", with_rust)
 }
 
-impl RustProject {
-    fn new(name: &str) -> RustProject {
-        let env = Env::new();
-        let dir = env.path().join("work").join(name);
-        ok(with_rust(env.cmd(["new", name, "--lang", "rust", "--path"])).arg(&dir));
-        RustProject {
-            env,
-            name: name.to_string(),
-            dir,
-        }
-    }
-
-    /// `cargo-ebpf ARGS --manifest-path DIR`, able to run cargo.
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = with_rust(self.env.cmd(args));
-        cmd.arg("--manifest-path").arg(&self.dir);
-        cmd
-    }
-
-    fn built(&self, file: &str) -> PathBuf {
-        self.dir.join("target/ebpf/x86_64").join(file)
-    }
-
-    fn loader(&self) -> PathBuf {
-        self.built(&self.name)
-    }
+/// The loader of `project`, built for this machine.
+fn loader(project: &Project) -> PathBuf {
+    project.built("x86_64", &project.name)
 }
 
 /// `Env` gives each test its own HOME; cargo and rustup must still find the real toolchain
@@ -68,62 +42,34 @@ fn shared_target_dir() -> PathBuf {
     cli::workspace_root().join("target").join("e2e-rust-pack")
 }
 
-fn unique(prefix: &str, env: &Env) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    env.path()
-        .join(format!("{prefix}-{}-{nanos}", std::process::id()))
-}
-
-/// Runs `cmd` (a `run …` of the rust loader) while opening a unique file; returns the
-/// loader's event lines as (pid, filename) and the file opened.
-fn run_and_trigger(env: &Env, cmd: Command) -> (Vec<(u32, String)>, String) {
-    let marker = unique("rust-pack", env);
-    let mut bg = Background::spawn(cmd);
-    bg.wait_for_stderr("Attached", Duration::from_secs(60));
-    let until = Instant::now() + Duration::from_secs(2);
-    assert!(cli::trigger_openat_while(&marker, || Instant::now() < until) > 0);
-    let (status, stdout, stderr) = bg.finish(Duration::from_secs(RUN_SECS + 30));
-    assert!(status.success(), "run failed: {status}\n{stderr}");
-    assert!(stderr.contains("program detached"), "{stderr}");
-    (events(&stdout), marker.display().to_string())
-}
-
-/// The loader prints a header, then `PID UID COMM FILENAME` per event (COMM may hold
-/// spaces, the test's file names do not).
-fn events(stdout: &str) -> Vec<(u32, String)> {
-    let mut lines = stdout.lines();
-    let header = lines.next().unwrap_or_default();
-    assert!(
-        header
-            .split_whitespace()
-            .eq(["PID", "UID", "COMM", "FILENAME"]),
-        "first line is not the header: {stdout}"
-    );
-    lines
-        .map(|line| {
-            let pid = line.split_whitespace().next().unwrap_or_default();
-            let pid = pid.parse().unwrap_or_else(|_| panic!("bad line {line:?}"));
-            let file = line.rsplit(' ').next().unwrap_or_default().to_string();
-            (pid, file)
-        })
-        .collect()
+/// Runs the stored package `reference` with `program_args` while opening a unique file;
+/// returns the loader's events as (pid, filename) and the file opened.
+fn run_and_trigger(
+    env: &Env,
+    reference: &str,
+    program_args: &[&str],
+) -> (Vec<(u32, String)>, String) {
+    let run = run_while_opening(run_command(env, reference, &[], program_args), env.path());
+    assert!(run.stderr.contains("program detached"), "{}", run.stderr);
+    let events = loader_events(&run.stdout)
+        .into_iter()
+        .map(|e| (e.pid, e.file))
+        .collect();
+    (events, run.file)
 }
 
 #[test]
 fn new_build_package_push_pull_run_sees_own_event() {
     let registry = Registry::start();
-    let project = RustProject::new("rsnoop");
+    let project = rust_project("rsnoop");
 
     ok(&mut project.cmd(&["build"]));
-    let object = project.built("rsnoop.bpf.o");
+    let object = project.built("x86_64", "rsnoop.bpf.o");
     assert!(object.is_file(), "no object at {}", object.display());
     assert_eq!(&std::fs::read(&object).unwrap()[..4], b"\x7fELF");
-    assert!(is_executable(&project.loader()));
+    assert!(is_executable(&loader(&project)));
     // Nothing changed: the second build reports Fresh and rewrites nothing.
-    let before = std::fs::metadata(project.loader())
+    let before = std::fs::metadata(loader(&project))
         .unwrap()
         .modified()
         .unwrap();
@@ -133,7 +79,7 @@ fn new_build_package_push_pull_run_sees_own_event() {
         "{}",
         show(&again)
     );
-    let after = std::fs::metadata(project.loader())
+    let after = std::fs::metadata(loader(&project))
         .unwrap()
         .modified()
         .unwrap();
@@ -158,9 +104,7 @@ fn new_build_package_push_pull_run_sees_own_event() {
     );
     assert!(err.contains("unknown argument `--no-such-flag`"), "{err}");
 
-    let secs = RUN_SECS.to_string();
-    let run = user.cmd(["run", &reference, "--duration", &secs]);
-    let (events, file) = run_and_trigger(&user, run);
+    let (events, file) = run_and_trigger(&user, &reference, &[]);
     let me = std::process::id();
     assert!(
         events.iter().any(|(pid, f)| *pid == me && *f == file),
@@ -169,9 +113,7 @@ fn new_build_package_push_pull_run_sees_own_event() {
     );
 
     // The pid filter, set through the skeleton's .rodata, hides this process's events.
-    let mut run = user.cmd(["run", &reference, "--duration", &secs]);
-    run.args(["--", "-p", "1"]);
-    let (events, file) = run_and_trigger(&user, run);
+    let (events, file) = run_and_trigger(&user, &reference, &["-p", "1"]);
     let leaked: Vec<_> = events
         .iter()
         .filter(|(pid, f)| *pid != 1 || *f == file)
@@ -186,24 +128,17 @@ fn new_build_package_push_pull_run_sees_own_event() {
 /// Ctrl-C ends the loader cleanly (exit 0), and without privileges it says what is needed.
 #[test]
 fn loader_stops_on_sigint_and_explains_missing_privileges() {
-    let project = RustProject::new("rsignals");
+    let project = rust_project("rsignals");
     ok(&mut project.cmd(&["build"]));
 
-    let mut bg = Background::spawn(Command::new(project.loader()));
+    let mut bg = Background::spawn(Command::new(loader(&project)));
     bg.wait_for_stderr("Attached", Duration::from_secs(30));
     bg.signal(libc::SIGINT);
     let (status, stdout, stderr) = bg.finish(Duration::from_secs(10));
     assert!(status.success(), "SIGINT: {status}\n{stderr}");
     assert!(stdout.starts_with("PID"), "{stdout}");
 
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(project.loader())
+    let out = cli::unprivileged(loader(&project))
         .output()
         .expect("run setpriv (util-linux)");
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
@@ -218,7 +153,7 @@ fn loader_stops_on_sigint_and_explains_missing_privileges() {
 /// plain `cargo build` without vmlinux.h says how to get one.
 #[test]
 fn build_errors_are_reported() {
-    let project = RustProject::new("rbroken");
+    let project = rust_project("rbroken");
     let source = project.dir.join("src/bpf/rbroken.bpf.c");
     let text = std::fs::read_to_string(&source).unwrap();
     std::fs::write(&source, text.replace("e->uid =", "e->no_such_field =")).unwrap();

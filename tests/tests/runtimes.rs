@@ -137,6 +137,21 @@ impl Drop for PinCleanup {
     }
 }
 
+/// The `[run]` section of a package whose loader is `image`.
+fn container_section(image: &str) -> String {
+    format!("\n[run]\ncontainer = \"{image}\"\n")
+}
+
+/// `cargo-ebpf run FLAGS DIR --engine podman -- LOADER_ARGS`.
+fn run_in_podman(env: &Env, dir: &Path, flags: &[&str], loader_args: &[&str]) -> Command {
+    let mut cmd = env.cmd(["run"]);
+    cmd.args(flags)
+        .arg(dir)
+        .args(["--engine", "podman", "--"])
+        .args(loader_args);
+    cmd
+}
+
 fn pin_name(what: &str) -> String {
     format!("cargo-ebpf-test-{what}-{}", std::process::id())
 }
@@ -145,22 +160,11 @@ fn pin_name(what: &str) -> String {
 fn container_runtime_loads_with_host_btf_and_bpffs() {
     let image = loader_image();
     let env = Env::new();
-    let dir = project(
-        &env,
-        "contsnoop",
-        &format!("\n[run]\ncontainer = \"{image}\"\n"),
-    );
+    let dir = project(&env, "contsnoop", &container_section(&image));
     let pin = pin_name("fg");
     let _cleanup = PinCleanup(Path::new("/sys/fs/bpf").join(&pin));
 
-    let out = ok(&mut env.cmd([
-        "run",
-        dir.to_str().unwrap(),
-        "--engine",
-        "podman",
-        "--",
-        &pin,
-    ]));
+    let out = ok(&mut run_in_podman(&env, &dir, &[], &[&pin]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("object=/package/contsnoop.bpf.o"),
@@ -177,17 +181,7 @@ fn container_runtime_loads_with_host_btf_and_bpffs() {
         .exists());
 
     // A failing loader's exit code comes back (the pin exists now, so loadall fails).
-    let out = env
-        .cmd([
-            "run",
-            dir.to_str().unwrap(),
-            "--engine",
-            "podman",
-            "--",
-            &pin,
-        ])
-        .output()
-        .unwrap();
+    let out = run_in_podman(&env, &dir, &[], &[&pin]).output().unwrap();
     assert!(!out.status.success());
 }
 
@@ -195,24 +189,11 @@ fn container_runtime_loads_with_host_btf_and_bpffs() {
 fn container_runtime_detached_is_stopped_and_removed() {
     let image = loader_image();
     let env = Env::new();
-    let dir = project(
-        &env,
-        "contdaemon",
-        &format!("\n[run]\ncontainer = \"{image}\"\n"),
-    );
+    let dir = project(&env, "contdaemon", &container_section(&image));
     let pin = pin_name("bg");
     let _cleanup = PinCleanup(Path::new("/sys/fs/bpf").join(&pin));
 
-    let out = ok(&mut env.cmd([
-        "run",
-        "-d",
-        dir.to_str().unwrap(),
-        "--engine",
-        "podman",
-        "--",
-        &pin,
-        "wait",
-    ]));
+    let out = ok(&mut run_in_podman(&env, &dir, &["-d"], &[&pin, "wait"]));
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let container = format!("cargo-ebpf-{id}");
     let log = wait_for_log(&env, &id, "loader done");

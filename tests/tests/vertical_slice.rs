@@ -2,36 +2,13 @@
 //! docker-registry → empty store → `run REF` with the kernel attaching the program, while
 //! this test makes the syscall it traces and looks for its own event.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ebpf_e2e_tests::cli::{self, fails, ok, Background, Env};
+use ebpf_e2e_tests::cli::{fails, ok, Background, Env};
+use ebpf_e2e_tests::project::{events_about, run_command, run_while_opening, Project, RUN_SECS};
 use ebpf_e2e_tests::Registry;
-
-const RUN_SECS: u64 = 6;
-
-struct Slice {
-    env: Env,
-    project: PathBuf,
-}
-
-impl Slice {
-    fn new(name: &str) -> Slice {
-        let env = Env::new();
-        let project = env.path().join("work").join(name);
-        ok(env
-            .cmd(["new", name, "--lang", "eunomia", "--path"])
-            .arg(&project));
-        Slice { env, project }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = self.env.cmd(args);
-        cmd.arg("--manifest-path").arg(&self.project);
-        cmd
-    }
-}
 
 /// Runs `cargo-ebpf run TARGET --output json --duration N [-- EXTRA]` while opening a
 /// unique file; returns (events, the file opened, this thread's comm).
@@ -40,58 +17,23 @@ fn run_and_trigger(
     target: &str,
     extra: &[&str],
 ) -> (Vec<serde_json::Value>, String, String) {
-    let secs = RUN_SECS.to_string();
-    let mut cmd = env.cmd(["run", target, "--output", "json", "--duration", &secs]);
-    if !extra.is_empty() {
-        cmd.arg("--").args(extra);
-    }
-    let (events, file, comm, _) = trigger_while(env, cmd);
-    (events, file, comm)
-}
-
-/// Runs `cmd` (a `run … --output json`) while opening a unique file; returns (events, the
-/// file opened, this thread's comm, stderr).
-fn trigger_while(env: &Env, cmd: Command) -> (Vec<serde_json::Value>, String, String, String) {
-    let marker = env
-        .path()
-        .join(format!("slice-{}-{}", std::process::id(), rand_suffix()));
-    let mut bg = Background::spawn(cmd);
-    bg.wait_for_stderr("Attached", Duration::from_secs(60));
-    let comm = cli::thread_comm();
-    let until = Instant::now() + Duration::from_secs(2);
-    let opened = cli::trigger_openat_while(&marker, || Instant::now() < until);
-    assert!(opened > 0);
-    let (status, stdout, stderr) = bg.finish(Duration::from_secs(RUN_SECS + 30));
-    assert!(status.success(), "run failed: {status}\n{stderr}");
-    (
-        cli::ndjson(&stdout),
-        marker.display().to_string(),
-        comm,
-        stderr,
-    )
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-fn ours<'a>(events: &'a [serde_json::Value], file: &str) -> Vec<&'a serde_json::Value> {
-    events.iter().filter(|e| e["filename"] == file).collect()
+    let run = run_while_opening(
+        run_command(env, target, &["--output", "json"], extra),
+        env.path(),
+    );
+    (run.json_events(), run.file, run.comm)
 }
 
 #[test]
 fn new_build_package_push_pull_run_sees_own_event() {
     let registry = Registry::start();
-    let slice = Slice::new("opensnoop");
+    let slice = Project::new("opensnoop", "eunomia");
 
     ok(&mut slice.cmd(&["build"]));
-    let object = slice.project.join("target/ebpf/x86_64/opensnoop.bpf.o");
+    let object = slice.built("x86_64", "opensnoop.bpf.o");
     assert!(object.is_file(), "no object at {}", object.display());
     ok(&mut slice.cmd(&["package"]));
-    assert!(slice.project.join("target/ebpf/oci/index.json").is_file());
+    assert!(slice.dir.join("target/ebpf/oci/index.json").is_file());
 
     let reference = format!("{}/slice/opensnoop:0.1.0", registry.addr());
     let pushed = ok(&mut slice.cmd(&["push", &reference]));
@@ -121,7 +63,7 @@ fn new_build_package_push_pull_run_sees_own_event() {
     );
 
     let (events, file, comm) = run_and_trigger(&slice.env, &reference, &[]);
-    let mine = ours(&events, &file);
+    let mine = events_about(&events, &file);
     assert!(
         !mine.is_empty(),
         "no event for {file} among {} events",
@@ -135,7 +77,7 @@ fn new_build_package_push_pull_run_sees_own_event() {
     // The const volatile filter, set to another pid, hides this process's events.
     let (events, file, _) = run_and_trigger(&slice.env, &reference, &["--target-pid", "1"]);
     assert!(
-        ours(&events, &file).is_empty(),
+        events_about(&events, &file).is_empty(),
         "filter let our events through: {events:?}"
     );
     assert!(
@@ -151,16 +93,14 @@ fn new_build_package_push_pull_run_sees_own_event() {
 
 #[test]
 fn run_accepts_project_dir_object_and_layout() {
-    let slice = Slice::new("opensnoop-paths");
+    let slice = Project::new("opensnoop-paths", "eunomia");
     ok(&mut slice.cmd(&["package"]));
-    let object = slice
-        .project
-        .join("target/ebpf/x86_64/opensnoop-paths.bpf.o");
-    let layout = slice.project.join("target/ebpf/oci");
-    for target in [slice.project.as_path(), object.as_path(), layout.as_path()] {
+    let object = slice.built("x86_64", "opensnoop-paths.bpf.o");
+    let layout = slice.dir.join("target/ebpf/oci");
+    for target in [slice.dir.as_path(), object.as_path(), layout.as_path()] {
         let (events, file, _) = run_and_trigger(&slice.env, target.to_str().unwrap(), &[]);
         assert!(
-            !ours(&events, &file).is_empty(),
+            !events_about(&events, &file).is_empty(),
             "no event running {}",
             target.display()
         );
@@ -169,9 +109,9 @@ fn run_accepts_project_dir_object_and_layout() {
 
 #[test]
 fn program_flags_are_listed_by_help() {
-    let slice = Slice::new("helpme");
+    let slice = Project::new("helpme", "eunomia");
     ok(&mut slice.cmd(&["build"]));
-    let object = slice.project.join("target/ebpf/x86_64/helpme.bpf.o");
+    let object = slice.built("x86_64", "helpme.bpf.o");
     let out = ok(slice.env.cmd(["run"]).arg(&object).args(["--", "--help"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("--target-pid"), "help was: {text}");
@@ -194,9 +134,9 @@ fn program_flags_are_listed_by_help() {
 /// too: while it is mounted, a lookup of /sys/kernel/debug/tracing automounts tracefs.
 #[test]
 fn run_mounts_tracefs_and_bpffs_when_missing() {
-    let slice = Slice::new("mounts");
+    let slice = Project::new("mounts", "eunomia");
     ok(&mut slice.cmd(&["build"]));
-    let object = slice.project.join("target/ebpf/x86_64/mounts.bpf.o");
+    let object = slice.built("x86_64", "mounts.bpf.o");
     let run = slice.env.cmd(["run"]);
     let script = format!(
         "for m in /sys/kernel/debug/tracing /sys/kernel/debug /sys/kernel/tracing /sys/fs/bpf; do \
@@ -208,10 +148,13 @@ fn run_mounts_tracefs_and_bpffs_when_missing() {
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
     cmd.envs(run.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
-    let (events, file, _, stderr) = trigger_while(&slice.env, cmd);
-    assert!(stderr.contains("Mounted tracefs"), "{stderr}");
-    assert!(stderr.contains("Mounted bpffs"), "{stderr}");
-    assert!(!ours(&events, &file).is_empty(), "no event after mounting");
+    let run = run_while_opening(cmd, slice.env.path());
+    assert!(run.stderr.contains("Mounted tracefs"), "{}", run.stderr);
+    assert!(run.stderr.contains("Mounted bpffs"), "{}", run.stderr);
+    assert!(
+        !events_about(&run.json_events(), &run.file).is_empty(),
+        "no event after mounting"
+    );
 }
 
 fn manifest_digest_in_layout(dir: &Path) -> String {
@@ -227,9 +170,9 @@ fn manifest_digest_in_layout(dir: &Path) -> String {
 /// programs and links it held are gone from the kernel.
 #[test]
 fn interrupt_detaches_and_leaves_nothing_in_the_kernel() {
-    let slice = Slice::new("ctrlc");
+    let slice = Project::new("ctrlc", "eunomia");
     ok(&mut slice.cmd(&["build"]));
-    let object = slice.project.join("target/ebpf/x86_64/ctrlc.bpf.o");
+    let object = slice.built("x86_64", "ctrlc.bpf.o");
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let mut cmd = slice.env.cmd(["run"]);
         cmd.arg(&object).args(["--output", "json"]);

@@ -14,51 +14,35 @@ use ebpf_runner::{Error, Result};
 
 use crate::manifest::Project;
 
-use super::{find_program, relative, status, warning, write_atomic, BuildOptions, BuildOutput};
+use super::util::{
+    find_program, install_help, label, relative, report_built, require_program, status,
+    warn_if_host_btf, write_if_changed,
+};
+use super::{vmlinux_include_dir, BuildOptions, BuildOutput};
 
 /// Runs make for `arch` and returns the object and the loader.
 pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Result<BuildOutput> {
     let started = Instant::now();
-    let make = find_program("make").ok_or_else(|| {
-        Error::environment("make was not found on PATH").with_help(
-            "install it: Debian/Ubuntu `sudo apt install make`, Fedora `sudo dnf install make`",
-        )
-    })?;
+    let make = require_program("make", install_help("make", "make"))?;
     let cross_cc = cross_compiler(arch)?;
-    if cross_cc.is_some() && opts.btf.is_none() {
-        warning(&format!(
-            "building for {arch} with the host's kernel BTF; pass --btf FILE for the target's"
-        ));
-    }
+    warn_if_host_btf(arch, opts);
     // vmlinux.h comes from our shared step rather than the Makefile's own bpftool rule: it
     // is cached by the BTF's digest (so `--btf FILE` or CARGO_EBPF_KERNEL_BTF switches it,
     // and make sees the new header and rebuilds), and a missing BTF, bpftool or clang is
     // reported as a clear environment error instead of a make failure.
-    let include = super::vmlinux_include_dir(project, opts, arch)?;
+    let include = vmlinux_include_dir(project, opts, arch)?;
     let paths = Paths::new(project, arch);
     let make = || make_command(&make, project, &paths, &include, arch, cross_cc.as_deref());
 
-    let label = format!("{} v{}", project.name(), project.version());
     let up_to_date = question(make())?;
     if !up_to_date {
+        let label = label(project);
         status("Compiling", &format!("{label} ({})", project.dir.display()));
         run_make(make(), project)?;
     }
     let copied = copy_if_changed(&paths.made_object, &paths.object)?;
     let fresh = up_to_date && !copied && paths.loader.is_file();
-    if fresh {
-        status("Fresh", &label);
-    } else {
-        status(
-            "Finished",
-            &format!(
-                "{} and {} in {:.2}s",
-                relative(&paths.object, &project.dir).display(),
-                relative(&paths.loader, &project.dir).display(),
-                started.elapsed().as_secs_f64()
-            ),
-        );
-    }
+    report_built(project, started, fresh, &[&paths.object, &paths.loader]);
     Ok(BuildOutput {
         object: paths.object,
         arch: arch.to_string(),
@@ -175,11 +159,7 @@ fn copy_if_changed(from: &Path, to: &Path) -> Result<bool> {
             "the Makefile must write $(OUTPUT)/$(APP).bpf.o; compare it with `cargo ebpf new --lang c`",
         )
     })?;
-    if std::fs::read(to).is_ok_and(|current| current == made) {
-        return Ok(false);
-    }
-    write_atomic(to, &made)?;
-    Ok(true)
+    write_if_changed(to, &made)
 }
 
 // ---- cross-building ----------------------------------------------------------------------

@@ -18,21 +18,23 @@
 //! The inner `cargo-ebpf build --print-outputs` prints its [`BuildOutput`]s as JSON on
 //! stdout (status lines go to stderr, which the user sees as they happen).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 
+use ebpf_runner::engine::{self, Engine as EngineCommand};
 use ebpf_runner::{Error, ErrorKind, Result};
 
 use crate::manifest::Project;
 
-use super::{find_program, status, BuildOptions, BuildOutput};
+use super::util::{find_program, status};
+use super::{BuildOptions, BuildOutput};
 
 /// Environment variable naming the builder image (overridden by `--image`).
 pub const ENV_IMAGE: &str = "CARGO_EBPF_BUILDER_IMAGE";
 /// Environment variable choosing the engine, `docker` or `podman` (overridden by `--engine`).
 pub const ENV_ENGINE: &str = "CARGO_EBPF_CONTAINER_ENGINE";
 /// Extra global arguments for the engine (e.g. `--runtime runc --cgroup-manager cgroupfs`);
-/// when set, podman's own detection below is skipped.
+/// when set, podman's own detection ([`engine::podman_host_args`]) is skipped.
 pub const ENV_ENGINE_ARGS: &str = "CARGO_EBPF_CONTAINER_ARGS";
 
 /// Where the binary and the kernel BTF appear inside the container.
@@ -44,6 +46,7 @@ pub fn default_image() -> String {
     format!("ghcr.io/cargo-ebpf/builder:{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// `--engine` of `build --container`; the engine itself is driven by [`ebpf_runner::engine`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
     Docker,
@@ -89,7 +92,7 @@ pub fn build_all(
     arches: &[String],
 ) -> Result<Vec<BuildOutput>> {
     let arches = super::resolve_arches(arches)?;
-    let engine = Runner::find(
+    let engine = find_engine(
         container
             .engine
             .map_or_else(engine_from_env, |e| Ok(Some(e)))?,
@@ -99,38 +102,31 @@ pub fn build_all(
         .clone()
         .or_else(|| std::env::var(ENV_IMAGE).ok().filter(|i| !i.is_empty()))
         .unwrap_or_else(default_image);
-    engine.ensure_image(&image)?;
+    ensure_image(&engine, &image)?;
     let (btf, _) = ebpf_runner::run::kernel_btf_path(opts.btf.as_deref())?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("find", Path::new("the cargo-ebpf binary"), e))?;
     status(
         "Container",
-        &format!("building {} in {image} ({})", project.name(), engine.name),
+        &format!("building {} in {image} ({})", project.name(), engine.name()),
     );
     let mut cmd = engine.command();
-    cmd.args(run_args(
-        engine.engine,
-        project,
-        &image,
-        &exe,
-        &btf,
-        &arches,
-    )?);
+    cmd.args(run_args(&engine, project, &image, &exe, &btf, &arches)?);
     let out = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| Error::io("run", &engine.path, e))?;
+        .map_err(|e| Error::io("run", Path::new(&engine.program), e))?;
     if !out.status.success() {
-        return Err(inner_failure(&engine.name, &image, out.status.code()));
+        return Err(inner_failure(engine.name(), &image, out.status.code()));
     }
     parse_outputs(&out.stdout)
 }
 
 /// `run …` arguments: mounts, user, environment, then the inner build command.
 fn run_args(
-    engine: Engine,
+    engine: &EngineCommand,
     project: &Project,
     image: &str,
     exe: &Path,
@@ -150,8 +146,8 @@ fn run_args(
     let mut args: Vec<String> = vec!["run".into(), "--rm".into(), "--pull".into(), "never".into()];
     args.extend(["--network".into(), "host".into()]);
     args.extend(["--user".into(), format!("{uid}:{gid}")]);
-    if engine == Engine::Podman {
-        args.extend(podman_ulimits());
+    if engine.is_podman() {
+        args.extend(engine::ulimit_args());
         // Rootless podman maps container uids to subordinate ids; keep-id makes the
         // owner's uid inside the same user outside.
         if is_rootless() {
@@ -200,34 +196,6 @@ fn owner(dir: &Path) -> Result<(u32, u32)> {
     Ok((meta.uid(), meta.gid()))
 }
 
-/// podman asks the runtime for open-files and process limits of 1048576, and runc can only
-/// set them from outside the container, which fails with EPERM wherever podman's own hard
-/// limits are lower and CAP_SYS_RESOURCE is missing (sandboxes, CI). So ask for what podman
-/// itself will have: our limits, and at most 32768 processes (podman 4 lowers its own
-/// RLIMIT_NPROC to that before starting the container).
-fn podman_ulimits() -> Vec<String> {
-    const PODMAN_NPROC: u64 = 32768;
-    let mut args = Vec::new();
-    if let Some((soft, hard)) = limit(libc::RLIMIT_NOFILE) {
-        args.extend(["--ulimit".into(), format!("nofile={soft}:{hard}")]);
-    }
-    let (soft, hard) = limit(libc::RLIMIT_NPROC).unwrap_or((PODMAN_NPROC, PODMAN_NPROC));
-    let (soft, hard) = (soft.min(PODMAN_NPROC), hard.min(PODMAN_NPROC));
-    args.extend(["--ulimit".into(), format!("nproc={soft}:{hard}")]);
-    args
-}
-
-/// Our (soft, hard) limit of `resource`, unless unlimited.
-fn limit(resource: libc::__rlimit_resource_t) -> Option<(u64, u64)> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    let rc = unsafe { libc::getrlimit(resource, &mut lim) };
-    (rc == 0 && lim.rlim_max != libc::RLIM_INFINITY).then_some((lim.rlim_cur, lim.rlim_max))
-}
-
 fn is_rootless() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() != 0 }
@@ -249,28 +217,12 @@ fn inner_failure(engine: &str, image: &str, code: Option<i32>) -> Error {
         ))
         .with_help("use a Debian bookworm (or newer) based image: docker/builder.Dockerfile"),
         Some(code) => Error::new(
-            kind_of_exit_code(code),
+            ErrorKind::from_exit_code(code).unwrap_or(ErrorKind::Build),
             format!("the build inside the container failed (exit {code})"),
         )
         .with_help("its output is above"),
         None => Error::build("the build container was killed by a signal"),
     }
-}
-
-fn kind_of_exit_code(code: i32) -> ErrorKind {
-    [
-        ErrorKind::Usage,
-        ErrorKind::Input,
-        ErrorKind::Environment,
-        ErrorKind::Registry,
-        ErrorKind::Auth,
-        ErrorKind::Integrity,
-        ErrorKind::Kernel,
-        ErrorKind::Io,
-    ]
-    .into_iter()
-    .find(|k| k.exit_code() == code)
-    .unwrap_or(ErrorKind::Build)
 }
 
 fn parse_outputs(stdout: &[u8]) -> Result<Vec<BuildOutput>> {
@@ -292,119 +244,64 @@ fn parse_outputs(stdout: &[u8]) -> Result<Vec<BuildOutput>> {
 
 // ---- the engine ---------------------------------------------------------------------------
 
-struct Runner {
-    engine: Engine,
-    name: String,
-    path: PathBuf,
-    /// Global arguments placed before the subcommand.
-    global: Vec<String>,
+/// `wanted`, else podman if installed, else docker; with [`ENV_ENGINE_ARGS`] or the
+/// options podman needs on this host.
+fn find_engine(wanted: Option<Engine>) -> Result<EngineCommand> {
+    let candidates = match wanted {
+        Some(engine) => vec![engine],
+        None => vec![Engine::Podman, Engine::Docker],
+    };
+    let found = candidates.iter().find_map(|e| find_program(e.program()));
+    let Some(path) = found else {
+        let what = match wanted {
+            Some(e) => format!("{} was not found on PATH", e.program()),
+            None => "no container engine found (looked for podman and docker on PATH)".into(),
+        };
+        return Err(Error::environment(what).with_help(
+            "install one: Debian/Ubuntu `sudo apt install podman` (or `sudo apt install \
+             docker.io`); or build on the host without --container",
+        ));
+    };
+    let global_args = std::env::var(ENV_ENGINE_ARGS).ok();
+    Ok(EngineCommand::with_args(
+        &path.to_string_lossy(),
+        global_args,
+    ))
 }
 
-impl Runner {
-    fn find(wanted: Option<Engine>) -> Result<Runner> {
-        let candidates = match wanted {
-            Some(engine) => vec![engine],
-            None => vec![Engine::Podman, Engine::Docker],
-        };
-        let found = candidates
-            .iter()
-            .find_map(|e| find_program(e.program()).map(|p| (*e, p)));
-        let Some((engine, path)) = found else {
-            let what = match wanted {
-                Some(e) => format!("{} was not found on PATH", e.program()),
-                None => "no container engine found (looked for podman and docker on PATH)".into(),
-            };
-            return Err(Error::environment(what).with_help(
-                "install one: Debian/Ubuntu `sudo apt install podman` (or `sudo apt install \
-                 docker.io`); or build on the host without --container",
-            ));
-        };
-        Ok(Runner {
-            engine,
-            name: engine.program().into(),
-            global: global_args(engine),
-            path,
-        })
+/// The image is there, or pulled; otherwise say how to build it.
+fn ensure_image(engine: &EngineCommand, image: &str) -> Result<()> {
+    if engine.has_image(image)? {
+        return Ok(());
     }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.path);
-        cmd.args(&self.global);
-        // podman refuses to start anything when DOCKER_CONFIG names a directory without a
-        // config.json; such a directory holds no credentials, so dropping it loses nothing.
-        if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
-            if !Path::new(&dir).join("config.json").is_file() {
-                cmd.env_remove("DOCKER_CONFIG");
-            }
-        }
-        cmd
-    }
-
-    /// The image is there, or pulled; otherwise say how to build it.
-    fn ensure_image(&self, image: &str) -> Result<()> {
-        if self.has_image(image)? {
-            return Ok(());
-        }
-        // A localhost/ image exists only where it was built: pulling it cannot help.
-        let pullable = !image.starts_with("localhost/");
-        let pulled = pullable
-            && self
-                .command()
-                .args(["pull", "--quiet", image])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-        if pulled {
-            return Ok(());
-        }
-        let why = if pullable {
-            " and could not be pulled"
-        } else {
-            ""
-        };
-        Err(Error::environment(format!(
-            "the builder image {image} is not in {}'s images{why}",
-            self.name
-        ))
-        .with_help(format!(
-            "build it from the cargo-ebpf repository: `{name} build -t {image} -f \
-             docker/builder.Dockerfile docker`, or without docker.io `sudo ENGINE={name} bash \
-             scripts/builder-image.sh {image}`; or pass --image IMAGE",
-            name = self.name
-        )))
-    }
-
-    fn has_image(&self, image: &str) -> Result<bool> {
-        let status = self
+    // A localhost/ image exists only where it was built: pulling it cannot help.
+    let pullable = !image.starts_with("localhost/");
+    let pulled = pullable
+        && engine
             .command()
-            .args(["image", "inspect", image])
+            .args(["pull", "--quiet", image])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .map_err(|e| Error::io("run", &self.path, e))?;
-        Ok(status.success())
+            .is_ok_and(|s| s.success());
+    if pulled {
+        return Ok(());
     }
-}
-
-/// [`ENV_ENGINE_ARGS`] when set; otherwise, for podman, what machines without systemd or
-/// without crun need (podman's defaults assume both).
-fn global_args(engine: Engine) -> Vec<String> {
-    if let Ok(args) = std::env::var(ENV_ENGINE_ARGS) {
-        return args.split_whitespace().map(String::from).collect();
-    }
-    let mut args = Vec::new();
-    if engine == Engine::Podman {
-        if find_program("crun").is_none() && find_program("runc").is_some() {
-            args.extend(["--runtime".into(), "runc".into()]);
-        }
-        if !Path::new("/run/systemd/system").is_dir() {
-            args.extend(["--cgroup-manager".into(), "cgroupfs".into()]);
-        }
-    }
-    args
+    let why = if pullable {
+        " and could not be pulled"
+    } else {
+        ""
+    };
+    let name = engine.name();
+    Err(Error::environment(format!(
+        "the builder image {image} is not in {name}'s images{why}"
+    ))
+    .with_help(format!(
+        "build it from the cargo-ebpf repository: `{name} build -t {image} -f \
+         docker/builder.Dockerfile docker`, or without docker.io `sudo ENGINE={name} bash \
+         scripts/builder-image.sh {image}`; or pass --image IMAGE"
+    )))
 }
 
 #[cfg(test)]
@@ -413,10 +310,14 @@ mod tests {
 
     #[test]
     fn exit_codes_keep_their_kind() {
-        assert_eq!(kind_of_exit_code(3), ErrorKind::Input);
-        assert_eq!(kind_of_exit_code(4), ErrorKind::Environment);
-        assert_eq!(kind_of_exit_code(5), ErrorKind::Build);
-        assert_eq!(kind_of_exit_code(139), ErrorKind::Build);
+        assert_eq!(
+            inner_failure("podman", "img", Some(3)).kind,
+            ErrorKind::Input
+        );
+        assert_eq!(
+            inner_failure("podman", "img", Some(139)).kind,
+            ErrorKind::Build
+        );
         let err = inner_failure("podman", "img", Some(5));
         assert_eq!(err.exit_code(), 5);
         assert_eq!(inner_failure("podman", "img", Some(125)).exit_code(), 4);

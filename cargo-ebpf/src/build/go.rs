@@ -15,13 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use ebpf_runner::format::{host_arch, oci_arch};
+use ebpf_runner::format::oci_arch;
 use ebpf_runner::{Error, Result};
 
 use crate::manifest::Project;
 
-use super::{find_program, relative, status, vmlinux_include_dir, warning, write_atomic};
-use super::{BuildOptions, BuildOutput};
+use super::util::{
+    install_help, label, report_built, require_program, status, warn_if_host_btf, warning,
+    write_atomic, write_if_changed,
+};
+use super::{vmlinux_include_dir, BuildOptions, BuildOutput};
 
 /// Forces the mode: `modules` or `gopath`.
 pub const MODE_ENV: &str = "CARGO_EBPF_GO_MODE";
@@ -31,22 +34,16 @@ const SYSTEM_GOPATH: &str = "/usr/share/gocode";
 
 pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Result<BuildOutput> {
     let started = Instant::now();
-    let go = find_program("go").ok_or_else(|| {
-        Error::environment("go was not found on PATH").with_help(
-            "install it: Debian/Ubuntu `sudo apt install golang-go`, Fedora `sudo dnf install golang`",
-        )
-    })?;
+    let go = require_program("go", install_help("golang-go", "golang"))?;
     let endian = bpf2go_endian(arch);
-    if arch != host_arch() && opts.btf.is_none() {
-        warning(&format!(
-            "building for {arch} with the host's kernel BTF; pass --btf FILE for the target's"
-        ));
-    }
+    warn_if_host_btf(arch, opts);
     let include = vmlinux_include_dir(project, opts, arch)?;
     provide_vmlinux(project, &include)?;
 
-    let label = format!("{} v{}", project.name(), project.version());
-    status("Compiling", &format!("{label} ({})", project.dir.display()));
+    status(
+        "Compiling",
+        &format!("{} ({})", label(project), project.dir.display()),
+    );
     let mode = Mode::detect(&go, project)?;
     let workspace = Workspace::enter(&mode, project)?;
 
@@ -59,15 +56,7 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
     let bytes = std::fs::read(&generated).map_err(|e| Error::io("read", &generated, e))?;
     write_atomic(&object, &bytes)?;
 
-    status(
-        "Finished",
-        &format!(
-            "{} and {} in {:.2}s",
-            relative(&loader, &project.dir).display(),
-            relative(&object, &project.dir).display(),
-            started.elapsed().as_secs_f64()
-        ),
-    );
+    report_built(project, started, false, &[&loader, &object]);
     Ok(BuildOutput {
         object,
         arch: arch.to_string(),
@@ -123,10 +112,7 @@ fn provide_vmlinux(project: &Project, include: &Path) -> Result<()> {
     }
     let source = include.join("vmlinux.h");
     let header = std::fs::read(&source).map_err(|e| Error::io("read", &source, e))?;
-    let dest = bpf_dir.join("vmlinux.h");
-    if std::fs::read(&dest).ok().as_deref() != Some(header.as_slice()) {
-        write_atomic(&dest, &header)?;
-    }
+    write_if_changed(&bpf_dir.join("vmlinux.h"), &header)?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The kernel-only (`eunomia`) build: vmlinux.h from host BTF (cached), clang to a BPF
-//! object, checks. The other kinds reuse its vmlinux.h and tool discovery.
+//! object, checks. The other kinds reuse its vmlinux.h ([`vmlinux_include_dir`]) and
+//! param docs ([`param_docs`]).
 //!
 //! Layout under `target/ebpf/`:
 //! - `include/vmlinux.h` — copied from the cache, keyed by the kernel BTF's sha256;
@@ -7,7 +8,6 @@
 //! - `<arch>/<name>.bpf.o` — the final object (one source copied, several linked);
 //! - `<arch>/.fingerprint` — what the final object was built from; equal → nothing to do.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -16,12 +16,16 @@ use sha2::{Digest, Sha256};
 
 use std::collections::BTreeMap;
 
-use ebpf_runner::format::{bpf_target_arch, host_arch};
+use ebpf_runner::format::bpf_target_arch;
 use ebpf_runner::formats::ParamDoc;
 use ebpf_runner::{Error, Result};
 
 use crate::manifest::Project;
 
+use super::util::{
+    install_help, label, report_built, require_program, status, warn_if_host_btf, write_atomic,
+    write_if_changed,
+};
 use super::{BuildOptions, BuildOutput};
 
 /// Builds the project's BPF object, then checks that its event struct survived into BTF.
@@ -30,11 +34,7 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
     let tools = Tools::find(project)?;
     let sources = find_sources(project)?;
     let (btf, _) = ebpf_runner::run::kernel_btf_path(opts.btf.as_deref())?;
-    if arch != host_arch() && opts.btf.is_none() {
-        warning(&format!(
-            "building for {arch} with the host's kernel BTF; pass --btf FILE for the target's"
-        ));
-    }
+    warn_if_host_btf(arch, opts);
     let layout = Layout::new(project, arch);
     let vmlinux_digest = prepare_vmlinux(&tools, &btf, &layout)?;
     let flags = clang_flags(project, &layout, arch)?;
@@ -46,13 +46,15 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
         &flags,
         &vmlinux_digest,
     )?;
-    let label = format!("{} v{}", project.name(), project.version());
     if layout.is_fresh(&fingerprint) {
-        status("Fresh", &label);
+        report_built(project, started, true, &[]);
         return Ok(layout.output(arch, true));
     }
 
-    status("Compiling", &format!("{label} ({})", project.dir.display()));
+    status(
+        "Compiling",
+        &format!("{} ({})", label(project), project.dir.display()),
+    );
     let objects = compile_all(&tools, &flags, &sources, &layout)?;
     let staged = link(&tools, &objects, &layout)?;
     let event = project.manifest.build.event.as_deref();
@@ -68,14 +70,7 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
         let _ = std::fs::remove_file(&staged);
     }
     installed?;
-    status(
-        "Finished",
-        &format!(
-            "{} in {:.2}s",
-            relative(&layout.object, &project.dir).display(),
-            started.elapsed().as_secs_f64()
-        ),
-    );
+    report_built(project, started, false, &[&layout.object]);
     Ok(layout.output(arch, false))
 }
 
@@ -213,17 +208,12 @@ struct Tools {
 
 impl Tools {
     fn find(project: &Project) -> Result<Tools> {
-        let clang = find_program("clang").ok_or_else(|| {
-            Error::environment("clang was not found on PATH").with_help(
-                "install it: Debian/Ubuntu `sudo apt install clang`, Fedora `sudo dnf install clang`",
-            )
-        })?;
-        let bpftool = find_program("bpftool").ok_or_else(|| {
-            Error::environment("bpftool was not found on PATH").with_help(
-                "install it: Debian `sudo apt install bpftool`, Ubuntu `sudo apt install \
-                 linux-tools-common linux-tools-$(uname -r)`, Fedora `sudo dnf install bpftool`",
-            )
-        })?;
+        let clang = require_program("clang", install_help("clang", "clang"))?;
+        let bpftool = require_program(
+            "bpftool",
+            "install it: Debian `sudo apt install bpftool`, Ubuntu `sudo apt install \
+             linux-tools-common linux-tools-$(uname -r)`, Fedora `sudo dnf install bpftool`",
+        )?;
         check_libbpf_headers(project)?;
         let clang_version = tool_version(&clang)?;
         Ok(Tools {
@@ -232,23 +222,6 @@ impl Tools {
             clang_version,
         })
     }
-}
-
-/// Searches PATH, then the sbin directories (Debian installs bpftool in /usr/sbin, which a
-/// normal user's PATH often lacks).
-pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let sbin = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from);
-    std::env::split_paths(&path)
-        .chain(sbin)
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn check_libbpf_headers(project: &Project) -> Result<()> {
@@ -434,12 +407,8 @@ fn prepare_vmlinux(tools: &Tools, btf: &Path, layout: &Layout) -> Result<String>
     }
     let header = std::fs::read(&cached).map_err(|e| Error::io("read", &cached, e))?;
     let digest = hex::encode(Sha256::digest(&header));
-    let dest = layout.include.join("vmlinux.h");
     // Rewrite only on change, so a fresh build touches nothing.
-    let current = std::fs::read(&dest).ok();
-    if current.as_deref() != Some(header.as_slice()) {
-        write_atomic(&dest, &header)?;
-    }
+    write_if_changed(&layout.include.join("vmlinux.h"), &header)?;
     Ok(digest)
 }
 
@@ -653,51 +622,6 @@ fn sha256_file(path: &Path) -> Result<String> {
     let mut h = Sha256::new();
     std::io::copy(&mut file, &mut h).map_err(|e| Error::io("read", path, e))?;
     Ok(hex::encode(h.finalize()))
-}
-
-/// Writes through a temporary file in the same directory and renames it into place, so
-/// readers (and concurrent builds sharing the cache) never see half a file.
-pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io("create a file in", dir, e))?;
-    tmp.write_all(content)
-        .map_err(|e| Error::io("write", tmp.path(), e))?;
-    // NamedTempFile is created 0600; the result is an ordinary file.
-    let perms = std::os::unix::fs::PermissionsExt::from_mode(0o644);
-    std::fs::set_permissions(tmp.path(), perms).map_err(|e| Error::io("write", tmp.path(), e))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("write", path, e.error))?;
-    Ok(())
-}
-
-pub(crate) fn relative<'a>(path: &'a Path, base: &Path) -> &'a Path {
-    path.strip_prefix(base).unwrap_or(path)
-}
-
-/// A cargo-style status line on stderr: a right-aligned verb, green and bold on a terminal.
-pub(crate) fn status(verb: &str, message: &str) {
-    let line = if use_color() {
-        format!("\x1b[1;32m{verb:>12}\x1b[0m {message}\n")
-    } else {
-        format!("{verb:>12} {message}\n")
-    };
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
-}
-
-/// `warning: …` on stderr, yellow and bold on a terminal, as cargo does.
-pub(crate) fn warning(message: &str) {
-    let line = if use_color() {
-        format!("\x1b[1;33mwarning\x1b[0m: {message}\n")
-    } else {
-        format!("warning: {message}\n")
-    };
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
-}
-
-fn use_color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
 #[cfg(test)]

@@ -9,12 +9,15 @@
 //!
 //! [`build_all`] builds for several architectures (`--arch x86_64,arm64`) on the host;
 //! [`container::build_all`] does the same inside a builder image (`--container`).
+//! What the drivers share (finding tools, status lines, writing only what changed) is in
+//! `util`.
 
 mod c;
 pub mod container;
 mod go;
 mod kernel;
 mod rust;
+mod util;
 
 use std::path::PathBuf;
 
@@ -23,10 +26,9 @@ use ebpf_runner::{Error, ErrorKind, Result};
 
 use crate::manifest::{Kind, Project};
 
-#[allow(unused_imports)] // used by the language drivers
-pub(crate) use kernel::{
-    find_program, param_docs, relative, status, vmlinux_include_dir, warning, write_atomic,
-};
+pub(crate) use kernel::param_docs;
+use kernel::vmlinux_include_dir;
+use util::warning;
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {

@@ -23,8 +23,8 @@ use ebpf_runner::{Error, Result};
 
 use crate::manifest::Project;
 
-use super::{find_program, relative, status, vmlinux_include_dir, warning, write_atomic};
-use super::{BuildOptions, BuildOutput};
+use super::util::{find_program, install, label, report_built, status, warn_if_host_btf};
+use super::{vmlinux_include_dir, BuildOptions, BuildOutput};
 
 /// The variable build.rs reads to find vmlinux.h.
 const VMLINUX_ENV: &str = "CARGO_EBPF_VMLINUX_DIR";
@@ -36,16 +36,11 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
     let cargo = find_cargo()?;
     check_cargo_project(project)?;
     let cross = cross_target(arch)?;
-    if cross.is_some() && opts.btf.is_none() {
-        warning(&format!(
-            "building for {arch} with the host's kernel BTF; pass --btf FILE for the target's"
-        ));
-    }
+    warn_if_host_btf(arch, opts);
     let vmlinux = vmlinux_include_dir(project, opts, arch)?;
-    let label = format!("{} v{}", project.name(), project.version());
     status(
         "Building",
-        &format!("{label} with cargo ({})", project.dir.display()),
+        &format!("{} with cargo ({})", label(project), project.dir.display()),
     );
     let built = run_cargo(&cargo, project, &vmlinux, cross.as_ref())?;
 
@@ -55,19 +50,7 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
     let copied_object = install(&built.object, &object, 0o644)?;
     let copied_loader = install(&built.loader, &loader, 0o755)?;
     let fresh = built.fresh && !copied_object && !copied_loader;
-    if fresh {
-        status("Fresh", &label);
-    } else {
-        status(
-            "Finished",
-            &format!(
-                "{} and {} in {:.2}s",
-                relative(&object, &project.dir).display(),
-                relative(&loader, &project.dir).display(),
-                started.elapsed().as_secs_f64()
-            ),
-        );
-    }
+    report_built(project, started, fresh, &[&object, &loader]);
     Ok(BuildOutput {
         object,
         arch: arch.to_string(),
@@ -307,20 +290,6 @@ fn problems_only(stderr: &str) -> String {
         .filter(|l| !PROGRESS.iter().any(|p| l.trim_start().starts_with(p)))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Copies `src` to `dest` with `mode` unless `dest` already holds the same bytes (a fresh
-/// build touches nothing); returns whether it wrote.
-fn install(src: &Path, dest: &Path, mode: u32) -> Result<bool> {
-    use std::os::unix::fs::PermissionsExt;
-    let content = std::fs::read(src).map_err(|e| Error::io("read", src, e))?;
-    if std::fs::read(dest).is_ok_and(|current| current == content) {
-        return Ok(false);
-    }
-    write_atomic(dest, &content)?;
-    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io("write", dest, e))?;
-    Ok(true)
 }
 
 #[cfg(test)]

@@ -90,11 +90,7 @@ fn package_for_object(name: &str, bytes: &[u8]) -> Result<Package> {
     let info = object::inspect(bytes, None)?;
     let stem = name.split('.').next().unwrap_or("object");
     let mut meta = PackageMeta::new(stem, "0.0.0", name);
-    meta.programs = info.programs;
-    meta.maps = info.maps;
-    meta.events = info.events;
-    meta.params = info.params;
-    meta.types = info.types;
+    info.describe(&mut meta);
     Package::build(meta, bytes, None)
 }
 

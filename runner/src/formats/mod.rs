@@ -232,11 +232,7 @@ fn synthesize(
     if let Some(arch) = arch.and_then(format::normalize_arch) {
         meta.arch = arch.to_string();
     }
-    meta.programs = info.programs;
-    meta.maps = info.maps;
-    meta.events = info.events;
-    meta.params = info.params;
-    meta.types = info.types;
+    info.describe(&mut meta);
     Ok(meta)
 }
 

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::engine::Engine;
 use crate::format::Runtime;
 use crate::oci_layout::OciLayout;
 use crate::run::detached::{self, write_atomic, Detached, Ready};
-use crate::run::{self, AttachOptions, Engine, Output, RunOptions};
+use crate::run::{self, AttachOptions, Output, RunOptions};
 use crate::{Error, ErrorKind, Package, Result};
 
 use super::state::{self, ContainerRef, DaemonOptions, Exit, RunState};
@@ -155,6 +156,7 @@ fn daemon_failed(dir: &Path, code: Option<i32>) -> Error {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let code = exit.as_ref().map(|e| e.code).or(code).unwrap_or(1);
+    let kind = ErrorKind::from_exit_code(code).unwrap_or(ErrorKind::Kernel);
     match exit {
         // The daemon's own error, as it would have been shown in the foreground.
         Some(Exit {
@@ -163,36 +165,18 @@ fn daemon_failed(dir: &Path, code: Option<i32>) -> Error {
             details,
             ..
         }) => Error {
-            kind: kind_for_exit_code(code),
+            kind,
             message,
             help,
             details,
         },
         _ => Error::new(
-            kind_for_exit_code(code),
+            kind,
             format!("the run ended before it was up (exit code {code})"),
         )
         .with_help("its log is below")
         .with_details(log_tail(dir)),
     }
-}
-
-fn kind_for_exit_code(code: i32) -> ErrorKind {
-    use ErrorKind::*;
-    [
-        Usage,
-        Input,
-        Environment,
-        Build,
-        Registry,
-        Auth,
-        Integrity,
-        Kernel,
-        Io,
-    ]
-    .into_iter()
-    .find(|k| k.exit_code() == code)
-    .unwrap_or(Kernel)
 }
 
 fn log_tail(dir: &Path) -> String {

@@ -1,9 +1,10 @@
 //! `install REF`: pull into the store and check the package can start here, without
 //! starting it (architecture, object, kernel BTF, runtime needs).
 
+use crate::engine::Engine;
 use crate::format::{self, PackageMeta, Runtime};
 use crate::registry::ClientOptions;
-use crate::run::{self, Engine};
+use crate::run;
 use crate::store::{self, Store};
 use crate::{object, resolve, Error, Package, Result};
 

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::run::{self, detached, Engine};
+use crate::engine::Engine;
+use crate::run::{self, detached};
 use crate::{Error, Result};
 
 use super::state::{self, RunState};

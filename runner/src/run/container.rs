@@ -1,24 +1,20 @@
 //! Container packages: the loader lives in a container image, started with docker or
 //! podman `run --privileged` with what eBPF loaders need from the host (kernel BTF, bpffs,
 //! tracefs, the host's pid and network namespaces) and the package layer at `/package`.
+//! Finding and driving the engine is [`crate::engine`]'s part.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::engine::{self, Engine};
 use crate::format::{self, PackageMeta, Runtime};
 use crate::{Error, Package, Result};
 
 use super::detached::Ready;
 use super::signals::StopSignals;
 use super::{preflight, RunOptions};
-
-/// Environment variable choosing the engine, like `--engine`.
-pub const ENGINE_ENV: &str = "CARGO_EBPF_ENGINE";
-/// Environment variable with podman's global options, replacing the detected ones
-/// (e.g. `--runtime runc --cgroup-manager cgroupfs`).
-pub const PODMAN_ARGS_ENV: &str = "CARGO_EBPF_PODMAN_ARGS";
 
 /// Host paths bind-mounted into the container when they exist: kernel BTF (read-only),
 /// bpffs (so pins are shared with the host) and tracefs in both of its usual places.
@@ -28,160 +24,6 @@ const HOST_MOUNTS: [(&str, bool); 4] = [
     ("/sys/kernel/tracing", false),
     ("/sys/kernel/debug", false),
 ];
-
-/// How long `stop` gives the container's process after SIGTERM before the engine kills it.
-const STOP_GRACE_SECS: u32 = 5;
-
-/// A container engine: the program and the global options it needs on this host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Engine {
-    pub program: String,
-    pub global_args: Vec<String>,
-}
-
-impl Engine {
-    /// `choice` (`--engine`), else `$CARGO_EBPF_ENGINE`, else podman, else docker.
-    pub fn detect(choice: Option<&str>) -> Result<Engine> {
-        let env = std::env::var(ENGINE_ENV).ok().filter(|v| !v.is_empty());
-        let program = match choice.map(str::to_string).or(env) {
-            Some(program) if find_in_path(&program).is_some() => program,
-            Some(program) => {
-                return Err(Error::environment(format!(
-                    "the container engine `{program}` is not installed"
-                ))
-                .with_help("install it (`apt-get install podman`), or pick another with --engine"))
-            }
-            None => ["podman", "docker"]
-                .into_iter()
-                .find(|p| find_in_path(p).is_some())
-                .ok_or_else(|| {
-                    Error::environment("this package runs in a container, but neither podman nor docker is installed")
-                        .with_help("install one (`apt-get install podman`) and run it again")
-                })?
-                .to_string(),
-        };
-        Ok(Engine::named(&program))
-    }
-
-    /// The engine `program` with the global options this host needs.
-    pub fn named(program: &str) -> Engine {
-        Engine {
-            global_args: global_args(program),
-            program: program.to_string(),
-        }
-    }
-
-    /// A command for this engine with its global options.
-    pub fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(&self.global_args);
-        // podman refuses to start anything when $DOCKER_CONFIG names a directory without
-        // a config.json; without the variable it uses its own default.
-        let config = std::env::var_os("DOCKER_CONFIG").map(PathBuf::from);
-        if config.is_some_and(|dir| !dir.join("config.json").is_file()) {
-            cmd.env_remove("DOCKER_CONFIG");
-        }
-        cmd
-    }
-
-    /// Whether a container called `name` exists (running or not).
-    pub fn exists(&self, name: &str) -> bool {
-        self.command()
-            .args(["container", "inspect", "--format", "{{.Id}}", name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    /// Stops (SIGTERM, then SIGKILL after a grace period) and removes container `name`;
-    /// returns whether there was one.
-    pub fn remove(&self, name: &str) -> Result<bool> {
-        if !self.exists(name) {
-            return Ok(false);
-        }
-        let _ = self.quiet(&["stop", "--time", &STOP_GRACE_SECS.to_string(), name]);
-        let out = self.quiet(&["rm", "--force", name])?;
-        if !out.status.success() && self.exists(name) {
-            return Err(Error::environment(format!(
-                "`{} rm --force {name}` failed: {}",
-                self.program,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-            .with_help("remove the container by hand"));
-        }
-        Ok(true)
-    }
-
-    fn quiet(&self, args: &[&str]) -> Result<std::process::Output> {
-        self.command()
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                Error::environment(format!("cannot run {}: {e}", self.program))
-                    .with_help("check the container engine's installation")
-            })
-    }
-}
-
-/// podman needs to be told when the host lacks systemd (cgroupfs) or crun (runc);
-/// `$CARGO_EBPF_PODMAN_ARGS` overrides the detection.
-fn global_args(program: &str) -> Vec<String> {
-    let is_podman = Path::new(program)
-        .file_name()
-        .is_some_and(|n| n == "podman");
-    if !is_podman {
-        return vec![];
-    }
-    if let Ok(args) = std::env::var(PODMAN_ARGS_ENV) {
-        return args.split_whitespace().map(str::to_string).collect();
-    }
-    let mut args = Vec::new();
-    if find_in_path("crun").is_none() && find_in_path("runc").is_some() {
-        args.extend(["--runtime".to_string(), "runc".to_string()]);
-    }
-    if !Path::new("/run/systemd/system").is_dir() {
-        args.extend(["--cgroup-manager".to_string(), "cgroupfs".to_string()]);
-    }
-    args
-}
-
-/// podman asks for open-file and process limits of 1048576, which runc cannot set where
-/// its own hard limits are lower and CAP_SYS_RESOURCE is missing (sandboxes, CI): ask for
-/// our own limits instead, processes capped at the 32768 podman 4 sets for itself.
-fn ulimits() -> Vec<String> {
-    const NPROC_CAP: u64 = 32768;
-    let mut out = Vec::new();
-    if let Some((soft, hard)) = rlimit(libc::RLIMIT_NOFILE) {
-        out.extend(["--ulimit".into(), format!("nofile={soft}:{hard}")]);
-    }
-    let (soft, hard) = rlimit(libc::RLIMIT_NPROC).unwrap_or((NPROC_CAP, NPROC_CAP));
-    let (soft, hard) = (soft.min(NPROC_CAP), hard.min(NPROC_CAP));
-    out.extend(["--ulimit".into(), format!("nproc={soft}:{hard}")]);
-    out
-}
-
-/// This process's (soft, hard) limit, unless unlimited.
-fn rlimit(resource: libc::__rlimit_resource_t) -> Option<(u64, u64)> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct we own.
-    let ok = unsafe { libc::getrlimit(resource, &mut limit) } == 0;
-    (ok && limit.rlim_max != libc::RLIM_INFINITY).then_some((limit.rlim_cur, limit.rlim_max))
-}
-
-fn find_in_path(program: &str) -> Option<PathBuf> {
-    if program.contains('/') {
-        return Path::new(program).is_file().then(|| program.into());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
 
 /// Runs a container package; returns the container's exit code.
 pub fn run_container(pkg: &Package, meta: &PackageMeta, opts: &RunOptions) -> Result<i32> {
@@ -249,7 +91,7 @@ pub fn run_args(
         .chain(["--pid=host", "--network=host"])
         .map(OsString::from)
         .collect();
-    out.extend(ulimits().into_iter().map(OsString::from));
+    out.extend(engine::ulimit_args().into_iter().map(OsString::from));
     for (path, read_only) in HOST_MOUNTS {
         if Path::new(path).exists() {
             let suffix = if read_only { ":ro" } else { "" };
@@ -336,12 +178,5 @@ mod tests {
         if Path::new("/sys/kernel/btf").exists() {
             assert!(joined.contains("--volume /sys/kernel/btf:/sys/kernel/btf:ro"));
         }
-    }
-
-    #[test]
-    fn unknown_engine_is_an_environment_error() {
-        let err = Engine::detect(Some("no-such-engine-xyz")).unwrap_err();
-        assert_eq!(err.kind, crate::ErrorKind::Environment);
-        assert!(err.message.contains("no-such-engine-xyz"));
     }
 }

@@ -21,8 +21,9 @@ mod preflight;
 mod signals;
 mod stream;
 
+pub use crate::engine::Engine;
 pub use attach::{AttachOptions, DEFAULT_FREQUENCY};
-pub use container::{run_container, Engine};
+pub use container::run_container;
 pub use detached::Detached;
 pub use exec::run_executable;
 pub use files::{run_files, undo_placed, validate as validate_files};

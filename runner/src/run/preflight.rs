@@ -232,83 +232,116 @@ fn cgroup2_mount(mounts: &str) -> Option<PathBuf> {
 /// program of that kind on the section's own target (`fentry/FUNC`, `lsm/HOOK`) so a kernel
 /// that refuses them gets one sentence instead of a bare EPERM from libbpf.
 pub fn check_trampoline(section: &str) -> Result<()> {
-    use libbpf_rs::libbpf_sys as sys;
     let Some((kind, target)) = section.split_once('/') else {
         return Ok(());
     };
-    let base = kind.split('.').next().unwrap_or(kind);
-    let (prog_type, attach_type, what) = match base {
-        "fentry" => (
-            sys::BPF_PROG_TYPE_TRACING,
-            sys::BPF_TRACE_FENTRY,
-            "fentry/fexit",
-        ),
-        "fexit" => (
-            sys::BPF_PROG_TYPE_TRACING,
-            sys::BPF_TRACE_FEXIT,
-            "fentry/fexit",
-        ),
-        "fmod_ret" => (
-            sys::BPF_PROG_TYPE_TRACING,
-            sys::BPF_MODIFY_RETURN,
-            "fmod_ret",
-        ),
-        "lsm" => (sys::BPF_PROG_TYPE_LSM, sys::BPF_LSM_MAC, "BPF LSM"),
-        _ => return Ok(()),
+    let Some(trampoline) = Trampoline::of(kind) else {
+        return Ok(());
     };
     let Ok(c_target) = CString::new(target) else {
         return Ok(());
     };
     // SAFETY: a valid C string; libbpf reads the running kernel's BTF.
-    let btf_id = unsafe { sys::libbpf_find_vmlinux_btf_id(c_target.as_ptr(), attach_type) };
+    let btf_id = unsafe {
+        libbpf_rs::libbpf_sys::libbpf_find_vmlinux_btf_id(c_target.as_ptr(), trampoline.attach_type)
+    };
     if btf_id <= 0 {
         // No such function: the load names it in a clearer error of its own.
         return Ok(());
     }
-    // r0 = 0; exit
-    let insns = [
-        sys::bpf_insn {
-            code: 0xb7,
-            ..Default::default()
-        },
-        sys::bpf_insn {
-            code: 0x95,
-            ..Default::default()
-        },
-    ];
-    let mut opts = sys::bpf_prog_load_opts {
-        sz: std::mem::size_of::<sys::bpf_prog_load_opts>() as _,
-        expected_attach_type: attach_type,
-        attach_btf_id: btf_id as u32,
-        ..Default::default()
-    };
-    let license = CString::new("GPL").expect("no NUL");
-    // SAFETY: valid instructions, license and options that outlive the call.
-    let fd = unsafe {
-        sys::bpf_prog_load(
-            prog_type,
-            std::ptr::null(),
-            license.as_ptr(),
-            insns.as_ptr(),
-            2,
-            &mut opts,
-        )
-    };
-    if fd >= 0 {
-        // SAFETY: the fd is ours and used nowhere else.
-        unsafe { libc::close(fd) };
+    let Err(err) = trampoline.try_load(btf_id as u32) else {
         return Ok(());
-    }
-    let err = std::io::Error::from_raw_os_error(-fd);
+    };
     Err(Error::environment(format!(
-        "{what} programs are not available: this kernel ({}) refuses to load BPF trampoline \
+        "{} programs are not available: this kernel ({}) refuses to load BPF trampoline \
          programs ({err})",
+        trampoline.what,
         kernel_release()
     ))
     .with_help(
         "use a tracepoint, raw tracepoint or tp_btf program instead; trampolines need x86-64 or \
          arm64 with CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS and no lockdown or policy blocking them",
     ))
+}
+
+/// A kind of program that runs from a BPF trampoline.
+struct Trampoline {
+    prog_type: libbpf_rs::libbpf_sys::bpf_prog_type,
+    attach_type: libbpf_rs::libbpf_sys::bpf_attach_type,
+    /// How the error message names it.
+    what: &'static str,
+}
+
+impl Trampoline {
+    /// The trampoline kind of a section prefix (`fentry`, `fexit.s`, `lsm`, …), if any.
+    fn of(kind: &str) -> Option<Trampoline> {
+        use libbpf_rs::libbpf_sys as sys;
+        let base = kind.split('.').next().unwrap_or(kind);
+        let (prog_type, attach_type, what) = match base {
+            "fentry" => (
+                sys::BPF_PROG_TYPE_TRACING,
+                sys::BPF_TRACE_FENTRY,
+                "fentry/fexit",
+            ),
+            "fexit" => (
+                sys::BPF_PROG_TYPE_TRACING,
+                sys::BPF_TRACE_FEXIT,
+                "fentry/fexit",
+            ),
+            "fmod_ret" => (
+                sys::BPF_PROG_TYPE_TRACING,
+                sys::BPF_MODIFY_RETURN,
+                "fmod_ret",
+            ),
+            "lsm" => (sys::BPF_PROG_TYPE_LSM, sys::BPF_LSM_MAC, "BPF LSM"),
+            _ => return None,
+        };
+        Some(Trampoline {
+            prog_type,
+            attach_type,
+            what,
+        })
+    }
+
+    /// Loads `r0 = 0; exit` of this kind on the kernel function with BTF id `btf_id`, and
+    /// closes it again.
+    fn try_load(&self, btf_id: u32) -> std::io::Result<()> {
+        use libbpf_rs::libbpf_sys as sys;
+        let insns = [
+            sys::bpf_insn {
+                code: 0xb7,
+                ..Default::default()
+            },
+            sys::bpf_insn {
+                code: 0x95,
+                ..Default::default()
+            },
+        ];
+        let mut opts = sys::bpf_prog_load_opts {
+            sz: std::mem::size_of::<sys::bpf_prog_load_opts>() as _,
+            expected_attach_type: self.attach_type,
+            attach_btf_id: btf_id,
+            ..Default::default()
+        };
+        let license = CString::new("GPL").expect("no NUL");
+        // SAFETY: valid instructions, license and options that outlive the call.
+        let fd = unsafe {
+            sys::bpf_prog_load(
+                self.prog_type,
+                std::ptr::null(),
+                license.as_ptr(),
+                insns.as_ptr(),
+                2,
+                &mut opts,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::from_raw_os_error(-fd));
+        }
+        // SAFETY: the fd is ours and used nowhere else.
+        unsafe { libc::close(fd) };
+        Ok(())
+    }
 }
 
 /// Asks the kernel (through libbpf's probe, a tiny load) whether it runs programs of

@@ -137,31 +137,23 @@ pub fn stream(
         events: 0,
     });
     let (ring, perfs) = buffers(&maps, &decoders, &sink)?;
+    // Installed before `announce` says "Attached": a signal from then on detaches cleanly.
     let signals = StopSignals::install();
     announce(loaded.programs(), &decoders, watch, opts);
     if opts.output == Output::Table {
         print_first_header(&sink, &decoders)?;
     }
-    let deadline = opts.duration.map(|d| Instant::now() + d);
     let interval = opts.interval.filter(|_| !watch.is_empty());
-    let mut next_print = interval.map(|i| Instant::now() + i);
-    while !signals.requested() && deadline.is_none_or(|d| Instant::now() < d) {
-        let wait = deadline.map_or(POLL, |d| {
-            d.saturating_duration_since(Instant::now()).min(POLL)
-        });
-        let polled = poll(ring.as_ref(), &perfs, wait);
-        // A failed write makes the callback stop the poll; that is not a poll error.
-        if sink.borrow().error.is_some() {
-            break;
-        }
-        polled?;
-        if let (Some(at), Some(every)) = (next_print, interval) {
-            if Instant::now() >= at {
-                print_maps(&sink, watch);
-                next_print = Some(at + every);
-            }
-        }
-    }
+    let deadline = opts.duration.map(|d| Instant::now() + d);
+    poll_until_stopped(
+        ring.as_ref(),
+        &perfs,
+        &sink,
+        watch,
+        interval,
+        &signals,
+        deadline,
+    )?;
     // Without --interval, maps are the output only of programs that have no events.
     if interval.is_none()
         && decoders.is_empty()
@@ -183,6 +175,38 @@ pub fn stream(
         )),
         None => Ok(()),
     }
+}
+
+/// Polls the buffers (their callbacks print the events) until `deadline` passes,
+/// SIGINT/SIGTERM arrives or writing fails; prints the watched maps every `interval`.
+fn poll_until_stopped(
+    ring: Option<&RingBuffer>,
+    perfs: &[PerfBuffer],
+    sink: &RefCell<Sink<'_>>,
+    watch: &Watch,
+    interval: Option<Duration>,
+    signals: &StopSignals,
+    deadline: Option<Instant>,
+) -> Result<()> {
+    let mut next_print = interval.map(|i| Instant::now() + i);
+    while !signals.requested() && deadline.is_none_or(|d| Instant::now() < d) {
+        let wait = deadline.map_or(POLL, |d| {
+            d.saturating_duration_since(Instant::now()).min(POLL)
+        });
+        let polled = poll(ring, perfs, wait);
+        // A failed write makes the callback stop the poll; that is not a poll error.
+        if sink.borrow().error.is_some() {
+            break;
+        }
+        polled?;
+        if let (Some(at), Some(every)) = (next_print, interval) {
+            if Instant::now() >= at {
+                print_maps(sink, watch);
+                next_print = Some(at + every);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn decoder(map: &Map, events: &[EventInfo], types: &BTreeMap<String, TypeLayout>) -> Decoder {
