@@ -331,8 +331,14 @@ fn build_checks_event_struct() {
     let out = build(&load(&good), &BuildOptions::default()).unwrap();
     assert!(out.object.is_file());
 
+    // The struct defined in the .bpf.c itself, with nothing referring to it: no header
+    // to anchor it from, so the build fails and says how to anchor it.
     let bad = new_eunomia(tmp.path(), "unanchored");
-    edit(&bad.join("src/unanchored.bpf.c"), ANCHOR, "");
+    let source = bad.join("src/unanchored.bpf.c");
+    let header = std::fs::read_to_string(bad.join("src/unanchored.h")).unwrap();
+    edit(&source, ANCHOR, "");
+    edit(&source, "#include \"unanchored.h\"\n", &header);
+    std::fs::remove_file(bad.join("src/unanchored.h")).unwrap();
     let err = build(&load(&bad), &BuildOptions::default()).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Build);
     assert!(err.message.contains("event struct"), "{}", err.message);
@@ -342,6 +348,53 @@ fn build_checks_event_struct() {
     let arch_dir = bad.join(format!("target/ebpf/{}", ebpf_runner::format::host_arch()));
     assert!(!arch_dir.join("unanchored.bpf.o").exists());
     assert!(!arch_dir.join(".object.tmp").exists());
+}
+
+/// An ecli-style program: `struct event` only in the header beside the source, nothing
+/// anchoring it. The build links a generated anchor unit, so the struct is in BTF and the
+/// object's event map is paired with it; a second build is fresh.
+#[test]
+fn an_event_struct_only_in_the_header_is_anchored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_eunomia(tmp.path(), "ecli");
+    edit(&dir.join("src/ecli.bpf.c"), ANCHOR, "");
+    let out = build(&load(&dir), &BuildOptions::default()).unwrap();
+    let dump = btf_dump(&out.object);
+    assert!(dump.contains("STRUCT 'event' size=284 vlen=5"), "{dump}");
+    let bytes = std::fs::read(&out.object).unwrap();
+    let info = ebpf_runner::object::inspect(&bytes, None).unwrap();
+    assert_eq!(info.events.len(), 1, "{:?}", info.events);
+    assert_eq!(info.events[0].type_name, "event");
+    let unit = out.object.parent().unwrap().join("obj/anchor/event.c");
+    let unit = std::fs::read_to_string(unit).unwrap();
+    assert!(unit.contains("#include \"ecli.h\""), "{unit}");
+    assert!(build(&load(&dir), &BuildOptions::default()).unwrap().fresh);
+
+    // Two candidate structs and none called `event`: the build asks which, and the
+    // manifest's `event` answers.
+    edit(
+        &dir.join("src/ecli.h"),
+        "struct event {",
+        "struct other { int x; };\nstruct exec_event {",
+    );
+    edit(
+        &dir.join("src/ecli.bpf.c"),
+        "struct event *e;",
+        "struct exec_event *e;",
+    );
+    let err = build(&load(&dir), &BuildOptions::default()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Build);
+    assert!(
+        err.message.contains("(other, exec_event)"),
+        "{}",
+        err.message
+    );
+    let manifest = dir.join("ebpf.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replacen("[build]", "[build]\nevent = \"exec_event\"", 1);
+    std::fs::write(&manifest, text).unwrap();
+    let out = build(&load(&dir), &BuildOptions::default()).unwrap();
+    assert!(btf_dump(&out.object).contains("STRUCT 'exec_event'"));
 }
 
 #[test]

@@ -22,8 +22,9 @@ use ebpf_runner::{Error, Result};
 
 use crate::manifest::Project;
 
+use super::anchor;
 use super::util::{
-    install_help, label, report_built, require_program, status, warn_if_host_btf, write_atomic,
+    install_help, label, relative, report_built, require_program, status, warn_if_host_btf, write_atomic,
     write_if_changed,
 };
 use super::{BuildOptions, BuildOutput};
@@ -56,22 +57,69 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
         &format!("{} ({})", label(project), project.dir.display()),
     );
     let objects = compile_all(&tools, &flags, &sources, &layout)?;
-    let staged = link(&tools, &objects, &layout)?;
     let event = project.manifest.build.event.as_deref();
-    let installed = std::fs::read(&staged)
-        .map_err(|e| Error::io("read", &staged, e))
-        .and_then(|bytes| {
-            check_event_struct(&layout.object, &bytes, event)?;
-            check_param_docs(&sources, &bytes)
-        })
-        .and_then(|()| layout.install(&staged, &fingerprint));
+    let inputs = Inputs {
+        project,
+        tools: &tools,
+        flags: &flags,
+        sources: &sources,
+        layout: &layout,
+    };
+    let installed = link_with_events(&inputs, &objects, event)
+        .and_then(|bytes| check_param_docs(&sources, &bytes))
+        .and_then(|()| layout.install(&layout.staged(), &fingerprint));
     if installed.is_err() {
         // A rejected object must not linger in target/ as a stray temp file.
-        let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_file(layout.staged());
     }
     installed?;
     report_built(project, started, false, &[&layout.object]);
     Ok(layout.output(arch, false))
+}
+
+/// What the compile and link steps share.
+struct Inputs<'a> {
+    project: &'a Project,
+    tools: &'a Tools,
+    flags: &'a [String],
+    sources: &'a [PathBuf],
+    layout: &'a Layout,
+}
+
+/// Links the objects into the staging file and checks the event struct; returns the staged
+/// object's bytes. When the struct is missing but a header of the sources defines it (an
+/// ecli program: `struct event` in `NAME.h`), a generated anchor unit is linked in too.
+fn link_with_events(inputs: &Inputs, objects: &[PathBuf], event: Option<&str>) -> Result<Vec<u8>> {
+    let staged = link(inputs.tools, objects, inputs.layout)?;
+    let bytes = std::fs::read(&staged).map_err(|e| Error::io("read", &staged, e))?;
+    let Err(missing) = check_event_struct(&inputs.layout.object, &bytes, event) else {
+        return Ok(bytes);
+    };
+    let Some(anchor) = anchor::find(inputs.sources, event)? else {
+        return Err(missing);
+    };
+    status(
+        "Anchoring",
+        &format!(
+            "{} from {} (so its records can be decoded)",
+            anchor.chosen.c_type,
+            relative(&anchor.header, &inputs.project.dir).display()
+        ),
+    );
+    let unit = inputs.layout.obj_dir.join("anchor").join("event.c");
+    write_if_changed(&unit, anchor.unit()?.as_bytes())?;
+    let mut flags = inputs.flags.to_vec();
+    // The unit repeats the source's quoted includes, which are found beside the source.
+    if let Some(dir) = anchor.source.parent() {
+        flags.extend(["-iquote".to_string(), dir.display().to_string()]);
+    }
+    let anchor_obj = unit.with_extension("o");
+    compile(inputs.tools, &flags, &unit, &anchor_obj)?;
+    let all: Vec<PathBuf> = objects.iter().cloned().chain([anchor_obj]).collect();
+    let staged = link(inputs.tools, &all, inputs.layout)?;
+    let bytes = std::fs::read(&staged).map_err(|e| Error::io("read", &staged, e))?;
+    check_event_struct(&inputs.layout.object, &bytes, event)?;
+    Ok(bytes)
 }
 
 /// The event check: a ring buffer or perf event array whose record type is missing from
@@ -300,7 +348,7 @@ fn default_sources(project: &Project) -> Result<Vec<PathBuf>> {
 }
 
 /// `a.bpf.c` → `a`; other names lose only their extension.
-fn stem(source: &Path) -> String {
+pub(super) fn stem(source: &Path) -> String {
     let file = source.file_name().unwrap_or_default().to_string_lossy();
     match file.strip_suffix(".bpf.c") {
         Some(s) => s.to_string(),
@@ -349,6 +397,11 @@ impl Layout {
             fingerprint: arch_dir.join(".fingerprint"),
             arch_dir,
         }
+    }
+
+    /// Where the final object is put together before it is checked and installed.
+    fn staged(&self) -> PathBuf {
+        self.arch_dir.join(".object.tmp")
     }
 
     fn is_fresh(&self, fingerprint: &str) -> bool {
@@ -514,7 +567,7 @@ fn compile(tools: &Tools, flags: &[String], src: &Path, obj: &Path) -> Result<()
 /// Produces the final object in a staging file next to it: one object is copied, several
 /// are linked with `bpftool gen object`.
 fn link(tools: &Tools, objects: &[PathBuf], layout: &Layout) -> Result<PathBuf> {
-    let staged = layout.arch_dir.join(".object.tmp");
+    let staged = layout.staged();
     if let [single] = objects {
         std::fs::copy(single, &staged).map_err(|e| Error::io("write", &staged, e))?;
         return Ok(staged);

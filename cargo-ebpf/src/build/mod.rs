@@ -12,6 +12,7 @@
 //! What the drivers share (finding tools, status lines, writing only what changed) is in
 //! `util`.
 
+mod anchor;
 mod c;
 pub mod container;
 mod go;
