@@ -8,13 +8,16 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use ebpf_e2e_tests::cli::{self, fails, ok, Env};
-use ebpf_e2e_tests::project::{events_about, run_command, run_while_opening};
+use ebpf_e2e_tests::project::{
+    events_about, run_command, run_while_opening, unique_path, RUN_SECS,
+};
 use ebpf_e2e_tests::Registry;
 
 const GADGET_ARTIFACT: &str = "application/vnd.gadget.v1+binary";
@@ -323,6 +326,89 @@ fn bumblebee_image_prints_its_print_map_events() {
     assert_eq!(report["digest"], manifest["digest"], "{report}");
     assert_eq!(report["events"][0]["map"], "print_events", "{report}");
     assert_eq!(report["events"][0]["type"], "open_event", "{report}");
+}
+
+/// The bumblebee image of the openat tracer, written to a layout (and tagged `v1`).
+fn bumblebee_layout() -> Layout {
+    let elf = compile(&["BUMBLEBEE", "ENABLED=1"]);
+    let layout = Layout::new();
+    let config = layout.blob(BUMBLEBEE_CONFIG, b"{}");
+    let mut program = layout.blob(BUMBLEBEE_PROGRAM, &elf);
+    program["annotations"] = json!({"org.opencontainers.image.title": "program.o"});
+    let manifest = image(&layout, config, vec![program], json!({}));
+    layout.tag(&manifest, "v1");
+    layout
+}
+
+/// bumblebee's metric maps, `counter_opens` (pid → opens) and `hist_name_len` (log2 slot of
+/// the name's length → opens), come out through the map output: as NDJSON lines at the end
+/// of a run that also streams events, and as Prometheus counter and histogram on --metrics.
+#[test]
+fn bumblebee_metric_maps_are_printed_and_served() {
+    let env = Env::new();
+    let layout = bumblebee_layout();
+    let addr = format!("127.0.0.1:{}", ebpf_e2e_tests::free_port());
+    let target = layout.dir.path().to_str().unwrap();
+    let cmd = run_command(&env, target, &["--output", "json", "--metrics", &addr], &[]);
+    let mut bg = cli::Background::spawn(cmd);
+    bg.wait_for_stderr("Attached", Duration::from_secs(60));
+    let marker = unique_path(env.path(), "bee");
+    let until = Instant::now() + Duration::from_secs(2);
+    assert!(cli::trigger_openat_while(&marker, || Instant::now() < until) > 0);
+    let scraped = ebpf_e2e_tests::hub::request(&addr, "GET", "/metrics", &[], &[]).text();
+    let (status, stdout, stderr) = bg.finish(Duration::from_secs(RUN_SECS + 30));
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("showing metric maps `counter_opens`, `hist_name_len` at the end"),
+        "{stderr}"
+    );
+
+    let me = std::process::id();
+    let lines = cli::ndjson(&stdout);
+    let marker = marker.display().to_string();
+    assert!(
+        !events_about(&lines, &marker).is_empty(),
+        "no events: {stdout}"
+    );
+    let map = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l["map"] == name)
+            .unwrap_or_else(|| panic!("no `{name}` line in {stdout}"))
+    };
+    let mine = map("counter_opens")["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == me)
+        .unwrap_or_else(|| panic!("no count for pid {me}: {stdout}"))
+        .clone();
+    assert!(mine["value"].as_u64().unwrap() >= 1, "{mine}");
+    let hist = &map("hist_name_len")["entries"][0]["value"]["slots"];
+    let total: u64 = hist
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(total >= 1, "{hist}");
+
+    assert!(
+        scraped.contains("# TYPE ebpf_counter_opens counter\n"),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains(&format!("ebpf_counter_opens{{key=\"{me}\"}} ")),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("# TYPE ebpf_hist_name_len histogram\n"),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("ebpf_hist_name_len_bucket{key=\"0\",le=\"+Inf\"} "),
+        "{scraped}"
+    );
 }
 
 #[test]

@@ -1,13 +1,12 @@
 //! bumblebee images: a `{}` config and one program layer holding the ELF. Map names say
 //! what a map is for: `print_*` maps carry events (their value type is the event struct);
-//! `counter_*`, `gauge_*` and `hist_*` maps are metrics.
+//! `counter_*`, `gauge_*` and `hist_*` maps are metrics, which the runner's map output shows
+//! (run/maps.rs: at the end of a run, every `--interval`, over `--metrics`).
 
 use oci_client::manifest::OciImageManifest;
 
 use super::{malformed, stand_in_config, synthesize, Described};
-use crate::format::{
-    Format, ImageConfig, BUMBLEBEE_METRIC_PREFIXES, BUMBLEBEE_PRINT_PREFIX, BUMBLEBEE_PROGRAM_LAYER,
-};
+use crate::format::{Format, ImageConfig, BUMBLEBEE_PRINT_PREFIX, BUMBLEBEE_PROGRAM_LAYER};
 use crate::package::Blob;
 use crate::{object, Error, Result};
 
@@ -45,18 +44,6 @@ pub(super) fn describe(manifest: &OciImageManifest, layers: &[Blob]) -> Result<I
         .retain(|e| e.map.starts_with(BUMBLEBEE_PRINT_PREFIX));
     let kept: Vec<String> = meta.events.iter().map(|e| e.type_name.clone()).collect();
     meta.types.retain(|name, _| kept.contains(name));
-    let metrics: Vec<&str> = meta
-        .maps
-        .iter()
-        .map(|m| m.name.as_str())
-        .filter(|n| BUMBLEBEE_METRIC_PREFIXES.iter().any(|p| n.starts_with(p)))
-        .collect();
-    if !metrics.is_empty() {
-        eprintln!(
-            "note: bumblebee metric maps ({}) are not printed by the built-in loader",
-            metrics.join(", ")
-        );
-    }
     Ok(stand_in_config(meta))
 }
 

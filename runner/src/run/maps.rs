@@ -9,6 +9,11 @@
 //!   the map is one histogram.
 //! - a **counter** is an array map of one entry with an integer value;
 //! - every other hash/array map is a **table** of key → value.
+//!
+//! bumblebee's map names add a role ([`Metric`]): `counter_*` and `gauge_*` maps are
+//! Prometheus counters and gauges, `hist_*` maps histograms — either of the shape above, or
+//! keyed by the log2 slot with a count as value. Metric maps are output, not bookkeeping:
+//! `run` shows them at the end even when the program also streams events.
 
 use std::sync::Arc;
 
@@ -34,11 +39,36 @@ pub enum Shape {
     Histogram { linear: bool },
 }
 
+/// What a map's name says it measures (bumblebee's `counter_`, `gauge_`, `hist_`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Metric {
+    /// The role bumblebee's naming convention gives the map `name`, if any.
+    pub fn of(name: &str) -> Option<Metric> {
+        let [counter, gauge, hist] = crate::format::BUMBLEBEE_METRIC_PREFIXES;
+        [
+            (counter, Metric::Counter),
+            (gauge, Metric::Gauge),
+            (hist, Metric::Histogram),
+        ]
+        .into_iter()
+        .find_map(|(prefix, metric)| name.starts_with(prefix).then_some(metric))
+    }
+}
+
 /// A map being watched, with its own fd (so the metrics thread can read it too).
 #[derive(Debug)]
 pub struct Watched {
     pub name: String,
     pub shape: Shape,
+    pub metric: Option<Metric>,
+    /// A `hist_*` map keyed by slot: its entries are gathered into one histogram.
+    slot_keyed: bool,
     key: Option<TypeLayout>,
     value: Option<TypeLayout>,
     handle: MapHandle,
@@ -49,6 +79,7 @@ pub struct Watched {
 pub struct MapData {
     pub name: String,
     pub shape: Shape,
+    pub metric: Option<Metric>,
     pub entries: Vec<(Value, Value)>,
 }
 
@@ -83,10 +114,19 @@ impl Watch {
                 Error::kernel(format!("cannot open map `{name}`: {e}"))
                     .with_help("this is unexpected; run again, and report it if it persists")
             })?;
-            let shape = shape_of(map.map_type(), map.max_entries(), value.as_ref());
+            let metric = Metric::of(&name);
+            let slot_keyed = metric == Some(Metric::Histogram)
+                && matches!(key, Some(TypeLayout::Int { .. }))
+                && matches!(value, Some(TypeLayout::Int { .. }));
+            let shape = match slot_keyed {
+                true => Shape::Histogram { linear: false },
+                false => shape_of(map.map_type(), map.max_entries(), value.as_ref()),
+            };
             maps.push(Watched {
                 name,
                 shape,
+                metric,
+                slot_keyed,
                 key,
                 value,
                 handle,
@@ -108,6 +148,24 @@ impl Watch {
     /// Reads every watched map now.
     pub fn read(&self) -> Vec<MapData> {
         self.maps.iter().map(read_map).collect()
+    }
+
+    /// The names of the maps whose name gives them a metric role.
+    pub fn metric_names(&self) -> Vec<&str> {
+        self.maps
+            .iter()
+            .filter(|m| m.metric.is_some())
+            .map(|m| m.name.as_str())
+            .collect()
+    }
+
+    /// Reads the metric maps now.
+    pub fn read_metrics(&self) -> Vec<MapData> {
+        self.maps
+            .iter()
+            .filter(|m| m.metric.is_some())
+            .map(read_map)
+            .collect()
     }
 }
 
@@ -183,11 +241,32 @@ fn read_map(map: &Watched) -> MapData {
             entries.push((decoded(map.key.as_ref(), &key), value));
         }
     }
+    if map.slot_keyed {
+        entries = vec![(Value::from(0), slots_from_keys(&entries))];
+    }
     MapData {
         name: map.name.clone(),
         shape: map.shape.clone(),
+        metric: map.metric,
         entries,
     }
+}
+
+/// `slot → count` entries as one histogram value, `{"slots": [...]}`.
+fn slots_from_keys(entries: &[(Value, Value)]) -> Value {
+    const MAX_SLOTS: usize = 64;
+    let mut slots = Vec::new();
+    for (key, count) in entries {
+        let (Some(slot), Some(count)) = (key.as_u64(), count.as_u64()) else {
+            continue;
+        };
+        let slot = (slot as usize).min(MAX_SLOTS - 1);
+        if slots.len() <= slot {
+            slots.resize(slot + 1, 0u64);
+        }
+        slots[slot] += count;
+    }
+    serde_json::json!({ "slots": slots })
 }
 
 fn decoded(layout: Option<&TypeLayout>, bytes: &[u8]) -> Value {
@@ -442,6 +521,16 @@ mod tests {
             lines[1].contains(&format!("|{}{}|", "*".repeat(20), " ".repeat(20))),
             "{text}"
         );
+    }
+
+    #[test]
+    fn bumblebee_names_give_roles_and_slot_keys_make_one_histogram() {
+        assert_eq!(Metric::of("counter_opens"), Some(Metric::Counter));
+        assert_eq!(Metric::of("gauge_active"), Some(Metric::Gauge));
+        assert_eq!(Metric::of("hist_sizes"), Some(Metric::Histogram));
+        assert_eq!(Metric::of("opens"), None);
+        let value = slots_from_keys(&[(json!(3), json!(5)), (json!(1), json!(2))]);
+        assert_eq!(value, json!({"slots": [0, 2, 0, 5]}));
     }
 
     #[test]

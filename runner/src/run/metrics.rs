@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::maps::{buckets, MapData, Shape, Watch};
+use super::maps::{buckets, MapData, Metric, Shape, Watch};
 use crate::{Error, Result};
 
 /// How often the accept loop checks for a stop request.
@@ -140,26 +140,39 @@ pub fn render(maps: &[MapData]) -> String {
                 Shape::Histogram { linear } => {
                     histogram(&mut families, &base, &labels, value, *linear)
                 }
-                _ => numbers(&mut families, &base, &labels, value),
+                _ => numbers(&mut families, &base, kind_of(map), &labels, value),
             }
         }
     }
     families.text()
 }
 
-fn numbers(families: &mut Families, name: &str, labels: &[(String, String)], value: &Value) {
+/// A `counter_*` map (bumblebee's naming) is a Prometheus counter; other numbers are gauges.
+fn kind_of(map: &MapData) -> &'static str {
+    match map.metric {
+        Some(Metric::Counter) => "counter",
+        _ => "gauge",
+    }
+}
+
+fn numbers(
+    families: &mut Families,
+    name: &str,
+    kind: &'static str,
+    labels: &[(String, String)],
+    value: &Value,
+) {
     match value {
-        Value::Number(n) => families.push(name, "gauge", sample(name, labels, &n.to_string())),
-        Value::Bool(b) => families.push(
-            name,
-            "gauge",
-            sample(name, labels, if *b { "1" } else { "0" }),
-        ),
+        Value::Number(n) => families.push(name, kind, sample(name, labels, &n.to_string())),
+        Value::Bool(b) => {
+            families.push(name, kind, sample(name, labels, if *b { "1" } else { "0" }))
+        }
         Value::Object(fields) => {
             for (field, v) in fields {
                 numbers(
                     families,
                     &format!("{name}_{}", metric_name(field)),
+                    kind,
                     labels,
                     v,
                 );
@@ -254,6 +267,7 @@ mod tests {
             MapData {
                 name: "counts".into(),
                 shape: Shape::Table,
+                metric: None,
                 entries: vec![
                     (json!(42), json!(7)),
                     (json!({"pid": 1, "comm": "a\"b"}), json!(3)),
@@ -262,11 +276,13 @@ mod tests {
             MapData {
                 name: "total".into(),
                 shape: Shape::Counter,
+                metric: None,
                 entries: vec![(json!(0), json!(10))],
             },
             MapData {
                 name: "lat".into(),
                 shape: Shape::Histogram { linear: false },
+                metric: None,
                 entries: vec![(json!(0), json!({"slots": [1, 2]}))],
             },
         ];
@@ -282,5 +298,24 @@ mod tests {
             ebpf_lat_bucket{key=\"0\",le=\"+Inf\"} 3\n\
             ebpf_lat_count{key=\"0\"} 3\n";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn bumblebee_counters_are_prometheus_counters() {
+        let map = |name: &str, metric| MapData {
+            name: name.into(),
+            shape: Shape::Table,
+            metric: Some(metric),
+            entries: vec![(json!({"pid": 7}), json!(2))],
+        };
+        let text = render(&[
+            map("counter_opens", Metric::Counter),
+            map("gauge_open", Metric::Gauge),
+        ]);
+        assert_eq!(
+            text,
+            "# TYPE ebpf_counter_opens counter\nebpf_counter_opens{pid=\"7\"} 2\n\
+             # TYPE ebpf_gauge_open gauge\nebpf_gauge_open{pid=\"7\"} 2\n"
+        );
     }
 }

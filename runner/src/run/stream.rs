@@ -10,7 +10,7 @@ use libbpf_rs::{
 };
 
 use super::load::Loaded;
-use super::maps::{self, Watch};
+use super::maps::{self, MapData, Watch};
 use super::signals::StopSignals;
 use super::{Output, RunOptions};
 use crate::decode::{annotate, decode, json_line, raw_value, time_of_day, Table};
@@ -154,13 +154,14 @@ pub fn stream(
         &signals,
         deadline,
     )?;
-    // Without --interval, maps are the output only of programs that have no events.
-    if interval.is_none()
-        && decoders.is_empty()
-        && !watch.is_empty()
-        && sink.borrow().error.is_none()
-    {
-        print_maps(&sink, watch);
+    // Without --interval, maps are the output of programs that have no events; metric
+    // maps (bumblebee's `counter_*`, …) are output in any case.
+    if interval.is_none() && sink.borrow().error.is_none() {
+        if decoders.is_empty() && !watch.is_empty() {
+            print_maps(&sink, &watch.read());
+        } else if !watch.metric_names().is_empty() {
+            print_maps(&sink, &watch.read_metrics());
+        }
     }
     drop((ring, perfs));
     let sink = sink.into_inner();
@@ -201,7 +202,7 @@ fn poll_until_stopped(
         polled?;
         if let (Some(at), Some(every)) = (next_print, interval) {
             if Instant::now() >= at {
-                print_maps(sink, watch);
+                print_maps(sink, &watch.read());
                 next_print = Some(at + every);
             }
         }
@@ -269,14 +270,13 @@ fn buffer_error(map: &str, e: &libbpf_rs::Error) -> Error {
     )
 }
 
-/// Prints every watched map: text blocks for tables, one JSON line per map for JSON.
-fn print_maps(sink: &RefCell<Sink<'_>>, watch: &Watch) {
-    let data = watch.read();
+/// Prints maps read from the watch: text blocks for tables, one JSON line per map for JSON.
+fn print_maps(sink: &RefCell<Sink<'_>>, data: &[MapData]) {
     let mut sink = sink.borrow_mut();
     // The next event table needs its header again after the map block.
     sink.header_for = None;
     let text = match sink.output {
-        Output::Table => maps::render_text(&data, &time_of_day()),
+        Output::Table => maps::render_text(data, &time_of_day()),
         Output::Json => data
             .iter()
             .map(|m| format!("{}\n", maps::json_line(m)))
@@ -304,7 +304,13 @@ fn announce(programs: usize, decoders: &[Decoder], watch: &Watch, opts: &RunOpti
             None if decoders.is_empty() => {
                 format!("; showing maps {} at the end", names.join(", "))
             }
-            None => String::new(),
+            None => match watch.metric_names().as_slice() {
+                [] => String::new(),
+                metrics => {
+                    let metrics: Vec<String> = metrics.iter().map(|n| format!("`{n}`")).collect();
+                    format!("; showing metric maps {} at the end", metrics.join(", "))
+                }
+            },
         }
     };
     let until = match opts.duration {
