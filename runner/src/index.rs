@@ -89,7 +89,9 @@ pub fn check_host_platform(platform: &Platform, what: &str) -> Result<()> {
     Err(wrong_platform(what, &[platform.to_string()]))
 }
 
-fn wrong_platform(what: &str, have: &[String]) -> Error {
+/// The error for a package with nothing for this host: the same whether platform selection
+/// or the runner's preflight (a package's own `arch`) finds it.
+pub(crate) fn wrong_platform(what: &str, have: &[String]) -> Error {
     let host = Platform::host();
     let have = if have.is_empty() {
         "no platform at all".to_string()

@@ -56,6 +56,13 @@ fn go_pack_builds_packages_pushes_and_runs_from_the_registry() {
     let object = project.built("x86_64", &format!("{NAME}.bpf.o"));
     assert_eq!(elf_machine(&loader), EM_X86_64);
     assert_eq!(elf_machine(&object), EM_BPF);
+    // Nothing changed: the second build says Fresh and rewrites neither output.
+    let mtimes = || [&loader, &object].map(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    let before = mtimes();
+    let again = ok(&mut project.cmd(&["build"]));
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains(&format!("Fresh {NAME} v0.1.0")), "{said}");
+    assert_eq!(before, mtimes(), "a fresh build rewrote its outputs");
 
     ok(&mut project.cmd(&["package"]));
     let reference = format!("{}/gopack/{NAME}:0.1.0", registry.addr());

@@ -299,8 +299,26 @@ fn files_runtime_places_runs_and_undoes_exactly() {
     left.sort();
     assert_eq!(left, ["existing.conf"]);
 
-    // Foreground, for a bounded time: the same, undone when it ends.
-    ok(&mut env.cmd(["run", dir.to_str().unwrap(), "--duration", "1"]));
+    // Foreground, for a bounded time: the same, undone when it ends. Flags only the
+    // built-in loader understands are named as ignored.
+    let out = ok(&mut env.cmd([
+        "run",
+        dir.to_str().unwrap(),
+        "--duration",
+        "1",
+        "--output",
+        "json",
+        "--interval",
+        "1",
+    ]));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(
+            "warning: --output json, --interval only apply to kernel-only packages; \
+             this files package starts its own loader, so they are ignored"
+        ),
+        "{said}"
+    );
     assert!(!marker.exists() && !host.path().join("etc-demo").exists());
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "original\n");
 }

@@ -117,6 +117,16 @@ fn help_lists_only_runner_commands() {
         let err = fails(&mut env.runner_cmd([cmd]), 2);
         assert!(err.contains("unrecognized subcommand"), "{cmd}: {err}");
     }
+    // `start` is already in the background: no -d there; `run` has it, and names every
+    // kind of target it takes.
+    let start = stdout(ok(&mut env.runner_cmd(["start", "--help"])));
+    assert!(!start.contains("--detach"), "{start}");
+    let run = stdout(ok(&mut env.runner_cmd(["run", "--help"])));
+    assert!(run.contains("-d, --detach"), "{run}");
+    assert!(
+        run.lines().next().unwrap().contains("a package.json"),
+        "{run}"
+    );
     // cargo-ebpf still lists both sides, from the same definitions.
     let full = stdout(ok(&mut env.cmd(["--help"])));
     let full = help_commands(&full);
@@ -185,6 +195,18 @@ fn detached_run_ps_and_stop() {
         assert!(!bpftool_has_prog(*prog), "program {prog} still loaded");
     }
     assert_eq!(ps_entry(&server, &id)["status"], "stopped");
+    // The daemon's log lines and the lifecycle's hints name this binary too.
+    let logs = cli::show(&ok(&mut server.runner_cmd(["logs", &id])));
+    assert!(
+        logs.contains(&format!("ebpf-runner: run {id} of")),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(&format!("ebpf-runner: run {id} ended")),
+        "{logs}"
+    );
+    let err = fails(&mut server.runner_cmd(["stop", "zzzzzzzz"]), 3);
+    assert!(err.contains("`ebpf-runner ps --all`"), "{err}");
     ok(&mut server.runner_cmd(["rm", &reference]));
 }
 

@@ -9,6 +9,11 @@
 //! 4. the object for the target's byte order and the loader are copied to
 //!    `target/ebpf/<arch>/<name>.bpf.o` and `target/ebpf/<arch>/<name>`.
 //!
+//! go's build cache decides whether the loader is relinked: it builds into
+//! `target/ebpf/<arch>/go/<name>`, which go leaves alone when it is up to date. Both outputs
+//! are copied only when their content changed, so an unchanged build touches nothing in
+//! `target/ebpf/<arch>/` and says `Fresh`, as the c and rust drivers do.
+//!
 //! Go modules or GOPATH: see [`Mode`].
 
 use std::path::{Path, PathBuf};
@@ -21,8 +26,8 @@ use ebpf_runner::{Error, Result};
 use crate::manifest::Project;
 
 use super::util::{
-    install_help, label, report_built, require_program, status, warn_if_host_btf, warning,
-    write_atomic, write_if_changed,
+    install, install_help, label, report_built, require_program, status, warn_if_host_btf, warning,
+    write_if_changed,
 };
 use super::{vmlinux_include_dir, BuildOptions, BuildOutput};
 
@@ -48,19 +53,22 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
     let workspace = Workspace::enter(&mode, project)?;
 
     let arch_dir = project.target_dir().join(arch);
-    let loader = arch_dir.join(project.name());
-    generate_and_build(&go, &workspace, project, &loader, arch)?;
+    let linked = arch_dir.join("go").join(project.name());
+    generate_and_build(&go, &workspace, project, &linked, arch)?;
 
+    let loader = arch_dir.join(project.name());
+    let loader_written = install(&linked, &loader, 0o755)?;
     let object = arch_dir.join(format!("{}.bpf.o", project.name()));
     let generated = find_generated_object(&project.dir, endian)?;
     let bytes = std::fs::read(&generated).map_err(|e| Error::io("read", &generated, e))?;
-    write_atomic(&object, &bytes)?;
+    let object_written = write_if_changed(&object, &bytes)?;
 
-    report_built(project, started, false, &[&loader, &object]);
+    let fresh = !loader_written && !object_written;
+    report_built(project, started, fresh, &[&loader, &object]);
     Ok(BuildOutput {
         object,
         arch: arch.to_string(),
-        fresh: false,
+        fresh,
         loader: Some(loader),
     })
 }

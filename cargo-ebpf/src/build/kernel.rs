@@ -20,12 +20,12 @@ use ebpf_runner::format::bpf_target_arch;
 use ebpf_runner::formats::ParamDoc;
 use ebpf_runner::{Error, Result};
 
-use crate::manifest::Project;
+use crate::manifest::{Kind, Project};
 
 use super::anchor;
 use super::util::{
-    install_help, label, relative, report_built, require_program, status, warn_if_host_btf, write_atomic,
-    write_if_changed,
+    install_help, label, relative, report_built, require_program, status, warn_if_host_btf,
+    write_atomic, write_if_changed,
 };
 use super::{BuildOptions, BuildOutput};
 
@@ -157,13 +157,25 @@ fn check_event_struct(object: &Path, bytes: &[u8], event: Option<&str>) -> Resul
 /// const volatile bool targ_failed = false;
 /// ```
 ///
-/// Plain `///` lines count as description too. Returned by variable name.
+/// Plain `///` lines count as description too. Returned by variable name. Read from the
+/// kind's BPF sources ([`bpf_source_dir`]), so packages with their own loader record the
+/// descriptions too (for `inspect` and the hub; their loader parses its own arguments).
 pub(crate) fn param_docs(project: &Project) -> Result<BTreeMap<String, ParamDoc>> {
     let sources = match project.kind() {
-        crate::manifest::Kind::Eunomia => find_sources(project)?,
-        _ => default_sources(project)?,
+        Kind::Eunomia => find_sources(project)?,
+        kind => bpf_sources_in(&project.dir.join(bpf_source_dir(kind)))?,
     };
     docs_in(&sources)
+}
+
+/// Where each kind's template pack keeps its BPF C: `src/` (eunomia, c), `bpf/` (go, next
+/// to bpf2go's output), `src/bpf/` (rust, next to the skeleton's build.rs input).
+fn bpf_source_dir(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Eunomia | Kind::C => "src",
+        Kind::Go => "bpf",
+        Kind::Rust => "src/bpf",
+    }
 }
 
 fn docs_in(sources: &[PathBuf]) -> Result<BTreeMap<String, ParamDoc>> {
@@ -332,11 +344,15 @@ fn find_sources(project: &Project) -> Result<Vec<PathBuf>> {
 }
 
 fn default_sources(project: &Project) -> Result<Vec<PathBuf>> {
-    let src = project.dir.join("src");
-    let entries = match std::fs::read_dir(&src) {
+    bpf_sources_in(&project.dir.join("src"))
+}
+
+/// The `*.bpf.c` files directly in `src`, sorted; none when it does not exist.
+fn bpf_sources_in(src: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(src) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("read directory", &src, e)),
+        Err(e) => return Err(Error::io("read directory", src, e)),
     };
     let mut sources: Vec<PathBuf> = entries
         .flatten()
@@ -710,6 +726,27 @@ const volatile char comm[16] = "";
             Some("Process to trace, 0 for all")
         );
         assert_eq!(docs.len(), 2, "{docs:?}");
+    }
+
+    #[test]
+    fn param_docs_come_from_the_kinds_bpf_sources() {
+        let doc = "/// @description Only this pid\nconst volatile int pid = 0;\n";
+        for (kind, dir) in [("go", "bpf"), ("rust", "src/bpf"), ("c", "src")] {
+            let tmp = tempfile::tempdir().unwrap();
+            let manifest = format!(
+                "[package]\nname = \"x\"\nversion = \"0.1.0\"\n[build]\nkind = \"{kind}\"\n"
+            );
+            std::fs::write(tmp.path().join("ebpf.toml"), manifest).unwrap();
+            std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
+            std::fs::write(tmp.path().join(dir).join("x.bpf.c"), doc).unwrap();
+            let project = Project::discover(tmp.path()).unwrap();
+            let docs = param_docs(&project).unwrap();
+            assert_eq!(
+                docs["pid"].description.as_deref(),
+                Some("Only this pid"),
+                "{kind}"
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod packages;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -60,9 +61,15 @@ pub enum RunnerCommand {
         #[command(flatten)]
         registry: RegistryArgs,
     },
-    /// Run a package, an OCI layout, a .bpf.o or (cargo ebpf only) a project directory,
-    /// printing its events.
-    Run(RunArgs),
+    /// Run a package, an OCI layout, a package.json, a .bpf.o or (cargo ebpf only) a project
+    /// directory, printing its events.
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Run in the background (`ps`, `logs`, `stop` manage it).
+        #[arg(short, long)]
+        detach: bool,
+    },
     /// List the packages in the local store.
     List {
         /// Print JSON instead of a table.
@@ -173,9 +180,6 @@ pub struct RunArgs {
     /// Serve the maps in Prometheus text format on ADDR (e.g. 127.0.0.1:9435).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
-    /// Run in the background (`ps`, `logs`, `stop` manage it).
-    #[arg(short, long)]
-    pub detach: bool,
     /// Container engine for container packages: docker or podman (default: detected).
     #[arg(long, value_name = "PROGRAM")]
     pub engine: Option<String>,
@@ -186,12 +190,28 @@ pub struct RunArgs {
     pub args: Vec<String>,
 }
 
+static PROGRAM_NAME: OnceLock<&'static str> = OnceLock::new();
+
+/// How users type the running binary (`cargo ebpf`, `ebpf-runner`), for hints in messages
+/// printed far from the command line (lifecycle, run state). Set once by [`execute`].
+pub fn program_name() -> &'static str {
+    PROGRAM_NAME.get().copied().unwrap_or("cargo ebpf")
+}
+
+/// The running binary's file name: `cargo-ebpf` or `ebpf-runner`.
+pub fn binary_name() -> String {
+    program_name().replace(' ', "-")
+}
+
 /// Runs one command; returns the exit code (non-zero only when `run` started a packaged
 /// loader that exited with it).
 pub fn execute(command: RunnerCommand, host: &Host) -> Result<i32> {
+    let _ = PROGRAM_NAME.set(host.name);
     match command {
-        RunnerCommand::Run(args) if !args.detach => foreground::run(&args, host),
-        RunnerCommand::Run(args) | RunnerCommand::Start(args) => background::start(&args, host),
+        RunnerCommand::Run { run, detach: false } => foreground::run(&run, host),
+        RunnerCommand::Run { run, detach: true } | RunnerCommand::Start(run) => {
+            background::start(&run, host)
+        }
         RunnerCommand::Daemon { id } => crate::lifecycle::daemon_main(&id),
         RunnerCommand::Login(args) => packages::login(&args),
         RunnerCommand::Pull {

@@ -120,8 +120,12 @@ fn spawn_daemon(exe: &Path, id: &str, dir: &Path) -> Result<Child> {
         });
     }
     cmd.spawn().map_err(|e| {
-        Error::environment(format!("cannot start the daemon {}: {e}", exe.display()))
-            .with_help("check that the cargo-ebpf binary is still in place")
+        Error::environment(format!("cannot start the daemon {}: {e}", exe.display())).with_help(
+            format!(
+                "check that the {} binary is still in place",
+                crate::cli::binary_name()
+            ),
+        )
     })
 }
 
@@ -191,7 +195,8 @@ pub fn daemon_main(id: &str) -> Result<i32> {
     let state = state::load(id)?;
     let dir = state.dir()?;
     eprintln!(
-        "cargo-ebpf: run {id} of {} (daemon pid {})",
+        "{}: run {id} of {} (daemon pid {})",
+        crate::cli::binary_name(),
         state.target,
         std::process::id()
     );
@@ -215,7 +220,11 @@ pub fn daemon_main(id: &str) -> Result<i32> {
     };
     let text = serde_json::to_vec(&exit).expect("exit serializes");
     let _ = write_atomic(&state::exit_path(&dir), &text);
-    eprintln!("cargo-ebpf: run {id} ended (exit code {})", exit.code);
+    eprintln!(
+        "{}: run {id} ended (exit code {})",
+        crate::cli::binary_name(),
+        exit.code
+    );
     result
 }
 

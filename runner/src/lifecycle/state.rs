@@ -235,10 +235,18 @@ fn resolve_id(runs: &Path, id: &str) -> Result<String> {
     };
     match matches.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(Error::input(format!("there is no run `{id}`"))
-            .with_help("`cargo ebpf ps --all` lists the runs and their ids")),
-        _ => Err(Error::input(format!("`{id}` matches more than one run"))
-            .with_help("give more of the id (`cargo ebpf ps --all` lists them)")),
+        [] => Err(
+            Error::input(format!("there is no run `{id}`")).with_help(format!(
+                "`{} ps --all` lists the runs and their ids",
+                crate::cli::program_name()
+            )),
+        ),
+        _ => Err(
+            Error::input(format!("`{id}` matches more than one run")).with_help(format!(
+                "give more of the id (`{} ps --all` lists them)",
+                crate::cli::program_name()
+            )),
+        ),
     }
 }
 

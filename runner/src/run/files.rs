@@ -161,7 +161,10 @@ fn place_and_run(
     if let Some(detached) = &opts.detached {
         detached.report_ready(&Ready::default())?;
     }
-    eprintln!("Started; Ctrl-C (or `cargo ebpf stop`) runs the stop script and removes the files");
+    eprintln!(
+        "Started; Ctrl-C (or `{} stop`) runs the stop script and removes the files",
+        crate::cli::program_name()
+    );
     wait(child, opts.duration)
 }
 

@@ -75,6 +75,15 @@ pub struct RunOptions {
 /// packages, the packaged loader for executable ones. Returns the exit code to end with.
 pub fn run_package(pkg: &Package, opts: &RunOptions, out: &mut dyn Write) -> Result<i32> {
     let meta = pkg.meta()?;
+    let ignored = loader_only_flags(opts);
+    if !matches!(meta.runtime, Runtime::Kernel) && !ignored.is_empty() {
+        eprintln!(
+            "warning: {} only apply to kernel-only packages; this {} package starts its own \
+             loader, so they are ignored",
+            ignored.join(", "),
+            meta.runtime.kind()
+        );
+    }
     match &meta.runtime {
         Runtime::Kernel => {
             let (name, bytes) = pkg.object()?;
@@ -89,6 +98,24 @@ pub fn run_package(pkg: &Package, opts: &RunOptions, out: &mut dyn Write) -> Res
         Runtime::Container { .. } => run_container(pkg, meta, opts),
         Runtime::Files { .. } => run_files(pkg, meta, opts),
     }
+}
+
+/// The run flags given that only the built-in loader acts on (events, maps, attach targets).
+fn loader_only_flags(opts: &RunOptions) -> Vec<&'static str> {
+    let attach = &opts.attach;
+    [
+        ("--output json", opts.output == Output::Json),
+        ("--interval", opts.interval.is_some()),
+        ("--metrics", opts.metrics.is_some()),
+        ("--iface", attach.iface.is_some()),
+        ("--cgroup", attach.cgroup.is_some()),
+        ("--uprobe", attach.uprobe.is_some()),
+        ("--frequency", attach.frequency.is_some()),
+        ("--btf", opts.btf.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, given)| given.then_some(flag))
+    .collect()
 }
 
 /// The parts of the package description the runner uses.
@@ -164,4 +191,36 @@ fn describe(bytes: &[u8], meta: Option<&PackageMeta>) -> Result<Described> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_loaders_flags_are_named_when_given() {
+        assert!(loader_only_flags(&RunOptions::default()).is_empty());
+        let opts = RunOptions {
+            output: Output::Json,
+            interval: Some(Duration::from_secs(1)),
+            btf: Some("/tmp/btf".into()),
+            attach: AttachOptions {
+                iface: Some("lo".into()),
+                frequency: Some(99),
+                ..AttachOptions::default()
+            },
+            duration: Some(Duration::from_secs(1)),
+            ..RunOptions::default()
+        };
+        assert_eq!(
+            loader_only_flags(&opts),
+            [
+                "--output json",
+                "--interval",
+                "--iface",
+                "--frequency",
+                "--btf"
+            ]
+        );
+    }
 }

@@ -34,12 +34,12 @@ pub fn check_arch(meta: Option<&PackageMeta>) -> Result<()> {
     if normalize_arch(host).unwrap_or(host) == theirs {
         return Ok(());
     }
-    Err(Error::environment(format!(
-        "this package was built for {theirs}, but this machine is {host}"
-    ))
-    .with_help(format!(
-        "pull or build the {host} variant (`cargo ebpf build --arch {host}` and package it)"
-    )))
+    let theirs = crate::index::Platform {
+        os: "linux".into(),
+        architecture: crate::format::oci_arch(theirs).into(),
+    };
+    let what = format!("{} {}", meta.name, meta.version);
+    Err(crate::index::wrong_platform(&what, &[theirs.to_string()]))
 }
 
 /// Loading and attaching needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN.
@@ -397,9 +397,17 @@ mod tests {
         }
         .into();
         let err = check_arch(Some(&meta)).unwrap_err();
-        assert!(err
-            .message
-            .contains(&format!("this machine is {}", host_arch())));
+        // An Input error (exit 3), worded as when platform selection refuses it.
+        assert_eq!(err.kind, crate::ErrorKind::Input);
+        assert_eq!(err.exit_code(), 3);
+        let host = crate::format::oci_arch(host_arch());
+        assert!(
+            err.message.starts_with(&format!(
+                "x 1.0.0 has no package for this machine (linux/{host}), only for linux/"
+            )),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
