@@ -5,6 +5,7 @@
 //! (files under the data dir, made visible only after their digest is checked).
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod blobs;
