@@ -72,6 +72,10 @@ pub enum HubCommand {
         /// several hub processes.
         #[arg(long, value_name = "URL", env = "CARGO_EBPF_HUB_DATABASE")]
         database: Option<String>,
+        /// Where verified blobs go: `file` (DIR/blobs, the default) or an OCI registry whose
+        /// own storage scales, `registry+http(s)://[USER:PASS@]HOST[:PORT]/REPO`.
+        #[arg(long, value_name = "URL", env = "CARGO_EBPF_HUB_BLOB_STORE")]
+        blob_store: Option<String>,
     },
     /// Manage accounts directly in the hub's database (no server or browser needed).
     #[command(subcommand)]
@@ -224,10 +228,12 @@ fn cmd_hub(command: HubCommand) -> Result<()> {
             addr,
             data,
             database,
+            blob_store,
         } => hub::serve(hub::ServeOptions {
             addr,
             data,
             database,
+            blob_store,
         }),
         HubCommand::User(HubUserCommand::Add { name, store, .. }) => {
             let password = read_stdin_line()?;

@@ -313,8 +313,10 @@ async fn inspect(app: &AppState, doc: &ManifestDoc) -> OciResult<Option<index::I
                 .collect(),
             annotations: &owned.annotations,
         };
+        // A blocking thread may wait on async reads (the blob store may be a registry).
+        let runtime = tokio::runtime::Handle::current();
         index::inspect(&facts, Some(&config_bytes), |d| {
-            std::fs::read(blobs.blob_path(d))
+            runtime.block_on(blobs.read(d))
         })
     })
     .await
