@@ -189,9 +189,13 @@ async fn download(app: &AppState, v: &super::Visitor, repo: &str, version: &str)
         Err(e) => return internal(e),
     };
     let object = ver.object.clone();
-    let extracted =
-        tokio::task::spawn_blocking(move || ebpf_runner::package::extract_file(&layer, &object))
-            .await;
+    // Gadget and bumblebee images keep the object itself as a layer; ours and bpfman's
+    // keep it in a tar+gzip layer.
+    let extracted = tokio::task::spawn_blocking(move || match layer.starts_with(b"\x7fELF") {
+        true => Ok(Some(layer)),
+        false => ebpf_runner::package::extract_file(&layer, &object),
+    })
+    .await;
     let Ok(Ok(Some(bytes))) = extracted else {
         return internal("the layer does not hold the object");
     };
