@@ -35,6 +35,8 @@ pub struct Inspected {
     pub created: Option<String>,
     /// Every architecture of a multi-arch index; empty for a single image (`meta.arch`).
     pub arches: Vec<String>,
+    /// `README.md` from the program layer (`cargo ebpf package` puts the project's there).
+    pub readme: Option<String>,
 }
 
 /// Reads the image `manifest` and its config (`config_bytes`) and, for an eBPF package of a
@@ -109,6 +111,7 @@ fn ours(
         layer_digest: layer.digest.clone(),
         created: config.created,
         arches: vec![],
+        readme: readme_in_layer(&bytes, gzipped),
     })
 }
 
@@ -141,13 +144,44 @@ fn other_tool(
         .find(|l| program_types.contains(&l.media_type.as_str()))
         .or(m.layers.first())
         .ok_or("an eBPF package needs a layer holding its program")?;
+    let readme = layers
+        .iter()
+        .find(|l| l.descriptor.digest == program.digest)
+        .and_then(|l| readme_in_layer(&l.data, l.data.starts_with(&[0x1f, 0x8b])));
     Ok(Inspected {
         format,
         meta,
         layer_digest: program.digest.clone(),
         created: None,
         arches: vec![],
+        readme,
     })
+}
+
+/// Largest README the index keeps.
+const MAX_README: u64 = 512 * 1024;
+
+/// `README.md` at the root of a tar (or tar+gzip) layer, as text.
+fn readme_in_layer(layer: &[u8], gzipped: bool) -> Option<String> {
+    let reader: Box<dyn Read> = if gzipped {
+        Box::new(flate2::read::GzDecoder::new(layer))
+    } else {
+        Box::new(layer)
+    };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let path = entry.path().ok()?.to_string_lossy().into_owned();
+        let is_readme = path.trim_start_matches("./") == "README.md"
+            && entry.header().entry_type().is_file()
+            && entry.size() <= MAX_README;
+        if is_readme {
+            let mut text = Vec::new();
+            entry.read_to_end(&mut text).ok()?;
+            return Some(String::from_utf8_lossy(&text).into_owned());
+        }
+    }
+    None
 }
 
 /// The layer must hold `object` (or, for bpfman images, some file) that is a BPF ELF.
@@ -240,6 +274,7 @@ pub fn rows(
         authors,
         source: or_ann(meta.source.as_ref(), ANNOTATION_SOURCE),
         latest_version: tag.to_string(),
+        readme: i.readme.clone().unwrap_or_default(),
         ..Default::default()
     };
     let arch = if i.arches.is_empty() {
