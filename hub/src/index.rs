@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use ebpf_runner::format::{
-    self, Format, ImageConfig, PackageMeta, ANNOTATION_AUTHORS, ANNOTATION_CREATED,
+    self, Format, ImageConfig, PackageMeta, ProgramInfo, ANNOTATION_AUTHORS, ANNOTATION_CREATED,
     ANNOTATION_DESCRIPTION, ANNOTATION_LICENSES, ANNOTATION_SOURCE, LABEL_BPFMAN_PROGRAMS,
 };
 use ebpf_runner::formats;
@@ -135,8 +135,15 @@ fn other_tool(
             data,
         });
     }
-    let (_, config) = formats::describe(m, config_bytes, &layers).map_err(|e| e.message)?;
-    let meta = config.package.ok_or("the image describes no package")?;
+    let meta = match formats::describe(m, config_bytes, &layers) {
+        Ok((_, config)) => config.package.ok_or("the image describes no package")?,
+        // bpfman loads objects without BTF, which the runner cannot describe: index those
+        // from their labels, as long as the layer holds a BPF ELF.
+        Err(e) if format == Format::Bpfman => {
+            bpfman_from_labels(config_bytes, &layers).ok_or(e.message)?
+        }
+        Err(e) => return Err(e.message),
+    };
     let program_types = [format::GADGET_EBPF_LAYER, format::BUMBLEBEE_PROGRAM_LAYER];
     let program = m
         .layers
@@ -156,6 +163,30 @@ fn other_tool(
         arches: vec![],
         readme,
     })
+}
+
+/// A bpfman image's programs from its `io.ebpf.programs` label (no sections: those need the
+/// object's BTF); None unless its layer holds a BPF ELF.
+fn bpfman_from_labels(config_bytes: &[u8], layers: &[Blob]) -> Option<PackageMeta> {
+    let layer = layers.first()?;
+    check_program_layer(&layer.data, layer.data.starts_with(&[0x1f, 0x8b]), None).ok()?;
+    let config: serde_json::Value = serde_json::from_slice(config_bytes).ok()?;
+    let label = config["config"]["Labels"][LABEL_BPFMAN_PROGRAMS].as_str()?;
+    let programs: BTreeMap<String, String> = serde_json::from_str(label).ok()?;
+    let mut meta = PackageMeta::new("", "", "");
+    meta.programs = programs
+        .into_iter()
+        .map(|(name, prog_type)| ProgramInfo {
+            name,
+            section: String::new(),
+            prog_type,
+        })
+        .collect();
+    let arch = config["architecture"]
+        .as_str()
+        .and_then(format::normalize_arch);
+    meta.arch = arch.unwrap_or_default().to_string();
+    Some(meta)
 }
 
 /// Largest README the index keeps.
@@ -328,6 +359,43 @@ mod tests {
         b[5] = 1;
         b[18..20].copy_from_slice(&machine.to_le_bytes());
         b
+    }
+
+    /// A bpfman image (config with `io.ebpf.programs`, one tar+gzip layer) holding `object`.
+    fn bpfman_image(
+        object: &[u8],
+    ) -> (Vec<u8>, Vec<u8>, std::collections::HashMap<String, Vec<u8>>) {
+        let layer = tar_gz(&[("prog.o", object)]);
+        let config = serde_json::json!({
+            "architecture": "arm64", "os": "linux",
+            "config": {"Labels": {"io.ebpf.programs": r#"{"count_packets":"xdp"}"#}},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        });
+        let config = serde_json::to_vec(&config).unwrap();
+        let digest = |b: &[u8]| crate::blobs::sha256_digest(b);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": format::MEDIA_TYPE_MANIFEST,
+            "config": {"mediaType": format::MEDIA_TYPE_CONFIG, "digest": digest(&config), "size": config.len()},
+            "layers": [{"mediaType": format::MEDIA_TYPE_LAYER_TAR_GZIP, "digest": digest(&layer), "size": layer.len()}],
+        });
+        let blobs = [(digest(&layer), layer)].into_iter().collect();
+        (serde_json::to_vec(&manifest).unwrap(), config, blobs)
+    }
+
+    #[test]
+    fn bpfman_objects_without_btf_are_indexed_from_their_labels() {
+        let (manifest, config, blobs) = bpfman_image(&elf(247));
+        let read = |d: &str| Ok(blobs[d].clone());
+        let i = inspect(&manifest, &config, read).unwrap().expect("indexed");
+        assert_eq!(i.format, Format::Bpfman);
+        assert_eq!(i.meta.programs[0].name, "count_packets");
+        assert_eq!(i.meta.programs[0].prog_type, "xdp");
+        assert_eq!(i.meta.arch, "aarch64");
+        // Not a BPF object: refused, with the runner's reason.
+        let (manifest, config, blobs) = bpfman_image(&elf(62));
+        let read = |d: &str| Ok(blobs[d].clone());
+        assert!(inspect(&manifest, &config, read).is_err());
     }
 
     #[test]
