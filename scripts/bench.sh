@@ -3,15 +3,21 @@
 # doing the same work in the same run, and reports the ratio (ours / peer; below 1 is faster):
 #   pull:  `cargo ebpf pull REF` (verify + store)   vs  `skopeo copy docker://REF oci:DIR`
 #   build: `cargo ebpf build` from clean           vs  the same bpftool + clang commands by hand
-# Usage: sudo bash scripts/bench.sh [RUNS]
+#   hub:   `cargo ebpf pull` from the hub           vs  the same pull from docker-registry
+#          (and a push of a new version to each)
+# Usage: sudo bash scripts/bench.sh [RUNS]   (BENCH_BIN=PATH benches that binary, no build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
 
 bash scripts/install-deps.sh
 command -v hyperfine >/dev/null || { apt-get update -q && apt-get install -y -q hyperfine python3; }
-cargo build -q --release -p cargo-ebpf
-BIN=$PWD/target/release/cargo-ebpf
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+else
+  cargo build -q --release -p cargo-ebpf
+  BIN=$PWD/target/release/cargo-ebpf
+fi
 
 port=${BENCH_REGISTRY_PORT:-5056}
 source scripts/sandbox.sh "$port" bench
@@ -36,6 +42,26 @@ hyperfine -w 2 -r "$runs" --export-json "$work/build.json" \
   -n "cargo ebpf build" "CARGO_EBPF_HOME=$work/nocache $BIN build --manifest-path $work/bench" \
   -n "bpftool + clang" "bpftool btf dump file /sys/kernel/btf/vmlinux format c > $work/byhand/vmlinux.h && clang -g -O2 -target bpf -D__TARGET_ARCH_$arch -I$work/byhand -I$work/bench/src -c $src -o $work/byhand/bench.bpf.o"
 
+# The hub as the registry: same package, same client, the hub vs docker-registry.
+hub=127.0.0.1:${BENCH_HUB_PORT:-5057}
+"$BIN" hub serve --addr "$hub" --data "$work/hub" 2>"$work/hub.log" & hub_pid=$!
+trap 'cleanup; kill "$hub_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -s -o /dev/null "http://$hub/v2/" && break; sleep 0.1; done
+printf 'bench-password' | "$BIN" hub user add bench --data "$work/hub" --password-stdin 2>/dev/null
+"$BIN" login "$hub" -u bench --password-stdin <<<"$("$BIN" hub token create bench --data "$work/hub")" 2>/dev/null
+hub_ref=$hub/bench/bench:0.1.0
+"$BIN" push "$hub_ref" --manifest-path "$work/bench" >/dev/null 2>&1
+hyperfine -N -w 3 -r "$runs" --export-json "$work/hub-pull.json" \
+  --prepare "rm -rf $work/home/store" \
+  -n "pull from the hub" "$BIN pull $hub_ref" \
+  -n "pull from docker-registry" "$BIN pull $ref"
+# A new tag each run (versions are immutable on the hub): the blobs exist, the manifest is new.
+hyperfine -N -w 2 -r "$runs" --export-json "$work/hub-push.json" \
+  -n "push to the hub" "$BIN push $hub/bench/bench:latest --manifest-path $work/bench" \
+  -n "push to docker-registry" "$BIN push 127.0.0.1:$port/bench/bench:latest --manifest-path $work/bench"
+
 echo
 echo "pull  ratio (cargo ebpf / skopeo):         $(ratio "$work/pull.json")"
 echo "build ratio (cargo ebpf / bpftool+clang):  $(ratio "$work/build.json")"
+echo "hub pull ratio (hub / docker-registry):    $(ratio "$work/hub-pull.json")"
+echo "hub push ratio (hub / docker-registry):    $(ratio "$work/hub-push.json")"

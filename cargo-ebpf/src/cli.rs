@@ -72,6 +72,65 @@ pub enum HubCommand {
         /// several hub processes.
         #[arg(long, value_name = "URL", env = "CARGO_EBPF_HUB_DATABASE")]
         database: Option<String>,
+        /// Where verified blobs go: `file` (DIR/blobs, the default) or an OCI registry whose
+        /// own storage scales, `registry+http(s)://[USER:PASS@]HOST[:PORT]/REPO`.
+        #[arg(long, value_name = "URL", env = "CARGO_EBPF_HUB_BLOB_STORE")]
+        blob_store: Option<String>,
+    },
+    /// Manage accounts directly in the hub's database (no server or browser needed).
+    #[command(subcommand)]
+    User(HubUserCommand),
+    /// Manage API tokens directly in the hub's database.
+    #[command(subcommand)]
+    Token(HubTokenCommand),
+}
+
+/// Where an admin command finds the hub's metadata: the same --data/--database as `serve`.
+#[cfg(feature = "hub")]
+#[derive(Debug, Args)]
+pub struct HubStoreArgs {
+    /// The hub's data dir (holds the SQLite database unless --database is given).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// The hub's Postgres database, when it uses one.
+    #[arg(long, value_name = "URL", env = "CARGO_EBPF_HUB_DATABASE")]
+    database: Option<String>,
+}
+
+#[cfg(feature = "hub")]
+#[derive(Debug, Subcommand)]
+pub enum HubUserCommand {
+    /// Create an account (the same rules as /register).
+    Add {
+        name: String,
+        /// Read the password from stdin (required: arguments are visible to other users).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        store: HubStoreArgs,
+    },
+}
+
+#[cfg(feature = "hub")]
+#[derive(Debug, Subcommand)]
+pub enum HubTokenCommand {
+    /// Mint an API token for USER and print it on stdout (it is shown only once).
+    Create {
+        user: String,
+        /// Scopes, comma-separated: pull, push.
+        #[arg(long, value_delimiter = ',', default_value = "pull,push")]
+        scope: Vec<String>,
+        /// Limit the token to these repositories inside USER's namespace (USER/NAME).
+        #[arg(long, value_delimiter = ',')]
+        namespace: Vec<String>,
+        /// Days until the token expires (1-3650).
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        /// A label to recognise the token by on the tokens page.
+        #[arg(long, default_value = "cli")]
+        label: String,
+        #[command(flatten)]
+        store: HubStoreArgs,
     },
 }
 
@@ -157,17 +216,63 @@ pub fn execute(cli: Cli) -> Result<i32> {
         Command::Publish { build, registry } => cmd_push(&build, None, &registry),
         Command::Runner(command) => return runner_cli::execute(command, &HOST),
         #[cfg(feature = "hub")]
-        Command::Hub(HubCommand::Serve {
-            addr,
-            data,
-            database,
-        }) => hub::serve(hub::ServeOptions {
-            addr,
-            data,
-            database,
-        }),
+        Command::Hub(command) => cmd_hub(command),
     }
     .map(|()| 0)
+}
+
+#[cfg(feature = "hub")]
+fn cmd_hub(command: HubCommand) -> Result<()> {
+    match command {
+        HubCommand::Serve {
+            addr,
+            data,
+            database,
+            blob_store,
+        } => hub::serve(hub::ServeOptions {
+            addr,
+            data,
+            database,
+            blob_store,
+        }),
+        HubCommand::User(HubUserCommand::Add { name, store, .. }) => {
+            let password = read_stdin_line()?;
+            hub::admin::add_user(&store.data, store.database.as_deref(), &name, &password)?;
+            eprintln!("       Added user {name}");
+            Ok(())
+        }
+        HubCommand::Token(HubTokenCommand::Create {
+            user,
+            scope,
+            namespace,
+            days,
+            label,
+            store,
+        }) => {
+            let request = hub::accounts::TokenRequest {
+                label,
+                can_pull: scope.iter().any(|s| s == "pull"),
+                can_push: scope.iter().any(|s| s == "push"),
+                namespaces: namespace,
+                expires_in_days: Some(days),
+            };
+            let secret =
+                hub::admin::create_token(&store.data, store.database.as_deref(), &user, request)?;
+            out_line(format_args!("{secret}"));
+            Ok(())
+        }
+    }
+}
+
+/// A password piped in: stdin up to EOF, without the trailing newline.
+#[cfg(feature = "hub")]
+fn read_stdin_line() -> Result<String> {
+    use std::io::Read;
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| Error::io("read", Path::new("<stdin>"), e))?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_string())
 }
 
 fn cmd_new(args: &NewArgs) -> Result<()> {

@@ -59,7 +59,34 @@ pub fn build_package(project: &Project, built: &BuildOutput) -> Result<Package> 
         meta.runtime = declared_runtime(run);
         files.extend(declared_files(project, run)?);
     }
+    if !files.iter().any(|f| f.path == README) {
+        files.extend(readme_file(project)?);
+    }
     Package::build_with_files(meta, &files, Some(created_timestamp(built)))
+}
+
+/// The project's README, carried in the layer so a hub can show it on the package page.
+const README: &str = "README.md";
+/// A README larger than this is left out (a hub shows the description instead).
+const MAX_README: u64 = 512 * 1024;
+
+/// `README.md` of the project, when it has one of a sensible size.
+fn readme_file(project: &Project) -> Result<Option<LayerFile>> {
+    let path = project.dir.join(README);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() && m.len() <= MAX_README => {
+            let data = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+            Ok(Some(LayerFile::new(README, data, 0o644)))
+        }
+        Ok(m) if m.is_file() => {
+            eprintln!(
+                "warning: {} is larger than {MAX_README} bytes; not packaged",
+                path.display()
+            );
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The runtime `[run]` declares (validated when the manifest was read).

@@ -1,17 +1,23 @@
 //! What a pushed manifest says about a package, checked before the manifest is accepted and
-//! written into the index after: our `PackageMeta` in the image config, bpfman's
-//! `io.ebpf.*` labels, and the manifest's `org.opencontainers.image.*` annotations.
+//! written into the index after. The format is recognised by the runner's own
+//! [`ebpf_runner::formats`]: our `PackageMeta` in the image config, or for Inspektor Gadget,
+//! bumblebee and bpfman images a description synthesised from the tool's metadata
+//! (gadget.yaml, `io.ebpf.*` labels) and the object's BTF, as `cargo ebpf inspect` shows it.
+//! The manifest's `org.opencontainers.image.*` annotations fill what is missing.
 //!
-//! A package's program layer must hold a BPF ELF (`e_machine` = EM_BPF); layers are only
-//! read (gunzip + tar listing in memory), never unpacked to disk or executed.
+//! A package's program must be a BPF ELF (`e_machine` = EM_BPF); layers are only read
+//! (gunzip + tar listing in memory), never unpacked to disk or executed.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 
 use ebpf_runner::format::{
-    self, ImageConfig, PackageMeta, ProgramInfo, ANNOTATION_AUTHORS, ANNOTATION_CREATED,
+    self, Format, ImageConfig, PackageMeta, ProgramInfo, ANNOTATION_AUTHORS, ANNOTATION_CREATED,
     ANNOTATION_DESCRIPTION, ANNOTATION_LICENSES, ANNOTATION_SOURCE, LABEL_BPFMAN_PROGRAMS,
 };
+use ebpf_runner::formats;
+use ebpf_runner::package::Blob;
+use oci_client::manifest::OciImageManifest;
 
 use crate::db::{PackageRow, VersionRow};
 
@@ -21,60 +27,192 @@ const EM_BPF: u16 = 247;
 
 /// The package a manifest carries: the parts needed for the index rows.
 pub struct Inspected {
-    pub meta: Option<PackageMeta>,
-    /// bpfman `io.ebpf.programs`: function name → program type.
-    pub bpfman_programs: BTreeMap<String, String>,
+    pub format: Format,
+    /// Ours, or synthesised from another tool's metadata and the object.
+    pub meta: PackageMeta,
+    /// The layer holding the program (the object download reads it).
     pub layer_digest: String,
     pub created: Option<String>,
+    /// Every architecture of a multi-arch index; empty for a single image (`meta.arch`).
+    pub arches: Vec<String>,
+    /// `README.md` from the program layer (`cargo ebpf package` puts the project's there).
+    pub readme: Option<String>,
 }
 
-/// The manifest's annotations and config/layer digests, as the indexer needs them.
-pub struct ManifestFacts<'a> {
-    pub artifact_type: Option<&'a str>,
-    pub layers: Vec<(&'a str, &'a str)>,
-    pub annotations: &'a BTreeMap<String, String>,
-}
-
-/// Reads the config (`config_bytes`) and, for a package, checks its program layer. Ok(None)
-/// for images that are not eBPF packages; Err(message) when a package is malformed.
+/// Reads the image `manifest` and its config (`config_bytes`) and, for an eBPF package of a
+/// format we know, checks its program. Ok(None) for images that are not eBPF packages (they
+/// are stored, not indexed); Err(message) when a package is malformed.
 pub fn inspect(
-    facts: &ManifestFacts<'_>,
-    config_bytes: Option<&[u8]>,
-    read_layer: impl Fn(&str) -> std::io::Result<Vec<u8>>,
+    manifest: &[u8],
+    config_bytes: &[u8],
+    read_blob: impl Fn(&str) -> std::io::Result<Vec<u8>>,
 ) -> Result<Option<Inspected>, String> {
-    let config: Option<ImageConfig> = config_bytes.and_then(|b| serde_json::from_slice(b).ok());
-    let meta = config.as_ref().and_then(|c| c.package.clone());
-    let bpfman_programs: BTreeMap<String, String> = config
-        .as_ref()
-        .and_then(|c| c.config.labels.get(LABEL_BPFMAN_PROGRAMS))
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_default();
-    let ours = facts.artifact_type == Some(format::ARTIFACT_TYPE);
-    if ours && meta.is_none() {
-        return Err(format!(
+    let Ok(m) = serde_json::from_slice::<OciImageManifest>(manifest) else {
+        return Ok(None);
+    };
+    let format = match formats::detect(&m, Some(config_bytes)) {
+        Ok(f) => f,
+        Err(e) if claims_to_be_ebpf(&m, config_bytes) => return Err(e.message),
+        Err(_) => return Ok(None),
+    };
+    match format {
+        Format::CargoEbpf | Format::Eunomia => ours(&m, config_bytes, read_blob).map(Some),
+        foreign => other_tool(foreign, &m, config_bytes, read_blob).map(Some),
+    }
+}
+
+/// Says it is an eBPF package (ours, a gadget, a bumblebee or bpfman image), so a failure
+/// to read it refuses the push instead of storing it unindexed.
+fn claims_to_be_ebpf(m: &OciImageManifest, config: &[u8]) -> bool {
+    let bpfman_label = serde_json::from_slice::<serde_json::Value>(config)
+        .is_ok_and(|c| c["config"]["Labels"].get(LABEL_BPFMAN_PROGRAMS).is_some());
+    let media_types = [
+        format::GADGET_CONFIG,
+        format::GADGET_EBPF_LAYER,
+        format::BUMBLEBEE_CONFIG,
+    ];
+    let artifacts = [format::ARTIFACT_TYPE, format::GADGET_ARTIFACT_TYPE];
+    bpfman_label
+        || m.artifact_type
+            .as_deref()
+            .is_some_and(|a| artifacts.contains(&a))
+        || media_types.contains(&m.config.media_type.as_str())
+        || m.layers
+            .iter()
+            .any(|l| media_types.contains(&l.media_type.as_str()))
+}
+
+/// Our package: `PackageMeta` from the config, the object checked in the first layer.
+fn ours(
+    m: &OciImageManifest,
+    config_bytes: &[u8],
+    read_blob: impl Fn(&str) -> std::io::Result<Vec<u8>>,
+) -> Result<Inspected, String> {
+    let config: ImageConfig = serde_json::from_slice(config_bytes)
+        .map_err(|e| format!("the package's image config is not valid: {e}"))?;
+    let meta = config.package.ok_or_else(|| {
+        format!(
             "the manifest says {} but its config has no {} metadata",
             format::ARTIFACT_TYPE,
             format::CONFIG_KEY
-        ));
-    }
-    if meta.is_none() && bpfman_programs.is_empty() {
-        return Ok(None);
-    }
-    let (layer_digest, media_type) = *facts
+        )
+    })?;
+    let layer = m
         .layers
         .first()
         .ok_or("an eBPF package needs a layer holding its program")?;
-    let layer =
-        read_layer(layer_digest).map_err(|e| format!("cannot read layer {layer_digest}: {e}"))?;
-    let gzipped = media_type.ends_with("+gzip") || layer.starts_with(&[0x1f, 0x8b]);
-    let object = meta.as_ref().map(|m| m.object.as_str());
-    check_program_layer(&layer, gzipped, object)?;
-    Ok(Some(Inspected {
+    let bytes =
+        read_blob(&layer.digest).map_err(|e| format!("cannot read layer {}: {e}", layer.digest))?;
+    let gzipped = layer.media_type.ends_with("+gzip") || bytes.starts_with(&[0x1f, 0x8b]);
+    check_program_layer(&bytes, gzipped, Some(&meta.object))?;
+    Ok(Inspected {
+        format: Format::CargoEbpf,
         meta,
-        bpfman_programs,
-        layer_digest: layer_digest.to_string(),
-        created: config.and_then(|c| c.created),
-    }))
+        layer_digest: layer.digest.clone(),
+        created: config.created,
+        arches: vec![],
+        readme: readme_in_layer(&bytes, gzipped),
+    })
+}
+
+/// A gadget, bumblebee or bpfman image, described the way the runner describes it (which
+/// also checks that its object is a BPF ELF).
+fn other_tool(
+    format: Format,
+    m: &OciImageManifest,
+    config_bytes: &[u8],
+    read_blob: impl Fn(&str) -> std::io::Result<Vec<u8>>,
+) -> Result<Inspected, String> {
+    let mut layers = Vec::new();
+    for l in &m.layers {
+        if l.size < 0 || l.size as u64 > MAX_INSPECTED_LAYER {
+            return Err(format!("layer {} is too large to inspect", l.digest));
+        }
+        let data =
+            read_blob(&l.digest).map_err(|e| format!("cannot read layer {}: {e}", l.digest))?;
+        layers.push(Blob {
+            descriptor: l.clone(),
+            data,
+        });
+    }
+    let meta = match formats::describe(m, config_bytes, &layers) {
+        Ok((_, config)) => config.package.ok_or("the image describes no package")?,
+        // bpfman loads objects without BTF, which the runner cannot describe: index those
+        // from their labels, as long as the layer holds a BPF ELF.
+        Err(e) if format == Format::Bpfman => {
+            bpfman_from_labels(config_bytes, &layers).ok_or(e.message)?
+        }
+        Err(e) => return Err(e.message),
+    };
+    let program_types = [format::GADGET_EBPF_LAYER, format::BUMBLEBEE_PROGRAM_LAYER];
+    let program = m
+        .layers
+        .iter()
+        .find(|l| program_types.contains(&l.media_type.as_str()))
+        .or(m.layers.first())
+        .ok_or("an eBPF package needs a layer holding its program")?;
+    let readme = layers
+        .iter()
+        .find(|l| l.descriptor.digest == program.digest)
+        .and_then(|l| readme_in_layer(&l.data, l.data.starts_with(&[0x1f, 0x8b])));
+    Ok(Inspected {
+        format,
+        meta,
+        layer_digest: program.digest.clone(),
+        created: None,
+        arches: vec![],
+        readme,
+    })
+}
+
+/// A bpfman image's programs from its `io.ebpf.programs` label (no sections: those need the
+/// object's BTF); None unless its layer holds a BPF ELF.
+fn bpfman_from_labels(config_bytes: &[u8], layers: &[Blob]) -> Option<PackageMeta> {
+    let layer = layers.first()?;
+    check_program_layer(&layer.data, layer.data.starts_with(&[0x1f, 0x8b]), None).ok()?;
+    let config: serde_json::Value = serde_json::from_slice(config_bytes).ok()?;
+    let label = config["config"]["Labels"][LABEL_BPFMAN_PROGRAMS].as_str()?;
+    let programs: BTreeMap<String, String> = serde_json::from_str(label).ok()?;
+    let mut meta = PackageMeta::new("", "", "");
+    meta.programs = programs
+        .into_iter()
+        .map(|(name, prog_type)| ProgramInfo {
+            name,
+            section: String::new(),
+            prog_type,
+        })
+        .collect();
+    let arch = config["architecture"]
+        .as_str()
+        .and_then(format::normalize_arch);
+    meta.arch = arch.unwrap_or_default().to_string();
+    Some(meta)
+}
+
+/// Largest README the index keeps.
+const MAX_README: u64 = 512 * 1024;
+
+/// `README.md` at the root of a tar (or tar+gzip) layer, as text.
+fn readme_in_layer(layer: &[u8], gzipped: bool) -> Option<String> {
+    let reader: Box<dyn Read> = if gzipped {
+        Box::new(flate2::read::GzDecoder::new(layer))
+    } else {
+        Box::new(layer)
+    };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let path = entry.path().ok()?.to_string_lossy().into_owned();
+        let is_readme = path.trim_start_matches("./") == "README.md"
+            && entry.header().entry_type().is_file()
+            && entry.size() <= MAX_README;
+        if is_readme {
+            let mut text = Vec::new();
+            entry.read_to_end(&mut text).ok()?;
+            return Some(String::from_utf8_lossy(&text).into_owned());
+        }
+    }
+    None
 }
 
 /// The layer must hold `object` (or, for bpfman images, some file) that is a BPF ELF.
@@ -132,56 +270,52 @@ pub fn is_bpf_elf(head: &[u8]) -> bool {
     machine == EM_BPF
 }
 
-/// The index rows for version `tag` of repository `repo`.
+/// The index rows for version `tag` of repository `repo`; `annotations` are the pushed
+/// manifest's (an index's, for a multi-arch package).
 pub fn rows(
     repo: &str,
     tag: &str,
     digest: &str,
     size: i64,
-    facts: &ManifestFacts<'_>,
+    annotations: &BTreeMap<String, String>,
     i: &Inspected,
 ) -> (PackageRow, VersionRow) {
-    let ann = |k: &str| facts.annotations.get(k).cloned().unwrap_or_default();
+    let ann = |k: &str| annotations.get(k).cloned().unwrap_or_default();
     let (owner, name) = repo.split_once('/').unwrap_or(("", repo));
-    let meta = i.meta.as_ref();
+    let meta = &i.meta;
     let or_ann = |v: Option<&String>, k: &str| {
         v.cloned()
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| ann(k))
     };
-    let mut authors = meta.map(|m| m.authors.clone()).unwrap_or_default();
+    let mut authors = meta.authors.clone();
     if authors.is_empty() && !ann(ANNOTATION_AUTHORS).is_empty() {
         authors = ann(ANNOTATION_AUTHORS)
             .split(',')
             .map(|a| a.trim().to_string())
             .collect();
     }
-    let programs: Vec<ProgramInfo> = match meta {
-        Some(m) => m.programs.clone(),
-        None => i
-            .bpfman_programs
-            .iter()
-            .map(|(name, ty)| ProgramInfo {
-                name: name.clone(),
-                section: String::new(),
-                prog_type: ty.clone(),
-            })
-            .collect(),
-    };
     let package = PackageRow {
         repo: repo.to_string(),
         owner: owner.to_string(),
         name: name.to_string(),
-        description: or_ann(
-            meta.and_then(|m| m.description.as_ref()),
-            ANNOTATION_DESCRIPTION,
-        ),
-        keywords: meta.map(|m| m.keywords.clone()).unwrap_or_default(),
-        license: or_ann(meta.and_then(|m| m.license.as_ref()), ANNOTATION_LICENSES),
+        description: or_ann(meta.description.as_ref(), ANNOTATION_DESCRIPTION),
+        keywords: meta.keywords.clone(),
+        license: or_ann(meta.license.as_ref(), ANNOTATION_LICENSES),
         authors,
-        source: or_ann(meta.and_then(|m| m.source.as_ref()), ANNOTATION_SOURCE),
+        source: or_ann(meta.source.as_ref(), ANNOTATION_SOURCE),
         latest_version: tag.to_string(),
+        readme: i.readme.clone().unwrap_or_default(),
         ..Default::default()
+    };
+    let arch = if i.arches.is_empty() {
+        meta.arch.clone()
+    } else {
+        i.arches.join(", ")
+    };
+    let runtime = match i.format {
+        Format::CargoEbpf | Format::Eunomia => meta.runtime.kind().to_string(),
+        other => other.name().to_string(),
     };
     let version = VersionRow {
         repo: repo.to_string(),
@@ -189,13 +323,11 @@ pub fn rows(
         digest: digest.to_string(),
         size,
         created: i.created.clone().unwrap_or_else(|| ann(ANNOTATION_CREATED)),
-        arch: meta.map(|m| m.arch.clone()).unwrap_or_default(),
-        runtime: meta
-            .map(|m| m.runtime.kind().to_string())
-            .unwrap_or_else(|| "bpfman".into()),
-        object: meta.map(|m| m.object.clone()).unwrap_or_default(),
+        arch,
+        runtime,
+        object: meta.object.clone(),
         layer_digest: i.layer_digest.clone(),
-        programs: serde_json::to_string(&programs).expect("programs serialize"),
+        programs: serde_json::to_string(&meta.programs).expect("programs serialize"),
         ..Default::default()
     };
     (package, version)
@@ -227,6 +359,43 @@ mod tests {
         b[5] = 1;
         b[18..20].copy_from_slice(&machine.to_le_bytes());
         b
+    }
+
+    /// A bpfman image (config with `io.ebpf.programs`, one tar+gzip layer) holding `object`.
+    fn bpfman_image(
+        object: &[u8],
+    ) -> (Vec<u8>, Vec<u8>, std::collections::HashMap<String, Vec<u8>>) {
+        let layer = tar_gz(&[("prog.o", object)]);
+        let config = serde_json::json!({
+            "architecture": "arm64", "os": "linux",
+            "config": {"Labels": {"io.ebpf.programs": r#"{"count_packets":"xdp"}"#}},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        });
+        let config = serde_json::to_vec(&config).unwrap();
+        let digest = |b: &[u8]| crate::blobs::sha256_digest(b);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": format::MEDIA_TYPE_MANIFEST,
+            "config": {"mediaType": format::MEDIA_TYPE_CONFIG, "digest": digest(&config), "size": config.len()},
+            "layers": [{"mediaType": format::MEDIA_TYPE_LAYER_TAR_GZIP, "digest": digest(&layer), "size": layer.len()}],
+        });
+        let blobs = [(digest(&layer), layer)].into_iter().collect();
+        (serde_json::to_vec(&manifest).unwrap(), config, blobs)
+    }
+
+    #[test]
+    fn bpfman_objects_without_btf_are_indexed_from_their_labels() {
+        let (manifest, config, blobs) = bpfman_image(&elf(247));
+        let read = |d: &str| Ok(blobs[d].clone());
+        let i = inspect(&manifest, &config, read).unwrap().expect("indexed");
+        assert_eq!(i.format, Format::Bpfman);
+        assert_eq!(i.meta.programs[0].name, "count_packets");
+        assert_eq!(i.meta.programs[0].prog_type, "xdp");
+        assert_eq!(i.meta.arch, "aarch64");
+        // Not a BPF object: refused, with the runner's reason.
+        let (manifest, config, blobs) = bpfman_image(&elf(62));
+        let read = |d: &str| Ok(blobs[d].clone());
+        assert!(inspect(&manifest, &config, read).is_err());
     }
 
     #[test]

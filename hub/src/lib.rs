@@ -5,6 +5,7 @@
 //! (files under the data dir, made visible only after their digest is checked).
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod blobs;
@@ -34,6 +35,9 @@ pub struct ServeOptions {
     pub data: PathBuf,
     /// `postgres://…` to share metadata between several hub processes.
     pub database: Option<String>,
+    /// Where verified blobs go: None or `file` for `DATA/blobs`, or
+    /// `registry+http(s)://HOST[:PORT]/REPO` for an upstream OCI registry.
+    pub blob_store: Option<String>,
 }
 
 /// Shared by every request handler.
@@ -63,8 +67,14 @@ pub fn router(state: AppState) -> Router {
 pub async fn open(opts: &ServeOptions) -> Result<AppState> {
     std::fs::create_dir_all(&opts.data)
         .map_err(|e| Error::io("create the hub data dir", &opts.data, e))?;
-    let blobs = blobs::BlobStore::new(&opts.data, DEFAULT_MAX_BLOB)
+    let location = blobs::Location::parse(opts.blob_store.as_deref())?;
+    let blobs = blobs::BlobStore::new(&opts.data, DEFAULT_MAX_BLOB, &location)
         .map_err(|e| Error::io("prepare blob storage in", &opts.data, e))?;
+    blobs.check().await.map_err(|e| {
+        Error::environment(format!("the blob store does not answer: {e}")).with_help(
+            "check --blob-store: the registry must be running and accept the credentials",
+        )
+    })?;
     let db = db::Db::open(&opts.data, opts.database.as_deref()).await?;
     Ok(AppState {
         db,
@@ -95,9 +105,10 @@ async fn serve_async(opts: ServeOptions) -> Result<()> {
     })?;
     let local = listener.local_addr().unwrap_or(addr);
     eprintln!(
-        "Hub listening on http://{local} (data in {}, {:?} database)",
+        "Hub listening on http://{local} (data in {}, {:?} database, blobs in {})",
         opts.data.display(),
-        state.db.backend
+        state.db.backend,
+        state.blobs.describe()
     );
     tokio::spawn(sweep_forever(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -151,6 +162,7 @@ mod tests {
             addr: "127.0.0.1:0".into(),
             data: dir.path().join("data"),
             database: None,
+            blob_store: None,
         };
         let state = open(&opts).await.unwrap();
         for id in ["0ld", "new"] {

@@ -590,6 +590,36 @@ fn auth_error(host: &str) -> Error {
     .with_help(format!("run `cargo ebpf login {host}`"))
 }
 
+/// A 403 `DENIED`: the credentials were fine, this operation is not allowed. The
+/// registry's own words say why ("alice/x is not in your namespace; push to bob/x"), so
+/// they are passed on; without any, it reads like rejected credentials.
+fn denied_error(host: &str, messages: Vec<String>) -> Error {
+    if messages.is_empty() {
+        return auth_error(host);
+    }
+    Error::auth(format!(
+        "registry {host} denied it: {}",
+        messages.join("; ")
+    ))
+    .with_help(format!(
+        "push where these credentials may write, or `cargo ebpf login {host}` as the owner"
+    ))
+}
+
+/// The `message`s of an OCI error body (`{"errors":[{"code","message"}]}`).
+fn denied_messages(body: &str) -> Vec<String> {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+        return vec![];
+    };
+    let errors = value["errors"].as_array().cloned().unwrap_or_default();
+    errors
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 fn not_found(reference: &str, host: &str) -> Error {
     Error::registry(format!("{reference} not found on {host}"))
         .with_help("check the repository name and tag (and that it was pushed)")
@@ -612,13 +642,19 @@ fn map_error(e: OciDistributionError, host: &str, reference: &str) -> Error {
         E::ServerError { code: 404, .. } | E::ImageManifestNotFoundError(_) => {
             not_found(reference, host)
         }
+        E::ServerError {
+            code: 403, message, ..
+        } => denied_error(host, denied_messages(&message)),
         E::ServerError { code, message, .. } => {
             status_error(host, code, reference).with_details(message)
         }
         E::RegistryError { envelope, .. } => {
             let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
             let any = |want: &[OciErrorCode]| codes.iter().any(|c| want.contains(c));
-            if any(&[OciErrorCode::Unauthorized, OciErrorCode::Denied]) {
+            if any(&[OciErrorCode::Denied]) {
+                let messages = envelope.errors.iter().map(|e| e.message.clone());
+                denied_error(host, messages.filter(|m| !m.is_empty()).collect())
+            } else if any(&[OciErrorCode::Unauthorized]) {
                 auth_error(host)
             } else if any(&[
                 OciErrorCode::ManifestUnknown,
@@ -689,6 +725,38 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_403_passes_the_registry_message_on_and_stays_an_auth_error() {
+        let body = r#"{"errors":[{"code":"DENIED","message":"alice/x is not in your namespace; push to bob/x"}]}"#;
+        let server = |code: u16, message: &str| OciDistributionError::ServerError {
+            url: "http://h/v2/alice/x/blobs/uploads/".into(),
+            code,
+            message: message.into(),
+        };
+        let e = map_error(server(403, body), "h", "h/alice/x:1.0.0");
+        assert_eq!(e.kind, ErrorKind::Auth);
+        assert!(
+            e.message
+                .contains("denied it: alice/x is not in your namespace; push to bob/x"),
+            "{}",
+            e.message
+        );
+        // Without a message, and for a 401, it still reads as rejected credentials.
+        let e = map_error(server(403, "forbidden"), "h", "h/alice/x:1.0.0");
+        assert!(
+            e.message.contains("rejected the credentials"),
+            "{}",
+            e.message
+        );
+        let e = map_error(server(401, body), "h", "h/alice/x:1.0.0");
+        assert!(
+            e.message.contains("rejected the credentials"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.kind, ErrorKind::Auth);
+    }
 
     #[test]
     fn loopback_detection() {

@@ -24,13 +24,19 @@ impl Hub {
     pub fn start() -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
-        Self::launch(&data, None, Some(dir))
+        Self::launch(&data, None, None, Some(dir))
     }
 
     /// A hub keeping metadata in the Postgres at `url` and blobs in `data` (which several
     /// hubs may share).
     pub fn start_on(data: &Path, database: Option<&str>) -> Hub {
-        Self::launch(data, database, None)
+        Self::launch(data, database, None, None)
+    }
+
+    /// A hub like [`Hub::start_on`] whose verified blobs go to `blob_store`
+    /// (`--blob-store registry+http://…`).
+    pub fn start_with_blob_store(data: &Path, database: Option<&str>, blob_store: &str) -> Hub {
+        Self::launch(data, database, Some(blob_store), None)
     }
 
     /// `127.0.0.1:PORT`.
@@ -97,7 +103,12 @@ impl Hub {
         (basic(user, &token), token)
     }
 
-    fn launch(data: &Path, database: Option<&str>, dir: Option<tempfile::TempDir>) -> Hub {
+    fn launch(
+        data: &Path,
+        database: Option<&str>,
+        blob_store: Option<&str>,
+        dir: Option<tempfile::TempDir>,
+    ) -> Hub {
         let mut dir = dir;
         let mut last_log = String::new();
         for _ in 0..5 {
@@ -110,11 +121,15 @@ impl Hub {
             cmd.args(["hub", "serve", "--addr", &addr, "--data"])
                 .arg(data)
                 .env_remove("CARGO_EBPF_HUB_DATABASE")
+                .env_remove("CARGO_EBPF_HUB_BLOB_STORE")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log file"))
                 .stderr(log);
             if let Some(url) = database {
                 cmd.args(["--database", url]);
+            }
+            if let Some(url) = blob_store {
+                cmd.args(["--blob-store", url]);
             }
             let child = cmd.spawn().expect("start cargo-ebpf hub serve");
             let mut hub = Hub {

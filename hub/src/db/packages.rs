@@ -21,6 +21,8 @@ pub struct PackageRow {
     pub latest_version: String,
     pub updated_at: i64,
     pub downloads: i64,
+    /// README.md of the latest push; read with [`Db::readme`] (not in listings).
+    pub readme: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -55,12 +57,13 @@ impl Db {
         let t = now();
         sqlx::query(
             "INSERT INTO packages (repo, owner, name, description, keywords, license, authors, \
-             source, latest_version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             source, latest_version, created_at, updated_at, readme) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) \
              ON CONFLICT (repo) DO UPDATE SET description = excluded.description, \
              keywords = excluded.keywords, license = excluded.license, \
              authors = excluded.authors, source = excluded.source, \
-             latest_version = excluded.latest_version, updated_at = excluded.updated_at",
+             latest_version = excluded.latest_version, updated_at = excluded.updated_at, \
+             readme = excluded.readme",
         )
         .bind(&p.repo)
         .bind(&p.owner)
@@ -72,6 +75,7 @@ impl Db {
         .bind(&p.source)
         .bind(&p.latest_version)
         .bind(t)
+        .bind(&p.readme)
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -126,6 +130,14 @@ impl Db {
         }
         let rows = q.fetch_all(&self.pool).await.map_err(db_error)?;
         rows.iter().map(package_row).collect()
+    }
+
+    /// The package's README.md, empty when it has none.
+    pub async fn readme(&self, repo: &str) -> Result<String> {
+        let found = self
+            .strings("SELECT readme FROM packages WHERE repo = $1", &[repo])
+            .await?;
+        Ok(found.into_iter().next().unwrap_or_default())
     }
 
     pub async fn versions(&self, repo: &str) -> Result<Vec<VersionRow>> {
@@ -184,6 +196,7 @@ pub(crate) fn package_row(r: &AnyRow) -> Result<PackageRow> {
         latest_version: r.try_get(8).map_err(db_error)?,
         updated_at: r.try_get(9).map_err(db_error)?,
         downloads: r.try_get(10).map_err(db_error)?,
+        readme: String::new(),
     })
 }
 

@@ -7,8 +7,6 @@ use std::collections::HashMap;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use super::error::{OciError, OciResult};
 use super::DIGEST_HEADER;
@@ -84,9 +82,7 @@ async fn read(
     let body = if *method == Method::HEAD {
         Body::empty()
     } else {
-        let mut file = app.blobs.open(digest).await?;
-        file.seek(std::io::SeekFrom::Start(start)).await?;
-        Body::from_stream(ReaderStream::new(file.take(len)))
+        app.blobs.read_range(digest, start, len).await?
     };
     builder.body(body).map_err(OciError::internal)
 }

@@ -11,7 +11,7 @@ use super::error::{OciError, OciResult};
 use super::{valid_tag, DIGEST_HEADER};
 use crate::blobs::{is_sha256_digest, sha256_digest};
 use crate::db::NewManifest;
-use crate::index::{self, ManifestFacts};
+use crate::index;
 use crate::AppState;
 
 /// The manifest media types this hub stores; anything else is refused.
@@ -32,6 +32,16 @@ pub struct Descriptor {
     pub digest: String,
     #[serde(default)]
     pub size: i64,
+    /// An index entry's platform.
+    pub platform: Option<Platform>,
+}
+
+#[derive(Deserialize)]
+pub struct Platform {
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
 }
 
 /// The fields of an image manifest or index the hub looks at.
@@ -144,7 +154,10 @@ async fn put(
     if let Some(tag) = tag {
         check_immutable(app, name, tag, &digest).await?;
     }
-    let inspected = inspect(app, &doc).await?;
+    let inspected = match doc.manifests.is_empty() {
+        true => inspect(app, &bytes, &doc).await?,
+        false => inspect_index(app, name, &doc).await?,
+    };
     let artifact_type = doc
         .artifact_type
         .clone()
@@ -167,9 +180,10 @@ async fn put(
                     .config
                     .iter()
                     .chain(&doc.layers)
+                    .chain(&doc.manifests)
                     .map(|d| d.size)
                     .sum::<i64>();
-            let (package, version) = index::rows(name, tag, &digest, size, &facts(&doc), i);
+            let (package, version) = index::rows(name, tag, &digest, size, &doc.annotations, i);
             app.db.index_version(&package, &version).await?;
         }
     }
@@ -272,20 +286,13 @@ async fn check_immutable(app: &AppState, name: &str, tag: &str, digest: &str) ->
     }
 }
 
-fn facts(doc: &ManifestDoc) -> ManifestFacts<'_> {
-    ManifestFacts {
-        artifact_type: doc.artifact_type.as_deref(),
-        layers: doc
-            .layers
-            .iter()
-            .map(|l| (l.digest.as_str(), l.media_type.as_str()))
-            .collect(),
-        annotations: &doc.annotations,
-    }
-}
-
-/// Runs the package checks (blocking file reads and gunzip) off the async workers.
-async fn inspect(app: &AppState, doc: &ManifestDoc) -> OciResult<Option<index::Inspected>> {
+/// Runs the package checks (blocking gunzip, tar listing, BTF parsing) off the async
+/// workers. Ok(None) for images that are not eBPF packages.
+async fn inspect(
+    app: &AppState,
+    manifest: &[u8],
+    doc: &ManifestDoc,
+) -> OciResult<Option<index::Inspected>> {
     let Some(config) = &doc.config else {
         return Ok(None);
     };
@@ -294,27 +301,12 @@ async fn inspect(app: &AppState, doc: &ManifestDoc) -> OciResult<Option<index::I
     }
     let config_bytes = app.blobs.read(&config.digest).await?;
     let blobs = app.blobs.clone();
-    let owned = OwnedFacts {
-        artifact_type: doc.artifact_type.clone(),
-        layers: doc
-            .layers
-            .iter()
-            .map(|l| (l.digest.clone(), l.media_type.clone()))
-            .collect(),
-        annotations: doc.annotations.clone(),
-    };
+    let manifest = manifest.to_vec();
     tokio::task::spawn_blocking(move || {
-        let facts = ManifestFacts {
-            artifact_type: owned.artifact_type.as_deref(),
-            layers: owned
-                .layers
-                .iter()
-                .map(|(d, m)| (d.as_str(), m.as_str()))
-                .collect(),
-            annotations: &owned.annotations,
-        };
-        index::inspect(&facts, Some(&config_bytes), |d| {
-            std::fs::read(blobs.blob_path(d))
+        // A blocking thread may wait on async reads (the blob store may be a registry).
+        let runtime = tokio::runtime::Handle::current();
+        index::inspect(&manifest, &config_bytes, |d| {
+            runtime.block_on(blobs.read(d))
         })
     })
     .await
@@ -322,10 +314,44 @@ async fn inspect(app: &AppState, doc: &ManifestDoc) -> OciResult<Option<index::I
     .map_err(OciError::manifest_invalid)
 }
 
-struct OwnedFacts {
-    artifact_type: Option<String>,
-    layers: Vec<(String, String)>,
-    annotations: std::collections::BTreeMap<String, String>,
+/// A multi-arch index is indexed from its first platform's manifest (programs, metadata:
+/// the same source for every arch), with every platform's architecture listed. Attestation
+/// entries (`unknown/unknown`) are skipped.
+async fn inspect_index(
+    app: &AppState,
+    name: &str,
+    doc: &ManifestDoc,
+) -> OciResult<Option<index::Inspected>> {
+    let platform = |d: &&Descriptor| {
+        d.platform
+            .as_ref()
+            .filter(|p| p.os != "unknown" && p.architecture != "unknown")
+            .map(|p| p.architecture.clone())
+    };
+    let Some(first) = doc.manifests.iter().find(|d| platform(d).is_some()) else {
+        return Ok(None);
+    };
+    let Some(child) = app.db.manifest(name, &first.digest).await? else {
+        return Ok(None);
+    };
+    let Ok(child_doc) = serde_json::from_slice::<ManifestDoc>(&child.content) else {
+        return Ok(None);
+    };
+    let mut inspected = inspect(app, &child.content, &child_doc).await?;
+    if let Some(i) = &mut inspected {
+        i.arches = doc
+            .manifests
+            .iter()
+            .filter_map(|d| platform(&d))
+            .map(|a| {
+                ebpf_runner::format::normalize_arch(&a)
+                    .unwrap_or(&a)
+                    .to_string()
+            })
+            .collect();
+        i.arches.dedup();
+    }
+    Ok(inspected)
 }
 
 async fn delete(app: &AppState, name: &str, reference: &str) -> OciResult<Response> {

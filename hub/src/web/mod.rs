@@ -9,6 +9,7 @@
 //! equal. A cross-site form can send the cookie but cannot read it to fill the field.
 
 mod forms;
+pub mod markdown;
 mod pages;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

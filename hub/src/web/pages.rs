@@ -142,6 +142,9 @@ pub async fn package(
     let programs: serde_json::Value = latest
         .and_then(|l| serde_json::from_str(&l.programs).ok())
         .unwrap_or(json!([]));
+    // The README when the package carries one; the template shows the description else.
+    let readme = app.db.readme(repo).await.unwrap_or_default();
+    let readme_html = (!readme.trim().is_empty()).then(|| super::markdown::render(&readme));
     let starred = match &v.user {
         Some(u) => app.db.is_starred(u, repo).await.unwrap_or(false),
         None => false,
@@ -155,6 +158,7 @@ pub async fn package(
         },
         "latest": latest.map(|l| json!({"version": l.version, "object": l.object, "arch": l.arch})),
         "programs": programs,
+        "readme_html": readme_html,
         "versions": versions.iter().map(|x| json!({
             "version": x.version, "digest": x.digest, "size": x.size, "date": date(x.pushed_at),
         })).collect::<Vec<_>>(),
@@ -189,9 +193,13 @@ async fn download(app: &AppState, v: &super::Visitor, repo: &str, version: &str)
         Err(e) => return internal(e),
     };
     let object = ver.object.clone();
-    let extracted =
-        tokio::task::spawn_blocking(move || ebpf_runner::package::extract_file(&layer, &object))
-            .await;
+    // Gadget and bumblebee images keep the object itself as a layer; ours and bpfman's
+    // keep it in a tar+gzip layer.
+    let extracted = tokio::task::spawn_blocking(move || match layer.starts_with(b"\x7fELF") {
+        true => Ok(Some(layer)),
+        false => ebpf_runner::package::extract_file(&layer, &object),
+    })
+    .await;
     let Ok(Ok(Some(bytes))) = extracted else {
         return internal("the layer does not hold the object");
     };

@@ -125,8 +125,8 @@ fn malformed(format: Format, why: impl std::fmt::Display) -> Error {
 
 /// The format of a verified image and the image config the runner works from: the
 /// package's own for cargo-ebpf, else one synthesised from the tool's metadata and the
-/// object's BTF.
-pub(crate) fn describe(
+/// object's BTF. The hub indexes other tools' images with it too.
+pub fn describe(
     manifest: &OciImageManifest,
     config: &[u8],
     layers: &[Blob],

@@ -1,12 +1,17 @@
-//! Blob bytes on the filesystem: `DIR/blobs/sha256/<2 hex>/<hex>` for verified content, and
-//! `DIR/uploads/<id>` for uploads in progress. A blob becomes visible only by a rename after
-//! its digest was checked, so a truncated or corrupt upload never shows up.
+//! Blob bytes. Uploads in progress are files under `DIR/uploads/<id>`; when the final PUT
+//! comes, the file is hashed and only a matching upload is committed to the blob store, so a
+//! truncated or corrupt upload never shows up. The store is either files under
+//! `DIR/blobs/sha256/<2 hex>/<hex>` (the embedded default, committed by a rename) or an
+//! upstream OCI registry ([`upstream`], `--blob-store registry+http://HOST:PORT/REPO`), whose
+//! own storage drivers (S3, GCS, Azure, Swift, …) then hold the bytes.
+
+mod upstream;
 
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 /// Why writing or finishing an upload failed.
 #[derive(Debug)]
@@ -34,6 +39,28 @@ pub struct BlobStore {
     root: PathBuf,
     /// Largest blob accepted, in bytes.
     pub max_blob: u64,
+    /// Where verified blobs go; None keeps them as files under `root`.
+    upstream: Option<upstream::Upstream>,
+}
+
+/// Where `--blob-store` puts verified blobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `DATA/blobs/…` (the default, also spelled `file`).
+    Files,
+    /// `registry+http(s)://[USER:PASS@]HOST[:PORT]/REPO`: one repository of an OCI
+    /// registry holds every blob, content-addressed; the hub's database knows which of
+    /// its own repositories reference them.
+    Registry(upstream::Target),
+}
+
+impl Location {
+    pub fn parse(spec: Option<&str>) -> ebpf_runner::Result<Location> {
+        match spec {
+            None | Some("") | Some("file") => Ok(Location::Files),
+            Some(s) => upstream::Target::parse(s).map(Location::Registry),
+        }
+    }
 }
 
 /// `sha256:<64 lowercase hex>`: the only algorithm this hub stores.
@@ -58,17 +85,41 @@ pub fn random_id() -> String {
 }
 
 impl BlobStore {
-    pub fn new(data: &Path, max_blob: u64) -> std::io::Result<BlobStore> {
-        std::fs::create_dir_all(data.join("blobs/sha256"))?;
+    pub fn new(data: &Path, max_blob: u64, location: &Location) -> std::io::Result<BlobStore> {
         std::fs::create_dir_all(data.join("uploads"))?;
+        let upstream = match location {
+            Location::Files => {
+                std::fs::create_dir_all(data.join("blobs/sha256"))?;
+                None
+            }
+            Location::Registry(target) => Some(upstream::Upstream::new(target.clone())?),
+        };
         Ok(BlobStore {
             root: data.to_path_buf(),
             max_blob,
+            upstream,
         })
     }
 
-    /// Where a verified blob lives. `digest` must have passed [`is_sha256_digest`].
-    pub fn blob_path(&self, digest: &str) -> PathBuf {
+    /// Where verified blobs go, for the startup line.
+    pub fn describe(&self) -> String {
+        match &self.upstream {
+            Some(u) => u.describe(),
+            None => self.root.join("blobs").display().to_string(),
+        }
+    }
+
+    /// Checks that the store answers (the upstream registry is reachable and accepts us).
+    pub async fn check(&self) -> std::io::Result<()> {
+        match &self.upstream {
+            Some(u) => u.check().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Where a verified blob lives in the file store. `digest` must have passed
+    /// [`is_sha256_digest`].
+    fn blob_path(&self, digest: &str) -> PathBuf {
         let hex = &digest["sha256:".len()..];
         self.root.join("blobs/sha256").join(&hex[..2]).join(hex)
     }
@@ -122,6 +173,12 @@ impl BlobStore {
                 actual,
             });
         }
+        if let Some(upstream) = &self.upstream {
+            let sent = upstream.put(digest, &path, size).await;
+            self.discard(id).await;
+            sent?;
+            return Ok(size);
+        }
         let target = self.blob_path(digest);
         tokio::fs::create_dir_all(target.parent().expect("blob dir")).await?;
         // Same digest, same bytes: if another upload won the race, either copy is right.
@@ -134,12 +191,29 @@ impl BlobStore {
         let _ = tokio::fs::remove_file(self.upload_path(id)).await;
     }
 
-    pub async fn open(&self, digest: &str) -> std::io::Result<tokio::fs::File> {
-        tokio::fs::File::open(self.blob_path(digest)).await
+    /// `len` bytes of a verified blob from `start`, streamed.
+    pub async fn read_range(
+        &self,
+        digest: &str,
+        start: u64,
+        len: u64,
+    ) -> std::io::Result<axum::body::Body> {
+        if let Some(upstream) = &self.upstream {
+            return upstream.get_range(digest, start, len).await;
+        }
+        let mut file = tokio::fs::File::open(self.blob_path(digest)).await?;
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+        Ok(axum::body::Body::from_stream(
+            tokio_util::io::ReaderStream::new(file.take(len)),
+        ))
     }
 
+    /// A whole verified blob in memory (configs, and layers the indexer reads).
     pub async fn read(&self, digest: &str) -> std::io::Result<Vec<u8>> {
-        tokio::fs::read(self.blob_path(digest)).await
+        match &self.upstream {
+            Some(upstream) => upstream.get(digest).await,
+            None => tokio::fs::read(self.blob_path(digest)).await,
+        }
     }
 }
 

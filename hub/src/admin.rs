@@ -1,0 +1,98 @@
+//! Admin commands that work on the hub's database directly, without a running server or a
+//! browser: `cargo ebpf hub user add` and `cargo ebpf hub token create`. Scripts (the demo,
+//! provisioning) and a first operator need an account before anyone can click through
+//! `/register`; they run the same checks as the web forms (`accounts::register`,
+//! `accounts::create_token`), so nothing here bypasses a rule.
+
+use std::path::Path;
+
+use crate::accounts::{self, TokenRequest};
+use crate::db::Db;
+use ebpf_runner::{Error, Result};
+
+/// Creates user `name` with `password` in the hub at `data` (or `database`).
+pub fn add_user(data: &Path, database: Option<&str>, name: &str, password: &str) -> Result<()> {
+    block_on(async {
+        let db = open_db(data, database).await?;
+        accounts::register(&db, name, "", password)
+            .await
+            .map_err(|why| Error::input(format!("cannot add user {name}: {why}")))
+    })
+}
+
+/// Mints an API token for `user`; returns the secret (shown once, stored hashed).
+pub fn create_token(
+    data: &Path,
+    database: Option<&str>,
+    user: &str,
+    request: TokenRequest,
+) -> Result<String> {
+    block_on(async {
+        let db = open_db(data, database).await?;
+        if db.user(user).await?.is_none() {
+            return Err(Error::input(format!("the hub has no user {user}"))
+                .with_help(format!("create it first: cargo ebpf hub user add {user}")));
+        }
+        accounts::create_token(&db, user, request)
+            .await
+            .map(|(_, secret)| secret)
+            .map_err(|why| Error::input(format!("cannot create a token for {user}: {why}")))
+    })
+}
+
+async fn open_db(data: &Path, database: Option<&str>) -> Result<Db> {
+    if database.is_none() {
+        std::fs::create_dir_all(data).map_err(|e| Error::io("create the hub data dir", data, e))?;
+    }
+    Db::open(data, database).await
+}
+
+fn block_on<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::environment(format!("cannot start the async runtime: {e}")))?
+        .block_on(work)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_added_here_can_log_in_and_use_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        add_user(dir.path(), None, "admin", "long-enough").unwrap();
+        let err = add_user(dir.path(), None, "admin", "long-enough").unwrap_err();
+        assert!(err.to_string().contains("taken"), "{err}");
+        assert!(add_user(dir.path(), None, "Bad Name", "long-enough").is_err());
+        let request = || TokenRequest {
+            label: "ci".into(),
+            can_pull: true,
+            can_push: true,
+            namespaces: vec![],
+            expires_in_days: Some(7),
+        };
+        let secret = create_token(dir.path(), None, "admin", request()).unwrap();
+        assert!(secret.starts_with(accounts::TOKEN_PREFIX));
+        assert!(create_token(dir.path(), None, "nobody", request()).is_err());
+        block_on(async {
+            let db = Db::open(dir.path(), None).await.unwrap();
+            assert_eq!(
+                accounts::login(&db, "admin", "long-enough").await.unwrap(),
+                Some("admin".to_string())
+            );
+            let hash = accounts::token_hash(&secret);
+            let n = db
+                .strings(
+                    "SELECT user_name FROM api_tokens WHERE token_hash = $1",
+                    &[&hash],
+                )
+                .await
+                .unwrap();
+            assert_eq!(n, ["admin"]);
+            Ok(())
+        })
+        .unwrap();
+    }
+}
