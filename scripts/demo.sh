@@ -50,7 +50,7 @@ set -x
 set +x
 echo
 echo "Published to the hub; its page: http://$hub/p/demo/opensnoop"
-curl -fsS "http://$hub/p/demo/opensnoop" | grep -o 'cargo ebpf run [^<]*' | head -1
+curl -fsS "http://$hub/p/demo/opensnoop" | grep -o 'sudo cargo ebpf run [^<]*' | head -1
 if [ "${DEMO_KEEP_HUB:-}" = 1 ]; then
   echo "The hub keeps running; open the page in a browser, Ctrl-C to stop."
   wait "$hub_pid"

@@ -234,7 +234,7 @@ fn register_login_token_publish_search_star_in_a_real_browser() {
     b.wait_text("#package-name", |t| t == "webby/websnoop");
     assert_eq!(
         b.text("#run-command"),
-        format!("cargo ebpf run {}/webby/websnoop:0.1.0", hub.addr())
+        format!("sudo cargo ebpf run {}/webby/websnoop:0.1.0", hub.addr())
     );
     let versions = b.text("#versions");
     assert!(
