@@ -6,11 +6,12 @@
 //! podman's global options ([`podman_host_args`]), `--ulimit`s runc can set
 //! ([`ulimit_args`]), and a `DOCKER_CONFIG` podman accepts ([`Engine::command`]).
 //!
-//! Each command keeps the environment variables it was documented with:
+//! [`ENGINE_ENV`] (`CARGO_EBPF_ENGINE`) picks the engine for both. Each command also keeps the
+//! variables it was first documented with, which win when set:
 //! - `cargo ebpf build --container`: `CARGO_EBPF_CONTAINER_ENGINE` (`podman` or `docker`)
 //!   and `CARGO_EBPF_CONTAINER_ARGS` (global options for either engine);
-//! - `run`/`install` of a container package: [`ENGINE_ENV`] (`CARGO_EBPF_ENGINE`, a program
-//!   name or path) and [`PODMAN_ARGS_ENV`] (`CARGO_EBPF_PODMAN_ARGS`, podman only).
+//! - `run`/`install` of a container package: [`PODMAN_ARGS_ENV`] (`CARGO_EBPF_PODMAN_ARGS`,
+//!   podman only).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -21,7 +22,8 @@ use crate::{Error, Result};
 /// The engines looked for when none is chosen, in order of preference.
 pub const ENGINES: [&str; 2] = ["podman", "docker"];
 
-/// Environment variable choosing the engine for container packages, like `--engine`.
+/// Environment variable choosing the engine, like `--engine`: for container packages and,
+/// unless `CARGO_EBPF_CONTAINER_ENGINE` is set, for `build --container`.
 pub const ENGINE_ENV: &str = "CARGO_EBPF_ENGINE";
 /// Environment variable with podman's global options for container packages, replacing
 /// the detected ones (e.g. `--runtime runc --cgroup-manager cgroupfs`).

@@ -62,16 +62,21 @@ impl Engine {
     }
 }
 
-/// [`ENV_ENGINE`], when set.
+/// [`ENV_ENGINE`], else the runner's general [`engine::ENGINE_ENV`], when set.
 fn engine_from_env() -> Result<Option<Engine>> {
-    match std::env::var(ENV_ENGINE).unwrap_or_default().as_str() {
+    let value = [ENV_ENGINE, engine::ENGINE_ENV]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_default();
+    match value.as_str() {
         "" => Ok(None),
         "podman" => Ok(Some(Engine::Podman)),
         "docker" => Ok(Some(Engine::Docker)),
-        other => Err(
-            Error::usage(format!("{ENV_ENGINE}={other} names no container engine"))
-                .with_help("set it to `podman` or `docker`, or unset it"),
-        ),
+        other => Err(Error::usage(format!(
+            "the container engine `{other}` ({ENV_ENGINE} or {}) is not podman or docker",
+            engine::ENGINE_ENV
+        ))
+        .with_help("set it to `podman` or `docker`, or unset it")),
     }
 }
 
@@ -307,6 +312,23 @@ fn ensure_image(engine: &EngineCommand, image: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One variable picks the engine everywhere: the runner's general one applies to builds
+    /// unless the build's own is set. (The only test touching these variables.)
+    #[test]
+    fn the_general_engine_variable_applies_to_builds_too() {
+        std::env::remove_var(ENV_ENGINE);
+        std::env::set_var(engine::ENGINE_ENV, "docker");
+        assert_eq!(engine_from_env().unwrap(), Some(Engine::Docker));
+        std::env::set_var(ENV_ENGINE, "podman");
+        assert_eq!(engine_from_env().unwrap(), Some(Engine::Podman));
+        std::env::set_var(ENV_ENGINE, "nonsense");
+        let err = engine_from_env().unwrap_err();
+        assert!(err.message.contains("`nonsense`"), "{}", err.message);
+        std::env::remove_var(ENV_ENGINE);
+        std::env::remove_var(engine::ENGINE_ENV);
+        assert_eq!(engine_from_env().unwrap(), None);
+    }
 
     #[test]
     fn exit_codes_keep_their_kind() {
