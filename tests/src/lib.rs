@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod hub;
+pub mod images;
 pub mod project;
 pub mod proxy;
 

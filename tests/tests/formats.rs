@@ -5,9 +5,6 @@
 //! Damaged images are refused with a clear message and leave the store empty.
 
 use std::io::Write;
-use std::path::Path;
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -15,153 +12,14 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use ebpf_e2e_tests::cli::{self, fails, ok, Env};
+use ebpf_e2e_tests::images::{
+    self, compile_openat as compile, image, tar_gz, Layout, BUMBLEBEE_CONFIG, BUMBLEBEE_PROGRAM,
+    GADGET_ARTIFACT, GADGET_CONFIG, GADGET_PROGRAM, OCI_CONFIG, OCI_INDEX, TAR_GZIP,
+};
 use ebpf_e2e_tests::project::{
     events_about, run_command, run_while_opening, unique_path, RUN_SECS,
 };
 use ebpf_e2e_tests::Registry;
-
-const GADGET_ARTIFACT: &str = "application/vnd.gadget.v1+binary";
-const GADGET_CONFIG: &str = "application/vnd.gadget.config.v1+yaml";
-const GADGET_PROGRAM: &str = "application/vnd.gadget.ebpf.program.v1+binary";
-const GADGET_WASM: &str = "application/vnd.gadget.wasm.program.v1+binary";
-const BUMBLEBEE_CONFIG: &str = "application/ebpf.oci.image.config.v1+json";
-const BUMBLEBEE_PROGRAM: &str = "application/ebpf.oci.image.program.v1+binary";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-
-// ---- building the program --------------------------------------------------------------
-
-/// vmlinux.h for this kernel, generated once per test process.
-fn include_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bpftool")
-            .args([
-                "btf",
-                "dump",
-                "file",
-                "/sys/kernel/btf/vmlinux",
-                "format",
-                "c",
-            ])
-            .output()
-            .expect("bpftool runs (Debian package `bpftool`)");
-        assert!(out.status.success(), "bpftool failed: {out:?}");
-        std::fs::write(dir.path().join("vmlinux.h"), out.stdout).unwrap();
-        dir
-    })
-    .path()
-}
-
-/// tests/fixtures/formats/openat.bpf.c compiled with `defines` (`-D` flags).
-fn compile(defines: &[&str]) -> Vec<u8> {
-    let src = cli::workspace_root().join("tests/fixtures/formats/openat.bpf.c");
-    let tmp = tempfile::tempdir().unwrap();
-    let obj = tmp.path().join("openat.bpf.o");
-    let out = Command::new("clang")
-        .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86"])
-        .args(defines.iter().map(|d| format!("-D{d}")))
-        .arg("-I")
-        .arg(include_dir())
-        .arg("-c")
-        .arg(&src)
-        .arg("-o")
-        .arg(&obj)
-        .output()
-        .expect("clang runs (Debian package `clang`)");
-    assert!(out.status.success(), "clang failed: {out:?}");
-    std::fs::read(obj).unwrap()
-}
-
-// ---- writing images ---------------------------------------------------------------------
-
-/// An OCI image layout written by hand, the way another tool would lay out its image.
-struct Layout {
-    dir: tempfile::TempDir,
-}
-
-impl Layout {
-    fn new() -> Layout {
-        let layout = Layout {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let root = layout.dir.path();
-        std::fs::create_dir_all(root.join("blobs/sha256")).unwrap();
-        std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        layout
-    }
-
-    /// Stores `data`; returns its descriptor.
-    fn blob(&self, media_type: &str, data: &[u8]) -> Value {
-        let hex = hex::encode(Sha256::digest(data));
-        std::fs::write(self.dir.path().join("blobs/sha256").join(&hex), data).unwrap();
-        json!({"mediaType": media_type, "digest": format!("sha256:{hex}"), "size": data.len()})
-    }
-
-    /// Stores an image manifest; returns its descriptor.
-    fn manifest(&self, manifest: Value) -> Value {
-        let mut manifest = manifest;
-        manifest["schemaVersion"] = json!(2);
-        manifest["mediaType"] = json!(OCI_MANIFEST);
-        self.blob(OCI_MANIFEST, &serde_json::to_vec(&manifest).unwrap())
-    }
-
-    /// Names `descriptor` `tag` in index.json.
-    fn tag(&self, descriptor: &Value, tag: &str) {
-        let mut entry = descriptor.clone();
-        entry["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
-        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]});
-        std::fs::write(
-            self.dir.path().join("index.json"),
-            serde_json::to_vec(&index).unwrap(),
-        )
-        .unwrap();
-    }
-
-    /// `skopeo copy` to the registry (every platform of an index).
-    fn push(&self, tag: &str, reference: &str) {
-        let out = Command::new("skopeo")
-            .args(["copy", "--all", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:{tag}", self.dir.path().display()))
-            .arg(format!("docker://{reference}"))
-            .output()
-            .expect("skopeo runs (Debian package `skopeo`)");
-        assert!(
-            out.status.success(),
-            "skopeo copy failed: {}",
-            cli::show(&out)
-        );
-    }
-}
-
-/// A single-image manifest: config + layers (+ artifactType, annotations).
-fn image(layout: &Layout, config: Value, layers: Vec<Value>, extra: Value) -> Value {
-    let mut manifest = json!({"config": config, "layers": layers});
-    if let Value::Object(extra) = extra {
-        for (k, v) in extra {
-            manifest[k] = v;
-        }
-    }
-    layout.manifest(manifest)
-}
-
-fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append_data(&mut header, name, *data).unwrap();
-    }
-    let tar = builder.into_inner().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&tar).unwrap();
-    gz.finish().unwrap()
-}
 
 const GADGET_YAML: &str = "\
 name: open-tracer
@@ -181,17 +39,9 @@ params:
       description: emit events (gadget.yaml turns this on)
 ";
 
-/// A gadget image for `elf` with a wasm layer beside the program.
+/// A gadget image for `elf` described by [`GADGET_YAML`].
 fn gadget_manifest(layout: &Layout, elf: &[u8]) -> Value {
-    let config = layout.blob(GADGET_CONFIG, GADGET_YAML.as_bytes());
-    let program = layout.blob(GADGET_PROGRAM, elf);
-    let wasm = layout.blob(GADGET_WASM, b"\0asm\x01\0\0\0");
-    image(
-        layout,
-        config,
-        vec![program, wasm],
-        json!({"artifactType": GADGET_ARTIFACT}),
-    )
+    images::gadget_manifest(layout, elf, GADGET_YAML)
 }
 
 // ---- running ---------------------------------------------------------------------------

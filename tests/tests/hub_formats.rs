@@ -5,121 +5,15 @@
 //! index under a version tag: ours from `push --arch x86_64,arm64`, and a gadget index) are
 //! indexed from their first platform's manifest, with every arch listed.
 
-use std::io::Write;
-use std::process::{Command, Output};
-use std::sync::OnceLock;
-
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use ebpf_e2e_tests::cli::{self, ok, Env};
 use ebpf_e2e_tests::hub::Hub;
+use ebpf_e2e_tests::images::{
+    compile_openat as compile, diff_id, gadget_manifest, image, pushed, tar_gz, Layout,
+    GADGET_ARTIFACT, OCI_CONFIG, OCI_INDEX, TAR_GZIP,
+};
 use ebpf_e2e_tests::project::Project;
-
-const GADGET_ARTIFACT: &str = "application/vnd.gadget.v1+binary";
-const GADGET_CONFIG: &str = "application/vnd.gadget.config.v1+yaml";
-const GADGET_PROGRAM: &str = "application/vnd.gadget.ebpf.program.v1+binary";
-const GADGET_WASM: &str = "application/vnd.gadget.wasm.program.v1+binary";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-
-/// tests/fixtures/formats/openat.bpf.c compiled with `defines`, against this kernel's BTF.
-fn compile(defines: &[&str]) -> Vec<u8> {
-    static INCLUDE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let include = INCLUDE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bpftool")
-            .args([
-                "btf",
-                "dump",
-                "file",
-                "/sys/kernel/btf/vmlinux",
-                "format",
-                "c",
-            ])
-            .output()
-            .expect("bpftool runs (Debian package `bpftool`)");
-        assert!(out.status.success(), "bpftool failed: {out:?}");
-        std::fs::write(dir.path().join("vmlinux.h"), out.stdout).unwrap();
-        dir
-    });
-    let src = cli::workspace_root().join("tests/fixtures/formats/openat.bpf.c");
-    let tmp = tempfile::tempdir().unwrap();
-    let obj = tmp.path().join("openat.bpf.o");
-    let out = Command::new("clang")
-        .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86"])
-        .args(defines.iter().map(|d| format!("-D{d}")))
-        .arg("-I")
-        .arg(include.path())
-        .arg("-c")
-        .arg(&src)
-        .arg("-o")
-        .arg(&obj)
-        .output()
-        .expect("clang runs (Debian package `clang`)");
-    assert!(out.status.success(), "clang failed: {out:?}");
-    std::fs::read(obj).unwrap()
-}
-
-/// An OCI image layout written by hand, the way another tool lays out its image.
-struct Layout(tempfile::TempDir);
-
-impl Layout {
-    fn new() -> Layout {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
-        std::fs::write(
-            dir.path().join("oci-layout"),
-            r#"{"imageLayoutVersion":"1.0.0"}"#,
-        )
-        .unwrap();
-        Layout(dir)
-    }
-
-    fn blob(&self, media_type: &str, data: &[u8]) -> Value {
-        let hex = hex::encode(Sha256::digest(data));
-        std::fs::write(self.0.path().join("blobs/sha256").join(&hex), data).unwrap();
-        json!({"mediaType": media_type, "digest": format!("sha256:{hex}"), "size": data.len()})
-    }
-
-    fn manifest(&self, config: Value, layers: Vec<Value>, artifact_type: Option<&str>) -> Value {
-        let mut m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                           "config": config, "layers": layers});
-        if let Some(a) = artifact_type {
-            m["artifactType"] = json!(a);
-        }
-        self.blob(OCI_MANIFEST, &serde_json::to_vec(&m).unwrap())
-    }
-
-    fn tag(&self, descriptor: &Value, tag: &str) {
-        let mut entry = descriptor.clone();
-        entry["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
-        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]});
-        let path = self.0.path().join("index.json");
-        std::fs::write(path, serde_json::to_vec(&index).unwrap()).unwrap();
-    }
-
-    /// `skopeo copy --all` into the hub as `user` with `token`.
-    fn push(&self, tag: &str, reference: &str, user: &str, token: &str) -> Output {
-        Command::new("skopeo")
-            .args(["copy", "--all", "--dest-tls-verify=false", "--dest-creds"])
-            .arg(format!("{user}:{token}"))
-            .arg(format!("oci:{}:{tag}", self.0.path().display()))
-            .arg(format!("docker://{reference}"))
-            .output()
-            .expect("skopeo runs (Debian package `skopeo`)")
-    }
-}
-
-fn pushed(out: Output) {
-    assert!(
-        out.status.success(),
-        "skopeo copy failed: {}",
-        cli::show(&out)
-    );
-}
 
 const GADGET_YAML: &str = "\
 name: open-tracer
@@ -128,10 +22,7 @@ sourceURL: https://example.com/open-tracer
 ";
 
 fn gadget(layout: &Layout, elf: &[u8]) -> Value {
-    let config = layout.blob(GADGET_CONFIG, GADGET_YAML.as_bytes());
-    let program = layout.blob(GADGET_PROGRAM, elf);
-    let wasm = layout.blob(GADGET_WASM, b"\0asm\x01\0\0\0");
-    layout.manifest(config, vec![program, wasm], Some(GADGET_ARTIFACT))
+    gadget_manifest(layout, elf, GADGET_YAML)
 }
 
 fn package(hub: &Hub, repo: &str) -> Value {
@@ -158,11 +49,10 @@ fn gadget_and_bpfman_images_are_indexed_from_their_own_metadata() {
     let layout = Layout::new();
     let manifest = gadget(&layout, &elf);
     layout.tag(&manifest, "v1.0.0");
-    pushed(layout.push(
+    pushed(layout.copy_to(
         "v1.0.0",
         &format!("{}/gina/open-tracer:v1.0.0", hub.addr()),
-        "gina",
-        &token,
+        Some(("gina", &token)),
     ));
     let pkg = package(&hub, "gina/open-tracer");
     assert_eq!(pkg["description"], "traces openat, as a gadget", "{pkg}");
@@ -189,13 +79,12 @@ fn gadget_and_bpfman_images_are_indexed_from_their_own_metadata() {
     });
     let config = layout.blob(OCI_CONFIG, &serde_json::to_vec(&config).unwrap());
     let layer = layout.blob(TAR_GZIP, &layer);
-    let manifest = layout.manifest(config, vec![layer], None);
+    let manifest = image(&layout, config, vec![layer], json!({}));
     layout.tag(&manifest, "0.3.0");
-    pushed(layout.push(
+    pushed(layout.copy_to(
         "0.3.0",
         &format!("{}/gina/openat:0.3.0", hub.addr()),
-        "gina",
-        &token,
+        Some(("gina", &token)),
     ));
     let pkg = package(&hub, "gina/openat");
     let v = &pkg["versions"][0];
@@ -208,11 +97,10 @@ fn gadget_and_bpfman_images_are_indexed_from_their_own_metadata() {
     let layout = Layout::new();
     let bad = gadget(&layout, b"\x7fELF, but no BPF object at all");
     layout.tag(&bad, "v1.0.0");
-    let out = layout.push(
+    let out = layout.copy_to(
         "v1.0.0",
         &format!("{}/gina/broken:v1.0.0", hub.addr()),
-        "gina",
-        &token,
+        Some(("gina", &token)),
     );
     assert!(!out.status.success(), "a broken gadget was accepted");
     assert!(
@@ -284,11 +172,10 @@ fn multi_arch_indexes_are_indexed_with_every_arch() {
                        "artifactType": GADGET_ARTIFACT, "manifests": entries});
     let index = layout.blob(OCI_INDEX, &serde_json::to_vec(&index).unwrap());
     layout.tag(&index, "v2.0.0");
-    pushed(layout.push(
+    pushed(layout.copy_to(
         "v2.0.0",
         &format!("{}/max/open-tracer:v2.0.0", hub.addr()),
-        "max",
-        &token,
+        Some(("max", &token)),
     ));
     let pkg = package(&hub, "max/open-tracer");
     let v = &pkg["versions"][0];
@@ -297,26 +184,4 @@ fn multi_arch_indexes_are_indexed_with_every_arch() {
     assert_eq!(v["runtime"], "gadget", "{pkg}");
     assert_eq!(pkg["description"], "traces openat, as a gadget", "{pkg}");
     assert_openat_program(v);
-}
-
-fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append_data(&mut header, name, *data).unwrap();
-    }
-    let tar = builder.into_inner().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&tar).unwrap();
-    gz.finish().unwrap()
-}
-
-fn diff_id(layer: &[u8]) -> String {
-    let mut gz = flate2::read::GzDecoder::new(layer);
-    let mut tar = Vec::new();
-    std::io::Read::read_to_end(&mut gz, &mut tar).unwrap();
-    format!("sha256:{}", hex::encode(Sha256::digest(&tar)))
 }
