@@ -187,3 +187,17 @@ pub fn require_tool(tool: &str, package: &str) {
         .is_ok_and(|o| o.status.success());
     assert!(found, "`{tool}` is missing: apt install {package}");
 }
+
+/// `cargo ebpf new` (eunomia) + `push` to `registry` (host:port) as `namespace/name:0.1.0`,
+/// in `env`; returns the reference.
+pub fn publish_eunomia(env: &Env, registry: &str, namespace: &str, name: &str) -> String {
+    let project = env.path().join("work").join(name);
+    ok(env
+        .cmd(["new", name, "--lang", "eunomia", "--path"])
+        .arg(&project));
+    let reference = format!("{registry}/{namespace}/{name}:0.1.0");
+    ok(env
+        .cmd(["push", &reference, "--manifest-path"])
+        .arg(&project));
+    reference
+}

@@ -9,21 +9,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ebpf_e2e_tests::cli::{self, fails, ok, Env};
-use ebpf_e2e_tests::Registry;
+use ebpf_e2e_tests::{project, Registry};
 
 const BPFFS_ROOT: &str = "/sys/fs/bpf/cargo-ebpf";
 
 /// Scaffolds, builds and pushes an eunomia opensnoop; returns its reference.
 fn publish(env: &Env, registry: &Registry, name: &str) -> String {
-    let project = env.path().join("work").join(name);
-    ok(env
-        .cmd(["new", name, "--lang", "eunomia", "--path"])
-        .arg(&project));
-    let reference = format!("{}/life/{name}:0.1.0", registry.addr());
-    ok(env
-        .cmd(["push", &reference, "--manifest-path"])
-        .arg(&project));
-    reference
+    project::publish_eunomia(env, registry.addr(), "life", name)
 }
 
 /// `run -d REF --output json`; returns the run id it printed.

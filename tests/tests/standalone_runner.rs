@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ebpf_e2e_tests::cli::{
     self, cargo_ebpf_bin, fails, ok, runner_bin, workspace_root, Background, Env,
 };
-use ebpf_e2e_tests::Registry;
+use ebpf_e2e_tests::{project, Registry};
 
 const RUN_SECS: u64 = 6;
 
@@ -22,15 +22,7 @@ const DEVELOPER_ONLY: &[&str] = &["handlebars", "git2", "include_dir", "walkdir"
 /// `cargo ebpf new` + `push` of an eunomia opensnoop (the developer's machine); returns
 /// its reference.
 fn publish(env: &Env, registry: &Registry, name: &str) -> String {
-    let project = env.path().join("work").join(name);
-    ok(env
-        .cmd(["new", name, "--lang", "eunomia", "--path"])
-        .arg(&project));
-    let reference = format!("{}/standalone/{name}:0.1.0", registry.addr());
-    ok(env
-        .cmd(["push", &reference, "--manifest-path"])
-        .arg(&project));
-    reference
+    project::publish_eunomia(env, registry.addr(), "standalone", name)
 }
 
 fn stdout(out: std::process::Output) -> String {

@@ -115,8 +115,13 @@ impl Db {
             q = q.bind(a.to_string());
         }
         let rows = q.fetch_all(&self.pool).await.map_err(db_error)?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(db_error))
-            .collect()
+        first_column(&rows)
     }
+}
+
+/// The first column of every row, as text (the name lists: tags, repositories, uploads).
+pub(crate) fn first_column(rows: &[sqlx::any::AnyRow]) -> Result<Vec<String>> {
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(0).map_err(db_error))
+        .collect()
 }

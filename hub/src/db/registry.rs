@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{db_error, now, Db};
+use super::{db_error, first_column, now, Db};
 use ebpf_runner::Result;
 
 /// A stored manifest, its bytes exactly as pushed.
@@ -126,9 +126,7 @@ impl Db {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(db_error))
-            .collect()
+        first_column(&rows)
     }
 
     pub async fn remove_upload(&self, id: &str) -> Result<()> {
@@ -246,9 +244,7 @@ impl Db {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(db_error))
-            .collect()
+        first_column(&rows)
     }
 
     /// Up to `n` repository names sorted after `last`.
@@ -260,9 +256,7 @@ impl Db {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_error)?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(db_error))
-            .collect()
+        first_column(&rows)
     }
 
     /// Manifests of `repo` whose `subject` is `digest`.

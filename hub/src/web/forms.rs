@@ -42,6 +42,23 @@ fn too_many(app: &AppState, v: &Visitor) -> Response {
     )
 }
 
+/// The checks every form post passes first: its CSRF value, then (for login and register)
+/// the per-address rate limit. `Some` is the refusal page to answer with.
+fn refused(
+    app: &AppState,
+    v: &Visitor,
+    f: &HashMap<String, String>,
+    limit: Option<(&crate::rate::RateLimiter, SocketAddr)>,
+) -> Option<Response> {
+    if !v.csrf_ok(field(f, "csrf")) {
+        return Some(forbidden(app, v));
+    }
+    match limit {
+        Some((limiter, peer)) if !limiter.allow(&peer.ip().to_string()) => Some(too_many(app, v)),
+        _ => None,
+    }
+}
+
 fn account_form(
     app: &AppState,
     v: &Visitor,
@@ -79,11 +96,8 @@ pub async fn register(
     Form(f): Fields,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    if !v.csrf_ok(field(&f, "csrf")) {
-        return forbidden(&app, &v);
-    }
-    if !app.limits.register.allow(&peer.ip().to_string()) {
-        return too_many(&app, &v);
+    if let Some(refusal) = refused(&app, &v, &f, Some((&app.limits.register, peer))) {
+        return refusal;
     }
     let name = field(&f, "name");
     match accounts::register(&app.db, name, field(&f, "email"), field(&f, "password")).await {
@@ -99,11 +113,8 @@ pub async fn login(
     Form(f): Fields,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    if !v.csrf_ok(field(&f, "csrf")) {
-        return forbidden(&app, &v);
-    }
-    if !app.limits.login.allow(&peer.ip().to_string()) {
-        return too_many(&app, &v);
+    if let Some(refusal) = refused(&app, &v, &f, Some((&app.limits.login, peer))) {
+        return refusal;
     }
     let name = field(&f, "name");
     match accounts::login(&app.db, name, field(&f, "password")).await {
@@ -146,8 +157,8 @@ async fn start_session(app: &AppState, user: &str) -> Response {
 
 pub async fn logout(State(app): State<AppState>, headers: HeaderMap, Form(f): Fields) -> Response {
     let v = visitor(&app, &headers).await;
-    if !v.csrf_ok(field(&f, "csrf")) {
-        return forbidden(&app, &v);
+    if let Some(refusal) = refused(&app, &v, &f, None) {
+        return refusal;
     }
     if let Some(secret) = super::cookie(&headers, SESSION_COOKIE) {
         let _ = app
@@ -210,8 +221,8 @@ pub async fn create_token(
     Form(f): Fields,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    if !v.csrf_ok(field(&f, "csrf")) {
-        return forbidden(&app, &v);
+    if let Some(refusal) = refused(&app, &v, &f, None) {
+        return refusal;
     }
     let Some(user) = v.user.clone() else {
         return Redirect::to("/login").into_response();
@@ -240,8 +251,8 @@ pub async fn delete_token(
     Form(f): Fields,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    if !v.csrf_ok(field(&f, "csrf")) {
-        return forbidden(&app, &v);
+    if let Some(refusal) = refused(&app, &v, &f, None) {
+        return refusal;
     }
     let Some(user) = v.user.clone() else {
         return Redirect::to("/login").into_response();
@@ -258,8 +269,8 @@ pub async fn package_action(
     Form(f): Fields,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    if !v.csrf_ok(field(&f, "csrf")) {
-        return forbidden(&app, &v);
+    if let Some(refusal) = refused(&app, &v, &f, None) {
+        return refusal;
     }
     let Some(repo) = path.strip_suffix("/star") else {
         return error_page(
