@@ -6,11 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use ebpf_runner::cli::{
-    self as runner_cli, client_options, out_line, Host, RegistryArgs, RunnerCommand,
-};
-use ebpf_runner::registry;
-use ebpf_runner::{Error, Package, Result};
+use ebpf_package::{Error, Package, Reference, Result};
+use ebpf_runner::cli::{self as runner_cli, out_line, Host, RegistryArgs, RunnerCommand};
 
 use crate::build::{self, container, BuildOptions, BuildOutput};
 use crate::manifest::{self, Project};
@@ -360,13 +357,15 @@ fn cmd_package(args: &BuildArgs) -> Result<()> {
 }
 
 fn cmd_push(args: &BuildArgs, reference: Option<&str>, reg: &RegistryArgs) -> Result<()> {
+    // A bad reference fails before anything is built.
+    let given = reference.map(Reference::parse).transpose()?;
     let (project, built) = cmd_build(args)?;
-    let reference = match reference {
-        Some(r) => r.to_string(),
-        None => project.reference()?,
+    let reference = match given {
+        Some(r) => r,
+        None => Reference::parse(&project.reference()?)?,
     };
     let release = package::build_release(&project, &built)?;
-    let digest = registry::push_release(&release, &reference, &client_options(reg))?;
+    let digest = runner_cli::registry(reg).push_release(&release, &reference)?;
     let arches: Vec<&str> = built.iter().map(|b| b.arch.as_str()).collect();
     eprintln!("      Pushed {reference} ({})", arches.join(", "));
     out_line(format_args!("{reference}@{digest}"));

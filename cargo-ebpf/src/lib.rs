@@ -9,4 +9,4 @@ pub mod manifest;
 pub mod package;
 pub mod scaffold;
 
-pub use ebpf_runner::{Error, ErrorKind, Result};
+pub use ebpf_package::{Error, ErrorKind, Result};

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use ebpf_runner::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// The manifest's file name.
 pub const FILE_NAME: &str = "ebpf.toml";
@@ -453,7 +453,7 @@ mod tests {
         }
         for bad in ["", "1abc", "-x", "Open", "with space", "ü", &"a".repeat(65)] {
             let e = validate_name(bad).unwrap_err();
-            assert_eq!(e.kind, ebpf_runner::ErrorKind::Input);
+            assert_eq!(e.kind, ebpf_package::ErrorKind::Input);
             let help = e.help.unwrap();
             assert!(help.contains("starts with a letter"), "{help}");
             let suggestion = suggest_name(bad);

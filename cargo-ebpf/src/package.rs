@@ -1,16 +1,16 @@
 //! `cargo ebpf package`: the built object + manifest → a package, written as an OCI image
 //! layout under `target/ebpf/oci` (tagged with the version; `skopeo` reads it as
 //! `oci:target/ebpf/oci:VERSION`). Built for several architectures, the tag points at an
-//! OCI image index with one package per platform ([`ebpf_runner::index`]).
+//! OCI image index with one package per platform ([`ebpf_package::image_index`]).
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ebpf_runner::format::{self, PackageMeta, PlacedFile, Runtime, SCHEMA_VERSION};
-use ebpf_runner::index::Release;
-use ebpf_runner::oci_layout::OciLayout;
-use ebpf_runner::package::LayerFile;
-use ebpf_runner::{formats, object, Error, Package, Result};
+use ebpf_package::image_index::Release;
+use ebpf_package::layer::LayerFile;
+use ebpf_package::layout::OciLayout;
+use ebpf_package::spec::{self, PackageMeta, PlacedFile, Runtime, SCHEMA_VERSION};
+use ebpf_package::{formats, object, Error, Package, Result};
 
 use crate::build::BuildOutput;
 use crate::manifest::{Project, RunSection};
@@ -36,7 +36,7 @@ pub fn build_package(project: &Project, built: &BuildOutput) -> Result<Package> 
     let mut files = vec![LayerFile::new(&meta.object, bytes, 0o644)];
     if let Some(loader) = &built.loader {
         let data = std::fs::read(loader).map_err(|e| Error::io("read", loader, e))?;
-        let path = format::loader_path(project.name());
+        let path = spec::loader_path(project.name());
         files.push(LayerFile::new(&path, data, 0o755));
         meta.runtime = Runtime::Executable {
             path,
@@ -153,7 +153,7 @@ pub fn package(project: &Project, built: &[BuildOutput]) -> Result<PackageOutput
     let layout_dir = project.target_dir().join("oci");
     let layout = OciLayout::create(&layout_dir)?;
     let tag = project.manifest.package.version.clone();
-    release.write_to(&layout, &tag)?;
+    layout.write_release(&release, &tag)?;
     Ok(PackageOutput {
         layout_dir,
         tag,

@@ -19,7 +19,7 @@ use handlebars::Handlebars;
 use include_dir::{include_dir, Dir};
 use serde::{Deserialize, Serialize};
 
-use ebpf_runner::{Error, ErrorKind, Result};
+use ebpf_package::{Error, ErrorKind, Result};
 
 use crate::manifest::validate_name;
 use source::Files;

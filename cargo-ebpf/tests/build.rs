@@ -87,7 +87,7 @@ fn build_produces_a_bpf_elf_with_the_event_struct_in_btf() {
     let dir = new_eunomia(tmp.path(), "opensnoop");
     let out = build_project(&load(&dir), &BuildOptions::default()).unwrap();
 
-    let arch = ebpf_runner::format::host_arch();
+    let arch = ebpf_package::spec::host_arch();
     assert_eq!(out.arch, arch);
     assert!(!out.fresh);
     assert_eq!(
@@ -218,7 +218,7 @@ fn vmlinux_h_is_cached_by_btf_digest_under_cargo_ebpf_home() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Generating vmlinux.h"));
 
     let btf = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
-    let digest = ebpf_runner::digest::sha256(&btf);
+    let digest = ebpf_package::digest::sha256(&btf);
     let hex = digest.strip_prefix("sha256:").unwrap_or(&digest);
     let cached = home.join(format!("cache/vmlinux-{hex}.h"));
     let copied = dir.join("target/ebpf/include/vmlinux.h");
@@ -345,7 +345,7 @@ fn build_checks_event_struct() {
     assert!(err.help.unwrap().contains(ANCHOR));
     // A failed check installs no object, so the next build is not taken as fresh, and
     // leaves no staging file behind.
-    let arch_dir = bad.join(format!("target/ebpf/{}", ebpf_runner::format::host_arch()));
+    let arch_dir = bad.join(format!("target/ebpf/{}", ebpf_package::spec::host_arch()));
     assert!(!arch_dir.join("unanchored.bpf.o").exists());
     assert!(!arch_dir.join(".object.tmp").exists());
 }
@@ -362,7 +362,7 @@ fn an_event_struct_only_in_the_header_is_anchored() {
     let dump = btf_dump(&out.object);
     assert!(dump.contains("STRUCT 'event' size=284 vlen=5"), "{dump}");
     let bytes = std::fs::read(&out.object).unwrap();
-    let info = ebpf_runner::object::inspect(&bytes, None).unwrap();
+    let info = ebpf_package::object::inspect(&bytes, None).unwrap();
     assert_eq!(info.events.len(), 1, "{:?}", info.events);
     assert_eq!(info.events[0].type_name, "event");
     let unit = out.object.parent().unwrap().join("obj/anchor/event.c");
@@ -476,10 +476,10 @@ fn btf_from_another_file_and_arch_alias() {
     let dir = new_eunomia(tmp.path(), "otherbtf");
     let btf = tmp.path().join("vmlinux.btf");
     std::fs::copy("/sys/kernel/btf/vmlinux", &btf).unwrap();
-    let host = ebpf_runner::format::host_arch();
+    let host = ebpf_package::spec::host_arch();
     let opts = BuildOptions {
         btf: Some(btf),
-        arch: Some(ebpf_runner::format::oci_arch(host).to_string()),
+        arch: Some(ebpf_package::spec::oci_arch(host).to_string()),
     };
     let out = build_project(&load(&dir), &opts).unwrap();
     assert_eq!(out.arch, host);

@@ -6,7 +6,7 @@ use argon2::Argon2;
 
 use crate::blobs::random_id;
 use crate::db::{now, Db, TokenRow};
-use ebpf_runner::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// Every API token starts with this, so it is recognisable in a password field and in leaks.
 pub const TOKEN_PREFIX: &str = "cehub_";

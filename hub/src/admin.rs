@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::accounts::{self, TokenRequest};
 use crate::db::Db;
-use ebpf_runner::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// Creates user `name` with `password` in the hub at `data` (or `database`).
 pub fn add_user(data: &Path, database: Option<&str>, name: &str, password: &str) -> Result<()> {

@@ -8,7 +8,7 @@ use base64::Engine;
 
 use crate::accounts::{self, TOKEN_PREFIX};
 use crate::db::{now, Db};
-use ebpf_runner::Result;
+use ebpf_package::Result;
 
 /// The challenge registry clients answer with credentials.
 pub const CHALLENGE: &str = "Basic realm=\"cargo-ebpf hub\"";

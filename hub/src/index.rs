@@ -1,6 +1,6 @@
 //! What a pushed manifest says about a package, checked before the manifest is accepted and
 //! written into the index after. The format is recognised by the runner's own
-//! [`ebpf_runner::formats`]: our `PackageMeta` in the image config, or for Inspektor Gadget,
+//! [`ebpf_package::formats`]: our `PackageMeta` in the image config, or for Inspektor Gadget,
 //! bumblebee and bpfman images a description synthesised from the tool's metadata
 //! (gadget.yaml, `io.ebpf.*` labels) and the object's BTF, as `cargo ebpf inspect` shows it.
 //! The manifest's `org.opencontainers.image.*` annotations fill what is missing.
@@ -11,12 +11,12 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use ebpf_runner::format::{
+use ebpf_package::blob::Blob;
+use ebpf_package::formats;
+use ebpf_package::spec::{
     self, Format, ImageConfig, PackageMeta, ProgramInfo, ANNOTATION_AUTHORS, ANNOTATION_CREATED,
     ANNOTATION_DESCRIPTION, ANNOTATION_LICENSES, ANNOTATION_SOURCE, LABEL_BPFMAN_PROGRAMS,
 };
-use ebpf_runner::formats;
-use ebpf_runner::package::Blob;
 use oci_client::manifest::OciImageManifest;
 
 use crate::db::{PackageRow, VersionRow};
@@ -67,11 +67,11 @@ fn claims_to_be_ebpf(m: &OciImageManifest, config: &[u8]) -> bool {
     let bpfman_label = serde_json::from_slice::<serde_json::Value>(config)
         .is_ok_and(|c| c["config"]["Labels"].get(LABEL_BPFMAN_PROGRAMS).is_some());
     let media_types = [
-        format::GADGET_CONFIG,
-        format::GADGET_EBPF_LAYER,
-        format::BUMBLEBEE_CONFIG,
+        spec::GADGET_CONFIG,
+        spec::GADGET_EBPF_LAYER,
+        spec::BUMBLEBEE_CONFIG,
     ];
-    let artifacts = [format::ARTIFACT_TYPE, format::GADGET_ARTIFACT_TYPE];
+    let artifacts = [spec::ARTIFACT_TYPE, spec::GADGET_ARTIFACT_TYPE];
     bpfman_label
         || m.artifact_type
             .as_deref()
@@ -93,8 +93,8 @@ fn ours(
     let meta = config.package.ok_or_else(|| {
         format!(
             "the manifest says {} but its config has no {} metadata",
-            format::ARTIFACT_TYPE,
-            format::CONFIG_KEY
+            spec::ARTIFACT_TYPE,
+            spec::CONFIG_KEY
         )
     })?;
     let layer = m
@@ -144,7 +144,7 @@ fn other_tool(
         }
         Err(e) => return Err(e.message),
     };
-    let program_types = [format::GADGET_EBPF_LAYER, format::BUMBLEBEE_PROGRAM_LAYER];
+    let program_types = [spec::GADGET_EBPF_LAYER, spec::BUMBLEBEE_PROGRAM_LAYER];
     let program = m
         .layers
         .iter()
@@ -184,7 +184,7 @@ fn bpfman_from_labels(config_bytes: &[u8], layers: &[Blob]) -> Option<PackageMet
         .collect();
     let arch = config["architecture"]
         .as_str()
-        .and_then(format::normalize_arch);
+        .and_then(spec::normalize_arch);
     meta.arch = arch.unwrap_or_default().to_string();
     Some(meta)
 }
@@ -375,9 +375,9 @@ mod tests {
         let digest = |b: &[u8]| crate::blobs::sha256_digest(b);
         let manifest = serde_json::json!({
             "schemaVersion": 2,
-            "mediaType": format::MEDIA_TYPE_MANIFEST,
-            "config": {"mediaType": format::MEDIA_TYPE_CONFIG, "digest": digest(&config), "size": config.len()},
-            "layers": [{"mediaType": format::MEDIA_TYPE_LAYER_TAR_GZIP, "digest": digest(&layer), "size": layer.len()}],
+            "mediaType": spec::MEDIA_TYPE_MANIFEST,
+            "config": {"mediaType": spec::MEDIA_TYPE_CONFIG, "digest": digest(&config), "size": config.len()},
+            "layers": [{"mediaType": spec::MEDIA_TYPE_LAYER_TAR_GZIP, "digest": digest(&layer), "size": layer.len()}],
         });
         let blobs = [(digest(&layer), layer)].into_iter().collect();
         (serde_json::to_vec(&manifest).unwrap(), config, blobs)

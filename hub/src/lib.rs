@@ -22,7 +22,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
 use axum::Router;
 
-use ebpf_runner::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// Largest blob the hub accepts by default (a package layer is a few hundred KiB).
 pub const DEFAULT_MAX_BLOB: u64 = 512 * 1024 * 1024;

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// A username and password (or token) for one registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -473,7 +473,7 @@ mod tests {
         };
         write(&t.path().join("config.json"), "{not json");
         let err = lookup_in(&paths, "h").unwrap_err();
-        assert_eq!(err.kind, crate::ErrorKind::Input);
+        assert_eq!(err.kind, ebpf_package::ErrorKind::Input);
         assert!(err.message.contains("not valid"), "{}", err.message);
         assert!(store_in(&paths, "h", &creds("u", "p")).is_err());
         assert_eq!(
@@ -513,7 +513,7 @@ mod tests {
         );
         // credHelpers wins over auths: the (missing) helper is what gets run.
         let err = lookup_in(&paths, "reg.example").unwrap_err();
-        assert_eq!(err.kind, crate::ErrorKind::Environment);
+        assert_eq!(err.kind, ebpf_package::ErrorKind::Environment);
         assert!(
             err.message
                 .contains("docker-credential-cargoebpf-no-such-helper"),
@@ -535,7 +535,7 @@ mod tests {
             r#"{"credsStore":"../../tmp/evil"}"#,
         );
         let err = lookup_in(&paths, "reg.example").unwrap_err();
-        assert_eq!(err.kind, crate::ErrorKind::Input);
+        assert_eq!(err.kind, ebpf_package::ErrorKind::Input);
         assert!(err.message.contains("contains `/`"), "{}", err.message);
     }
 }

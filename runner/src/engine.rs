@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::which::find_program;
-use crate::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// The engines looked for when none is chosen, in order of preference.
 pub const ENGINES: [&str; 2] = ["podman", "docker"];
@@ -225,7 +225,7 @@ mod tests {
     #[test]
     fn unknown_engine_is_an_environment_error() {
         let err = Engine::detect(Some("no-such-engine-xyz")).unwrap_err();
-        assert_eq!(err.kind, crate::ErrorKind::Environment);
+        assert_eq!(err.kind, ebpf_package::ErrorKind::Environment);
         assert!(err.message.contains("no-such-engine-xyz"));
     }
 

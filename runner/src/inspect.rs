@@ -7,11 +7,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::format::{EventInfo, Format, MapInfo, PackageMeta, ParamInfo, Runtime, TypeLayout};
-use crate::registry::ClientOptions;
+use crate::registry::Registry;
 use crate::resolve::{self, Runnable};
 use crate::store::Store;
-use crate::{decode, digest, object, Package, Result};
+use ebpf_package::spec::{EventInfo, Format, MapInfo, PackageMeta, ParamInfo, Runtime, TypeLayout};
+use ebpf_package::{decode, digest, object, Package, Result};
 
 /// Everything `inspect` shows; `--json` prints it as is.
 #[derive(Debug, Clone, Serialize)]
@@ -63,18 +63,18 @@ pub struct EventReport {
 /// Describes `target` (reference, layout dir, package.json path or URL, .bpf.o).
 pub fn inspect(
     target: &str,
-    opts: &ClientOptions,
+    registry: &Registry,
     open_store: impl FnOnce() -> Result<Store>,
 ) -> Result<Report> {
     let file = Path::new(target);
     let file_bytes = if file.is_file() {
-        Some(std::fs::read(file).map_err(|e| crate::Error::io("read", file, e))?)
+        Some(std::fs::read(file).map_err(|e| ebpf_package::Error::io("read", file, e))?)
     } else {
         None
     };
     let file_digest = file_bytes.as_deref().map(digest::sha256);
     let file_size = file_bytes.as_ref().map(|b| b.len() as u64);
-    Ok(match resolve::peek(target, opts, open_store)? {
+    Ok(match resolve::peek(target, registry, open_store)? {
         Runnable::Package(pkg) => {
             let mut report = from_package(target, &pkg)?;
             if pkg.format == Format::Eunomia {

@@ -22,24 +22,13 @@
 
 pub mod cli;
 pub mod credentials;
-pub mod decode;
-pub mod digest;
 pub mod engine;
-pub mod error;
-pub mod format;
-pub mod formats;
-pub mod hints;
-pub mod index;
 pub mod inspect;
 pub mod lifecycle;
-pub mod object;
-pub mod oci_layout;
-pub mod package;
+pub mod program;
 pub mod registry;
 pub mod resolve;
 pub mod run;
 pub mod store;
+pub mod url;
 pub mod which;
-
-pub use error::{Error, ErrorKind, Result};
-pub use package::Package;

@@ -16,12 +16,14 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{OciDescriptor, OciImageIndex, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
+use oci_client::{Client, RegistryOperation};
+
+use ebpf_package::image_index::{PackageIndex, Release};
+use ebpf_package::platform::{self, pick_platform, Platform};
+use ebpf_package::spec::{Format, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use ebpf_package::{digest, Error, ErrorKind, Package, Reference, Result};
 
 use crate::credentials::{self, AuthPaths, Credentials};
-use crate::format::{Format, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
-use crate::index::{self, PackageIndex, Platform, Release};
-use crate::{digest, Error, ErrorKind, Package, Result};
 
 /// Largest blob or manifest we accept from a registry. Packages are a few hundred KiB;
 /// this bounds memory against a hostile or broken registry.
@@ -38,122 +40,77 @@ pub struct ClientOptions {
     pub progress: bool,
 }
 
-/// Pushes `pkg` to `reference` (`host[:port]/repo[:tag]`); returns the manifest digest.
-/// Credentials come from the docker config (see [`crate::credentials`]).
-pub fn push(pkg: &Package, reference: &str, opts: &ClientOptions) -> Result<String> {
-    push_with(pkg, reference, opts, &AuthPaths::from_env())
+/// A registry client: how to connect, and where credentials are looked up. A value, so
+/// a command builds it once and every push, pull and login shares its settings.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    options: ClientOptions,
+    auth: AuthPaths,
 }
 
-/// Pushes a release: a single package as [`push`] does, or every platform package by
-/// digest and then the image index under the reference's tag. Returns the tag's digest.
-pub fn push_release(release: &Release, reference: &str, opts: &ClientOptions) -> Result<String> {
-    push_release_with(release, reference, opts, &AuthPaths::from_env())
-}
+impl Registry {
+    pub fn new(options: ClientOptions, auth: AuthPaths) -> Registry {
+        Registry { options, auth }
+    }
 
-/// Pulls `reference`, verifying every digest; nothing is written anywhere.
-pub fn pull(reference: &str, opts: &ClientOptions) -> Result<Package> {
-    pull_with(reference, opts, &AuthPaths::from_env())
-}
+    /// Credentials from the environment's files (see [`crate::credentials`]).
+    pub fn from_env(options: ClientOptions) -> Registry {
+        Registry::new(options, AuthPaths::from_env())
+    }
 
-/// Checks the credentials against `registry` and stores them in the docker config.
-/// Returns the path of the config file written.
-pub fn login(
-    registry: &str,
-    username: &str,
-    password: &str,
-    opts: &ClientOptions,
-) -> Result<std::path::PathBuf> {
-    login_with(registry, username, password, opts, &AuthPaths::from_env())
-}
+    /// Pushes `pkg` to `reference`; returns the manifest digest.
+    pub fn push(&self, pkg: &Package, reference: &Reference) -> Result<String> {
+        let session = Session::new(reference, &self.options, &self.auth)?;
+        block_on(session.push(pkg, &self.options))
+    }
 
-/// [`push`] with credentials looked up in `auth` instead of the environment's files.
-pub fn push_with(
-    pkg: &Package,
-    reference: &str,
-    opts: &ClientOptions,
-    auth: &AuthPaths,
-) -> Result<String> {
-    let target = Target::new(reference, opts, auth)?;
-    block_on(target.push(pkg, opts))
-}
+    /// Pushes a release: a single package as [`Registry::push`] does, or every platform
+    /// package by digest and then the image index under the reference's tag. Returns the
+    /// tag's digest.
+    pub fn push_release(&self, release: &Release, reference: &Reference) -> Result<String> {
+        let session = Session::new(reference, &self.options, &self.auth)?;
+        match release {
+            Release::Single(pkg) => block_on(session.push(pkg, &self.options)),
+            Release::Multi(index) => block_on(session.push_index(index, &self.options)),
+        }
+    }
 
-/// [`push_release`] with credentials looked up in `auth`.
-pub fn push_release_with(
-    release: &Release,
-    reference: &str,
-    opts: &ClientOptions,
-    auth: &AuthPaths,
-) -> Result<String> {
-    let target = Target::new(reference, opts, auth)?;
-    match release {
-        Release::Single(pkg) => block_on(target.push(pkg, opts)),
-        Release::Multi(index) => block_on(target.push_index(index, opts)),
+    /// Pulls `reference`, verifying every digest; nothing is written anywhere.
+    pub fn pull(&self, reference: &Reference) -> Result<Package> {
+        let session = Session::new(reference, &self.options, &self.auth)?;
+        block_on(session.pull(&self.options))
+    }
+
+    /// Checks the credentials against `registry` and stores them in the docker config.
+    /// Returns the path of the config file written.
+    pub fn login(&self, registry: &str, username: &str, password: &str) -> Result<PathBuf> {
+        let host = registry_host(registry)?;
+        let scheme = if use_http(&host, &self.options) {
+            "http"
+        } else {
+            "https"
+        };
+        block_on(check_login(scheme, &host, username, password))?;
+        let creds = Credentials {
+            username: username.to_string(),
+            password: password.to_string(),
+        };
+        credentials::store_in(&self.auth, &host, &creds)
     }
 }
 
-/// [`pull`] with credentials looked up in `auth` instead of the environment's files.
-pub fn pull_with(reference: &str, opts: &ClientOptions, auth: &AuthPaths) -> Result<Package> {
-    let target = Target::new(reference, opts, auth)?;
-    block_on(target.pull(opts))
-}
-
-/// Pulls `reference` and stores it in `store` under its normalized name. The store is only
-/// written once everything has been downloaded and verified.
-pub fn pull_into(
-    store: &crate::store::Store,
-    reference: &str,
-    opts: &ClientOptions,
-) -> Result<Package> {
-    let pkg = pull(reference, opts)?;
-    store.insert(reference, &pkg)?;
-    Ok(pkg)
-}
-
-/// [`login`] writing to the docker config named by `auth`.
-pub fn login_with(
-    registry: &str,
-    username: &str,
-    password: &str,
-    opts: &ClientOptions,
-    auth: &AuthPaths,
-) -> Result<PathBuf> {
-    let host = registry_host(registry)?;
-    let scheme = if use_http(&host, opts) {
-        "http"
-    } else {
-        "https"
-    };
-    block_on(check_login(scheme, &host, username, password))?;
-    let creds = Credentials {
-        username: username.to_string(),
-        password: password.to_string(),
-    };
-    credentials::store_in(auth, &host, &creds)
-}
-
-/// Parses a reference the way pushes and pulls do, for error messages and store keys.
-pub fn parse_reference(reference: &str) -> Result<Reference> {
-    Reference::try_from(reference).map_err(|e| {
-        Error::input(format!("invalid reference {reference:?}: {e}"))
-            .with_help("write it as HOST[:PORT]/REPOSITORY[:TAG], e.g. localhost:5000/hello:0.1.0")
-    })
-}
-
-/// The index entry for this host; see [`crate::index::pick_platform`].
-pub use crate::index::pick_platform;
-
 // ---- connection setup -----------------------------------------------------------------------
 
-/// One registry reference with a client and credentials ready.
-struct Target {
-    reference: Reference,
+/// One repository with a client and credentials ready: what one push or pull talks to.
+struct Session {
+    reference: oci_client::Reference,
     client: Client,
     auth: RegistryAuth,
 }
 
-impl Target {
-    fn new(reference: &str, opts: &ClientOptions, paths: &AuthPaths) -> Result<Target> {
-        let reference = parse_reference(reference)?;
+impl Session {
+    fn new(reference: &Reference, opts: &ClientOptions, paths: &AuthPaths) -> Result<Session> {
+        let reference = reference.as_oci().clone();
         let registry = reference.resolve_registry().to_string();
         let protocol = if opts.insecure {
             ClientProtocol::Http
@@ -176,7 +133,7 @@ impl Target {
             Some(c) => RegistryAuth::Basic(c.username, c.password),
             None => RegistryAuth::Anonymous,
         };
-        Ok(Target {
+        Ok(Session {
             reference,
             client,
             auth,
@@ -230,7 +187,7 @@ impl Target {
     async fn push_package(
         &self,
         pkg: &Package,
-        reference: &Reference,
+        reference: &oci_client::Reference,
         opts: &ClientOptions,
     ) -> Result<String> {
         for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
@@ -244,7 +201,7 @@ impl Target {
     /// Content-Type, and checks that the registry stored them under their digest.
     async fn push_manifest(
         &self,
-        reference: &Reference,
+        reference: &oci_client::Reference,
         bytes: &[u8],
         media_type: &'static str,
     ) -> Result<String> {
@@ -270,15 +227,15 @@ impl Target {
     }
 
     /// This repository at `digest`.
-    fn by_digest(&self, digest: &str) -> Reference {
-        Reference::with_digest(
+    fn by_digest(&self, digest: &str) -> oci_client::Reference {
+        oci_client::Reference::with_digest(
             self.reference.registry().to_string(),
             self.reference.repository().to_string(),
             digest.to_string(),
         )
     }
 
-    async fn remote_digest(&self, reference: &Reference) -> Result<String> {
+    async fn remote_digest(&self, reference: &oci_client::Reference) -> Result<String> {
         self.client
             .fetch_manifest_digest(reference, &self.auth)
             .await
@@ -310,7 +267,7 @@ impl Target {
     async fn pull(&self, opts: &ClientOptions) -> Result<Package> {
         self.authenticate(RegistryOperation::Pull).await?;
         let (manifest_bytes, manifest_digest) = self.pull_manifest().await?;
-        let manifest = crate::package::parse_manifest(&manifest_bytes)?;
+        let manifest = ebpf_package::blob::parse_manifest(&manifest_bytes)?;
         let format = check_package_shape(&manifest, &self.reference.whole())?;
         if format != Format::CargoEbpf {
             eprintln!("note: {} is a {format} image", self.reference.whole());
@@ -351,7 +308,7 @@ impl Target {
 
     async fn pull_manifest_raw(
         &self,
-        reference: &Reference,
+        reference: &oci_client::Reference,
         accepted: &[&str],
     ) -> Result<(Vec<u8>, String)> {
         let (bytes, digest) = self
@@ -405,11 +362,11 @@ impl Target {
 /// Most memory reserved for a blob before any of it has arrived.
 const PREALLOC_LIMIT: u64 = 1 << 20;
 
-/// Only formats we can run are pulled (see [`crate::formats::detect`]); anything else is
+/// Only formats we can run are pulled (see [`ebpf_package::formats::detect`]); anything else is
 /// refused before its blobs are downloaded, so a foreign or hostile image cannot make us
 /// fetch many (or huge) blobs into memory.
 fn check_package_shape(manifest: &OciImageManifest, reference: &str) -> Result<Format> {
-    crate::formats::detect(manifest, None).map_err(|mut e| {
+    ebpf_package::formats::detect(manifest, None).map_err(|mut e| {
         e.message = format!("{reference}: {}", e.message);
         e
     })
@@ -423,7 +380,7 @@ fn check_config_platform(config: &[u8], reference: &str) -> Result<()> {
             "{reference} is not a cargo-ebpf package: its image config has no platform: {e}"
         ))
     })?;
-    index::check_host_platform(&platform, reference)
+    platform::check_host_platform(&platform, reference)
 }
 
 fn is_index(bytes: &[u8]) -> Result<bool> {
@@ -801,7 +758,7 @@ mod tests {
     #[test]
     fn unknown_shapes_are_refused_before_blobs() {
         let pkg = Package::build(
-            crate::format::PackageMeta::new("shape", "0.1.0", "shape.bpf.o"),
+            ebpf_package::spec::PackageMeta::new("shape", "0.1.0", "shape.bpf.o"),
             b"obj",
             None,
         )
@@ -828,11 +785,5 @@ mod tests {
             assert!(err.message.starts_with("r: "), "{}", err.message);
             assert!(err.message.contains(why), "{}", err.message);
         }
-    }
-
-    #[test]
-    fn bad_reference_is_input_error() {
-        let err = parse_reference("UPPER/Case::x").unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Input);
     }
 }

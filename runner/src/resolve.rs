@@ -4,11 +4,13 @@
 
 use std::path::Path;
 
-use crate::formats::eunomia;
-use crate::oci_layout::OciLayout;
-use crate::registry::{self, ClientOptions};
+use ebpf_package::formats::eunomia;
+use ebpf_package::layout::OciLayout;
+use ebpf_package::{object, Error, Package, Reference, Result};
+
+use crate::registry::Registry;
 use crate::store::Store;
-use crate::{object, Error, Package, Result};
+use crate::url;
 
 /// Something the runner can start.
 pub enum Runnable {
@@ -23,16 +25,18 @@ pub enum Runnable {
 /// running a file works for users who have no writable home.
 pub fn resolve(
     target: &str,
-    opts: &ClientOptions,
+    registry: &Registry,
     open_store: impl FnOnce() -> Result<Store>,
 ) -> Result<Runnable> {
     let path = Path::new(target);
     if path.exists() {
         return resolve_path(path);
     }
-    if eunomia::is_url(target) {
-        let json = eunomia::fetch(target)?;
-        return Ok(Runnable::Package(Box::new(eunomia::package(&json)?)));
+    if url::is_url(target) {
+        let json = url::fetch(target)?;
+        return Ok(Runnable::Package(Box::new(Package::from_eunomia_json(
+            &json,
+        )?)));
     }
     if looks_like_path(target) {
         return Err(
@@ -42,10 +46,11 @@ pub fn resolve(
             ),
         );
     }
+    let reference = Reference::parse(target)?;
     Ok(Runnable::Package(Box::new(fetch(
-        target,
+        &reference,
         &open_store()?,
-        opts,
+        registry,
     )?)))
 }
 
@@ -53,26 +58,36 @@ pub fn resolve(
 /// without being stored (for `inspect`).
 pub fn peek(
     target: &str,
-    opts: &ClientOptions,
+    registry: &Registry,
     open_store: impl FnOnce() -> Result<Store>,
 ) -> Result<Runnable> {
     let is_reference =
-        !Path::new(target).exists() && !eunomia::is_url(target) && !looks_like_path(target);
+        !Path::new(target).exists() && !url::is_url(target) && !looks_like_path(target);
     if !is_reference {
-        return resolve(target, opts, open_store);
+        return resolve(target, registry, open_store);
     }
-    match open_store()?.get(target)? {
+    let reference = Reference::parse(target)?;
+    match open_store()?.get(&reference)? {
         Some(pkg) => Ok(Runnable::Package(Box::new(pkg))),
-        None => Ok(Runnable::Package(Box::new(registry::pull(target, opts)?))),
+        None => Ok(Runnable::Package(Box::new(registry.pull(&reference)?))),
     }
 }
 
 /// The package for `reference`: from the store, or pulled and stored first.
-pub fn fetch(reference: &str, store: &Store, opts: &ClientOptions) -> Result<Package> {
+pub fn fetch(reference: &Reference, store: &Store, registry: &Registry) -> Result<Package> {
     if let Some(pkg) = store.get(reference)? {
         return Ok(pkg);
     }
-    registry::pull_into(store, reference, opts)
+    pull_into(reference, store, registry)
+}
+
+/// Pulls `reference` and stores it under its normalized name. The store is only written
+/// once everything has been downloaded and verified. The one place that knows both a
+/// registry and the store, as a copy between them.
+pub fn pull_into(reference: &Reference, store: &Store, registry: &Registry) -> Result<Package> {
+    let pkg = registry.pull(reference)?;
+    store.insert(reference, &pkg)?;
+    Ok(pkg)
 }
 
 fn resolve_path(path: &Path) -> Result<Runnable> {
@@ -85,14 +100,12 @@ fn resolve_path(path: &Path) -> Result<Runnable> {
             .with_help("point at a project directory with `cargo ebpf run`, a package layout (target/ebpf/oci), or a .bpf.o file"));
         }
         let layout = OciLayout::open(path)?;
-        return Ok(Runnable::Package(Box::new(Package::read_from(
-            &layout, None,
-        )?)));
+        return Ok(Runnable::Package(Box::new(layout.read_package(None)?)));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
     let is_json = path.extension().is_some_and(|x| x == "json");
     if is_json || eunomia::looks_like(&bytes) {
-        let pkg = eunomia::package(&bytes).map_err(|e| e.with_context_path(path))?;
+        let pkg = Package::from_eunomia_json(&bytes).map_err(|e| e.with_context_path(path))?;
         return Ok(Runnable::Package(Box::new(pkg)));
     }
     object::check_elf(&bytes).map_err(|e| e.with_context_path(path))?;
@@ -117,13 +130,14 @@ mod tests {
     #[test]
     fn a_missing_path_is_an_input_error_with_help_and_opens_no_store() {
         for target in ["./nope.bpf.o", "/no/such/dir", "missing.o"] {
-            let result = resolve(target, &ClientOptions::default(), || {
+            let registry = Registry::from_env(Default::default());
+            let result = resolve(target, &registry, || {
                 panic!("the store is not needed for a path")
             });
             let Err(err) = result else {
                 panic!("{target} resolved")
             };
-            assert_eq!(err.kind, crate::ErrorKind::Input);
+            assert_eq!(err.kind, ebpf_package::ErrorKind::Input);
             assert_eq!(err.message, format!("no such file or directory: {target}"));
             assert!(err.help.is_some_and(|h| h.contains("check the path")));
         }

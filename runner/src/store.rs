@@ -8,11 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::oci_layout::OciLayout;
-use crate::{Error, Package, Result};
+use ebpf_package::layout::OciLayout;
+use ebpf_package::{Error, Package, Reference, Result};
 
 pub struct Store {
-    layout: crate::oci_layout::OciLayout,
+    layout: ebpf_package::layout::OciLayout,
 }
 
 /// One row of `cargo ebpf list`.
@@ -38,13 +38,13 @@ impl Store {
         Self::open(&default_dir()?)
     }
 
-    pub fn layout(&self) -> &crate::oci_layout::OciLayout {
+    pub fn layout(&self) -> &ebpf_package::layout::OciLayout {
         &self.layout
     }
 
     /// The package stored under `reference`, verified.
-    pub fn get(&self, reference: &str) -> Result<Option<Package>> {
-        let key = normalize_reference(reference)?;
+    pub fn get(&self, reference: &Reference) -> Result<Option<Package>> {
+        let key = reference.to_string();
         match self.layout.find_ref(Some(&key))? {
             Some(entry) => self.layout.read_entry(&entry).map(Some),
             None => Ok(None),
@@ -53,9 +53,8 @@ impl Store {
 
     /// Stores `pkg` under `reference`: blobs first, the reference last, so a crash never
     /// leaves a reference to a half package.
-    pub fn insert(&self, reference: &str, pkg: &Package) -> Result<()> {
-        let key = normalize_reference(reference)?;
-        pkg.write_to(&self.layout, &key)
+    pub fn insert(&self, reference: &Reference, pkg: &Package) -> Result<()> {
+        self.layout.write_package(pkg, &reference.to_string())
     }
 
     pub fn list(&self) -> Result<Vec<StoreEntry>> {
@@ -67,8 +66,8 @@ impl Store {
                 let reference = e
                     .annotations
                     .as_ref()?
-                    .get(crate::format::ANNOTATION_REF_NAME)?;
-                Some(self.describe(reference, &e.digest))
+                    .get(ebpf_package::spec::ANNOTATION_REF_NAME)?;
+                Some(self.row(reference, &e.digest))
             })
             .collect();
         rows.sort_by(|a, b| a.reference.cmp(&b.reference));
@@ -76,9 +75,8 @@ impl Store {
     }
 
     /// Removes `reference` and blobs nothing else uses; returns whether it existed.
-    pub fn remove(&self, reference: &str) -> Result<bool> {
-        let key = normalize_reference(reference)?;
-        let existed = self.layout.remove_ref(&key)?;
+    pub fn remove(&self, reference: &Reference) -> Result<bool> {
+        let existed = self.layout.remove_ref(&reference.to_string())?;
         if existed {
             self.layout.gc()?;
         }
@@ -87,7 +85,7 @@ impl Store {
 
     /// A list row; name, version and size stay empty if the entry cannot be read, so one
     /// damaged entry does not hide the others (`get` reports the damage).
-    fn describe(&self, reference: &str, digest: &str) -> StoreEntry {
+    fn row(&self, reference: &str, digest: &str) -> StoreEntry {
         let mut row = StoreEntry {
             reference: reference.to_string(),
             digest: digest.to_string(),
@@ -99,7 +97,7 @@ impl Store {
         let Ok(manifest) = self
             .layout
             .get_blob(digest)
-            .and_then(|b| crate::package::parse_manifest(&b))
+            .and_then(|b| ebpf_package::blob::parse_manifest(&b))
         else {
             return row;
         };
@@ -111,7 +109,7 @@ impl Store {
             .layout
             .get_blob(&manifest.config.digest)
             .ok()
-            .and_then(|config| crate::formats::summary(&manifest, &config));
+            .and_then(|config| ebpf_package::formats::summary(&manifest, &config));
         if let Some((format, described)) = summary {
             row.format = Some(format.name().to_string());
             row.name = described.name;
@@ -119,11 +117,6 @@ impl Store {
         }
         row
     }
-}
-
-/// The store key for `reference`: its normalized full form.
-pub fn normalize_reference(reference: &str) -> Result<String> {
-    Ok(crate::registry::parse_reference(reference)?.whole())
 }
 
 /// `$CARGO_EBPF_HOME/store`, else `$XDG_DATA_HOME/cargo-ebpf/store`, else
@@ -160,7 +153,11 @@ fn default_dir_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::PackageMeta;
+    use ebpf_package::spec::PackageMeta;
+
+    fn r(text: &str) -> Reference {
+        Reference::parse(text).unwrap()
+    }
 
     fn sample(name: &str, version: &str, object: &[u8]) -> Package {
         let meta = PackageMeta::new(name, version, "prog.bpf.o");
@@ -190,12 +187,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let pkg = sample("demo", "0.1.0", b"object");
-        store.insert("localhost:5000/demo:0.1.0", &pkg).unwrap();
+        store.insert(&r("localhost:5000/demo:0.1.0"), &pkg).unwrap();
         // Short and long forms name the same entry.
-        store.insert("demo", &pkg).unwrap();
-        let got = store.get("docker.io/library/demo:latest").unwrap().unwrap();
+        store.insert(&r("demo"), &pkg).unwrap();
+        let got = store
+            .get(&r("docker.io/library/demo:latest"))
+            .unwrap()
+            .unwrap();
         assert_eq!(got.digest(), pkg.digest());
-        assert!(store.get("localhost:5000/other").unwrap().is_none());
+        assert!(store.get(&r("localhost:5000/other")).unwrap().is_none());
         let list = store.list().unwrap();
         let refs: Vec<_> = list.iter().map(|e| e.reference.as_str()).collect();
         assert_eq!(
@@ -205,8 +205,8 @@ mod tests {
         assert_eq!(list[0].name.as_deref(), Some("demo"));
         assert_eq!(list[0].version.as_deref(), Some("0.1.0"));
         assert_eq!(list[0].size, pkg.size());
-        assert!(store.remove("demo").unwrap());
-        assert!(!store.remove("demo").unwrap());
+        assert!(store.remove(&r("demo")).unwrap());
+        assert!(!store.remove(&r("demo")).unwrap());
         assert_eq!(store.list().unwrap().len(), 1);
     }
 
@@ -218,16 +218,16 @@ mod tests {
         let b = sample("b", "1.0.0", b"same object");
         // Same object → same layer blob, different configs and manifests.
         assert_eq!(a.layers[0].descriptor.digest, b.layers[0].descriptor.digest);
-        store.insert("localhost/a", &a).unwrap();
-        store.insert("localhost/b", &b).unwrap();
-        assert!(store.remove("localhost/a").unwrap());
+        store.insert(&r("localhost/a"), &a).unwrap();
+        store.insert(&r("localhost/b"), &b).unwrap();
+        assert!(store.remove(&r("localhost/a")).unwrap());
         let layout = store.layout();
         assert!(layout.has_blob(&a.layers[0].descriptor.digest));
         assert!(!layout.has_blob(&a.config_blob.descriptor.digest));
         assert!(!layout.has_blob(&a.digest()));
         assert_eq!(
             store
-                .get("localhost/b")
+                .get(&r("localhost/b"))
                 .unwrap()
                 .unwrap()
                 .object()
@@ -235,7 +235,7 @@ mod tests {
                 .1,
             b"same object"
         );
-        assert!(store.remove("localhost/b").unwrap());
+        assert!(store.remove(&r("localhost/b")).unwrap());
         assert!(!layout.has_blob(&b.layers[0].descriptor.digest));
     }
 
@@ -244,7 +244,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let pkg = sample("demo", "0.1.0", b"object");
-        store.insert("localhost/demo", &pkg).unwrap();
+        store.insert(&r("localhost/demo"), &pkg).unwrap();
         let path = store
             .layout()
             .blob_path(&pkg.layers[0].descriptor.digest)
@@ -252,15 +252,7 @@ mod tests {
         let mut data = std::fs::read(&path).unwrap();
         data[10] ^= 1;
         std::fs::write(&path, data).unwrap();
-        let err = store.get("localhost/demo").err().unwrap();
-        assert_eq!(err.kind, crate::ErrorKind::Integrity);
-    }
-
-    #[test]
-    fn bad_reference_is_input_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let err = store.get("Not A Ref").err().unwrap();
-        assert_eq!(err.kind, crate::ErrorKind::Input);
+        let err = store.get(&r("localhost/demo")).err().unwrap();
+        assert_eq!(err.kind, ebpf_package::ErrorKind::Integrity);
     }
 }

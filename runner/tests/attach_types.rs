@@ -13,8 +13,8 @@ use std::time::Duration;
 mod common;
 
 use common::{compile, compile_file, Shared};
+use ebpf_package::{ErrorKind, Result};
 use ebpf_runner::run::{run_object, AttachOptions, Output, RunOptions};
-use ebpf_runner::{ErrorKind, Result};
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");

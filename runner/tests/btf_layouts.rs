@@ -2,8 +2,8 @@
 
 mod common;
 
-use ebpf_runner::format::TypeLayout;
-use ebpf_runner::{decode, object};
+use ebpf_package::spec::TypeLayout;
+use ebpf_package::{decode, object};
 use serde_json::{json, Value};
 
 fn compile_source(name: &str, source: &str) -> Vec<u8> {

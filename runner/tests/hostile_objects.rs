@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use ebpf_runner::object::{self, ObjectInfo};
-use ebpf_runner::{decode, format::TypeLayout};
+use ebpf_package::object::{self, ObjectInfo};
+use ebpf_package::{decode, spec::TypeLayout};
 
 /// Where the BTF blob starts: its header is magic 0xeb9f, version 1, flags 0.
 fn btf_start(bytes: &[u8]) -> usize {

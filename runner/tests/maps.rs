@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{compile, Shared};
+use ebpf_package::Result;
 use ebpf_runner::run::{run_object, Output, RunOptions};
-use ebpf_runner::Result;
 
 /// Makes syscalls, including reads that return data (for the read-size histograms).
 fn busy() {
@@ -286,7 +286,7 @@ fn json_keeps_raw_values_and_adds_readable_ones() {
         let parts: Vec<i64> = hms[..8].split(':').map(|p| p.parse().unwrap()).collect();
         parts[0] * 3600 + parts[1] * 60 + parts[2]
     };
-    let now = ebpf_runner::decode::time_of_day();
+    let now = ebpf_package::decode::time_of_day();
     let apart = (seconds(ts) - seconds(&now)).rem_euclid(86_400);
     assert!(apart.min(86_400 - apart) < 60, "{ts} vs {now}");
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 mod common;
 
 use common::{compile, compile_file, Shared};
-use ebpf_runner::format::{EventInfo, TypeLayout};
-use ebpf_runner::object::{self, ObjectInfo};
+use ebpf_package::object::{self, ObjectInfo};
+use ebpf_package::spec::{EventInfo, TypeLayout};
+use ebpf_package::{ErrorKind, Result};
 use ebpf_runner::run::{run_object, Output, RunOptions};
-use ebpf_runner::{ErrorKind, Result};
 use serde_json::{json, Value};
 
 /// Compiles BPF C given inline.
@@ -39,7 +39,7 @@ fn opts(output: Output, args: &[&str]) -> RunOptions {
 fn run_while_opening(
     name: &str,
     bytes: Vec<u8>,
-    meta: Option<ebpf_runner::format::PackageMeta>,
+    meta: Option<ebpf_package::spec::PackageMeta>,
     opts: RunOptions,
     probe: &Path,
 ) -> (Result<()>, String) {
@@ -311,8 +311,8 @@ fn streams_perf_events_as_a_table_using_package_metadata() {
             type_name: "event".into()
         }]
     );
-    let meta = ebpf_runner::format::PackageMeta {
-        schema: ebpf_runner::format::SCHEMA_VERSION,
+    let meta = ebpf_package::spec::PackageMeta {
+        schema: ebpf_package::spec::SCHEMA_VERSION,
         name: "perfsnoop".into(),
         version: "0.1.0".into(),
         description: None,
@@ -321,7 +321,7 @@ fn streams_perf_events_as_a_table_using_package_metadata() {
         source: None,
         keywords: vec![],
         arch: "x86_64".into(),
-        runtime: ebpf_runner::format::Runtime::Kernel,
+        runtime: ebpf_package::spec::Runtime::Kernel,
         object: "perfsnoop.bpf.o".into(),
         programs: info.programs,
         maps: info.maps,
@@ -492,8 +492,8 @@ fn a_param_outside_rodata_names_its_place_and_the_rodata_size() {
     let info = object::inspect(&bytes, None).unwrap();
     let mut params = info.params.clone();
     params[0].offset = 4096;
-    let meta = ebpf_runner::format::PackageMeta {
-        schema: ebpf_runner::format::SCHEMA_VERSION,
+    let meta = ebpf_package::spec::PackageMeta {
+        schema: ebpf_package::spec::SCHEMA_VERSION,
         name: "opensnoop".into(),
         version: "0.1.0".into(),
         description: None,
@@ -502,7 +502,7 @@ fn a_param_outside_rodata_names_its_place_and_the_rodata_size() {
         source: None,
         keywords: vec![],
         arch: "x86_64".into(),
-        runtime: ebpf_runner::format::Runtime::Kernel,
+        runtime: ebpf_package::spec::Runtime::Kernel,
         object: "opensnoop.bpf.o".into(),
         programs: info.programs,
         maps: info.maps,
@@ -527,7 +527,7 @@ fn a_param_outside_rodata_names_its_place_and_the_rodata_size() {
 }
 
 /// Compiles `source` as `name`, runs it, and returns the Kernel-kind error it must give.
-fn attach_error(name: &str, source: &str) -> ebpf_runner::Error {
+fn attach_error(name: &str, source: &str) -> ebpf_package::Error {
     let bytes = compile_source(name, source);
     let object = format!("{name}.bpf.o");
     let err = run_object(

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ebpf_runner::format::{PackageMeta, ProgramInfo};
-use ebpf_runner::Package;
+use ebpf_package::spec::{PackageMeta, ProgramInfo};
+use ebpf_package::Package;
 
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use ebpf_e2e_tests::cli::{self, fails, ok};
 use ebpf_e2e_tests::project::{require_tool, Project};
-use ebpf_runner::object;
+use ebpf_package::object;
 
 /// The project is owned by this uid/gid; the container build must leave its files so.
 const OWNER: u32 = 4321;
@@ -130,7 +130,7 @@ fn container_build_matches_host_build_and_keeps_the_owner() {
     .unwrap();
     assert_eq!(
         index["manifests"][0]["mediaType"],
-        ebpf_runner::format::MEDIA_TYPE_INDEX
+        ebpf_package::spec::MEDIA_TYPE_INDEX
     );
     assert!(boxed.dir.join("target/ebpf/aarch64/csnoop.bpf.o").is_file());
 }

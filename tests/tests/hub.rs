@@ -689,10 +689,10 @@ fn push_package(
     hub: &Hub,
     auth: &str,
     repo: &str,
-    meta: ebpf_runner::format::PackageMeta,
+    meta: ebpf_package::spec::PackageMeta,
 ) -> String {
     let tag = meta.version.clone();
-    let pkg = ebpf_runner::Package::build(meta, &fake_bpf_object(), None).unwrap();
+    let pkg = ebpf_package::Package::build(meta, &fake_bpf_object(), None).unwrap();
     for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
         push_blob(hub, auth, repo, &blob.data);
     }
@@ -706,7 +706,7 @@ fn push_package(
     r.header("docker-content-digest").unwrap().to_string()
 }
 
-fn meta(name: &str, description: &str, keywords: &[&str]) -> ebpf_runner::format::PackageMeta {
+fn meta(name: &str, description: &str, keywords: &[&str]) -> ebpf_package::spec::PackageMeta {
     let mut m = ebpf_e2e_tests::sample_meta(name, "1.0.0");
     m.description = Some(description.into());
     m.keywords = keywords.iter().map(|k| k.to_string()).collect();

@@ -12,7 +12,7 @@ use ebpf_e2e_tests::project::{
     elf_machine, events_about, run_command, run_while_opening, Project, EM_BPF,
 };
 use ebpf_e2e_tests::{snapshot_dir, Registry};
-use ebpf_runner::format::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use ebpf_package::spec::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 
 const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
@@ -139,7 +139,7 @@ fn multi_arch_package_push_pull_run() {
         // clang compiled this object with this arch's __TARGET_ARCH_* define.
         assert_eq!(param_default(&meta, "built_for"), marker, "{meta}");
         assert_eq!(
-            entry(&index, ebpf_runner::format::oci_arch(arch))["platform"]["os"],
+            entry(&index, ebpf_package::spec::oci_arch(arch))["platform"]["os"],
             "linux"
         );
     }

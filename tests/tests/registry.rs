@@ -6,11 +6,11 @@ use std::path::Path;
 use std::process::Command;
 
 use ebpf_e2e_tests::{free_port, sample_meta, sample_package, snapshot_dir, Registry};
+use ebpf_package::layout::OciLayout;
+use ebpf_package::{ErrorKind, Package, Reference, Result};
 use ebpf_runner::credentials::{self, AuthPaths, Credentials};
-use ebpf_runner::oci_layout::OciLayout;
 use ebpf_runner::registry::{self, ClientOptions};
 use ebpf_runner::store::Store;
-use ebpf_runner::{ErrorKind, Package};
 
 fn opts() -> ClientOptions {
     ClientOptions::default()
@@ -39,8 +39,36 @@ fn skopeo(args: &[&str]) -> std::process::Output {
     out
 }
 
+/// The registry client with explicit options and credential paths, as each test wants it.
+fn client(opts: &ClientOptions, auth: &AuthPaths) -> registry::Registry {
+    registry::Registry::new(opts.clone(), auth.clone())
+}
+
+fn push_with(
+    pkg: &Package,
+    reference: &str,
+    opts: &ClientOptions,
+    auth: &AuthPaths,
+) -> Result<String> {
+    client(opts, auth).push(pkg, &Reference::parse(reference)?)
+}
+
+fn pull_with(reference: &str, opts: &ClientOptions, auth: &AuthPaths) -> Result<Package> {
+    client(opts, auth).pull(&Reference::parse(reference)?)
+}
+
+fn login_with(
+    registry: &str,
+    user: &str,
+    password: &str,
+    opts: &ClientOptions,
+    auth: &AuthPaths,
+) -> Result<std::path::PathBuf> {
+    client(opts, auth).login(registry, user, password)
+}
+
 fn sha256(data: &[u8]) -> String {
-    ebpf_runner::digest::sha256(data)
+    ebpf_package::digest::sha256(data)
 }
 
 #[test]
@@ -51,15 +79,12 @@ fn push_then_pull_round_trips_with_the_same_digest() {
     let pkg = sample_package("hello", "0.1.0");
     let reference = format!("{}/demo/hello:0.1.0", reg.addr());
 
-    let pushed = registry::push_with(&pkg, &reference, &opts(), &auth).unwrap();
+    let pushed = push_with(&pkg, &reference, &opts(), &auth).unwrap();
     assert_eq!(pushed, pkg.digest());
     // Pushing again is idempotent (blobs already there are skipped).
-    assert_eq!(
-        registry::push_with(&pkg, &reference, &opts(), &auth).unwrap(),
-        pushed
-    );
+    assert_eq!(push_with(&pkg, &reference, &opts(), &auth).unwrap(), pushed);
 
-    let pulled = registry::pull_with(&reference, &opts(), &auth).unwrap();
+    let pulled = pull_with(&reference, &opts(), &auth).unwrap();
     assert_eq!(pulled.digest(), pushed);
     assert_eq!(pulled.manifest_bytes, pkg.manifest_bytes);
     assert_eq!(pulled.object().unwrap(), pkg.object().unwrap());
@@ -68,14 +93,12 @@ fn push_then_pull_round_trips_with_the_same_digest() {
     // By digest too.
     let by_digest = format!("{}/demo/hello@{pushed}", reg.addr());
     assert_eq!(
-        registry::pull_with(&by_digest, &opts(), &auth)
-            .unwrap()
-            .digest(),
+        pull_with(&by_digest, &opts(), &auth).unwrap().digest(),
         pushed
     );
 
-    let missing = registry::pull_with(&format!("{}/demo/hello:9.9.9", reg.addr()), &opts(), &auth)
-        .unwrap_err();
+    let missing =
+        pull_with(&format!("{}/demo/hello:9.9.9", reg.addr()), &opts(), &auth).unwrap_err();
     assert_eq!(missing.kind, ErrorKind::Registry, "{}", missing.message);
     assert!(
         missing.message.contains("not found on"),
@@ -90,8 +113,7 @@ fn skopeo_copies_what_we_pushed_without_changing_the_digest() {
     let tmp = tempfile::tempdir().unwrap();
     let pkg = sample_package("copyme", "1.2.3");
     let reference = format!("{}/copyme:1.2.3", reg.addr());
-    let pushed =
-        registry::push_with(&pkg, &reference, &opts(), &isolated_auth(tmp.path())).unwrap();
+    let pushed = push_with(&pkg, &reference, &opts(), &isolated_auth(tmp.path())).unwrap();
 
     let out_dir = tmp.path().join("oci");
     skopeo(&[
@@ -112,7 +134,7 @@ fn skopeo_copies_what_we_pushed_without_changing_the_digest() {
 
     // Our reader reads skopeo's layout, verified.
     let layout = OciLayout::open(&out_dir).unwrap();
-    let read = Package::read_from(&layout, Some("1.2.3")).unwrap();
+    let read = layout.read_package(Some("1.2.3")).unwrap();
     assert_eq!(read.digest(), pushed);
     assert_eq!(read.object().unwrap(), pkg.object().unwrap());
 }
@@ -124,9 +146,9 @@ fn skopeo_reads_our_oci_layout() {
     let dir = tmp.path().join("layout");
     let layout = OciLayout::create(&dir).unwrap();
     let pkg = sample_package("layout", "0.3.0");
-    pkg.write_to(&layout, "0.3.0").unwrap();
-    sample_package("other", "1.0.0")
-        .write_to(&layout, "other")
+    layout.write_package(&pkg, "0.3.0").unwrap();
+    layout
+        .write_package(&sample_package("other", "1.0.0"), "other")
         .unwrap();
 
     let raw = skopeo(&["inspect", "--raw", &format!("oci:{}:0.3.0", dir.display())]).stdout;
@@ -142,7 +164,7 @@ fn skopeo_reads_our_oci_layout() {
         &format!("oci:{}:0.3.0", dir.display()),
         &format!("docker://{reference}"),
     ]);
-    let pulled = registry::pull_with(&reference, &opts(), &isolated_auth(tmp.path())).unwrap();
+    let pulled = pull_with(&reference, &opts(), &isolated_auth(tmp.path())).unwrap();
     assert_eq!(pulled.digest(), pkg.digest());
 }
 
@@ -153,11 +175,14 @@ fn corrupted_blob_on_the_registry_fails_pull_and_leaves_the_store_untouched() {
     let auth = isolated_auth(tmp.path());
     let pkg = sample_package("fragile", "0.1.0");
     let reference = format!("{}/fragile:0.1.0", reg.addr());
-    registry::push_with(&pkg, &reference, &opts(), &auth).unwrap();
+    push_with(&pkg, &reference, &opts(), &auth).unwrap();
 
     let store = Store::open(&tmp.path().join("store")).unwrap();
     store
-        .insert("localhost/already:1", &sample_package("already", "1"))
+        .insert(
+            &Reference::parse("localhost/already:1").unwrap(),
+            &sample_package("already", "1"),
+        )
         .unwrap();
     let before = snapshot_dir(store.layout().root());
 
@@ -167,8 +192,12 @@ fn corrupted_blob_on_the_registry_fails_pull_and_leaves_the_store_untouched() {
     data[mid] ^= 0xff;
     std::fs::write(&data_file, data).unwrap();
 
-    let err = registry::pull_with(&reference, &opts(), &auth)
-        .and_then(|p| store.insert(&reference, &p).map(|_| p))
+    let err = pull_with(&reference, &opts(), &auth)
+        .and_then(|p| {
+            store
+                .insert(&Reference::parse(&reference).unwrap(), &p)
+                .map(|_| p)
+        })
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Integrity, "{}", err.message);
     assert!(
@@ -177,7 +206,10 @@ fn corrupted_blob_on_the_registry_fails_pull_and_leaves_the_store_untouched() {
         err.message
     );
     assert_eq!(snapshot_dir(store.layout().root()), before);
-    assert!(store.get(&reference).unwrap().is_none());
+    assert!(store
+        .get(&Reference::parse(&reference).unwrap())
+        .unwrap()
+        .is_none());
 }
 
 #[test]
@@ -187,7 +219,7 @@ fn unreachable_registry_is_a_clear_registry_error() {
     let reference = format!("{addr}/nothing:1");
     let auth = isolated_auth(tmp.path());
 
-    let err = registry::pull_with(&reference, &opts(), &auth).unwrap_err();
+    let err = pull_with(&reference, &opts(), &auth).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Registry, "{}", err.message);
     assert!(
         err.message
@@ -200,11 +232,10 @@ fn unreachable_registry_is_a_clear_registry_error() {
         Some("check the address and that the registry is running")
     );
 
-    let err =
-        registry::push_with(&sample_package("x", "1"), &reference, &opts(), &auth).unwrap_err();
+    let err = push_with(&sample_package("x", "1"), &reference, &opts(), &auth).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Registry, "{}", err.message);
 
-    let err = registry::login_with(&addr, "u", "p", &opts(), &auth).unwrap_err();
+    let err = login_with(&addr, "u", "p", &opts(), &auth).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Registry, "{}", err.message);
 }
 
@@ -217,7 +248,7 @@ fn wrong_or_missing_credentials_are_auth_errors() {
     let reference = format!("{}/secret:0.1.0", reg.addr());
 
     // No credentials at all.
-    let err = registry::push_with(&pkg, &reference, &opts(), &auth).unwrap_err();
+    let err = push_with(&pkg, &reference, &opts(), &auth).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Auth, "{}", err.message);
     assert_eq!(
         err.help.as_deref(),
@@ -225,7 +256,7 @@ fn wrong_or_missing_credentials_are_auth_errors() {
     );
 
     // Login with the wrong password is refused and writes nothing.
-    let err = registry::login_with(reg.addr(), "alice", "wrong", &opts(), &auth).unwrap_err();
+    let err = login_with(reg.addr(), "alice", "wrong", &opts(), &auth).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Auth, "{}", err.message);
     assert!(
         err.message
@@ -241,9 +272,9 @@ fn wrong_or_missing_credentials_are_auth_errors() {
         password: "wrong".into(),
     };
     credentials::store_in(&auth, reg.addr(), &wrong).unwrap();
-    let err = registry::push_with(&pkg, &reference, &opts(), &auth).unwrap_err();
+    let err = push_with(&pkg, &reference, &opts(), &auth).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Auth, "{}", err.message);
-    let err = registry::pull_with(&reference, &opts(), &auth).unwrap_err();
+    let err = pull_with(&reference, &opts(), &auth).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Auth, "{}", err.message);
 }
 
@@ -256,7 +287,7 @@ fn login_writes_a_private_config_and_push_then_works() {
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
     std::fs::write(&config, r#"{"detachKeys":"ctrl-x"}"#).unwrap();
 
-    let written = registry::login_with(reg.addr(), "bob", "s3cret!", &opts(), &auth).unwrap();
+    let written = login_with(reg.addr(), "bob", "s3cret!", &opts(), &auth).unwrap();
     assert_eq!(written, config);
     let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -266,9 +297,9 @@ fn login_writes_a_private_config_and_push_then_works() {
 
     let pkg = sample_package("private", "0.1.0");
     let reference = format!("{}/private:0.1.0", reg.addr());
-    let pushed = registry::push_with(&pkg, &reference, &opts(), &auth).unwrap();
+    let pushed = push_with(&pkg, &reference, &opts(), &auth).unwrap();
     assert_eq!(pushed, pkg.digest());
-    let pulled = registry::pull_with(&reference, &opts(), &auth).unwrap();
+    let pulled = pull_with(&reference, &opts(), &auth).unwrap();
     assert_eq!(pulled.digest(), pushed);
 }
 
@@ -295,7 +326,7 @@ fn skopeo_login_credentials_are_used_via_registry_auth_file() {
     let pkg = sample_package("via-skopeo", "0.1.0");
     let reference = format!("{}/via-skopeo:0.1.0", reg.addr());
     assert_eq!(
-        registry::push_with(&pkg, &reference, &opts(), &auth).unwrap(),
+        push_with(&pkg, &reference, &opts(), &auth).unwrap(),
         pkg.digest()
     );
     // And skopeo, with the same file, sees what we pushed.
@@ -324,13 +355,13 @@ fn store_holds_pulled_packages_and_gc_keeps_shared_blobs() {
     assert_eq!(layer, b.layers[0].descriptor.digest);
     let ref_a = format!("{}/shared:1.0.0", reg.addr());
     let ref_b = format!("{}/shared:2.0.0", reg.addr());
-    registry::push_with(&a, &ref_a, &opts(), &auth).unwrap();
-    registry::push_with(&b, &ref_b, &opts(), &auth).unwrap();
+    push_with(&a, &ref_a, &opts(), &auth).unwrap();
+    push_with(&b, &ref_b, &opts(), &auth).unwrap();
 
     let store = Store::open(&tmp.path().join("store")).unwrap();
     for r in [&ref_a, &ref_b] {
-        let pkg = registry::pull_with(r, &opts(), &auth).unwrap();
-        store.insert(r, &pkg).unwrap();
+        let pkg = pull_with(r, &opts(), &auth).unwrap();
+        store.insert(&Reference::parse(r).unwrap(), &pkg).unwrap();
     }
     let list = store.list().unwrap();
     let rows: Vec<_> = list
@@ -352,12 +383,22 @@ fn store_holds_pulled_packages_and_gc_keeps_shared_blobs() {
     );
     assert!(list.iter().all(|e| e.name.as_deref() == Some("shared")));
 
-    assert!(store.remove(&ref_a).unwrap());
-    assert!(store.get(&ref_a).unwrap().is_none());
+    assert!(store.remove(&Reference::parse(&ref_a).unwrap()).unwrap());
+    assert!(store
+        .get(&Reference::parse(&ref_a).unwrap())
+        .unwrap()
+        .is_none());
     assert!(store.layout().has_blob(&layer));
     assert!(!store.layout().has_blob(&a.digest()));
-    assert_eq!(store.get(&ref_b).unwrap().unwrap().digest(), b.digest());
-    assert!(store.remove(&ref_b).unwrap());
+    assert_eq!(
+        store
+            .get(&Reference::parse(&ref_b).unwrap())
+            .unwrap()
+            .unwrap()
+            .digest(),
+        b.digest()
+    );
+    assert!(store.remove(&Reference::parse(&ref_b).unwrap()).unwrap());
     assert!(!store.layout().has_blob(&layer));
     assert!(store.list().unwrap().is_empty());
 }
@@ -374,14 +415,14 @@ fn an_image_with_two_layers_is_refused_before_its_blobs_are_fetched() {
     pkg.layers.push(extra);
     pkg.manifest_bytes = serde_json::to_vec(&pkg.manifest).unwrap();
     let reference = format!("{}/twolayers:0.1.0", reg.addr());
-    registry::push_with(&pkg, &reference, &opts(), &auth).unwrap();
+    push_with(&pkg, &reference, &opts(), &auth).unwrap();
     // Drop every blob from the registry's disk: a pull that fetched any would fail with a
     // registry error instead of the shape check.
     for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
         std::fs::remove_file(reg.blob_data_path(&blob.descriptor.digest)).unwrap();
     }
 
-    let err = registry::pull_with(&reference, &opts(), &auth).unwrap_err();
+    let err = pull_with(&reference, &opts(), &auth).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Input, "{}", err.message);
     assert!(
         err.message

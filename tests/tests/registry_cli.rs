@@ -181,7 +181,7 @@ fn pull_killed_mid_blob_leaves_no_half_package() {
     for (path, bytes) in snapshot_dir(&store) {
         if let Some(hex) = path.to_str().unwrap().strip_prefix("blobs/sha256/") {
             assert_eq!(
-                ebpf_runner::digest::sha256(&bytes),
+                ebpf_package::digest::sha256(&bytes),
                 format!("sha256:{hex}"),
                 "half blob {path:?}"
             );

@@ -1,13 +1,14 @@
-//! The environment-driven entry points (`push`, `pull`, `pull_into`) read
+//! A registry client made with `Registry::from_env` (push, pull, `resolve::pull_into`) reads
 //! `$REGISTRY_AUTH_FILE`. This binary holds a single test because it sets process
 //! environment variables, which must not race with other tests.
 
 use std::process::Command;
 
 use ebpf_e2e_tests::{sample_package, Registry};
+use ebpf_package::{ErrorKind, Reference};
 use ebpf_runner::registry::{self, ClientOptions};
+use ebpf_runner::resolve;
 use ebpf_runner::store::Store;
-use ebpf_runner::ErrorKind;
 
 #[test]
 fn registry_auth_file_from_the_environment_is_used() {
@@ -35,8 +36,11 @@ fn registry_auth_file_from_the_environment_is_used() {
         std::env::remove_var("REGISTRY_AUTH_FILE");
     }
     let pkg = sample_package("env", "0.1.0");
-    let reference = format!("{}/env:0.1.0", reg.addr());
-    let err = registry::push(&pkg, &reference, &ClientOptions::default()).unwrap_err();
+    let reference = Reference::parse(&format!("{}/env:0.1.0", reg.addr())).unwrap();
+    let client = |opts: ClientOptions| registry::Registry::from_env(opts);
+    let err = client(ClientOptions::default())
+        .push(&pkg, &reference)
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Auth, "{}", err.message);
 
     unsafe { std::env::set_var("REGISTRY_AUTH_FILE", &authfile) };
@@ -45,11 +49,11 @@ fn registry_auth_file_from_the_environment_is_used() {
         ..Default::default()
     };
     assert_eq!(
-        registry::push(&pkg, &reference, &opts).unwrap(),
+        client(opts.clone()).push(&pkg, &reference).unwrap(),
         pkg.digest()
     );
     let store = Store::open(&tmp.path().join("store")).unwrap();
-    let pulled = registry::pull_into(&store, &reference, &opts).unwrap();
+    let pulled = resolve::pull_into(&reference, &store, &client(opts)).unwrap();
     assert_eq!(pulled.digest(), pkg.digest());
     assert_eq!(
         store.get(&reference).unwrap().unwrap().digest(),

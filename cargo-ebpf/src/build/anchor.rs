@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ebpf_runner::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// A struct a project header defines, that an anchor can refer to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +119,7 @@ fn header_structs(sources: &[PathBuf]) -> Result<Vec<Found>> {
     for source in sources {
         let text = std::fs::read_to_string(source).map_err(|e| Error::io("read", source, e))?;
         let dir = source.parent().unwrap_or(Path::new("."));
-        let stem = super::kernel::stem(source);
+        let stem = super::util::stem(source);
         for include in text.lines().filter_map(|l| quoted_include(l.trim_start())) {
             let header = dir.join(include);
             if file_name(&header) == "vmlinux.h" || !header.is_file() {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use ebpf_runner::format::{bpf_target_arch, host_arch};
-use ebpf_runner::{Error, Result};
+use ebpf_package::spec::{bpf_target_arch, host_arch};
+use ebpf_package::{Error, Result};
 
 use crate::manifest::Project;
 

@@ -21,8 +21,8 @@
 use std::path::Path;
 use std::process::Stdio;
 
+use ebpf_package::{Error, ErrorKind, Result};
 use ebpf_runner::engine::{self, Engine as EngineCommand};
-use ebpf_runner::{Error, ErrorKind, Result};
 
 use crate::manifest::Project;
 

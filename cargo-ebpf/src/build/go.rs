@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use ebpf_runner::format::oci_arch;
-use ebpf_runner::{Error, Result};
+use ebpf_package::spec::oci_arch;
+use ebpf_package::{Error, Result};
 
 use crate::manifest::Project;
 

@@ -1,6 +1,6 @@
 //! `cargo ebpf build`: one entry point, [`build`], that picks the driver for the project's
 //! kind (`[build] kind` in ebpf.toml):
-//! - `eunomia` — kernel-only C, compiled by us with clang ([`kernel`]);
+//! - `eunomia` — kernel-only C, compiled by us with clang ([`eunomia`]);
 //! - `c`, `go`, `rust` — a BPF object plus a userspace loader, built by the language's own
 //!   tool (make, go, cargo) and then collected into `target/ebpf/<arch>/`.
 //!
@@ -15,20 +15,20 @@
 mod anchor;
 mod c;
 pub mod container;
+mod eunomia;
 mod go;
-mod kernel;
 mod rust;
 mod util;
 
 use std::path::PathBuf;
 
-use ebpf_runner::format::{bpf_target_arch, host_arch, normalize_arch};
-use ebpf_runner::{Error, ErrorKind, Result};
+use ebpf_package::spec::{bpf_target_arch, host_arch, normalize_arch};
+use ebpf_package::{Error, ErrorKind, Result};
 
 use crate::manifest::{Kind, Project};
 
-pub(crate) use kernel::param_docs;
-use kernel::vmlinux_include_dir;
+pub(crate) use eunomia::param_docs;
+use eunomia::vmlinux_include_dir;
 use util::warning;
 
 #[derive(Debug, Clone, Default)]
@@ -55,7 +55,7 @@ pub struct BuildOutput {
 pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildOutput> {
     let arch = resolve_arch(opts.arch.as_deref())?;
     match project.kind() {
-        Kind::Eunomia => kernel::build(project, opts, arch),
+        Kind::Eunomia => eunomia::build(project, opts, arch),
         Kind::Rust => rust::build(project, opts, arch),
         Kind::C => c::build(project, opts, arch),
         Kind::Go => go::build(project, opts, arch),

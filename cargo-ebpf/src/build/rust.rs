@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use ebpf_runner::format::host_arch;
-use ebpf_runner::{Error, Result};
+use ebpf_package::spec::host_arch;
+use ebpf_package::{Error, Result};
 
 use crate::manifest::Project;
 
@@ -341,7 +341,7 @@ mod tests {
             Ok(Some(target)) => assert!(target.triple.starts_with(other), "{target:?}"),
             Ok(None) => panic!("{other} taken for the host"),
             Err(err) => {
-                assert_eq!(err.kind, ebpf_runner::ErrorKind::Environment);
+                assert_eq!(err.kind, ebpf_package::ErrorKind::Environment);
                 let prefix = format!("cannot cross-build the rust loader for {other}: ");
                 assert!(err.to_string().starts_with(&prefix), "{err}");
                 assert!(err.help.is_some(), "{err:?}");

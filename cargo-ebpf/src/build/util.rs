@@ -6,8 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ebpf_runner::format::host_arch;
-use ebpf_runner::{Error, Result};
+use ebpf_package::spec::host_arch;
+use ebpf_package::{Error, Result};
 
 use crate::manifest::Project;
 
@@ -131,6 +131,19 @@ fn use_color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
+/// `a.bpf.c` → `a`; other names lose only their extension.
+pub(crate) fn stem(source: &Path) -> String {
+    let file = source.file_name().unwrap_or_default().to_string_lossy();
+    match file.strip_suffix(".bpf.c") {
+        Some(s) => s.to_string(),
+        None => source
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,7 +162,7 @@ mod tests {
     fn a_missing_tool_names_its_package() {
         let err =
             require_program("no-such-tool-xyz", install_help("xyz", "xyz-tools")).unwrap_err();
-        assert_eq!(err.kind, ebpf_runner::ErrorKind::Environment);
+        assert_eq!(err.kind, ebpf_package::ErrorKind::Environment);
         assert_eq!(err.message, "no-such-tool-xyz was not found on PATH");
         assert!(err.help.unwrap().contains("sudo dnf install xyz-tools"));
     }

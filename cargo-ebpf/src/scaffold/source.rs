@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use include_dir::Dir;
 
-use ebpf_runner::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// A pack's files, `pack.toml` included, as read from its source.
 pub(super) type Files = Vec<(PathBuf, Vec<u8>)>;

@@ -55,7 +55,7 @@ pub enum Location {
 }
 
 impl Location {
-    pub fn parse(spec: Option<&str>) -> ebpf_runner::Result<Location> {
+    pub fn parse(spec: Option<&str>) -> ebpf_package::Result<Location> {
         match spec {
             None | Some("") | Some("file") => Ok(Location::Files),
             Some(s) => upstream::Target::parse(s).map(Location::Registry),

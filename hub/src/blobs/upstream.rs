@@ -12,7 +12,7 @@ use axum::body::Body;
 use futures_util::TryStreamExt;
 use reqwest::{header, StatusCode, Url};
 
-use ebpf_runner::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// The parsed `registry+http(s)://[USER:PASS@]HOST[:PORT]/REPO`.
 #[derive(Debug, Clone, PartialEq, Eq)]

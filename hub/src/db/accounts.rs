@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{db_error, now, Db};
-use ebpf_runner::Result;
+use ebpf_package::Result;
 
 pub struct UserRow {
     pub name: String,

@@ -10,7 +10,7 @@ use std::path::Path;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
 
-use ebpf_runner::{Error, Result};
+use ebpf_package::{Error, Result};
 
 mod accounts;
 mod packages;

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{db_error, now, Db};
-use ebpf_runner::Result;
+use ebpf_package::Result;
 
 /// A package as the web pages show it. `keywords` and `authors` are JSON arrays.
 #[derive(Debug, Clone, Default)]

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{db_error, first_column, now, Db};
-use ebpf_runner::Result;
+use ebpf_package::Result;
 
 /// A stored manifest, its bytes exactly as pushed.
 pub struct ManifestRow {

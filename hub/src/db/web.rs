@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::packages::{package_row, PACKAGE_COLUMNS};
 use super::{db_error, now, Backend, Db, PackageRow};
-use ebpf_runner::Result;
+use ebpf_package::Result;
 
 impl Db {
     pub async fn add_session(&self, id_hash: &str, user: &str, expires_at: i64) -> Result<()> {

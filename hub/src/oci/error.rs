@@ -79,8 +79,8 @@ impl OciError {
     }
 }
 
-impl From<ebpf_runner::Error> for OciError {
-    fn from(e: ebpf_runner::Error) -> Self {
+impl From<ebpf_package::Error> for OciError {
+    fn from(e: ebpf_package::Error) -> Self {
         OciError::internal(e)
     }
 }

@@ -107,12 +107,12 @@ pub async fn referrers(
     }
     let index = json!({
         "schemaVersion": 2,
-        "mediaType": ebpf_runner::format::MEDIA_TYPE_INDEX,
+        "mediaType": ebpf_package::spec::MEDIA_TYPE_INDEX,
         "manifests": descriptors,
     });
     let mut r = (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, ebpf_runner::format::MEDIA_TYPE_INDEX)],
+        [(header::CONTENT_TYPE, ebpf_package::spec::MEDIA_TYPE_INDEX)],
         index.to_string(),
     )
         .into_response();

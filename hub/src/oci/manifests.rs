@@ -16,8 +16,8 @@ use crate::AppState;
 
 /// The manifest media types this hub stores; anything else is refused.
 pub const ALLOWED_MEDIA_TYPES: &[&str] = &[
-    ebpf_runner::format::MEDIA_TYPE_MANIFEST,
-    ebpf_runner::format::MEDIA_TYPE_INDEX,
+    ebpf_package::spec::MEDIA_TYPE_MANIFEST,
+    ebpf_package::spec::MEDIA_TYPE_INDEX,
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
@@ -344,7 +344,7 @@ async fn inspect_index(
             .iter()
             .filter_map(|d| platform(&d))
             .map(|a| {
-                ebpf_runner::format::normalize_arch(&a)
+                ebpf_package::spec::normalize_arch(&a)
                     .unwrap_or(&a)
                     .to_string()
             })

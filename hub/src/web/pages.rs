@@ -197,7 +197,7 @@ async fn download(app: &AppState, v: &super::Visitor, repo: &str, version: &str)
     // keep it in a tar+gzip layer.
     let extracted = tokio::task::spawn_blocking(move || match layer.starts_with(b"\x7fELF") {
         true => Ok(Some(layer)),
-        false => ebpf_runner::package::extract_file(&layer, &object),
+        false => ebpf_package::layer::extract_file(&layer, &object),
     })
     .await;
     let Ok(Ok(Some(bytes))) = extracted else {

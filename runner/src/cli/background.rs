@@ -6,17 +6,18 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::format::PackageMeta;
 use crate::lifecycle::{self, DaemonOptions, RunStatus, StartRequest};
-use crate::registry::ClientOptions;
+use crate::registry::Registry;
 use crate::resolve::Runnable;
-use crate::store::{self, Store};
-use crate::{object, Error, Package, Result};
+use crate::store::Store;
+use ebpf_package::spec::PackageMeta;
+use ebpf_package::{object, Error, Package, Reference, Result};
 
 use super::{outln, resolve_run_target, stdout_error, Host, OutputArg, RunArgs};
 
-pub fn install(reference: &str, opts: &ClientOptions, host: &Host) -> Result<i32> {
-    let installed = lifecycle::install(reference, &Store::open_default()?, opts)?;
+pub fn install(reference: &str, registry: &Registry, host: &Host) -> Result<i32> {
+    let reference = Reference::parse(reference)?;
+    let installed = lifecycle::install(&reference, &Store::open_default()?, registry)?;
     let meta = installed.package.meta()?;
     eprintln!(
         "   Installed {} ({} {}, {} runtime, {}); start it with `{} start {reference}`",
@@ -40,7 +41,7 @@ pub fn start(args: &RunArgs, host: &Host) -> Result<i32> {
     let store_reference = if Path::new(&args.target).exists() {
         None
     } else {
-        Some(store::normalize_reference(&args.target)?)
+        Some(Reference::parse(&args.target)?.to_string())
     };
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("find", Path::new(&format!("the {} binary", host.name)), e))?;
@@ -189,7 +190,7 @@ pub fn stop(id: &str) -> Result<i32> {
 
 /// `rm` refuses a package that a run not yet stopped uses.
 pub fn refuse_if_running(reference: &str, host: &Host) -> Result<()> {
-    let key = store::normalize_reference(reference)?;
+    let key = Reference::parse(reference)?.to_string();
     let runs = lifecycle::active_runs_of(&key)?;
     let Some(run) = runs.first() else {
         return Ok(());

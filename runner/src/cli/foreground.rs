@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::resolve::Runnable;
 use crate::run::{self, AttachOptions, Output, RunOptions};
-use crate::{Error, Result};
+use ebpf_package::{Error, Result};
 
 use super::{resolve_run_target, stdout_error, Host, OutputArg, RunArgs};
 

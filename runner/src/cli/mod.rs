@@ -13,14 +13,13 @@ mod packages;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::registry::ClientOptions;
+use crate::registry::{ClientOptions, Registry};
 use crate::resolve::{self, Runnable};
 use crate::store::Store;
-use crate::{Error, Package, Result};
+use ebpf_package::{Error, Package, Result};
 
 /// Turns a run target into a package when it is something only the host binary can read;
 /// `None` when it is not one.
@@ -190,23 +189,10 @@ pub struct RunArgs {
     pub args: Vec<String>,
 }
 
-static PROGRAM_NAME: OnceLock<&'static str> = OnceLock::new();
-
-/// How users type the running binary (`cargo ebpf`, `ebpf-runner`), for hints in messages
-/// printed far from the command line (lifecycle, run state). Set once by [`execute`].
-pub fn program_name() -> &'static str {
-    PROGRAM_NAME.get().copied().unwrap_or("cargo ebpf")
-}
-
-/// The running binary's file name: `cargo-ebpf` or `ebpf-runner`.
-pub fn binary_name() -> String {
-    program_name().replace(' ', "-")
-}
-
 /// Runs one command; returns the exit code (non-zero only when `run` started a packaged
 /// loader that exited with it).
 pub fn execute(command: RunnerCommand, host: &Host) -> Result<i32> {
-    let _ = PROGRAM_NAME.set(host.name);
+    crate::program::set_name(host.name);
     match command {
         RunnerCommand::Run { run, detach: false } => foreground::run(&run, host),
         RunnerCommand::Run { run, detach: true } | RunnerCommand::Start(run) => {
@@ -228,7 +214,7 @@ pub fn execute(command: RunnerCommand, host: &Host) -> Result<i32> {
         RunnerCommand::Install {
             reference,
             registry,
-        } => background::install(&reference, &client_options(&registry), host),
+        } => background::install(&reference, &self::registry(&registry), host),
         RunnerCommand::Ps { all, json } => background::ps(all, json),
         RunnerCommand::Logs { id, follow } => background::logs(&id, follow),
         RunnerCommand::Stop { id } => background::stop(&id),
@@ -248,7 +234,7 @@ pub fn out_line(args: std::fmt::Arguments) {
             std::process::exit(0);
         }
         eprintln!("cannot write to stdout: {e}");
-        std::process::exit(crate::ErrorKind::Io.exit_code());
+        std::process::exit(ebpf_package::ErrorKind::Io.exit_code());
     }
 }
 
@@ -274,11 +260,12 @@ pub fn exit(result: Result<i32>) -> ! {
     std::process::exit(code)
 }
 
-pub fn client_options(args: &RegistryArgs) -> ClientOptions {
-    ClientOptions {
+/// The registry client these flags ask for, with the environment's credentials.
+pub fn registry(args: &RegistryArgs) -> Registry {
+    Registry::from_env(ClientOptions {
         insecure: args.insecure,
         progress: std::io::stdout().is_terminal(),
-    }
+    })
 }
 
 /// What `run`/`start` point at: the host's project hook first, then the runner's own
@@ -290,11 +277,7 @@ fn resolve_run_target(args: &RunArgs, host: &Host) -> Result<Runnable> {
     if let Some(pkg) = built {
         return Ok(Runnable::Package(Box::new(pkg?)));
     }
-    resolve::resolve(
-        &args.target,
-        &client_options(&args.registry),
-        Store::open_default,
-    )
+    resolve::resolve(&args.target, &registry(&args.registry), Store::open_default)
 }
 
 fn stdout_error(e: std::io::Error) -> Error {

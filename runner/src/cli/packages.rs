@@ -3,11 +3,12 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::registry;
-use crate::store::Store;
-use crate::{Error, Result};
+use ebpf_package::{Error, Reference, Result};
 
-use super::{background, client_options, outln, Host, LoginArgs, RegistryArgs};
+use crate::resolve;
+use crate::store::Store;
+
+use super::{background, outln, registry, Host, LoginArgs, RegistryArgs};
 
 pub fn login(args: &LoginArgs) -> Result<i32> {
     let password = match (&args.password, args.password_stdin) {
@@ -18,12 +19,7 @@ pub fn login(args: &LoginArgs) -> Result<i32> {
                 .with_help("pass --password-stdin and pipe the password in, or use --password"))
         }
     };
-    let path = registry::login(
-        &args.registry,
-        &args.username,
-        &password,
-        &client_options(&args.registry_args),
-    )?;
+    let path = registry(&args.registry_args).login(&args.registry, &args.username, &password)?;
     eprintln!("Login succeeded; credentials saved in {}", path.display());
     Ok(0)
 }
@@ -37,7 +33,8 @@ fn read_password_stdin() -> Result<String> {
 }
 
 pub fn pull(reference: &str, reg: &RegistryArgs) -> Result<i32> {
-    let pkg = registry::pull_into(&Store::open_default()?, reference, &client_options(reg))?;
+    let reference = Reference::parse(reference)?;
+    let pkg = resolve::pull_into(&reference, &Store::open_default()?, &registry(reg))?;
     eprintln!("      Pulled {reference}");
     outln!("{}", pkg.digest());
     Ok(0)
@@ -81,7 +78,7 @@ pub fn list(json: bool) -> Result<i32> {
 
 pub fn rm(reference: &str, host: &Host) -> Result<i32> {
     background::refuse_if_running(reference, host)?;
-    if Store::open_default()?.remove(reference)? {
+    if Store::open_default()?.remove(&Reference::parse(reference)?)? {
         eprintln!("     Removed {reference}");
         Ok(0)
     } else {
@@ -93,7 +90,7 @@ pub fn rm(reference: &str, host: &Host) -> Result<i32> {
 }
 
 pub fn inspect(target: &str, json: bool, reg: &RegistryArgs) -> Result<i32> {
-    let report = crate::inspect::inspect(target, &client_options(reg), Store::open_default)?;
+    let report = crate::inspect::inspect(target, &registry(reg), Store::open_default)?;
     if json {
         let text = serde_json::to_string_pretty(&report).expect("reports serialize");
         outln!("{text}");

@@ -13,11 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::engine::Engine;
-use crate::format::Runtime;
-use crate::oci_layout::OciLayout;
 use crate::run::detached::{self, write_atomic, Detached, Ready};
 use crate::run::{self, AttachOptions, Output, RunOptions};
-use crate::{Error, ErrorKind, Package, Result};
+use ebpf_package::layout::OciLayout;
+use ebpf_package::spec::Runtime;
+use ebpf_package::{Error, ErrorKind, Package, Result};
 
 use super::state::{self, ContainerRef, DaemonOptions, Exit, RunState};
 use super::{install, stop};
@@ -76,7 +76,7 @@ pub fn start(req: &StartRequest) -> Result<RunState> {
 
 fn launch(req: &StartRequest, state: &mut RunState, dir: &Path) -> Result<()> {
     let layout = OciLayout::create(&dir.join("image"))?;
-    req.package.write_to(&layout, IMAGE_TAG)?;
+    layout.write_package(req.package, IMAGE_TAG)?;
     if let Runtime::Container { .. } = req.package.meta()?.runtime {
         let engine = Engine::detect(state.options.engine.as_deref())?;
         state.options.engine = Some(engine.program.clone());
@@ -123,7 +123,7 @@ fn spawn_daemon(exe: &Path, id: &str, dir: &Path) -> Result<Child> {
         Error::environment(format!("cannot start the daemon {}: {e}", exe.display())).with_help(
             format!(
                 "check that the {} binary is still in place",
-                crate::cli::binary_name()
+                crate::program::binary_name()
             ),
         )
     })
@@ -168,12 +168,12 @@ fn daemon_failed(dir: &Path, code: Option<i32>) -> Error {
             help,
             details,
             ..
-        }) => Error {
-            kind,
-            message,
-            help,
-            details,
-        },
+        }) => {
+            let mut e = Error::new(kind, message);
+            e.help = help;
+            e.details = details;
+            e
+        }
         _ => Error::new(
             kind,
             format!("the run ended before it was up (exit code {code})"),
@@ -196,7 +196,7 @@ pub fn daemon_main(id: &str) -> Result<i32> {
     let dir = state.dir()?;
     eprintln!(
         "{}: run {id} of {} (daemon pid {})",
-        crate::cli::binary_name(),
+        crate::program::binary_name(),
         state.target,
         std::process::id()
     );
@@ -222,7 +222,7 @@ pub fn daemon_main(id: &str) -> Result<i32> {
     let _ = write_atomic(&state::exit_path(&dir), &text);
     eprintln!(
         "{}: run {id} ended (exit code {})",
-        crate::cli::binary_name(),
+        crate::program::binary_name(),
         exit.code
     );
     result
@@ -230,7 +230,7 @@ pub fn daemon_main(id: &str) -> Result<i32> {
 
 fn replay(state: &RunState, dir: &Path) -> Result<i32> {
     let layout = OciLayout::open(&dir.join("image"))?;
-    let pkg = Package::read_from(&layout, Some(IMAGE_TAG))?;
+    let pkg = layout.read_package(Some(IMAGE_TAG))?;
     let o = &state.options;
     let opts = RunOptions {
         output: if o.output == "json" {

@@ -2,11 +2,12 @@
 //! starting it (architecture, object, kernel BTF, runtime needs).
 
 use crate::engine::Engine;
-use crate::format::{self, PackageMeta, Runtime};
-use crate::registry::ClientOptions;
+use crate::registry::Registry;
+use crate::resolve;
 use crate::run;
-use crate::store::{self, Store};
-use crate::{object, resolve, Error, Package, Result};
+use crate::store::Store;
+use ebpf_package::spec::{self, PackageMeta, Runtime};
+use ebpf_package::{object, Error, Package, Reference, Result};
 
 /// What `install` made ready.
 pub struct Installed {
@@ -15,15 +16,15 @@ pub struct Installed {
 }
 
 /// Pulls `reference` into `store` (or finds it there) and checks it is ready to start.
-pub fn install(reference: &str, store: &Store, opts: &ClientOptions) -> Result<Installed> {
-    let package = resolve::fetch(reference, store, opts)?;
+pub fn install(reference: &Reference, store: &Store, registry: &Registry) -> Result<Installed> {
+    let package = resolve::fetch(reference, store, registry)?;
     let meta = package.meta()?;
     check_ready(meta, None)?;
     if let Runtime::Kernel = meta.runtime {
         object::check_elf(&package.object()?.1)?;
     }
     Ok(Installed {
-        reference: store::normalize_reference(reference)?,
+        reference: reference.to_string(),
         package,
     })
 }
@@ -31,8 +32,8 @@ pub fn install(reference: &str, store: &Store, opts: &ClientOptions) -> Result<I
 /// The checks that need nothing started: the package is for this architecture, and what
 /// its runtime needs is here (kernel BTF, a container engine, sane file destinations).
 pub fn check_ready(meta: &PackageMeta, engine: Option<&str>) -> Result<()> {
-    let host = format::host_arch();
-    if format::normalize_arch(&meta.arch) != Some(host) {
+    let host = spec::host_arch();
+    if spec::normalize_arch(&meta.arch) != Some(host) {
         return Err(Error::input(format!(
             "{} {} is built for {}, but this machine is {host}",
             meta.name, meta.version, meta.arch

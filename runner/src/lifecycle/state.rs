@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::run::detached::write_atomic;
 use crate::run::pin;
-use crate::{store, Error, Result};
+use crate::store;
+use ebpf_package::{Error, Result};
 
 const STATE_FILE: &str = "state.json";
 const LOG_FILE: &str = "log";
@@ -238,13 +239,13 @@ fn resolve_id(runs: &Path, id: &str) -> Result<String> {
         [] => Err(
             Error::input(format!("there is no run `{id}`")).with_help(format!(
                 "`{} ps --all` lists the runs and their ids",
-                crate::cli::program_name()
+                crate::program::name()
             )),
         ),
         _ => Err(
             Error::input(format!("`{id}` matches more than one run")).with_help(format!(
                 "give more of the id (`{} ps --all` lists them)",
-                crate::cli::program_name()
+                crate::program::name()
             )),
         ),
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Engine;
 use crate::run::{self, detached};
-use crate::{Error, Result};
+use ebpf_package::{Error, Result};
 
 use super::state::{self, RunState};
 

@@ -17,7 +17,7 @@ use libbpf_rs::{
 };
 
 use super::preflight;
-use crate::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// Default perf_event sampling frequency (Hz): odd, so it does not beat with timer ticks.
 pub const DEFAULT_FREQUENCY: u64 = 49;
@@ -457,7 +457,7 @@ mod tests {
             ("uprobe", ProgramType::Kprobe, "--uprobe"),
         ] {
             let err = plan_of(section, ty, &none).unwrap_err();
-            assert_eq!(err.kind, crate::ErrorKind::Usage);
+            assert_eq!(err.kind, ebpf_package::ErrorKind::Usage);
             assert!(err.message.contains(flag), "{}", err.message);
         }
         let bad = AttachOptions {

@@ -9,8 +9,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::engine::{self, Engine};
-use crate::format::{self, PackageMeta, Runtime};
-use crate::{Error, Package, Result};
+use ebpf_package::spec::{self, PackageMeta, Runtime};
+use ebpf_package::{Error, Package, Result};
 
 use super::detached::Ready;
 use super::signals::StopSignals;
@@ -99,12 +99,12 @@ pub fn run_args(
             out.push(format!("{path}:{path}{suffix}").into());
         }
     }
-    let inside = format::CONTAINER_PACKAGE_DIR;
+    let inside = spec::CONTAINER_PACKAGE_DIR;
     let mut volume = OsString::from(package_dir);
     volume.push(format!(":{inside}:ro"));
     out.extend(["--volume".into(), volume]);
-    let object = format!("{}={inside}/{}", format::ENV_OBJECT, meta.object);
-    let dir = format!("{}={inside}", format::ENV_PACKAGE_DIR);
+    let object = format!("{}={inside}/{}", spec::ENV_OBJECT, meta.object);
+    let dir = format!("{}={inside}", spec::ENV_PACKAGE_DIR);
     for var in [object, dir]
         .into_iter()
         .chain(env.iter().map(|(k, v)| format!("{k}={v}")))

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// Where detached kernel-only runs pin their links and maps: `<root>/<id>/`.
 pub const BPFFS_ROOT: &str = "/sys/fs/bpf/cargo-ebpf";

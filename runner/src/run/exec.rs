@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::format::{self, PackageMeta, Runtime};
-use crate::{Error, Package, Result};
+use ebpf_package::spec::{self, PackageMeta, Runtime};
+use ebpf_package::{Error, Package, Result};
 
 use super::signals::StopSignals;
 use super::RunOptions;
@@ -43,8 +43,8 @@ pub fn run_executable(pkg: &Package, meta: &PackageMeta, opts: &RunOptions) -> R
         .args(args)
         .args(&opts.args)
         .envs(env)
-        .env(format::ENV_OBJECT, dir.path().join(&meta.object))
-        .env(format::ENV_PACKAGE_DIR, dir.path());
+        .env(spec::ENV_OBJECT, dir.path().join(&meta.object))
+        .env(spec::ENV_PACKAGE_DIR, dir.path());
     if let Some(workdir) = workdir {
         command.current_dir(dir.path().join(workdir));
     }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::format::{self, PackageMeta, PlacedFile, Runtime};
-use crate::{Error, Package, Result};
+use ebpf_package::spec::{self, PackageMeta, PlacedFile, Runtime};
+use ebpf_package::{Error, Package, Result};
 
 use super::detached::{write_atomic, Ready};
 use super::signals::StopSignals;
@@ -163,7 +163,7 @@ fn place_and_run(
     }
     eprintln!(
         "Started; Ctrl-C (or `{} stop`) runs the stop script and removes the files",
-        crate::cli::program_name()
+        crate::program::name()
     );
     wait(child, opts.duration)
 }
@@ -248,7 +248,7 @@ fn start_script(package_dir: &Path, script: &str, args: &[String]) -> Result<Chi
         .arg(package_dir.join(script))
         .args(args)
         .current_dir(package_dir)
-        .env(format::ENV_PACKAGE_DIR, package_dir)
+        .env(spec::ENV_PACKAGE_DIR, package_dir)
         .stdin(Stdio::null())
         .spawn()
         .map_err(|e| {
@@ -318,7 +318,7 @@ fn run_stop_script(package_dir: &Path, script: &str) -> String {
     let status = Command::new("sh")
         .arg(package_dir.join(script))
         .current_dir(package_dir)
-        .env(format::ENV_PACKAGE_DIR, package_dir)
+        .env(spec::ENV_PACKAGE_DIR, package_dir)
         .stdin(Stdio::null())
         .status();
     match status {
@@ -367,7 +367,7 @@ mod tests {
     fn destinations_must_be_absolute_without_dotdot() {
         for dest in ["etc/x", "/etc/../x", "/", "../x", ""] {
             let err = validate(&[file("a", dest)], &[]).unwrap_err();
-            assert_eq!(err.kind, crate::ErrorKind::Input, "{dest}");
+            assert_eq!(err.kind, ebpf_package::ErrorKind::Input, "{dest}");
         }
         for src in ["/abs", "../up", "a/../../b", ""] {
             assert!(validate(&[file(src, "/tmp/x")], &[]).is_err(), "{src}");

@@ -22,9 +22,9 @@ use libbpf_rs::libbpf_sys;
 use libbpf_rs::{AsRawLibbpf, Btf, MapCore, MapFlags, MapHandle, MapType, Object};
 use serde_json::Value;
 
-use crate::decode::{decode, raw_value};
-use crate::format::TypeLayout;
-use crate::{object, Error, Result};
+use ebpf_package::decode::{decode, raw_value};
+use ebpf_package::spec::TypeLayout;
+use ebpf_package::{object, Error, Result};
 
 /// Most rows a table shows per interval (the largest values first).
 const MAX_ROWS: usize = 20;
@@ -50,7 +50,7 @@ pub enum Metric {
 impl Metric {
     /// The role bumblebee's naming convention gives the map `name`, if any.
     pub fn of(name: &str) -> Option<Metric> {
-        let [counter, gauge, hist] = crate::format::BUMBLEBEE_METRIC_PREFIXES;
+        let [counter, gauge, hist] = ebpf_package::spec::BUMBLEBEE_METRIC_PREFIXES;
         [
             (counter, Metric::Counter),
             (gauge, Metric::Gauge),
@@ -550,7 +550,7 @@ mod tests {
         let hist = TypeLayout::Struct {
             name: Some("hist".into()),
             size: 16,
-            fields: vec![crate::format::Field {
+            fields: vec![ebpf_package::spec::Field {
                 name: "slots".into(),
                 offset_bits: 0,
                 bitfield_bits: None,

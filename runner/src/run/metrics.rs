@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::maps::{buckets, MapData, Metric, Shape, Watch};
-use crate::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// How often the accept loop checks for a stop request.
 const TICK: Duration = Duration::from_millis(50);

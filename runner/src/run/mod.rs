@@ -27,7 +27,6 @@ pub use container::run_container;
 pub use detached::Detached;
 pub use exec::run_executable;
 pub use files::{run_files, undo_placed, validate as validate_files};
-pub(crate) use load::{with_log, LogCapture};
 pub use preflight::{kernel_btf_path, DEFAULT_KERNEL_BTF, KERNEL_BTF_ENV};
 
 use std::collections::BTreeMap;
@@ -35,8 +34,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::format::{EventInfo, PackageMeta, ParamInfo, Runtime, TypeLayout};
-use crate::{object, Package, Result};
+use ebpf_package::spec::{EventInfo, PackageMeta, ParamInfo, Runtime, TypeLayout};
+use ebpf_package::{object, Package, Result};
 
 /// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -4,9 +4,9 @@ use std::io::Write;
 
 use libbpf_rs::OpenObject;
 
-use crate::decode::{encode_param, kind_name};
-use crate::format::{ParamInfo, TypeLayout};
-use crate::{Error, Result};
+use ebpf_package::decode::{encode_param, kind_name};
+use ebpf_package::spec::{ParamInfo, TypeLayout};
+use ebpf_package::{Error, Result};
 
 /// What the program's arguments asked for.
 #[derive(Debug)]
@@ -275,14 +275,14 @@ mod tests {
     #[test]
     fn unknown_or_incomplete_flags_are_usage_errors() {
         let err = parse(&params(), &args(&["--pid", "1"])).unwrap_err();
-        assert_eq!(err.kind, crate::ErrorKind::Usage);
+        assert_eq!(err.kind, ebpf_package::ErrorKind::Usage);
         assert!(err.message.contains("--pid"));
         let help = err.help.unwrap();
         assert!(help.contains("--target-pid, --verbose"), "{help}");
         let err = parse(&params(), &args(&["--target-pid"])).unwrap_err();
         assert!(err.message.contains("needs a value"), "{}", err.message);
         let err = parse(&params(), &args(&["stray"])).unwrap_err();
-        assert_eq!(err.kind, crate::ErrorKind::Usage);
+        assert_eq!(err.kind, ebpf_package::ErrorKind::Usage);
         let err = parse(&[], &args(&["--x=1"])).unwrap_err();
         assert_eq!(err.help.as_deref(), Some("this program takes no flags"));
     }

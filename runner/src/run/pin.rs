@@ -11,7 +11,7 @@ use libbpf_rs::{MapCore, Program};
 use super::attach::Attached;
 use super::detached::{Detached, Ready};
 use super::load::Loaded;
-use crate::{Error, Result};
+use ebpf_package::{Error, Result};
 
 /// Pins `loaded`'s links (`link-<program>`) and maps (`map-<map>`) under the run's bpffs
 /// directory and reports the program ids. On failure nothing stays pinned.

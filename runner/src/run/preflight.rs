@@ -3,8 +3,8 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use crate::format::{host_arch, normalize_arch, PackageMeta};
-use crate::{Error, Result};
+use ebpf_package::spec::{host_arch, normalize_arch, PackageMeta};
+use ebpf_package::{Error, Result};
 
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
@@ -34,12 +34,15 @@ pub fn check_arch(meta: Option<&PackageMeta>) -> Result<()> {
     if normalize_arch(host).unwrap_or(host) == theirs {
         return Ok(());
     }
-    let theirs = crate::index::Platform {
+    let theirs = ebpf_package::platform::Platform {
         os: "linux".into(),
-        architecture: crate::format::oci_arch(theirs).into(),
+        architecture: ebpf_package::spec::oci_arch(theirs).into(),
     };
     let what = format!("{} {}", meta.name, meta.version);
-    Err(crate::index::wrong_platform(&what, &[theirs.to_string()]))
+    Err(ebpf_package::platform::wrong_platform(
+        &what,
+        &[theirs.to_string()],
+    ))
 }
 
 /// Loading and attaching needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN.
@@ -398,9 +401,9 @@ mod tests {
         .into();
         let err = check_arch(Some(&meta)).unwrap_err();
         // An Input error (exit 3), worded as when platform selection refuses it.
-        assert_eq!(err.kind, crate::ErrorKind::Input);
+        assert_eq!(err.kind, ebpf_package::ErrorKind::Input);
         assert_eq!(err.exit_code(), 3);
-        let host = crate::format::oci_arch(host_arch());
+        let host = ebpf_package::spec::oci_arch(host_arch());
         assert!(
             err.message.starts_with(&format!(
                 "x 1.0.0 has no package for this machine (linux/{host}), only for linux/"
@@ -425,7 +428,7 @@ mod tests {
     #[test]
     fn custom_btf_must_exist() {
         let err = kernel_btf(Some(Path::new("/nonexistent/vmlinux.btf"))).unwrap_err();
-        assert_eq!(err.kind, crate::ErrorKind::Environment);
+        assert_eq!(err.kind, ebpf_package::ErrorKind::Environment);
         assert!(err.message.contains("/nonexistent/vmlinux.btf"));
         let file = tempfile::NamedTempFile::new().unwrap();
         assert_eq!(

@@ -13,9 +13,9 @@ use super::load::Loaded;
 use super::maps::{self, MapData, Watch};
 use super::signals::StopSignals;
 use super::{Output, RunOptions};
-use crate::decode::{annotate, decode, json_line, raw_value, time_of_day, Table};
-use crate::format::{EventInfo, TypeLayout};
-use crate::{Error, Result};
+use ebpf_package::decode::{annotate, decode, json_line, raw_value, time_of_day, Table};
+use ebpf_package::spec::{EventInfo, TypeLayout};
+use ebpf_package::{Error, Result};
 
 /// How long one poll waits, which bounds how late a stop request is noticed.
 const POLL: Duration = Duration::from_millis(100);

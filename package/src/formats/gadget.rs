@@ -8,11 +8,11 @@ use oci_client::manifest::OciImageManifest;
 use serde_json::Value;
 
 use super::{malformed, stand_in_config, synthesize, value_text, Described, ParamDoc};
-use crate::format::{
+use crate::blob::Blob;
+use crate::spec::{
     Format, ImageConfig, GADGET_BTFGEN_LAYER, GADGET_CONFIG, GADGET_EBPF_LAYER, GADGET_WASM_LAYER,
     MEDIA_TYPE_EMPTY,
 };
-use crate::package::Blob;
 use crate::{object, Result};
 
 /// The manifest shape, checked before any blob is fetched.

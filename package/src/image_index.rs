@@ -9,104 +9,9 @@
 use std::collections::BTreeMap;
 
 use oci_client::manifest::{ImageIndexEntry, OciImageIndex};
-use serde::{Deserialize, Serialize};
 
-use crate::format::{self, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
-use crate::oci_layout::OciLayout;
+use crate::spec::MEDIA_TYPE_INDEX;
 use crate::{digest, Error, Package, Result};
-
-/// An OCI platform as far as packages need it: `linux` and a GOARCH name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-}
-
-impl Platform {
-    /// The platform this process runs on.
-    pub fn host() -> Platform {
-        Platform {
-            os: "linux".into(),
-            architecture: format::oci_arch(format::host_arch()).into(),
-        }
-    }
-
-    /// The platform of an index entry, when it names one.
-    pub fn of_entry(entry: &ImageIndexEntry) -> Option<Platform> {
-        serde_json::to_value(entry.platform.as_ref()?)
-            .ok()
-            .and_then(|v| serde_json::from_value(v).ok())
-    }
-
-    /// The platform a package was built for (from its image config).
-    pub fn of_package(pkg: &Package) -> Platform {
-        Platform {
-            os: pkg.config.os.clone(),
-            architecture: pkg.config.architecture.clone(),
-        }
-    }
-
-    /// oci-client's platform type (its field types live in oci-spec; go through JSON rather
-    /// than depend on that crate).
-    fn to_oci(&self) -> Option<oci_client::manifest::Platform> {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| serde_json::from_value(v).ok())
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)
-    }
-}
-
-/// The entry of `entries` for this host. `what` names the package in the error, which says
-/// which platforms it has and what to do (an Input error: the package does not fit here).
-pub fn pick_platform<'a>(
-    entries: &'a [ImageIndexEntry],
-    what: &str,
-) -> Result<&'a ImageIndexEntry> {
-    let host = Platform::host();
-    if let Some(entry) = entries
-        .iter()
-        .find(|e| Platform::of_entry(e).as_ref() == Some(&host))
-    {
-        return Ok(entry);
-    }
-    let have: Vec<String> = entries
-        .iter()
-        .map(|e| Platform::of_entry(e).map_or("an unnamed platform".into(), |p| p.to_string()))
-        .collect();
-    Err(wrong_platform(what, &have))
-}
-
-/// Refuses a single-platform package built for another platform than this host's.
-pub fn check_host_platform(platform: &Platform, what: &str) -> Result<()> {
-    if *platform == Platform::host() {
-        return Ok(());
-    }
-    Err(wrong_platform(what, &[platform.to_string()]))
-}
-
-/// The error for a package with nothing for this host: the same whether platform selection
-/// or the runner's preflight (a package's own `arch`) finds it.
-pub(crate) fn wrong_platform(what: &str, have: &[String]) -> Error {
-    let host = Platform::host();
-    let have = if have.is_empty() {
-        "no platform at all".to_string()
-    } else {
-        have.join(", ")
-    };
-    Error::input(format!(
-        "{what} has no package for this machine ({host}), only for {have}"
-    ))
-    .with_help(format!(
-        "run it on a machine of one of those platforms, or ask the publisher to build and push \
-         it for this one too: `cargo ebpf publish --arch {},...`",
-        format::host_arch()
-    ))
-}
 
 /// Several packages of one name and version, one per platform, behind an OCI image index.
 #[derive(Debug, Clone)]
@@ -123,7 +28,7 @@ impl PackageIndex {
     pub fn new(packages: Vec<Package>) -> Result<PackageIndex> {
         let mut seen = BTreeMap::new();
         for pkg in &packages {
-            let platform = Platform::of_package(pkg);
+            let platform = pkg.platform();
             if seen.insert(platform.to_string(), ()).is_some() {
                 return Err(Error::input(format!(
                     "two packages for {platform} cannot share one index"
@@ -131,7 +36,7 @@ impl PackageIndex {
                 .with_help("list each architecture once in --arch"));
             }
         }
-        let manifests = packages.iter().map(platform_entry).collect();
+        let manifests = packages.iter().map(Package::index_entry).collect();
         let index = OciImageIndex {
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_INDEX.to_string()),
@@ -165,30 +70,6 @@ impl PackageIndex {
             annotations: None,
             artifact_type: None,
         }
-    }
-
-    /// Writes every package and then the index into `layout` under `ref_name`; the ref is
-    /// written last, so it never points at a half-written index.
-    pub fn write_to(&self, layout: &OciLayout, ref_name: &str) -> Result<()> {
-        crate::oci_layout::check_ref_name(ref_name)?;
-        let lock = layout.lock()?;
-        for pkg in &self.packages {
-            pkg.write_blobs_locked(layout, &lock)?;
-        }
-        layout.put_blob_expecting(&self.digest(), &self.index_bytes)?;
-        layout.set_ref_locked(&lock, ref_name, self.index_entry())
-    }
-}
-
-/// An index entry for one platform package: its manifest with platform and artifact type.
-fn platform_entry(pkg: &Package) -> ImageIndexEntry {
-    ImageIndexEntry {
-        media_type: MEDIA_TYPE_MANIFEST.to_string(),
-        digest: pkg.digest(),
-        size: pkg.manifest_bytes.len() as i64,
-        platform: Platform::of_package(pkg).to_oci(),
-        annotations: None,
-        artifact_type: pkg.manifest.artifact_type.clone(),
     }
 }
 
@@ -226,19 +107,16 @@ impl Release {
             Release::Multi(index) => &index.packages,
         }
     }
-
-    pub fn write_to(&self, layout: &OciLayout, ref_name: &str) -> Result<()> {
-        match self {
-            Release::Single(pkg) => pkg.write_to(layout, ref_name),
-            Release::Multi(index) => index.write_to(layout, ref_name),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::PackageMeta;
+    use crate::layout::OciLayout;
+    use crate::platform::{check_host_platform, pick_platform, Platform};
+    use crate::spec;
+    use crate::spec::PackageMeta;
+    use crate::spec::MEDIA_TYPE_MANIFEST;
     use crate::ErrorKind;
 
     fn sample(arch: &str) -> Package {
@@ -248,7 +126,7 @@ mod tests {
     }
 
     fn other_arch() -> &'static str {
-        if format::host_arch() == "x86_64" {
+        if spec::host_arch() == "x86_64" {
             "aarch64"
         } else {
             "x86_64"
@@ -257,7 +135,7 @@ mod tests {
 
     #[test]
     fn index_has_media_type_and_one_entry_per_platform() {
-        let (here, there) = (sample(format::host_arch()), sample(other_arch()));
+        let (here, there) = (sample(spec::host_arch()), sample(other_arch()));
         let index = PackageIndex::new(vec![here.clone(), there.clone()]).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&index.index_bytes).unwrap();
         assert_eq!(json["mediaType"], MEDIA_TYPE_INDEX);
@@ -268,7 +146,7 @@ mod tests {
         assert_eq!(entries[1]["mediaType"], MEDIA_TYPE_MANIFEST);
         assert_eq!(
             entries[1]["platform"],
-            serde_json::json!({"os": "linux", "architecture": format::oci_arch(other_arch())})
+            serde_json::json!({"os": "linux", "architecture": spec::oci_arch(other_arch())})
         );
         let picked = pick_platform(&index.index.manifests, "multi").unwrap();
         assert_eq!(picked.digest, here.digest());
@@ -292,21 +170,20 @@ mod tests {
             format!(
                 "r/multi:0.1.0 has no package for this machine ({}), only for linux/{}, linux/riscv64",
                 Platform::host(),
-                format::oci_arch(other_arch())
+                spec::oci_arch(other_arch())
             )
         );
         assert!(err.help.unwrap().contains("--arch"));
-        let err = check_host_platform(&Platform::of_package(&there), "p").unwrap_err();
-        assert!(err.message.ends_with(&format!(
-            "only for linux/{}",
-            format::oci_arch(other_arch())
-        )));
+        let err = check_host_platform(&there.platform(), "p").unwrap_err();
+        assert!(err
+            .message
+            .ends_with(&format!("only for linux/{}", spec::oci_arch(other_arch()))));
         check_host_platform(&Platform::host(), "p").unwrap();
     }
 
     #[test]
     fn one_package_stays_a_plain_manifest() {
-        let pkg = sample(format::host_arch());
+        let pkg = sample(spec::host_arch());
         let release = Release::new(vec![pkg.clone()]).unwrap();
         assert!(matches!(release, Release::Single(_)));
         assert_eq!(release.digest(), pkg.digest());
@@ -317,13 +194,13 @@ mod tests {
     fn layout_tag_points_at_the_index_and_reads_back_the_host_package() {
         let dir = tempfile::tempdir().unwrap();
         let layout = OciLayout::create(dir.path()).unwrap();
-        let (here, there) = (sample(format::host_arch()), sample(other_arch()));
+        let (here, there) = (sample(spec::host_arch()), sample(other_arch()));
         let release = Release::new(vec![there, here.clone()]).unwrap();
-        release.write_to(&layout, "0.1.0").unwrap();
+        layout.write_release(&release, "0.1.0").unwrap();
         let entry = layout.find_ref(Some("0.1.0")).unwrap().unwrap();
         assert_eq!(entry.media_type, MEDIA_TYPE_INDEX);
         assert_eq!(entry.digest, release.digest());
-        let back = Package::read_from(&layout, None).unwrap();
+        let back = layout.read_package(None).unwrap();
         assert_eq!(back.digest(), here.digest());
         // gc keeps every platform's blobs: they are reachable through the index.
         layout.gc().unwrap();

@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
-use crate::format::TypeLayout;
+use crate::spec::TypeLayout;
 
 /// How a field's value is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

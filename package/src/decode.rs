@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::format::{EnumVariant, Field, ParamInfo, TypeLayout};
 use crate::hints::{self, Hint};
+use crate::spec::{EnumVariant, Field, ParamInfo, TypeLayout};
 use crate::{Error, Result};
 
 // ---- decoding -------------------------------------------------------------------------------

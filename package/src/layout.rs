@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 
 use oci_client::manifest::{ImageIndexEntry, OciImageIndex};
 
-use crate::format::{self, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
-use crate::{digest, index, Error, Package, Result};
+use crate::image_index::Release;
+use crate::platform;
+use crate::spec::{self, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use crate::{digest, Error, Package, Result};
 
 const INDEX_FILE: &str = "index.json";
 /// Lock file for index.json writers (and gc). Skopeo ignores unknown files in a layout.
@@ -40,9 +42,9 @@ impl OciLayout {
         };
         let blobs = layout.blob_dir();
         std::fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;
-        let marker = root.join(format::OCI_LAYOUT_FILE);
+        let marker = root.join(spec::OCI_LAYOUT_FILE);
         if !marker.is_file() {
-            write_atomic(&marker, format::OCI_LAYOUT_CONTENT.as_bytes())?;
+            write_atomic(&marker, spec::OCI_LAYOUT_CONTENT.as_bytes())?;
         }
         if !layout.index_path().is_file() {
             let lock = layout.lock()?;
@@ -60,7 +62,7 @@ impl OciLayout {
             return Err(Error::input(format!(
                 "{} is not an OCI image layout (it has no {} file)",
                 root.display(),
-                format::OCI_LAYOUT_FILE
+                spec::OCI_LAYOUT_FILE
             ))
             .with_help("point at a directory written by `cargo ebpf package`"));
         }
@@ -71,7 +73,7 @@ impl OciLayout {
 
     /// Whether `path` looks like an OCI layout directory.
     pub fn is_layout(path: &Path) -> bool {
-        path.join(crate::format::OCI_LAYOUT_FILE).is_file()
+        path.join(crate::spec::OCI_LAYOUT_FILE).is_file()
     }
 
     pub fn root(&self) -> &Path {
@@ -305,12 +307,12 @@ impl OciLayout {
             let bytes = self.get_blob(&entry.digest)?;
             if entry.media_type != MEDIA_TYPE_INDEX {
                 let pkg = self.read_manifest(bytes, &entry.digest)?;
-                index::check_host_platform(&index::Platform::of_package(&pkg), &what)?;
+                platform::check_host_platform(&pkg.platform(), &what)?;
                 return Ok(pkg);
             }
             let image_index: OciImageIndex = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::input(format!("index {} is not valid: {e}", entry.digest)))?;
-            entry = index::pick_platform(&image_index.manifests, &what)?.clone();
+            entry = platform::pick_platform(&image_index.manifests, &what)?.clone();
         }
         Err(Error::input("image indexes nest too deeply"))
     }
@@ -324,7 +326,7 @@ impl OciLayout {
     }
 
     fn read_manifest(&self, manifest_bytes: Vec<u8>, manifest_digest: &str) -> Result<Package> {
-        let manifest = crate::package::parse_manifest(&manifest_bytes)?;
+        let manifest = crate::blob::parse_manifest(&manifest_bytes)?;
         let config = self.get_blob(&manifest.config.digest)?;
         let layers = manifest
             .layers
@@ -335,48 +337,48 @@ impl OciLayout {
     }
 }
 
-impl Package {
-    /// Writes this package into `layout` under `ref_name`: blobs first, the ref last, all
-    /// under the index lock, so nobody ever sees a ref to a half-written package.
-    pub fn write_to(&self, layout: &OciLayout, ref_name: &str) -> Result<()> {
+// ---- packages in a layout: only the layout knows both a package and where its bytes go --
+
+impl OciLayout {
+    /// Writes `pkg` under `ref_name`: blobs first, the ref last, all under the index lock,
+    /// so nobody ever sees a ref to a half-written package.
+    pub fn write_package(&self, pkg: &Package, ref_name: &str) -> Result<()> {
         check_ref_name(ref_name)?;
-        let lock = layout.lock()?;
-        self.write_blobs_locked(layout, &lock)?;
-        layout.set_ref_locked(&lock, ref_name, self.index_entry())
+        let lock = self.lock()?;
+        self.write_package_blobs(pkg, &lock)?;
+        self.set_ref_locked(&lock, ref_name, pkg.index_entry())
+    }
+
+    /// Writes a release under `ref_name`: one package, or every platform package and then
+    /// the index; the ref is written last, so it never points at a half-written index.
+    pub fn write_release(&self, release: &Release, ref_name: &str) -> Result<()> {
+        let index = match release {
+            Release::Single(pkg) => return self.write_package(pkg, ref_name),
+            Release::Multi(index) => index,
+        };
+        check_ref_name(ref_name)?;
+        let lock = self.lock()?;
+        for pkg in &index.packages {
+            self.write_package_blobs(pkg, &lock)?;
+        }
+        self.put_blob_expecting(&index.digest(), &index.index_bytes)?;
+        self.set_ref_locked(&lock, ref_name, index.index_entry())
     }
 
     /// Writes config, layers and manifest (no ref) while the caller holds the index lock,
     /// so gc cannot collect them before a ref points at them.
-    pub fn write_blobs_locked(&self, layout: &OciLayout, _lock: &IndexLock) -> Result<()> {
-        for blob in std::iter::once(&self.config_blob).chain(&self.layers) {
-            layout.put_blob_expecting(&blob.descriptor.digest, &blob.data)?;
+    pub fn write_package_blobs(&self, pkg: &Package, _lock: &IndexLock) -> Result<()> {
+        for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
+            self.put_blob_expecting(&blob.descriptor.digest, &blob.data)?;
         }
-        layout.put_blob_expecting(&self.digest(), &self.manifest_bytes)
+        self.put_blob_expecting(&pkg.digest(), &pkg.manifest_bytes)
     }
 
     /// Reads the package named `ref_name` (or the only one, with `None`), verified.
-    pub fn read_from(layout: &OciLayout, ref_name: Option<&str>) -> Result<Package> {
-        match layout.find_ref(ref_name)? {
-            Some(entry) => layout.read_entry(&entry),
-            None => Err(missing_ref(layout, ref_name)),
-        }
-    }
-
-    /// The index.json entry describing this package's manifest.
-    pub fn index_entry(&self) -> ImageIndexEntry {
-        // Platform's field types live in oci-spec; build it from JSON rather than depend on it.
-        let platform = serde_json::from_value(serde_json::json!({
-            "architecture": self.config.architecture,
-            "os": self.config.os,
-        }))
-        .ok();
-        ImageIndexEntry {
-            media_type: MEDIA_TYPE_MANIFEST.to_string(),
-            digest: self.digest(),
-            size: self.manifest_bytes.len() as i64,
-            platform,
-            annotations: None,
-            artifact_type: self.manifest.artifact_type.clone(),
+    pub fn read_package(&self, ref_name: Option<&str>) -> Result<Package> {
+        match self.find_ref(ref_name)? {
+            Some(entry) => self.read_entry(&entry),
+            None => Err(missing_ref(self, ref_name)),
         }
     }
 }
@@ -402,7 +404,7 @@ fn missing_ref(layout: &OciLayout, ref_name: Option<&str>) -> Error {
 }
 
 /// Ref names go into JSON only, but empty ones make skopeo's `oci:DIR:` syntax ambiguous.
-pub(crate) fn check_ref_name(name: &str) -> Result<()> {
+pub fn check_ref_name(name: &str) -> Result<()> {
     if name.is_empty() || name.chars().any(char::is_control) {
         return Err(Error::input(format!("invalid reference name {name:?}"))
             .with_help("use a tag like `latest` or `0.1.0`"));
@@ -459,7 +461,7 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::PackageMeta;
+    use crate::spec::PackageMeta;
 
     pub(crate) fn sample(name: &str, object: &[u8]) -> Package {
         let meta = PackageMeta::new(name, "0.1.0", &format!("{name}.bpf.o"));
@@ -513,24 +515,21 @@ mod tests {
         let layout = OciLayout::create(dir.path()).unwrap();
         let a = sample("a", b"obj-a");
         let b = sample("b", b"obj-b");
-        a.write_to(&layout, "latest").unwrap();
-        assert_eq!(
-            Package::read_from(&layout, None).unwrap().digest(),
-            a.digest()
-        );
-        b.write_to(&layout, "other").unwrap();
-        let err = Package::read_from(&layout, None).unwrap_err();
+        layout.write_package(&a, "latest").unwrap();
+        assert_eq!(layout.read_package(None).unwrap().digest(), a.digest());
+        layout.write_package(&b, "other").unwrap();
+        let err = layout.read_package(None).unwrap_err();
         assert!(err.message.contains("latest, other"), "{}", err.message);
-        let err = Package::read_from(&layout, Some("nope")).unwrap_err();
+        let err = layout.read_package(Some("nope")).unwrap_err();
         assert!(
             err.message.contains("it has: latest, other"),
             "{}",
             err.message
         );
         // Re-pointing a name replaces the entry instead of adding one.
-        b.write_to(&layout, "latest").unwrap();
+        layout.write_package(&b, "latest").unwrap();
         assert_eq!(layout.index().unwrap().manifests.len(), 2);
-        let back = Package::read_from(&layout, Some("latest")).unwrap();
+        let back = layout.read_package(Some("latest")).unwrap();
         assert_eq!(back.object().unwrap().1, b"obj-b");
     }
 
@@ -539,11 +538,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = OciLayout::create(dir.path()).unwrap();
         let a = sample("a", b"obj-a");
-        a.write_to(&layout, "a").unwrap();
+        layout.write_package(&a, "a").unwrap();
         let stray = layout.put_blob(b"stray").unwrap();
         layout.gc().unwrap();
         assert!(!layout.has_blob(&stray));
-        assert!(Package::read_from(&layout, Some("a")).is_ok());
+        assert!(layout.read_package(Some("a")).is_ok());
         assert!(layout.remove_ref("a").unwrap());
         assert!(!layout.remove_ref("a").unwrap());
         layout.gc().unwrap();
@@ -559,9 +558,8 @@ mod tests {
                 let root = dir.path().to_path_buf();
                 std::thread::spawn(move || {
                     let layout = OciLayout::open(&root).unwrap();
-                    sample("p", format!("obj-{i}").as_bytes())
-                        .write_to(&layout, &format!("r{i}"))
-                        .unwrap();
+                    let pkg = sample("p", format!("obj-{i}").as_bytes());
+                    layout.write_package(&pkg, &format!("r{i}")).unwrap();
                 })
             })
             .collect();

@@ -7,10 +7,10 @@ use libbpf_rs::btf::types::{Composite, DataSec, IntEncoding, MemberAttr, Var};
 use libbpf_rs::btf::{BtfKind, BtfType};
 use libbpf_rs::{Btf, HasSize, MapType, ObjectBuilder, OpenObject, ProgramType, ReferencesType};
 
-use crate::format::{
+use crate::libbpf_log::{with_log, LogCapture};
+use crate::spec::{
     EnumVariant, EventInfo, Field, MapInfo, PackageMeta, ParamInfo, ProgramInfo, TypeLayout,
 };
-use crate::run::{with_log, LogCapture};
 use crate::{decode, Error, Result};
 
 #[derive(Debug, Clone)]
@@ -505,7 +505,7 @@ fn skip_mods(mut ty: BtfType<'_>) -> Option<BtfType<'_>> {
 }
 
 /// The layout of `ty`, looking through const/volatile/restrict/type tags and typedefs.
-pub(crate) fn layout_of(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
+pub fn layout_of(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
     let Some(ty) = skip_mods(ty).filter(|_| depth <= MAX_DEPTH) else {
         return TypeLayout::Opaque { size: 0 };
     };

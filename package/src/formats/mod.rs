@@ -19,12 +19,12 @@ use std::collections::BTreeMap;
 
 use oci_client::manifest::OciImageManifest;
 
-use crate::format::{
+use crate::blob::Blob;
+use crate::spec::{
     self, Format, ImageConfig, PackageMeta, ParamInfo, ARTIFACT_TYPE, BUMBLEBEE_CONFIG,
     GADGET_ARTIFACT_TYPE, GADGET_CONFIG, GADGET_EBPF_LAYER, MEDIA_TYPE_CONFIG,
     MEDIA_TYPE_LAYER_TAR_GZIP,
 };
-use crate::package::Blob;
 use crate::{decode, object, Error, Result};
 
 /// What `pull` accepts, for error help.
@@ -75,23 +75,23 @@ pub fn detect(manifest: &OciImageManifest, config: Option<&[u8]>) -> Result<Form
     }
 }
 
-/// A standard image config: ours carries [`format::CONFIG_KEY`], bpfman's the
+/// A standard image config: ours carries [`spec::CONFIG_KEY`], bpfman's the
 /// `io.ebpf.programs` label; any other image is an ordinary container image.
 fn image_config_format(bytes: &[u8]) -> Result<Format> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| Error::input(format!("the image config is not valid JSON: {e}")))?;
-    if value.get(format::CONFIG_KEY).is_some() {
+    if value.get(spec::CONFIG_KEY).is_some() {
         return Ok(Format::CargoEbpf);
     }
     if value["config"]["Labels"]
-        .get(format::LABEL_BPFMAN_PROGRAMS)
+        .get(spec::LABEL_BPFMAN_PROGRAMS)
         .is_some()
     {
         return Ok(Format::Bpfman);
     }
     Err(unknown(format!(
         "it is a container image without cargo-ebpf metadata or a `{}` label",
-        format::LABEL_BPFMAN_PROGRAMS
+        spec::LABEL_BPFMAN_PROGRAMS
     )))
 }
 
@@ -175,7 +175,7 @@ pub fn summary(manifest: &OciImageManifest, config: &[u8]) -> Option<(Format, De
 pub(crate) fn raw_object(format: Format, layers: &[Blob]) -> Option<&[u8]> {
     let media_type = match format {
         Format::Gadget => GADGET_EBPF_LAYER,
-        Format::Bumblebee => format::BUMBLEBEE_PROGRAM_LAYER,
+        Format::Bumblebee => spec::BUMBLEBEE_PROGRAM_LAYER,
         _ => return None,
     };
     layers
@@ -201,12 +201,12 @@ impl Described {
         let a = manifest.annotations.as_ref().unwrap_or(&empty);
         let get = |k: &str| a.get(k).filter(|v| !v.is_empty()).cloned();
         Described {
-            name: get(format::ANNOTATION_TITLE),
-            version: get(format::ANNOTATION_VERSION),
-            description: get(format::ANNOTATION_DESCRIPTION),
-            source: get(format::ANNOTATION_SOURCE),
-            license: get(format::ANNOTATION_LICENSES),
-            authors: get(format::ANNOTATION_AUTHORS).into_iter().collect(),
+            name: get(spec::ANNOTATION_TITLE),
+            version: get(spec::ANNOTATION_VERSION),
+            description: get(spec::ANNOTATION_DESCRIPTION),
+            source: get(spec::ANNOTATION_SOURCE),
+            license: get(spec::ANNOTATION_LICENSES),
+            authors: get(spec::ANNOTATION_AUTHORS).into_iter().collect(),
         }
     }
 }
@@ -229,7 +229,7 @@ fn synthesize(
     meta.source = described.source;
     meta.license = described.license;
     meta.authors = described.authors;
-    if let Some(arch) = arch.and_then(format::normalize_arch) {
+    if let Some(arch) = arch.and_then(spec::normalize_arch) {
         meta.arch = arch.to_string();
     }
     info.describe(&mut meta);
@@ -241,10 +241,10 @@ fn synthesize(
 fn stand_in_config(meta: PackageMeta) -> ImageConfig {
     ImageConfig {
         created: None,
-        architecture: format::oci_arch(&meta.arch).to_string(),
+        architecture: spec::oci_arch(&meta.arch).to_string(),
         os: "linux".into(),
         config: Default::default(),
-        rootfs: format::RootFs {
+        rootfs: spec::RootFs {
             fs_type: "layers".into(),
             diff_ids: vec![],
         },

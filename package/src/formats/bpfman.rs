@@ -10,8 +10,9 @@ use oci_client::manifest::OciImageManifest;
 use serde_json::Value;
 
 use super::{malformed, stand_in_config, synthesize, Described};
-use crate::format::{Format, ImageConfig, LABEL_BPFMAN_PROGRAMS};
-use crate::package::{extract_file, Blob};
+use crate::blob::Blob;
+use crate::layer::extract_file;
+use crate::spec::{Format, ImageConfig, LABEL_BPFMAN_PROGRAMS};
 use crate::{object, Result};
 
 /// Files at the archive root we look at; more is not a bytecode image.
@@ -34,10 +35,10 @@ pub(super) fn describe(
     let label = |k: &str| labels[k].as_str().map(String::from);
     described.name = described
         .name
-        .or_else(|| label(crate::format::ANNOTATION_TITLE));
+        .or_else(|| label(crate::spec::ANNOTATION_TITLE));
     described.version = described
         .version
-        .or_else(|| label(crate::format::ANNOTATION_VERSION));
+        .or_else(|| label(crate::spec::ANNOTATION_VERSION));
     let arch = config["architecture"].as_str();
     let meta = synthesize(described, &name, &elf, None, arch)?;
     if let Some(missing) = programs

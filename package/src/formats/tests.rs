@@ -4,14 +4,14 @@ use oci_client::manifest::OciImageManifest;
 use serde_json::json;
 
 use super::*;
-use crate::format::{TypeLayout, BUMBLEBEE_PROGRAM_LAYER, MEDIA_TYPE_EMPTY};
+use crate::spec::{TypeLayout, BUMBLEBEE_PROGRAM_LAYER, MEDIA_TYPE_EMPTY};
 use crate::ErrorKind;
 
 fn manifest(config: &str, layers: &[&str], artifact: Option<&str>) -> OciImageManifest {
     let descriptor = |media_type: &str| json!({"mediaType": media_type, "digest": format!("sha256:{}", "0".repeat(64)), "size": 1});
     let mut m = json!({
         "schemaVersion": 2,
-        "mediaType": format::MEDIA_TYPE_MANIFEST,
+        "mediaType": spec::MEDIA_TYPE_MANIFEST,
         "config": descriptor(config),
         "layers": layers.iter().map(|l| descriptor(l)).collect::<Vec<_>>(),
     });
@@ -31,7 +31,7 @@ fn refused(m: &OciImageManifest, config: Option<&[u8]>, why: &str) {
 fn each_format_is_recognised_from_its_manifest() {
     let gadget = manifest(
         GADGET_CONFIG,
-        &[GADGET_EBPF_LAYER, format::GADGET_WASM_LAYER],
+        &[GADGET_EBPF_LAYER, spec::GADGET_WASM_LAYER],
         Some(GADGET_ARTIFACT_TYPE),
     );
     assert_eq!(detect(&gadget, None).unwrap(), Format::Gadget);

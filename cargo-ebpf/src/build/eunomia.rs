@@ -16,15 +16,15 @@ use sha2::{Digest, Sha256};
 
 use std::collections::BTreeMap;
 
-use ebpf_runner::format::bpf_target_arch;
-use ebpf_runner::formats::ParamDoc;
-use ebpf_runner::{Error, Result};
+use ebpf_package::formats::ParamDoc;
+use ebpf_package::spec::bpf_target_arch;
+use ebpf_package::{Error, Result};
 
 use crate::manifest::{Kind, Project};
 
 use super::anchor;
 use super::util::{
-    install_help, label, relative, report_built, require_program, status, warn_if_host_btf,
+    install_help, label, relative, report_built, require_program, status, stem, warn_if_host_btf,
     write_atomic, write_if_changed,
 };
 use super::{BuildOptions, BuildOutput};
@@ -126,7 +126,7 @@ fn link_with_events(inputs: &Inputs, objects: &[PathBuf], event: Option<&str>) -
 /// BTF means the runner could not decode anything, so the build fails here rather than at
 /// `cargo ebpf run`.
 fn check_event_struct(object: &Path, bytes: &[u8], event: Option<&str>) -> Result<()> {
-    let info = ebpf_runner::object::inspect(bytes, event)?;
+    let info = ebpf_package::object::inspect(bytes, event)?;
     let has_event_map = info
         .maps
         .iter()
@@ -253,8 +253,8 @@ fn const_volatile_name(line: &str) -> Option<String> {
 /// not fit its type fails the build rather than `run`.
 fn check_param_docs(sources: &[PathBuf], object: &[u8]) -> Result<()> {
     let docs = docs_in(sources)?;
-    let mut params = ebpf_runner::object::inspect(object, None)?.params;
-    ebpf_runner::formats::document_params(&mut params, &docs)
+    let mut params = ebpf_package::object::inspect(object, None)?.params;
+    ebpf_package::formats::document_params(&mut params, &docs)
 }
 
 // ---- architecture, tools, inputs ---------------------------------------------------------
@@ -361,19 +361,6 @@ fn bpf_sources_in(src: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     sources.sort();
     Ok(sources)
-}
-
-/// `a.bpf.c` → `a`; other names lose only their extension.
-pub(super) fn stem(source: &Path) -> String {
-    let file = source.file_name().unwrap_or_default().to_string_lossy();
-    match file.strip_suffix(".bpf.c") {
-        Some(s) => s.to_string(),
-        None => source
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned(),
-    }
 }
 
 fn check_unique_stems(sources: &[PathBuf]) -> Result<()> {

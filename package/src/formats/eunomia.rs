@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::time::Duration;
 
 use base64::Engine;
 use serde_json::Value;
 
 use super::{value_text, Described, ParamDoc};
-use crate::format::{Format, EUNOMIA_EXPORT_TYPES_KEY, EUNOMIA_SKEL_KEY};
-use crate::{Error, ErrorKind, Package, Result};
+use crate::spec::PackageMeta;
+use crate::spec::{EUNOMIA_EXPORT_TYPES_KEY, EUNOMIA_SKEL_KEY};
+use crate::{Error, Result};
 
 /// Largest package.json or decompressed object we accept.
 const MAX_SIZE: u64 = 64 << 20;
@@ -23,54 +23,11 @@ pub fn looks_like(bytes: &[u8]) -> bool {
         && serde_json::from_slice::<Value>(bytes).is_ok_and(|v| v.get(EUNOMIA_SKEL_KEY).is_some())
 }
 
-/// Whether `target` is an http(s) URL (which `run` fetches as a package.json).
-pub fn is_url(target: &str) -> bool {
-    target.starts_with("https://") || target.starts_with("http://")
-}
-
-/// Reads the package.json at `url`.
-pub fn fetch(url: &str) -> Result<Vec<u8>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::environment(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(fetch_async(url))
-}
-
-async fn fetch_async(url: &str) -> Result<Vec<u8>> {
-    let failed = |e: reqwest::Error| {
-        Error::new(ErrorKind::Registry, format!("cannot fetch {url}: {e}"))
-            .with_help("check the URL and that the server is reachable")
-    };
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(15))
-        .timeout(Duration::from_secs(120))
-        .build()
-        .map_err(|e| Error::environment(format!("cannot set up the HTTP client: {e}")))?;
-    let mut response = client.get(url).send().await.map_err(failed)?;
-    if !response.status().is_success() {
-        return Err(Error::new(
-            ErrorKind::Registry,
-            format!("{url} answered HTTP {}", response.status().as_u16()),
-        )
-        .with_help("check the URL"));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(failed)? {
-        body.extend_from_slice(&chunk);
-        if body.len() as u64 > MAX_SIZE {
-            return Err(
-                Error::input(format!("{url} is larger than {MAX_SIZE} bytes"))
-                    .with_help("a package.json is at most a few MiB"),
-            );
-        }
-    }
-    Ok(body)
-}
-
-/// A package for the object in `json`, described from its BTF, `export_types` and
-/// `data_sections`. It lives in memory only; its format says eunomia.
-pub fn package(json: &[u8]) -> Result<Package> {
+/// The object in `json` and its metadata, described from its BTF, `export_types` and
+/// `data_sections`; [`Package::from_eunomia_json`] wraps them as a package.
+///
+/// [`Package::from_eunomia_json`]: crate::Package::from_eunomia_json
+pub fn read(json: &[u8]) -> Result<(PackageMeta, Vec<u8>)> {
     let root: Value =
         serde_json::from_slice(json).map_err(|e| bad(format!("it is not valid JSON: {e}")))?;
     let skel = root
@@ -93,9 +50,7 @@ pub fn package(json: &[u8]) -> Result<Package> {
     let object_name = format!("{name}.bpf.o");
     let mut meta = super::synthesize(described, &object_name, &elf, event, None)?;
     super::document_params(&mut meta.params, &param_docs(skel))?;
-    let mut pkg = Package::build(meta, &elf, None)?;
-    pkg.format = Format::Eunomia;
-    Ok(pkg)
+    Ok((meta, elf))
 }
 
 /// base64 → zlib → the ELF, refusing more than [`MAX_SIZE`] bytes.

@@ -6,8 +6,8 @@
 use oci_client::manifest::OciImageManifest;
 
 use super::{malformed, stand_in_config, synthesize, Described};
-use crate::format::{Format, ImageConfig, BUMBLEBEE_PRINT_PREFIX, BUMBLEBEE_PROGRAM_LAYER};
-use crate::package::Blob;
+use crate::blob::Blob;
+use crate::spec::{Format, ImageConfig, BUMBLEBEE_PRINT_PREFIX, BUMBLEBEE_PROGRAM_LAYER};
 use crate::{object, Error, Result};
 
 pub(super) fn check_manifest(manifest: &OciImageManifest) -> Result<()> {

@@ -1,8 +1,9 @@
 //! The one error type of cargo-ebpf and its runner.
 //!
 //! Every failure carries a kind (which decides the process exit code), a one-sentence
-//! message and, where we know it, help that says what to do next. Constructors are short
-//! so that call sites read like prose: `Error::input("…").with_help("…")`.
+//! message and, where we know it, help that says what to do next, and keeps its cause
+//! (`std::error::Error::source`) rather than pasting it into the message. Constructors are
+//! short so that call sites read like prose: `Error::input("…").with_help("…")`.
 
 use std::path::Path;
 
@@ -63,7 +64,8 @@ impl ErrorKind {
         Self::ALL.into_iter().find(|k| k.exit_code() == code)
     }
 
-    fn code(self) -> &'static str {
+    /// A stable machine-readable name for the kind (`ebpf::input`), as diagnostics show it.
+    pub fn code(self) -> &'static str {
         match self {
             ErrorKind::Usage => "ebpf::usage",
             ErrorKind::Input => "ebpf::input",
@@ -78,15 +80,33 @@ impl ErrorKind {
     }
 }
 
+/// A cause kept behind an [`Error`].
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// The error type used everywhere in cargo-ebpf.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
+#[derive(Debug)]
 pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
     pub help: Option<String>,
     /// Extra text shown after the message, verbatim (compiler output, verifier log tail).
     pub details: Option<String>,
+    /// What caused it (an I/O, HTTP or parse error), shown after the message by the CLI.
+    pub source: Option<Cause>,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -98,6 +118,7 @@ impl Error {
             message: message.into(),
             help: None,
             details: None,
+            source: None,
         }
     }
     pub fn usage(message: impl Into<String>) -> Self {
@@ -132,7 +153,7 @@ impl Error {
         } else {
             ErrorKind::Io
         };
-        let mut e = Self::new(kind, format!("cannot {action} {}: {err}", path.display()));
+        let mut e = Self::new(kind, format!("cannot {action} {}", path.display())).with_source(err);
         if kind == ErrorKind::Environment {
             e.help = Some(
                 "check the file's owner and mode, or run as a user who may write there".into(),
@@ -145,6 +166,25 @@ impl Error {
         self.help = Some(help.into());
         self
     }
+    /// Keeps `cause` as this error's source.
+    pub fn with_source(mut self, cause: impl Into<Cause>) -> Self {
+        self.source = Some(cause.into());
+        self
+    }
+
+    /// The message followed by each cause: "cannot read x: permission denied". For text
+    /// that must stand alone (logs, HTTP bodies, another error's message).
+    pub fn full_message(&self) -> String {
+        let mut text = self.message.clone();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+
     pub fn with_details(mut self, details: impl Into<String>) -> Self {
         self.details = Some(details.into());
         self
@@ -161,6 +201,7 @@ impl Error {
     }
 }
 
+#[cfg(feature = "diagnostic")]
 impl miette::Diagnostic for Error {
     fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
         Some(Box::new(self.kind.code()))
