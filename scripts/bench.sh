@@ -5,13 +5,17 @@
 #   build: `cargo ebpf build` from clean           vs  the same bpftool + clang commands by hand
 #   hub:   `cargo ebpf pull` from the hub           vs  the same pull from docker-registry
 #          (and a push of a new version to each)
-# Usage: sudo bash scripts/bench.sh [RUNS]   (BENCH_BIN=PATH benches that binary, no build)
+# Usage, as root (or prefixed with sudo): bash scripts/bench.sh [RUNS]
+#   (BENCH_BIN=PATH benches that binary, no build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
 
 bash scripts/install-deps.sh
-command -v hyperfine >/dev/null || { apt-get update -q && apt-get install -y -q hyperfine python3; }
+command -v hyperfine >/dev/null || {
+  echo "error: hyperfine is missing; install-deps.sh installs it (it is in scripts/test-tools.txt)" >&2
+  exit 1
+}
 if [ -n "${BENCH_BIN:-}" ]; then
   BIN=$BENCH_BIN
 else

@@ -3,7 +3,7 @@
 # reach docker.io: the Debian bookworm base is made with debootstrap from the Debian mirror
 # and imported into the engine, then the Dockerfile is built on top of it.
 #
-#   sudo bash scripts/builder-image.sh [TAG]     (default: localhost/cargo-ebpf/builder:dev)
+#   bash scripts/builder-image.sh [TAG]     (as root or with sudo; default: localhost/cargo-ebpf/builder:dev)
 #
 # Cached by tag: when TAG already exists nothing is done, so tests may call this every run.
 # ENGINE=docker|podman (default podman), MIRROR (default http://deb.debian.org/debian).
@@ -17,7 +17,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 
 for tool in "$engine" debootstrap; do
     command -v "$tool" >/dev/null || {
-        echo "error: $tool is not installed (sudo apt install $tool)" >&2
+        echo "error: $tool is not installed: run scripts/install-deps.sh as root (or apt-get install $tool)" >&2
         exit 4
     }
 done

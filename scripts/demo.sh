@@ -13,7 +13,7 @@ port=${DEMO_HUB_PORT:-5055}
 hub=127.0.0.1:$port
 work=$(mktemp -d /tmp/cargo-ebpf-demo.XXXXXX)
 export CARGO_EBPF_HOME=$work/home DOCKER_CONFIG=$work/docker
-hub_pid= trigger_pid=
+hub_pid='' trigger_pid=''
 cleanup() {
   for pid in $trigger_pid $hub_pid; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
