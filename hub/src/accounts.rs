@@ -6,7 +6,7 @@ use argon2::Argon2;
 
 use crate::blobs::random_id;
 use crate::db::{now, Db, TokenRow};
-use ebpf_package::{Error, Result};
+use crate::error::{HubError, HubResult};
 
 /// Every API token starts with this, so it is recognisable in a password field and in leaks.
 pub const TOKEN_PREFIX: &str = "cehub_";
@@ -22,14 +22,14 @@ pub fn valid_user_name(name: &str) -> bool {
         })
 }
 
-pub fn hash_password(password: &str) -> Result<String> {
+pub fn hash_password(password: &str) -> HubResult<String> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).expect("the OS random source");
     let salt = SaltString::encode_b64(&salt).expect("16 bytes of salt");
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| Error::environment(format!("password hashing failed: {e}")))
+        .map_err(|e| HubError::internal(format!("password hashing failed: {e}")))
 }
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
@@ -43,32 +43,28 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 pub fn token_hash(secret: &str) -> String {
-    crate::blobs::sha256_digest(secret.as_bytes())
+    ebpf_package::digest::sha256(secret.as_bytes())
 }
 
-/// Why registration was refused, in words for the user.
-pub async fn register(
-    db: &Db,
-    name: &str,
-    email: &str,
-    password: &str,
-) -> std::result::Result<(), String> {
+/// Creates an account; a refusal (400) says why in words for the user.
+pub async fn register(db: &Db, name: &str, email: &str, password: &str) -> HubResult<()> {
     if !valid_user_name(name) {
-        return Err("user names are 2-39 lowercase letters, digits and single dashes".into());
+        return Err(HubError::refused(
+            "user names are 2-39 lowercase letters, digits and single dashes",
+        ));
     }
     if password.len() < 8 {
-        return Err("passwords need at least 8 characters".into());
+        return Err(HubError::refused("passwords need at least 8 characters"));
     }
-    let hash = hash_password(password).map_err(|e| e.to_string())?;
-    match db.add_user(name, email, &hash).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(format!("the name {name} is taken")),
-        Err(e) => Err(e.to_string()),
+    let hash = hash_password(password)?;
+    match db.add_user(name, email, &hash).await? {
+        true => Ok(()),
+        false => Err(HubError::refused(format!("the name {name} is taken"))),
     }
 }
 
 /// Checks a user's password; returns the user's name when it matches.
-pub async fn login(db: &Db, name: &str, password: &str) -> Result<Option<String>> {
+pub async fn login(db: &Db, name: &str, password: &str) -> HubResult<Option<String>> {
     let Some(user) = db.user(name).await? else {
         // Spend the same time as a real check so timing does not reveal which names exist.
         let _ = verify_password(password, DUMMY_HASH);
@@ -89,26 +85,25 @@ pub struct TokenRequest {
     pub expires_in_days: Option<i64>,
 }
 
-/// Creates a token for `user`; returns the row and the secret, which is never stored.
-pub async fn create_token(
-    db: &Db,
-    user: &str,
-    req: TokenRequest,
-) -> std::result::Result<(TokenRow, String), String> {
+/// Creates a token for `user`; returns the row and the secret, which is never stored. A
+/// refusal (400) says why in words for the user.
+pub async fn create_token(db: &Db, user: &str, req: TokenRequest) -> HubResult<(TokenRow, String)> {
     for ns in &req.namespaces {
         let inside = ns == user || ns.starts_with(&format!("{user}/"));
         if !inside {
-            return Err(format!(
+            return Err(HubError::refused(format!(
                 "namespace {ns} is not inside your namespace {user}/"
-            ));
+            )));
         }
     }
     if !req.can_pull && !req.can_push {
-        return Err("a token needs the pull or the push scope".into());
+        return Err(HubError::refused(
+            "a token needs the pull or the push scope",
+        ));
     }
     let days = req.expires_in_days.unwrap_or(90);
     if !(1..=3650).contains(&days) {
-        return Err("tokens expire after 1 to 3650 days".into());
+        return Err(HubError::refused("tokens expire after 1 to 3650 days"));
     }
     let secret = format!("{TOKEN_PREFIX}{}{}", random_id(), random_id());
     let row = TokenRow {
@@ -121,8 +116,6 @@ pub async fn create_token(
         expires_at: Some(now() + days * 86_400),
         created_at: now(),
     };
-    db.add_token(&row, &token_hash(&secret))
-        .await
-        .map_err(|e| e.to_string())?;
+    db.add_token(&row, &token_hash(&secret)).await?;
     Ok((row, secret))
 }

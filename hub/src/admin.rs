@@ -3,6 +3,9 @@
 //! provisioning) and a first operator need an account before anyone can click through
 //! `/register`; they run the same checks as the web forms (`accounts::register`,
 //! `accounts::create_token`), so nothing here bypasses a rule.
+//!
+//! This is CLI code: it answers with the CLI's [`ebpf_package::Error`] (exit codes), and
+//! turns the hub's errors into it at the `?`s (see [`crate::error`]).
 
 use std::path::Path;
 

@@ -1,5 +1,6 @@
 //! A small JSON API for what registry clients cannot do: register, mint API tokens, read
 //! the package index. The web pages call the same functions in `accounts` and `db`.
+//! Failures are [`HubError`]s answered as `{"error": message}`.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,11 +11,25 @@ use serde_json::json;
 
 use crate::accounts::{self, TokenRequest};
 use crate::auth::{self, Caller};
+use crate::error::HubError;
 use crate::AppState;
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+/// A [`HubError`] in this API's JSON shape, so handlers can use `?`.
+pub struct ApiError(HubError);
+
+impl<E: Into<HubError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
 }
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.0.json_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
 
 #[derive(Deserialize)]
 pub struct Register {
@@ -24,11 +39,9 @@ pub struct Register {
     email: String,
 }
 
-pub async fn register(State(app): State<AppState>, Json(r): Json<Register>) -> Response {
-    match accounts::register(&app.db, &r.name, &r.email, &r.password).await {
-        Ok(()) => (StatusCode::CREATED, Json(json!({ "name": r.name }))).into_response(),
-        Err(m) => error(StatusCode::BAD_REQUEST, m),
-    }
+pub async fn register(State(app): State<AppState>, Json(r): Json<Register>) -> ApiResult {
+    accounts::register(&app.db, &r.name, &r.email, &r.password).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "name": r.name }))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -47,11 +60,8 @@ pub async fn create_token(
     State(app): State<AppState>,
     headers: HeaderMap,
     Json(t): Json<NewToken>,
-) -> Response {
-    let user = match password_user(&app, &headers).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let user = password_user(&app, &headers).await?;
     let request = TokenRequest {
         label: t.label,
         can_pull: t.scopes.iter().any(|s| s == "pull"),
@@ -59,23 +69,13 @@ pub async fn create_token(
         namespaces: t.namespaces,
         expires_in_days: t.expires_in_days,
     };
-    match accounts::create_token(&app.db, &user, request).await {
-        Ok((row, secret)) => (
-            StatusCode::CREATED,
-            Json(json!({ "id": row.id, "token": secret, "expires_at": row.expires_at })),
-        )
-            .into_response(),
-        Err(m) => error(StatusCode::BAD_REQUEST, m),
-    }
+    let (row, secret) = accounts::create_token(&app.db, &user, request).await?;
+    let body = json!({ "id": row.id, "token": secret, "expires_at": row.expires_at });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn password_user(app: &AppState, headers: &HeaderMap) -> Result<String, Response> {
-    let bad = || {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "send your user name and password with HTTP Basic auth",
-        )
-    };
+async fn password_user(app: &AppState, headers: &HeaderMap) -> Result<String, HubError> {
+    let bad = || HubError::unauthorized("send your user name and password with HTTP Basic auth");
     let secret_is_token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -85,20 +85,21 @@ async fn password_user(app: &AppState, headers: &HeaderMap) -> Result<String, Re
     if secret_is_token {
         return Err(bad());
     }
-    match auth::caller(&app.db, headers).await {
-        Ok(Caller::User(p)) => Ok(p.user),
-        Ok(_) => Err(bad()),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    match auth::caller(&app.db, headers).await? {
+        Caller::User(p) => Ok(p.user),
+        _ => Err(bad()),
     }
 }
 
 /// The index entry of one package with its versions.
-pub async fn package(State(app): State<AppState>, Path(repo): Path<String>) -> Response {
-    let p = match app.db.package(&repo).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no package {repo}")),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
+pub async fn package(State(app): State<AppState>, Path(repo): Path<String>) -> ApiResult {
+    let p = app.db.package(&repo).await?.ok_or_else(|| {
+        HubError::new(
+            StatusCode::NOT_FOUND,
+            crate::error::Code::NameUnknown,
+            format!("no package {repo}"),
+        )
+    })?;
     let versions = app.db.versions(&repo).await.unwrap_or_default();
     let versions: Vec<_> = versions
         .iter()
@@ -111,10 +112,10 @@ pub async fn package(State(app): State<AppState>, Path(repo): Path<String>) -> R
             })
         })
         .collect();
-    Json(json!({
+    Ok(Json(json!({
         "repo": p.repo, "owner": p.owner, "name": p.name, "description": p.description,
         "keywords": p.keywords, "license": p.license, "authors": p.authors, "source": p.source,
         "latest_version": p.latest_version, "downloads": p.downloads, "versions": versions,
     }))
-    .into_response()
+    .into_response())
 }

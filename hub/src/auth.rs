@@ -8,10 +8,7 @@ use base64::Engine;
 
 use crate::accounts::{self, TOKEN_PREFIX};
 use crate::db::{now, Db};
-use ebpf_package::Result;
-
-/// The challenge registry clients answer with credentials.
-pub const CHALLENGE: &str = "Basic realm=\"cargo-ebpf hub\"";
+use crate::error::HubResult;
 
 /// An authenticated caller and what their credential allows.
 #[derive(Debug, Clone)]
@@ -31,7 +28,7 @@ pub enum Caller {
     Invalid,
 }
 
-pub async fn caller(db: &Db, headers: &HeaderMap) -> Result<Caller> {
+pub async fn caller(db: &Db, headers: &HeaderMap) -> HubResult<Caller> {
     let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -59,7 +56,7 @@ pub async fn caller(db: &Db, headers: &HeaderMap) -> Result<Caller> {
     }
 }
 
-async fn basic(db: &Db, user: &str, secret: &str) -> Result<Caller> {
+async fn basic(db: &Db, user: &str, secret: &str) -> HubResult<Caller> {
     if secret.starts_with(TOKEN_PREFIX) {
         return token(db, Some(user), secret).await;
     }
@@ -74,7 +71,7 @@ async fn basic(db: &Db, user: &str, secret: &str) -> Result<Caller> {
     })
 }
 
-async fn token(db: &Db, user: Option<&str>, secret: &str) -> Result<Caller> {
+async fn token(db: &Db, user: Option<&str>, secret: &str) -> HubResult<Caller> {
     let Some(t) = db.token_by_hash(&accounts::token_hash(secret)).await? else {
         return Ok(Caller::Invalid);
     };

@@ -5,25 +5,31 @@
 //! (gadget.yaml, `io.ebpf.*` labels) and the object's BTF, as `cargo ebpf inspect` shows it.
 //! The manifest's `org.opencontainers.image.*` annotations fill what is missing.
 //!
-//! A package's program must be a BPF ELF (`e_machine` = EM_BPF); layers are only read
-//! (gunzip + tar listing in memory), never unpacked to disk or executed.
+//! A package's program must be a BPF ELF (`e_machine` = EM_BPF, checked by the runner's
+//! [`ebpf_package::object::check_bpf_elf`], any byte order: the hub serves every arch);
+//! layers are only read in memory with the runner's [`extract_file`], never unpacked to
+//! disk or executed.
+//!
+//! Failures are the runner's errors, as the runner library returns them: Input when the
+//! package is malformed (the hub answers 400 `MANIFEST_INVALID`, see [`crate::error`]).
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use ebpf_package::blob::Blob;
 use ebpf_package::formats;
+use ebpf_package::layer::extract_file;
+use ebpf_package::object::check_bpf_elf;
 use ebpf_package::spec::{
     self, Format, ImageConfig, PackageMeta, ProgramInfo, ANNOTATION_AUTHORS, ANNOTATION_CREATED,
     ANNOTATION_DESCRIPTION, ANNOTATION_LICENSES, ANNOTATION_SOURCE, LABEL_BPFMAN_PROGRAMS,
 };
+use ebpf_package::{Error, Result};
 use oci_client::manifest::OciImageManifest;
 
 use crate::db::{PackageRow, VersionRow};
 
 /// Largest layer the hub will open to look for the BPF object.
 const MAX_INSPECTED_LAYER: u64 = 64 * 1024 * 1024;
-const EM_BPF: u16 = 247;
 
 /// The package a manifest carries: the parts needed for the index rows.
 pub struct Inspected {
@@ -41,18 +47,18 @@ pub struct Inspected {
 
 /// Reads the image `manifest` and its config (`config_bytes`) and, for an eBPF package of a
 /// format we know, checks its program. Ok(None) for images that are not eBPF packages (they
-/// are stored, not indexed); Err(message) when a package is malformed.
+/// are stored, not indexed); an Input error when a package is malformed.
 pub fn inspect(
     manifest: &[u8],
     config_bytes: &[u8],
     read_blob: impl Fn(&str) -> std::io::Result<Vec<u8>>,
-) -> Result<Option<Inspected>, String> {
+) -> Result<Option<Inspected>> {
     let Ok(m) = serde_json::from_slice::<OciImageManifest>(manifest) else {
         return Ok(None);
     };
     let format = match formats::detect(&m, Some(config_bytes)) {
         Ok(f) => f,
-        Err(e) if claims_to_be_ebpf(&m, config_bytes) => return Err(e.message),
+        Err(e) if claims_to_be_ebpf(&m, config_bytes) => return Err(e),
         Err(_) => return Ok(None),
     };
     match format {
@@ -87,32 +93,39 @@ fn ours(
     m: &OciImageManifest,
     config_bytes: &[u8],
     read_blob: impl Fn(&str) -> std::io::Result<Vec<u8>>,
-) -> Result<Inspected, String> {
+) -> Result<Inspected> {
     let config: ImageConfig = serde_json::from_slice(config_bytes)
-        .map_err(|e| format!("the package's image config is not valid: {e}"))?;
+        .map_err(|e| Error::input(format!("the package's image config is not valid: {e}")))?;
     let meta = config.package.ok_or_else(|| {
-        format!(
+        Error::input(format!(
             "the manifest says {} but its config has no {} metadata",
             spec::ARTIFACT_TYPE,
             spec::CONFIG_KEY
-        )
+        ))
     })?;
-    let layer = m
-        .layers
-        .first()
-        .ok_or("an eBPF package needs a layer holding its program")?;
-    let bytes =
-        read_blob(&layer.digest).map_err(|e| format!("cannot read layer {}: {e}", layer.digest))?;
-    let gzipped = layer.media_type.ends_with("+gzip") || bytes.starts_with(&[0x1f, 0x8b]);
-    check_program_layer(&bytes, gzipped, Some(&meta.object))?;
+    let layer = m.layers.first().ok_or_else(no_program_layer)?;
+    let bytes = read_layer(&read_blob, &layer.digest)?;
+    check_program_layer(&bytes, &meta.object)?;
     Ok(Inspected {
         format: Format::CargoEbpf,
         meta,
         layer_digest: layer.digest.clone(),
         created: config.created,
         arches: vec![],
-        readme: readme_in_layer(&bytes, gzipped),
+        readme: readme_in_layer(&bytes),
     })
+}
+
+fn no_program_layer() -> Error {
+    Error::input("an eBPF package needs a layer holding its program")
+}
+
+/// A layer's bytes from the blob store; failing to read one is our storage failing.
+fn read_layer(
+    read_blob: impl Fn(&str) -> std::io::Result<Vec<u8>>,
+    digest: &str,
+) -> Result<Vec<u8>> {
+    read_blob(digest).map_err(|e| Error::environment(format!("cannot read layer {digest}: {e}")))
 }
 
 /// A gadget, bumblebee or bpfman image, described the way the runner describes it (which
@@ -122,27 +135,27 @@ fn other_tool(
     m: &OciImageManifest,
     config_bytes: &[u8],
     read_blob: impl Fn(&str) -> std::io::Result<Vec<u8>>,
-) -> Result<Inspected, String> {
+) -> Result<Inspected> {
     let mut layers = Vec::new();
     for l in &m.layers {
         if l.size < 0 || l.size as u64 > MAX_INSPECTED_LAYER {
-            return Err(format!("layer {} is too large to inspect", l.digest));
+            let why = format!("layer {} is too large to inspect", l.digest);
+            return Err(Error::input(why));
         }
-        let data =
-            read_blob(&l.digest).map_err(|e| format!("cannot read layer {}: {e}", l.digest))?;
+        let data = read_layer(&read_blob, &l.digest)?;
         layers.push(Blob {
             descriptor: l.clone(),
             data,
         });
     }
     let meta = match formats::describe(m, config_bytes, &layers) {
-        Ok((_, config)) => config.package.ok_or("the image describes no package")?,
+        Ok((_, config)) => config
+            .package
+            .ok_or_else(|| Error::input("the image describes no package"))?,
         // bpfman loads objects without BTF, which the runner cannot describe: index those
         // from their labels, as long as the layer holds a BPF ELF.
-        Err(e) if format == Format::Bpfman => {
-            bpfman_from_labels(config_bytes, &layers).ok_or(e.message)?
-        }
-        Err(e) => return Err(e.message),
+        Err(e) if format == Format::Bpfman => bpfman_from_labels(config_bytes, &layers).ok_or(e)?,
+        Err(e) => return Err(e),
     };
     let program_types = [spec::GADGET_EBPF_LAYER, spec::BUMBLEBEE_PROGRAM_LAYER];
     let program = m
@@ -150,11 +163,11 @@ fn other_tool(
         .iter()
         .find(|l| program_types.contains(&l.media_type.as_str()))
         .or(m.layers.first())
-        .ok_or("an eBPF package needs a layer holding its program")?;
+        .ok_or_else(no_program_layer)?;
     let readme = layers
         .iter()
         .find(|l| l.descriptor.digest == program.digest)
-        .and_then(|l| readme_in_layer(&l.data, l.data.starts_with(&[0x1f, 0x8b])));
+        .and_then(|l| readme_in_layer(&l.data));
     Ok(Inspected {
         format,
         meta,
@@ -166,10 +179,10 @@ fn other_tool(
 }
 
 /// A bpfman image's programs from its `io.ebpf.programs` label (no sections: those need the
-/// object's BTF); None unless its layer holds a BPF ELF.
+/// object's BTF); None unless its layer holds a BPF ELF, found the way the runner finds it.
 fn bpfman_from_labels(config_bytes: &[u8], layers: &[Blob]) -> Option<PackageMeta> {
     let layer = layers.first()?;
-    check_program_layer(&layer.data, layer.data.starts_with(&[0x1f, 0x8b]), None).ok()?;
+    formats::bpfman::find_object(&layer.data).ok()?;
     let config: serde_json::Value = serde_json::from_slice(config_bytes).ok()?;
     let label = config["config"]["Labels"][LABEL_BPFMAN_PROGRAMS].as_str()?;
     let programs: BTreeMap<String, String> = serde_json::from_str(label).ok()?;
@@ -190,84 +203,24 @@ fn bpfman_from_labels(config_bytes: &[u8], layers: &[Blob]) -> Option<PackageMet
 }
 
 /// Largest README the index keeps.
-const MAX_README: u64 = 512 * 1024;
+const MAX_README: usize = 512 * 1024;
 
-/// `README.md` at the root of a tar (or tar+gzip) layer, as text.
-fn readme_in_layer(layer: &[u8], gzipped: bool) -> Option<String> {
-    let reader: Box<dyn Read> = if gzipped {
-        Box::new(flate2::read::GzDecoder::new(layer))
-    } else {
-        Box::new(layer)
-    };
-    let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().ok()? {
-        let mut entry = entry.ok()?;
-        let path = entry.path().ok()?.to_string_lossy().into_owned();
-        let is_readme = path.trim_start_matches("./") == "README.md"
-            && entry.header().entry_type().is_file()
-            && entry.size() <= MAX_README;
-        if is_readme {
-            let mut text = Vec::new();
-            entry.read_to_end(&mut text).ok()?;
-            return Some(String::from_utf8_lossy(&text).into_owned());
-        }
-    }
-    None
+/// `README.md` at the root of a tar+gzip layer, as text; None when there is none (or the
+/// layer is no archive: gadget and bumblebee layers are the object itself).
+fn readme_in_layer(layer: &[u8]) -> Option<String> {
+    let text = extract_file(layer, "README.md").ok()??;
+    (text.len() <= MAX_README).then(|| String::from_utf8_lossy(&text).into_owned())
 }
 
-/// The layer must hold `object` (or, for bpfman images, some file) that is a BPF ELF.
-fn check_program_layer(layer: &[u8], gzipped: bool, object: Option<&str>) -> Result<(), String> {
-    let reader: Box<dyn Read> = if gzipped {
-        Box::new(flate2::read::GzDecoder::new(layer))
-    } else {
-        Box::new(layer)
-    };
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive
-        .entries()
-        .map_err(|e| format!("the program layer is not a tar archive: {e}"))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| format!("the program layer is damaged: {e}"))?;
-        if !entry.header().entry_type().is_file() || entry.size() > MAX_INSPECTED_LAYER {
-            continue;
-        }
-        let path = entry
-            .path()
-            .map(|p| p.to_string_lossy().trim_start_matches("./").to_string());
-        let path = path.map_err(|e| format!("bad path in the program layer: {e}"))?;
-        if object.is_some_and(|o| o != path) {
-            continue;
-        }
-        let mut head = [0u8; 20];
-        let is_bpf = entry.read_exact(&mut head).is_ok() && is_bpf_elf(&head);
-        match (object, is_bpf) {
-            (_, true) => return Ok(()),
-            (Some(o), false) => {
-                return Err(format!(
-                    "{o} in the program layer is not a BPF ELF (EM_BPF); refusing the package"
-                ))
-            }
-            (None, false) => {}
-        }
-    }
-    Err(match object {
-        Some(o) => format!("the program layer does not contain {o}"),
-        None => "the program layer holds no BPF ELF (EM_BPF)".to_string(),
+/// The program layer (tar+gzip) must hold `object`, and it must be a BPF ELF.
+fn check_program_layer(layer: &[u8], object: &str) -> Result<()> {
+    let bytes = extract_file(layer, object)?
+        .ok_or_else(|| Error::input(format!("the program layer does not contain {object}")))?;
+    check_bpf_elf(&bytes).map_err(|e| {
+        Error::input(format!(
+            "{object} in the program layer is not a BPF ELF (EM_BPF): {e}; refusing the package"
+        ))
     })
-}
-
-/// An ELF whose `e_machine`, in its own byte order, is EM_BPF.
-pub fn is_bpf_elf(head: &[u8]) -> bool {
-    if head.len() < 20 || &head[..4] != b"\x7fELF" {
-        return false;
-    }
-    let raw = [head[18], head[19]];
-    let machine = match head[5] {
-        1 => u16::from_le_bytes(raw),
-        2 => u16::from_be_bytes(raw),
-        _ => return false,
-    };
-    machine == EM_BPF
 }
 
 /// The index rows for version `tag` of repository `repo`; `annotations` are the pushed
@@ -372,7 +325,7 @@ mod tests {
             "rootfs": {"type": "layers", "diff_ids": []},
         });
         let config = serde_json::to_vec(&config).unwrap();
-        let digest = |b: &[u8]| crate::blobs::sha256_digest(b);
+        let digest = |b: &[u8]| ebpf_package::digest::sha256(b);
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": spec::MEDIA_TYPE_MANIFEST,
@@ -401,17 +354,20 @@ mod tests {
     #[test]
     fn program_layer_must_hold_a_bpf_elf() {
         let good = tar_gz(&[("x.bpf.o", &elf(247))]);
-        assert!(check_program_layer(&good, true, Some("x.bpf.o")).is_ok());
-        assert!(check_program_layer(&good, true, None).is_ok());
+        assert!(check_program_layer(&good, "x.bpf.o").is_ok());
         let x86 = tar_gz(&[("x.bpf.o", &elf(62))]);
-        assert!(check_program_layer(&x86, true, Some("x.bpf.o"))
-            .unwrap_err()
-            .contains("not a BPF ELF"));
+        let err = check_program_layer(&x86, "x.bpf.o").unwrap_err();
+        assert!(err.message.contains("not a BPF ELF (EM_BPF)"), "{err}");
         let script = tar_gz(&[("x.bpf.o", b"#!/bin/sh\nrm -rf /\n")]);
-        assert!(check_program_layer(&script, true, Some("x.bpf.o")).is_err());
-        assert!(check_program_layer(&good, true, Some("other.o"))
-            .unwrap_err()
-            .contains("does not contain"));
-        assert!(check_program_layer(b"garbage", true, None).is_err());
+        assert!(check_program_layer(&script, "x.bpf.o").is_err());
+        let err = check_program_layer(&good, "other.o").unwrap_err();
+        assert!(err.message.contains("does not contain"), "{err}");
+        assert!(check_program_layer(b"garbage", "x.bpf.o").is_err());
+        // Any byte order: the hub serves objects for every host.
+        let mut big = elf(0);
+        big[5] = 2;
+        big[18..20].copy_from_slice(&247u16.to_be_bytes());
+        let big = tar_gz(&[("x.bpf.o", &big)]);
+        assert!(check_program_layer(&big, "x.bpf.o").is_ok());
     }
 }

@@ -3,6 +3,11 @@
 //! Pipeline of a request: axum router → [`oci::dispatch`] (registry API) → metadata in
 //! [`db::Db`] (SQLite in the data dir, or Postgres) and bytes in [`blobs::BlobStore`]
 //! (files under the data dir, made visible only after their digest is checked).
+//!
+//! Errors: request handlers answer with [`error::HubError`] (HTTP status, OCI code,
+//! message). Startup ([`open`], [`serve`]) and the [`admin`] commands are CLI code and
+//! return the CLI's `ebpf_package::Error`, whose kinds are exit codes; [`error`] holds the
+//! one conversion each way.
 
 pub mod accounts;
 pub mod admin;
@@ -10,6 +15,7 @@ pub mod api;
 pub mod auth;
 pub mod blobs;
 pub mod db;
+pub mod error;
 pub mod index;
 pub mod oci;
 pub mod rate;
@@ -23,6 +29,8 @@ use axum::routing::{any, get, post};
 use axum::Router;
 
 use ebpf_package::{Error, Result};
+
+use error::HubResult;
 
 /// Largest blob the hub accepts by default (a package layer is a few hundred KiB).
 pub const DEFAULT_MAX_BLOB: u64 = 512 * 1024 * 1024;
@@ -63,7 +71,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Opens the data dir and the database, ready to serve.
+/// Opens the data dir and the database, ready to serve (startup: CLI errors, with help).
 pub async fn open(opts: &ServeOptions) -> Result<AppState> {
     std::fs::create_dir_all(&opts.data)
         .map_err(|e| Error::io("create the hub data dir", &opts.data, e))?;
@@ -123,7 +131,7 @@ pub const UPLOAD_MAX_AGE_SECS: i64 = 24 * 3600;
 
 /// Deletes uploads started more than `max_age_secs` ago (clients that died mid-push);
 /// returns how many. Safe with several hubs: each deletion is idempotent.
-pub async fn sweep_uploads(state: &AppState, max_age_secs: i64) -> Result<usize> {
+pub async fn sweep_uploads(state: &AppState, max_age_secs: i64) -> HubResult<usize> {
     let stale = state.db.stale_uploads(db::now() - max_age_secs).await?;
     for id in &stale {
         state.blobs.discard(id).await;

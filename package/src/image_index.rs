@@ -112,7 +112,6 @@ impl Release {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::OciLayout;
     use crate::platform::{check_host_platform, pick_platform, Platform};
     use crate::spec;
     use crate::spec::PackageMeta;
@@ -188,25 +187,5 @@ mod tests {
         assert!(matches!(release, Release::Single(_)));
         assert_eq!(release.digest(), pkg.digest());
         assert!(Release::new(vec![]).is_err());
-    }
-
-    #[test]
-    fn layout_tag_points_at_the_index_and_reads_back_the_host_package() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = OciLayout::create(dir.path()).unwrap();
-        let (here, there) = (sample(spec::host_arch()), sample(other_arch()));
-        let release = Release::new(vec![there, here.clone()]).unwrap();
-        layout.write_release(&release, "0.1.0").unwrap();
-        let entry = layout.find_ref(Some("0.1.0")).unwrap().unwrap();
-        assert_eq!(entry.media_type, MEDIA_TYPE_INDEX);
-        assert_eq!(entry.digest, release.digest());
-        let back = layout.read_package(None).unwrap();
-        assert_eq!(back.digest(), here.digest());
-        // gc keeps every platform's blobs: they are reachable through the index.
-        layout.gc().unwrap();
-        for pkg in release.packages() {
-            assert!(layout.has_blob(&pkg.digest()));
-            assert!(layout.has_blob(&pkg.layers[0].descriptor.digest));
-        }
     }
 }

@@ -571,4 +571,42 @@ mod tests {
         names.sort();
         assert_eq!(names, (0..8).map(|i| format!("r{i}")).collect::<Vec<_>>());
     }
+
+    #[test]
+    fn layout_tag_points_at_the_index_and_reads_back_the_host_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::create(dir.path()).unwrap();
+        let (here, there) = (
+            platform_sample(spec::host_arch()),
+            platform_sample(other_arch()),
+        );
+        let release = Release::new(vec![there, here.clone()]).unwrap();
+        layout.write_release(&release, "0.1.0").unwrap();
+        let entry = layout.find_ref(Some("0.1.0")).unwrap().unwrap();
+        assert_eq!(entry.media_type, MEDIA_TYPE_INDEX);
+        assert_eq!(entry.digest, release.digest());
+        let back = layout.read_package(None).unwrap();
+        assert_eq!(back.digest(), here.digest());
+        // gc keeps every platform's blobs: they are reachable through the index.
+        layout.gc().unwrap();
+        for pkg in release.packages() {
+            assert!(layout.has_blob(&pkg.digest()));
+            assert!(layout.has_blob(&pkg.layers[0].descriptor.digest));
+        }
+    }
+
+    /// A package for `arch`, for the multi-platform tests.
+    fn platform_sample(arch: &str) -> Package {
+        let mut meta = spec::PackageMeta::new("multi", "0.1.0", "multi.bpf.o");
+        meta.arch = arch.to_string();
+        Package::build(meta, format!("obj-{arch}").as_bytes(), None).unwrap()
+    }
+
+    fn other_arch() -> &'static str {
+        if spec::host_arch() == "x86_64" {
+            "aarch64"
+        } else {
+            "x86_64"
+        }
+    }
 }

@@ -39,6 +39,26 @@ const BPF_HELP: &str = "pass the .bpf.o that `clang -target bpf` produced (or `c
 /// Checks that `bytes` is a BPF ELF of the host's byte order: clear Input errors for
 /// "not an ELF", "an ELF for another machine (x86-64, …)", "wrong endianness".
 pub fn check_elf(bytes: &[u8]) -> Result<()> {
+    check_bpf_elf(bytes)?;
+    let little = bytes[5] == 1;
+    let host_little = cfg!(target_endian = "little");
+    if little != host_little {
+        let (file, host) = if little {
+            ("little", "big")
+        } else {
+            ("big", "little")
+        };
+        return Err(Error::input(format!(
+            "an eBPF object for {file}-endian machines, but this host is {host}-endian"
+        ))
+        .with_help("rebuild it with `clang -target bpf` on (or for) this host's byte order"));
+    }
+    Ok(())
+}
+
+/// [`check_elf`] without the host's byte order: a 64-bit BPF ELF of either byte order, as
+/// a registry holding objects for other hosts checks them.
+pub fn check_bpf_elf(bytes: &[u8]) -> Result<()> {
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
         return Err(Error::input("not an ELF file").with_help(BPF_HELP));
     }
@@ -67,18 +87,6 @@ pub fn check_elf(bytes: &[u8]) -> Result<()> {
     }
     if bytes[4] != 2 {
         return Err(Error::input("a 32-bit ELF; eBPF objects are 64-bit").with_help(BPF_HELP));
-    }
-    let host_little = cfg!(target_endian = "little");
-    if little != host_little {
-        let (file, host) = if little {
-            ("little", "big")
-        } else {
-            ("big", "little")
-        };
-        return Err(Error::input(format!(
-            "an eBPF object for {file}-endian machines, but this host is {host}-endian"
-        ))
-        .with_help("rebuild it with `clang -target bpf` on (or for) this host's byte order"));
     }
     Ok(())
 }

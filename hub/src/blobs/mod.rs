@@ -63,20 +63,6 @@ impl Location {
     }
 }
 
-/// `sha256:<64 lowercase hex>`: the only algorithm this hub stores.
-pub fn is_sha256_digest(digest: &str) -> bool {
-    digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
 /// A random identifier (128 bits, hex) for uploads and tokens.
 pub fn random_id() -> String {
     let mut buf = [0u8; 16];
@@ -118,7 +104,7 @@ impl BlobStore {
     }
 
     /// Where a verified blob lives in the file store. `digest` must have passed
-    /// [`is_sha256_digest`].
+    /// [`crate::oci::is_digest`].
     fn blob_path(&self, digest: &str) -> PathBuf {
         let hex = &digest["sha256:".len()..];
         self.root.join("blobs/sha256").join(&hex[..2]).join(hex)
@@ -217,6 +203,8 @@ impl BlobStore {
     }
 }
 
+/// The digest and size of a file, hashed as it streams (`ebpf_package::digest` hashes
+/// bytes in memory; an upload may be hundreds of MiB).
 async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     let mut file = tokio::fs::File::open(path).await?;
     let mut hasher = Sha256::new();

@@ -3,8 +3,8 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{db_error, now, Db};
-use ebpf_package::Result;
+use super::{now, Db};
+use crate::error::HubResult;
 
 pub struct UserRow {
     pub name: String,
@@ -29,7 +29,7 @@ const TOKEN_COLUMNS: &str =
 
 impl Db {
     /// Creates a user; false if the name is taken.
-    pub async fn add_user(&self, name: &str, email: &str, password_hash: &str) -> Result<bool> {
+    pub async fn add_user(&self, name: &str, email: &str, password_hash: &str) -> HubResult<bool> {
         let done = sqlx::query(
             "INSERT INTO users (name, email, password_hash, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT DO NOTHING",
@@ -39,30 +39,28 @@ impl Db {
         .bind(password_hash)
         .bind(now())
         .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn user(&self, name: &str) -> Result<Option<UserRow>> {
+    pub async fn user(&self, name: &str) -> HubResult<Option<UserRow>> {
         let row =
             sqlx::query("SELECT name, email, password_hash, created_at FROM users WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
-        row.map(|r| {
+                .await?;
+        row.map(|r| -> HubResult<UserRow> {
             Ok(UserRow {
-                name: r.try_get(0).map_err(db_error)?,
-                email: r.try_get(1).map_err(db_error)?,
-                password_hash: r.try_get(2).map_err(db_error)?,
-                created_at: r.try_get(3).map_err(db_error)?,
+                name: r.try_get(0)?,
+                email: r.try_get(1)?,
+                password_hash: r.try_get(2)?,
+                created_at: r.try_get(3)?,
             })
         })
         .transpose()
     }
 
-    pub async fn add_token(&self, t: &TokenRow, token_hash: &str) -> Result<()> {
+    pub async fn add_token(&self, t: &TokenRow, token_hash: &str) -> HubResult<()> {
         let namespaces = serde_json::to_string(&t.namespaces).expect("strings serialize");
         sqlx::query(
             "INSERT INTO api_tokens (id, user_name, label, token_hash, can_pull, can_push, \
@@ -78,34 +76,31 @@ impl Db {
         .bind(t.expires_at)
         .bind(t.created_at)
         .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
-    pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRow>> {
+    pub async fn token_by_hash(&self, token_hash: &str) -> HubResult<Option<TokenRow>> {
         let row = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
         ))
         .bind(token_hash)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         row.map(|r| token_row(&r)).transpose()
     }
 
-    pub async fn tokens_of(&self, user: &str) -> Result<Vec<TokenRow>> {
+    pub async fn tokens_of(&self, user: &str) -> HubResult<Vec<TokenRow>> {
         let rows = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_name = $1 ORDER BY created_at, id"
         ))
         .bind(user)
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         rows.iter().map(token_row).collect()
     }
 
-    pub async fn delete_token(&self, user: &str, id: &str) -> Result<bool> {
+    pub async fn delete_token(&self, user: &str, id: &str) -> HubResult<bool> {
         Ok(self
             .exec(
                 "DELETE FROM api_tokens WHERE user_name = $1 AND id = $2",
@@ -116,16 +111,16 @@ impl Db {
     }
 }
 
-fn token_row(r: &AnyRow) -> Result<TokenRow> {
-    let namespaces: String = r.try_get(5).map_err(db_error)?;
+fn token_row(r: &AnyRow) -> HubResult<TokenRow> {
+    let namespaces: String = r.try_get(5)?;
     Ok(TokenRow {
-        id: r.try_get(0).map_err(db_error)?,
-        user_name: r.try_get(1).map_err(db_error)?,
-        label: r.try_get(2).map_err(db_error)?,
-        can_pull: r.try_get::<i64, _>(3).map_err(db_error)? != 0,
-        can_push: r.try_get::<i64, _>(4).map_err(db_error)? != 0,
+        id: r.try_get(0)?,
+        user_name: r.try_get(1)?,
+        label: r.try_get(2)?,
+        can_pull: r.try_get::<i64, _>(3)? != 0,
+        can_push: r.try_get::<i64, _>(4)? != 0,
         namespaces: serde_json::from_str(&namespaces).unwrap_or_default(),
-        expires_at: r.try_get(6).map_err(db_error)?,
-        created_at: r.try_get(7).map_err(db_error)?,
+        expires_at: r.try_get(6)?,
+        created_at: r.try_get(7)?,
     })
 }

@@ -4,12 +4,17 @@
 //! Every query is written once with `$N` placeholders, which both drivers accept, so the two
 //! backends share one code path; only the migrations differ (full-text search is
 //! backend-specific).
+//!
+//! Queries answer [`HubResult`] (a database failure is a 500 with the sqlx error as its
+//! cause); only [`Db::open`] returns the CLI's error, since it runs at `hub serve` startup
+//! and in the admin commands, where an operator reads its help.
 
 use std::path::Path;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
 
+use crate::error::HubResult;
 use ebpf_package::{Error, Result};
 
 mod accounts;
@@ -41,10 +46,6 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-pub(crate) fn db_error(e: sqlx::Error) -> Error {
-    Error::environment(format!("hub database: {e}"))
 }
 
 impl Db {
@@ -98,30 +99,26 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
-    pub(crate) async fn exec(&self, sql: &str, args: &[&str]) -> Result<u64> {
+    pub(crate) async fn exec(&self, sql: &str, args: &[&str]) -> HubResult<u64> {
         let mut q = sqlx::query(sql);
         for a in args {
             q = q.bind(a.to_string());
         }
-        Ok(q.execute(&self.pool)
-            .await
-            .map_err(db_error)?
-            .rows_affected())
+        Ok(q.execute(&self.pool).await?.rows_affected())
     }
 
-    pub(crate) async fn strings(&self, sql: &str, args: &[&str]) -> Result<Vec<String>> {
+    pub(crate) async fn strings(&self, sql: &str, args: &[&str]) -> HubResult<Vec<String>> {
         let mut q = sqlx::query(sql);
         for a in args {
             q = q.bind(a.to_string());
         }
-        let rows = q.fetch_all(&self.pool).await.map_err(db_error)?;
+        let rows = q.fetch_all(&self.pool).await?;
         first_column(&rows)
     }
 }
 
 /// The first column of every row, as text (the name lists: tags, repositories, uploads).
-pub(crate) fn first_column(rows: &[sqlx::any::AnyRow]) -> Result<Vec<String>> {
-    rows.iter()
-        .map(|r| r.try_get::<String, _>(0).map_err(db_error))
-        .collect()
+pub(crate) fn first_column(rows: &[sqlx::any::AnyRow]) -> HubResult<Vec<String>> {
+    let column: Result<Vec<String>, sqlx::Error> = rows.iter().map(|r| r.try_get(0)).collect();
+    Ok(column?)
 }

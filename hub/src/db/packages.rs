@@ -4,8 +4,8 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{db_error, now, Db};
-use ebpf_package::Result;
+use super::{now, Db};
+use crate::error::HubResult;
 
 /// A package as the web pages show it. `keywords` and `authors` are JSON arrays.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +53,7 @@ fn json_list(v: &[String]) -> String {
 
 impl Db {
     /// Records version `v` of package `p` (inserting or refreshing the package row).
-    pub async fn index_version(&self, p: &PackageRow, v: &VersionRow) -> Result<()> {
+    pub async fn index_version(&self, p: &PackageRow, v: &VersionRow) -> HubResult<()> {
         let t = now();
         sqlx::query(
             "INSERT INTO packages (repo, owner, name, description, keywords, license, authors, \
@@ -77,8 +77,7 @@ impl Db {
         .bind(t)
         .bind(&p.readme)
         .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         self.reindex_search(p).await?;
         sqlx::query(
             "INSERT INTO versions (repo, version, digest, size, created, pushed_at, arch, \
@@ -97,19 +96,17 @@ impl Db {
         .bind(&v.layer_digest)
         .bind(&v.programs)
         .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
-    pub async fn package(&self, repo: &str) -> Result<Option<PackageRow>> {
+    pub async fn package(&self, repo: &str) -> HubResult<Option<PackageRow>> {
         let row = sqlx::query(&format!(
             "SELECT {PACKAGE_COLUMNS} FROM packages WHERE repo = $1"
         ))
         .bind(repo)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         row.map(|r| package_row(&r)).transpose()
     }
 
@@ -120,7 +117,7 @@ impl Db {
         arg: Option<&str>,
         order_by: &str,
         limit: i64,
-    ) -> Result<Vec<PackageRow>> {
+    ) -> HubResult<Vec<PackageRow>> {
         let sql = format!(
             "SELECT {PACKAGE_COLUMNS} FROM packages {filter} ORDER BY {order_by} LIMIT {limit}"
         );
@@ -128,43 +125,42 @@ impl Db {
         if let Some(a) = arg {
             q = q.bind(a.to_string());
         }
-        let rows = q.fetch_all(&self.pool).await.map_err(db_error)?;
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(package_row).collect()
     }
 
     /// The package's README.md, empty when it has none.
-    pub async fn readme(&self, repo: &str) -> Result<String> {
+    pub async fn readme(&self, repo: &str) -> HubResult<String> {
         let found = self
             .strings("SELECT readme FROM packages WHERE repo = $1", &[repo])
             .await?;
         Ok(found.into_iter().next().unwrap_or_default())
     }
 
-    pub async fn versions(&self, repo: &str) -> Result<Vec<VersionRow>> {
+    pub async fn versions(&self, repo: &str) -> HubResult<Vec<VersionRow>> {
         let rows = sqlx::query(&format!(
             "SELECT {VERSION_COLUMNS} FROM versions WHERE repo = $1 ORDER BY pushed_at DESC, version DESC"
         ))
         .bind(repo)
         .fetch_all(&self.pool)
         .await
-        .map_err(db_error)?;
+        ?;
         rows.iter().map(version_row).collect()
     }
 
-    pub async fn version(&self, repo: &str, version: &str) -> Result<Option<VersionRow>> {
+    pub async fn version(&self, repo: &str, version: &str) -> HubResult<Option<VersionRow>> {
         let row = sqlx::query(&format!(
             "SELECT {VERSION_COLUMNS} FROM versions WHERE repo = $1 AND version = $2"
         ))
         .bind(repo)
         .bind(version)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         row.map(|r| version_row(&r)).transpose()
     }
 
     /// Counts one download of `repo` `version` (the package and the version).
-    pub async fn count_download(&self, repo: &str, version: &str) -> Result<()> {
+    pub async fn count_download(&self, repo: &str, version: &str) -> HubResult<()> {
         self.exec(
             "UPDATE versions SET downloads = downloads + 1 WHERE repo = $1 AND version = $2",
             &[repo, version],
@@ -179,40 +175,40 @@ impl Db {
     }
 }
 
-pub(crate) fn package_row(r: &AnyRow) -> Result<PackageRow> {
-    let list = |i: usize| -> Result<Vec<String>> {
-        let s: String = r.try_get(i).map_err(db_error)?;
+pub(crate) fn package_row(r: &AnyRow) -> HubResult<PackageRow> {
+    let list = |i: usize| -> HubResult<Vec<String>> {
+        let s: String = r.try_get(i)?;
         Ok(serde_json::from_str(&s).unwrap_or_default())
     };
     Ok(PackageRow {
-        repo: r.try_get(0).map_err(db_error)?,
-        owner: r.try_get(1).map_err(db_error)?,
-        name: r.try_get(2).map_err(db_error)?,
-        description: r.try_get(3).map_err(db_error)?,
+        repo: r.try_get(0)?,
+        owner: r.try_get(1)?,
+        name: r.try_get(2)?,
+        description: r.try_get(3)?,
         keywords: list(4)?,
-        license: r.try_get(5).map_err(db_error)?,
+        license: r.try_get(5)?,
         authors: list(6)?,
-        source: r.try_get(7).map_err(db_error)?,
-        latest_version: r.try_get(8).map_err(db_error)?,
-        updated_at: r.try_get(9).map_err(db_error)?,
-        downloads: r.try_get(10).map_err(db_error)?,
+        source: r.try_get(7)?,
+        latest_version: r.try_get(8)?,
+        updated_at: r.try_get(9)?,
+        downloads: r.try_get(10)?,
         readme: String::new(),
     })
 }
 
-fn version_row(r: &AnyRow) -> Result<VersionRow> {
+fn version_row(r: &AnyRow) -> HubResult<VersionRow> {
     Ok(VersionRow {
-        repo: r.try_get(0).map_err(db_error)?,
-        version: r.try_get(1).map_err(db_error)?,
-        digest: r.try_get(2).map_err(db_error)?,
-        size: r.try_get(3).map_err(db_error)?,
-        created: r.try_get(4).map_err(db_error)?,
-        pushed_at: r.try_get(5).map_err(db_error)?,
-        arch: r.try_get(6).map_err(db_error)?,
-        runtime: r.try_get(7).map_err(db_error)?,
-        object: r.try_get(8).map_err(db_error)?,
-        layer_digest: r.try_get(9).map_err(db_error)?,
-        programs: r.try_get(10).map_err(db_error)?,
-        downloads: r.try_get(11).map_err(db_error)?,
+        repo: r.try_get(0)?,
+        version: r.try_get(1)?,
+        digest: r.try_get(2)?,
+        size: r.try_get(3)?,
+        created: r.try_get(4)?,
+        pushed_at: r.try_get(5)?,
+        arch: r.try_get(6)?,
+        runtime: r.try_get(7)?,
+        object: r.try_get(8)?,
+        layer_digest: r.try_get(9)?,
+        programs: r.try_get(10)?,
+        downloads: r.try_get(11)?,
     })
 }

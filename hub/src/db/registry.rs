@@ -3,8 +3,8 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{db_error, first_column, now, Db};
-use ebpf_package::Result;
+use super::{first_column, now, Db};
+use crate::error::HubResult;
 
 /// A stored manifest, its bytes exactly as pushed.
 pub struct ManifestRow {
@@ -27,19 +27,18 @@ pub struct NewManifest<'a> {
 impl Db {
     // ---- repositories and blobs --------------------------------------------------------------
 
-    pub async fn ensure_repo(&self, repo: &str) -> Result<()> {
+    pub async fn ensure_repo(&self, repo: &str) -> HubResult<()> {
         sqlx::query(
             "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(repo)
         .bind(now())
         .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
-    pub async fn repo_exists(&self, repo: &str) -> Result<bool> {
+    pub async fn repo_exists(&self, repo: &str) -> HubResult<bool> {
         Ok(!self
             .strings("SELECT name FROM repositories WHERE name = $1", &[repo])
             .await?
@@ -47,7 +46,7 @@ impl Db {
     }
 
     /// Records a verified blob and makes it visible in `repo`.
-    pub async fn add_blob(&self, repo: &str, digest: &str, size: i64) -> Result<()> {
+    pub async fn add_blob(&self, repo: &str, digest: &str, size: i64) -> HubResult<()> {
         sqlx::query(
             "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
@@ -56,11 +55,11 @@ impl Db {
         .bind(now())
         .execute(&self.pool)
         .await
-        .map_err(db_error)?;
+        ?;
         self.link_blob(repo, digest).await
     }
 
-    pub async fn link_blob(&self, repo: &str, digest: &str) -> Result<()> {
+    pub async fn link_blob(&self, repo: &str, digest: &str) -> HubResult<()> {
         self.ensure_repo(repo).await?;
         self.exec(
             "INSERT INTO repo_blobs (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -70,7 +69,7 @@ impl Db {
         Ok(())
     }
 
-    pub async fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool> {
+    pub async fn unlink_blob(&self, repo: &str, digest: &str) -> HubResult<bool> {
         Ok(self
             .exec(
                 "DELETE FROM repo_blobs WHERE repo = $1 AND digest = $2",
@@ -81,7 +80,7 @@ impl Db {
     }
 
     /// The size of `digest` if `repo` may serve it.
-    pub async fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<i64>> {
+    pub async fn blob_in_repo(&self, repo: &str, digest: &str) -> HubResult<Option<i64>> {
         let row = sqlx::query(
             "SELECT b.size FROM blobs b JOIN repo_blobs r ON r.digest = b.digest \
              WHERE r.repo = $1 AND b.digest = $2",
@@ -89,27 +88,24 @@ impl Db {
         .bind(repo)
         .bind(digest)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        row.map(|r| r.try_get::<i64, _>(0).map_err(db_error))
-            .transpose()
+        .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
     }
 
     // ---- uploads -----------------------------------------------------------------------------
 
-    pub async fn add_upload(&self, id: &str, repo: &str) -> Result<()> {
+    pub async fn add_upload(&self, id: &str, repo: &str) -> HubResult<()> {
         self.ensure_repo(repo).await?;
         sqlx::query("INSERT INTO uploads (id, repo, created_at) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(repo)
             .bind(now())
             .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
-    pub async fn upload_exists(&self, id: &str, repo: &str) -> Result<bool> {
+    pub async fn upload_exists(&self, id: &str, repo: &str) -> HubResult<bool> {
         Ok(!self
             .strings(
                 "SELECT id FROM uploads WHERE id = $1 AND repo = $2",
@@ -120,16 +116,15 @@ impl Db {
     }
 
     /// Uploads started before `before` (Unix seconds): abandoned, for the sweeper.
-    pub async fn stale_uploads(&self, before: i64) -> Result<Vec<String>> {
+    pub async fn stale_uploads(&self, before: i64) -> HubResult<Vec<String>> {
         let rows = sqlx::query("SELECT id FROM uploads WHERE created_at < $1")
             .bind(before)
             .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+            .await?;
         first_column(&rows)
     }
 
-    pub async fn remove_upload(&self, id: &str) -> Result<()> {
+    pub async fn remove_upload(&self, id: &str) -> HubResult<()> {
         self.exec("DELETE FROM uploads WHERE id = $1", &[id])
             .await
             .map(|_| ())
@@ -137,7 +132,7 @@ impl Db {
 
     // ---- manifests and tags ------------------------------------------------------------------
 
-    pub async fn put_manifest(&self, m: &NewManifest<'_>) -> Result<()> {
+    pub async fn put_manifest(&self, m: &NewManifest<'_>) -> HubResult<()> {
         self.ensure_repo(m.repo).await?;
         sqlx::query(
             "INSERT INTO manifests (repo, digest, media_type, artifact_type, subject, size, \
@@ -152,13 +147,12 @@ impl Db {
         .bind(m.content.to_vec())
         .bind(now())
         .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
     /// Points `tag` at `digest`; returns the digest it pointed at before, if any.
-    pub async fn set_tag(&self, repo: &str, tag: &str, digest: &str) -> Result<()> {
+    pub async fn set_tag(&self, repo: &str, tag: &str, digest: &str) -> HubResult<()> {
         sqlx::query(
             "INSERT INTO tags (repo, name, digest, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (repo, name) DO UPDATE SET digest = excluded.digest, \
@@ -169,12 +163,11 @@ impl Db {
         .bind(digest)
         .bind(now())
         .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
-    pub async fn tag_digest(&self, repo: &str, tag: &str) -> Result<Option<String>> {
+    pub async fn tag_digest(&self, repo: &str, tag: &str) -> HubResult<Option<String>> {
         Ok(self
             .strings(
                 "SELECT digest FROM tags WHERE repo = $1 AND name = $2",
@@ -184,7 +177,7 @@ impl Db {
             .pop())
     }
 
-    pub async fn manifest(&self, repo: &str, digest: &str) -> Result<Option<ManifestRow>> {
+    pub async fn manifest(&self, repo: &str, digest: &str) -> HubResult<Option<ManifestRow>> {
         let row = sqlx::query(
             "SELECT digest, media_type, artifact_type, content FROM manifests \
              WHERE repo = $1 AND digest = $2",
@@ -192,12 +185,11 @@ impl Db {
         .bind(repo)
         .bind(digest)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         row.map(|r| manifest_row(&r)).transpose()
     }
 
-    pub async fn manifest_exists(&self, repo: &str, digest: &str) -> Result<bool> {
+    pub async fn manifest_exists(&self, repo: &str, digest: &str) -> HubResult<bool> {
         Ok(!self
             .strings(
                 "SELECT digest FROM manifests WHERE repo = $1 AND digest = $2",
@@ -208,7 +200,7 @@ impl Db {
     }
 
     /// Deletes a manifest and every tag pointing at it; false if there was none.
-    pub async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool> {
+    pub async fn delete_manifest(&self, repo: &str, digest: &str) -> HubResult<bool> {
         self.exec(
             "DELETE FROM tags WHERE repo = $1 AND digest = $2",
             &[repo, digest],
@@ -223,7 +215,7 @@ impl Db {
             > 0)
     }
 
-    pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool> {
+    pub async fn delete_tag(&self, repo: &str, tag: &str) -> HubResult<bool> {
         Ok(self
             .exec(
                 "DELETE FROM tags WHERE repo = $1 AND name = $2",
@@ -234,7 +226,7 @@ impl Db {
     }
 
     /// Up to `n` tag names of `repo` sorted after `last`.
-    pub async fn tags(&self, repo: &str, last: &str, n: i64) -> Result<Vec<String>> {
+    pub async fn tags(&self, repo: &str, last: &str, n: i64) -> HubResult<Vec<String>> {
         let rows = sqlx::query(
             "SELECT name FROM tags WHERE repo = $1 AND name > $2 ORDER BY name LIMIT $3",
         )
@@ -242,25 +234,23 @@ impl Db {
         .bind(last)
         .bind(n)
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         first_column(&rows)
     }
 
     /// Up to `n` repository names sorted after `last`.
-    pub async fn repositories(&self, last: &str, n: i64) -> Result<Vec<String>> {
+    pub async fn repositories(&self, last: &str, n: i64) -> HubResult<Vec<String>> {
         let rows =
             sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
                 .bind(last)
                 .bind(n)
                 .fetch_all(&self.pool)
-                .await
-                .map_err(db_error)?;
+                .await?;
         first_column(&rows)
     }
 
     /// Manifests of `repo` whose `subject` is `digest`.
-    pub async fn referrers(&self, repo: &str, digest: &str) -> Result<Vec<ManifestRow>> {
+    pub async fn referrers(&self, repo: &str, digest: &str) -> HubResult<Vec<ManifestRow>> {
         let rows = sqlx::query(
             "SELECT digest, media_type, artifact_type, content FROM manifests \
              WHERE repo = $1 AND subject = $2 ORDER BY digest",
@@ -268,17 +258,16 @@ impl Db {
         .bind(repo)
         .bind(digest)
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         rows.iter().map(manifest_row).collect()
     }
 }
 
-fn manifest_row(r: &AnyRow) -> Result<ManifestRow> {
+fn manifest_row(r: &AnyRow) -> HubResult<ManifestRow> {
     Ok(ManifestRow {
-        digest: r.try_get(0).map_err(db_error)?,
-        media_type: r.try_get(1).map_err(db_error)?,
-        artifact_type: r.try_get(2).map_err(db_error)?,
-        content: r.try_get(3).map_err(db_error)?,
+        digest: r.try_get(0)?,
+        media_type: r.try_get(1)?,
+        artifact_type: r.try_get(2)?,
+        content: r.try_get(3)?,
     })
 }

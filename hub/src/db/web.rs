@@ -3,41 +3,38 @@
 use sqlx::Row;
 
 use super::packages::{package_row, PACKAGE_COLUMNS};
-use super::{db_error, now, Backend, Db, PackageRow};
-use ebpf_package::Result;
+use super::{now, Backend, Db, PackageRow};
+use crate::error::HubResult;
 
 impl Db {
-    pub async fn add_session(&self, id_hash: &str, user: &str, expires_at: i64) -> Result<()> {
+    pub async fn add_session(&self, id_hash: &str, user: &str, expires_at: i64) -> HubResult<()> {
         sqlx::query("INSERT INTO sessions (id_hash, user_name, expires_at) VALUES ($1, $2, $3)")
             .bind(id_hash)
             .bind(user)
             .bind(expires_at)
             .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
-    pub async fn session_user(&self, id_hash: &str) -> Result<Option<String>> {
+    pub async fn session_user(&self, id_hash: &str) -> HubResult<Option<String>> {
         let row =
             sqlx::query("SELECT user_name FROM sessions WHERE id_hash = $1 AND expires_at > $2")
                 .bind(id_hash)
                 .bind(now())
                 .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
-        row.map(|r| r.try_get::<String, _>(0).map_err(db_error))
-            .transpose()
+                .await?;
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
     }
 
-    pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
+    pub async fn delete_session(&self, id_hash: &str) -> HubResult<()> {
         self.exec("DELETE FROM sessions WHERE id_hash = $1", &[id_hash])
             .await
             .map(|_| ())
     }
 
     /// Stars or unstars `repo` for `user`; returns whether it is starred now.
-    pub async fn toggle_star(&self, user: &str, repo: &str) -> Result<bool> {
+    pub async fn toggle_star(&self, user: &str, repo: &str) -> HubResult<bool> {
         if self
             .exec(
                 "DELETE FROM stars WHERE user_name = $1 AND repo = $2",
@@ -54,11 +51,11 @@ impl Db {
             .bind(now())
             .execute(&self.pool)
             .await
-            .map_err(db_error)?;
+            ?;
         Ok(true)
     }
 
-    pub async fn is_starred(&self, user: &str, repo: &str) -> Result<bool> {
+    pub async fn is_starred(&self, user: &str, repo: &str) -> HubResult<bool> {
         Ok(!self
             .strings(
                 "SELECT repo FROM stars WHERE user_name = $1 AND repo = $2",
@@ -68,16 +65,15 @@ impl Db {
             .is_empty())
     }
 
-    pub async fn star_count(&self, repo: &str) -> Result<i64> {
+    pub async fn star_count(&self, repo: &str) -> HubResult<i64> {
         let row = sqlx::query("SELECT COUNT(*) FROM stars WHERE repo = $1")
             .bind(repo)
             .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.try_get::<i64, _>(0).map_err(db_error)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?)
     }
 
-    pub async fn starred_by(&self, user: &str) -> Result<Vec<PackageRow>> {
+    pub async fn starred_by(&self, user: &str) -> HubResult<Vec<PackageRow>> {
         let cols = PACKAGE_COLUMNS
             .replace(", ", ", p.")
             .replacen("repo", "p.repo", 1);
@@ -87,14 +83,13 @@ impl Db {
         ))
         .bind(user)
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        .await?;
         rows.iter().map(package_row).collect()
     }
 
     /// Keeps the SQLite search table in step with a package row (Postgres derives its
     /// search column from the row itself).
-    pub async fn reindex_search(&self, p: &PackageRow) -> Result<()> {
+    pub async fn reindex_search(&self, p: &PackageRow) -> HubResult<()> {
         if self.backend != Backend::Sqlite {
             return Ok(());
         }
@@ -111,7 +106,7 @@ impl Db {
 
     /// Packages matching every word of `query` (prefixes count), best first: name matches
     /// outrank keyword matches, which outrank description matches.
-    pub async fn search(&self, query: &str, limit: i64, offset: i64) -> Result<Vec<PackageRow>> {
+    pub async fn search(&self, query: &str, limit: i64, offset: i64) -> HubResult<Vec<PackageRow>> {
         let words = search_words(query);
         if words.is_empty() {
             return Ok(vec![]);
@@ -153,11 +148,7 @@ impl Db {
                 )
             }
         };
-        let rows = sqlx::query(&sql)
-            .bind(arg)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let rows = sqlx::query(&sql).bind(arg).fetch_all(&self.pool).await?;
         rows.iter().map(package_row).collect()
     }
 }

@@ -8,16 +8,17 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::error::{OciError, OciResult};
+use super::is_digest;
 use super::DIGEST_HEADER;
-use crate::blobs::{is_sha256_digest, random_id, UploadError};
+use crate::blobs::{random_id, UploadError};
+use crate::error::{Code, HubError, HubResult};
 use crate::AppState;
 
-fn check_digest(digest: &str) -> OciResult<()> {
-    if is_sha256_digest(digest) {
+fn check_digest(digest: &str) -> HubResult<()> {
+    if is_digest(digest) {
         Ok(())
     } else {
-        Err(OciError::digest_invalid(format!(
+        Err(HubError::digest_invalid(format!(
             "{digest:?} is not a sha256 digest (sha256:<64 hex>)"
         )))
     }
@@ -29,7 +30,7 @@ pub async fn blob(
     name: &str,
     digest: &str,
     headers: &HeaderMap,
-) -> OciResult<Response> {
+) -> HubResult<Response> {
     check_digest(digest)?;
     match *method {
         Method::GET | Method::HEAD => read(app, method, name, digest, headers).await,
@@ -37,10 +38,10 @@ pub async fn blob(
             if app.db.unlink_blob(name, digest).await? {
                 Ok(StatusCode::ACCEPTED.into_response())
             } else {
-                Err(OciError::blob_unknown(digest))
+                Err(HubError::blob_unknown(digest))
             }
         }
-        _ => Err(OciError::unsupported("blobs take GET, HEAD and DELETE")),
+        _ => Err(HubError::unsupported("blobs take GET, HEAD and DELETE")),
     }
 }
 
@@ -50,17 +51,17 @@ async fn read(
     name: &str,
     digest: &str,
     headers: &HeaderMap,
-) -> OciResult<Response> {
+) -> HubResult<Response> {
     let size = app
         .db
         .blob_in_repo(name, digest)
         .await?
-        .ok_or_else(|| OciError::blob_unknown(digest))? as u64;
+        .ok_or_else(|| HubError::blob_unknown(digest))? as u64;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(r) => Some(parse_range(r, size).ok_or_else(|| {
-            OciError::new(
+            HubError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                "RANGE_INVALID",
+                Code::RangeInvalid,
                 format!("cannot serve {r} of a {size}-byte blob"),
             )
         })?),
@@ -84,7 +85,7 @@ async fn read(
     } else {
         app.blobs.read_range(digest, start, len).await?
     };
-    builder.body(body).map_err(OciError::internal)
+    builder.body(body).map_err(HubError::internal)
 }
 
 /// `bytes=START-END`, `bytes=START-` or `bytes=-SUFFIX` → inclusive (start, end).
@@ -145,7 +146,7 @@ pub async fn start(
     name: &str,
     q: &HashMap<String, String>,
     body: Body,
-) -> OciResult<Response> {
+) -> HubResult<Response> {
     if let (Some(digest), Some(from)) = (q.get("mount"), q.get("from")) {
         check_digest(digest)?;
         if super::valid_name(from) && app.db.blob_in_repo(from, digest).await?.is_some() {
@@ -172,9 +173,9 @@ pub async fn upload(
     q: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
-) -> OciResult<Response> {
+) -> HubResult<Response> {
     if !id.bytes().all(|b| b.is_ascii_hexdigit()) || !app.db.upload_exists(id, name).await? {
-        return Err(OciError::upload_unknown(id));
+        return Err(HubError::upload_unknown(id));
     }
     match *method {
         Method::GET => Ok(in_progress(name, id, app.blobs.upload_size(id).await?)),
@@ -186,21 +187,21 @@ pub async fn upload(
         Method::PUT => {
             let digest = q
                 .get("digest")
-                .ok_or_else(|| OciError::digest_invalid("the final PUT needs ?digest="))?;
+                .ok_or_else(|| HubError::digest_invalid("the final PUT needs ?digest="))?;
             finish(app, name, id, digest, body).await
         }
         Method::DELETE => {
             abandon(app, id).await;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        _ => Err(OciError::unsupported(
+        _ => Err(HubError::unsupported(
             "uploads take GET, PATCH, PUT and DELETE",
         )),
     }
 }
 
 /// A chunk's `Content-Range: START-END` must continue where the upload stands.
-async fn check_content_range(app: &AppState, id: &str, headers: &HeaderMap) -> OciResult<()> {
+async fn check_content_range(app: &AppState, id: &str, headers: &HeaderMap) -> HubResult<()> {
     let Some(range) = headers
         .get(header::CONTENT_RANGE)
         .and_then(|v| v.to_str().ok())
@@ -215,9 +216,9 @@ async fn check_content_range(app: &AppState, id: &str, headers: &HeaderMap) -> O
         .and_then(|s| s.parse::<u64>().ok());
     let size = app.blobs.upload_size(id).await?;
     if start != Some(size) {
-        return Err(OciError::new(
+        return Err(HubError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
-            "BLOB_UPLOAD_INVALID",
+            Code::BlobUploadInvalid,
             format!("chunk {range} does not start at the upload's size {size}"),
         ));
     }
@@ -225,7 +226,7 @@ async fn check_content_range(app: &AppState, id: &str, headers: &HeaderMap) -> O
 }
 
 /// Appends `body`; a broken body abandons the whole upload so nothing half-written lingers.
-async fn append(app: &AppState, id: &str, body: Body) -> OciResult<u64> {
+async fn append(app: &AppState, id: &str, body: Body) -> HubResult<u64> {
     match app.blobs.append(id, body).await {
         Ok(size) => Ok(size),
         Err(e) => {
@@ -241,7 +242,7 @@ async fn finish(
     id: &str,
     digest: &str,
     body: Body,
-) -> OciResult<Response> {
+) -> HubResult<Response> {
     if let Err(e) = check_digest(digest) {
         abandon(app, id).await;
         return Err(e);
@@ -264,22 +265,20 @@ async fn abandon(app: &AppState, id: &str) {
     let _ = app.db.remove_upload(id).await;
 }
 
-fn upload_error(e: UploadError) -> OciError {
+fn upload_error(e: UploadError) -> HubError {
     match e {
-        UploadError::Body(m) => OciError::new(
+        UploadError::Body(m) => HubError::new(
             StatusCode::BAD_REQUEST,
-            "BLOB_UPLOAD_INVALID",
+            Code::BlobUploadInvalid,
             format!("the upload broke off: {m}; start it again"),
         ),
-        UploadError::DigestMismatch { expected, actual } => OciError::digest_invalid(format!(
+        UploadError::DigestMismatch { expected, actual } => HubError::digest_invalid(format!(
             "the uploaded content hashes to {actual}, not {expected}; nothing was stored"
         )),
-        UploadError::TooLarge(max) => OciError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "SIZE_INVALID",
-            format!("blobs on this hub are limited to {max} bytes"),
-        ),
-        UploadError::Io(e) => OciError::internal(format!("storage: {e}")),
+        UploadError::TooLarge(max) => {
+            HubError::size_invalid(format!("blobs on this hub are limited to {max} bytes"))
+        }
+        UploadError::Io(e) => e.into(),
     }
 }
 

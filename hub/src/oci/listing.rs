@@ -6,21 +6,21 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::error::{OciError, OciResult};
 use super::next_link;
-use crate::blobs::is_sha256_digest;
+use crate::error::{Code, HubError, HubResult};
+use crate::oci::is_digest;
 use crate::AppState;
 
 /// Page size when the client gives no `n`, and the most it may ask for.
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
 
-fn page(q: &HashMap<String, String>) -> OciResult<(i64, Option<i64>, String)> {
+fn page(q: &HashMap<String, String>) -> HubResult<(i64, Option<i64>, String)> {
     let asked = match q.get("n") {
         Some(n) => Some(n.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            OciError::new(
+            HubError::new(
                 StatusCode::BAD_REQUEST,
-                "PAGINATION_NUMBER_INVALID",
+                Code::PaginationNumberInvalid,
                 format!("n={n} is not a count"),
             )
         })?),
@@ -54,9 +54,9 @@ fn json_response(body: serde_json::Value, link: Option<header::HeaderValue>) -> 
     r
 }
 
-pub async fn tags(app: &AppState, name: &str, q: &HashMap<String, String>) -> OciResult<Response> {
+pub async fn tags(app: &AppState, name: &str, q: &HashMap<String, String>) -> HubResult<Response> {
     if !app.db.repo_exists(name).await? {
-        return Err(OciError::name_unknown(name));
+        return Err(HubError::name_unknown(name));
     }
     let (n, _, last) = page(q)?;
     let tags = app.db.tags(name, &last, n + 1).await?;
@@ -64,7 +64,7 @@ pub async fn tags(app: &AppState, name: &str, q: &HashMap<String, String>) -> Oc
     Ok(json_response(json!({ "name": name, "tags": tags }), link))
 }
 
-pub async fn catalog(app: &AppState, q: &HashMap<String, String>) -> OciResult<Response> {
+pub async fn catalog(app: &AppState, q: &HashMap<String, String>) -> HubResult<Response> {
     let (n, _, last) = page(q)?;
     let repos = app.db.repositories(&last, n + 1).await?;
     let (repos, link) = paged(repos, n, "/v2/_catalog");
@@ -77,9 +77,9 @@ pub async fn referrers(
     name: &str,
     digest: &str,
     q: &HashMap<String, String>,
-) -> OciResult<Response> {
-    if !is_sha256_digest(digest) {
-        return Err(OciError::digest_invalid(format!(
+) -> HubResult<Response> {
+    if !is_digest(digest) {
+        return Err(HubError::digest_invalid(format!(
             "{digest:?} is not a sha256 digest"
         )));
     }

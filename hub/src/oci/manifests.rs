@@ -7,10 +7,10 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::error::{OciError, OciResult};
+use super::is_digest;
 use super::{valid_tag, DIGEST_HEADER};
-use crate::blobs::{is_sha256_digest, sha256_digest};
 use crate::db::NewManifest;
+use crate::error::{Code, HubError, HubResult};
 use crate::index;
 use crate::AppState;
 
@@ -68,9 +68,9 @@ pub async fn handle(
     reference: &str,
     headers: &HeaderMap,
     body: Body,
-) -> OciResult<Response> {
-    if !is_sha256_digest(reference) && !valid_tag(reference) {
-        return Err(OciError::manifest_invalid(format!(
+) -> HubResult<Response> {
+    if !is_digest(reference) && !valid_tag(reference) {
+        return Err(HubError::manifest_invalid(format!(
             "{reference:?} is neither a tag nor a sha256 digest"
         )));
     }
@@ -78,32 +78,32 @@ pub async fn handle(
         Method::GET | Method::HEAD => get(app, method, name, reference).await,
         Method::PUT => put(app, name, reference, headers, body).await,
         Method::DELETE => delete(app, name, reference).await,
-        _ => Err(OciError::unsupported(
+        _ => Err(HubError::unsupported(
             "manifests take GET, HEAD, PUT and DELETE",
         )),
     }
 }
 
 /// The digest a tag or digest reference names in `name`, if the manifest exists.
-async fn resolve(app: &AppState, name: &str, reference: &str) -> OciResult<String> {
-    if is_sha256_digest(reference) {
+async fn resolve(app: &AppState, name: &str, reference: &str) -> HubResult<String> {
+    if is_digest(reference) {
         return Ok(reference.to_string());
     }
     app.db
         .tag_digest(name, reference)
         .await?
-        .ok_or_else(|| OciError::manifest_unknown(reference))
+        .ok_or_else(|| HubError::manifest_unknown(reference))
 }
 
-async fn get(app: &AppState, method: &Method, name: &str, reference: &str) -> OciResult<Response> {
+async fn get(app: &AppState, method: &Method, name: &str, reference: &str) -> HubResult<Response> {
     let digest = resolve(app, name, reference).await?;
     let m = app
         .db
         .manifest(name, &digest)
         .await?
-        .ok_or_else(|| OciError::manifest_unknown(reference))?;
+        .ok_or_else(|| HubError::manifest_unknown(reference))?;
     let len = m.content.len();
-    if *method == Method::GET && !is_sha256_digest(reference) {
+    if *method == Method::GET && !is_digest(reference) {
         // Counted after the response is on its way: a slow counter never delays a pull.
         let (db, name, tag) = (app.db.clone(), name.to_string(), reference.to_string());
         tokio::spawn(async move {
@@ -121,7 +121,7 @@ async fn get(app: &AppState, method: &Method, name: &str, reference: &str) -> Oc
         .header(header::CONTENT_LENGTH, len)
         .header(DIGEST_HEADER, m.digest)
         .body(body)
-        .map_err(OciError::internal)
+        .map_err(HubError::internal)
 }
 
 async fn put(
@@ -130,27 +130,25 @@ async fn put(
     reference: &str,
     headers: &HeaderMap,
     body: Body,
-) -> OciResult<Response> {
+) -> HubResult<Response> {
     let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
         .await
         .map_err(|_| {
-            OciError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "SIZE_INVALID",
-                format!("manifests are limited to {MAX_MANIFEST_BYTES} bytes"),
-            )
+            HubError::size_invalid(format!(
+                "manifests are limited to {MAX_MANIFEST_BYTES} bytes"
+            ))
         })?;
-    let digest = sha256_digest(&bytes);
-    if is_sha256_digest(reference) && reference != digest {
-        return Err(OciError::digest_invalid(format!(
+    let digest = ebpf_package::digest::sha256(&bytes);
+    if is_digest(reference) && reference != digest {
+        return Err(HubError::digest_invalid(format!(
             "the manifest hashes to {digest}, not {reference}"
         )));
     }
     let doc: ManifestDoc = serde_json::from_slice(&bytes)
-        .map_err(|e| OciError::manifest_invalid(format!("not a manifest: {e}")))?;
+        .map_err(|e| HubError::manifest_invalid(format!("not a manifest: {e}")))?;
     let media_type = media_type(&doc, headers)?;
     check_references(app, name, &doc).await?;
-    let tag = (!is_sha256_digest(reference)).then_some(reference);
+    let tag = (!is_digest(reference)).then_some(reference);
     if let Some(tag) = tag {
         check_immutable(app, name, tag, &digest).await?;
     }
@@ -207,7 +205,7 @@ async fn put(
 }
 
 /// The manifest's `mediaType` (or the request's Content-Type), which must be allowed.
-fn media_type(doc: &ManifestDoc, headers: &HeaderMap) -> OciResult<String> {
+fn media_type(doc: &ManifestDoc, headers: &HeaderMap) -> HubResult<String> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -216,9 +214,9 @@ fn media_type(doc: &ManifestDoc, headers: &HeaderMap) -> OciResult<String> {
         .media_type
         .clone()
         .or(content_type)
-        .ok_or_else(|| OciError::manifest_invalid("the manifest has no mediaType"))?;
+        .ok_or_else(|| HubError::manifest_invalid("the manifest has no mediaType"))?;
     if !ALLOWED_MEDIA_TYPES.contains(&media_type.as_str()) {
-        return Err(OciError::manifest_invalid(format!(
+        return Err(HubError::manifest_invalid(format!(
             "media type {media_type} is not accepted; this hub stores {}",
             ALLOWED_MEDIA_TYPES.join(", ")
         )));
@@ -227,14 +225,13 @@ fn media_type(doc: &ManifestDoc, headers: &HeaderMap) -> OciResult<String> {
 }
 
 /// Every config and layer blob must be in the repository, every index entry a manifest there.
-async fn check_references(app: &AppState, name: &str, doc: &ManifestDoc) -> OciResult<()> {
+async fn check_references(app: &AppState, name: &str, doc: &ManifestDoc) -> HubResult<()> {
     for d in doc.config.iter().chain(&doc.layers) {
-        let known =
-            is_sha256_digest(&d.digest) && app.db.blob_in_repo(name, &d.digest).await?.is_some();
+        let known = is_digest(&d.digest) && app.db.blob_in_repo(name, &d.digest).await?.is_some();
         if !known {
-            return Err(OciError::new(
+            return Err(HubError::new(
                 StatusCode::BAD_REQUEST,
-                "MANIFEST_BLOB_UNKNOWN",
+                Code::ManifestBlobUnknown,
                 format!(
                     "blob {} is not in {name}; push it before the manifest",
                     d.digest
@@ -244,9 +241,9 @@ async fn check_references(app: &AppState, name: &str, doc: &ManifestDoc) -> OciR
     }
     for d in &doc.manifests {
         if !app.db.manifest_exists(name, &d.digest).await? {
-            return Err(OciError::new(
+            return Err(HubError::new(
                 StatusCode::BAD_REQUEST,
-                "MANIFEST_UNKNOWN",
+                Code::ManifestUnknown,
                 format!(
                     "manifest {} is not in {name}; push it before the index",
                     d.digest
@@ -269,14 +266,14 @@ pub fn is_version_tag(tag: &str) -> bool {
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-async fn check_immutable(app: &AppState, name: &str, tag: &str, digest: &str) -> OciResult<()> {
+async fn check_immutable(app: &AppState, name: &str, tag: &str, digest: &str) -> HubResult<()> {
     if !is_version_tag(tag) {
         return Ok(());
     }
     match app.db.tag_digest(name, tag).await? {
-        Some(old) if old != digest => Err(OciError::new(
+        Some(old) if old != digest => Err(HubError::new(
             StatusCode::CONFLICT,
-            "DENIED",
+            Code::Denied,
             format!(
                 "{name}:{tag} is already published as {old} and published versions are \
                  immutable; bump the version (in ebpf.toml) and publish again"
@@ -287,12 +284,13 @@ async fn check_immutable(app: &AppState, name: &str, tag: &str, digest: &str) ->
 }
 
 /// Runs the package checks (blocking gunzip, tar listing, BTF parsing) off the async
-/// workers. Ok(None) for images that are not eBPF packages.
+/// workers. Ok(None) for images that are not eBPF packages. The runner's verdict becomes
+/// HTTP at the `?` (a malformed package: 400 MANIFEST_INVALID).
 async fn inspect(
     app: &AppState,
     manifest: &[u8],
     doc: &ManifestDoc,
-) -> OciResult<Option<index::Inspected>> {
+) -> HubResult<Option<index::Inspected>> {
     let Some(config) = &doc.config else {
         return Ok(None);
     };
@@ -302,7 +300,7 @@ async fn inspect(
     let config_bytes = app.blobs.read(&config.digest).await?;
     let blobs = app.blobs.clone();
     let manifest = manifest.to_vec();
-    tokio::task::spawn_blocking(move || {
+    let inspected = tokio::task::spawn_blocking(move || {
         // A blocking thread may wait on async reads (the blob store may be a registry).
         let runtime = tokio::runtime::Handle::current();
         index::inspect(&manifest, &config_bytes, |d| {
@@ -310,8 +308,8 @@ async fn inspect(
         })
     })
     .await
-    .map_err(OciError::internal)?
-    .map_err(OciError::manifest_invalid)
+    .map_err(HubError::internal)??;
+    Ok(inspected)
 }
 
 /// A multi-arch index is indexed from its first platform's manifest (programs, metadata:
@@ -321,7 +319,7 @@ async fn inspect_index(
     app: &AppState,
     name: &str,
     doc: &ManifestDoc,
-) -> OciResult<Option<index::Inspected>> {
+) -> HubResult<Option<index::Inspected>> {
     let platform = |d: &&Descriptor| {
         d.platform
             .as_ref()
@@ -354,8 +352,8 @@ async fn inspect_index(
     Ok(inspected)
 }
 
-async fn delete(app: &AppState, name: &str, reference: &str) -> OciResult<Response> {
-    let deleted = if is_sha256_digest(reference) {
+async fn delete(app: &AppState, name: &str, reference: &str) -> HubResult<Response> {
+    let deleted = if is_digest(reference) {
         app.db.delete_manifest(name, reference).await?
     } else {
         app.db.delete_tag(name, reference).await?
@@ -363,6 +361,6 @@ async fn delete(app: &AppState, name: &str, reference: &str) -> OciResult<Respon
     if deleted {
         Ok(StatusCode::ACCEPTED.into_response())
     } else {
-        Err(OciError::manifest_unknown(reference))
+        Err(HubError::manifest_unknown(reference))
     }
 }

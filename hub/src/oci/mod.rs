@@ -5,7 +5,6 @@
 //! last `/blobs/`, `/manifests/`, `/tags/list` or `/referrers/` segment.
 
 mod blobs;
-pub mod error;
 mod listing;
 mod manifests;
 
@@ -17,8 +16,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::{self, Caller};
+use crate::error::{Code, HubError, HubResult};
 use crate::AppState;
-use error::{OciError, OciResult};
 
 pub const API_VERSION_HEADER: &str = "Docker-Distribution-API-Version";
 pub const DIGEST_HEADER: &str = "Docker-Content-Digest";
@@ -102,6 +101,11 @@ pub fn valid_name(name: &str) -> bool {
         })
 }
 
+/// `sha256:<64 lowercase hex>`: the only digest algorithm this hub stores.
+pub fn is_digest(digest: &str) -> bool {
+    ebpf_package::digest::hex_part(digest).is_ok()
+}
+
 /// A tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub fn valid_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
@@ -141,12 +145,17 @@ async fn route(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-) -> OciResult<Response> {
-    let route = parse_route(uri.path())
-        .ok_or_else(|| OciError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API endpoint"))?;
+) -> HubResult<Response> {
+    let route = parse_route(uri.path()).ok_or_else(|| {
+        HubError::new(
+            StatusCode::NOT_FOUND,
+            Code::NotFound,
+            "no such API endpoint",
+        )
+    })?;
     if let Some(name) = route_name(&route) {
         if !valid_name(name) {
-            return Err(OciError::name_invalid(name));
+            return Err(HubError::name_invalid(name));
         }
     }
     authorize(app, method, &route, headers).await?;
@@ -167,7 +176,7 @@ async fn route(
         (Route::Upload { name, id }, m) => {
             blobs::upload(app, &m, &name, &id, &q, headers, body).await
         }
-        (_, m) => Err(OciError::unsupported(format!("{m} is not supported here"))),
+        (_, m) => Err(HubError::unsupported(format!("{m} is not supported here"))),
     }
 }
 
@@ -179,11 +188,11 @@ async fn authorize(
     method: &Method,
     route: &Route,
     headers: &HeaderMap,
-) -> OciResult<()> {
+) -> HubResult<()> {
     let caller = auth::caller(&app.db, headers).await?;
     let principal = match caller {
         Caller::Invalid => {
-            return Err(OciError::unauthorized(
+            return Err(HubError::unauthorized(
                 "wrong user name, password or token (or the token expired)",
             ))
         }
@@ -192,29 +201,25 @@ async fn authorize(
     };
     let writes = !matches!(*method, Method::GET | Method::HEAD);
     match (route_name(route), principal) {
-        (None, None) if *route == Route::Base => Err(OciError::unauthorized(
+        (None, None) if *route == Route::Base => Err(HubError::unauthorized(
             "log in to push; pulls need no login",
         )),
         (None, _) => Ok(()),
         (Some(_), None) if writes => {
-            Err(OciError::unauthorized("log in with an API token to push"))
+            Err(HubError::unauthorized("log in with an API token to push"))
         }
         (Some(_), None) => Ok(()),
         (Some(name), Some(p)) if writes => {
-            p.may_push(name).map_err(OciError::denied)?;
+            p.may_push(name).map_err(HubError::denied)?;
             let publishes = matches!(route, Route::Manifest { .. }) && *method == Method::PUT;
             if publishes && !app.limits.publish.allow(&p.user) {
-                return Err(OciError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TOOMANYREQUESTS",
+                return Err(HubError::too_many_requests(
                     "too many publishes from this account; wait a minute",
                 ));
             }
             Ok(())
         }
-        (Some(_), Some(p)) if !p.can_pull => {
-            Err(OciError::denied("this token has no pull scope".into()))
-        }
+        (Some(_), Some(p)) if !p.can_pull => Err(HubError::denied("this token has no pull scope")),
         (Some(_), Some(_)) => Ok(()),
     }
 }

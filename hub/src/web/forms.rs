@@ -12,9 +12,10 @@ use serde_json::json;
 
 use super::{date, error_page, render, visitor, Visitor, SESSION_COOKIE, SESSION_SECS};
 use crate::accounts::{self, TokenRequest};
-use crate::blobs::{random_id, sha256_digest};
+use crate::blobs::random_id;
 use crate::db::now;
 use crate::AppState;
+use ebpf_package::digest;
 
 type Fields = Form<HashMap<String, String>>;
 
@@ -102,7 +103,7 @@ pub async fn register(
     let name = field(&f, "name");
     match accounts::register(&app.db, name, field(&f, "email"), field(&f, "password")).await {
         Ok(()) => start_session(&app, name).await,
-        Err(m) => account_form(&app, &v, true, name, Some(&m)),
+        Err(e) => account_form(&app, &v, true, name, Some(&e.message)),
     }
 }
 
@@ -120,13 +121,7 @@ pub async fn login(
     match accounts::login(&app.db, name, field(&f, "password")).await {
         Ok(Some(user)) => start_session(&app, &user).await,
         Ok(None) => account_form(&app, &v, false, name, Some("Wrong user name or password.")),
-        Err(e) => error_page(
-            &app,
-            &v,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Error",
-            &e.to_string(),
-        ),
+        Err(e) => error_page(&app, &v, e.status, "Error", &e.message),
     }
 }
 
@@ -136,13 +131,13 @@ async fn start_session(app: &AppState, user: &str) -> Response {
     if let Err(e) = app
         .db
         .add_session(
-            &sha256_digest(secret.as_bytes()),
+            &digest::sha256(secret.as_bytes()),
             user,
             now() + SESSION_SECS,
         )
         .await
     {
-        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+        return e.text_response();
     }
     let cookie = format!(
         "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECS}"
@@ -163,7 +158,7 @@ pub async fn logout(State(app): State<AppState>, headers: HeaderMap, Form(f): Fi
     if let Some(secret) = super::cookie(&headers, SESSION_COOKIE) {
         let _ = app
             .db
-            .delete_session(&sha256_digest(secret.as_bytes()))
+            .delete_session(&digest::sha256(secret.as_bytes()))
             .await;
     }
     let mut r = Redirect::to("/").into_response();
@@ -240,7 +235,7 @@ pub async fn create_token(
     };
     match accounts::create_token(&app.db, &user, request).await {
         Ok((_, secret)) => tokens_view(&app, &v, &user, Some(&secret), None).await,
-        Err(m) => tokens_view(&app, &v, &user, None, Some(&m)).await,
+        Err(e) => tokens_view(&app, &v, &user, None, Some(&e.message)).await,
     }
 }
 

@@ -19,8 +19,9 @@ use axum::Router;
 use handlebars::Handlebars;
 use serde_json::{json, Value};
 
-use crate::blobs::{random_id, sha256_digest};
+use crate::blobs::random_id;
 use crate::AppState;
+use ebpf_package::digest;
 
 pub const SESSION_COOKIE: &str = "hub_session";
 pub const CSRF_COOKIE: &str = "hub_csrf";
@@ -88,7 +89,7 @@ pub async fn visitor(app: &AppState, headers: &HeaderMap) -> Visitor {
     let user = match cookie(headers, SESSION_COOKIE) {
         Some(secret) => app
             .db
-            .session_user(&sha256_digest(secret.as_bytes()))
+            .session_user(&digest::sha256(secret.as_bytes()))
             .await
             .ok()
             .flatten(),

@@ -1,4 +1,5 @@
 //! The read-only pages: home, search, about, user, package (and the object download).
+//! Missing things get the templated error page; our own failures a plain-text 500.
 
 use std::collections::HashMap;
 
@@ -9,6 +10,7 @@ use serde_json::json;
 
 use super::{date, error_page, render, visitor};
 use crate::db::PackageRow;
+use crate::error::HubError;
 use crate::AppState;
 
 const PAGE_SIZE: i64 = 20;
@@ -23,8 +25,8 @@ fn listing(packages: &[PackageRow]) -> serde_json::Value {
         .collect::<Vec<_>>())
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+fn internal(e: impl Into<HubError>) -> Response {
+    e.into().text_response()
 }
 
 pub async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
@@ -103,7 +105,7 @@ pub async fn user(
         .await;
     let starred = app.db.starred_by(&name).await;
     let (Ok(packages), Ok(starred)) = (packages, starred) else {
-        return internal("database error");
+        return internal(HubError::internal("database error"));
     };
     let data = json!({
         "name": u.name, "since": date(u.created_at),
@@ -133,7 +135,7 @@ pub async fn package(
         );
     };
     let Ok(versions) = app.db.versions(repo).await else {
-        return internal("database error");
+        return internal(HubError::internal("database error"));
     };
     let latest = versions
         .iter()
@@ -179,7 +181,7 @@ async fn download(app: &AppState, v: &super::Visitor, repo: &str, version: &str)
             &format!("{repo} has no version {version}."),
         );
     };
-    if ver.object.is_empty() || !crate::blobs::is_sha256_digest(&ver.layer_digest) {
+    if ver.object.is_empty() || !crate::oci::is_digest(&ver.layer_digest) {
         return error_page(
             app,
             v,
@@ -201,7 +203,7 @@ async fn download(app: &AppState, v: &super::Visitor, repo: &str, version: &str)
     })
     .await;
     let Ok(Ok(Some(bytes))) = extracted else {
-        return internal("the layer does not hold the object");
+        return internal(HubError::internal("the layer does not hold the object"));
     };
     let (db, repo, version) = (app.db.clone(), repo.to_string(), version.to_string());
     tokio::spawn(async move {

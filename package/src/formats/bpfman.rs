@@ -67,7 +67,7 @@ fn json_label(labels: &Value, key: &str) -> Result<BTreeMap<String, String>> {
 }
 
 /// The one eBPF ELF among the regular files at the archive root: (file name, bytes).
-fn find_object(tar_gz: &[u8]) -> Result<(String, Vec<u8>)> {
+pub fn find_object(tar_gz: &[u8]) -> Result<(String, Vec<u8>)> {
     let mut objects = Vec::new();
     for name in root_files(tar_gz)? {
         if let Some(bytes) = extract_file(tar_gz, &name)? {

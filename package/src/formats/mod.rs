@@ -10,7 +10,7 @@
 //! [`detect`] is the one place that recognises a format, from the manifest alone (before
 //! any blob is fetched) or with the config too.
 
-mod bpfman;
+pub mod bpfman;
 mod bumblebee;
 pub mod eunomia;
 mod gadget;
