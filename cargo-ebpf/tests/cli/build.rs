@@ -3,8 +3,6 @@
 //! Tests that look at what the build writes to stderr (clang's diagnostics) run the build in
 //! a child copy of this test binary, since clang writes to the process's real stderr.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
@@ -13,7 +11,8 @@ use cargo_ebpf::build::{build, BuildOptions, BuildOutput};
 use cargo_ebpf::manifest::Project;
 use cargo_ebpf::{ErrorKind, Result};
 
-use common::new_eunomia;
+use crate::common::new_eunomia;
+use crate::common::{needs, Need};
 
 /// Set in a child test process: the project directory to build.
 const CHILD_DIR: &str = "CARGO_EBPF_TEST_CHILD_DIR";
@@ -53,12 +52,14 @@ fn edit(path: &Path, from: &str, to: &str) {
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
-/// Runs the ignored test `name` in a child process with `envs`; returns its output.
+/// Runs the ignored test `name` (of this module) in a child process with `envs`; returns
+/// its output.
 fn run_child(name: &str, envs: &[(&str, &Path)]) -> Output {
+    let test = crate::common::harness::test_path(module_path!(), name);
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
-        name,
+        &test,
         "--ignored",
         "--nocapture",
         "--test-threads=1",
@@ -83,6 +84,9 @@ fn child_project() -> Project {
 
 #[test]
 fn build_produces_a_bpf_elf_with_the_event_struct_in_btf() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_eunomia(tmp.path(), "opensnoop");
     let out = build_project(&load(&dir), &BuildOptions::default()).unwrap();
@@ -107,6 +111,9 @@ fn build_produces_a_bpf_elf_with_the_event_struct_in_btf() {
 
 #[test]
 fn second_build_is_fresh_and_touches_nothing() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_eunomia(tmp.path(), "fresh");
     let project = load(&dir);
@@ -127,6 +134,9 @@ fn second_build_is_fresh_and_touches_nothing() {
 
 #[test]
 fn touching_or_editing_an_input_rebuilds() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_eunomia(tmp.path(), "touchy");
     let project = load(&dir);
@@ -170,6 +180,9 @@ fn touching_or_editing_an_input_rebuilds() {
 
 #[test]
 fn syntax_error_is_a_build_error_and_clang_speaks_to_stderr() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_eunomia(tmp.path(), "broken");
     let object = build_project(&load(&dir), &BuildOptions::default())
@@ -208,6 +221,9 @@ fn child_build_with_syntax_error() {
 
 #[test]
 fn vmlinux_h_is_cached_by_btf_digest_under_cargo_ebpf_home() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_eunomia(tmp.path(), "cached");
     let home = tmp.path().join("home");
@@ -227,7 +243,7 @@ fn vmlinux_h_is_cached_by_btf_digest_under_cargo_ebpf_home() {
         std::fs::read(&copied).unwrap()
     );
     assert_eq!(
-        common::entries(&home.join("cache")).len(),
+        crate::common::entries(&home.join("cache")).len(),
         1,
         "no temp files left"
     );
@@ -249,6 +265,9 @@ fn child_build_ok() {
 
 #[test]
 fn several_sources_are_linked_into_one_object() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_eunomia(tmp.path(), "multi");
     let second = r#"#include "vmlinux.h"
@@ -267,11 +286,14 @@ int handle_close(void *ctx)
     assert!(btf.contains("FUNC 'handle_close'"), "{btf}");
     assert!(btf.contains("STRUCT 'event'"), "{btf}");
     let obj = out.object.parent().unwrap().join("obj");
-    assert_eq!(common::entries(&obj), ["multi.o", "second.o"]);
+    assert_eq!(crate::common::entries(&obj), ["multi.o", "second.o"]);
 }
 
 #[test]
 fn listed_sources_and_extra_includes_are_used() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_eunomia(tmp.path(), "listed");
     std::fs::create_dir(dir.join("include")).unwrap();
@@ -299,6 +321,9 @@ fn listed_sources_and_extra_includes_are_used() {
 
 #[test]
 fn a_header_beside_a_source_outside_src_is_an_input() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_eunomia(tmp.path(), "outside");
     std::fs::rename(dir.join("src"), dir.join("bpf")).unwrap();
@@ -326,6 +351,9 @@ fn a_header_beside_a_source_outside_src_is_an_input() {
 
 #[test]
 fn build_checks_event_struct() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let good = new_eunomia(tmp.path(), "anchored");
     let out = build(&load(&good), &BuildOptions::default()).unwrap();
@@ -355,6 +383,9 @@ fn build_checks_event_struct() {
 /// object's event map is paired with it; a second build is fresh.
 #[test]
 fn an_event_struct_only_in_the_header_is_anchored() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_eunomia(tmp.path(), "ecli");
     edit(&dir.join("src/ecli.bpf.c"), ANCHOR, "");
@@ -451,6 +482,9 @@ fn no_manifest_says_how_to_start() {
 
 #[test]
 fn missing_kernel_btf_is_an_environment_error() {
+    if !needs(&[Need::Tool("clang", "clang")]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_eunomia(tmp.path(), "nobtf");
     let opts = BuildOptions {
@@ -471,6 +505,9 @@ fn missing_kernel_btf_is_an_environment_error() {
 
 #[test]
 fn btf_from_another_file_and_arch_alias() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     // --btf with a copy of the kernel's BTF, and --arch in OCI naming.
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_eunomia(tmp.path(), "otherbtf");

@@ -6,15 +6,14 @@
 //! required keys can be stated as plain structs (a missing key fails with its name), and a
 //! YAML 1.2 parser, which reads GitHub's `on:` as the string it is, not as `true`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
 
+use crate::common::identity;
+use crate::common::{needs, Need};
 use cargo_ebpf::scaffold::{packs, render, TemplateVars};
-use common::identity;
 
 const GITHUB_WORKFLOW: &str = ".github/workflows/ebpf.yml";
 const GITEE_PIPELINE: &str = ".workflow/ebpf.yml";
@@ -101,6 +100,12 @@ fn github_workflow_parses_and_uses_the_pack_ci_section() {
 
 #[test]
 fn github_workflow_passes_the_github_workflow_schema() {
+    if !needs(&[Need::Tool(
+        "check-jsonschema",
+        "pip install check-jsonschema",
+    )]) {
+        return;
+    }
     for (pack, files) in rendered_packs() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("ebpf.yml");
@@ -124,6 +129,12 @@ fn github_workflow_passes_the_github_workflow_schema() {
 /// A schema check that cannot fail proves nothing: a workflow with a misspelled key fails.
 #[test]
 fn the_schema_check_rejects_a_broken_workflow() {
+    if !needs(&[Need::Tool(
+        "check-jsonschema",
+        "pip install check-jsonschema",
+    )]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("bad.yml");
     std::fs::write(

@@ -1,15 +1,13 @@
 //! `cargo ebpf new`: every built-in pack's rendered project, `--list`, and refusals that
 //! write nothing.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
 use cargo_ebpf::manifest::Project;
 use cargo_ebpf::scaffold::{format_pack_list, new_project_with, packs, NewOptions};
 use cargo_ebpf::ErrorKind;
 
-use common::{entries, identity, list_files, new_eunomia, new_from_pack};
+use crate::common::{entries, identity, list_files, new_eunomia, new_from_pack};
 
 /// The files whose content every pack's snapshot records; the file list covers the rest.
 const KEY_FILES: &[&str] = &[

@@ -2,14 +2,13 @@
 //! git repository the test creates (file:// URLs, no network). A broken pack is an error with
 //! help, and nothing is written.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::{entries, identity, list_files};
+use crate::common::{needs, Need};
 use cargo_ebpf::scaffold::{new_project_from, PackSource};
 use cargo_ebpf::{Error, ErrorKind};
-use common::{entries, identity, list_files};
 
 const PACK_TOML: &str = r#"
 name = "mine"
@@ -136,6 +135,9 @@ fn a_pack_file_replaces_the_shared_one_at_the_same_path() {
 
 #[test]
 fn a_pack_from_a_git_url_at_head_a_tag_and_a_branch() {
+    if !needs(&[Need::Tool("git", "git")]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let url = pack_repo(&tmp.path().join("repo"));
     let cases = [
@@ -166,6 +168,9 @@ fn a_pack_from_a_git_url_at_head_a_tag_and_a_branch() {
 
 #[test]
 fn the_cli_takes_template_and_rev() {
+    if !needs(&[Need::Tool("git", "git")]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let url = pack_repo(&tmp.path().join("repo"));
     let out = Command::new(env!("CARGO_BIN_EXE_cargo-ebpf"))
@@ -298,6 +303,9 @@ fn broken_packs_are_refused_and_nothing_is_written() {
 
 #[test]
 fn a_broken_pack_in_git_is_refused_too() {
+    if !needs(&[Need::Tool("git", "git")]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     write_pack(&repo);
@@ -317,6 +325,9 @@ fn a_broken_pack_in_git_is_refused_too() {
 
 #[test]
 fn clone_failures_and_missing_revisions_are_refused() {
+    if !needs(&[Need::Tool("git", "git")]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let missing = format!("file://{}/nothing-here", tmp.path().display());
@@ -391,6 +402,9 @@ impl Drop for GitDaemon {
 
 #[test]
 fn a_pack_over_the_git_protocol_shallow_and_at_a_tag() {
+    if !needs(&[Need::Tool("git", "git")]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let repos = tmp.path().join("repos");
     pack_repo(&repos.join("pack"));

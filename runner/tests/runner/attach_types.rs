@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-mod common;
-
-use common::{compile, compile_file, Shared};
+use crate::common::{compile, compile_file, Shared};
+use crate::common::{needs, Need};
 use ebpf_runner::run::{run_object, AttachOptions, Output, RunOptions};
 use ebpf_runner::{ErrorKind, Result};
 use serde_json::Value;
@@ -69,6 +68,9 @@ fn open_something() {
 
 #[test]
 fn raw_tracepoint_fires_on_syscalls() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let (result, events) = run_while(
         "attach_raw_tp",
         compile("attach_raw_tp"),
@@ -131,6 +133,9 @@ fn trampoline_fixture(name: &str, kinds: &[&str], refusal: &str) {
 
 #[test]
 fn fentry_and_fexit_fire_or_say_the_kernel_refuses_them() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     trampoline_fixture(
         "attach_fentry",
         &["FENTRY", "FEXIT"],
@@ -140,6 +145,9 @@ fn fentry_and_fexit_fire_or_say_the_kernel_refuses_them() {
 
 #[test]
 fn lsm_hook_fires_or_says_the_kernel_refuses_it() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     trampoline_fixture(
         "attach_lsm",
         &["LSM"],
@@ -149,6 +157,9 @@ fn lsm_hook_fires_or_says_the_kernel_refuses_it() {
 
 #[test]
 fn perf_event_samples_the_cpus() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let attach = AttachOptions {
         frequency: Some(199),
         ..Default::default()
@@ -209,6 +220,9 @@ fn assert_uprobe_events(events: &[Value]) {
 
 #[test]
 fn uprobes_take_their_target_from_the_flag() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Tool("gcc", "gcc")]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let bin = uprobe_target(tmp.path());
     let attach = AttachOptions {
@@ -227,6 +241,9 @@ fn uprobes_take_their_target_from_the_flag() {
 
 #[test]
 fn uprobes_take_their_target_from_the_section() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Tool("gcc", "gcc")]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let bin = uprobe_target(tmp.path());
     let source = std::fs::read_to_string(Path::new(FIXTURES).join("attach_uprobe.bpf.c"))
@@ -298,6 +315,14 @@ fn lo() -> AttachOptions {
 
 #[test]
 fn xdp_sees_packets_on_the_interface() {
+    if !needs(&[
+        Need::Kernel,
+        Need::Build,
+        Need::NetNs,
+        Need::Tool("ip", "iproute2"),
+    ]) {
+        return;
+    }
     let (result, events) = in_new_netns(|| {
         run_while(
             "attach_xdp",
@@ -317,6 +342,15 @@ fn xdp_sees_packets_on_the_interface() {
 
 #[test]
 fn tc_sees_packets_both_ways() {
+    if !needs(&[
+        Need::Kernel,
+        Need::Build,
+        Need::NetNs,
+        Need::Tool("ip", "iproute2"),
+        Need::Tool("tc", "iproute2"),
+    ]) {
+        return;
+    }
     let (result, events) = in_new_netns(|| {
         let result = run_while(
             "attach_tc",
@@ -346,6 +380,9 @@ fn tc_sees_packets_both_ways() {
 
 #[test]
 fn network_programs_need_an_interface() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let err = run_object(
         "attach_xdp",
         &compile("attach_xdp"),
@@ -376,6 +413,9 @@ fn network_programs_need_an_interface() {
 
 #[test]
 fn bare_uprobes_need_a_binary() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let err = run_object(
         "attach_uprobe",
         &compile("attach_uprobe"),
@@ -416,6 +456,9 @@ impl Drop for TestCgroup {
 
 #[test]
 fn cgroup_program_sees_connects_from_its_cgroup() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Tool("bash", "bash")]) {
+        return;
+    }
     let cgroup =
         TestCgroup(cgroup2_root().join(format!("ebpf-runner-test-{}", std::process::id())));
     std::fs::create_dir(&cgroup.0).unwrap();
@@ -452,6 +495,9 @@ fn cgroup_program_sees_connects_from_its_cgroup() {
 
 #[test]
 fn kprobes_attach_or_say_the_kernel_lacks_them() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let has_kprobes = Path::new("/sys/bus/event_source/devices/kprobe").exists()
         || Path::new("/sys/kernel/tracing/kprobe_events").exists();
     let (result, events) = run_while(

@@ -8,9 +8,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::{compile, Shared};
+use crate::common::{compile, Shared};
+use crate::common::{needs, Need};
 use ebpf_runner::run::{run_object, Output, RunOptions};
 use ebpf_runner::Result;
 
@@ -42,6 +41,9 @@ fn bar_count(line: &str) -> Option<(u64, u64, u64)> {
 
 #[test]
 fn interval_prints_tables_counters_and_histograms() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let opts = RunOptions {
         output: Output::Table,
         duration: Some(Duration::from_secs(3)),
@@ -109,6 +111,9 @@ fn histogram_section<'t>(text: &'t str, title: &str) -> Vec<&'t str> {
 
 #[test]
 fn json_output_gives_one_line_per_map() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let opts = RunOptions {
         output: Output::Json,
         duration: Some(Duration::from_millis(1500)),
@@ -191,6 +196,9 @@ fn sample(body: &str, series: &str) -> Option<f64> {
 
 #[test]
 fn metrics_serves_prometheus_text_during_the_run() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let addr = format!("127.0.0.1:{}", free_port());
     let opts = RunOptions {
         output: Output::Table,
@@ -261,6 +269,9 @@ fn run_hints(output: Output) -> String {
 
 #[test]
 fn json_keeps_raw_values_and_adds_readable_ones() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let text = run_hints(Output::Json);
     let events: Vec<serde_json::Value> = text
         .lines()
@@ -293,6 +304,9 @@ fn json_keeps_raw_values_and_adds_readable_ones() {
 
 #[test]
 fn tables_show_hinted_fields_readably() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let text = run_hints(Output::Table);
     let mut lines = text.lines();
     let header = lines.next().unwrap();

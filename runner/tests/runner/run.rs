@@ -5,9 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-mod common;
-
-use common::{compile, compile_file, Shared};
+use crate::common::{compile, compile_file, Shared};
+use crate::common::{needs, Need};
 use ebpf_runner::format::{EventInfo, TypeLayout};
 use ebpf_runner::object::{self, ObjectInfo};
 use ebpf_runner::run::{run_object, Output, RunOptions};
@@ -86,6 +85,9 @@ fn ours<'a>(events: &'a [Value], probe: &Path) -> Vec<&'a Value> {
 
 #[test]
 fn inspect_reads_programs_maps_params_and_event_layout() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let info: ObjectInfo = object::inspect(&compile("opensnoop"), None).unwrap();
 
     assert_eq!(info.programs.len(), 1);
@@ -139,6 +141,9 @@ fn inspect_reads_programs_maps_params_and_event_layout() {
 
 #[test]
 fn inspect_honours_and_checks_an_explicit_event_type() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let bytes = compile("opensnoop");
     let err = object::inspect(&bytes, Some("no_such_struct")).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Input);
@@ -192,6 +197,9 @@ fn non_bpf_input_gets_clear_errors() {
 
 #[test]
 fn streams_ringbuf_events_as_json() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let probe = unique_probe("json");
     let (result, text) = run_while_opening(
         "opensnoop.bpf.o",
@@ -214,6 +222,9 @@ fn streams_ringbuf_events_as_json() {
 
 #[test]
 fn target_pid_param_filters_events() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let bytes = compile("opensnoop");
     let probe = unique_probe("other");
     let (result, text) = run_while_opening(
@@ -246,6 +257,9 @@ fn target_pid_param_filters_events() {
 
 #[test]
 fn program_help_and_bad_flags_need_no_load() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let bytes = compile("opensnoop");
     let mut out = Vec::new();
     run_object(
@@ -283,6 +297,9 @@ fn program_help_and_bad_flags_need_no_load() {
 
 #[test]
 fn verifier_rejection_is_a_kernel_error_with_the_log() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let err = run_object(
         "reject.bpf.o",
         &compile("reject"),
@@ -300,6 +317,9 @@ fn verifier_rejection_is_a_kernel_error_with_the_log() {
 
 #[test]
 fn streams_perf_events_as_a_table_using_package_metadata() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let bytes = compile("perfsnoop");
     let info = object::inspect(&bytes, None).unwrap();
     let types: Vec<_> = info.maps.iter().map(|m| m.map_type.as_str()).collect();
@@ -360,6 +380,9 @@ fn streams_perf_events_as_a_table_using_package_metadata() {
 
 #[test]
 fn attach_failure_names_program_and_section() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let err = attach_error(
         "nosuchtp",
         r#"
@@ -386,6 +409,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 #[test]
 fn events_without_a_known_type_are_shown_as_raw_hex() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     // No anchor and no `struct event`: the runner cannot know the type.
     let bytes = compile_source(
         "rawsnoop",
@@ -430,6 +456,9 @@ fn hex_of(bytes: &[u8]) -> String {
 
 #[test]
 fn a_custom_kernel_btf_is_handed_to_libbpf() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let bytes = compile("opensnoop");
     // The kernel's own BTF as a custom file works like the default...
     let mut with_vmlinux = opts(Output::Json, &[]);
@@ -463,6 +492,9 @@ fn a_custom_kernel_btf_is_handed_to_libbpf() {
 
 #[test]
 fn programs_libbpf_cannot_attach_alone_get_an_explanation() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let err = attach_error(
         "socketonly",
         r#"
@@ -488,6 +520,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 #[test]
 fn a_param_outside_rodata_names_its_place_and_the_rodata_size() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let bytes = compile("opensnoop");
     let info = object::inspect(&bytes, None).unwrap();
     let mut params = info.params.clone();

@@ -1,15 +1,23 @@
-//! SIGTERM stops a run with no duration cleanly. Its own test binary: signal handlers are
-//! process-wide, so this must not share a process with other runs.
+//! SIGTERM stops a run with no duration cleanly. Signal handlers are process-wide, so this
+//! must not share a process with other runs: it runs alone, in a child process of its own.
 
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::{compile, Shared};
+use crate::common::harness::run_alone;
+use crate::common::{compile, needs, Need, Shared};
 use ebpf_runner::run::{run_object, Output, RunOptions};
 
 #[test]
 fn sigterm_stops_an_endless_run() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
+    run_alone(module_path!(), "alone_sigterm_stops_an_endless_run");
+}
+
+#[test]
+#[ignore = "run alone by sigterm_stops_an_endless_run"]
+fn alone_sigterm_stops_an_endless_run() {
     let bytes = compile("opensnoop");
     let out = Shared::default();
     let mut writer = out.clone();

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use ebpf_e2e_tests::cli::{self, ok, Background, Env};
 use ebpf_e2e_tests::project::{run_command, RUN_SECS};
+use ebpf_e2e_tests::{needs, Need};
 
 /// The fixture copied into `env`, so builds write nothing into the source tree.
 fn copy_fixture(env: &Env, name: &str) -> PathBuf {
@@ -63,6 +64,9 @@ fn run_json(env: &Env, dir: &Path, args: &[&str]) -> (Vec<Value>, String) {
 
 #[test]
 fn an_ecli_program_builds_and_runs_unmodified_with_decoded_events() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let env = Env::new();
     let dir = copy_fixture(&env, "proclife");
 

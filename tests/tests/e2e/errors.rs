@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ebpf_e2e_tests::cli::{fails, ok, Env};
+use ebpf_e2e_tests::{needs, Need};
 
 /// A BPF object the verifier rejects: it reads far past the end of its tracepoint context.
 const REJECTED_C: &str = r#"
@@ -33,6 +34,9 @@ fn compile(dir: &Path, name: &str, source: &str) -> PathBuf {
 
 #[test]
 fn verifier_rejection_shows_log_tail() {
+    if !needs(&[Need::Kernel, Need::Tool("clang", "clang")]) {
+        return;
+    }
     let env = Env::new();
     let object = compile(env.path(), "rejected", REJECTED_C);
     let err = fails(env.cmd(["run"]).arg(&object).args(["--duration", "1"]), 9);
@@ -65,6 +69,9 @@ fn non_bpf_elf_and_garbage_are_refused() {
 /// private mount namespace.
 #[test]
 fn kernel_without_btf_is_explained() {
+    if !needs(&[Need::Root, Need::MountNs, Need::Tool("clang", "clang")]) {
+        return;
+    }
     let env = Env::new();
     let object = compile(env.path(), "rejected", REJECTED_C);
     let script = format!(
@@ -84,6 +91,9 @@ fn kernel_without_btf_is_explained() {
 
 #[test]
 fn missing_btf_file_is_explained() {
+    if !needs(&[Need::Tool("clang", "clang")]) {
+        return;
+    }
     let env = Env::new();
     let object = compile(env.path(), "rejected", REJECTED_C);
     let err = fails(
@@ -98,6 +108,14 @@ fn missing_btf_file_is_explained() {
 
 #[test]
 fn unprivileged_user_is_told_to_use_root() {
+    if !needs(&[
+        Need::Root,
+        Need::KernelBtf,
+        Need::Tool("clang", "clang"),
+        Need::Tool("setpriv", "util-linux"),
+    ]) {
+        return;
+    }
     let env = Env::new();
     let shared = tempfile::Builder::new()
         .prefix("ebpf-unpriv")
@@ -121,6 +139,9 @@ fn unprivileged_user_is_told_to_use_root() {
 
 #[test]
 fn build_errors_are_clear() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let env = Env::new();
     let project = env.path().join("broken");
     ok(env.cmd(["new", "broken", "--path"]).arg(&project));

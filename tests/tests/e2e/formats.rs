@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use ebpf_e2e_tests::cli::{self, fails, ok, Env};
 use ebpf_e2e_tests::images::{
@@ -19,7 +18,8 @@ use ebpf_e2e_tests::images::{
 use ebpf_e2e_tests::project::{
     events_about, run_command, run_while_opening, unique_path, RUN_SECS,
 };
-use ebpf_e2e_tests::Registry;
+use ebpf_e2e_tests::{needs, Need};
+use ebpf_e2e_tests::{sha256, Registry};
 
 const GADGET_YAML: &str = "\
 name: open-tracer
@@ -91,6 +91,9 @@ fn pull_and_run(env: &Env, reference: &str) -> String {
 
 #[test]
 fn gadget_image_from_a_multi_arch_index_runs_with_its_yaml_defaults() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Registry, Need::Skopeo]) {
+        return;
+    }
     let registry = Registry::start();
     let env = Env::new();
     let elf = compile(&[]);
@@ -151,6 +154,9 @@ fn gadget_image_from_a_multi_arch_index_runs_with_its_yaml_defaults() {
 
 #[test]
 fn bumblebee_image_prints_its_print_map_events() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Registry, Need::Skopeo]) {
+        return;
+    }
     let registry = Registry::start();
     let env = Env::new();
     let elf = compile(&["BUMBLEBEE", "ENABLED=1"]);
@@ -195,6 +201,9 @@ fn bumblebee_layout() -> Layout {
 /// of a run that also streams events, and as Prometheus counter and histogram on --metrics.
 #[test]
 fn bumblebee_metric_maps_are_printed_and_served() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let env = Env::new();
     let layout = bumblebee_layout();
     let addr = format!("127.0.0.1:{}", ebpf_e2e_tests::free_port());
@@ -263,17 +272,15 @@ fn bumblebee_metric_maps_are_printed_and_served() {
 
 #[test]
 fn bpfman_image_runs_the_object_found_in_its_layer() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Registry, Need::Skopeo]) {
+        return;
+    }
     let registry = Registry::start();
     let env = Env::new();
     let elf = compile(&["ENABLED=1"]);
     let layout = Layout::new();
     let layer = tar_gz(&[("README", b"not an object"), ("openat.o", &elf)]);
-    let diff_id = {
-        let mut gz = flate2::read::GzDecoder::new(layer.as_slice());
-        let mut tar = Vec::new();
-        std::io::Read::read_to_end(&mut gz, &mut tar).unwrap();
-        format!("sha256:{}", hex::encode(Sha256::digest(&tar)))
-    };
+    let diff_id = images::diff_id(&layer);
     let config = json!({
         "architecture": "amd64", "os": "linux",
         "config": {"Labels": {
@@ -320,6 +327,9 @@ fn package_json(elf: &[u8]) -> Value {
 
 #[test]
 fn eunomia_package_json_runs_from_a_path() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let env = Env::new();
     let path = env.path().join("package.json");
     let json = package_json(&compile(&[]));
@@ -341,7 +351,7 @@ fn eunomia_package_json_runs_from_a_path() {
     assert_eq!(report["format"], "eunomia", "{report}");
     assert_eq!(report["name"], "openat", "{report}");
     let bytes = std::fs::read(&path).unwrap();
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    let digest = sha256(&bytes);
     assert_eq!(report["digest"], digest.as_str(), "{report}");
     assert_eq!(report["size"], bytes.len(), "{report}");
 }
@@ -390,6 +400,9 @@ fn serve(body: Vec<u8>) -> String {
 
 #[test]
 fn eunomia_package_json_runs_from_a_url() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let env = Env::new();
     let json = serde_json::to_vec(&package_json(&compile(&[]))).unwrap();
     let base = serve(json);
@@ -425,6 +438,9 @@ fn refused(registry: &Registry, layout: &Layout, manifest: &Value, repo: &str, w
 
 #[test]
 fn damaged_or_unknown_images_are_refused_and_nothing_is_stored() {
+    if !needs(&[Need::Build, Need::Registry, Need::Skopeo]) {
+        return;
+    }
     let registry = Registry::start();
     let elf = compile(&["ENABLED=1"]);
     let layout = Layout::new();
@@ -485,6 +501,9 @@ fn damaged_or_unknown_images_are_refused_and_nothing_is_stored() {
 
 #[test]
 fn a_package_json_with_bad_base64_is_a_clear_error() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let env = Env::new();
     let path = env.path().join("package.json");
     let mut json = package_json(&compile(&[]));

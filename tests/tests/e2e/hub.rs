@@ -8,19 +8,29 @@ use std::time::{Duration, Instant};
 
 use ebpf_e2e_tests::cli::{self, fails, ok, Background, Env};
 use ebpf_e2e_tests::hub::{Hub, Postgres};
-use sha2::{Digest, Sha256};
+use ebpf_e2e_tests::project::eunomia_publishing_to as project;
+use ebpf_e2e_tests::{needs, Need};
+use ebpf_e2e_tests::{sha256, skopeo};
 
 /// Every scenario runs twice: on the embedded SQLite default, and on a real PostgreSQL the
 /// test starts (same code path, the Postgres migrations and full-text search).
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident: [$($need:expr),*]),* $(,)?) => {
         mod sqlite {
             use super::*;
-            $( #[test] fn $name() { super::$name(&Hub::start()) } )*
+            $( #[test] fn $name() {
+                if !needs(&[$($need),*]) {
+                    return;
+                }
+                super::$name(&Hub::start())
+            } )*
         }
         mod postgres {
             use super::*;
             $( #[test] fn $name() {
+                if !needs(&[Need::Postgres, $($need),*]) {
+                    return;
+                }
                 let pg = Postgres::start();
                 let data = tempfile::tempdir().unwrap();
                 let hub = Hub::start_on(&data.path().join("data"), Some(&pg.url("hub")));
@@ -31,41 +41,18 @@ macro_rules! on_both_backends {
     };
 }
 
+// Each scenario with what it needs beyond the hub (the Postgres run adds Need::Postgres).
 on_both_backends!(
-    publish_to_the_hub_then_run_from_it_sees_a_real_event,
-    namespaces_belong_to_their_user,
-    a_package_whose_program_is_not_bpf_is_refused,
-    skopeo_copies_a_package_into_the_hub_and_back_out_unchanged,
-    a_truncated_upload_leaves_nothing_visible,
-    a_wrong_digest_is_refused_and_nothing_is_stored,
-    chunked_upload_range_reads_and_cross_repo_mount,
-    manifests_tags_catalog_referrers_and_errors,
-    search_ranks_names_first_and_finds_keywords,
+    publish_to_the_hub_then_run_from_it_sees_a_real_event: [Need::Kernel, Need::Build],
+    namespaces_belong_to_their_user: [Need::Build, Need::Skopeo],
+    a_package_whose_program_is_not_bpf_is_refused: [],
+    skopeo_copies_a_package_into_the_hub_and_back_out_unchanged: [Need::Build, Need::Skopeo],
+    a_truncated_upload_leaves_nothing_visible: [],
+    a_wrong_digest_is_refused_and_nothing_is_stored: [],
+    chunked_upload_range_reads_and_cross_repo_mount: [],
+    manifests_tags_catalog_referrers_and_errors: [],
+    search_ranks_names_first_and_finds_keywords: [],
 );
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// A new eunomia project named `name` whose ebpf.toml publishes to `registry`.
-fn project(env: &Env, name: &str, registry: &str) -> PathBuf {
-    let dir = env.path().join("work").join(name);
-    ok(env
-        .cmd(["new", name, "--lang", "eunomia", "--path"])
-        .arg(&dir));
-    let manifest = dir.join("ebpf.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let text = text.replace(
-        "# registry = \"localhost:5000/you\"",
-        &format!("registry = \"{registry}\""),
-    );
-    assert!(
-        text.contains(&format!("registry = \"{registry}\"")),
-        "{text}"
-    );
-    std::fs::write(&manifest, text).unwrap();
-    dir
-}
 
 fn layout_manifest_digest(dir: &Path) -> String {
     let index: serde_json::Value =
@@ -344,18 +331,6 @@ fn skopeo_copies_a_package_into_the_hub_and_back_out_unchanged(hub: &Hub) {
         let bytes = std::fs::read(back.join("blobs/sha256").join(hex)).unwrap();
         assert_eq!(sha256(&bytes), digest);
     }
-}
-
-fn skopeo(args: &[&str]) {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("run skopeo (apt-get install skopeo)");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Starts an upload session; returns its Location path.
@@ -767,6 +742,9 @@ fn search_ranks_names_first_and_finds_keywords(hub: &Hub) {
 /// indexes the other shows.
 #[test]
 fn several_hub_processes_share_one_postgres() {
+    if !needs(&[Need::Postgres]) {
+        return;
+    }
     let pg = Postgres::start();
     let url = pg.url("shared");
     let data = tempfile::tempdir().unwrap();

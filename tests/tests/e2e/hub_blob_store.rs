@@ -11,11 +11,8 @@ use std::process::{Command, Stdio};
 use ebpf_e2e_tests::cli::{ok, Env};
 use ebpf_e2e_tests::hub::{Hub, Postgres};
 use ebpf_e2e_tests::Registry;
-use sha2::{Digest, Sha256};
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+use ebpf_e2e_tests::{needs, Need};
+use ebpf_e2e_tests::{sha256, skopeo};
 
 /// `cargo-ebpf hub ARGS --data DATA --database URL`, with `stdin` piped in.
 fn hub_admin(args: &[&str], data: &Path, database: &str, stdin: &str) -> String {
@@ -60,20 +57,11 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn skopeo(args: &[&str]) {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("run skopeo (apt-get install skopeo)");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn blobs_live_in_an_upstream_registry_and_metadata_in_postgres() {
+    if !needs(&[Need::Postgres, Need::Build, Need::Registry, Need::Skopeo]) {
+        return;
+    }
     let store = Registry::start_with_auth("store", "store-secret");
     let pg = Postgres::start();
     let url = pg.url("hub");
@@ -188,6 +176,9 @@ fn blobs_live_in_an_upstream_registry_and_metadata_in_postgres() {
 
 #[test]
 fn a_blob_store_that_does_not_answer_stops_the_hub_with_help() {
+    if !needs(&[Need::Registry]) {
+        return;
+    }
     let store = Registry::start_with_auth("store", "store-secret");
     let tmp = tempfile::tempdir().unwrap();
     let wrong = format!("registry+http://store:wrong@{}/hub-blobs", store.addr());

@@ -9,6 +9,7 @@ use serde_json::Value;
 use ebpf_e2e_tests::cli::{fails, ok, Env};
 use ebpf_e2e_tests::project::Project;
 use ebpf_e2e_tests::Registry;
+use ebpf_e2e_tests::{needs, Need};
 
 /// An eunomia project, packaged.
 fn packaged(name: &str) -> Project {
@@ -49,6 +50,9 @@ fn assert_describes_opensnoop(report: &Value) {
 
 #[test]
 fn inspect_describes_a_package_from_registry_store_layout_and_object() {
+    if !needs(&[Need::Build, Need::Registry]) {
+        return;
+    }
     let registry = Registry::start();
     let p = packaged("opensnoop");
     let reference = format!("{}/inspect/opensnoop:0.1.0", registry.addr());
@@ -115,6 +119,9 @@ fn inspect_describes_a_package_from_registry_store_layout_and_object() {
 
 #[test]
 fn run_help_lists_documented_flags_and_the_short_flag_works() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let p = packaged("documented");
     let dir = p.dir.to_str().unwrap();
     let help = ok(&mut p.env.cmd(["run", dir, "--", "--help"]));
@@ -128,6 +135,9 @@ fn run_help_lists_documented_flags_and_the_short_flag_works() {
 
 #[test]
 fn inspect_of_a_missing_reference_or_a_bad_file_fails_clearly() {
+    if !needs(&[Need::Build, Need::Registry]) {
+        return;
+    }
     let registry = Registry::start();
     let env = Env::new();
     let missing = format!("{}/nothing/here:1", registry.addr());

@@ -5,11 +5,11 @@
 //! is clean.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ebpf_e2e_tests::cli::{self, fails, ok, Env};
-use ebpf_e2e_tests::{project, Registry};
+use ebpf_e2e_tests::{bpftool_has_prog, project, Registry};
+use ebpf_e2e_tests::{needs, Need};
 
 const BPFFS_ROOT: &str = "/sys/fs/bpf/cargo-ebpf";
 
@@ -46,15 +46,6 @@ fn program_ids(entry: &serde_json::Value) -> Vec<u64> {
         .collect()
 }
 
-fn bpftool_has_prog(id: u64) -> bool {
-    Command::new("bpftool")
-        .args(["prog", "show", "id", &id.to_string()])
-        .output()
-        .expect("bpftool (apt-get install bpftool)")
-        .status
-        .success()
-}
-
 fn pin_dir(id: &str) -> PathBuf {
     Path::new(BPFFS_ROOT).join(id)
 }
@@ -85,6 +76,9 @@ fn wait_for_event_in_logs(env: &Env, id: &str) -> String {
 
 #[test]
 fn detached_run_ps_logs_stop_leaves_nothing_in_the_kernel() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Registry]) {
+        return;
+    }
     let registry = Registry::start();
     let env = Env::new();
     let reference = publish(&env, &registry, "lifesnoop");
@@ -139,6 +133,9 @@ fn detached_run_ps_logs_stop_leaves_nothing_in_the_kernel() {
 
 #[test]
 fn killed_daemon_keeps_programs_attached_until_stop_cleans_them() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Registry]) {
+        return;
+    }
     let registry = Registry::start();
     let env = Env::new();
     let reference = publish(&env, &registry, "crashsnoop");

@@ -11,7 +11,8 @@ use ebpf_e2e_tests::cli::{self, fails, ok, Env};
 use ebpf_e2e_tests::project::{
     elf_machine, events_about, run_command, run_while_opening, Project, EM_BPF,
 };
-use ebpf_e2e_tests::{snapshot_dir, Registry};
+use ebpf_e2e_tests::{needs, Need};
+use ebpf_e2e_tests::{sha256, snapshot_dir, Registry};
 use ebpf_runner::format::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 
 const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
@@ -65,11 +66,6 @@ fn skopeo_raw(location: &str) -> (serde_json::Value, Vec<u8>) {
     (json, out.stdout)
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
 fn blob(layout: &Path, digest: &str) -> Vec<u8> {
     let hex = digest.strip_prefix("sha256:").unwrap();
     std::fs::read(layout.join("blobs/sha256").join(hex)).expect("blob in layout")
@@ -109,6 +105,9 @@ fn param_default(meta: &serde_json::Value, name: &str) -> serde_json::Value {
 
 #[test]
 fn multi_arch_package_push_pull_run() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Registry, Need::Skopeo]) {
+        return;
+    }
     let registry = Registry::start();
     let project = arch_project("multisnoop");
 
@@ -205,6 +204,9 @@ fn run_sees_own_openat(env: &Env, reference: &str) {
 
 #[test]
 fn a_package_without_this_hosts_platform_is_refused_and_nothing_is_stored() {
+    if !needs(&[Need::Build, Need::Registry, Need::Skopeo]) {
+        return;
+    }
     let registry = Registry::start();
     let project = arch_project("armonly");
     let plain = format!("{}/multi/armonly:0.1.0", registry.addr());
@@ -252,6 +254,9 @@ fn a_package_without_this_hosts_platform_is_refused_and_nothing_is_stored() {
 
 #[test]
 fn arch_lists_are_deduplicated_and_checked() {
+    if !needs(&[Need::Build, Need::Skopeo]) {
+        return;
+    }
     let project = arch_project("archlist");
     // Both namings of one arch: one build, a plain manifest.
     ok(&mut project.cmd(&["package", "--arch", "amd64,x86_64"]));

@@ -15,9 +15,22 @@ use ebpf_e2e_tests::project::{
     Project, EM_AARCH64,
 };
 use ebpf_e2e_tests::Registry;
+use ebpf_e2e_tests::{needs, Need};
+
+/// What the c pack's Makefile needs: clang and bpftool (skeleton, vmlinux.h), make, gcc
+/// and libbpf's headers.
+const C_PACK: &[Need] = &[
+    Need::Build,
+    Need::Tool("make", "make"),
+    Need::Tool("gcc", "gcc"),
+    Need::File("/usr/include/bpf/libbpf.h", "libbpf-dev"),
+];
 
 #[test]
 fn new_build_package_push_pull_run_shows_own_openat() {
+    if !(needs(C_PACK) && needs(&[Need::Kernel, Need::Registry])) {
+        return;
+    }
     let registry = Registry::start();
     let project = Project::new("copensnoop", "c");
 
@@ -75,6 +88,9 @@ fn new_build_package_push_pull_run_shows_own_openat() {
 /// The pack without cargo-ebpf: `make` in the generated directory, then the binary itself.
 #[test]
 fn pack_builds_with_plain_make_and_runs_standalone() {
+    if !(needs(C_PACK) && needs(&[Need::Kernel])) {
+        return;
+    }
     let project = Project::new("standalone", "c");
     let make = Command::new("make")
         .current_dir(&project.dir)
@@ -121,6 +137,9 @@ fn pack_builds_with_plain_make_and_runs_standalone() {
 /// A syntax error in the loader or the BPF program: exit 5, and the compiler's own message.
 #[test]
 fn compile_errors_exit_5_with_the_compilers_message() {
+    if !needs(C_PACK) {
+        return;
+    }
     let project = Project::new("broken", "c");
     for (ext, needle) in [("c", "int main"), ("bpf.c", "SEC(\"tracepoint")] {
         let path = project.src(ext);
@@ -143,6 +162,9 @@ fn compile_errors_exit_5_with_the_compilers_message() {
 /// installed) or says exactly why it cannot: never a half-built or host-arch binary.
 #[test]
 fn cross_build_for_aarch64_builds_or_says_why_not() {
+    if !needs(C_PACK) {
+        return;
+    }
     let project = Project::new("crossc", "c");
     let arm64_libs = Path::new("/usr/lib/aarch64-linux-gnu/libbpf.a").is_file();
     let out = project
@@ -168,6 +190,9 @@ fn cross_build_for_aarch64_builds_or_says_why_not() {
 /// Without make (or a C compiler) on PATH: exit 4 naming the package to install.
 #[test]
 fn missing_make_or_cc_is_an_environment_error() {
+    if !needs(&[Need::Tool("clang", "clang")]) {
+        return;
+    }
     let project = Project::new("notools", "c");
     let bin = project.env.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();

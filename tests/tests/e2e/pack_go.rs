@@ -9,35 +9,32 @@ use std::process::Command;
 
 use ebpf_e2e_tests::cli::{self, ok, Env};
 use ebpf_e2e_tests::project::{
-    elf_machine, loader_events, loader_events_for, require_tool, run_command, run_while_opening,
-    Project, EM_AARCH64, EM_BPF, EM_X86_64,
+    elf_machine, loader_events, loader_events_for, run_command, run_while_opening, Project,
+    EM_AARCH64, EM_BPF, EM_X86_64,
 };
 use ebpf_e2e_tests::Registry;
+use ebpf_e2e_tests::{needs, Need};
 
 const NAME: &str = "gosnoop";
 
 /// A user with a freshly scaffolded go project.
 fn go_project() -> Project {
-    require_tools();
     Project::new(NAME, "go")
 }
 
-/// Fails with the package to install when a tool the go pack needs is missing.
-fn require_tools() {
-    for (tool, package) in [
-        ("go", "golang-go"),
-        ("clang", "clang"),
-        ("llvm-strip", "llvm"),
-        ("bpftool", "bpftool"),
-    ] {
-        require_tool(tool, package);
-    }
-    let ebpf = Path::new("/usr/share/gocode/src/github.com/cilium/ebpf");
-    assert!(
-        ebpf.is_dir(),
-        "cilium/ebpf for offline (GOPATH) builds is missing: apt install golang-github-cilium-ebpf-dev"
-    );
-}
+/// What the go pack needs: go, clang and llvm-strip for bpf2go, bpftool, and cilium/ebpf
+/// for offline (GOPATH) builds.
+const GO_PACK: &[Need] = &[
+    Need::Tool("go", "golang-go"),
+    Need::Tool("clang", "clang"),
+    Need::Tool("llvm-strip", "llvm"),
+    Need::Tool("bpftool", "bpftool"),
+    Need::File(
+        "/usr/share/gocode/src/github.com/cilium/ebpf",
+        "golang-github-cilium-ebpf-dev",
+    ),
+    Need::KernelBtf,
+];
 
 /// `run REF --duration N [-- EXTRA]` while this thread opens a unique file; returns the
 /// loader's stdout and the file opened.
@@ -48,6 +45,9 @@ fn run_and_trigger(env: &Env, reference: &str, extra: &[&str]) -> (String, Strin
 
 #[test]
 fn go_pack_builds_packages_pushes_and_runs_from_the_registry() {
+    if !(needs(GO_PACK) && needs(&[Need::Kernel, Need::Registry])) {
+        return;
+    }
     let registry = Registry::start();
     let project = go_project();
 
@@ -102,6 +102,9 @@ fn go_pack_builds_packages_pushes_and_runs_from_the_registry() {
 
 #[test]
 fn go_loader_says_it_needs_root() {
+    if !(needs(GO_PACK) && needs(&[Need::Root, Need::Tool("setpriv", "util-linux")])) {
+        return;
+    }
     let project = go_project();
     ok(&mut project.cmd(&["build"]));
     let out = cli::unprivileged(project.built("x86_64", NAME))
@@ -117,6 +120,9 @@ fn go_loader_says_it_needs_root() {
 
 #[test]
 fn go_pack_cross_builds_an_arm64_loader() {
+    if !needs(GO_PACK) {
+        return;
+    }
     let project = go_project();
     ok(&mut project.cmd(&["build", "--arch", "aarch64"]));
     assert_eq!(elf_machine(&project.built("aarch64", NAME)), EM_AARCH64);
@@ -128,6 +134,9 @@ fn go_pack_cross_builds_an_arm64_loader() {
 
 #[test]
 fn go_build_errors_name_the_fix() {
+    if !needs(GO_PACK) {
+        return;
+    }
     let project = go_project();
 
     // No go on PATH: an environment error naming the Debian package.
@@ -271,6 +280,9 @@ fn requirements(go_mod: &str) -> Vec<(String, String)> {
 
 #[test]
 fn go_pack_builds_with_go_modules_when_a_module_proxy_answers() {
+    if !needs(GO_PACK) {
+        return;
+    }
     let proxy = ModuleProxy::new();
     let project = go_project();
     // The template pins a current cilium/ebpf, which needs a newer Go than Debian 12's and

@@ -14,6 +14,7 @@ use std::time::Duration;
 use ebpf_e2e_tests::cli::{self, fails, ok, show, Background, Env};
 use ebpf_e2e_tests::project::{loader_events, run_command, run_while_opening, Project};
 use ebpf_e2e_tests::Registry;
+use ebpf_e2e_tests::{needs, Need};
 
 /// A project created from the rust pack in its own environment, able to run cargo.
 fn rust_project(name: &str) -> Project {
@@ -60,6 +61,9 @@ fn run_and_trigger(
 
 #[test]
 fn new_build_package_push_pull_run_sees_own_event() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Registry]) {
+        return;
+    }
     let registry = Registry::start();
     let project = rust_project("rsnoop");
 
@@ -128,6 +132,13 @@ fn new_build_package_push_pull_run_sees_own_event() {
 /// Ctrl-C ends the loader cleanly (exit 0), and without privileges it says what is needed.
 #[test]
 fn loader_stops_on_sigint_and_explains_missing_privileges() {
+    if !needs(&[
+        Need::Kernel,
+        Need::Build,
+        Need::Tool("setpriv", "util-linux"),
+    ]) {
+        return;
+    }
     let project = rust_project("rsignals");
     ok(&mut project.cmd(&["build"]));
 
@@ -153,6 +164,9 @@ fn loader_stops_on_sigint_and_explains_missing_privileges() {
 /// plain `cargo build` without vmlinux.h says how to get one.
 #[test]
 fn build_errors_are_reported() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let project = rust_project("rbroken");
     let source = project.dir.join("src/bpf/rbroken.bpf.c");
     let text = std::fs::read_to_string(&source).unwrap();

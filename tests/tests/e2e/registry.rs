@@ -3,9 +3,11 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
-use ebpf_e2e_tests::{free_port, sample_meta, sample_package, snapshot_dir, Registry};
+use ebpf_e2e_tests::{
+    free_port, sample_meta, sample_package, sha256, skopeo, snapshot_dir, Registry,
+};
+use ebpf_e2e_tests::{needs, Need};
 use ebpf_runner::credentials::{self, AuthPaths, Credentials};
 use ebpf_runner::oci_layout::OciLayout;
 use ebpf_runner::registry::{self, ClientOptions};
@@ -26,25 +28,11 @@ fn isolated_auth(dir: &Path) -> AuthPaths {
     }
 }
 
-fn skopeo(args: &[&str]) -> std::process::Output {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("run skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn sha256(data: &[u8]) -> String {
-    ebpf_runner::digest::sha256(data)
-}
-
 #[test]
 fn push_then_pull_round_trips_with_the_same_digest() {
+    if !needs(&[Need::Registry]) {
+        return;
+    }
     let reg = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let auth = isolated_auth(tmp.path());
@@ -86,6 +74,9 @@ fn push_then_pull_round_trips_with_the_same_digest() {
 
 #[test]
 fn skopeo_copies_what_we_pushed_without_changing_the_digest() {
+    if !needs(&[Need::Registry, Need::Skopeo]) {
+        return;
+    }
     let reg = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let pkg = sample_package("copyme", "1.2.3");
@@ -119,6 +110,9 @@ fn skopeo_copies_what_we_pushed_without_changing_the_digest() {
 
 #[test]
 fn skopeo_reads_our_oci_layout() {
+    if !needs(&[Need::Registry, Need::Skopeo]) {
+        return;
+    }
     let reg = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("layout");
@@ -148,6 +142,9 @@ fn skopeo_reads_our_oci_layout() {
 
 #[test]
 fn corrupted_blob_on_the_registry_fails_pull_and_leaves_the_store_untouched() {
+    if !needs(&[Need::Registry]) {
+        return;
+    }
     let reg = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let auth = isolated_auth(tmp.path());
@@ -210,6 +207,9 @@ fn unreachable_registry_is_a_clear_registry_error() {
 
 #[test]
 fn wrong_or_missing_credentials_are_auth_errors() {
+    if !needs(&[Need::Registry]) {
+        return;
+    }
     let reg = Registry::start_with_auth("alice", "correct horse");
     let tmp = tempfile::tempdir().unwrap();
     let auth = isolated_auth(tmp.path());
@@ -249,6 +249,9 @@ fn wrong_or_missing_credentials_are_auth_errors() {
 
 #[test]
 fn login_writes_a_private_config_and_push_then_works() {
+    if !needs(&[Need::Registry]) {
+        return;
+    }
     let reg = Registry::start_with_auth("bob", "s3cret!");
     let tmp = tempfile::tempdir().unwrap();
     let auth = isolated_auth(tmp.path());
@@ -274,6 +277,9 @@ fn login_writes_a_private_config_and_push_then_works() {
 
 #[test]
 fn skopeo_login_credentials_are_used_via_registry_auth_file() {
+    if !needs(&[Need::Registry, Need::Skopeo]) {
+        return;
+    }
     let reg = Registry::start_with_auth("carol", "pa55word");
     let tmp = tempfile::tempdir().unwrap();
     let authfile = tmp.path().join("skopeo-auth.json");
@@ -313,6 +319,9 @@ fn skopeo_login_credentials_are_used_via_registry_auth_file() {
 
 #[test]
 fn store_holds_pulled_packages_and_gc_keeps_shared_blobs() {
+    if !needs(&[Need::Registry]) {
+        return;
+    }
     let reg = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let auth = isolated_auth(tmp.path());
@@ -364,6 +373,9 @@ fn store_holds_pulled_packages_and_gc_keeps_shared_blobs() {
 
 #[test]
 fn an_image_with_two_layers_is_refused_before_its_blobs_are_fetched() {
+    if !needs(&[Need::Registry, Need::Skopeo]) {
+        return;
+    }
     let reg = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let auth = isolated_auth(tmp.path());

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 
 use ebpf_e2e_tests::cli::{fails, ok, show, Env};
 use ebpf_e2e_tests::{free_port, snapshot_dir, Registry};
+use ebpf_e2e_tests::{needs, Need};
 
 fn with_stdin(mut cmd: Command, input: &str) -> std::process::Output {
     let mut child = cmd
@@ -32,6 +33,9 @@ fn new_project(env: &Env, name: &str) -> std::path::PathBuf {
 
 #[test]
 fn login_checks_password_then_push_and_pull_use_it() {
+    if !needs(&[Need::Build, Need::Registry]) {
+        return;
+    }
     let registry = Registry::start_with_auth("alice", "s3cret");
     let env = Env::new();
     let project = new_project(&env, "authy");
@@ -71,6 +75,9 @@ fn login_checks_password_then_push_and_pull_use_it() {
 
 #[test]
 fn corrupt_blob_fails_pull_and_leaves_store_alone() {
+    if !needs(&[Need::Build, Need::Registry]) {
+        return;
+    }
     let registry = Registry::start();
     let env = Env::new();
     let project = new_project(&env, "corrupt");
@@ -136,6 +143,9 @@ fn manifest_of(registry: &Registry, digest: &str) -> serde_json::Value {
 /// the next pull works.
 #[test]
 fn pull_killed_mid_blob_leaves_no_half_package() {
+    if !needs(&[Need::Build, Need::Registry]) {
+        return;
+    }
     let registry = Registry::start();
     let env = Env::new();
     let project = new_project(&env, "killed");
@@ -197,6 +207,9 @@ fn pull_killed_mid_blob_leaves_no_half_package() {
 
 #[test]
 fn publish_pushes_to_the_manifest_registry_tagged_with_the_version() {
+    if !needs(&[Need::Build, Need::Registry]) {
+        return;
+    }
     let registry = Registry::start();
     let env = Env::new();
     let project = new_project(&env, "pubme");

@@ -1,16 +1,29 @@
 //! The environment-driven entry points (`push`, `pull`, `pull_into`) read
-//! `$REGISTRY_AUTH_FILE`. This binary holds a single test because it sets process
-//! environment variables, which must not race with other tests.
+//! `$REGISTRY_AUTH_FILE`. The test sets process environment variables, which must not
+//! race with other tests: it runs alone, in a child process of its own.
 
 use std::process::Command;
 
-use ebpf_e2e_tests::{sample_package, Registry};
+use ebpf_e2e_tests::harness::run_alone;
+use ebpf_e2e_tests::{needs, sample_package, Need, Registry};
 use ebpf_runner::registry::{self, ClientOptions};
 use ebpf_runner::store::Store;
 use ebpf_runner::ErrorKind;
 
 #[test]
 fn registry_auth_file_from_the_environment_is_used() {
+    if !needs(&[Need::Registry, Need::Skopeo]) {
+        return;
+    }
+    run_alone(
+        module_path!(),
+        "alone_registry_auth_file_from_the_environment_is_used",
+    );
+}
+
+#[test]
+#[ignore = "run alone by registry_auth_file_from_the_environment_is_used"]
+fn alone_registry_auth_file_from_the_environment_is_used() {
     let reg = Registry::start_with_auth("dave", "hunter22");
     let tmp = tempfile::tempdir().unwrap();
     let authfile = tmp.path().join("auth.json");
@@ -27,7 +40,7 @@ fn registry_auth_file_from_the_environment_is_used() {
     );
 
     // Point every other lookup path into the temp dir, so only REGISTRY_AUTH_FILE can help.
-    // SAFETY: this binary runs one test; no other thread reads the environment meanwhile.
+    // SAFETY: this process runs this one test; no other thread reads the environment meanwhile.
     unsafe {
         std::env::set_var("HOME", tmp.path().join("home"));
         std::env::set_var("XDG_RUNTIME_DIR", tmp.path().join("run"));

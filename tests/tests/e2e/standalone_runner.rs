@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use ebpf_e2e_tests::cli::{
     self, cargo_ebpf_bin, fails, ok, runner_bin, workspace_root, Background, Env,
 };
-use ebpf_e2e_tests::{project, Registry};
+use ebpf_e2e_tests::{bpftool_has_prog, project, Registry};
+use ebpf_e2e_tests::{needs, Need};
 
 const RUN_SECS: u64 = 6;
 
@@ -31,6 +32,9 @@ fn stdout(out: std::process::Output) -> String {
 
 #[test]
 fn pull_list_and_run_a_pushed_package() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Registry]) {
+        return;
+    }
     let registry = Registry::start();
     let developer = Env::new();
     let reference = publish(&developer, &registry, "runnersnoop");
@@ -126,15 +130,6 @@ fn help_lists_only_runner_commands() {
     assert!(full.contains("publish"), "{full:?}");
 }
 
-fn bpftool_has_prog(id: u64) -> bool {
-    Command::new("bpftool")
-        .args(["prog", "show", "id", &id.to_string()])
-        .output()
-        .expect("bpftool (apt-get install bpftool)")
-        .status
-        .success()
-}
-
 /// The run `id` as `ebpf-runner ps --json --all` shows it.
 fn ps_entry(env: &Env, id: &str) -> serde_json::Value {
     let out = ok(&mut env.runner_cmd(["ps", "--all", "--json"]));
@@ -146,6 +141,9 @@ fn ps_entry(env: &Env, id: &str) -> serde_json::Value {
 
 #[test]
 fn detached_run_ps_and_stop() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Registry]) {
+        return;
+    }
     let registry = Registry::start();
     let developer = Env::new();
     let reference = publish(&developer, &registry, "runnerdaemon");

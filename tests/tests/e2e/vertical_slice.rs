@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ebpf_e2e_tests::cli::{fails, ok, Background, Env};
 use ebpf_e2e_tests::project::{events_about, run_command, run_while_opening, Project, RUN_SECS};
 use ebpf_e2e_tests::Registry;
+use ebpf_e2e_tests::{needs, Need};
 
 /// Runs `cargo-ebpf run TARGET --output json --duration N [-- EXTRA]` while opening a
 /// unique file; returns (events, the file opened, this thread's comm).
@@ -26,6 +27,9 @@ fn run_and_trigger(
 
 #[test]
 fn new_build_package_push_pull_run_sees_own_event() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Registry, Need::Skopeo]) {
+        return;
+    }
     let registry = Registry::start();
     let slice = Project::new("opensnoop", "eunomia");
 
@@ -93,6 +97,9 @@ fn new_build_package_push_pull_run_sees_own_event() {
 
 #[test]
 fn run_accepts_project_dir_object_and_layout() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let slice = Project::new("opensnoop-paths", "eunomia");
     ok(&mut slice.cmd(&["package"]));
     let object = slice.built("x86_64", "opensnoop-paths.bpf.o");
@@ -109,6 +116,9 @@ fn run_accepts_project_dir_object_and_layout() {
 
 #[test]
 fn program_flags_are_listed_by_help() {
+    if !needs(&[Need::Build]) {
+        return;
+    }
     let slice = Project::new("helpme", "eunomia");
     ok(&mut slice.cmd(&["build"]));
     let object = slice.built("x86_64", "helpme.bpf.o");
@@ -134,6 +144,9 @@ fn program_flags_are_listed_by_help() {
 /// too: while it is mounted, a lookup of /sys/kernel/debug/tracing automounts tracefs.
 #[test]
 fn run_mounts_tracefs_and_bpffs_when_missing() {
+    if !needs(&[Need::Kernel, Need::Build, Need::MountNs]) {
+        return;
+    }
     let slice = Project::new("mounts", "eunomia");
     ok(&mut slice.cmd(&["build"]));
     let object = slice.built("x86_64", "mounts.bpf.o");
@@ -170,6 +183,9 @@ fn manifest_digest_in_layout(dir: &Path) -> String {
 /// programs and links it held are gone from the kernel.
 #[test]
 fn interrupt_detaches_and_leaves_nothing_in_the_kernel() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
     let slice = Project::new("ctrlc", "eunomia");
     ok(&mut slice.cmd(&["build"]));
     let object = slice.built("x86_64", "ctrlc.bpf.o");

@@ -1,6 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+/// Honest skips and tests run alone: the same file as `ebpf_e2e_tests::harness`.
+#[path = "../../../../tests/src/harness.rs"]
+pub mod harness;
+
+pub use harness::{needs, Need};
+
 use std::path::{Path, PathBuf};
 
 use cargo_ebpf::scaffold::{new_project_with, Identity, NewOptions};

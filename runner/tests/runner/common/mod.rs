@@ -1,6 +1,12 @@
 //! Shared by the runner's integration tests: fixtures compiled with the real clang, and an
 //! output sink the test can read while the runner writes to it.
-#![allow(dead_code)] // each test binary uses its own subset
+#![allow(dead_code)] // not every helper is used by every module
+
+/// Honest skips and tests run alone: the same file as `ebpf_e2e_tests::harness`.
+#[path = "../../../../tests/src/harness.rs"]
+pub mod harness;
+
+pub use harness::{needs, Need};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
