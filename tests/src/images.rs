@@ -9,7 +9,6 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::cli;
 
@@ -85,9 +84,10 @@ impl Layout {
 
     /// Stores `data`; returns its descriptor.
     pub fn blob(&self, media_type: &str, data: &[u8]) -> Value {
-        let hex = hex::encode(Sha256::digest(data));
-        std::fs::write(self.dir.path().join("blobs/sha256").join(&hex), data).unwrap();
-        json!({"mediaType": media_type, "digest": format!("sha256:{hex}"), "size": data.len()})
+        let digest = crate::sha256(data);
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        std::fs::write(self.dir.path().join("blobs/sha256").join(hex), data).unwrap();
+        json!({"mediaType": media_type, "digest": digest, "size": data.len()})
     }
 
     /// Stores an image manifest; returns its descriptor.
@@ -168,7 +168,7 @@ pub fn diff_id(layer: &[u8]) -> String {
     let mut gz = flate2::read::GzDecoder::new(layer);
     let mut tar = Vec::new();
     std::io::Read::read_to_end(&mut gz, &mut tar).unwrap();
-    format!("sha256:{}", hex::encode(Sha256::digest(&tar)))
+    crate::sha256(&tar)
 }
 
 /// A gadget image for `elf`, described by `gadget_yaml`, with a wasm layer beside the program.

@@ -5,8 +5,12 @@
 //! - [`sample_package`]: a small package built with the real `Package::build`.
 //! - [`cli`]: the real `cargo-ebpf` binary in an isolated [`cli::Env`];
 //!   [`project`]: a scaffolded project and the run-while-opening flow of the pack tests.
+//! - [`harness`]: honest skips ([`harness::needs`]) and tests run alone in a child process;
+//!   shared with the runner's and cargo-ebpf's test binaries.
+//! - [`sha256`]: the `sha256:HEX` digest every test compares against.
 
 pub mod cli;
+pub mod harness;
 pub mod hub;
 pub mod images;
 pub mod project;
@@ -15,11 +19,14 @@ pub mod proxy;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ebpf_package::spec::{PackageMeta, ProgramInfo};
 use ebpf_package::Package;
+use sha2::{Digest, Sha256};
+
+pub use harness::{needs, Need};
 
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
@@ -142,6 +149,35 @@ fn write_config(dir: &Path, addr: &str, auth: Option<(&str, &str)>) -> PathBuf {
     let path = dir.join("config.yml");
     std::fs::write(&path, config).expect("registry config");
     path
+}
+
+/// The OCI digest of `bytes`: `sha256:` and the hex of their SHA-256.
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// `skopeo ARGS`, which must succeed; returns its output.
+pub fn skopeo(args: &[&str]) -> Output {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("run skopeo (apt-get install skopeo)");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Whether the kernel has a BPF program with this id (`bpftool prog show id ID`).
+pub fn bpftool_has_prog(id: u64) -> bool {
+    Command::new("bpftool")
+        .args(["prog", "show", "id", &id.to_string()])
+        .output()
+        .expect("bpftool (apt-get install bpftool)")
+        .status
+        .success()
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on (at the time of the call).

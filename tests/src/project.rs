@@ -179,13 +179,25 @@ pub fn elf_machine(path: &Path) -> u16 {
     u16::from_le_bytes([bytes[18], bytes[19]])
 }
 
-/// Fails with the Debian package to install when `tool` is not on PATH (or in /usr/sbin).
-pub fn require_tool(tool: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("PATH=$PATH:/usr/sbin command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(found, "`{tool}` is missing: apt install {package}");
+/// A new eunomia project named `name` in `env` whose ebpf.toml publishes to `registry`
+/// (`host:port/namespace`).
+pub fn eunomia_publishing_to(env: &Env, name: &str, registry: &str) -> PathBuf {
+    let dir = env.path().join("work").join(name);
+    ok(env
+        .cmd(["new", name, "--lang", "eunomia", "--path"])
+        .arg(&dir));
+    let manifest = dir.join("ebpf.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replace(
+        "# registry = \"localhost:5000/you\"",
+        &format!("registry = \"{registry}\""),
+    );
+    assert!(
+        text.contains(&format!("registry = \"{registry}\"")),
+        "{text}"
+    );
+    std::fs::write(&manifest, text).unwrap();
+    dir
 }
 
 /// `cargo ebpf new` (eunomia) + `push` to `registry` (host:port) as `namespace/name:0.1.0`,
