@@ -1,12 +1,14 @@
 //! Rebuild when a template pack or a shared CI template changes: `include_dir!` embeds
-//! template-packs/, github-actions/ and gitee-ci/ but does not tell cargo to watch them.
+//! templates/packs/, templates/github-actions/ and templates/gitee-ci/ but does not tell
+//! cargo to watch them. They live inside this crate so a published crate holds them; the
+//! repository root's template-packs/, github-actions/ and gitee-ci/ are links to them.
 
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for dir in ["template-packs", "github-actions", "gitee-ci"] {
-        watch(&root.join(dir));
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    for dir in ["packs", "github-actions", "gitee-ci"] {
+        watch(&templates.join(dir));
     }
 }
 

@@ -1,8 +1,9 @@
 //! `cargo ebpf new`: render a template pack into a new project directory.
 //!
-//! Packs live in `template-packs/<pack>/` and are embedded in the binary; a third-party pack
-//! in the same format can come from a directory or a git URL (`--template`). Each has a
-//! `pack.toml`; every other file is part of the project. Files ending in `.hbs` are rendered
+//! Packs live in `templates/packs/<pack>/` of this crate (so the published crate holds them;
+//! `template-packs/` at the repository root links there) and are embedded in the binary; a
+//! third-party pack in the same format can come from a directory or a git URL (`--template`).
+//! Each has a `pack.toml`; every other file is part of the project. Files ending in `.hbs` are rendered
 //! with handlebars (strict: an unknown variable is an error) and lose the suffix; the rest
 //! are copied as they are. Path components may use variables too (`src/{{name}}.bpf.c.hbs`).
 //!
@@ -25,9 +26,9 @@ use crate::manifest::validate_name;
 use source::Files;
 pub use source::PackSource;
 
-static PACKS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../template-packs");
-static GITHUB_ACTIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../github-actions");
-static GITEE_CI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../gitee-ci");
+static PACKS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/packs");
+static GITHUB_ACTIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/github-actions");
+static GITEE_CI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/gitee-ci");
 
 /// The shared CI templates and where their files land in a project. Their READMEs describe
 /// the directories themselves and are not copied.

@@ -261,7 +261,7 @@ fn gitee_pipeline_has_the_required_keys() {
 #[test]
 fn github_expressions_survive_rendering() {
     let template = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../github-actions/ebpf.yml.hbs"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/github-actions/ebpf.yml.hbs"),
     )
     .unwrap();
     let escaped = template.matches("$\\{{").count();
