@@ -294,7 +294,7 @@ fn cmd_new(args: &NewArgs) -> Result<()> {
     eprintln!(
         "     Created `{name}` in {} ({})",
         dir.display(),
-        source.describe()
+        source.label()
     );
     eprintln!(
         "Next: cd {} && cargo ebpf build && sudo cargo ebpf run .",

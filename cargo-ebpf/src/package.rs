@@ -169,7 +169,7 @@ fn package_meta(
     object_bytes: &[u8],
 ) -> Result<PackageMeta> {
     let m = &project.manifest;
-    let mut info = object::inspect(object_bytes, m.build.event.as_deref())?;
+    let mut info = object::read(object_bytes, m.build.event.as_deref())?;
     // `/// @description` and `/// @cmdarg` above the params, read from the sources.
     formats::document_params(&mut info.params, &crate::build::param_docs(project)?)?;
     let object_name = built

@@ -378,7 +378,7 @@ fn broken_pack(source: &PackSource, why: &str) -> Error {
     };
     Error::new(
         ErrorKind::Input,
-        format!("{} is broken: {why}", source.describe()),
+        format!("{} is broken: {why}", source.label()),
     )
     .with_help(help)
 }

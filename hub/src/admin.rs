@@ -54,7 +54,7 @@ fn block_on<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> 
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::environment(format!("cannot start the async runtime: {e}")))?
+        .map_err(|e| Error::environment("cannot start the async runtime").with_source(e))?
         .block_on(work)
 }
 

@@ -245,10 +245,10 @@ impl From<ebpf_package::Error> for HubError {
             // hostile or damaged layer, e.g. a path escaping the archive, not a digest
             // mismatch: the hub checks digests itself and says DIGEST_INVALID there.)
             ErrorKind::Input | ErrorKind::Integrity | ErrorKind::Usage => {
-                HubError::manifest_invalid(e.message.clone())
+                HubError::manifest_invalid(e.full_message())
             }
-            ErrorKind::Auth => HubError::unauthorized(e.message.clone()),
-            _ => HubError::internal(&e.message),
+            ErrorKind::Auth => HubError::unauthorized(e.full_message()),
+            _ => HubError::internal(e.full_message()),
         };
         meaning.with_source(e)
     }

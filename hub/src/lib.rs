@@ -14,9 +14,9 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod blobs;
+pub mod catalog;
 pub mod db;
 pub mod error;
-pub mod index;
 pub mod oci;
 pub mod rate;
 pub mod web;
@@ -79,9 +79,11 @@ pub async fn open(opts: &ServeOptions) -> Result<AppState> {
     let blobs = blobs::BlobStore::new(&opts.data, DEFAULT_MAX_BLOB, &location)
         .map_err(|e| Error::io("prepare blob storage in", &opts.data, e))?;
     blobs.check().await.map_err(|e| {
-        Error::environment(format!("the blob store does not answer: {e}")).with_help(
-            "check --blob-store: the registry must be running and accept the credentials",
-        )
+        Error::environment("the blob store does not answer")
+            .with_source(e)
+            .with_help(
+                "check --blob-store: the registry must be running and accept the credentials",
+            )
     })?;
     let db = db::Db::open(&opts.data, opts.database.as_deref()).await?;
     Ok(AppState {
@@ -97,7 +99,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::environment(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Error::environment("cannot start the async runtime").with_source(e))?;
     runtime.block_on(serve_async(opts))
 }
 
@@ -108,7 +110,8 @@ async fn serve_async(opts: ServeOptions) -> Result<()> {
             .with_help("give an IP address and port, e.g. 127.0.0.1:8080")
     })?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        Error::environment(format!("cannot listen on {addr}: {e}"))
+        Error::environment(format!("cannot listen on {addr}"))
+            .with_source(e)
             .with_help("pick a free port, or stop what is using this one")
     })?;
     let local = listener.local_addr().unwrap_or(addr);
@@ -116,14 +119,14 @@ async fn serve_async(opts: ServeOptions) -> Result<()> {
         "Hub listening on http://{local} (data in {}, {:?} database, blobs in {})",
         opts.data.display(),
         state.db.backend,
-        state.blobs.describe()
+        state.blobs.label()
     );
     tokio::spawn(sweep_forever(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|e| Error::environment(format!("the hub stopped: {e}")))
+        .map_err(|e| Error::environment("the hub stopped").with_source(e))
 }
 
 /// How old an unfinished upload may get before the sweeper deletes it.

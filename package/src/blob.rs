@@ -42,7 +42,7 @@ impl Blob {
 /// Parses and sanity-checks a single-image manifest.
 pub fn parse_manifest(bytes: &[u8]) -> Result<OciImageManifest> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::input(format!("the manifest is not valid JSON: {e}")))?;
+        .map_err(|e| Error::input("the manifest is not valid JSON").with_source(e))?;
     if value.get("manifests").is_some() {
         return Err(Error::input(
             "expected an image manifest but got an image index",

@@ -47,7 +47,7 @@ impl PackageIndex {
                 .and_then(|p| p.manifest.annotations.clone()),
         };
         let index_bytes = serde_json::to_vec(&index)
-            .map_err(|e| Error::input(format!("cannot serialize the image index: {e}")))?;
+            .map_err(|e| Error::input("cannot serialize the image index").with_source(e))?;
         Ok(PackageIndex {
             packages,
             index,

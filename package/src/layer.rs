@@ -46,7 +46,7 @@ pub(crate) fn tar_files(files: &[LayerFile]) -> Result<Vec<u8>> {
     }
     builder
         .into_inner()
-        .map_err(|e| Error::input(format!("cannot archive the package files: {e}")))
+        .map_err(|e| Error::input("cannot archive the package files").with_source(e))
 }
 
 /// Gzip at the best level with a zero mtime, so the same input gives the same bytes.
@@ -57,7 +57,7 @@ pub(crate) fn gzip(data: &[u8]) -> Result<Vec<u8>> {
         .write(Vec::new(), flate2::Compression::best());
     enc.write_all(data)
         .and_then(|_| enc.finish())
-        .map_err(|e| Error::input(format!("cannot compress layer: {e}")))
+        .map_err(|e| Error::input("cannot compress layer").with_source(e))
 }
 
 /// Largest object we extract; BPF objects are far smaller, this stops gzip bombs.

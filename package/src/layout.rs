@@ -195,7 +195,7 @@ impl OciLayout {
                 return Err(Error::input(format!(
                     "{} holds several packages ({}); say which one",
                     self.root.display(),
-                    describe_refs(&index.manifests)
+                    ref_names(&index.manifests)
                 ))
                 .with_help(format!("name one, e.g. {}:REF", self.root.display())));
             }
@@ -272,8 +272,10 @@ impl OciLayout {
         if !is_manifest || !self.has_blob(digest) {
             return Ok(());
         }
-        let value: serde_json::Value = serde_json::from_slice(&self.get_blob(digest)?)
-            .map_err(|e| Error::input(format!("manifest {digest} is not valid JSON: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&self.get_blob(digest)?).map_err(|e| {
+                Error::input(format!("manifest {digest} is not valid JSON")).with_source(e)
+            })?;
         let descriptors = ["config", "layers", "manifests", "subject"]
             .iter()
             .filter_map(|k| value.get(*k))
@@ -294,14 +296,14 @@ impl OciLayout {
         index.schema_version = 2;
         index.media_type = Some(MEDIA_TYPE_INDEX.to_string());
         let bytes = serde_json::to_vec_pretty(&index)
-            .map_err(|e| Error::input(format!("cannot serialize index.json: {e}")))?;
+            .map_err(|e| Error::input("cannot serialize index.json").with_source(e))?;
         write_atomic(&self.index_path(), &bytes)
     }
 
     /// The package behind `entry`, with every digest verified. An index resolves to this
     /// host's platform; a package for another platform is refused (see [`crate::index`]).
     pub fn read_entry(&self, entry: &ImageIndexEntry) -> Result<Package> {
-        let what = self.describe_entry(entry);
+        let what = self.entry_label(entry);
         let mut entry = entry.clone();
         for _ in 0..MAX_INDEX_DEPTH {
             let bytes = self.get_blob(&entry.digest)?;
@@ -318,7 +320,7 @@ impl OciLayout {
     }
 
     /// `DIR:NAME` (or `DIR`) for error messages about one entry.
-    fn describe_entry(&self, entry: &ImageIndexEntry) -> String {
+    fn entry_label(&self, entry: &ImageIndexEntry) -> String {
         match entry_ref_name(entry) {
             Some(name) => format!("{}:{name}", self.root.display()),
             None => self.root.display().to_string(),
@@ -386,7 +388,7 @@ impl OciLayout {
 fn missing_ref(layout: &OciLayout, ref_name: Option<&str>) -> Error {
     let present = layout
         .index()
-        .map(|i| describe_refs(&i.manifests))
+        .map(|i| ref_names(&i.manifests))
         .unwrap_or_default();
     let root = layout.root().display();
     match ref_name {
@@ -421,7 +423,7 @@ fn entry_ref_name(entry: &ImageIndexEntry) -> Option<&str> {
 }
 
 /// "a, b, sha256:…" — the names of entries (digests for unnamed ones), for error messages.
-fn describe_refs(entries: &[ImageIndexEntry]) -> String {
+fn ref_names(entries: &[ImageIndexEntry]) -> String {
     entries
         .iter()
         .map(|e| entry_ref_name(e).unwrap_or(&e.digest).to_string())

@@ -24,7 +24,7 @@ pub struct ObjectInfo {
 
 impl ObjectInfo {
     /// Puts what the object holds (programs, maps, events, params, types) into `meta`.
-    pub fn describe(self, meta: &mut PackageMeta) {
+    pub fn fill_meta(self, meta: &mut PackageMeta) {
         meta.programs = self.programs;
         meta.maps = self.maps;
         meta.events = self.events;
@@ -140,7 +140,7 @@ fn machine_name(machine: u16) -> Option<&'static str> {
 
 /// Reads everything a package and the runner need. `event_type` names the event struct
 /// when the author chose it; otherwise it is inferred.
-pub fn inspect(bytes: &[u8], event_type: Option<&str>) -> Result<ObjectInfo> {
+pub fn read(bytes: &[u8], event_type: Option<&str>) -> Result<ObjectInfo> {
     check_elf(bytes)?;
     // libbpf says why it rejects an object only in its log: keep that for the error (and
     // off stderr; the lock also keeps a concurrent load's log apart).
@@ -178,7 +178,9 @@ fn open(bytes: &[u8]) -> Result<OpenObject> {
 }
 
 fn bad_object(e: &libbpf_rs::Error) -> Error {
-    Error::input(format!("libbpf cannot read the eBPF object: {e}")).with_help(BPF_HELP)
+    Error::input("libbpf cannot read the eBPF object")
+        .with_source(e.to_string())
+        .with_help(BPF_HELP)
 }
 
 fn programs(obj: &OpenObject) -> Vec<ProgramInfo> {

@@ -124,7 +124,7 @@ impl Package {
                 blob.verify().map(|_| blob)
             })
             .collect::<Result<Vec<_>>>()?;
-        let (format, config) = crate::formats::describe(&manifest, &config_blob.data, &layers)?;
+        let (format, config) = crate::formats::recognize(&manifest, &config_blob.data, &layers)?;
         Ok(Package {
             manifest,
             manifest_bytes,
@@ -253,7 +253,7 @@ fn json_string<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| Error::input(format!("cannot serialize: {e}")))
+    serde_json::to_vec(v).map_err(|e| Error::input("cannot serialize").with_source(e))
 }
 
 /// The labels bpfman reads from an image config: program name → type, map name → type.

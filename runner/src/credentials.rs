@@ -263,7 +263,8 @@ fn run_helper_program(program: &str, host: &str) -> Result<Option<Credentials>> 
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
-            Error::environment(format!("cannot run the credential helper {program}: {e}"))
+            Error::environment(format!("cannot run the credential helper {program}"))
+                .with_source(e)
                 .with_help(format!(
                     "install {program}, or remove it from your docker config"
                 ))
@@ -272,9 +273,9 @@ fn run_helper_program(program: &str, host: &str) -> Result<Option<Credentials>> 
         // A helper that exits without reading stdin is reported by its exit status below.
         let _ = stdin.write_all(host.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::environment(format!("credential helper {program} failed: {e}")))?;
+    let out = child.wait_with_output().map_err(|e| {
+        Error::environment(format!("credential helper {program} failed")).with_source(e)
+    })?;
     parse_helper_output(program, host, &out)
 }
 
@@ -325,7 +326,7 @@ fn write_private(file: &Path, config: &Map<String, Value>) -> Result<()> {
             .map_err(|e| Error::io("create", dir, e))?;
     }
     let mut bytes = serde_json::to_vec_pretty(config)
-        .map_err(|e| Error::input(format!("cannot serialize credentials: {e}")))?;
+        .map_err(|e| Error::input("cannot serialize credentials").with_source(e))?;
     bytes.push(b'\n');
     // tempfile creates files 0600, so the secret is never readable by others, even briefly.
     let mut tmp = tempfile::Builder::new()

@@ -61,7 +61,7 @@ pub struct EventReport {
 }
 
 /// Describes `target` (reference, layout dir, package.json path or URL, .bpf.o).
-pub fn inspect(
+pub fn target_report(
     target: &str,
     registry: &Registry,
     open_store: impl FnOnce() -> Result<Store>,
@@ -104,10 +104,10 @@ fn from_package(target: &str, pkg: &Package) -> Result<Report> {
 }
 
 fn from_object(target: &str, name: &str, bytes: &[u8]) -> Result<Report> {
-    let info = object::inspect(bytes, None)?;
+    let info = object::read(bytes, None)?;
     let stem = name.split('.').next().unwrap_or(name);
     let mut meta = PackageMeta::new(stem, "", name);
-    info.describe(&mut meta);
+    info.fill_meta(&mut meta);
     Ok(report(target, "object", &meta, None, bytes.len() as u64))
 }
 

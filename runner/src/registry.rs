@@ -126,7 +126,8 @@ impl Session {
             ..Default::default()
         };
         let client = Client::try_from(config).map_err(|e| {
-            Error::environment(format!("cannot set up the HTTP client: {e}"))
+            Error::environment("cannot set up the HTTP client")
+                .with_source(e)
                 .with_help("check the system's TLS setup (OpenSSL)")
         })?;
         let auth = match credentials::lookup_in(paths, reference.registry())? {
@@ -385,7 +386,7 @@ fn check_config_platform(config: &[u8], reference: &str) -> Result<()> {
 
 fn is_index(bytes: &[u8]) -> Result<bool> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::input(format!("the manifest is not valid JSON: {e}")))?;
+        .map_err(|e| Error::input("the manifest is not valid JSON").with_source(e))?;
     Ok(value["mediaType"] == MEDIA_TYPE_INDEX || value.get("manifests").is_some())
 }
 
@@ -441,7 +442,7 @@ fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::environment(format!("cannot start the async runtime: {e}")))?
+        .map_err(|e| Error::environment("cannot start the async runtime").with_source(e))?
         .block_on(fut)
 }
 
@@ -484,7 +485,7 @@ async fn check_login(scheme: &str, host: &str, user: &str, pass: &str) -> Result
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(15))
         .build()
-        .map_err(|e| Error::environment(format!("cannot set up the HTTP client: {e}")))?;
+        .map_err(|e| Error::environment("cannot set up the HTTP client").with_source(e))?;
     let url = format!("{scheme}://{host}/v2/");
     let unreachable = |e: reqwest::Error| unreachable_error(host, &error_chain(&e));
     let first = http.get(&url).send().await.map_err(unreachable)?;

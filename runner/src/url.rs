@@ -18,7 +18,7 @@ pub fn fetch(url: &str) -> Result<Vec<u8>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::environment(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Error::environment("cannot start the async runtime").with_source(e))?;
     runtime.block_on(fetch_async(url))
 }
 
@@ -32,7 +32,7 @@ async fn fetch_async(url: &str) -> Result<Vec<u8>> {
         .connect_timeout(Duration::from_secs(15))
         .timeout(Duration::from_secs(120))
         .build()
-        .map_err(|e| Error::environment(format!("cannot set up the HTTP client: {e}")))?;
+        .map_err(|e| Error::environment("cannot set up the HTTP client").with_source(e))?;
     let mut response = client.get(url).send().await.map_err(failed)?;
     if !response.status().is_success() {
         return Err(Error::new(

@@ -126,7 +126,7 @@ fn link_with_events(inputs: &Inputs, objects: &[PathBuf], event: Option<&str>) -
 /// BTF means the runner could not decode anything, so the build fails here rather than at
 /// `cargo ebpf run`.
 fn check_event_struct(object: &Path, bytes: &[u8], event: Option<&str>) -> Result<()> {
-    let info = ebpf_package::object::inspect(bytes, event)?;
+    let info = ebpf_package::object::read(bytes, event)?;
     let has_event_map = info
         .maps
         .iter()
@@ -196,7 +196,7 @@ fn parse_param_docs(source: &str) -> Result<BTreeMap<String, ParamDoc>> {
         if let Some(comment) = line.strip_prefix("///") {
             let doc = pending.get_or_insert_with(ParamDoc::default);
             add_doc_line(doc, comment.trim())
-                .map_err(|e| Error::input(format!("line {}: {}", n + 1, e.message)))?;
+                .map_err(|e| Error::input(format!("line {}: {}", n + 1, e.full_message())))?;
             continue;
         }
         if let (Some(doc), Some(name)) = (pending.take(), const_volatile_name(line)) {
@@ -209,9 +209,11 @@ fn parse_param_docs(source: &str) -> Result<BTreeMap<String, ParamDoc>> {
 fn add_doc_line(doc: &mut ParamDoc, comment: &str) -> Result<()> {
     if let Some(json) = comment.strip_prefix("@cmdarg") {
         let value: serde_json::Value = serde_json::from_str(json.trim()).map_err(|e| {
-            Error::input(format!("@cmdarg is not a JSON object: {e}")).with_help(
-                r#"write it like /// @cmdarg {"default": 0, "short": "p", "long": "pid"}"#,
-            )
+            Error::input("@cmdarg is not a JSON object")
+                .with_source(e)
+                .with_help(
+                    r#"write it like /// @cmdarg {"default": 0, "short": "p", "long": "pid"}"#,
+                )
         })?;
         let text = |key: &str| value[key].as_str().map(String::from);
         doc.long = text("long");
@@ -253,7 +255,7 @@ fn const_volatile_name(line: &str) -> Option<String> {
 /// not fit its type fails the build rather than `run`.
 fn check_param_docs(sources: &[PathBuf], object: &[u8]) -> Result<()> {
     let docs = docs_in(sources)?;
-    let mut params = ebpf_package::object::inspect(object, None)?.params;
+    let mut params = ebpf_package::object::read(object, None)?.params;
     ebpf_package::formats::document_params(&mut params, &docs)
 }
 

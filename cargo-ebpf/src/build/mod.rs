@@ -97,8 +97,8 @@ fn build_each(
             Err(e)
                 if arches.len() > 1 && e.kind == ErrorKind::Environment && arch != host_arch() =>
             {
-                warning(&format!("skipped {arch}: {}", e.message));
-                skipped.push(format!("{arch}: {}", e.message));
+                warning(&format!("skipped {arch}: {}", e.full_message()));
+                skipped.push(format!("{arch}: {}", e.full_message()));
             }
             Err(e) => return Err(e),
         }

@@ -42,7 +42,7 @@ impl PackSource {
     }
 
     /// How error messages name the pack.
-    pub fn describe(&self) -> String {
+    pub fn label(&self) -> String {
         match self {
             PackSource::Builtin(name) => format!("template pack `{name}`"),
             PackSource::Dir(dir) => format!("template pack in `{}`", dir.display()),

@@ -393,7 +393,7 @@ fn an_event_struct_only_in_the_header_is_anchored() {
     let dump = btf_dump(&out.object);
     assert!(dump.contains("STRUCT 'event' size=284 vlen=5"), "{dump}");
     let bytes = std::fs::read(&out.object).unwrap();
-    let info = ebpf_package::object::inspect(&bytes, None).unwrap();
+    let info = ebpf_package::object::read(&bytes, None).unwrap();
     assert_eq!(info.events.len(), 1, "{:?}", info.events);
     assert_eq!(info.events[0].type_name, "event");
     let unit = out.object.parent().unwrap().join("obj/anchor/event.c");

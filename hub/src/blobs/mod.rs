@@ -51,14 +51,14 @@ pub enum Location {
     /// `registry+http(s)://[USER:PASS@]HOST[:PORT]/REPO`: one repository of an OCI
     /// registry holds every blob, content-addressed; the hub's database knows which of
     /// its own repositories reference them.
-    Registry(upstream::Target),
+    Registry(upstream::UpstreamRepo),
 }
 
 impl Location {
     pub fn parse(spec: Option<&str>) -> ebpf_package::Result<Location> {
         match spec {
             None | Some("") | Some("file") => Ok(Location::Files),
-            Some(s) => upstream::Target::parse(s).map(Location::Registry),
+            Some(s) => upstream::UpstreamRepo::parse(s).map(Location::Registry),
         }
     }
 }
@@ -88,9 +88,9 @@ impl BlobStore {
     }
 
     /// Where verified blobs go, for the startup line.
-    pub fn describe(&self) -> String {
+    pub fn label(&self) -> String {
         match &self.upstream {
-            Some(u) => u.describe(),
+            Some(u) => u.label(),
             None => self.root.join("blobs").display().to_string(),
         }
     }

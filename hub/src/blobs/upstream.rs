@@ -16,15 +16,15 @@ use ebpf_package::{Error, Result};
 
 /// The parsed `registry+http(s)://[USER:PASS@]HOST[:PORT]/REPO`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct UpstreamRepo {
     /// `http(s)://HOST[:PORT]`.
     pub base: String,
     pub repo: String,
     pub credentials: Option<(String, String)>,
 }
 
-impl Target {
-    pub fn parse(spec: &str) -> Result<Target> {
+impl UpstreamRepo {
+    pub fn parse(spec: &str) -> Result<UpstreamRepo> {
         let help = "use registry+http://HOST:PORT/REPO (or registry+https://…, with \
                     USER:PASSWORD@ before the host when the registry wants a login), or \
                     `file` for blob files in the data dir";
@@ -47,7 +47,7 @@ impl Target {
             (decode(url.username()), decode(url.password().unwrap_or("")))
         });
         let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-        Ok(Target {
+        Ok(UpstreamRepo {
             base: format!("{}://{}{port}", url.scheme(), url.host_str().unwrap_or("")),
             repo,
             credentials,
@@ -80,7 +80,7 @@ fn percent_decode(s: &str) -> Vec<u8> {
 
 #[derive(Clone)]
 pub struct Upstream {
-    target: Target,
+    target: UpstreamRepo,
     http: reqwest::Client,
 }
 
@@ -89,7 +89,7 @@ fn io_error(what: impl std::fmt::Display) -> std::io::Error {
 }
 
 impl Upstream {
-    pub fn new(target: Target) -> std::io::Result<Upstream> {
+    pub fn new(target: UpstreamRepo) -> std::io::Result<Upstream> {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
@@ -98,7 +98,7 @@ impl Upstream {
     }
 
     /// `registry HOST/REPO` (never the credentials).
-    pub fn describe(&self) -> String {
+    pub fn label(&self) -> String {
         format!("registry {}/{}", self.target.base, self.target.repo)
     }
 
@@ -221,11 +221,11 @@ mod tests {
 
     #[test]
     fn targets() {
-        let t = Target::parse("registry+http://127.0.0.1:5000/hub/blobs").unwrap();
+        let t = UpstreamRepo::parse("registry+http://127.0.0.1:5000/hub/blobs").unwrap();
         assert_eq!(t.base, "http://127.0.0.1:5000");
         assert_eq!(t.repo, "hub/blobs");
         assert_eq!(t.credentials, None);
-        let t = Target::parse("registry+https://u:p%40ss@reg.example/b").unwrap();
+        let t = UpstreamRepo::parse("registry+https://u:p%40ss@reg.example/b").unwrap();
         assert_eq!(t.base, "https://reg.example");
         assert_eq!(t.credentials, Some(("u".into(), "p@ss".into())));
         for bad in [
@@ -234,7 +234,7 @@ mod tests {
             "registry+http://127.0.0.1:5000/",
             "registry+ftp://h/r",
         ] {
-            assert!(Target::parse(bad).is_err(), "{bad}");
+            assert!(UpstreamRepo::parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -85,7 +85,8 @@ impl Db {
             .connect(&url)
             .await
             .map_err(|e| {
-                Error::environment(format!("cannot open the hub database: {e}"))
+                Error::environment("cannot open the hub database")
+                    .with_source(e)
                     .with_help("check --database, or that the data dir is writable")
             })?;
         let migrator = match backend {
@@ -95,7 +96,7 @@ impl Db {
         migrator
             .run(&pool)
             .await
-            .map_err(|e| Error::environment(format!("hub database migration failed: {e}")))?;
+            .map_err(|e| Error::environment("hub database migration failed").with_source(e))?;
         Ok(Db { pool, backend })
     }
 

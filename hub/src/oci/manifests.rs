@@ -9,9 +9,9 @@ use serde::Deserialize;
 
 use super::is_digest;
 use super::{valid_tag, DIGEST_HEADER};
+use crate::catalog;
 use crate::db::NewManifest;
 use crate::error::{Code, HubError, HubResult};
-use crate::index;
 use crate::AppState;
 
 /// The manifest media types this hub stores; anything else is refused.
@@ -153,8 +153,8 @@ async fn put(
         check_immutable(app, name, tag, &digest).await?;
     }
     let inspected = match doc.manifests.is_empty() {
-        true => inspect(app, &bytes, &doc).await?,
-        false => inspect_index(app, name, &doc).await?,
+        true => catalog_manifest(app, &bytes, &doc).await?,
+        false => catalog_index(app, name, &doc).await?,
     };
     let artifact_type = doc
         .artifact_type
@@ -181,7 +181,7 @@ async fn put(
                     .chain(&doc.manifests)
                     .map(|d| d.size)
                     .sum::<i64>();
-            let (package, version) = index::rows(name, tag, &digest, size, &doc.annotations, i);
+            let (package, version) = catalog::rows(name, tag, &digest, size, &doc.annotations, i);
             app.db.index_version(&package, &version).await?;
         }
     }
@@ -286,11 +286,11 @@ async fn check_immutable(app: &AppState, name: &str, tag: &str, digest: &str) ->
 /// Runs the package checks (blocking gunzip, tar listing, BTF parsing) off the async
 /// workers. Ok(None) for images that are not eBPF packages. The runner's verdict becomes
 /// HTTP at the `?` (a malformed package: 400 MANIFEST_INVALID).
-async fn inspect(
+async fn catalog_manifest(
     app: &AppState,
     manifest: &[u8],
     doc: &ManifestDoc,
-) -> HubResult<Option<index::Inspected>> {
+) -> HubResult<Option<catalog::Inspected>> {
     let Some(config) = &doc.config else {
         return Ok(None);
     };
@@ -303,7 +303,7 @@ async fn inspect(
     let inspected = tokio::task::spawn_blocking(move || {
         // A blocking thread may wait on async reads (the blob store may be a registry).
         let runtime = tokio::runtime::Handle::current();
-        index::inspect(&manifest, &config_bytes, |d| {
+        catalog::read_package(&manifest, &config_bytes, |d| {
             runtime.block_on(blobs.read(d))
         })
     })
@@ -315,11 +315,11 @@ async fn inspect(
 /// A multi-arch index is indexed from its first platform's manifest (programs, metadata:
 /// the same source for every arch), with every platform's architecture listed. Attestation
 /// entries (`unknown/unknown`) are skipped.
-async fn inspect_index(
+async fn catalog_index(
     app: &AppState,
     name: &str,
     doc: &ManifestDoc,
-) -> HubResult<Option<index::Inspected>> {
+) -> HubResult<Option<catalog::Inspected>> {
     let platform = |d: &&Descriptor| {
         d.platform
             .as_ref()
@@ -335,7 +335,7 @@ async fn inspect_index(
     let Ok(child_doc) = serde_json::from_slice::<ManifestDoc>(&child.content) else {
         return Ok(None);
     };
-    let mut inspected = inspect(app, &child.content, &child_doc).await?;
+    let mut inspected = catalog_manifest(app, &child.content, &child_doc).await?;
     if let Some(i) = &mut inspected {
         i.arches = doc
             .manifests

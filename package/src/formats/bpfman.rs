@@ -18,7 +18,7 @@ use crate::{object, Result};
 /// Files at the archive root we look at; more is not a bytecode image.
 const MAX_ROOT_FILES: usize = 64;
 
-pub(super) fn describe(
+pub(super) fn image_config(
     manifest: &OciImageManifest,
     config: &[u8],
     layers: &[Blob],

@@ -35,7 +35,8 @@ pub fn read(json: &[u8]) -> Result<(PackageMeta, Vec<u8>)> {
         .filter(|s| s.is_object())
         .ok_or_else(|| bad(format!("it has no `{EUNOMIA_SKEL_KEY}` object")))?;
     let elf = object_bytes(skel)?;
-    crate::object::check_elf(&elf).map_err(|e| bad(format!("bpf_skel.data: {}", e.message)))?;
+    crate::object::check_elf(&elf)
+        .map_err(|e| bad(format!("bpf_skel.data: {}", e.full_message())))?;
     let name = skel["obj_name"]
         .as_str()
         .filter(|n| is_simple_name(n))

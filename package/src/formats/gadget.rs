@@ -54,7 +54,7 @@ pub(super) fn check_manifest(manifest: &OciImageManifest) -> Result<()> {
 
 /// The package description: name, description, source and param keys, defaults and
 /// descriptions from gadget.yaml; programs, maps, events and params from the ELF.
-pub(super) fn describe(
+pub(super) fn image_config(
     manifest: &OciImageManifest,
     config: &[u8],
     layers: &[Blob],
@@ -66,7 +66,7 @@ pub(super) fn describe(
     };
     let elf = super::raw_object(Format::Gadget, layers)
         .ok_or_else(|| malformed(Format::Gadget, "its eBPF program layer is missing"))?;
-    object::check_elf(elf).map_err(|e| malformed(Format::Gadget, e.message))?;
+    object::check_elf(elf).map_err(|e| malformed(Format::Gadget, e.full_message()))?;
     for layer in layers
         .iter()
         .filter(|l| l.descriptor.media_type != GADGET_EBPF_LAYER)
@@ -91,7 +91,7 @@ pub(super) fn describe(
         .or(described.source);
     let mut meta = synthesize(described, "program.bpf.o", elf, None, None)?;
     super::document_params(&mut meta.params, &param_docs(&yaml))
-        .map_err(|e| malformed(Format::Gadget, format!("gadget.yaml: {}", e.message)))?;
+        .map_err(|e| malformed(Format::Gadget, format!("gadget.yaml: {}", e.full_message())))?;
     Ok(stand_in_config(meta))
 }
 

@@ -2,7 +2,7 @@
 //! `package.json`.
 //!
 //! Each is turned into what the runner already runs: a [`PackageMeta`] synthesised from the
-//! object's own BTF ([`object::inspect`]) plus what the tool's metadata says (names, params
+//! object's own BTF ([`object::read`]) plus what the tool's metadata says (names, params
 //! and their defaults, which map carries events). The foreign manifest, config and layers
 //! are kept as they came: the store holds them unchanged, and only the in-memory
 //! [`Package`](crate::Package) carries the synthesised description.
@@ -79,7 +79,7 @@ pub fn detect(manifest: &OciImageManifest, config: Option<&[u8]>) -> Result<Form
 /// `io.ebpf.programs` label; any other image is an ordinary container image.
 fn image_config_format(bytes: &[u8]) -> Result<Format> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::input(format!("the image config is not valid JSON: {e}")))?;
+        .map_err(|e| Error::input("the image config is not valid JSON").with_source(e))?;
     if value.get(spec::CONFIG_KEY).is_some() {
         return Ok(Format::CargoEbpf);
     }
@@ -126,7 +126,7 @@ fn malformed(format: Format, why: impl std::fmt::Display) -> Error {
 /// The format of a verified image and the image config the runner works from: the
 /// package's own for cargo-ebpf, else one synthesised from the tool's metadata and the
 /// object's BTF. The hub indexes other tools' images with it too.
-pub fn describe(
+pub fn recognize(
     manifest: &OciImageManifest,
     config: &[u8],
     layers: &[Blob],
@@ -135,13 +135,13 @@ pub fn describe(
     let described = match format {
         Format::CargoEbpf | Format::Eunomia => {
             let config: ImageConfig = serde_json::from_slice(config).map_err(|e| {
-                Error::input(format!("the package's image config is not valid: {e}"))
+                Error::input("the package's image config is not valid").with_source(e)
             })?;
             return Ok((format, config));
         }
-        Format::Gadget => gadget::describe(manifest, config, layers)?,
-        Format::Bumblebee => bumblebee::describe(manifest, layers)?,
-        Format::Bpfman => bpfman::describe(manifest, config, layers)?,
+        Format::Gadget => gadget::image_config(manifest, config, layers)?,
+        Format::Bumblebee => bumblebee::image_config(manifest, layers)?,
+        Format::Bpfman => bpfman::image_config(manifest, config, layers)?,
     };
     Ok((format, described))
 }
@@ -220,7 +220,7 @@ fn synthesize(
     event_type: Option<&str>,
     arch: Option<&str>,
 ) -> Result<PackageMeta> {
-    let info = object::inspect(elf, event_type)?;
+    let info = object::read(elf, event_type)?;
     let fallback = object_name.trim_end_matches(".o").trim_end_matches(".bpf");
     let name = described.name.unwrap_or_else(|| fallback.to_string());
     let version = described.version.unwrap_or_else(|| "0.0.0".into());
@@ -232,7 +232,7 @@ fn synthesize(
     if let Some(arch) = arch.and_then(spec::normalize_arch) {
         meta.arch = arch.to_string();
     }
-    info.describe(&mut meta);
+    info.fill_meta(&mut meta);
     Ok(meta)
 }
 

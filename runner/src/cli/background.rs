@@ -88,10 +88,10 @@ fn daemon_options(args: &RunArgs) -> DaemonOptions {
 
 /// A bare `.bpf.o` started in the background becomes a kernel-only package in memory.
 fn package_for_object(name: &str, bytes: &[u8]) -> Result<Package> {
-    let info = object::inspect(bytes, None)?;
+    let info = object::read(bytes, None)?;
     let stem = name.split('.').next().unwrap_or("object");
     let mut meta = PackageMeta::new(stem, "0.0.0", name);
-    info.describe(&mut meta);
+    info.fill_meta(&mut meta);
     Package::build(meta, bytes, None)
 }
 

@@ -90,7 +90,7 @@ pub fn rm(reference: &str, host: &Host) -> Result<i32> {
 }
 
 pub fn inspect(target: &str, json: bool, reg: &RegistryArgs) -> Result<i32> {
-    let report = crate::inspect::inspect(target, &registry(reg), Store::open_default)?;
+    let report = crate::inspect::target_report(target, &registry(reg), Store::open_default)?;
     if json {
         let text = serde_json::to_string_pretty(&report).expect("reports serialize");
         outln!("{text}");

@@ -213,7 +213,7 @@ pub fn daemon_main(id: &str) -> Result<i32> {
         },
         Err(e) => Exit {
             code: e.exit_code(),
-            error: Some(e.message.clone()),
+            error: Some(e.full_message()),
             help: e.help.clone(),
             details: e.details.clone(),
         },

@@ -102,7 +102,7 @@ pub fn plan(programs: &[(String, String, ProgramType)], opts: &AttachOptions) ->
 }
 
 /// The (name, section, type) of each program, which is all [`plan`] needs.
-pub fn describe<'a>(
+pub fn program_sections<'a>(
     progs: impl Iterator<Item = OpenProgram<'a>>,
 ) -> Vec<(String, String, ProgramType)> {
     progs

@@ -49,10 +49,12 @@ pub fn run_executable(pkg: &Package, meta: &PackageMeta, opts: &RunOptions) -> R
         command.current_dir(dir.path().join(workdir));
     }
     let child = command.spawn().map_err(|e| {
-        Error::environment(format!("cannot start the loader {path}: {e}")).with_help(
-            "the loader may be built for another architecture or libc; rebuild it with \
+        Error::environment(format!("cannot start the loader {path}"))
+            .with_source(e)
+            .with_help(
+                "the loader may be built for another architecture or libc; rebuild it with \
              `cargo ebpf build` on a matching machine",
-        )
+            )
     })?;
     supervise(child, &loader, opts.duration)
 }

@@ -252,7 +252,8 @@ fn start_script(package_dir: &Path, script: &str, args: &[String]) -> Result<Chi
         .stdin(Stdio::null())
         .spawn()
         .map_err(|e| {
-            Error::environment(format!("cannot start the script {script}: {e}"))
+            Error::environment(format!("cannot start the script {script}"))
+                .with_source(e)
                 .with_help("files packages need `sh` on the host")
         })
 }

@@ -71,7 +71,8 @@ fn libbpf_name(object_name: &str) -> String {
 }
 
 fn open_error(e: &libbpf_rs::Error) -> Error {
-    Error::input(format!("libbpf cannot open the eBPF object: {e}"))
+    Error::input("libbpf cannot open the eBPF object")
+        .with_source(e.to_string())
         .with_help("pass the .bpf.o that `clang -target bpf` produced (or `cargo ebpf build`)")
 }
 
@@ -108,7 +109,8 @@ fn load_error(e: &libbpf_rs::Error, log: &str) -> Error {
     }
     let Some(verifier) = verifier_log(log) else {
         return with_log(
-            Error::kernel(format!("libbpf could not load the eBPF object: {e}"))
+            Error::kernel("libbpf could not load the eBPF object")
+                .with_source(e.to_string())
                 .with_help("libbpf's log below says what failed"),
             log,
         );

@@ -111,7 +111,8 @@ impl Watch {
             let key = btf.as_ref().and_then(|b| layout(b, key_id));
             let value = btf.as_ref().and_then(|b| layout(b, value_id));
             let handle = MapHandle::try_from(&map).map_err(|e| {
-                Error::kernel(format!("cannot open map `{name}`: {e}"))
+                Error::kernel(format!("cannot open map `{name}`"))
+                    .with_source(e)
                     .with_help("this is unexpected; run again, and report it if it persists")
             })?;
             let metric = Metric::of(&name);

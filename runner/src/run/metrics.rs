@@ -38,7 +38,8 @@ impl Drop for Server {
 /// Listens on `addr` and answers every GET with the maps' current values.
 pub fn serve(addr: &str, watch: Watch) -> Result<Server> {
     let listener = TcpListener::bind(addr).map_err(|e| {
-        Error::usage(format!("cannot serve metrics on {addr}: {e}"))
+        Error::usage(format!("cannot serve metrics on {addr}"))
+            .with_source(e)
             .with_help("pass a free HOST:PORT, e.g. --metrics 127.0.0.1:9435")
     })?;
     listener

@@ -136,7 +136,7 @@ pub fn run_object(
     out: &mut dyn Write,
 ) -> Result<()> {
     object::check_elf(bytes)?;
-    let described = describe(bytes, meta)?;
+    let described = stream_shapes(bytes, meta)?;
     // Arguments first: `--help` and typos need no privileges.
     let values = match params::parse(&described.params, &opts.args)? {
         params::Parsed::Help => return params::print_help(object_name, &described.params, out),
@@ -146,7 +146,7 @@ pub fn run_object(
     let custom_btf = preflight::kernel_btf(opts.btf.as_deref())?;
     let mut open = load::open(object_name, bytes, custom_btf.as_deref())?;
     // Missing attach targets are usage errors, found before privileges matter.
-    let programs = attach::describe(open.progs());
+    let programs = attach::program_sections(open.progs());
     let mut plans = attach::plan(&programs, &opts.attach)?;
     preflight::check_privileges()?;
     preflight::ensure_mounts()?;
@@ -174,7 +174,7 @@ pub fn run_object(
     stream::stream(&loaded, &described, opts, out)
 }
 
-fn describe(bytes: &[u8], meta: Option<&PackageMeta>) -> Result<Described> {
+fn stream_shapes(bytes: &[u8], meta: Option<&PackageMeta>) -> Result<Described> {
     Ok(match meta {
         Some(meta) => Described {
             params: meta.params.clone(),
@@ -182,7 +182,7 @@ fn describe(bytes: &[u8], meta: Option<&PackageMeta>) -> Result<Described> {
             types: meta.types.clone(),
         },
         None => {
-            let info = object::inspect(bytes, None)?;
+            let info = object::read(bytes, None)?;
             Described {
                 params: info.params,
                 events: info.events,

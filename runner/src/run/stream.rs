@@ -265,9 +265,11 @@ fn buffers<'cb>(
 }
 
 fn buffer_error(map: &str, e: &libbpf_rs::Error) -> Error {
-    Error::kernel(format!("cannot read events from `{map}`: {e}")).with_help(
-        "the kernel refused to map the buffer; check the locked-memory limit (ulimit -l)",
-    )
+    Error::kernel(format!("cannot read events from `{map}`"))
+        .with_source(e.to_string())
+        .with_help(
+            "the kernel refused to map the buffer; check the locked-memory limit (ulimit -l)",
+        )
 }
 
 /// Prints maps read from the watch: text blocks for tables, one JSON line per map for JSON.
@@ -364,6 +366,7 @@ fn poll(ring: Option<&RingBuffer>, perfs: &[PerfBuffer], wait: Duration) -> Resu
 }
 
 fn poll_error(e: io::Error) -> Error {
-    Error::kernel(format!("reading events failed: {e}"))
+    Error::kernel("reading events failed")
+        .with_source(e)
         .with_help("this is unexpected; run again, and report it if it persists")
 }

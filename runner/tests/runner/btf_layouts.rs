@@ -55,7 +55,7 @@ fn typedef_chains_arrays_of_structs_anonymous_members_and_flexible_arrays() {
     if !needs(&[Need::Build]) {
         return;
     }
-    let info = object::inspect(&compile_source("tricky", TRICKY), None).unwrap();
+    let info = object::read(&compile_source("tricky", TRICKY), None).unwrap();
     let layout = &info.types["event"];
     assert_eq!(layout.size(), 48);
     let TypeLayout::Struct { fields, .. } = layout else {

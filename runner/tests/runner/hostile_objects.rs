@@ -1,6 +1,6 @@
 //! Hostile input: mutated copies of a real compiled object must give an `Error` (or a
 //! result that decodes), never a panic or a hang, from `object::check_elf`,
-//! `object::inspect` and `decode::decode`.
+//! `object::read` and `decode::decode`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -202,7 +202,7 @@ fn assert_all_handled(variants: Vec<Vec<u8>>, limit: Duration) {
             seen.store(i, Ordering::SeqCst);
             let result = std::panic::catch_unwind(|| {
                 let _ = object::check_elf(bytes);
-                if let Ok(info) = object::inspect(bytes, None) {
+                if let Ok(info) = object::read(bytes, None) {
                     decode_everything(&info);
                 }
             });
@@ -249,7 +249,7 @@ fn a_rejected_object_error_carries_libbpf_s_reason() {
     }
     let original = crate::common::compile("opensnoop");
     // Cut inside the section data: the ELF header still parses, the sections do not.
-    let err = object::inspect(&original[..original.len() / 2], None).unwrap_err();
+    let err = object::read(&original[..original.len() / 2], None).unwrap_err();
     assert!(
         err.message.starts_with("libbpf cannot read"),
         "{}",

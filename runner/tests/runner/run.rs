@@ -88,7 +88,7 @@ fn inspect_reads_programs_maps_params_and_event_layout() {
     if !needs(&[Need::Build]) {
         return;
     }
-    let info: ObjectInfo = object::inspect(&compile("opensnoop"), None).unwrap();
+    let info: ObjectInfo = object::read(&compile("opensnoop"), None).unwrap();
 
     assert_eq!(info.programs.len(), 1);
     let prog = &info.programs[0];
@@ -145,13 +145,13 @@ fn inspect_honours_and_checks_an_explicit_event_type() {
         return;
     }
     let bytes = compile("opensnoop");
-    let err = object::inspect(&bytes, Some("no_such_struct")).unwrap_err();
+    let err = object::read(&bytes, Some("no_such_struct")).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Input);
     assert!(err.message.contains("no_such_struct"), "{}", err.message);
     // The help names the structs that do exist.
     assert!(err.help.unwrap().contains("event"));
 
-    let info = object::inspect(&bytes, Some("trace_entry")).unwrap();
+    let info = object::read(&bytes, Some("trace_entry")).unwrap();
     assert_eq!(info.events[0].type_name, "trace_entry");
     assert!(info.types.contains_key("trace_entry"));
 }
@@ -321,7 +321,7 @@ fn streams_perf_events_as_a_table_using_package_metadata() {
         return;
     }
     let bytes = compile("perfsnoop");
-    let info = object::inspect(&bytes, None).unwrap();
+    let info = object::read(&bytes, None).unwrap();
     let types: Vec<_> = info.maps.iter().map(|m| m.map_type.as_str()).collect();
     assert_eq!(types, ["percpu_array", "perf_event_array"]);
     assert_eq!(
@@ -428,7 +428,7 @@ int emit(void *ctx) {
 char LICENSE[] SEC("license") = "GPL";
 "#,
     );
-    assert!(object::inspect(&bytes, None).unwrap().events.is_empty());
+    assert!(object::read(&bytes, None).unwrap().events.is_empty());
     let probe = unique_probe("raw");
     let (result, text) = run_while_opening(
         "rawsnoop.bpf.o",
@@ -524,7 +524,7 @@ fn a_param_outside_rodata_names_its_place_and_the_rodata_size() {
         return;
     }
     let bytes = compile("opensnoop");
-    let info = object::inspect(&bytes, None).unwrap();
+    let info = object::read(&bytes, None).unwrap();
     let mut params = info.params.clone();
     params[0].offset = 4096;
     let meta = ebpf_package::spec::PackageMeta {

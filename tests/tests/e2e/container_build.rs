@@ -72,7 +72,7 @@ fn not_owned_by(dir: &Path, uid: u32) -> Vec<String> {
 }
 
 fn programs_and_maps(path: &Path) -> (Vec<String>, Vec<String>) {
-    let info = object::inspect(&std::fs::read(path).expect("read object"), None).expect("inspect");
+    let info = object::read(&std::fs::read(path).expect("read object"), None).expect("inspect");
     let programs = info
         .programs
         .iter()

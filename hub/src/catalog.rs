@@ -48,7 +48,7 @@ pub struct Inspected {
 /// Reads the image `manifest` and its config (`config_bytes`) and, for an eBPF package of a
 /// format we know, checks its program. Ok(None) for images that are not eBPF packages (they
 /// are stored, not indexed); an Input error when a package is malformed.
-pub fn inspect(
+pub fn read_package(
     manifest: &[u8],
     config_bytes: &[u8],
     read_blob: impl Fn(&str) -> std::io::Result<Vec<u8>>,
@@ -95,7 +95,7 @@ fn ours(
     read_blob: impl Fn(&str) -> std::io::Result<Vec<u8>>,
 ) -> Result<Inspected> {
     let config: ImageConfig = serde_json::from_slice(config_bytes)
-        .map_err(|e| Error::input(format!("the package's image config is not valid: {e}")))?;
+        .map_err(|e| Error::input("the package's image config is not valid").with_source(e))?;
     let meta = config.package.ok_or_else(|| {
         Error::input(format!(
             "the manifest says {} but its config has no {} metadata",
@@ -125,7 +125,8 @@ fn read_layer(
     read_blob: impl Fn(&str) -> std::io::Result<Vec<u8>>,
     digest: &str,
 ) -> Result<Vec<u8>> {
-    read_blob(digest).map_err(|e| Error::environment(format!("cannot read layer {digest}: {e}")))
+    read_blob(digest)
+        .map_err(|e| Error::environment(format!("cannot read layer {digest}")).with_source(e))
 }
 
 /// A gadget, bumblebee or bpfman image, described the way the runner describes it (which
@@ -148,7 +149,7 @@ fn other_tool(
             data,
         });
     }
-    let meta = match formats::describe(m, config_bytes, &layers) {
+    let meta = match formats::recognize(m, config_bytes, &layers) {
         Ok((_, config)) => config
             .package
             .ok_or_else(|| Error::input("the image describes no package"))?,
@@ -340,7 +341,9 @@ mod tests {
     fn bpfman_objects_without_btf_are_indexed_from_their_labels() {
         let (manifest, config, blobs) = bpfman_image(&elf(247));
         let read = |d: &str| Ok(blobs[d].clone());
-        let i = inspect(&manifest, &config, read).unwrap().expect("indexed");
+        let i = read_package(&manifest, &config, read)
+            .unwrap()
+            .expect("indexed");
         assert_eq!(i.format, Format::Bpfman);
         assert_eq!(i.meta.programs[0].name, "count_packets");
         assert_eq!(i.meta.programs[0].prog_type, "xdp");
@@ -348,7 +351,7 @@ mod tests {
         // Not a BPF object: refused, with the runner's reason.
         let (manifest, config, blobs) = bpfman_image(&elf(62));
         let read = |d: &str| Ok(blobs[d].clone());
-        assert!(inspect(&manifest, &config, read).is_err());
+        assert!(read_package(&manifest, &config, read).is_err());
     }
 
     #[test]
