@@ -58,6 +58,8 @@ fn find_param<'p>(params: &'p [ParamInfo], arg: &str) -> Result<(&'p ParamInfo, 
         let param = params
             .iter()
             .find(|p| p.flag == flag)
+            .or_else(|| params.iter().find(|p| same_flag(&p.flag, flag)))
+            .or_else(|| params.iter().find(|p| p.name == flag))
             .ok_or_else(|| unknown_flag(&format!("--{flag}"), params))?;
         return Ok((param, inline));
     }
@@ -69,6 +71,13 @@ fn find_param<'p>(params: &'p [ParamInfo], arg: &str) -> Result<(&'p ParamInfo, 
         return Ok((param, None));
     }
     Err(Error::usage(format!("unexpected program argument `{arg}`")).with_help(flags_help(params)))
+}
+
+/// ecli accepts a global's own spelling (`--pid_target`) where we derive `--pid-target`:
+/// `-` and `_` are the same in a long flag.
+fn same_flag(declared: &str, given: &str) -> bool {
+    let norm = |s: &str| s.replace('_', "-");
+    norm(declared) == norm(given)
 }
 
 /// Declared defaults that differ from the compiled-in value (`set_default`) are written
