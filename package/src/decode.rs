@@ -945,4 +945,90 @@ mod tests {
         let time = time_of_day();
         assert_eq!(time.len(), 8, "{time}");
     }
+
+    /// The shape TCP tools use: one 128-bit field for either family, `family` beside it.
+    fn tcp_event() -> TypeLayout {
+        let u8x16 = TypeLayout::Array {
+            elem: Box::new(int(1, false)),
+            len: 16,
+        };
+        strukt(
+            "event",
+            56,
+            vec![
+                field("saddr", 0, int(16, false)),
+                field("daddr", 16, int(16, false)),
+                field("family", 32, int(2, false)),
+                field("comm", 34, u8x16.clone()),
+                field("blob", 40, u8x16),
+            ],
+        )
+    }
+
+    fn tcp_bytes(family: u16, saddr: &[u8], daddr: &[u8], comm: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0u8; 56];
+        bytes[..saddr.len()].copy_from_slice(saddr);
+        bytes[16..16 + daddr.len()].copy_from_slice(daddr);
+        bytes[32..34].copy_from_slice(&family.to_ne_bytes());
+        bytes[34..34 + comm.len()].copy_from_slice(comm);
+        bytes[40] = 1; // binary: stays numbers
+        bytes
+    }
+
+    #[test]
+    fn u128_addresses_read_by_family_and_byte_arrays_as_text() {
+        let layout = tcp_event();
+        let mut v6 = [0u8; 16];
+        v6[15] = 1;
+        let bytes = tcp_bytes(
+            10,
+            &v6,
+            &[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            b"curl",
+        );
+        let mut value = decode(&layout, &bytes).unwrap();
+        assert_eq!(value["comm"], "curl");
+        assert!(value["blob"].is_array(), "{value}");
+        let table = Table::new(&layout);
+        let row = table.row("12:00:00", &value);
+        assert!(row.contains("::1") && row.contains("fe80::2"), "{row}");
+        annotate(&layout, &mut value);
+        assert_eq!(value["saddr_text"], "::1");
+        assert_eq!(value["daddr_text"], "fe80::2");
+
+        let mut value = decode(
+            &layout,
+            &tcp_bytes(2, &[127, 0, 0, 1], &[10, 1, 2, 3], b"nc"),
+        )
+        .unwrap();
+        annotate(&layout, &mut value);
+        assert_eq!(value["saddr_text"], "127.0.0.1");
+        assert_eq!(value["daddr_text"], "10.1.2.3");
+        let row = Table::new(&layout).row("12:00:00", &value);
+        assert!(
+            row.contains("127.0.0.1") && row.contains("10.1.2.3"),
+            "{row}"
+        );
+    }
+
+    #[test]
+    fn u128_fields_have_a_range_and_byte_array_params_take_text() {
+        assert_eq!(int_range(16, false), (0, i128::MAX));
+        let _ = Table::new(&int(16, false)).header();
+        let param = ParamInfo {
+            name: "target_comm".into(),
+            flag: "target-comm".into(),
+            offset: 0,
+            ty: TypeLayout::Array {
+                elem: Box::new(int(1, false)),
+                len: 8,
+            },
+            default: json!([0, 0, 0, 0, 0, 0, 0, 0]),
+            description: None,
+            short: None,
+            set_default: false,
+        };
+        assert_eq!(encode_param(&param, "bash").unwrap(), b"bash\0\0\0\0");
+        assert!(encode_param(&param, "too-long-name").is_err());
+    }
 }

@@ -339,4 +339,15 @@ mod tests {
           --verbose     bool  false
         ");
     }
+
+    #[test]
+    fn a_globals_own_spelling_is_accepted_as_its_flag() {
+        assert_eq!(
+            values(&["--target_pid", "7", "--target_pid=8"]),
+            [
+                ("target_pid".to_string(), 7i32.to_ne_bytes().to_vec()),
+                ("target_pid".to_string(), 8i32.to_ne_bytes().to_vec())
+            ]
+        );
+    }
 }
