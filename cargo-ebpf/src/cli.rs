@@ -26,6 +26,9 @@ pub struct Cli {
 pub enum Command {
     /// Create a new eBPF project from a template pack.
     New(NewArgs),
+    /// Make an existing folder of BPF sources (NAME.bpf.c, NAME.h) a project: writes only
+    /// its ebpf.toml, never replacing a file.
+    Init(InitArgs),
     /// Compile the project's eBPF program into target/ebpf/.
     Build(BuildArgs),
     /// Build, then write the package as an OCI image layout (target/ebpf/oci).
@@ -154,6 +157,16 @@ pub struct NewArgs {
     pub list: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The folder (default: the current directory).
+    #[arg(long, default_value = ".")]
+    pub path: PathBuf,
+    /// The package name (default: the only source's NAME, else the folder's name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
 #[derive(Debug, Args, Default)]
 pub struct BuildArgs {
     /// Path to ebpf.toml or the project directory (default: search from the current directory).
@@ -203,6 +216,7 @@ const HOST: Host = Host {
 pub fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::New(args) => cmd_new(&args),
+        Command::Init(args) => cmd_init(&args),
         Command::Build(args) => cmd_build(&args).map(|_| ()),
         Command::Package(args) => cmd_package(&args),
         Command::Push {
@@ -303,6 +317,25 @@ fn cmd_new(args: &NewArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_init(args: &InitArgs) -> Result<()> {
+    let dir = std::path::absolute(&args.path)
+        .map_err(|e| Error::io("resolve the directory", &args.path, e))?;
+    let (path, manifest) = manifest::init(&dir, args.name.as_deref())?;
+    eprintln!(
+        "     Created {} for `{}` ({} source{})",
+        path.display(),
+        manifest.package.name,
+        manifest.build.sources.len(),
+        if manifest.build.sources.len() == 1 {
+            ""
+        } else {
+            "s"
+        }
+    );
+    eprintln!("Next: cargo ebpf build && sudo cargo ebpf run .");
+    Ok(())
+}
+
 fn load_project(args: &BuildArgs) -> Result<Project> {
     match &args.manifest_path {
         Some(path) => Project::discover(project_dir(path)),
@@ -372,9 +405,10 @@ fn cmd_push(args: &BuildArgs, reference: Option<&str>, reg: &RegistryArgs) -> Re
     Ok(())
 }
 
-/// The run hook: a directory with an `ebpf.toml` is built for the host and packaged.
+/// The run hook: a directory with an `ebpf.toml`, or an ecc/ecli folder (`NAME.bpf.c`),
+/// is built for the host and packaged.
 fn build_project(dir: &Path) -> Option<Result<Package>> {
-    if !dir.join(manifest::FILE_NAME).is_file() {
+    if !dir.is_dir() || !Project::is_project_dir(dir) {
         return None;
     }
     let build_args = BuildArgs {

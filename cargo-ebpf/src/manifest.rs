@@ -189,25 +189,41 @@ impl Kind {
 pub struct Project {
     pub dir: PathBuf,
     pub manifest: Manifest,
+    /// No `ebpf.toml`: the manifest was inferred from an ecc/ecli folder ([`infer`]).
+    pub inferred: bool,
 }
 
 impl Project {
     /// Finds `ebpf.toml` in `start` or its parents and loads it, with clear errors for a
     /// missing file, bad TOML, unknown keys, bad name or version.
+    /// Without one, a folder holding `NAME.bpf.c` (eunomia's ecc/ecli layout) is a project
+    /// as it stands, with its manifest inferred.
     pub fn discover(start: &Path) -> Result<Project> {
         let start =
             std::path::absolute(start).map_err(|e| Error::io("resolve the directory", start, e))?;
-        let dir = start
-            .ancestors()
-            .find(|d| d.join(FILE_NAME).is_file())
-            .ok_or_else(|| {
-                Error::input(format!(
-                    "could not find `{FILE_NAME}` in {} or any parent directory",
-                    start.display()
-                ))
-                .with_help("run `cargo ebpf new NAME` or cd into a project")
-            })?;
-        Project::load(dir)
+        if let Some(dir) = start.ancestors().find(|d| d.join(FILE_NAME).is_file()) {
+            return Project::load(dir);
+        }
+        if let Some(manifest) = infer(&start)? {
+            return Ok(Project {
+                dir: start,
+                manifest,
+                inferred: true,
+            });
+        }
+        Err(Error::input(format!(
+            "could not find `{FILE_NAME}` or a NAME.bpf.c in {} or any parent directory",
+            start.display()
+        ))
+        .with_help(
+            "run `cargo ebpf new NAME` for a new project, `cargo ebpf init` in a folder of \
+             BPF sources, or cd into a project",
+        ))
+    }
+
+    /// Whether `dir` is a project by itself: it has `ebpf.toml` or top-level `*.bpf.c`.
+    pub fn is_project_dir(dir: &Path) -> bool {
+        dir.join(FILE_NAME).is_file() || !top_level_sources(dir).is_empty()
     }
 
     /// Loads `dir/ebpf.toml` (no search upwards).
@@ -218,6 +234,7 @@ impl Project {
         Ok(Project {
             dir: dir.to_path_buf(),
             manifest,
+            inferred: false,
         })
     }
 
@@ -255,10 +272,13 @@ impl Project {
                 pkg.name,
                 self.manifest_path().display()
             ))
-            .with_help(
+            .with_help(if self.inferred {
+                "run `cargo ebpf init` to write an ebpf.toml, then add `registry = \
+                 \"HOST[:PORT]/NAMESPACE\"` under [package]; or give a full reference to `push`"
+            } else {
                 "add `registry = \"HOST[:PORT]/NAMESPACE\"` under [package] in ebpf.toml, \
-                 e.g. `registry = \"localhost:5000/you\"`, or give a full reference to `push`",
-            )
+                 e.g. `registry = \"localhost:5000/you\"`, or give a full reference to `push`"
+            })
         })?;
         Ok(format!(
             "{}/{}:{}",
@@ -269,7 +289,116 @@ impl Project {
     }
 }
 
+/// The manifest an ecc/ecli folder implies: its top-level `*.bpf.c` files as sources, the
+/// name of the only source (else of the folder), version 0.1.0; `None` without sources.
+/// The event struct is left to the build's header search (`NAME.h`, as ecc does).
+pub fn infer(dir: &Path) -> Result<Option<Manifest>> {
+    let sources = top_level_sources(dir);
+    let Some(first) = sources.first() else {
+        return Ok(None);
+    };
+    let base = match sources.len() {
+        1 => first.trim_end_matches(".bpf.c").to_string(),
+        _ => dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let name = suggest_name(&base);
+    let manifest = Manifest {
+        package: PackageSection {
+            name,
+            version: "0.1.0".into(),
+            description: None,
+            license: None,
+            authors: Vec::new(),
+            source: None,
+            keywords: Vec::new(),
+            registry: None,
+        },
+        build: BuildSection {
+            sources: sources.iter().map(PathBuf::from).collect(),
+            ..Default::default()
+        },
+        run: None,
+    };
+    manifest.validate(&dir.join(FILE_NAME))?;
+    Ok(Some(manifest))
+}
+
+/// The names of the `*.bpf.c` files directly in `dir`, sorted.
+fn top_level_sources(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".bpf.c") && n.len() > ".bpf.c".len())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `cargo ebpf init`: writes `dir/ebpf.toml` for an existing folder of BPF sources, as
+/// [`infer`] reads it (`name` overrides the inferred name). Never replaces a file.
+pub fn init(dir: &Path, name: Option<&str>) -> Result<(PathBuf, Manifest)> {
+    let path = dir.join(FILE_NAME);
+    if path.symlink_metadata().is_ok() {
+        return Err(
+            Error::input(format!("{} already exists", path.display())).with_help(
+                "this folder is already a project: edit ebpf.toml, or `cargo ebpf build` it",
+            ),
+        );
+    }
+    let mut manifest = infer(dir)?.ok_or_else(|| {
+        Error::input(format!("{} has no NAME.bpf.c to build", dir.display())).with_help(
+            "put your BPF program in NAME.bpf.c (its event struct in NAME.h) and run \
+             `cargo ebpf init` again, or start afresh with `cargo ebpf new NAME`",
+        )
+    })?;
+    if let Some(name) = name {
+        validate_name(name)?;
+        manifest.package.name = name.to_string();
+    }
+    write_new(&path, &manifest.to_init_toml())?;
+    Ok((path, manifest))
+}
+
+/// Creates `path` with `text`; fails rather than replace anything already there.
+fn write_new(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io("create", path, e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| Error::io("write", path, e))
+}
+
 impl Manifest {
+    /// The text `init` writes: the inferred fields, and commented hints for the rest.
+    fn to_init_toml(&self) -> String {
+        let sources: Vec<String> = self
+            .build
+            .sources
+            .iter()
+            .map(|s| format!("{:?}", s.display().to_string()))
+            .collect();
+        format!(
+            "[package]\nname = \"{}\"\nversion = \"{}\"\n\
+             # description = \"What it shows\"\n\
+             # registry = \"localhost:5000/you\"   # where `cargo ebpf publish` pushes\n\n\
+             [build]\nkind = \"eunomia\"\nsources = [{}]\n\
+             # event = \"event\"   # the event struct, when the header defines several\n",
+            self.package.name,
+            self.package.version,
+            sources.join(", ")
+        )
+    }
+
     /// Parses and validates manifest text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
         let manifest: Manifest = toml::from_str(text).map_err(|e| toml_error(&e, text, path))?;
@@ -542,6 +671,7 @@ mod tests {
         let mut p = Project {
             dir: PathBuf::from("/p"),
             manifest: parse("[package]\nname = \"x\"\nversion = \"0.1.0\"\n").unwrap(),
+            inferred: false,
         };
         assert!(p
             .reference()

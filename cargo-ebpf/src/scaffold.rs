@@ -388,7 +388,8 @@ fn refuse_existing(target: &Path) -> Result<()> {
         return Err(
             Error::input(format!("destination `{}` already exists", target.display())).with_help(
                 format!(
-                    "choose another name (or --path), or remove it first with `rm -r {}`",
+                    "choose another name (or --path); to make the existing folder a project, \
+                     run `cargo ebpf init --path {}` (it writes only ebpf.toml)",
                     target.display()
                 ),
             ),

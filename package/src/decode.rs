@@ -102,10 +102,28 @@ fn field_value(field: &Field, bytes: &[u8]) -> Value {
     let start = (field.offset_bits / 8) as usize;
     let end = byte_size(&field.ty).and_then(|size| start.checked_add(size));
     match end.and_then(|end| bytes.get(start..end)) {
+        Some(slice) if is_byte_array(&field.ty) && !hints::is_address_name(&field.name) => {
+            byte_text(slice).map_or_else(|| value_of(&field.ty, slice), Value::String)
+        }
         Some(slice) => value_of(&field.ty, slice),
         // Only malformed layouts get here: the total size was checked up front.
         None => Value::Null,
     }
+}
+
+/// `__u8 comm[16]` and the like: an array of one-byte integers.
+fn is_byte_array(ty: &TypeLayout) -> bool {
+    matches!(ty, TypeLayout::Array { elem, .. } if matches!(**elem, TypeLayout::Int { size: 1, .. }))
+}
+
+/// A byte array that holds text — printable UTF-8 up to the first NUL (or the end), not
+/// empty — as that text, the way Inspektor Gadget shows `__u8 comm[16]`; else `None`
+/// (binary data stays a list of numbers).
+fn byte_text(bytes: &[u8]) -> Option<String> {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    let text = std::str::from_utf8(&bytes[..end]).ok()?;
+    let printable = !text.is_empty() && text.chars().all(|c| !c.is_control());
+    printable.then(|| text.to_string())
 }
 
 /// Reads a native-order integer of up to 16 bytes, zero-extended; returns it with its width.
@@ -223,6 +241,10 @@ pub fn encode_param(param: &ParamInfo, text: &str) -> Result<Vec<u8>> {
             Ok(int_bytes(v, *size))
         }
         TypeLayout::String { len } => encode_string(flag, text, *len),
+        // `__u8 name[16]` / `unsigned char name[16]`: set from text, like a char array.
+        TypeLayout::Array { len, .. } if is_byte_array(&param.ty) => {
+            encode_string(flag, text, *len)
+        }
         TypeLayout::Enum {
             size,
             signed,
@@ -266,6 +288,10 @@ fn int_range(size: u32, signed: bool) -> (i128, i128) {
         (0, 0)
     } else if signed {
         (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    } else if bits == 127 {
+        // A u128 (or wider): its top half does not fit i128, so the range stops at
+        // i128::MAX (`1 << 127` would overflow).
+        (0, i128::MAX)
     } else {
         (0, (1i128 << bits) - 1)
     }
@@ -378,6 +404,8 @@ struct Column {
     width: usize,
     /// Shown readably (a time, an address, an errno) rather than as the raw number.
     hint: Option<Hint>,
+    /// A sibling `family` field, which says how an address column reads.
+    family: Option<Vec<String>>,
 }
 
 impl Table {
@@ -395,6 +423,7 @@ impl Table {
                 path: Vec::new(),
                 width: type_width(other),
                 hint: None,
+                family: None,
             }),
         }
         Table { columns }
@@ -408,6 +437,7 @@ impl Table {
                 path: vec!["raw".into()],
                 width: 0,
                 hint: None,
+                family: None,
             }],
         }
     }
@@ -423,9 +453,10 @@ impl Table {
     pub fn row(&self, time: &str, value: &Value) -> String {
         let mut cells = vec![time.to_string()];
         cells.extend(self.columns.iter().map(|c| {
+            let family = c.family.as_ref().map(|path| lookup(value, path));
             let value = lookup(value, &c.path);
             c.hint
-                .and_then(|h| hints::show(h, value))
+                .and_then(|h| hints::show_with_family(h, value, family))
                 .unwrap_or_else(|| cell(value))
         }));
         self.join(cells)
@@ -458,11 +489,18 @@ fn flatten(fields: &[Field], prefix: &mut Vec<String>, columns: &mut Vec<Column>
                 let header = prefix.join(".").to_uppercase();
                 let hint = hints::hint_for(&field.name, ty);
                 let width = hint.map_or_else(|| type_width(ty), Hint::width);
+                let family = family_field(fields).map(|name| {
+                    let mut path = prefix.clone();
+                    path.pop();
+                    path.push(name.to_string());
+                    path
+                });
                 columns.push(Column {
                     header: header.clone(),
                     path: prefix.clone(),
                     width: width.max(header.chars().count()),
                     hint,
+                    family,
                 });
             }
         }
@@ -492,6 +530,14 @@ fn type_width(ty: &TypeLayout) -> usize {
     width.min(MAX_COLUMN)
 }
 
+/// The name of the integer field among `fields` that holds an address family, if any.
+fn family_field(fields: &[Field]) -> Option<&str> {
+    fields
+        .iter()
+        .find(|f| hints::is_family(&f.name) && matches!(f.ty, TypeLayout::Int { .. }))
+        .map(|f| f.name.as_str())
+}
+
 fn lookup<'v>(value: &'v Value, path: &[String]) -> &'v Value {
     path.iter()
         .try_fold(value, |v, key| v.get(key))
@@ -515,12 +561,14 @@ pub fn annotate(layout: &TypeLayout, value: &mut Value) {
     let Value::Object(map) = value else {
         return;
     };
+    let family = family_field(fields).and_then(|name| map.get(name)).cloned();
     let mut out = Map::new();
     for (key, mut v) in std::mem::take(map) {
         let field = fields.iter().find(|f| f.name == key);
         let text = field.and_then(|f| {
             annotate(&f.ty, &mut v);
-            hints::hint_for(&f.name, &f.ty).and_then(|h| hints::show(h, &v))
+            hints::hint_for(&f.name, &f.ty)
+                .and_then(|h| hints::show_with_family(h, &v, family.as_ref()))
         });
         let companion = format!("{key}_text");
         out.insert(key, v);
@@ -896,5 +944,91 @@ mod tests {
         assert_eq!(Table::raw().row("00:00:00", &v), "00:00:00 0102ff");
         let time = time_of_day();
         assert_eq!(time.len(), 8, "{time}");
+    }
+
+    /// The shape TCP tools use: one 128-bit field for either family, `family` beside it.
+    fn tcp_event() -> TypeLayout {
+        let u8x16 = TypeLayout::Array {
+            elem: Box::new(int(1, false)),
+            len: 16,
+        };
+        strukt(
+            "event",
+            56,
+            vec![
+                field("saddr", 0, int(16, false)),
+                field("daddr", 16, int(16, false)),
+                field("family", 32, int(2, false)),
+                field("comm", 34, u8x16.clone()),
+                field("blob", 40, u8x16),
+            ],
+        )
+    }
+
+    fn tcp_bytes(family: u16, saddr: &[u8], daddr: &[u8], comm: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0u8; 56];
+        bytes[..saddr.len()].copy_from_slice(saddr);
+        bytes[16..16 + daddr.len()].copy_from_slice(daddr);
+        bytes[32..34].copy_from_slice(&family.to_ne_bytes());
+        bytes[34..34 + comm.len()].copy_from_slice(comm);
+        bytes[40] = 1; // binary: stays numbers
+        bytes
+    }
+
+    #[test]
+    fn u128_addresses_read_by_family_and_byte_arrays_as_text() {
+        let layout = tcp_event();
+        let mut v6 = [0u8; 16];
+        v6[15] = 1;
+        let bytes = tcp_bytes(
+            10,
+            &v6,
+            &[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            b"curl",
+        );
+        let mut value = decode(&layout, &bytes).unwrap();
+        assert_eq!(value["comm"], "curl");
+        assert!(value["blob"].is_array(), "{value}");
+        let table = Table::new(&layout);
+        let row = table.row("12:00:00", &value);
+        assert!(row.contains("::1") && row.contains("fe80::2"), "{row}");
+        annotate(&layout, &mut value);
+        assert_eq!(value["saddr_text"], "::1");
+        assert_eq!(value["daddr_text"], "fe80::2");
+
+        let mut value = decode(
+            &layout,
+            &tcp_bytes(2, &[127, 0, 0, 1], &[10, 1, 2, 3], b"nc"),
+        )
+        .unwrap();
+        annotate(&layout, &mut value);
+        assert_eq!(value["saddr_text"], "127.0.0.1");
+        assert_eq!(value["daddr_text"], "10.1.2.3");
+        let row = Table::new(&layout).row("12:00:00", &value);
+        assert!(
+            row.contains("127.0.0.1") && row.contains("10.1.2.3"),
+            "{row}"
+        );
+    }
+
+    #[test]
+    fn u128_fields_have_a_range_and_byte_array_params_take_text() {
+        assert_eq!(int_range(16, false), (0, i128::MAX));
+        let _ = Table::new(&int(16, false)).header();
+        let param = ParamInfo {
+            name: "target_comm".into(),
+            flag: "target-comm".into(),
+            offset: 0,
+            ty: TypeLayout::Array {
+                elem: Box::new(int(1, false)),
+                len: 8,
+            },
+            default: json!([0, 0, 0, 0, 0, 0, 0, 0]),
+            description: None,
+            short: None,
+            set_default: false,
+        };
+        assert_eq!(encode_param(&param, "bash").unwrap(), b"bash\0\0\0\0");
+        assert!(encode_param(&param, "too-long-name").is_err());
     }
 }

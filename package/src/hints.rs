@@ -5,8 +5,10 @@
 //! - timestamps: `ts`, `timestamp`, `ts_*`, `*_ts`, `*timestamp*`, u64 — nanoseconds of
 //!   `bpf_ktime_get_ns()` (CLOCK_MONOTONIC), shown as the wall-clock time of day;
 //! - durations: `*_ns`, `*_us`, `*_ms` integers, shown with a unit (`1.25ms`);
-//! - addresses: `saddr`, `daddr`, `addr`, `*_addr`, `*addr_v4`, `*_ip`…: a u32 is IPv4, a u8[16] or
-//!   u32[4] is IPv6, both in network byte order as the kernel keeps them;
+//! - addresses: `saddr`, `daddr`, `addr`, `*_addr`, `*addr_v4`, `*_ip`…: a u32 is IPv4, a u8[16],
+//!   u32[4] or `unsigned __int128` is IPv6, all in network byte order as the kernel keeps
+//!   them; a sibling `family` field (AF_INET 2, AF_INET6 10) overrides the type, as TCP tools
+//!   keep either family in one 128-bit field;
 //! - ports: `sport`, `dport`, `port`, `*_port` u16, in network byte order;
 //! - errors: `ret`, `err`, `errno`, `error`, `retval`, `rc`, signed: a negative value is an
 //!   errno shown by name (`-ENOENT`).
@@ -57,6 +59,10 @@ pub fn hint_for(name: &str, ty: &TypeLayout) -> Option<Hint> {
             signed: false,
         } if is_address(n) => Some(Hint::Ipv4),
         TypeLayout::Int {
+            size: 16,
+            signed: false,
+        } if is_address(n) => Some(Hint::Ipv6),
+        TypeLayout::Int {
             size: 2,
             signed: false,
         } if is_port(n) => Some(Hint::Port),
@@ -90,6 +96,18 @@ fn duration_unit(n: &str) -> Option<u64> {
     } else {
         None
     }
+}
+
+/// Whether a field called `name` holds an address family (AF_INET/AF_INET6) that decides
+/// how its sibling address fields read.
+pub fn is_family(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(n.as_str(), "family" | "af" | "sa_family" | "ss_family") || n.ends_with("_family")
+}
+
+/// Whether `name` is an address field's name (so its bytes are never shown as text).
+pub fn is_address_name(name: &str) -> bool {
+    is_address(&name.to_ascii_lowercase())
 }
 
 fn is_address(n: &str) -> bool {
@@ -139,7 +157,53 @@ pub fn show(hint: Hint, value: &Value) -> Option<String> {
     }
 }
 
+const AF_INET: u64 = 2;
+const AF_INET6: u64 = 10;
+
+/// Like [`show`], for an address hint whose struct also has a family field: the family,
+/// not the field's width, says whether it holds IPv4 (its first four bytes) or IPv6.
+pub fn show_with_family(hint: Hint, value: &Value, family: Option<&Value>) -> Option<String> {
+    let is_address = matches!(hint, Hint::Ipv4 | Hint::Ipv6);
+    match family.and_then(Value::as_u64) {
+        Some(AF_INET) if is_address => {
+            let bytes = address_bytes(value)?;
+            let v4: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+            Some(Ipv4Addr::from(v4).to_string())
+        }
+        Some(AF_INET6) if is_address => {
+            let v6: [u8; 16] = address_bytes(value)?.try_into().ok()?;
+            Some(Ipv6Addr::from(v6).to_string())
+        }
+        _ => show(hint, value),
+    }
+}
+
+/// The bytes of a decoded address as they were in memory (network order).
+fn address_bytes(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::Number(n) => Some(u32::try_from(n.as_u64()?).ok()?.to_ne_bytes().to_vec()),
+        // 128-bit integers decode to decimal strings.
+        Value::String(s) => Some(s.parse::<u128>().ok()?.to_ne_bytes().to_vec()),
+        Value::Array(parts) => {
+            let mut bytes = Vec::with_capacity(16);
+            for part in parts {
+                let v = part.as_u64()?;
+                match parts.len() {
+                    4 => bytes.extend_from_slice(&u32::try_from(v).ok()?.to_ne_bytes()),
+                    _ => bytes.push(u8::try_from(v).ok()?),
+                }
+            }
+            Some(bytes)
+        }
+        _ => None,
+    }
+}
+
 fn ipv6(value: &Value) -> Option<Ipv6Addr> {
+    if let Value::String(_) = value {
+        let v6: [u8; 16] = address_bytes(value)?.try_into().ok()?;
+        return Some(Ipv6Addr::from(v6));
+    }
     let parts = value.as_array()?;
     let mut bytes = Vec::with_capacity(16);
     for part in parts {

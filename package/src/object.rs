@@ -278,19 +278,20 @@ fn snake_case(camel: &str) -> String {
     out
 }
 
-/// The map type in bpfman's naming (the kernel's `BPF_MAP_TYPE_*`, lower case).
+/// The map type in bpfman's naming: the kernel's `BPF_MAP_TYPE_*` in lower case, with
+/// `PERCPU` spelled `per_cpu` as bpfman writes it.
 pub fn map_type_name(map_type: MapType) -> &'static str {
     match map_type {
         MapType::Hash => "hash",
         MapType::Array => "array",
         MapType::ProgArray => "prog_array",
         MapType::PerfEventArray => "perf_event_array",
-        MapType::PercpuHash => "percpu_hash",
-        MapType::PercpuArray => "percpu_array",
+        MapType::PercpuHash => "per_cpu_hash",
+        MapType::PercpuArray => "per_cpu_array",
         MapType::StackTrace => "stack_trace",
         MapType::CgroupArray => "cgroup_array",
         MapType::LruHash => "lru_hash",
-        MapType::LruPercpuHash => "lru_percpu_hash",
+        MapType::LruPercpuHash => "lru_per_cpu_hash",
         MapType::LpmTrie => "lpm_trie",
         MapType::ArrayOfMaps => "array_of_maps",
         MapType::HashOfMaps => "hash_of_maps",
@@ -302,7 +303,7 @@ pub fn map_type_name(map_type: MapType) -> &'static str {
         MapType::CgroupStorage => "cgroup_storage",
         MapType::CGrpStorage => "cgrp_storage",
         MapType::ReuseportSockarray => "reuseport_sockarray",
-        MapType::PercpuCgroupStorage => "percpu_cgroup_storage",
+        MapType::PercpuCgroupStorage => "per_cpu_cgroup_storage",
         MapType::Queue => "queue",
         MapType::Stack => "stack",
         MapType::SkStorage => "sk_storage",

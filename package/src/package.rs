@@ -367,4 +367,38 @@ mod tests {
         let err = Package::build_with_files(meta(), &files, None).unwrap_err();
         assert!(err.message.contains("demo.bpf.o"), "{}", err.message);
     }
+
+    #[test]
+    fn bpfman_labels_spell_map_types_as_bpfman_does() {
+        use libbpf_rs::MapType;
+        let mut meta = meta();
+        let map = |name: &str, ty| crate::spec::MapInfo {
+            name: name.into(),
+            map_type: crate::object::map_type_name(ty).into(),
+            key_size: 4,
+            value_size: 8,
+            max_entries: 1,
+        };
+        meta.maps = vec![
+            map("a", MapType::PercpuArray),
+            map("h", MapType::PercpuHash),
+            map("l", MapType::LruPercpuHash),
+            map("r", MapType::RingBuf),
+        ];
+        let labels = bpfman_labels(&meta);
+        let maps: BTreeMap<String, String> =
+            serde_json::from_str(&labels[spec::LABEL_BPFMAN_MAPS]).unwrap();
+        let want = [
+            ("a", "per_cpu_array"),
+            ("h", "per_cpu_hash"),
+            ("l", "lru_per_cpu_hash"),
+            ("r", "ringbuf"),
+        ];
+        for (name, ty) in want {
+            assert_eq!(maps[name], ty);
+        }
+        let programs: BTreeMap<String, String> =
+            serde_json::from_str(&labels[spec::LABEL_BPFMAN_PROGRAMS]).unwrap();
+        assert_eq!(programs["p"], "tracepoint");
+    }
 }

@@ -273,12 +273,29 @@ pub struct ProgramInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapInfo {
     pub name: String,
-    /// Map type in bpfman's naming (`hash`, `array`, `ringbuf`, `perf_event_array`, …).
-    #[serde(rename = "type")]
+    /// Map type in bpfman's naming (`hash`, `array`, `per_cpu_array`, `ringbuf`, …); the
+    /// kernel-style `percpu_*` spellings of older packages are read as bpfman's.
+    #[serde(rename = "type", deserialize_with = "bpfman_map_type_de")]
     pub map_type: String,
     pub key_size: u32,
     pub value_size: u32,
     pub max_entries: u32,
+}
+
+/// A map type name in bpfman's spelling: the kernel's `percpu` is bpfman's `per_cpu`
+/// (`percpu_array` → `per_cpu_array`, `lru_percpu_hash` → `lru_per_cpu_hash`); other names
+/// are the same in both.
+pub fn bpfman_map_type(name: &str) -> String {
+    match name {
+        "percpu_hash" | "percpu_array" | "lru_percpu_hash" | "percpu_cgroup_storage" => {
+            name.replace("percpu", "per_cpu")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn bpfman_map_type_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    String::deserialize(d).map(|name| bpfman_map_type(&name))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -482,4 +499,27 @@ pub fn normalize_arch(arch: &str) -> Option<&'static str> {
         "powerpc64" | "ppc64le" => "powerpc64",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod map_type_tests {
+    use super::*;
+
+    #[test]
+    fn both_spellings_of_per_cpu_map_types_read_as_bpfmans() {
+        for (old, new) in [
+            ("percpu_array", "per_cpu_array"),
+            ("per_cpu_array", "per_cpu_array"),
+            ("percpu_hash", "per_cpu_hash"),
+            ("lru_percpu_hash", "lru_per_cpu_hash"),
+            ("lru_per_cpu_hash", "lru_per_cpu_hash"),
+            ("ringbuf", "ringbuf"),
+        ] {
+            let json = format!(
+                r#"{{"name":"m","type":"{old}","key_size":4,"value_size":8,"max_entries":1}}"#
+            );
+            let map: MapInfo = serde_json::from_str(&json).unwrap();
+            assert_eq!(map.map_type, new);
+        }
+    }
 }

@@ -92,6 +92,11 @@ pub fn target_report(
     })
 }
 
+/// The report of a package already in hand (a project the host just built).
+pub fn package_report(target: &str, pkg: &Package) -> Result<Report> {
+    from_package(target, pkg)
+}
+
 fn from_package(target: &str, pkg: &Package) -> Result<Report> {
     let meta = pkg.meta()?;
     Ok(report(

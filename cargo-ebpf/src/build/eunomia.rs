@@ -528,7 +528,29 @@ fn clang_flags(project: &Project, layout: &Layout, arch: &str) -> Result<Vec<Str
         flags.push("-I".into());
         flags.push(dir.display().to_string());
     }
+    // `<linux/types.h>` includes `<asm/types.h>`, which Debian-style systems keep only in
+    // the multiarch directory; `-target bpf` does not search it (ecc adds it too). After
+    // the project's own directories, so a project header still wins.
+    if let Some(dir) = multiarch_include_dir(arch).filter(|d| d.is_dir()) {
+        flags.push("-idirafter".into());
+        flags.push(dir.display().to_string());
+    }
     Ok(flags)
+}
+
+/// `/usr/include/<GNU triple>` for a target architecture (uname naming).
+fn multiarch_include_dir(arch: &str) -> Option<PathBuf> {
+    let triple = match arch {
+        "x86_64" => "x86_64-linux-gnu",
+        "aarch64" => "aarch64-linux-gnu",
+        "arm" => "arm-linux-gnueabihf",
+        "riscv64" => "riscv64-linux-gnu",
+        "s390x" => "s390x-linux-gnu",
+        "powerpc64" => "powerpc64le-linux-gnu",
+        "loongarch64" => "loongarch64-linux-gnu",
+        _ => return None,
+    };
+    Some(Path::new("/usr/include").join(triple))
 }
 
 fn compile_all(
@@ -606,7 +628,9 @@ fn fingerprint(
     vmlinux_digest: &str,
 ) -> Result<String> {
     let mut files: Vec<PathBuf> = sources.to_vec();
-    files.push(project.manifest_path());
+    if !project.inferred {
+        files.push(project.manifest_path());
+    }
     files.extend(files_under(&project.dir.join("src")));
     // Listed sources may live outside src/, and `#include "x.h"` finds headers beside them.
     for dir in sources.iter().filter_map(|s| s.parent()) {

@@ -40,7 +40,12 @@ pub(crate) fn warn_if_host_btf(arch: &str, opts: &BuildOptions) {
 
 /// `NAME vVERSION`, as status lines name the project.
 pub(crate) fn label(project: &Project) -> String {
-    format!("{} v{}", project.name(), project.version())
+    let inferred = if project.inferred {
+        " (no ebpf.toml: inferred from the sources)"
+    } else {
+        ""
+    };
+    format!("{} v{}{inferred}", project.name(), project.version())
 }
 
 /// The driver's last line: `Fresh NAME vVERSION` when nothing was rebuilt, else

@@ -167,7 +167,9 @@ fn existing_directory_is_refused_and_left_alone() {
     assert!(err.message.contains("already exists"), "{}", err.message);
     let help = err.help.unwrap();
     assert!(
-        help.contains("another name") && help.contains("rm -r"),
+        help.contains("another name")
+            && help.contains("cargo ebpf init")
+            && !help.contains("rm -r"),
         "{help}"
     );
     assert_eq!(entries(&dir), ["keep.txt"]);

@@ -295,11 +295,12 @@ pub fn document_param(param: &mut ParamInfo, doc: &ParamDoc) -> Result<()> {
     Ok(())
 }
 
-/// Long flags are two or more of `[a-z0-9-]`, short ones a single letter or digit.
+/// Long flags are two or more of `[a-z0-9_-]` (ecli packages spell them like the C
+/// variable, `pid_target`), short ones a single letter or digit.
 fn check_flag_name(param: &str, flag: &str, min: usize) -> Result<()> {
     let chars_ok = flag
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || (min > 1 && c == '-'));
+        .all(|c| c.is_ascii_alphanumeric() || (min > 1 && (c == '-' || c == '_')));
     let len_ok = if min == 1 {
         flag.chars().count() == 1
     } else {
@@ -313,7 +314,7 @@ fn check_flag_name(param: &str, flag: &str, min: usize) -> Result<()> {
         "param `{param}` declares an invalid {what} flag {flag:?}"
     ))
     .with_help(
-        "long flags are letters, digits and '-' (e.g. \"failed\"), short flags one \
+        "long flags are letters, digits, '-' and '_' (e.g. \"failed\"), short flags one \
                  letter (e.g. \"f\"); `help`/`h` are taken",
     ))
 }

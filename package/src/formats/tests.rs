@@ -143,6 +143,17 @@ fn declared_docs_rename_describe_and_set_defaults() {
 }
 
 #[test]
+fn ecli_long_flags_may_use_underscores() {
+    let mut p = bool_param();
+    let doc = ParamDoc {
+        long: Some("targ_failed".into()),
+        ..Default::default()
+    };
+    document_param(&mut p, &doc).unwrap();
+    assert_eq!(p.flag, "targ_failed");
+}
+
+#[test]
 fn declared_docs_that_do_not_fit_are_input_errors() {
     for doc in [
         ParamDoc {

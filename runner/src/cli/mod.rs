@@ -210,7 +210,7 @@ pub fn execute(command: RunnerCommand, host: &Host) -> Result<i32> {
             target,
             json,
             registry,
-        } => packages::inspect(&target, json, &registry),
+        } => packages::inspect(&target, json, &registry, host),
         RunnerCommand::Install {
             reference,
             registry,

@@ -89,8 +89,16 @@ pub fn rm(reference: &str, host: &Host) -> Result<i32> {
     }
 }
 
-pub fn inspect(target: &str, json: bool, reg: &RegistryArgs) -> Result<i32> {
-    let report = crate::inspect::target_report(target, &registry(reg), Store::open_default)?;
+/// A project directory the host can build (`cargo ebpf inspect .`) is built first; the
+/// rest is the runner's own resolution.
+pub fn inspect(target: &str, json: bool, reg: &RegistryArgs, host: &Host) -> Result<i32> {
+    let built = host
+        .build_project
+        .and_then(|build| build(Path::new(target)));
+    let report = match built {
+        Some(pkg) => crate::inspect::package_report(target, &pkg?)?,
+        None => crate::inspect::target_report(target, &registry(reg), Store::open_default)?,
+    };
     if json {
         let text = serde_json::to_string_pretty(&report).expect("reports serialize");
         outln!("{text}");

@@ -58,6 +58,8 @@ fn find_param<'p>(params: &'p [ParamInfo], arg: &str) -> Result<(&'p ParamInfo, 
         let param = params
             .iter()
             .find(|p| p.flag == flag)
+            .or_else(|| params.iter().find(|p| same_flag(&p.flag, flag)))
+            .or_else(|| params.iter().find(|p| p.name == flag))
             .ok_or_else(|| unknown_flag(&format!("--{flag}"), params))?;
         return Ok((param, inline));
     }
@@ -69,6 +71,13 @@ fn find_param<'p>(params: &'p [ParamInfo], arg: &str) -> Result<(&'p ParamInfo, 
         return Ok((param, None));
     }
     Err(Error::usage(format!("unexpected program argument `{arg}`")).with_help(flags_help(params)))
+}
+
+/// ecli accepts a global's own spelling (`--pid_target`) where we derive `--pid-target`:
+/// `-` and `_` are the same in a long flag.
+fn same_flag(declared: &str, given: &str) -> bool {
+    let norm = |s: &str| s.replace('_', "-");
+    norm(declared) == norm(given)
 }
 
 /// Declared defaults that differ from the compiled-in value (`set_default`) are written
@@ -329,5 +338,16 @@ mod tests {
           --target-pid  i32   0        only this process
           --verbose     bool  false
         ");
+    }
+
+    #[test]
+    fn a_globals_own_spelling_is_accepted_as_its_flag() {
+        assert_eq!(
+            values(&["--target_pid", "7", "--target_pid=8"]),
+            [
+                ("target_pid".to_string(), 7i32.to_ne_bytes().to_vec()),
+                ("target_pid".to_string(), 8i32.to_ne_bytes().to_vec())
+            ]
+        );
     }
 }

@@ -323,7 +323,7 @@ fn streams_perf_events_as_a_table_using_package_metadata() {
     let bytes = compile("perfsnoop");
     let info = object::read(&bytes, None).unwrap();
     let types: Vec<_> = info.maps.iter().map(|m| m.map_type.as_str()).collect();
-    assert_eq!(types, ["percpu_array", "perf_event_array"]);
+    assert_eq!(types, ["per_cpu_array", "perf_event_array"]);
     assert_eq!(
         info.events,
         [EventInfo {
