@@ -85,10 +85,16 @@ fn stored(env: &Env) -> String {
     String::from_utf8(ok(&mut env.cmd(["list", "--json"])).stdout).unwrap()
 }
 
+/// An error report as one line: miette wraps long messages and frames them with `│`.
+fn flat(report: &str) -> String {
+    let words: Vec<&str> = report.split_whitespace().filter(|w| *w != "│").collect();
+    words.join(" ")
+}
+
 /// `pull REF` must fail with exit 8 saying `why`, and leave the store as it was.
 fn refused(env: &Env, reference: &str, why: &str) {
     let before = stored(env);
-    let err = fails(&mut env.cmd(["pull", reference]), 8);
+    let err = flat(&fails(&mut env.cmd(["pull", reference]), 8));
     assert!(
         err.contains(why),
         "pull {reference}: expected {why:?} in:\n{err}"
