@@ -186,6 +186,9 @@ fn keys_signatures_and_trust_policy() {
         list.contains(&alice_fp),
         "list shows the verifying key: {list}"
     );
+    let table = String::from_utf8(ok(&mut env.cmd(["list"])).stdout).unwrap();
+    let row = table.lines().find(|l| l.contains("alice/hello")).unwrap();
+    assert!(row.ends_with(&alice_fp), "{table}");
 
     // Unsigned, in the trusted scope.
     let unsigned = push(&env, &project, &format!("{reg}/alice/unsigned:0.1.0"), None);
