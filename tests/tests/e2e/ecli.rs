@@ -5,9 +5,10 @@
 //! (tests/fixtures/ecli/proclife). `cargo ebpf build` must anchor the struct itself, and
 //! `cargo ebpf run` must decode the records of processes this test starts.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -38,28 +39,54 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Runs `sh -c 'exit CODE'` every 100 ms for two seconds: each is an exec of the shell by
-/// this process and an exit with CODE.
-fn spawn_shells_exiting_with(code: i32) {
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
-        let status = Command::new("/bin/sh")
-            .args(["-c", &format!("exit {code}")])
-            .status()
+/// A shell that waits for a line on its stdin, then runs `sh -c 'exit CODE'` twenty times.
+/// The records the filter must let through are its children, and it starts no others (no
+/// `sleep`): every test of this binary runs in one process, so children of the test process
+/// itself may be anyone's.
+struct Trigger {
+    shell: Child,
+}
+
+impl Trigger {
+    fn spawn(code: i32) -> Trigger {
+        let script = format!(
+            "read go; i=0; while [ $i -lt 20 ]; do /bin/sh -c 'exit {code}'; i=$((i+1)); done"
+        );
+        let shell = Command::new("/bin/sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .spawn()
             .expect("run /bin/sh");
-        assert_eq!(status.code(), Some(code));
-        std::thread::sleep(Duration::from_millis(100));
+        Trigger { shell }
+    }
+
+    fn pid(&self) -> String {
+        self.shell.id().to_string()
+    }
+
+    /// Starts the children and waits until the last has exited.
+    fn fire(mut self) {
+        let mut stdin = self.shell.stdin.take().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+        drop(stdin);
+        assert!(self.shell.wait().unwrap().success());
     }
 }
 
-fn run_json(env: &Env, dir: &Path, args: &[&str]) -> (Vec<Value>, String) {
-    let cmd = run_command(env, dir.to_str().unwrap(), &["--output", "json"], args);
+/// Runs the program filtered to a fresh [`Trigger`]'s children; returns its records and
+/// the trigger's pid.
+fn run_json(env: &Env, dir: &Path, args: &[&str]) -> (Vec<Value>, String, String) {
+    let trigger = Trigger::spawn(3);
+    let parent = trigger.pid();
+    let mut args: Vec<&str> = args.to_vec();
+    args.extend(["--parent-pid", &parent]);
+    let cmd = run_command(env, dir.to_str().unwrap(), &["--output", "json"], &args);
     let mut bg = Background::spawn(cmd);
     bg.wait_for_stderr("Attached", Duration::from_secs(120));
-    spawn_shells_exiting_with(3);
+    trigger.fire();
     let (status, stdout, stderr) = bg.finish(Duration::from_secs(RUN_SECS + 30));
     assert!(status.success(), "run failed: {status}\n{stderr}");
-    (cli::ndjson(&stdout), stderr)
+    (cli::ndjson(&stdout), stderr, parent)
 }
 
 #[test]
@@ -87,14 +114,13 @@ fn an_ecli_program_builds_and_runs_unmodified_with_decoded_events() {
     );
     assert!(help.contains("Leave out exit records"), "{help}");
 
-    let me = std::process::id().to_string();
-    let (events, stderr) = run_json(&env, &dir, &["--parent-pid", &me]);
+    let (events, stderr, parent) = run_json(&env, &dir, &[]);
     assert!(stderr.contains("streaming events from `rb`"), "{stderr}");
     let execs: Vec<&Value> = events.iter().filter(|e| e["exiting"] == false).collect();
     let exits: Vec<&Value> = events.iter().filter(|e| e["exiting"] == true).collect();
     assert!(!execs.is_empty(), "no exec records: {events:?}");
     for e in &execs {
-        assert_eq!(e["ppid"], std::process::id(), "the filter let {e} through");
+        assert_eq!(e["ppid"].to_string(), parent, "the filter let {e} through");
         assert_eq!(e["comm"], "sh", "{e}");
         assert!(e["path"].as_str().unwrap().ends_with("sh"), "{e}");
         assert_eq!(e["lifetime_ns"], 0, "{e}");
@@ -111,7 +137,7 @@ fn an_ecli_program_builds_and_runs_unmodified_with_decoded_events() {
     }
 
     // The bool flag turns exit records off.
-    let (events, _) = run_json(&env, &dir, &["--parent-pid", &me, "--no-exits"]);
+    let (events, _, _) = run_json(&env, &dir, &["--no-exits"]);
     assert!(events.iter().any(|e| e["exiting"] == false), "{events:?}");
     assert!(events.iter().all(|e| e["exiting"] == false), "{events:?}");
 }
