@@ -365,7 +365,7 @@ fn cmd_push(args: &BuildArgs, reference: Option<&str>, reg: &RegistryArgs) -> Re
         None => Reference::parse(&project.reference()?)?,
     };
     let release = package::build_release(&project, &built)?;
-    let digest = runner_cli::registry(reg).push_release(&release, &reference)?;
+    let digest = runner_cli::registry(reg)?.push_release(&release, &reference)?;
     let arches: Vec<&str> = built.iter().map(|b| b.arch.as_str()).collect();
     eprintln!("      Pushed {reference} ({})", arches.join(", "));
     out_line(format_args!("{reference}@{digest}"));
