@@ -110,12 +110,17 @@ fn note_ignored_layers(layers: &[Blob]) {
         })
         .collect();
     let count = kinds.len();
+    kinds.sort_unstable();
     kinds.dedup();
-    if count > 0 {
-        eprintln!(
-            "note: ignoring the gadget's {count} {} layer(s): the built-in loader does not need them",
-            kinds.join("/")
-        );
+    let what = kinds.join(" and ");
+    match count {
+        0 => {}
+        1 => eprintln!(
+            "note: ignoring the gadget's {what} layer: the built-in loader does not need it"
+        ),
+        n => eprintln!(
+            "note: ignoring the gadget's {n} {what} layers: the built-in loader does not need them"
+        ),
     }
 }
 

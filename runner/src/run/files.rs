@@ -248,13 +248,9 @@ fn place(journal: &mut JournalFile, file: &PlacedFile) -> Result<()> {
     }
     let dest = PathBuf::from(&file.dest);
     // Checked up front by `check_destinations`; again here, as the host may have changed.
-    let existing = std::fs::symlink_metadata(&dest).ok();
-    if let Some(meta) = &existing {
-        check_destinations(std::slice::from_ref(file))?;
-        check_replaceable(&dest, meta)?;
-    }
+    let replaces = check_destinations(std::slice::from_ref(file))? > 0;
     let created_dirs = missing_dirs(&dest);
-    let backup = existing.is_some().then(|| backup_path(&dest));
+    let backup = replaces.then(|| backup_path(&dest));
     journal.journal.files.push(Placed {
         dest: dest.clone(),
         backup: backup.clone(),
