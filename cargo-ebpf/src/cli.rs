@@ -475,7 +475,7 @@ fn cmd_push(
         None => Reference::parse(&project.reference()?)?,
     };
     let release = package::build_release(&project, &built)?;
-    let digest = runner_cli::registry(reg).push_release(&release, &reference)?;
+    let digest = runner_cli::registry(reg)?.push_release(&release, &reference)?;
     let arches: Vec<&str> = built.iter().map(|b| b.arch.as_str()).collect();
     eprintln!("      Pushed {reference} ({})", arches.join(", "));
     if let Some(key) = key {
@@ -492,7 +492,7 @@ fn cmd_sign(reference: &str, key: &Path, password_stdin: bool, reg: &RegistryArg
 }
 
 fn sign_pushed(reference: &Reference, key: &PrivateKey, reg: &RegistryArgs) -> Result<()> {
-    let signed = signing::sign(&runner_cli::registry(reg), reference, key)?;
+    let signed = signing::sign(&runner_cli::registry(reg)?, reference, key)?;
     let fingerprint = key.public_key().fingerprint();
     for digest in signed {
         eprintln!("      Signed {digest} with {fingerprint}");

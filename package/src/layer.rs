@@ -62,6 +62,23 @@ pub(crate) fn gzip(data: &[u8]) -> Result<Vec<u8>> {
 
 /// Largest object we extract; BPF objects are far smaller, this stops gzip bombs.
 const MAX_OBJECT_SIZE: u64 = 256 << 20;
+/// Most bytes a whole layer may unpack to: the per-file cap alone lets a small layer
+/// expand to many files of that size.
+pub const MAX_UNPACKED_SIZE: u64 = 512 << 20;
+/// Most entries (files and directories) a layer may hold.
+pub const MAX_ENTRIES: usize = 10_000;
+
+/// What one unpack may cost.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    total: u64,
+    entries: usize,
+}
+
+const LIMITS: Limits = Limits {
+    total: MAX_UNPACKED_SIZE,
+    entries: MAX_ENTRIES,
+};
 
 fn bad_archive(e: std::io::Error) -> Error {
     Error::input(format!(
@@ -128,9 +145,24 @@ fn read_limited(entry: impl Read, name: &str) -> Result<Vec<u8>> {
 /// Unpacks a whole tar+gzip layer into `dest` (an existing, empty directory the caller
 /// owns). Only directories and regular files are accepted; paths that escape, links and
 /// devices are refused; setuid/setgid bits are dropped. Used to start executable packages.
+/// At most [`MAX_ENTRIES`] entries and [`MAX_UNPACKED_SIZE`] bytes in all.
 pub fn extract_all(tar_gz: &[u8], dest: &Path) -> Result<()> {
+    extract_within(tar_gz, dest, LIMITS)
+}
+
+fn too_large(what: String) -> Error {
+    Error::input(format!("the package layer unpacks to {what}")).with_help(
+        "refuse this package: eBPF packages are small, this one looks like an archive bomb",
+    )
+}
+
+fn extract_within(tar_gz: &[u8], dest: &Path, limits: Limits) -> Result<()> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tar_gz));
-    for entry in archive.entries().map_err(bad_archive)? {
+    let mut total: u64 = 0;
+    for (index, entry) in archive.entries().map_err(bad_archive)?.enumerate() {
+        if index >= limits.entries {
+            return Err(too_large(format!("more than {} entries", limits.entries)));
+        }
         let entry = entry.map_err(bad_archive)?;
         let path = entry.path().map_err(bad_archive)?.into_owned();
         let target: std::path::PathBuf = std::iter::once(dest.as_os_str())
@@ -150,6 +182,13 @@ pub fn extract_all(tar_gz: &[u8], dest: &Path) -> Result<()> {
         }
         let mode = entry.header().mode().map_err(bad_archive)? & 0o755;
         let data = read_limited(entry, &path.display().to_string())?;
+        total += data.len() as u64;
+        if total > limits.total {
+            return Err(too_large(format!(
+                "more than {} bytes in all",
+                limits.total
+            )));
+        }
         write_file(&target, &data, mode)?;
     }
     Ok(())
@@ -189,6 +228,32 @@ mod tests {
         let gz = gzip(&builder.into_inner().unwrap()).unwrap();
         let err = extract_file(&gz, "escape.o").unwrap_err();
         assert!(err.message.contains("unsafe path"), "{}", err.message);
+    }
+
+    fn zeros_layer(files: usize, size: usize) -> Vec<u8> {
+        let files: Vec<LayerFile> = (0..files)
+            .map(|i| LayerFile::new(&format!("f{i}"), vec![0; size], 0o644))
+            .collect();
+        gzip(&tar_files(&files).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn extract_all_caps_the_total_and_the_entry_count() {
+        // Each file is under the per-file cap; together they pass the total.
+        let gz = zeros_layer(6, 4096);
+        let dir = tempfile::tempdir().unwrap();
+        let small = Limits {
+            total: 5 * 4096,
+            entries: 100,
+        };
+        let err = extract_within(&gz, dir.path(), small).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Input);
+        assert!(err.message.contains("bytes in all"), "{}", err.message);
+        // The real cap: more entries than any package holds, however small.
+        let many = zeros_layer(MAX_ENTRIES + 1, 0);
+        let dir = tempfile::tempdir().unwrap();
+        let err = extract_all(&many, dir.path()).unwrap_err();
+        assert!(err.message.contains("entries"), "{}", err.message);
     }
 
     #[test]

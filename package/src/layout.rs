@@ -237,6 +237,7 @@ impl OciLayout {
         // Holding the lock keeps writers that use it (write_to, store inserts) from having
         // their fresh, not yet referenced blobs collected underneath them.
         let _lock = self.lock()?;
+        self.sweep_stale_temp(STALE_TEMP_AGE)?;
         let mut live = HashSet::new();
         for entry in self.index()?.manifests {
             self.mark(&entry.digest, &entry.media_type, 0, &mut live)?;
@@ -254,6 +255,28 @@ impl OciLayout {
             std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
         }
         Ok(())
+    }
+
+    /// Removes the temporary files (`.tmp-*`, see [`write_atomic`]) that writers killed
+    /// mid-write left behind, once older than `age`: younger ones may belong to a writer
+    /// still running. Returns how many were removed.
+    pub fn sweep_stale_temp(&self, age: std::time::Duration) -> Result<usize> {
+        let mut removed = 0;
+        for dir in [self.root.clone(), self.blob_dir()] {
+            let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
+            for file in entries.flatten() {
+                let is_temp = file.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+                let stale = file
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|e| e >= age));
+                // Another process may sweep the same file at the same time: gone is fine.
+                if is_temp && stale && std::fs::remove_file(file.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Adds the hex digests reachable from one descriptor to `live`.
@@ -457,10 +480,16 @@ fn empty_index() -> OciImageIndex {
 }
 
 /// Writes `path` atomically: a temp file in the same directory, fsync, rename, fsync the dir.
+/// How temporary files of [`write_atomic`] start (the sweep finds them by it).
+const TEMP_PREFIX: &str = ".tmp-";
+/// Age after which a temporary file is taken for the leftover of a killed writer: far
+/// longer than writing any blob takes.
+pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
     tmp.write_all(data)

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -29,8 +30,15 @@ use crate::credentials::{self, AuthPaths, Credentials};
 /// Largest blob or manifest we accept from a registry. Packages are a few hundred KiB;
 /// this bounds memory against a hostile or broken registry.
 pub const MAX_BLOB_SIZE: u64 = 512 << 20;
-/// Largest manifest we accept.
+/// Largest manifest we accept; enforced while the body streams in, so a registry that
+/// answers with an endless body costs at most this much memory.
 pub const MAX_MANIFEST_SIZE: usize = 4 << 20;
+/// How long a whole pull, login or package.json fetch may take unless `--timeout` or
+/// `CARGO_EBPF_TIMEOUT` say otherwise: a registry that accepts and never answers must not
+/// hold a command for minutes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The environment variable overriding [`DEFAULT_TIMEOUT`] (seconds).
+pub const ENV_TIMEOUT: &str = "CARGO_EBPF_TIMEOUT";
 
 /// How to talk to a registry.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +49,32 @@ pub struct ClientOptions {
     pub progress: bool,
     /// Refuse to pull packages no trusted key signed, even outside every trust scope.
     pub require_signed: bool,
+    /// Deadline for a whole pull or login; `None` means [`DEFAULT_TIMEOUT`]. Pushes have
+    /// none: uploads are the user's own and may be slow.
+    pub timeout: Option<Duration>,
+}
+
+impl ClientOptions {
+    /// The overall deadline of one pull or login.
+    pub fn deadline(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+}
+
+/// The deadline `CARGO_EBPF_TIMEOUT` sets, if any; a value that is not a positive number of
+/// seconds is a usage error rather than silently ignored.
+pub fn timeout_from_env() -> Result<Option<Duration>> {
+    let Ok(text) = std::env::var(ENV_TIMEOUT) else {
+        return Ok(None);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(Some(Duration::from_secs(secs))),
+        _ => Err(
+            Error::usage(format!("{ENV_TIMEOUT}={text:?} is not a number of seconds")).with_help(
+                format!("set {ENV_TIMEOUT} to a whole number of seconds, e.g. 120, or unset it"),
+            ),
+        ),
+    }
 }
 
 /// A registry client: how to connect, and where credentials are looked up. A value, so
@@ -59,10 +93,6 @@ impl Registry {
     /// Credentials from the environment's files (see [`crate::credentials`]).
     pub fn from_env(options: ClientOptions) -> Registry {
         Registry::new(options, AuthPaths::from_env())
-    }
-
-    pub fn options(&self) -> &ClientOptions {
-        &self.options
     }
 
     /// Pushes `pkg` to `reference`; returns the manifest digest.
@@ -85,7 +115,13 @@ impl Registry {
     /// Pulls `reference`, verifying every digest; nothing is written anywhere.
     pub fn pull(&self, reference: &Reference) -> Result<Package> {
         let session = Session::new(reference, &self.options, &self.auth)?;
-        block_on(session.pull(&self.options))
+        let what = format!("pulling {reference}");
+        block_on_deadline(session.pull(&self.options), self.options.deadline(), &what)
+    }
+
+    /// How this client connects (the URL fetcher shares `insecure` and the deadline).
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
     }
 
     // ---- low level, for signatures (tags such as `sha256-<hex>.sig`) ----------------------
@@ -142,7 +178,12 @@ impl Registry {
         } else {
             "https"
         };
-        block_on(check_login(scheme, &host, username, password))?;
+        let what = format!("logging in to {host}");
+        block_on_deadline(
+            check_login(scheme, &host, username, password),
+            self.options.deadline(),
+            &what,
+        )?;
         let creds = Credentials {
             username: username.to_string(),
             password: password.to_string(),
@@ -158,6 +199,9 @@ struct Session {
     reference: oci_client::Reference,
     client: Client,
     auth: RegistryAuth,
+    /// For manifests, which are read with a size cap (see `pull_manifest_raw`).
+    http: reqwest::Client,
+    scheme: &'static str,
 }
 
 impl Session {
@@ -177,11 +221,25 @@ impl Session {
             read_timeout: Some(std::time::Duration::from_secs(120)),
             ..Default::default()
         };
+        let scheme = if opts.insecure || is_loopback(&registry) {
+            "http"
+        } else {
+            "https"
+        };
         let client = Client::try_from(config).map_err(|e| {
             Error::environment("cannot set up the HTTP client")
                 .with_source(e)
                 .with_help("check the system's TLS setup (OpenSSL)")
         })?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| {
+                Error::environment("cannot set up the HTTP client")
+                    .with_source(e)
+                    .with_help("check the system's TLS setup")
+            })?;
         let auth = match credentials::lookup_in(paths, reference.registry())? {
             Some(c) => RegistryAuth::Basic(c.username, c.password),
             None => RegistryAuth::Anonymous,
@@ -190,6 +248,8 @@ impl Session {
             reference,
             client,
             auth,
+            http,
+            scheme,
         })
     }
 
@@ -322,6 +382,7 @@ impl Session {
         let (manifest_bytes, manifest_digest) = self.pull_manifest().await?;
         let manifest = ebpf_package::blob::parse_manifest(&manifest_bytes)?;
         let format = check_package_shape(&manifest, &self.reference.whole())?;
+        check_total_size(&manifest, &self.reference.whole())?;
         if format != Format::CargoEbpf {
             eprintln!("note: {} is a {format} image", self.reference.whole());
         }
@@ -386,24 +447,70 @@ impl Session {
         }
     }
 
+    /// One manifest, fetched directly rather than through oci-client (which reads a
+    /// whole body before any size check): a declared length over [`MAX_MANIFEST_SIZE`] is
+    /// refused before the body, and the body is cut off as soon as it passes the limit.
     async fn pull_manifest_raw(
         &self,
         reference: &oci_client::Reference,
         accepted: &[&str],
     ) -> Result<(Vec<u8>, String)> {
-        let (bytes, digest) = self
-            .client
-            .pull_manifest_raw(reference, &self.auth, accepted)
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{}",
+            self.scheme,
+            reference.resolve_registry(),
+            reference.repository(),
+            reference
+                .digest()
+                .unwrap_or_else(|| reference.tag().unwrap_or("latest"))
+        );
+        let request = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, accepted.join(", "));
+        let request = self.authorize(reference, request).await;
+        let whole = reference.whole();
+        let mut response = request
+            .send()
             .await
-            .map_err(|e| self.err(e))?;
-        if bytes.len() > MAX_MANIFEST_SIZE {
-            return Err(Error::input(format!(
-                "the manifest of {reference} is {} bytes, over the {MAX_MANIFEST_SIZE}-byte limit",
-                bytes.len()
-            )));
+            .map_err(|e| map_request_error(&e, self.host(), &whole))?;
+        check_manifest_status(&mut response, self.host(), &whole).await?;
+        let bytes = read_capped(&mut response, MAX_MANIFEST_SIZE, &whole, self.host()).await?;
+        let digest = digest::sha256(&bytes);
+        if let Some(expected) = reference.digest() {
+            digest::verify(expected, &bytes, "manifest")?;
         }
-        digest::verify(&digest, &bytes, "manifest")?;
-        Ok((bytes.to_vec(), digest))
+        let claimed = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok());
+        if let Some(claimed) = claimed.filter(|c| *c != digest) {
+            return Err(Error::integrity(format!(
+                "registry {} says the manifest of {whole} is {claimed}, but its content is {digest}",
+                self.host()
+            ))
+            .with_help("the registry or something between is altering content; nothing was stored"));
+        }
+        Ok((bytes, digest))
+    }
+
+    /// Adds the credentials the registry wants: a bearer token when it hands them out
+    /// (anonymous ones too), else basic auth when we have credentials.
+    async fn authorize(
+        &self,
+        reference: &oci_client::Reference,
+        request: reqwest::RequestBuilder,
+    ) -> reqwest::RequestBuilder {
+        let token = self
+            .client
+            .auth(reference, &self.auth, RegistryOperation::Pull)
+            .await;
+        match (token, &self.auth) {
+            (Ok(Some(token)), _) => request.bearer_auth(token),
+            (_, RegistryAuth::Basic(user, pass)) => request.basic_auth(user, Some(pass)),
+            // An anonymous request: a registry wanting more says so with its answer.
+            _ => request,
+        }
     }
 
     async fn pull_blob(&self, d: &OciDescriptor, opts: &ClientOptions) -> Result<Vec<u8>> {
@@ -439,6 +546,64 @@ impl Session {
     }
 }
 
+/// Maps a manifest answer's status to our errors (reading at most a small error body).
+async fn check_manifest_status(
+    response: &mut reqwest::Response,
+    host: &str,
+    reference: &str,
+) -> Result<()> {
+    let code = response.status().as_u16();
+    match code {
+        200..=299 => Ok(()),
+        404 => Err(not_found(reference, host)),
+        403 => {
+            let body = read_capped(response, 64 << 10, reference, host)
+                .await
+                .unwrap_or_default();
+            Err(denied_error(
+                host,
+                denied_messages(&String::from_utf8_lossy(&body)),
+            ))
+        }
+        _ => Err(status_error(
+            host,
+            code,
+            &format!("the manifest request for {reference}"),
+        )),
+    }
+}
+
+/// Reads a response body of at most `limit` bytes: a larger declared length is refused
+/// before reading, and the stream is abandoned as soon as it passes the limit.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    limit: usize,
+    reference: &str,
+    host: &str,
+) -> Result<Vec<u8>> {
+    let too_big = || {
+        Error::input(format!(
+            "registry {host} sent a manifest for {reference} larger than the {limit}-byte limit"
+        ))
+        .with_help("this is not a package (manifests are a few KiB), or the registry is hostile; nothing was stored")
+    };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| map_request_error(&e, host, reference))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Most memory reserved for a blob before any of it has arrived.
 const PREALLOC_LIMIT: u64 = 1 << 20;
 
@@ -450,6 +615,22 @@ fn check_package_shape(manifest: &OciImageManifest, reference: &str) -> Result<F
         e.message = format!("{reference}: {}", e.message);
         e
     })
+}
+
+/// Refuses a package whose blobs together claim more than [`MAX_BLOB_SIZE`] before any is
+/// fetched: each is held in memory until verified, so many large layers would add up.
+fn check_total_size(manifest: &OciImageManifest, reference: &str) -> Result<()> {
+    let total = std::iter::once(&manifest.config)
+        .chain(&manifest.layers)
+        .map(|d| u64::try_from(d.size).unwrap_or(u64::MAX))
+        .fold(0u64, u64::saturating_add);
+    if total > MAX_BLOB_SIZE {
+        return Err(Error::input(format!(
+            "{reference} is {total} bytes in all, over the {MAX_BLOB_SIZE}-byte limit for a package"
+        ))
+        .with_help("eBPF packages are far smaller; this image is not one, or it is hostile. Nothing was fetched"));
+    }
+    Ok(())
 }
 
 /// A single-platform package for another platform is refused before its layer is fetched
@@ -523,6 +704,28 @@ fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         .build()
         .map_err(|e| Error::environment("cannot start the async runtime").with_source(e))?
         .block_on(fut)
+}
+
+/// [`block_on`] with an overall deadline: `what` did not finish within `limit` is a
+/// registry error saying how to allow more time.
+pub(crate) fn block_on_deadline<T>(
+    fut: impl std::future::Future<Output = Result<T>>,
+    limit: Duration,
+    what: &str,
+) -> Result<T> {
+    block_on(async {
+        match tokio::time::timeout(limit, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::registry(format!(
+                "{what} did not finish within {} s",
+                limit.as_secs_f64()
+            ))
+            .with_help(format!(
+                "the server is not answering or is very slow; check it, or allow more time \
+                 with --timeout SECS (or {ENV_TIMEOUT}=SECS)"
+            ))),
+        }
+    })
 }
 
 // ---- hosts ----------------------------------------------------------------------------------
@@ -808,6 +1011,27 @@ mod tests {
             e.message
         );
         assert_eq!(e.kind, ErrorKind::Auth);
+    }
+
+    #[test]
+    fn many_large_layers_are_refused_before_fetching() {
+        let layer = |size: i64| OciDescriptor {
+            media_type: "application/octet-stream".into(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+            size,
+            ..Default::default()
+        };
+        let mut manifest = OciImageManifest {
+            config: layer(100),
+            layers: vec![layer(1000)],
+            ..Default::default()
+        };
+        check_total_size(&manifest, "r").unwrap();
+        manifest.layers.extend((0..20).map(|_| layer(60 << 20)));
+        let err = check_total_size(&manifest, "r").unwrap_err();
+        assert!(err.message.contains("limit"), "{}", err.message);
+        manifest.layers = vec![layer(i64::MAX), layer(i64::MAX)];
+        assert!(check_total_size(&manifest, "r").is_err());
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub fn resolve(
         return resolve_path(path);
     }
     if url::is_url(target) {
-        let json = url::fetch(target)?;
+        let json = url::fetch(target, registry.options())?;
         return Ok(Runnable::Package(Box::new(Package::from_eunomia_json(
             &json,
         )?)));

@@ -31,10 +31,12 @@ pub struct StoreEntry {
 }
 
 impl Store {
+    /// Opens (creating) the store, sweeping temporary files left by pulls that were
+    /// killed mid-write (`kill -9`), which nothing else would ever remove.
     pub fn open(dir: &Path) -> Result<Store> {
-        Ok(Store {
-            layout: OciLayout::create(dir)?,
-        })
+        let layout = OciLayout::create(dir)?;
+        layout.sweep_stale_temp(ebpf_package::layout::STALE_TEMP_AGE)?;
+        Ok(Store { layout })
     }
 
     pub fn open_default() -> Result<Store> {

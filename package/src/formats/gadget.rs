@@ -15,8 +15,21 @@ use crate::spec::{
 };
 use crate::{object, Result};
 
+/// Most layers a gadget image may have: real ones carry the program plus at most a wasm
+/// module and a btfgen archive; thousands would mean thousands of requests and notes.
+pub const MAX_GADGET_LAYERS: usize = 8;
+
 /// The manifest shape, checked before any blob is fetched.
 pub(super) fn check_manifest(manifest: &OciImageManifest) -> Result<()> {
+    if manifest.layers.len() > MAX_GADGET_LAYERS {
+        return Err(malformed(
+            Format::Gadget,
+            format!(
+                "it has {} layers, more than the {MAX_GADGET_LAYERS} a gadget image may have",
+                manifest.layers.len()
+            ),
+        ));
+    }
     let config_type = manifest.config.media_type.as_str();
     if config_type != GADGET_CONFIG && config_type != MEDIA_TYPE_EMPTY {
         return Err(malformed(
@@ -67,16 +80,7 @@ pub(super) fn image_config(
     let elf = super::raw_object(Format::Gadget, layers)
         .ok_or_else(|| malformed(Format::Gadget, "its eBPF program layer is missing"))?;
     object::check_elf(elf).map_err(|e| malformed(Format::Gadget, e.full_message()))?;
-    for layer in layers
-        .iter()
-        .filter(|l| l.descriptor.media_type != GADGET_EBPF_LAYER)
-    {
-        let what = match layer.descriptor.media_type.as_str() {
-            GADGET_WASM_LAYER => "wasm module",
-            _ => "btfgen archive",
-        };
-        eprintln!("note: ignoring the gadget's {what} layer: the built-in loader does not need it");
-    }
+    note_ignored_layers(layers);
     let mut described = Described::from_annotations(manifest);
     let text = |key: &str| {
         yaml[key]
@@ -93,6 +97,31 @@ pub(super) fn image_config(
     super::document_params(&mut meta.params, &param_docs(&yaml))
         .map_err(|e| malformed(Format::Gadget, format!("gadget.yaml: {}", e.full_message())))?;
     Ok(stand_in_config(meta))
+}
+
+/// One note for all the layers the built-in loader does not use.
+fn note_ignored_layers(layers: &[Blob]) {
+    let mut kinds: Vec<&str> = layers
+        .iter()
+        .filter(|l| l.descriptor.media_type != GADGET_EBPF_LAYER)
+        .map(|l| match l.descriptor.media_type.as_str() {
+            GADGET_WASM_LAYER => "wasm module",
+            _ => "btfgen archive",
+        })
+        .collect();
+    let count = kinds.len();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let what = kinds.join(" and ");
+    match count {
+        0 => {}
+        1 => eprintln!(
+            "note: ignoring the gadget's {what} layer: the built-in loader does not need it"
+        ),
+        n => eprintln!(
+            "note: ignoring the gadget's {n} {what} layers: the built-in loader does not need them"
+        ),
+    }
 }
 
 /// Real gadget.yaml files are a few KiB; a larger one is not parsed.
@@ -137,4 +166,35 @@ fn param_docs(yaml: &Value) -> BTreeMap<String, ParamDoc> {
             (var.clone(), doc)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_client::manifest::OciDescriptor;
+
+    fn layer(media_type: &str) -> OciDescriptor {
+        OciDescriptor {
+            media_type: media_type.into(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+            size: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn thousands_of_extra_layers_are_refused_before_any_blob() {
+        let mut manifest = OciImageManifest {
+            config: layer(GADGET_CONFIG),
+            layers: vec![layer(GADGET_EBPF_LAYER)],
+            ..Default::default()
+        };
+        manifest.layers.push(layer(GADGET_WASM_LAYER));
+        check_manifest(&manifest).unwrap();
+        manifest
+            .layers
+            .extend(std::iter::repeat_with(|| layer(GADGET_WASM_LAYER)).take(5000));
+        let err = check_manifest(&manifest).unwrap_err();
+        assert!(err.message.contains("5002 layers"), "{}", err.message);
+    }
 }

@@ -136,12 +136,16 @@ pub enum RunnerCommand {
 
 #[derive(Debug, Args, Default, Clone)]
 pub struct RegistryArgs {
-    /// Allow plain HTTP to a non-loopback registry.
+    /// Allow plain HTTP to a non-loopback registry (or package.json URL).
     #[arg(long)]
     pub insecure: bool,
     /// Refuse packages not signed by a trusted key, even outside every trust scope.
     #[arg(long)]
     pub require_signed: bool,
+    /// Give up a pull, login or URL fetch after SECS seconds in all (default 60, or
+    /// $CARGO_EBPF_TIMEOUT).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -233,7 +237,7 @@ pub fn execute(command: RunnerCommand, host: &Host) -> Result<i32> {
         RunnerCommand::Install {
             reference,
             registry,
-        } => background::install(&reference, &self::registry(&registry), host),
+        } => background::install(&reference, &self::registry(&registry)?, host),
         RunnerCommand::Ps { all, json } => background::ps(all, json),
         RunnerCommand::Logs { id, follow } => background::logs(&id, follow),
         RunnerCommand::Stop { id } => background::stop(&id),
@@ -285,13 +289,19 @@ pub fn exit(result: Result<i32>) -> ! {
     std::process::exit(code)
 }
 
-/// The registry client these flags ask for, with the environment's credentials.
-pub fn registry(args: &RegistryArgs) -> Registry {
-    Registry::from_env(ClientOptions {
+/// The registry client these flags ask for, with the environment's credentials; the
+/// deadline is `--timeout`, else `CARGO_EBPF_TIMEOUT`, else the default.
+pub fn registry(args: &RegistryArgs) -> Result<Registry> {
+    let timeout = match args.timeout {
+        Some(secs) => Some(std::time::Duration::from_secs(secs)),
+        None => crate::registry::timeout_from_env()?,
+    };
+    Ok(Registry::from_env(ClientOptions {
         insecure: args.insecure,
         progress: std::io::stdout().is_terminal(),
         require_signed: args.require_signed,
-    })
+        timeout,
+    }))
 }
 
 /// What `run`/`start` point at: the host's project hook first, then the runner's own
@@ -303,7 +313,11 @@ fn resolve_run_target(args: &RunArgs, host: &Host) -> Result<Runnable> {
     if let Some(pkg) = built {
         return Ok(Runnable::Package(Box::new(pkg?)));
     }
-    resolve::resolve(&args.target, &registry(&args.registry), Store::open_default)
+    resolve::resolve(
+        &args.target,
+        &registry(&args.registry)?,
+        Store::open_default,
+    )
 }
 
 fn stdout_error(e: std::io::Error) -> Error {

@@ -12,16 +12,30 @@ use super::{background, outln, registry, Host, LoginArgs, RegistryArgs};
 
 pub fn login(args: &LoginArgs) -> Result<i32> {
     let password = match (&args.password, args.password_stdin) {
-        (Some(p), _) => p.clone(),
+        (Some(p), _) => {
+            warn_password_argument();
+            p.clone()
+        }
         (None, true) => read_password_stdin()?,
         (None, false) => {
             return Err(Error::usage("no password given")
                 .with_help("pass --password-stdin and pipe the password in, or use --password"))
         }
     };
-    let path = registry(&args.registry_args).login(&args.registry, &args.username, &password)?;
+    let path = registry(&args.registry_args)?.login(&args.registry, &args.username, &password)?;
     eprintln!("Login succeeded; credentials saved in {}", path.display());
     Ok(0)
+}
+
+/// A password given as an argument shows in `ps` and /proc/PID/cmdline to every local user
+/// while login runs, and often in shell history.
+fn warn_password_argument() {
+    eprintln!(
+        "warning: a password given with -p/--password is visible to other users of this \
+         machine (process list) and may stay in your shell history; \
+         use --password-stdin instead (e.g. `echo \"$TOKEN\" | {} login REGISTRY -u USER --password-stdin`)",
+        crate::program::name()
+    );
 }
 
 fn read_password_stdin() -> Result<String> {
@@ -34,7 +48,7 @@ fn read_password_stdin() -> Result<String> {
 
 pub fn pull(reference: &str, reg: &RegistryArgs) -> Result<i32> {
     let reference = Reference::parse(reference)?;
-    let pkg = resolve::pull_into(&reference, &Store::open_default()?, &registry(reg))?;
+    let pkg = resolve::pull_into(&reference, &Store::open_default()?, &registry(reg)?)?;
     eprintln!("      Pulled {reference}");
     outln!("{}", pkg.digest());
     Ok(0)
@@ -99,7 +113,7 @@ pub fn inspect(target: &str, json: bool, reg: &RegistryArgs, host: &Host) -> Res
         .and_then(|build| build(Path::new(target)));
     let report = match built {
         Some(pkg) => crate::inspect::package_report(target, &pkg?)?,
-        None => crate::inspect::target_report(target, &registry(reg), Store::open_default)?,
+        None => crate::inspect::target_report(target, &registry(reg)?, Store::open_default)?,
     };
     if json {
         let text = serde_json::to_string_pretty(&report).expect("reports serialize");

@@ -39,7 +39,7 @@ pub fn verify(reference: &str, keys: &[PathBuf], reg: &RegistryArgs) -> Result<i
         .iter()
         .map(|p| read_public_key(p))
         .collect::<Result<Vec<_>>>()?;
-    let (digest, verified) = signing::verify(&registry(reg), &reference, &keys)?;
+    let (digest, verified) = signing::verify(&registry(reg)?, &reference, &keys)?;
     eprintln!("    Verified {reference}");
     outln!("{digest} signed by {}", verified.fingerprint);
     Ok(0)

@@ -45,11 +45,15 @@ pub fn check_ready(meta: &PackageMeta, engine: Option<&str>) -> Result<()> {
     match &meta.runtime {
         Runtime::Kernel => run::kernel_btf_path(None).map(drop),
         Runtime::Executable { .. } => Ok(()),
-        Runtime::Container { .. } => Engine::detect(engine).map(drop),
+        Runtime::Container { image, .. } => {
+            run::check_container_image(image)?;
+            Engine::detect(engine).map(drop)
+        }
         Runtime::Files {
             files,
             script,
             stop_script,
-        } => run::validate_files(files, &[script, stop_script]),
+        } => run::validate_files(files, &[script, stop_script])
+            .and_then(|()| run::check_file_destinations(files).map(drop)),
     }
 }

@@ -2,6 +2,9 @@
 //! podman `run --privileged` with what eBPF loaders need from the host (kernel BTF, bpffs,
 //! tracefs, the host's pid and network namespaces) and the package layer at `/package`.
 //! Finding and driving the engine is [`crate::engine`]'s part.
+//! The image a package names is checked against the image-reference grammar and placed
+//! after `--`, so a hostile name such as `--volume=/:/host` never reaches the engine as an
+//! option.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -27,9 +30,10 @@ const HOST_MOUNTS: [(&str, bool); 4] = [
 
 /// Runs a container package; returns the container's exit code.
 pub fn run_container(pkg: &Package, meta: &PackageMeta, opts: &RunOptions) -> Result<i32> {
-    let Runtime::Container { .. } = &meta.runtime else {
+    let Runtime::Container { image, .. } = &meta.runtime else {
         return Err(Error::input("this package has no container image"));
     };
+    check_image(image)?;
     let engine = Engine::detect(opts.engine.as_deref())?;
     preflight::check_privileges()?;
     preflight::ensure_mounts()?;
@@ -66,6 +70,22 @@ pub fn run_container(pkg: &Package, meta: &PackageMeta, opts: &RunOptions) -> Re
     // `--rm` removes it when it ends by itself; this covers an engine that died first.
     let _ = engine.remove(&name);
     code
+}
+
+/// A package's image must be a plain image reference (`[HOST[:PORT]/]NAME[:TAG][@DIGEST]`,
+/// the distribution grammar), never something the engine could read as an option.
+pub fn check_image(image: &str) -> Result<()> {
+    let refused = || {
+        Error::input(format!(
+            "the package's container image {image:?} is not an image reference"
+        ))
+        .with_help("refuse this package: its image must be named like registry.example.com/team/loader:1.0")
+    };
+    if image.starts_with('-') || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(refused());
+    }
+    oci_client::Reference::try_from(image).map_err(|_| refused())?;
+    Ok(())
 }
 
 fn image_of(meta: &PackageMeta) -> &str {
@@ -111,6 +131,8 @@ pub fn run_args(
     {
         out.extend(["--env".into(), var.into()]);
     }
+    // Options end here: whatever follows is the image and its arguments.
+    out.push("--".into());
     out.push(image.into());
     out.extend(args.iter().chain(user_args).map(OsString::from));
     out
@@ -154,6 +176,31 @@ mod tests {
     use std::collections::BTreeMap;
 
     #[test]
+    fn images_that_look_like_options_are_refused() {
+        for image in [
+            "--volume=/:/host",
+            "-v",
+            "--privileged",
+            "Demo",
+            "demo@not-a-digest",
+            "demo image",
+            "demo\n--rm",
+            "",
+        ] {
+            let err = check_image(image).unwrap_err();
+            assert_eq!(err.kind, ebpf_package::ErrorKind::Input, "{image:?}");
+        }
+        for image in [
+            "localhost/demo:1",
+            "ghcr.io/team/loader:0.1.0",
+            "busybox",
+            "127.0.0.1:5000/x@sha256:0123456789012345678901234567890123456789012345678901234567890123",
+        ] {
+            check_image(image).unwrap();
+        }
+    }
+
+    #[test]
     fn run_args_mount_the_host_and_pass_args_in_order() {
         let mut meta = PackageMeta::new("demo", "0.1.0", "demo.bpf.o");
         meta.runtime = Runtime::Container {
@@ -175,6 +222,7 @@ mod tests {
             joined.ends_with("localhost/demo:1 /loader.sh --x"),
             "{joined}"
         );
+        assert!(joined.contains(" -- localhost/demo:1 "), "{joined}");
         if Path::new("/sys/kernel/btf").exists() {
             assert!(joined.contains("--volume /sys/kernel/btf:/sys/kernel/btf:ro"));
         }

@@ -1,9 +1,11 @@
 //! Executable packages: the layer is unpacked into a private directory and the packaged
 //! userspace loader runs there with the user's arguments. The runner stays in front so
 //! SIGINT/SIGTERM reach the loader and the directory is removed afterwards.
+//! The loader path and working directory a package declares are confined to that
+//! directory: a package must not start a host binary or work in a host directory.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -31,7 +33,11 @@ pub fn run_executable(pkg: &Package, meta: &PackageMeta, opts: &RunOptions) -> R
         .tempdir()
         .map_err(|e| Error::io("create a directory in", &std::env::temp_dir(), e))?;
     pkg.extract_to(dir.path())?;
-    let loader = dir.path().join(path);
+    let loader = confined(dir.path(), path, "loader")?;
+    let workdir = match workdir {
+        Some(w) => Some(confined(dir.path(), w, "working directory")?),
+        None => None,
+    };
     if !loader.is_file() {
         return Err(Error::input(format!(
             "the package declares the loader {path} but its layer does not hold it"
@@ -46,7 +52,7 @@ pub fn run_executable(pkg: &Package, meta: &PackageMeta, opts: &RunOptions) -> R
         .env(spec::ENV_OBJECT, dir.path().join(&meta.object))
         .env(spec::ENV_PACKAGE_DIR, dir.path());
     if let Some(workdir) = workdir {
-        command.current_dir(dir.path().join(workdir));
+        command.current_dir(workdir);
     }
     let child = command.spawn().map_err(|e| {
         Error::environment(format!("cannot start the loader {path}"))
@@ -57,6 +63,33 @@ pub fn run_executable(pkg: &Package, meta: &PackageMeta, opts: &RunOptions) -> R
             )
     })?;
     supervise(child, &loader, opts.duration)
+}
+
+/// `rel` inside the unpacked package `dir`: a relative path without `..`, which still
+/// resolves inside `dir` once links are followed. Returns the resolved path (a missing
+/// one is returned unresolved; the caller reports it).
+fn confined(dir: &Path, rel: &str, what: &str) -> Result<PathBuf> {
+    let outside = || {
+        Error::input(format!(
+            "the package's {what} {rel:?} is not a path inside the package"
+        ))
+        .with_help("refuse this package: a package may only run and work inside its own files")
+    };
+    let plain = !rel.is_empty()
+        && Path::new(rel)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if !plain {
+        return Err(outside());
+    }
+    let joined = dir.join(rel);
+    let (Ok(root), Ok(resolved)) = (dir.canonicalize(), joined.canonicalize()) else {
+        return Ok(joined);
+    };
+    if !resolved.starts_with(&root) {
+        return Err(outside());
+    }
+    Ok(resolved)
 }
 
 /// Waits for the loader, forwarding SIGINT/SIGTERM so it can detach cleanly.
@@ -86,5 +119,33 @@ fn supervise(mut child: Child, loader: &Path, duration: Option<Duration>) -> Res
             forwarded = true;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loader_and_workdir_stay_inside_the_package() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/loader"), "#!/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink("/bin", dir.path().join("host-bin")).unwrap();
+        for (rel, what) in [
+            ("/bin/echo", "loader"),
+            ("../../../../bin/echo", "loader"),
+            ("bin/../../x", "loader"),
+            ("host-bin/echo", "loader"),
+            ("/etc", "working directory"),
+            ("", "working directory"),
+        ] {
+            let err = confined(dir.path(), rel, what).unwrap_err();
+            assert_eq!(err.kind, ebpf_package::ErrorKind::Input, "{rel}");
+            assert!(err.message.contains(what), "{}", err.message);
+        }
+        let loader = confined(dir.path(), "bin/loader", "loader").unwrap();
+        assert!(loader.starts_with(dir.path().canonicalize().unwrap()));
+        confined(dir.path(), "./bin", "working directory").unwrap();
     }
 }

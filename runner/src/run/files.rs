@@ -5,6 +5,13 @@
 //! can undo a run whose process was killed: it removes the files it placed, puts back
 //! the originals it replaced (only where `overwrite` was declared), and removes the
 //! directories it created once they are empty. Nothing else is touched.
+//!
+//! A replaced original is never copied or written through: it is kept as itself (a hard
+//! link named `.NAME.cargo-ebpf-orig` next to it) while the package's file is written to a
+//! temporary file in the same directory and renamed into place; `stop` renames the
+//! original back, so its content, owner, mode, xattrs and inode come back exactly.
+//! Destinations that cannot be handled that way (symbolic links, directories, devices,
+//! files with other hard links) are refused before anything is unpacked or placed.
 
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -67,6 +74,59 @@ pub fn validate(files: &[PlacedFile], scripts: &[&Option<String>]) -> Result<()>
     Ok(())
 }
 
+/// Suffix of the hard link that keeps a replaced original while the package runs.
+const BACKUP_SUFFIX: &str = ".cargo-ebpf-orig";
+
+/// Checks every destination on this host before anything is placed: an existing one must
+/// be declared `overwrite` and be a regular file with no other hard link, so that putting
+/// it back on stop restores it exactly. Returns how many files will be replaced.
+pub fn check_destinations(files: &[PlacedFile]) -> Result<usize> {
+    let mut replaced = 0;
+    for file in files {
+        let dest = Path::new(&file.dest);
+        let Ok(meta) = std::fs::symlink_metadata(dest) else {
+            continue;
+        };
+        if !file.overwrite {
+            return Err(Error::input(format!(
+                "{} already exists; the package would overwrite it",
+                dest.display()
+            ))
+            .with_help(
+                "remove or move that file first (the package does not declare `overwrite` for it)",
+            ));
+        }
+        check_replaceable(dest, &meta)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
+
+/// Whether the existing `dest` is something we can set aside and put back exactly.
+fn check_replaceable(dest: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let kind = meta.file_type();
+    let why = if kind.is_symlink() {
+        Some("is a symbolic link (writing through it would change its target for good)")
+    } else if kind.is_dir() {
+        Some("is a directory; a package may only replace files")
+    } else if !kind.is_file() {
+        Some("is not a regular file (a device, socket or pipe)")
+    } else if meta.nlink() > 1 {
+        Some("has other hard links, which would no longer share its content")
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(Error::input(format!(
+            "the package would overwrite {}, which {why}",
+            dest.display()
+        ))
+        .with_help("nothing was changed; replace that path with a plain file yourself, or do not run this package")),
+    }
+}
+
 fn check_dest(dest: &str) -> Result<()> {
     let path = Path::new(dest);
     let escapes = path.components().any(|c| c == Component::ParentDir);
@@ -105,6 +165,13 @@ pub fn run_files(pkg: &Package, meta: &PackageMeta, opts: &RunOptions) -> Result
         return Err(Error::input("this package has no files to place"));
     };
     validate(files, &[script, stop_script])?;
+    let replaced = check_destinations(files)?;
+    if replaced > 0 {
+        eprintln!(
+            "Replacing {replaced} existing file(s); each original is kept next to it as \
+             .NAME{BACKUP_SUFFIX} and put back on stop"
+        );
+    }
     let temp;
     let state_dir = match &opts.detached {
         Some(d) => d.state_dir.clone(),
@@ -180,21 +247,10 @@ fn place(journal: &mut JournalFile, file: &PlacedFile) -> Result<()> {
         .with_help("rebuild the package with `cargo ebpf package`"));
     }
     let dest = PathBuf::from(&file.dest);
-    let exists = std::fs::symlink_metadata(&dest).is_ok();
-    if exists && !file.overwrite {
-        return Err(Error::input(format!(
-            "{} already exists; the package would overwrite it",
-            dest.display()
-        ))
-        .with_help(
-            "remove or move that file first (the package does not declare `overwrite` for it)",
-        ));
-    }
+    // Checked up front by `check_destinations`; again here, as the host may have changed.
+    let replaces = check_destinations(std::slice::from_ref(file))? > 0;
     let created_dirs = missing_dirs(&dest);
-    let backup = exists.then(|| {
-        let n = journal.journal.files.len();
-        journal.dir.join(format!("backup-{n}"))
-    });
+    let backup = replaces.then(|| backup_path(&dest));
     journal.journal.files.push(Placed {
         dest: dest.clone(),
         backup: backup.clone(),
@@ -205,9 +261,21 @@ fn place(journal: &mut JournalFile, file: &PlacedFile) -> Result<()> {
         std::fs::create_dir(dir).map_err(|e| Error::io("create", dir, e))?;
     }
     if let Some(backup) = &backup {
-        std::fs::copy(&dest, backup).map_err(|e| Error::io("back up", &dest, e))?;
+        // A second name for the original itself: nothing about it is copied or changed.
+        std::fs::hard_link(&dest, backup).map_err(|e| Error::io("keep the original", &dest, e))?;
     }
-    write_file(&src, &dest, file.mode.unwrap_or(0o644) & 0o777, exists)
+    write_file(
+        &src,
+        &dest,
+        file.mode.unwrap_or(0o644) & 0o777,
+        backup.is_some(),
+    )
+}
+
+/// `.NAME.cargo-ebpf-orig` next to `dest`.
+fn backup_path(dest: &Path) -> PathBuf {
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    dest.with_file_name(format!(".{name}{BACKUP_SUFFIX}"))
 }
 
 /// The ancestors of `dest` that do not exist yet, outermost first.
@@ -222,25 +290,39 @@ fn missing_dirs(dest: &Path) -> Vec<PathBuf> {
     dirs
 }
 
+/// Writes the package's file as a new temporary file next to `dest` (never following a
+/// link) and renames it into place; without `replace`, an existing `dest` is an error.
 fn write_file(src: &Path, dest: &Path, mode: u32, replace: bool) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let data = std::fs::read(src).map_err(|e| Error::io("read", src, e))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).mode(mode);
-    if replace {
-        options.create(true).truncate(true);
-    } else {
-        // Never clobber a file that appeared since the check.
-        options.create_new(true);
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let temp = dest.with_file_name(format!(".{name}.cargo-ebpf-new-{}", std::process::id()));
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temp)
+        .map_err(|e| Error::io("create", &temp, e))?;
+    let written = out
+        .write_all(&data)
+        .and_then(|()| out.set_permissions(std::fs::Permissions::from_mode(mode)))
+        .and_then(|()| out.sync_all());
+    drop(out);
+    let placed = written.and_then(|()| {
+        if replace {
+            std::fs::rename(&temp, dest)
+        } else {
+            // Never clobber a file that appeared since the check.
+            std::fs::hard_link(&temp, dest).and_then(|()| std::fs::remove_file(&temp))
+        }
+    });
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&temp);
+        return Err(Error::io("write", dest, e));
     }
-    let mut out = options
-        .open(dest)
-        .map_err(|e| Error::io("create", dest, e))?;
-    out.write_all(&data)
-        .map_err(|e| Error::io("write", dest, e))?;
-    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io("set the mode of", dest, e))
+    Ok(())
 }
 
 fn start_script(package_dir: &Path, script: &str, args: &[String]) -> Result<Child> {
@@ -332,15 +414,25 @@ fn run_stop_script(package_dir: &Path, script: &str) -> String {
 fn undo_one(placed: &Placed) -> Result<Vec<String>> {
     let mut done = Vec::new();
     let dest = &placed.dest;
-    match std::fs::remove_file(dest) {
-        Ok(()) => done.push(format!("removed {}", dest.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("remove", dest, e)),
-    }
-    if let Some(backup) = placed.backup.as_ref().filter(|b| b.exists()) {
-        std::fs::copy(backup, dest).map_err(|e| Error::io("restore", dest, e))?;
-        std::fs::remove_file(backup).map_err(|e| Error::io("remove", backup, e))?;
-        done.push(format!("restored the original {}", dest.display()));
+    if let Some(backup) = &placed.backup {
+        // No kept original: the run stopped before replacing it, or it is already back;
+        // either way `dest` is the original now and stays.
+        if std::fs::symlink_metadata(backup).is_ok() {
+            // One rename puts the original itself back over the package's file.
+            std::fs::rename(backup, dest).map_err(|e| Error::io("restore", dest, e))?;
+            // Stopped between keeping and replacing: both names are the original, and
+            // rename(2) leaves both; drop the extra one.
+            if std::fs::symlink_metadata(backup).is_ok() {
+                std::fs::remove_file(backup).map_err(|e| Error::io("remove", backup, e))?;
+            }
+            done.push(format!("restored the original {}", dest.display()));
+        }
+    } else {
+        match std::fs::remove_file(dest) {
+            Ok(()) => done.push(format!("removed {}", dest.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", dest, e)),
+        }
     }
     for dir in placed.created_dirs.iter().rev() {
         // Only if empty: something else may have put files there since.

@@ -23,10 +23,13 @@ mod stream;
 
 pub use crate::engine::Engine;
 pub use attach::{AttachOptions, DEFAULT_FREQUENCY};
-pub use container::run_container;
+pub use container::{check_image as check_container_image, run_container};
 pub use detached::Detached;
 pub use exec::run_executable;
-pub use files::{run_files, undo_placed, validate as validate_files};
+pub use files::{
+    check_destinations as check_file_destinations, run_files, undo_placed,
+    validate as validate_files,
+};
 pub use preflight::{kernel_btf_path, DEFAULT_KERNEL_BTF, KERNEL_BTF_ENV};
 
 use std::collections::BTreeMap;

@@ -9,6 +9,7 @@ mod common;
 
 mod attach_types;
 mod btf_layouts;
+mod hostile;
 mod hostile_objects;
 mod maps;
 mod run;
