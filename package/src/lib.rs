@@ -13,6 +13,8 @@
 //! - [`object`]: what a BPF ELF holds (programs, maps, params, event layouts from BTF);
 //! - [`formats`]: other tools' images and eunomia's package.json, read as packages;
 //! - [`package`]: a package in memory, built from an object or read back and verified;
+//! - [`verify_meta`]: a package's config checked against its object;
+//! - [`plan`]: what running a package will do (attach points, capabilities, files, processes);
 //! - [`image_index`]: several platform packages behind one OCI image index;
 //! - [`layout`]: OCI image layout directories, where packages are written and read.
 
@@ -28,9 +30,11 @@ pub mod layout;
 pub mod libbpf_log;
 pub mod object;
 pub mod package;
+pub mod plan;
 pub mod platform;
 pub mod reference;
 pub mod spec;
+pub mod verify_meta;
 
 pub use error::{Error, ErrorKind, Result};
 pub use package::Package;

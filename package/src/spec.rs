@@ -249,6 +249,15 @@ pub struct PlacedFile {
 
 /// Where a container runtime sees the extracted package layer.
 pub const CONTAINER_PACKAGE_DIR: &str = "/package";
+/// Host paths bind-mounted into a container runtime's container when they exist, and
+/// whether read-only: kernel BTF, bpffs (so pins are shared with the host) and tracefs in
+/// both of its usual places.
+pub const CONTAINER_HOST_MOUNTS: [(&str, bool); 4] = [
+    ("/sys/kernel/btf", true),
+    ("/sys/fs/bpf", false),
+    ("/sys/kernel/tracing", false),
+    ("/sys/kernel/debug", false),
+];
 
 /// Environment variable telling an executable runtime where the extracted BPF object is.
 pub const ENV_OBJECT: &str = "CARGO_EBPF_OBJECT";
