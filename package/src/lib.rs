@@ -15,6 +15,7 @@
 //! - [`package`]: a package in memory, built from an object or read back and verified;
 //! - [`verify_meta`]: a package's config checked against its object;
 //! - [`plan`]: what running a package will do (attach points, capabilities, files, processes);
+//! - [`signature`]: cosign-compatible keys, payloads, signing/verifying and `.sig` manifests;
 //! - [`image_index`]: several platform packages behind one OCI image index;
 //! - [`layout`]: OCI image layout directories, where packages are written and read.
 
@@ -33,6 +34,7 @@ pub mod package;
 pub mod plan;
 pub mod platform;
 pub mod reference;
+pub mod signature;
 pub mod spec;
 pub mod verify_meta;
 
