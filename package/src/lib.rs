@@ -16,6 +16,7 @@
 //! - [`verify_meta`]: a package's config checked against its object;
 //! - [`plan`]: what running a package will do (attach points, capabilities, files, processes);
 //! - [`signature`]: cosign-compatible keys, payloads, signing/verifying and `.sig` manifests;
+//! - [`provenance`]: SLSA provenance statements in signed DSSE envelopes (cosign `.att`);
 //! - [`image_index`]: several platform packages behind one OCI image index;
 //! - [`layout`]: OCI image layout directories, where packages are written and read.
 
@@ -33,6 +34,7 @@ pub mod object;
 pub mod package;
 pub mod plan;
 pub mod platform;
+pub mod provenance;
 pub mod reference;
 pub mod signature;
 pub mod spec;
