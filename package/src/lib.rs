@@ -13,7 +13,10 @@
 //! - [`object`]: what a BPF ELF holds (programs, maps, params, event layouts from BTF);
 //! - [`formats`]: other tools' images and eunomia's package.json, read as packages;
 //! - [`package`]: a package in memory, built from an object or read back and verified;
+//! - [`verify_meta`]: a package's config checked against its object;
+//! - [`plan`]: what running a package will do (attach points, capabilities, files, processes);
 //! - [`signature`]: cosign-compatible keys, payloads, signing/verifying and `.sig` manifests;
+//! - [`provenance`]: SLSA provenance statements in signed DSSE envelopes (cosign `.att`);
 //! - [`image_index`]: several platform packages behind one OCI image index;
 //! - [`layout`]: OCI image layout directories, where packages are written and read.
 
@@ -29,10 +32,13 @@ pub mod layout;
 pub mod libbpf_log;
 pub mod object;
 pub mod package;
+pub mod plan;
 pub mod platform;
+pub mod provenance;
 pub mod reference;
 pub mod signature;
 pub mod spec;
+pub mod verify_meta;
 
 pub use error::{Error, ErrorKind, Result};
 pub use package::Package;

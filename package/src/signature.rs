@@ -145,7 +145,7 @@ impl PublicKey {
     }
 
     /// Whether `signature` (DER) is this key's signature over `payload`.
-    fn accepts(&self, payload: &[u8], signature: &[u8]) -> bool {
+    pub fn accepts(&self, payload: &[u8], signature: &[u8]) -> bool {
         let Ok(sig) = EcdsaSignature::from_der(signature) else {
             return false;
         };

@@ -72,6 +72,17 @@ pub const ANNOTATION_COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signatur
 pub const COSIGN_SIGNATURE_TYPE: &str = "cosign container image signature";
 /// Tag suffix of the manifest holding the signatures of `sha256:<hex>`: `sha256-<hex>.sig`.
 pub const COSIGN_SIGNATURE_TAG_SUFFIX: &str = ".sig";
+/// cosign attestations: the tag suffix (`sha256-<hex>.att`), the layer media type (its blob is
+/// a DSSE envelope) and the layer annotation naming the statement's predicate type.
+pub const COSIGN_ATTESTATION_TAG_SUFFIX: &str = ".att";
+pub const MEDIA_TYPE_DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
+pub const ANNOTATION_PREDICATE_TYPE: &str = "predicateType";
+/// DSSE payload type of an in-toto statement, the statement's `_type`, and SLSA provenance.
+pub const DSSE_PAYLOAD_TYPE_IN_TOTO: &str = "application/vnd.in-toto+json";
+pub const IN_TOTO_STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+/// Our SLSA `buildDefinition.buildType`.
+pub const SLSA_BUILD_TYPE: &str = "https://cargo-ebpf.dev/build/v1";
 /// Key in a payload's `optional` naming the signing key's fingerprint (a hint for error
 /// messages only: verification never trusts it).
 pub const SIGNATURE_KEY_HINT: &str = "dev.cargo-ebpf.key-fingerprint";
@@ -264,6 +275,15 @@ pub struct PlacedFile {
 
 /// Where a container runtime sees the extracted package layer.
 pub const CONTAINER_PACKAGE_DIR: &str = "/package";
+/// Host paths bind-mounted into a container runtime's container when they exist, and
+/// whether read-only: kernel BTF, bpffs (so pins are shared with the host) and tracefs in
+/// both of its usual places.
+pub const CONTAINER_HOST_MOUNTS: [(&str, bool); 4] = [
+    ("/sys/kernel/btf", true),
+    ("/sys/fs/bpf", false),
+    ("/sys/kernel/tracing", false),
+    ("/sys/kernel/debug", false),
+];
 
 /// Environment variable telling an executable runtime where the extracted BPF object is.
 pub const ENV_OBJECT: &str = "CARGO_EBPF_OBJECT";

@@ -1,6 +1,8 @@
 //! `inspect`: what a package, image, package.json or object holds — metadata, format,
 //! programs with their attach points, maps, params, events, arch, digest and size — read
-//! from the store, a registry, a layout or the file, without loading anything.
+//! from the store, a registry, a layout or the file, without loading anything — and what
+//! running it will do ([`Plan`]). Packages from a registry or a layout are checked against
+//! their object first (see [`resolve`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -10,6 +12,7 @@ use serde::Serialize;
 use crate::registry::Registry;
 use crate::resolve::{self, Runnable};
 use crate::store::Store;
+use ebpf_package::plan::Plan;
 use ebpf_package::spec::{EventInfo, Format, MapInfo, PackageMeta, ParamInfo, Runtime, TypeLayout};
 use ebpf_package::{decode, digest, object, Package, Result};
 
@@ -39,6 +42,8 @@ pub struct Report {
     pub maps: Vec<MapInfo>,
     pub params: Vec<ParamInfo>,
     pub events: Vec<EventReport>,
+    /// What running it will do (attach points, capabilities, files, processes).
+    pub plan: Plan,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -149,6 +154,7 @@ fn report(
         maps: meta.maps.clone(),
         params: meta.params.clone(),
         events: meta.events.iter().map(|e| event_report(e, meta)).collect(),
+        plan: Plan::of(meta),
     }
 }
 
@@ -167,12 +173,13 @@ fn event_report(event: &EventInfo, meta: &PackageMeta) -> EventReport {
     }
 }
 
-/// The report as aligned text, for a terminal: the package's facts, then a table each
-/// for its programs, maps, params and events.
+/// The report as aligned text, for a terminal: the package's facts, a table each for its
+/// programs, maps, params and events, then what running it will do.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     render_facts(&mut out, r);
     render_tables(&mut out, r);
+    out.push_str(&r.plan.render());
     out
 }
 

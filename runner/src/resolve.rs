@@ -1,6 +1,10 @@
 //! What `run`/`pull` were pointed at: a BPF object file, an eunomia package.json (a file or
 //! an http(s) URL), an OCI layout directory, or a registry reference (served from the
 //! local store, pulled into it when missing).
+//!
+//! Packages that come in from outside (a registry, a layout directory) are checked here:
+//! their object must be eBPF and their config must describe it truthfully
+//! ([`Package::check_against_object`]), before anything is stored or shown.
 
 use std::path::Path;
 
@@ -70,7 +74,9 @@ pub fn peek(
     let reference = Reference::parse(target)?;
     match open_store()?.get(&reference)? {
         Some(pkg) => Ok(Runnable::Package(Box::new(pkg))),
-        None => Ok(Runnable::Package(Box::new(registry.pull(&reference)?))),
+        None => Ok(Runnable::Package(Box::new(pull_checked(
+            &reference, registry,
+        )?))),
     }
 }
 
@@ -89,8 +95,15 @@ pub fn fetch(reference: &Reference, store: &Store, registry: &Registry) -> Resul
 /// the digest its signature covers, so a tag re-pointed meanwhile cannot swap it.
 pub fn pull_into(reference: &Reference, store: &Store, registry: &Registry) -> Result<Package> {
     let gate = signing::gate(registry, reference)?;
-    let pkg = registry.pull(&gate.pull)?;
+    let pkg = pull_checked(&gate.pull, registry)?;
     store.insert_verified(reference, &pkg, gate.verified_by.as_deref())?;
+    Ok(pkg)
+}
+
+/// Pulls `reference` and checks its config against its object; nothing is written.
+fn pull_checked(reference: &Reference, registry: &Registry) -> Result<Package> {
+    let pkg = registry.pull(reference)?;
+    pkg.check_against_object()?;
     Ok(pkg)
 }
 
@@ -103,8 +116,10 @@ fn resolve_path(path: &Path) -> Result<Runnable> {
             ))
             .with_help("point at a project directory with `cargo ebpf run`, a package layout (target/ebpf/oci), or a .bpf.o file"));
         }
-        let layout = OciLayout::open(path)?;
-        return Ok(Runnable::Package(Box::new(layout.read_package(None)?)));
+        let pkg = OciLayout::open(path)?.read_package(None)?;
+        pkg.check_against_object()
+            .map_err(|e| e.with_context_path(path))?;
+        return Ok(Runnable::Package(Box::new(pkg)));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
     let is_json = path.extension().is_some_and(|x| x == "json");

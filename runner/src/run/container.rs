@@ -19,15 +19,6 @@ use super::detached::Ready;
 use super::signals::StopSignals;
 use super::{preflight, RunOptions};
 
-/// Host paths bind-mounted into the container when they exist: kernel BTF (read-only),
-/// bpffs (so pins are shared with the host) and tracefs in both of its usual places.
-const HOST_MOUNTS: [(&str, bool); 4] = [
-    ("/sys/kernel/btf", true),
-    ("/sys/fs/bpf", false),
-    ("/sys/kernel/tracing", false),
-    ("/sys/kernel/debug", false),
-];
-
 /// Runs a container package; returns the container's exit code.
 pub fn run_container(pkg: &Package, meta: &PackageMeta, opts: &RunOptions) -> Result<i32> {
     let Runtime::Container { image, .. } = &meta.runtime else {
@@ -112,7 +103,7 @@ pub fn run_args(
         .map(OsString::from)
         .collect();
     out.extend(engine::ulimit_args().into_iter().map(OsString::from));
-    for (path, read_only) in HOST_MOUNTS {
+    for (path, read_only) in spec::CONTAINER_HOST_MOUNTS {
         if Path::new(path).exists() {
             let suffix = if read_only { ":ro" } else { "" };
             out.push("--volume".into());

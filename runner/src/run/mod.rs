@@ -37,6 +37,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ebpf_package::plan::Plan;
 use ebpf_package::spec::{EventInfo, PackageMeta, ParamInfo, Runtime, TypeLayout};
 use ebpf_package::{object, Package, Result};
 
@@ -77,6 +78,7 @@ pub struct RunOptions {
 /// packages, the packaged loader for executable ones. Returns the exit code to end with.
 pub fn run_package(pkg: &Package, opts: &RunOptions, out: &mut dyn Write) -> Result<i32> {
     let meta = pkg.meta()?;
+    announce(meta, opts);
     let ignored = loader_only_flags(opts);
     if !matches!(meta.runtime, Runtime::Kernel) && !ignored.is_empty() {
         eprintln!(
@@ -100,6 +102,15 @@ pub fn run_package(pkg: &Package, opts: &RunOptions, out: &mut dyn Write) -> Res
         Runtime::Container { .. } => run_container(pkg, meta, opts),
         Runtime::Files { .. } => run_files(pkg, meta, opts),
     }
+}
+
+/// Says what the run will do before it does it (on stderr; stdout is for events). Not for
+/// `-- --help`, which only lists flags.
+fn announce(meta: &PackageMeta, opts: &RunOptions) {
+    if opts.args.iter().any(|a| a == "--help" || a == "-h") {
+        return;
+    }
+    eprint!("{}", Plan::of(meta).render());
 }
 
 /// The run flags given that only the built-in loader acts on (events, maps, attach targets).

@@ -290,6 +290,26 @@ fn files_runtime_places_runs_and_undoes_exactly() {
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "demo setting\n");
     let ps = String::from_utf8(ok(&mut env.cmd(["ps"])).stdout).unwrap();
     assert!(ps.contains(&id) && ps.contains("files"), "{ps}");
+    // inspect says which host files it writes, and which it replaces.
+    ok(env.cmd(["package"]).current_dir(&dir));
+    let layout = dir.join("target/ebpf/oci");
+    let text = ok(&mut env.cmd(["inspect", layout.to_str().unwrap()]));
+    let text = String::from_utf8(text.stdout).unwrap();
+    let writes = [
+        format!(
+            "writes: {} (mode 0600, from conf/demo.conf) (must not exist yet)",
+            dest.display()
+        ),
+        format!(
+            "writes: {} (mode 0644, from conf/demo.conf) [overwrite: the file there is saved",
+            existing.display()
+        ),
+        "runs:   sh start.sh".to_string(),
+        "runs:   sh stop.sh (at stop)".to_string(),
+    ];
+    for line in writes {
+        assert!(text.contains(&line), "inspect lacks {line:?}:\n{text}");
+    }
 
     ok(&mut env.cmd(["stop", &id]));
     assert!(!marker.exists(), "the stop script did not run");
@@ -318,6 +338,10 @@ fn files_runtime_places_runs_and_undoes_exactly() {
         "1",
     ]));
     let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("writes: {} (mode 0600", dest.display())),
+        "{said}"
+    );
     assert!(
         said.contains(
             "warning: --output json, --interval only apply to kernel-only packages; \

@@ -64,6 +64,18 @@ fn pull_list_and_run_a_pushed_package() {
     assert!(cli::trigger_openat_while(&marker, || Instant::now() < until) > 0);
     let (status, out, err) = bg.finish(Duration::from_secs(RUN_SECS + 30));
     assert!(status.success(), "run failed: {status}\n{err}");
+    // Before it attaches, run says what it will do: where, and with which capabilities.
+    let first: Vec<&str> = err.lines().take(4).collect();
+    assert_eq!(first[0], "Plan:", "{err}");
+    assert!(
+        first[1].contains("attach: handle_openat → tracepoint syscalls:sys_enter_openat"),
+        "{err}"
+    );
+    assert!(first[2].contains("needs:  CAP_BPF"), "{err}");
+    assert!(
+        first[3].contains("CAP_PERFMON (to load and attach tracepoint programs)"),
+        "{err}"
+    );
     let events = cli::ndjson(&out);
     let marker = marker.display().to_string();
     let mine = events
