@@ -13,6 +13,7 @@
 //! - [`object`]: what a BPF ELF holds (programs, maps, params, event layouts from BTF);
 //! - [`formats`]: other tools' images and eunomia's package.json, read as packages;
 //! - [`package`]: a package in memory, built from an object or read back and verified;
+//! - [`signature`]: cosign-compatible keys, payloads, signing/verifying and `.sig` manifests;
 //! - [`image_index`]: several platform packages behind one OCI image index;
 //! - [`layout`]: OCI image layout directories, where packages are written and read.
 
@@ -30,6 +31,7 @@ pub mod object;
 pub mod package;
 pub mod platform;
 pub mod reference;
+pub mod signature;
 pub mod spec;
 
 pub use error::{Error, ErrorKind, Result};

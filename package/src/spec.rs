@@ -67,6 +67,21 @@ pub const GADGET_BTFGEN_LAYER: &str = "application/vnd.gadget.btfgen.v1+binary";
 /// The OCI empty descriptor's media type (content `{}`), a config that says nothing.
 pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
+/// cosign "simple signing": the media type of a signature layer (its blob is the payload)
+/// and the layer annotation holding base64 of the ASN.1 DER ECDSA signature.
+pub const MEDIA_TYPE_COSIGN_SIMPLESIGNING: &str =
+    "application/vnd.dev.cosign.simplesigning.v1+json";
+pub const ANNOTATION_COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+/// The `critical.type` of a cosign signature payload.
+pub const COSIGN_SIGNATURE_TYPE: &str = "cosign container image signature";
+/// Tag suffix of the manifest holding the signatures of `sha256:<hex>`: `sha256-<hex>.sig`.
+pub const COSIGN_SIGNATURE_TAG_SUFFIX: &str = ".sig";
+/// Key in a payload's `optional` naming the signing key's fingerprint (a hint for error
+/// messages only: verification never trusts it).
+pub const SIGNATURE_KEY_HINT: &str = "dev.cargo-ebpf.key-fingerprint";
+/// Store-entry annotation recording the fingerprint of the key that verified a package.
+pub const ANNOTATION_VERIFIED_BY: &str = "dev.cargo-ebpf.verified-by";
+
 /// bumblebee (solo.io): config (content `{}`) and the one program layer (a raw ELF).
 pub const BUMBLEBEE_CONFIG: &str = "application/ebpf.oci.image.config.v1+json";
 pub const BUMBLEBEE_PROGRAM_LAYER: &str = "application/ebpf.oci.image.program.v1+binary";
