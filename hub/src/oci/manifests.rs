@@ -176,6 +176,9 @@ async fn put(
         .await?;
     if let Some(tag) = tag {
         app.db.set_tag(name, tag, &digest).await?;
+        if let Some(subject) = crate::signatures::signed_digest(tag) {
+            crate::signatures::check_pushed(app, name, &subject, &bytes).await?;
+        }
     }
     // Only a version describes the package: `latest` or `zzz-hack` never change its page.
     if let Some(tag) = tag.filter(|t| is_version_tag(t)) {

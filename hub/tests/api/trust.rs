@@ -2,6 +2,7 @@
 //! tags that are not versions never describe the package, yanked versions are no longer
 //! offered but stay pullable, and users' signing keys are public.
 
+use ebpf_package::signature;
 use serde_json::json;
 
 use crate::packages::search;
@@ -284,4 +285,72 @@ async fn users_register_public_keys_that_anyone_can_read() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
+}
+
+/// Pushes `key`'s signature of `digest` as the `sha256-<hex>.sig` tag of `repo`.
+async fn push_signature(
+    hub: &TestHub,
+    auth: &str,
+    repo: &str,
+    digest: &str,
+    key: &signature::PrivateKey,
+) -> crate::support::Resp {
+    let payload = signature::Payload::new(&format!("hub.test/{repo}"), digest);
+    let sig = signature::Signature::create(key, payload);
+    let (manifest, config) = signature::signature_manifest(None, &sig);
+    hub.push_blob(auth, repo, &config.data).await;
+    hub.push_blob(auth, repo, &sig.layer().data).await;
+    let tag = signature::signature_tag(digest).unwrap();
+    let body = serde_json::to_vec(&manifest).unwrap();
+    hub.put_manifest(auth, repo, &tag, &body).await
+}
+
+#[tokio::test]
+async fn the_hub_verifies_signatures_against_the_owners_keys() {
+    let hub = TestHub::start().await;
+    let alice = hub.user_with_token("alice").await;
+    let signed = publish(&hub, &alice, "alice/opensnoop", "0.1.0", "Trace opens").await;
+    let forged = publish(&hub, &alice, "alice/opensnoop", "0.2.0", "Trace opens").await;
+    publish(&hub, &alice, "alice/opensnoop", "0.3.0", "Trace opens").await;
+    let key = signature::PrivateKey::generate();
+    let stranger = signature::PrivateKey::generate();
+    let pem = key.public_key().to_pem();
+    let r = hub
+        .post_json(
+            "/api/v1/users/alice/keys",
+            Some(&alice),
+            json!({"pem": pem, "label": "ci"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = push_signature(&hub, &alice, "alice/opensnoop", &signed, &key).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // Signed by a key alice never registered: stored (the push stands), no badge.
+    let r = push_signature(&hub, &alice, "alice/opensnoop", &forged, &stranger).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    let pkg = package(&hub, "alice/opensnoop").await;
+    // The signature tags are no versions.
+    assert_eq!(pkg["latest_version"], "0.3.0");
+    let badges = |v: &str| {
+        let all = pkg["versions"].as_array().unwrap();
+        all.iter().find(|x| x["version"] == v).unwrap()["signatures"].clone()
+    };
+    let fingerprint = key.public_key().fingerprint();
+    assert_eq!(badges("0.1.0")[0]["fingerprint"], fingerprint.as_str());
+    assert_eq!(
+        badges("0.1.0")[0]["text"],
+        format!("signed by key {fingerprint} (alice's key \"ci\")")
+    );
+    assert_eq!(badges("0.2.0"), json!([]));
+    assert_eq!(badges("0.3.0"), json!([]));
+    let page = hub
+        .request("GET", "/p/alice/opensnoop", &[], b"")
+        .await
+        .text();
+    assert!(
+        page.contains(&format!("signed by key {fingerprint}")),
+        "{page}"
+    );
+    assert!(page.contains("unsigned"), "{page}");
 }
