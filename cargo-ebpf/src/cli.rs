@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use ebpf_package::{Error, Package, Reference, Result};
 use ebpf_runner::cli::{self as runner_cli, out_line, Host, RegistryArgs, RunnerCommand};
+use ebpf_runner::hub_api;
 
 use crate::build::{self, container, BuildOptions, BuildOutput};
 use crate::manifest::{self, Project};
@@ -42,6 +43,17 @@ pub enum Command {
     Publish {
         #[command(flatten)]
         build: BuildArgs,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Yank a published version on its hub (it stays pullable by exact version but is no
+    /// longer offered), or with --undo bring it back. Uses your login for the hub.
+    Yank {
+        /// The version to yank: HUB/USER/NAME:VERSION.
+        reference: String,
+        /// Unyank: offer the version again.
+        #[arg(long)]
+        undo: bool,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -211,6 +223,11 @@ pub fn execute(cli: Cli) -> Result<i32> {
             registry,
         } => cmd_push(&build, Some(&reference), &registry),
         Command::Publish { build, registry } => cmd_push(&build, None, &registry),
+        Command::Yank {
+            reference,
+            undo,
+            registry,
+        } => cmd_yank(&reference, undo, &registry),
         Command::Runner(command) => return runner_cli::execute(command, &HOST),
         #[cfg(feature = "hub")]
         Command::Hub(command) => cmd_hub(command),
@@ -369,6 +386,18 @@ fn cmd_push(args: &BuildArgs, reference: Option<&str>, reg: &RegistryArgs) -> Re
     let arches: Vec<&str> = built.iter().map(|b| b.arch.as_str()).collect();
     eprintln!("      Pushed {reference} ({})", arches.join(", "));
     out_line(format_args!("{reference}@{digest}"));
+    Ok(())
+}
+
+fn cmd_yank(reference: &str, undo: bool, reg: &RegistryArgs) -> Result<()> {
+    let reference = Reference::parse(reference)?;
+    let outcome = hub_api::yank(&runner_cli::registry(reg), &reference, !undo)?;
+    let latest = match &outcome.latest {
+        Some(v) => format!("latest is now {v}"),
+        None => "no version is offered now".to_string(),
+    };
+    let done = if undo { "Unyanked" } else { "Yanked" };
+    eprintln!("      {done} {reference} ({latest})");
     Ok(())
 }
 

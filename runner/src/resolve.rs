@@ -69,7 +69,11 @@ pub fn peek(
     let reference = Reference::parse(target)?;
     match open_store()?.get(&reference)? {
         Some(pkg) => Ok(Runnable::Package(Box::new(pkg))),
-        None => Ok(Runnable::Package(Box::new(registry.pull(&reference)?))),
+        None => {
+            let pkg = registry.pull(&reference)?;
+            warn_if_yanked(registry, &reference);
+            Ok(Runnable::Package(Box::new(pkg)))
+        }
     }
 }
 
@@ -86,8 +90,20 @@ pub fn fetch(reference: &Reference, store: &Store, registry: &Registry) -> Resul
 /// registry and the store, as a copy between them.
 pub fn pull_into(reference: &Reference, store: &Store, registry: &Registry) -> Result<Package> {
     let pkg = registry.pull(reference)?;
+    warn_if_yanked(registry, reference);
     store.insert(reference, &pkg)?;
     Ok(pkg)
+}
+
+/// A hub still serves a yanked version by its exact version (pinned installs keep
+/// working) but marks it; say so, since its publisher took it back.
+fn warn_if_yanked(registry: &Registry, reference: &Reference) {
+    if crate::hub_api::is_yanked(registry, reference) {
+        eprintln!(
+            "warning: {reference} is yanked: its publisher no longer offers it; pick another \
+             version unless you need exactly this one"
+        );
+    }
 }
 
 fn resolve_path(path: &Path) -> Result<Runnable> {
