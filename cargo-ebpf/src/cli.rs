@@ -1,16 +1,19 @@
 //! Command-line interface: the developer commands (`new`, `build`, `package`, `push`,
-//! `publish`), with the user-side ones embedded from [`ebpf_runner::cli`] (shared with the
+//! `publish`, `sign`, `key generate`), with the user-side ones embedded from [`ebpf_runner::cli`] (shared with the
 //! standalone `ebpf-runner`). Everything here is wiring; the work happens in the stage modules.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use ebpf_package::signature::PrivateKey;
 use ebpf_package::{Error, Package, Reference, Result};
 use ebpf_runner::cli::{self as runner_cli, out_line, Host, RegistryArgs, RunnerCommand};
 use ebpf_runner::hub_api;
+use ebpf_runner::signing;
 
 use crate::build::{self, container, BuildOptions, BuildOutput};
+use crate::keys;
 use crate::manifest::{self, Project};
 use crate::package;
 use crate::scaffold::{self, PackSource};
@@ -38,6 +41,8 @@ pub enum Command {
         build: BuildArgs,
         #[command(flatten)]
         registry: RegistryArgs,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Build, package and push to the manifest's registry, tagged with the version.
     Publish {
@@ -45,6 +50,8 @@ pub enum Command {
         build: BuildArgs,
         #[command(flatten)]
         registry: RegistryArgs,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Yank a published version on its hub (it stays pullable by exact version but is no
     /// longer offered), or with --undo bring it back. Uses your login for the hub.
@@ -57,6 +64,22 @@ pub enum Command {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Sign a pushed package (an index and each of its platforms) with a private key,
+    /// stored on the registry as cosign does (tag `sha256-<hex>.sig`).
+    Sign {
+        reference: String,
+        /// Private key file (`PREFIX.key` from `cargo ebpf key generate`).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Read the key's password from stdin (else CARGO_EBPF_KEY_PASSWORD or COSIGN_PASSWORD).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// The user-side commands (`pull`, `run`, `ps`, …), shared with the standalone runner.
     #[command(flatten)]
     Runner(RunnerCommand),
@@ -64,6 +87,32 @@ pub enum Command {
     #[cfg(feature = "hub")]
     #[command(subcommand)]
     Hub(HubCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a new ECDSA P-256 key pair: PREFIX.key (private, mode 0600) and PREFIX.pub.
+    Generate {
+        prefix: PathBuf,
+        /// Read the password that encrypts PREFIX.key from stdin (else
+        /// CARGO_EBPF_KEY_PASSWORD or COSIGN_PASSWORD).
+        #[arg(long, conflicts_with = "no_password")]
+        password_stdin: bool,
+        /// Write PREFIX.key unencrypted.
+        #[arg(long)]
+        no_password: bool,
+    },
+}
+
+/// `--sign KEY` for push and publish.
+#[derive(Debug, Args, Default)]
+pub struct SignArgs {
+    /// Sign what was pushed with this private key (see `cargo ebpf sign`).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    /// Read the key's password from stdin (else CARGO_EBPF_KEY_PASSWORD or COSIGN_PASSWORD).
+    #[arg(long, requires = "sign")]
+    pub password_stdin: bool,
 }
 
 #[cfg(feature = "hub")]
@@ -221,8 +270,24 @@ pub fn execute(cli: Cli) -> Result<i32> {
             reference,
             build,
             registry,
-        } => cmd_push(&build, Some(&reference), &registry),
-        Command::Publish { build, registry } => cmd_push(&build, None, &registry),
+            sign,
+        } => cmd_push(&build, Some(&reference), &registry, &sign),
+        Command::Publish {
+            build,
+            registry,
+            sign,
+        } => cmd_push(&build, None, &registry, &sign),
+        Command::Sign {
+            reference,
+            key,
+            password_stdin,
+            registry,
+        } => cmd_sign(&reference, &key, password_stdin, &registry),
+        Command::Key(KeyCommand::Generate {
+            prefix,
+            password_stdin,
+            no_password,
+        }) => cmd_key_generate(&prefix, password_stdin, no_password),
         Command::Yank {
             reference,
             undo,
@@ -373,9 +438,21 @@ fn cmd_package(args: &BuildArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_push(args: &BuildArgs, reference: Option<&str>, reg: &RegistryArgs) -> Result<()> {
-    // A bad reference fails before anything is built.
+fn cmd_push(
+    args: &BuildArgs,
+    reference: Option<&str>,
+    reg: &RegistryArgs,
+    sign: &SignArgs,
+) -> Result<()> {
+    // A bad reference or key fails before anything is built or pushed.
     let given = reference.map(Reference::parse).transpose()?;
+    let key = match &sign.sign {
+        Some(path) => Some(keys::load(
+            path,
+            keys::password(sign.password_stdin)?.as_deref(),
+        )?),
+        None => None,
+    };
     let (project, built) = cmd_build(args)?;
     let reference = match given {
         Some(r) => r,
@@ -385,7 +462,44 @@ fn cmd_push(args: &BuildArgs, reference: Option<&str>, reg: &RegistryArgs) -> Re
     let digest = runner_cli::registry(reg).push_release(&release, &reference)?;
     let arches: Vec<&str> = built.iter().map(|b| b.arch.as_str()).collect();
     eprintln!("      Pushed {reference} ({})", arches.join(", "));
+    if let Some(key) = key {
+        sign_pushed(&reference.with_digest(&digest), &key, reg)?;
+    }
     out_line(format_args!("{reference}@{digest}"));
+    Ok(())
+}
+
+fn cmd_sign(reference: &str, key: &Path, password_stdin: bool, reg: &RegistryArgs) -> Result<()> {
+    let reference = Reference::parse(reference)?;
+    let key = keys::load(key, keys::password(password_stdin)?.as_deref())?;
+    sign_pushed(&reference, &key, reg)
+}
+
+fn sign_pushed(reference: &Reference, key: &PrivateKey, reg: &RegistryArgs) -> Result<()> {
+    let signed = signing::sign(&runner_cli::registry(reg), reference, key)?;
+    let fingerprint = key.public_key().fingerprint();
+    for digest in signed {
+        eprintln!("      Signed {digest} with {fingerprint}");
+    }
+    Ok(())
+}
+
+fn cmd_key_generate(prefix: &Path, password_stdin: bool, no_password: bool) -> Result<()> {
+    let password = if no_password {
+        None
+    } else {
+        Some(keys::password(password_stdin)?.ok_or_else(|| {
+            Error::usage("no password for the private key")
+                .with_help("pipe one in with --password-stdin, set CARGO_EBPF_KEY_PASSWORD (or COSIGN_PASSWORD), or pass --no-password to write it unencrypted")
+        })?)
+    };
+    let (key, key_path, pub_path) = keys::generate(prefix, password.as_deref())?;
+    eprintln!(
+        "     Created {} (private, keep it secret) and {} (public)",
+        key_path.display(),
+        pub_path.display()
+    );
+    out_line(format_args!("{}", key.public_key().fingerprint()));
     Ok(())
 }
 

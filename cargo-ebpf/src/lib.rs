@@ -1,10 +1,12 @@
 //! cargo-ebpf: the developer side. `new` → `build` → `package` → `push`/`publish`, plus the
 //! user-side commands (`pull`/`run`/`list`/`rm`, background runs) from [`ebpf_runner::cli`].
 //!
-//! One module per stage: [`scaffold`] (new), [`build`], [`package`]; [`cli`] wires them up.
+//! One module per stage: [`scaffold`] (new), [`build`], [`package`], [`keys`] (signing
+//! keys); [`cli`] wires them up.
 
 pub mod build;
 pub mod cli;
+pub mod keys;
 pub mod manifest;
 pub mod package;
 pub mod scaffold;

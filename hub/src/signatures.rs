@@ -20,7 +20,7 @@ pub fn signed_digest(tag: &str) -> Option<String> {
         .strip_prefix("sha256-")?
         .strip_suffix(COSIGN_SIGNATURE_TAG_SUFFIX)?;
     let digest = format!("sha256:{hex}");
-    crate::oci::is_digest(&digest).then_some(digest)
+    ebpf_package::digest::hex_part(&digest).is_ok().then_some(digest)
 }
 
 /// Verifies every signature layer of the `.sig` manifest `manifest` (pushed to `repo`,

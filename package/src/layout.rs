@@ -345,10 +345,25 @@ impl OciLayout {
     /// Writes `pkg` under `ref_name`: blobs first, the ref last, all under the index lock,
     /// so nobody ever sees a ref to a half-written package.
     pub fn write_package(&self, pkg: &Package, ref_name: &str) -> Result<()> {
+        self.write_package_annotated(pkg, ref_name, BTreeMap::new())
+    }
+
+    /// [`OciLayout::write_package`], with extra annotations on the index entry (such as who
+    /// verified the package), written in the same step as the ref.
+    pub fn write_package_annotated(
+        &self,
+        pkg: &Package,
+        ref_name: &str,
+        annotations: BTreeMap<String, String>,
+    ) -> Result<()> {
         check_ref_name(ref_name)?;
         let lock = self.lock()?;
         self.write_package_blobs(pkg, &lock)?;
-        self.set_ref_locked(&lock, ref_name, pkg.index_entry())
+        let mut entry = pkg.index_entry();
+        if !annotations.is_empty() {
+            entry.annotations = Some(annotations);
+        }
+        self.set_ref_locked(&lock, ref_name, entry)
     }
 
     /// Writes a release under `ref_name`: one package, or every platform package and then

@@ -8,6 +8,8 @@
 //! - [`oci_layout`]: OCI image layout directories (what `cargo ebpf package` writes);
 //! - [`registry`]: push, pull and login against OCI registries; [`credentials`]: docker config.json;
 //! - [`store`]: the local content-addressed store of pulled packages;
+//! - [`trust`]: the trust policy (scopes → keys); [`signing`]: cosign-style signatures on a
+//!   registry, and the policy gate every pull passes;
 //! - [`object`]: what a BPF ELF holds (programs, maps, params, event layouts from BTF);
 //! - [`decode`]: event bytes → values → table rows or JSON, with [`hints`] for fields that
 //!   are times, addresses, ports or errnos;
@@ -30,6 +32,8 @@ pub mod program;
 pub mod registry;
 pub mod resolve;
 pub mod run;
+pub mod signing;
 pub mod store;
+pub mod trust;
 pub mod url;
 pub mod which;

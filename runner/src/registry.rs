@@ -18,6 +18,7 @@ use oci_client::manifest::{OciDescriptor, OciImageIndex, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 
+use ebpf_package::blob::Blob;
 use ebpf_package::image_index::{PackageIndex, Release};
 use ebpf_package::platform::{self, pick_platform, Platform};
 use ebpf_package::spec::{Format, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
@@ -38,6 +39,8 @@ pub struct ClientOptions {
     pub insecure: bool,
     /// Show progress bars (the CLI sets this when stdout is a terminal).
     pub progress: bool,
+    /// Refuse to pull packages no trusted key signed, even outside every trust scope.
+    pub require_signed: bool,
 }
 
 /// A registry client: how to connect, and where credentials are looked up. A value, so
@@ -88,6 +91,51 @@ impl Registry {
     pub fn pull(&self, reference: &Reference) -> Result<Package> {
         let session = Session::new(reference, &self.options, &self.auth)?;
         block_on(session.pull(&self.options))
+    }
+
+    // ---- low level, for signatures (tags such as `sha256-<hex>.sig`) ----------------------
+
+    /// The raw manifest or index at `reference` (tag or digest) and its digest, checked
+    /// against the bytes; `None` when the registry has none there.
+    pub fn fetch_manifest(&self, reference: &Reference) -> Result<Option<(Vec<u8>, String)>> {
+        let session = Session::new(reference, &self.options, &self.auth)?;
+        block_on(async {
+            session.authenticate(RegistryOperation::Pull).await?;
+            session.fetch_manifest().await
+        })
+    }
+
+    /// The blob `descriptor` names in `reference`'s repository, checked against its digest.
+    pub fn fetch_blob(&self, reference: &Reference, descriptor: &OciDescriptor) -> Result<Vec<u8>> {
+        let session = Session::new(reference, &self.options, &self.auth)?;
+        block_on(async {
+            session.authenticate(RegistryOperation::Pull).await?;
+            let data = session.pull_blob(descriptor, &self.options).await?;
+            digest::verify(&descriptor.digest, &data, "blob")?;
+            Ok(data)
+        })
+    }
+
+    /// Uploads `blobs`, then the image manifest `manifest` under `reference`; returns its
+    /// digest.
+    pub fn push_manifest_with_blobs(
+        &self,
+        reference: &Reference,
+        blobs: &[&Blob],
+        manifest: &[u8],
+    ) -> Result<String> {
+        let session = Session::new(reference, &self.options, &self.auth)?;
+        block_on(async {
+            session.authenticate(RegistryOperation::Push).await?;
+            for blob in blobs {
+                session
+                    .push_blob(&blob.descriptor, &blob.data, &self.options)
+                    .await?;
+            }
+            session
+                .push_manifest(&session.reference, manifest, MEDIA_TYPE_MANIFEST)
+                .await
+        })
     }
 
     /// Checks the credentials against `registry` and stores them in the docker config.
@@ -314,6 +362,33 @@ impl Session {
             .await?;
         digest::verify(&entry.digest, &bytes, "manifest")?;
         Ok((bytes, actual))
+    }
+
+    /// The manifest or index at this session's reference; `None` when absent.
+    async fn fetch_manifest(&self) -> Result<Option<(Vec<u8>, String)>> {
+        let accepted = [MEDIA_TYPE_MANIFEST, MEDIA_TYPE_INDEX];
+        let result = self
+            .client
+            .pull_manifest_raw(&self.reference, &self.auth, &accepted)
+            .await;
+        match result {
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.err(e)),
+            Ok((bytes, digest)) => {
+                if bytes.len() > MAX_MANIFEST_SIZE {
+                    return Err(Error::input(format!(
+                        "the manifest of {} is {} bytes, over the {MAX_MANIFEST_SIZE}-byte limit",
+                        self.reference,
+                        bytes.len()
+                    )));
+                }
+                let actual = digest::sha256(&bytes);
+                // By digest, the bytes must hash to it; by tag, to what the registry says.
+                let expected = self.reference.digest().unwrap_or(&digest);
+                digest::verify(expected, &bytes, "manifest")?;
+                Ok(Some((bytes.to_vec(), actual)))
+            }
+        }
     }
 
     async fn pull_manifest_raw(
@@ -597,6 +672,21 @@ fn status_error(host: &str, code: u16, what: &str) -> Error {
         401 | 403 => auth_error(host),
         _ => Error::registry(format!("registry {host} answered HTTP {code} to {what}"))
             .with_help("check the registry address; retry later if the registry is failing"),
+    }
+}
+
+/// Whether the registry said "there is nothing there" (as opposed to failing).
+fn is_not_found(e: &OciDistributionError) -> bool {
+    use OciDistributionError as E;
+    match e {
+        E::ServerError { code: 404, .. } | E::ImageManifestNotFoundError(_) => true,
+        E::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+            matches!(
+                e.code,
+                OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound
+            )
+        }),
+        _ => false,
     }
 }
 

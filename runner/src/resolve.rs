@@ -9,6 +9,7 @@ use ebpf_package::layout::OciLayout;
 use ebpf_package::{object, Error, Package, Reference, Result};
 
 use crate::registry::Registry;
+use crate::signing;
 use crate::store::Store;
 use crate::url;
 
@@ -88,10 +89,13 @@ pub fn fetch(reference: &Reference, store: &Store, registry: &Registry) -> Resul
 /// Pulls `reference` and stores it under its normalized name. The store is only written
 /// once everything has been downloaded and verified. The one place that knows both a
 /// registry and the store, as a copy between them.
+/// The trust policy is applied first ([`signing::gate`]): a verified package is pulled by
+/// the digest its signature covers, so a tag re-pointed meanwhile cannot swap it.
 pub fn pull_into(reference: &Reference, store: &Store, registry: &Registry) -> Result<Package> {
-    let pkg = registry.pull(reference)?;
+    let gate = signing::gate(registry, reference)?;
+    let pkg = registry.pull(&gate.pull)?;
     warn_if_yanked(registry, reference);
-    store.insert(reference, &pkg)?;
+    store.insert_verified(reference, &pkg, gate.verified_by.as_deref())?;
     Ok(pkg)
 }
 

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use ebpf_package::layout::OciLayout;
+use ebpf_package::spec::ANNOTATION_VERIFIED_BY;
 use ebpf_package::{Error, Package, Reference, Result};
 
 pub struct Store {
@@ -25,6 +26,8 @@ pub struct StoreEntry {
     /// Which tool made it (`cargo-ebpf`, `gadget`, `bumblebee`, `bpfman`).
     pub format: Option<String>,
     pub size: u64,
+    /// Fingerprint of the key whose signature was verified when it was pulled.
+    pub verified_by: Option<String>,
 }
 
 impl Store {
@@ -54,7 +57,22 @@ impl Store {
     /// Stores `pkg` under `reference`: blobs first, the reference last, so a crash never
     /// leaves a reference to a half package.
     pub fn insert(&self, reference: &Reference, pkg: &Package) -> Result<()> {
-        self.layout.write_package(pkg, &reference.to_string())
+        self.insert_verified(reference, pkg, None)
+    }
+
+    /// [`Store::insert`], recording the fingerprint of the key whose signature was verified.
+    pub fn insert_verified(
+        &self,
+        reference: &Reference,
+        pkg: &Package,
+        verified_by: Option<&str>,
+    ) -> Result<()> {
+        let annotations = verified_by
+            .map(|fp| (ANNOTATION_VERIFIED_BY.to_string(), fp.to_string()))
+            .into_iter()
+            .collect();
+        self.layout
+            .write_package_annotated(pkg, &reference.to_string(), annotations)
     }
 
     pub fn list(&self) -> Result<Vec<StoreEntry>> {
@@ -63,11 +81,11 @@ impl Store {
             .manifests
             .iter()
             .filter_map(|e| {
-                let reference = e
-                    .annotations
-                    .as_ref()?
-                    .get(ebpf_package::spec::ANNOTATION_REF_NAME)?;
-                Some(self.row(reference, &e.digest))
+                let annotations = e.annotations.as_ref()?;
+                let reference = annotations.get(ebpf_package::spec::ANNOTATION_REF_NAME)?;
+                let mut row = self.row(reference, &e.digest);
+                row.verified_by = annotations.get(ANNOTATION_VERIFIED_BY).cloned();
+                Some(row)
             })
             .collect();
         rows.sort_by(|a, b| a.reference.cmp(&b.reference));
@@ -93,6 +111,7 @@ impl Store {
             version: None,
             format: None,
             size: 0,
+            verified_by: None,
         };
         let Ok(manifest) = self
             .layout

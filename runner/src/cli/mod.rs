@@ -5,11 +5,15 @@
 //!
 //! - `packages`: `login`, `pull`, `list`, `rm`, `inspect`;
 //! - `foreground`: `run`;
-//! - `background`: `install`, `run -d`/`start`, `ps`, `logs`, `stop` and the hidden daemon.
+//! - `background`: `install`, `run -d`/`start`, `ps`, `logs`, `stop` and the hidden daemon;
+//! - `trust`: `verify` and `trust add/list/rm`.
 
 mod background;
 mod foreground;
 mod packages;
+mod trust;
+
+pub use trust::TrustCommand;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -113,6 +117,18 @@ pub enum RunnerCommand {
     },
     /// Stop a background run and remove everything it left in the kernel and on disk.
     Stop { id: String },
+    /// Check that a package on a registry is signed by a key (cosign-compatible signatures).
+    Verify {
+        reference: String,
+        /// Public key (PEM `.pub` file); repeat to accept any of several.
+        #[arg(long, value_name = "PUB", required = true)]
+        key: Vec<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Manage the trust policy: which keys must sign packages from which scopes.
+    #[command(subcommand)]
+    Trust(TrustCommand),
     /// The daemon of a background run (started by `run -d`, not by hand).
     #[command(name = "__daemon", hide = true)]
     Daemon { id: String },
@@ -123,6 +139,9 @@ pub struct RegistryArgs {
     /// Allow plain HTTP to a non-loopback registry.
     #[arg(long)]
     pub insecure: bool,
+    /// Refuse packages not signed by a trusted key, even outside every trust scope.
+    #[arg(long)]
+    pub require_signed: bool,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +237,12 @@ pub fn execute(command: RunnerCommand, host: &Host) -> Result<i32> {
         RunnerCommand::Ps { all, json } => background::ps(all, json),
         RunnerCommand::Logs { id, follow } => background::logs(&id, follow),
         RunnerCommand::Stop { id } => background::stop(&id),
+        RunnerCommand::Verify {
+            reference,
+            key,
+            registry,
+        } => trust::verify(&reference, &key, &registry),
+        RunnerCommand::Trust(command) => trust::trust(command, host),
     }
 }
 
@@ -265,6 +290,7 @@ pub fn registry(args: &RegistryArgs) -> Registry {
     Registry::from_env(ClientOptions {
         insecure: args.insecure,
         progress: std::io::stdout().is_terminal(),
+        require_signed: args.require_signed,
     })
 }
 

@@ -25,5 +25,6 @@ mod registry;
 mod registry_cli;
 mod registry_env;
 mod runtimes;
+mod signing;
 mod standalone_runner;
 mod vertical_slice;
