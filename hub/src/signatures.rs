@@ -20,7 +20,9 @@ pub fn signed_digest(tag: &str) -> Option<String> {
         .strip_prefix("sha256-")?
         .strip_suffix(COSIGN_SIGNATURE_TAG_SUFFIX)?;
     let digest = format!("sha256:{hex}");
-    ebpf_package::digest::hex_part(&digest).is_ok().then_some(digest)
+    ebpf_package::digest::hex_part(&digest)
+        .is_ok()
+        .then_some(digest)
 }
 
 /// Verifies every signature layer of the `.sig` manifest `manifest` (pushed to `repo`,
