@@ -74,9 +74,9 @@ pub fn yank(registry: &Registry, reference: &Reference, yanked: bool) -> Result<
     }
 }
 
-/// The registered public keys of `user` on hub `host` (PEM), with their fingerprints as the
-/// hub computed them.
-pub fn user_keys(registry: &Registry, host: &str, user: &str) -> Result<Vec<(String, String)>> {
+/// The registered public keys (PEM) of `user` on hub `host`. The caller parses and
+/// fingerprints them itself: the hub's fingerprints are not taken on faith.
+pub fn user_keys(registry: &Registry, host: &str, user: &str) -> Result<Vec<String>> {
     let request = client()?.get(url(registry, host, &format!("/api/v1/users/{user}/keys")));
     let (status, body) = block_on(async {
         let res = request.send().await.map_err(|e| unreachable(host, e))?;
@@ -90,12 +90,7 @@ pub fn user_keys(registry: &Registry, host: &str, user: &str) -> Result<Vec<(Str
     let keys = json["keys"].as_array().cloned().unwrap_or_default();
     Ok(keys
         .iter()
-        .filter_map(|k| {
-            Some((
-                k["fingerprint"].as_str()?.to_string(),
-                k["pem"].as_str()?.to_string(),
-            ))
-        })
+        .filter_map(|k| k["pem"].as_str().map(str::to_string))
         .collect())
 }
 

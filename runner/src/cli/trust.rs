@@ -128,7 +128,7 @@ fn keys_from_hub(scope: &str, reg: &RegistryArgs) -> Result<(String, Vec<PublicK
     }
     let keys = listed
         .iter()
-        .map(|(_, pem)| PublicKey::from_pem(pem))
+        .map(|pem| PublicKey::from_pem(pem))
         .collect::<Result<Vec<_>>>()?;
     Ok((format!("{hub}/{user}/*"), keys))
 }
