@@ -134,6 +134,15 @@ install_pypi() { # FAMILY
         python3 -m pip install -q --break-system-packages "$name"
     fi
   done < <(pypi_for "$1")
+  # A library, not a command (so not in test-tools.txt's COMMAND column): Python's
+  # `cryptography`, which tests/python/cosign_interop.py uses to check our signatures.
+  if ((DRY_RUN)); then
+    run python3 -m pip install -q cryptography
+  elif ! python3 -c 'import cryptography' 2>/dev/null; then
+    echo "==> installing cryptography (PyPI)"
+    python3 -m pip install -q cryptography 2>/dev/null ||
+      python3 -m pip install -q --break-system-packages cryptography
+  fi
 }
 
 # cargo comes from rustup, not from a distro package.

@@ -48,7 +48,7 @@ pub fn list(json: bool) -> Result<i32> {
         return Ok(0);
     }
     outln!(
-        "{:<50} {:<12} {:<10} {:<19} {:>8}",
+        "{:<50} {:<12} {:<10} {:<19} {:>8}  VERIFIED BY",
         "REFERENCE",
         "VERSION",
         "FORMAT",
@@ -64,8 +64,10 @@ pub fn list(json: bool) -> Result<i32> {
             .to_string();
         let version = e.version.unwrap_or_default();
         let format = e.format.unwrap_or_else(|| "?".into());
+        // Unverified packages say so, rather than leaving the column blank.
+        let verified = e.verified_by.unwrap_or_else(|| "-".into());
         outln!(
-            "{:<50} {:<12} {:<10} sha256:{:<12} {:>8}",
+            "{:<50} {:<12} {:<10} sha256:{:<12} {:>8}  {verified}",
             e.reference,
             version,
             format,

@@ -85,10 +85,16 @@ fn stored(env: &Env) -> String {
     String::from_utf8(ok(&mut env.cmd(["list", "--json"])).stdout).unwrap()
 }
 
+/// An error report as one line: miette wraps long messages and frames them with `│`.
+fn flat(report: &str) -> String {
+    let words: Vec<&str> = report.split_whitespace().filter(|w| *w != "│").collect();
+    words.join(" ")
+}
+
 /// `pull REF` must fail with exit 8 saying `why`, and leave the store as it was.
 fn refused(env: &Env, reference: &str, why: &str) {
     let before = stored(env);
-    let err = fails(&mut env.cmd(["pull", reference]), 8);
+    let err = flat(&fails(&mut env.cmd(["pull", reference]), 8));
     assert!(
         err.contains(why),
         "pull {reference}: expected {why:?} in:\n{err}"
@@ -180,10 +186,24 @@ fn keys_signatures_and_trust_policy() {
         list.contains(&alice_fp),
         "list shows the verifying key: {list}"
     );
+    let table = String::from_utf8(ok(&mut env.cmd(["list"])).stdout).unwrap();
+    let row = table.lines().find(|l| l.contains("alice/hello")).unwrap();
+    assert!(row.ends_with(&alice_fp), "{table}");
 
     // Unsigned, in the trusted scope.
     let unsigned = push(&env, &project, &format!("{reg}/alice/unsigned:0.1.0"), None);
     refused(&env, &unsigned.reference, "has no signature");
+    // run and install (and the standalone runner) go through the same gate.
+    for cmd in [
+        env.cmd(["install", &unsigned.reference]),
+        env.cmd(["run", &unsigned.reference, "--duration", "1"]),
+        env.runner_cmd(["pull", &unsigned.reference]),
+    ] {
+        let mut cmd = cmd;
+        let err = flat(&fails(&mut cmd, 8));
+        assert!(err.contains("has no signature"), "{cmd:?}: {err}");
+    }
+    assert!(!stored(&env).contains("alice/unsigned"));
 
     // Signed by another key.
     let evil = push(&env, &project, &format!("{reg}/alice/evil:0.1.0"), None);
@@ -284,6 +304,38 @@ fn a_signature_made_by_python_cryptography_verifies() {
     assert!(String::from_utf8(out.stdout)
         .unwrap()
         .contains(&pushed.digest));
+    // A multi-arch package: the index and each platform manifest are signed, and Python
+    // verifies every one of them.
+    let (_, alice_pub) = keygen(&env, "alice", false);
+    let alice_key = env.path().join("alice.key");
+    let multi = {
+        let mut cmd = env.cmd(["push", &format!("{}/py/multi:0.1.0", registry.addr())]);
+        cmd.args(["--arch", "x86_64,arm64", "--sign"])
+            .arg(&alice_key)
+            .arg("--manifest-path")
+            .arg(&project);
+        let out = String::from_utf8(ok(&mut cmd).stdout).unwrap();
+        out.trim().rsplit_once('@').unwrap().1.to_string()
+    };
+    let index = std::fs::read(registry.blob_data_path(&multi)).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    let platforms: Vec<&str> = index["manifests"]
+        .as_array()
+        .expect("an image index")
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms.len(), 2, "{index}");
+    for digest in std::iter::once(multi.as_str()).chain(platforms) {
+        interop_ok(&[
+            "verify",
+            registry.addr(),
+            "py/multi",
+            digest,
+            alice_pub.to_str().unwrap(),
+        ]);
+    }
+
     // And as the trust policy's key, for run/pull.
     ok(env
         .cmd([

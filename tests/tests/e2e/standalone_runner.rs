@@ -102,14 +102,14 @@ fn help_lists_only_runner_commands() {
     let help = stdout(ok(&mut env.runner_cmd(["--help"])));
     let expected: BTreeSet<String> = [
         "login", "pull", "run", "list", "rm", "inspect", "install", "start", "ps", "logs", "stop",
-        "help",
+        "verify", "trust", "help",
     ]
     .map(String::from)
     .into();
     assert_eq!(help_commands(&help), expected, "{help}");
     assert!(help.starts_with("Pull and run eBPF packages"), "{help}");
     // The developer commands do not exist here, and say so the way clap does (exit 2).
-    for cmd in ["new", "build", "package", "push", "publish"] {
+    for cmd in ["new", "build", "package", "push", "publish", "sign", "key"] {
         let err = fails(&mut env.runner_cmd([cmd]), 2);
         assert!(err.contains("unrecognized subcommand"), "{cmd}: {err}");
     }
