@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use ebpf_package::signature::PrivateKey;
 use ebpf_package::{Error, Package, Reference, Result};
 use ebpf_runner::cli::{self as runner_cli, out_line, Host, RegistryArgs, RunnerCommand};
+use ebpf_runner::hub_api;
 use ebpf_runner::signing;
 
 use crate::build::{self, container, BuildOptions, BuildOutput};
@@ -54,6 +55,17 @@ pub enum Command {
         registry: RegistryArgs,
         #[command(flatten)]
         sign: SignArgs,
+    },
+    /// Yank a published version on its hub (it stays pullable by exact version but is no
+    /// longer offered), or with --undo bring it back. Uses your login for the hub.
+    Yank {
+        /// The version to yank: HUB/USER/NAME:VERSION.
+        reference: String,
+        /// Unyank: offer the version again.
+        #[arg(long)]
+        undo: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Sign a pushed package (an index and each of its platforms) with a private key,
     /// stored on the registry as cosign does (tag `sha256-<hex>.sig`).
@@ -290,6 +302,11 @@ pub fn execute(cli: Cli) -> Result<i32> {
             password_stdin,
             no_password,
         }) => cmd_key_generate(&prefix, password_stdin, no_password),
+        Command::Yank {
+            reference,
+            undo,
+            registry,
+        } => cmd_yank(&reference, undo, &registry),
         Command::Runner(command) => return runner_cli::execute(command, &HOST),
         #[cfg(feature = "hub")]
         Command::Hub(command) => cmd_hub(command),
@@ -516,6 +533,18 @@ fn cmd_key_generate(prefix: &Path, password_stdin: bool, no_password: bool) -> R
         pub_path.display()
     );
     out_line(format_args!("{}", key.public_key().fingerprint()));
+    Ok(())
+}
+
+fn cmd_yank(reference: &str, undo: bool, reg: &RegistryArgs) -> Result<()> {
+    let reference = Reference::parse(reference)?;
+    let outcome = hub_api::yank(&runner_cli::registry(reg)?, &reference, !undo)?;
+    let latest = match &outcome.latest {
+        Some(v) => format!("latest is now {v}"),
+        None => "no version is offered now".to_string(),
+    };
+    let done = if undo { "Unyanked" } else { "Yanked" };
+    eprintln!("      {done} {reference} ({latest})");
     Ok(())
 }
 

@@ -1,5 +1,10 @@
 //! A small JSON API for what registry clients cannot do: register, mint API tokens, read
-//! the package index. The web pages call the same functions in `accounts` and `db`.
+//! the package index, yank versions, register signing keys. The web pages call the same
+//! functions in `accounts`, `yank` and `db`.
+//!
+//! Who is calling: a token or password (HTTP Basic, as registry clients send them) or
+//! Bearer token; or a browser's session cookie, then with the page's CSRF value in the
+//! `X-Hub-Csrf` header (double submit, as the forms do).
 //! Failures are [`HubError`]s answered as `{"error": message}`.
 
 use axum::extract::{Path, State};
@@ -100,7 +105,8 @@ pub async fn package(State(app): State<AppState>, Path(repo): Path<String>) -> A
             format!("no package {repo}"),
         )
     })?;
-    let versions = app.db.versions(&repo).await.unwrap_or_default();
+    let versions = app.db.versions(&repo).await?;
+    let signatures = app.db.verified_signatures(&repo).await?;
     let versions: Vec<_> = versions
         .iter()
         .map(|v| {
@@ -108,7 +114,8 @@ pub async fn package(State(app): State<AppState>, Path(repo): Path<String>) -> A
                 "version": v.version, "digest": v.digest, "size": v.size, "created": v.created,
                 "arch": v.arch, "runtime": v.runtime, "object": v.object,
                 "programs": serde_json::from_str::<serde_json::Value>(&v.programs).unwrap_or_default(),
-                "downloads": v.downloads,
+                "downloads": v.downloads, "yanked": v.yanked,
+                "signatures": crate::signatures::badges(&signatures, &v.digest),
             })
         })
         .collect();
@@ -118,4 +125,125 @@ pub async fn package(State(app): State<AppState>, Path(repo): Path<String>) -> A
         "latest_version": p.latest_version, "downloads": p.downloads, "versions": versions,
     }))
     .into_response())
+}
+
+/// The authenticated user of an API call that changes something; `push` asks a token for
+/// its push scope (yanking is publishing).
+async fn api_user(app: &AppState, headers: &HeaderMap, push: bool) -> Result<String, HubError> {
+    match auth::caller(&app.db, headers).await? {
+        Caller::User(p) if push && !p.can_push => Err(HubError::denied(
+            "this token has no push scope; mint one with scope push",
+        )),
+        Caller::User(p) => Ok(p.user),
+        Caller::Invalid => Err(HubError::unauthorized(
+            "the credentials are wrong or expired; log in again (cargo ebpf login HUB)",
+        )),
+        Caller::Anonymous => session_user(app, headers).await,
+    }
+}
+
+/// A browser's session, accepted only with the CSRF value in `X-Hub-Csrf`.
+async fn session_user(app: &AppState, headers: &HeaderMap) -> Result<String, HubError> {
+    let none = || {
+        HubError::unauthorized(
+            "log in first: send a token with HTTP Basic auth (user:token), or use the web page",
+        )
+    };
+    let secret = crate::web::cookie(headers, crate::web::SESSION_COOKIE).ok_or_else(none)?;
+    let csrf_cookie = crate::web::cookie(headers, crate::web::CSRF_COOKIE);
+    let csrf_header = headers.get("x-hub-csrf").and_then(|v| v.to_str().ok());
+    if csrf_cookie.is_none() || csrf_cookie != csrf_header {
+        return Err(HubError::denied(
+            "a session needs the page's CSRF value in X-Hub-Csrf; reload the page and retry",
+        ));
+    }
+    let hash = ebpf_package::digest::sha256(secret.as_bytes());
+    app.db.session_user(&hash).await?.ok_or_else(none)
+}
+
+/// `POST /api/v1/packages/USER/NAME/versions/VERSION/{yank,unyank}` (owner only).
+pub async fn package_action(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+) -> ApiResult {
+    let (rest, action) = path.rsplit_once('/').unwrap_or(("", &path));
+    let yanked = match action {
+        "yank" => true,
+        "unyank" => false,
+        _ => return Err(not_found(&path).into()),
+    };
+    let (repo, version) = rest
+        .split_once("/versions/")
+        .ok_or_else(|| not_found(&path))?;
+    let user = api_user(&app, &headers, true).await?;
+    crate::yank::set(&app.db, &user, repo, version, yanked).await?;
+    let latest = app.db.latest_version(repo).await?;
+    let body =
+        json!({ "repo": repo, "version": version, "yanked": yanked, "latest_version": latest });
+    Ok(Json(body).into_response())
+}
+
+fn not_found(path: &str) -> HubError {
+    HubError::new(
+        StatusCode::NOT_FOUND,
+        crate::error::Code::NotFound,
+        format!(
+            "no API at /api/v1/packages/{path}; use POST /api/v1/packages/USER/NAME/versions/VERSION/yank (or /unyank)"
+        ),
+    )
+}
+
+/// `GET /api/v1/users/USER/keys`: public, so anyone can check who signed what.
+pub async fn keys(State(app): State<AppState>, Path(user): Path<String>) -> ApiResult {
+    let keys = app.db.keys(&user).await?;
+    let keys: Vec<_> = keys.iter().map(crate::keys::json).collect();
+    Ok(Json(json!({ "user": user, "keys": keys })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct NewKey {
+    pem: String,
+    #[serde(default)]
+    label: String,
+}
+
+/// `POST /api/v1/users/USER/keys` `{"pem": "...", "label": "..."}` (that user only).
+pub async fn add_key(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(user): Path<String>,
+    Json(k): Json<NewKey>,
+) -> ApiResult {
+    own_profile(&app, &headers, &user).await?;
+    let row = crate::keys::register(&app.db, &user, &k.pem, &k.label).await?;
+    Ok((StatusCode::CREATED, Json(crate::keys::json(&row))).into_response())
+}
+
+/// `DELETE /api/v1/users/USER/keys/SHA256:…` (that user only).
+pub async fn delete_key(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((user, fingerprint)): Path<(String, String)>,
+) -> ApiResult {
+    own_profile(&app, &headers, &user).await?;
+    if !app.db.delete_key(&user, &fingerprint).await? {
+        return Err(HubError::new(
+            StatusCode::NOT_FOUND,
+            crate::error::Code::NotFound,
+            format!("{user} has no key {fingerprint}; GET /api/v1/users/{user}/keys lists them"),
+        )
+        .into());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn own_profile(app: &AppState, headers: &HeaderMap, user: &str) -> Result<(), HubError> {
+    let caller = api_user(app, headers, true).await?;
+    if caller != user {
+        return Err(HubError::denied(format!(
+            "you are {caller}: only {user} can change {user}'s keys"
+        )));
+    }
+    Ok(())
 }

@@ -17,9 +17,13 @@ pub mod blobs;
 pub mod catalog;
 pub mod db;
 pub mod error;
+pub mod keys;
 pub mod oci;
 pub mod rate;
+pub mod signatures;
+pub mod versions;
 pub mod web;
+pub mod yank;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,7 +69,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/{*rest}", any(oci::dispatch))
         .route("/api/v1/register", post(api::register))
         .route("/api/v1/tokens", post(api::create_token))
-        .route("/api/v1/packages/{*repo}", get(api::package))
+        .route(
+            "/api/v1/packages/{*repo}",
+            get(api::package).post(api::package_action),
+        )
+        .route(
+            "/api/v1/users/{user}/keys",
+            get(api::keys).post(api::add_key),
+        )
+        .route(
+            "/api/v1/users/{user}/keys/{fingerprint}",
+            axum::routing::delete(api::delete_key),
+        )
         // Forms and JSON are small; blob uploads stream and enforce their own limit.
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

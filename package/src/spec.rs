@@ -45,6 +45,10 @@ pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// The file that marks an OCI image layout directory, and its content.
+/// Response header a hub adds to a manifest of a yanked version (value `true`): still
+/// pullable by exact version, and the runner warns.
+pub const HEADER_YANKED: &str = "X-Cargo-Ebpf-Yanked";
+
 pub const OCI_LAYOUT_FILE: &str = "oci-layout";
 pub const OCI_LAYOUT_CONTENT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 

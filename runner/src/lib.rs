@@ -25,6 +25,7 @@
 pub mod cli;
 pub mod credentials;
 pub mod engine;
+pub mod hub_api;
 pub mod inspect;
 pub mod lifecycle;
 pub mod program;

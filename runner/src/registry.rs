@@ -95,6 +95,11 @@ impl Registry {
         Registry::new(options, AuthPaths::from_env())
     }
 
+    /// Where this client looks credentials up.
+    pub fn auth_paths(&self) -> &AuthPaths {
+        &self.auth
+    }
+
     /// Pushes `pkg` to `reference`; returns the manifest digest.
     pub fn push(&self, pkg: &Package, reference: &Reference) -> Result<String> {
         let session = Session::new(reference, &self.options, &self.auth)?;

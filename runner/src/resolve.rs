@@ -74,9 +74,11 @@ pub fn peek(
     let reference = Reference::parse(target)?;
     match open_store()?.get(&reference)? {
         Some(pkg) => Ok(Runnable::Package(Box::new(pkg))),
-        None => Ok(Runnable::Package(Box::new(pull_checked(
-            &reference, registry,
-        )?))),
+        None => {
+            let pkg = pull_checked(&reference, registry)?;
+            warn_if_yanked(registry, &reference);
+            Ok(Runnable::Package(Box::new(pkg)))
+        }
     }
 }
 
@@ -96,6 +98,7 @@ pub fn fetch(reference: &Reference, store: &Store, registry: &Registry) -> Resul
 pub fn pull_into(reference: &Reference, store: &Store, registry: &Registry) -> Result<Package> {
     let gate = signing::gate(registry, reference)?;
     let pkg = pull_checked(&gate.pull, registry)?;
+    warn_if_yanked(registry, reference);
     store.insert_verified(reference, &pkg, gate.verified_by.as_deref())?;
     Ok(pkg)
 }
@@ -105,6 +108,17 @@ fn pull_checked(reference: &Reference, registry: &Registry) -> Result<Package> {
     let pkg = registry.pull(reference)?;
     pkg.check_against_object()?;
     Ok(pkg)
+}
+
+/// A hub still serves a yanked version by its exact version (pinned installs keep
+/// working) but marks it; say so, since its publisher took it back.
+fn warn_if_yanked(registry: &Registry, reference: &Reference) {
+    if crate::hub_api::is_yanked(registry, reference) {
+        eprintln!(
+            "warning: {reference} is yanked: its publisher no longer offers it; pick another \
+             version unless you need exactly this one"
+        );
+    }
 }
 
 fn resolve_path(path: &Path) -> Result<Runnable> {

@@ -20,11 +20,13 @@ use ebpf_package::{Error, Result};
 mod accounts;
 mod packages;
 mod registry;
+mod trust;
 mod web;
 
 pub use accounts::{TokenRow, UserRow};
 pub use packages::{PackageRow, VersionRow};
 pub use registry::{ManifestRow, NewManifest};
+pub use trust::{KeyRow, VerifiedSignature};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -1,5 +1,6 @@
 //! The package index: one `packages` row per repository, one `versions` row per published
-//! version tag, written when a package manifest is pushed.
+//! version tag, written when a package manifest is pushed. The package row describes its
+//! latest version: the highest version that is not yanked ([`crate::versions::latest`]).
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -40,21 +41,51 @@ pub struct VersionRow {
     /// JSON array of `{name, section, type}`.
     pub programs: String,
     pub downloads: i64,
+    /// Hidden from latest, search and the installable versions; still pullable exactly.
+    pub yanked: bool,
 }
 
 pub(crate) const PACKAGE_COLUMNS: &str = "repo, owner, name, description, keywords, license, \
      authors, source, latest_version, updated_at, downloads";
 const VERSION_COLUMNS: &str = "repo, version, digest, size, created, pushed_at, arch, runtime, \
-     object, layer_digest, programs, downloads";
+     object, layer_digest, programs, downloads, yanked";
 
 fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).expect("strings serialize")
 }
 
 impl Db {
-    /// Records version `v` of package `p` (inserting or refreshing the package row).
+    /// Records version `v` of package `p`. The package row (description, README, …) is
+    /// written when the package is new or `v` is its latest version: publishing a fix of an
+    /// old series never rewrites the page.
     pub async fn index_version(&self, p: &PackageRow, v: &VersionRow) -> HubResult<()> {
         let t = now();
+        sqlx::query(
+            "INSERT INTO versions (repo, version, digest, size, created, pushed_at, arch, \
+             runtime, object, layer_digest, programs) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+        )
+        .bind(&v.repo)
+        .bind(&v.version)
+        .bind(&v.digest)
+        .bind(v.size)
+        .bind(&v.created)
+        .bind(t)
+        .bind(&v.arch)
+        .bind(&v.runtime)
+        .bind(&v.object)
+        .bind(&v.layer_digest)
+        .bind(&v.programs)
+        .execute(&self.pool)
+        .await?;
+        let latest = self.latest_version(&p.repo).await?;
+        if latest.as_deref() == Some(v.version.as_str()) || self.package(&p.repo).await?.is_none() {
+            self.upsert_package(p, t).await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert_package(&self, p: &PackageRow, t: i64) -> HubResult<()> {
         sqlx::query(
             "INSERT INTO packages (repo, owner, name, description, keywords, license, authors, \
              source, latest_version, created_at, updated_at, readme) \
@@ -78,26 +109,53 @@ impl Db {
         .bind(&p.readme)
         .execute(&self.pool)
         .await?;
-        self.reindex_search(p).await?;
-        sqlx::query(
-            "INSERT INTO versions (repo, version, digest, size, created, pushed_at, arch, \
-             runtime, object, layer_digest, programs) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+        self.reindex_search(p).await
+    }
+
+    /// The highest version of `repo` that is not yanked.
+    pub async fn latest_version(&self, repo: &str) -> HubResult<Option<String>> {
+        let offered = self
+            .strings(
+                "SELECT version FROM versions WHERE repo = $1 AND yanked = 0",
+                &[repo],
+            )
+            .await?;
+        Ok(crate::versions::latest(offered.iter().map(String::as_str)).map(str::to_string))
+    }
+
+    /// Yanks (or unyanks) `repo` `version`; false when there is no such version. The
+    /// package's latest version follows; with every version yanked it is empty, which hides
+    /// the package from search and the listings.
+    pub async fn set_yanked(&self, repo: &str, version: &str, yanked: bool) -> HubResult<bool> {
+        let flag = if yanked { "1" } else { "0" };
+        let changed = self
+            .exec(
+                &format!("UPDATE versions SET yanked = {flag} WHERE repo = $1 AND version = $2"),
+                &[repo, version],
+            )
+            .await?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        let latest = self.latest_version(repo).await?.unwrap_or_default();
+        self.exec(
+            "UPDATE packages SET latest_version = $2 WHERE repo = $1",
+            &[repo, &latest],
         )
-        .bind(&v.repo)
-        .bind(&v.version)
-        .bind(&v.digest)
-        .bind(v.size)
-        .bind(&v.created)
-        .bind(t)
-        .bind(&v.arch)
-        .bind(&v.runtime)
-        .bind(&v.object)
-        .bind(&v.layer_digest)
-        .bind(&v.programs)
-        .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Whether `reference` (a version, or the digest of versions) of `repo` is yanked.
+    pub async fn is_yanked(&self, repo: &str, reference: &str) -> HubResult<bool> {
+        let flags = self
+            .strings(
+                "SELECT CAST(yanked AS TEXT) FROM versions \
+                 WHERE repo = $1 AND (version = $2 OR digest = $2)",
+                &[repo, reference],
+            )
+            .await?;
+        Ok(!flags.is_empty() && flags.iter().all(|f| f == "1"))
     }
 
     pub async fn package(&self, repo: &str) -> HubResult<Option<PackageRow>> {
@@ -118,8 +176,13 @@ impl Db {
         order_by: &str,
         limit: i64,
     ) -> HubResult<Vec<PackageRow>> {
+        // A package whose every version is yanked has no latest version: it is not offered.
+        let offered = match filter {
+            "" => "WHERE latest_version <> ''".to_string(),
+            f => format!("{f} AND latest_version <> ''"),
+        };
         let sql = format!(
-            "SELECT {PACKAGE_COLUMNS} FROM packages {filter} ORDER BY {order_by} LIMIT {limit}"
+            "SELECT {PACKAGE_COLUMNS} FROM packages {offered} ORDER BY {order_by} LIMIT {limit}"
         );
         let mut q = sqlx::query(&sql);
         if let Some(a) = arg {
@@ -210,5 +273,6 @@ fn version_row(r: &AnyRow) -> HubResult<VersionRow> {
         layer_digest: r.try_get(9)?,
         programs: r.try_get(10)?,
         downloads: r.try_get(11)?,
+        yanked: r.try_get::<i64, _>(12)? != 0,
     })
 }

@@ -215,6 +215,22 @@ impl Db {
             > 0)
     }
 
+    /// `(tag, digest)` of every version tag of `repo` (see [`crate::versions`]).
+    pub async fn version_tags(&self, repo: &str) -> HubResult<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT name, digest FROM tags WHERE repo = $1")
+            .bind(repo)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let tag: String = r.try_get(0)?;
+            if crate::versions::is_version_tag(&tag) {
+                out.push((tag, r.try_get(1)?));
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn delete_tag(&self, repo: &str, tag: &str) -> HubResult<bool> {
         Ok(self
             .exec(

@@ -124,7 +124,7 @@ impl Db {
                 (
                     format!(
                         "SELECT {cols} FROM packages_fts f JOIN packages p ON p.repo = f.repo \
-                         WHERE packages_fts MATCH $1 \
+                         WHERE packages_fts MATCH $1 AND p.latest_version <> '' \
                          ORDER BY bm25(packages_fts, 0.0, 10.0, 1.0, 4.0), p.downloads DESC \
                          LIMIT {limit} OFFSET {offset}"
                     ),
@@ -140,7 +140,7 @@ impl Db {
                 (
                     format!(
                         "SELECT {PACKAGE_COLUMNS} FROM packages \
-                         WHERE search @@ to_tsquery('simple', $1) \
+                         WHERE search @@ to_tsquery('simple', $1) AND latest_version <> '' \
                          ORDER BY ts_rank(search, to_tsquery('simple', $1)) DESC, downloads DESC \
                          LIMIT {limit} OFFSET {offset}"
                     ),

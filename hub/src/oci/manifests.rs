@@ -12,6 +12,7 @@ use super::{valid_tag, DIGEST_HEADER};
 use crate::catalog;
 use crate::db::NewManifest;
 use crate::error::{Code, HubError, HubResult};
+use crate::versions::is_version_tag;
 use crate::AppState;
 
 /// The manifest media types this hub stores; anything else is refused.
@@ -115,13 +116,16 @@ async fn get(app: &AppState, method: &Method, name: &str, reference: &str) -> Hu
     } else {
         Body::from(m.content)
     };
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, m.media_type)
         .header(header::CONTENT_LENGTH, len)
-        .header(DIGEST_HEADER, m.digest)
-        .body(body)
-        .map_err(HubError::internal)
+        .header(DIGEST_HEADER, m.digest);
+    // Still served (pinned installs keep working), but the client is told.
+    if app.db.is_yanked(name, reference).await? {
+        response = response.header(ebpf_package::spec::HEADER_YANKED, "true");
+    }
+    response.body(body).map_err(HubError::internal)
 }
 
 async fn put(
@@ -172,6 +176,12 @@ async fn put(
         .await?;
     if let Some(tag) = tag {
         app.db.set_tag(name, tag, &digest).await?;
+        if let Some(subject) = crate::signatures::signed_digest(tag) {
+            crate::signatures::check_pushed(app, name, &subject, &bytes).await?;
+        }
+    }
+    // Only a version describes the package: `latest` or `zzz-hack` never change its page.
+    if let Some(tag) = tag.filter(|t| is_version_tag(t)) {
         if let Some(i) = &inspected {
             let size = bytes.len() as i64
                 + doc
@@ -254,23 +264,29 @@ async fn check_references(app: &AppState, name: &str, doc: &ManifestDoc) -> HubR
     Ok(())
 }
 
-/// Version tags (`1.2.3`, `v1.2.3-rc1`) are immutable once published; other tags
-/// (`latest`, `dev`) may move. Re-pushing the same manifest is fine.
-pub fn is_version_tag(tag: &str) -> bool {
-    let t = tag.strip_prefix('v').unwrap_or(tag);
-    let core = t.split('-').next().unwrap_or("");
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-}
-
+/// A version tag names one manifest forever: pushing other content under it is refused
+/// (409), and so is pushing to a yanked version (the owner unyanks it instead). Re-pushing
+/// the same manifest is fine. Other tags (`latest`, `dev`) may move.
 async fn check_immutable(app: &AppState, name: &str, tag: &str, digest: &str) -> HubResult<()> {
     if !is_version_tag(tag) {
         return Ok(());
     }
-    match app.db.tag_digest(name, tag).await? {
+    let indexed = app.db.version(name, tag).await?;
+    if indexed.as_ref().is_some_and(|v| v.yanked) {
+        return Err(HubError::new(
+            StatusCode::CONFLICT,
+            Code::Denied,
+            format!(
+                "{name}:{tag} was yanked and a yanked version cannot be pushed again; bump the \
+                 version (in ebpf.toml), or unyank it (cargo ebpf yank --undo)"
+            ),
+        ));
+    }
+    let old = match app.db.tag_digest(name, tag).await? {
+        Some(old) => Some(old),
+        None => indexed.map(|v| v.digest),
+    };
+    match old {
         Some(old) if old != digest => Err(HubError::new(
             StatusCode::CONFLICT,
             Code::Denied,
@@ -352,7 +368,21 @@ async fn catalog_index(
     Ok(inspected)
 }
 
+/// Deletes a tag or a manifest, unless that would take back a published version: a
+/// version tag, the manifest it names, or a platform manifest of its index. Those stay;
+/// the owner yanks a bad version instead (see `crate::api::yank`).
 async fn delete(app: &AppState, name: &str, reference: &str) -> HubResult<Response> {
+    if let Some(version) = protecting_version(app, name, reference).await? {
+        return Err(HubError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Code::Unsupported,
+            format!(
+                "{name}:{version} is a published version and published versions are never \
+                 deleted or replaced; yank it instead (cargo ebpf yank HUB/{name}:{version}, \
+                 or POST /api/v1/packages/{name}/versions/{version}/yank)"
+            ),
+        ));
+    }
     let deleted = if is_digest(reference) {
         app.db.delete_manifest(name, reference).await?
     } else {
@@ -363,4 +393,33 @@ async fn delete(app: &AppState, name: &str, reference: &str) -> HubResult<Respon
     } else {
         Err(HubError::manifest_unknown(reference))
     }
+}
+
+/// The version tag `reference` is, or that points at (directly or through its index) the
+/// manifest `reference` names.
+async fn protecting_version(
+    app: &AppState,
+    name: &str,
+    reference: &str,
+) -> HubResult<Option<String>> {
+    if !is_digest(reference) {
+        let published =
+            is_version_tag(reference) && app.db.tag_digest(name, reference).await?.is_some();
+        return Ok(published.then(|| reference.to_string()));
+    }
+    for (tag, digest) in app.db.version_tags(name).await? {
+        if digest == reference || index_lists(app, name, &digest, reference).await? {
+            return Ok(Some(tag));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether manifest `index` of `name` is an index with `child` among its entries.
+async fn index_lists(app: &AppState, name: &str, index: &str, child: &str) -> HubResult<bool> {
+    let Some(m) = app.db.manifest(name, index).await? else {
+        return Ok(false);
+    };
+    Ok(serde_json::from_slice::<ManifestDoc>(&m.content)
+        .is_ok_and(|doc| doc.manifests.iter().any(|d| d.digest == child)))
 }

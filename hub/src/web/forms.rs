@@ -267,6 +267,15 @@ pub async fn package_action(
     if let Some(refusal) = refused(&app, &v, &f, None) {
         return refusal;
     }
+    let Some(user) = v.user.clone() else {
+        return Redirect::to("/login").into_response();
+    };
+    if let Some((repo, version, yanked)) = yank_action(&path) {
+        return match crate::yank::set(&app.db, &user, repo, version, yanked).await {
+            Ok(()) => Redirect::to(&format!("/p/{repo}")).into_response(),
+            Err(e) => error_page(&app, &v, e.status, "Cannot yank", &e.message),
+        };
+    }
     let Some(repo) = path.strip_suffix("/star") else {
         return error_page(
             &app,
@@ -276,12 +285,72 @@ pub async fn package_action(
             "No such action.",
         );
     };
-    let Some(user) = v.user.clone() else {
-        return Redirect::to("/login").into_response();
-    };
     if !matches!(app.db.package(repo).await, Ok(Some(_))) {
         return error_page(&app, &v, StatusCode::NOT_FOUND, "No such package", repo);
     }
     let _ = app.db.toggle_star(&user, repo).await;
     Redirect::to(&format!("/p/{repo}")).into_response()
+}
+
+/// `OWNER/NAME/versions/VERSION/yank` (or `unyank`): the repository, version and new state.
+fn yank_action(path: &str) -> Option<(&str, &str, bool)> {
+    let (rest, action) = path.rsplit_once('/')?;
+    let yanked = match action {
+        "yank" => true,
+        "unyank" => false,
+        _ => return None,
+    };
+    let (repo, version) = rest.split_once("/versions/")?;
+    Some((repo, version, yanked))
+}
+
+/// `POST /u/USER/keys`: adds a key to your own profile.
+pub async fn add_key(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Fields,
+) -> Response {
+    key_action(app, headers, name, true, f).await
+}
+
+/// `POST /u/USER/keys/delete`: removes one of your keys.
+pub async fn delete_key(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Fields,
+) -> Response {
+    key_action(app, headers, name, false, f).await
+}
+
+async fn key_action(
+    app: AppState,
+    headers: HeaderMap,
+    name: String,
+    add: bool,
+    f: HashMap<String, String>,
+) -> Response {
+    let v = visitor(&app, &headers).await;
+    if let Some(refusal) = refused(&app, &v, &f, None) {
+        return refusal;
+    }
+    if v.user.as_deref() != Some(name.as_str()) {
+        let why = "Log in as this user to change their keys.";
+        return error_page(&app, &v, StatusCode::FORBIDDEN, "Not your profile", why);
+    }
+    let done = match add {
+        true => crate::keys::register(&app.db, &name, field(&f, "pem"), field(&f, "label"))
+            .await
+            .map(|_| ()),
+        _ => app
+            .db
+            .delete_key(&name, field(&f, "fingerprint"))
+            .await
+            .map(|_| ()),
+    };
+    match done {
+        Ok(()) => Redirect::to(&format!("/u/{name}")).into_response(),
+        Err(e) => error_page(&app, &v, e.status, "Key not changed", &e.message),
+    }
 }

@@ -34,6 +34,8 @@ pub fn routes() -> Router<AppState> {
         .route("/search", get(pages::search))
         .route("/about", get(pages::about))
         .route("/u/{user}", get(pages::user))
+        .route("/u/{user}/keys", post(forms::add_key))
+        .route("/u/{user}/keys/delete", post(forms::delete_key))
         .route(
             "/p/{*path}",
             get(pages::package).post(forms::package_action),

@@ -107,8 +107,11 @@ pub async fn user(
     let (Ok(packages), Ok(starred)) = (packages, starred) else {
         return internal(HubError::internal("database error"));
     };
+    let keys = app.db.keys(&name).await.unwrap_or_default();
     let data = json!({
         "name": u.name, "since": date(u.created_at),
+        "keys": keys.iter().map(crate::keys::json).collect::<Vec<_>>(),
+        "own": v.user.as_deref() == Some(name.as_str()),
         "packages": listing(&packages), "starred": listing(&starred),
     });
     render(&app, &v, &name, "user", data)
@@ -137,10 +140,9 @@ pub async fn package(
     let Ok(versions) = app.db.versions(repo).await else {
         return internal(HubError::internal("database error"));
     };
-    let latest = versions
-        .iter()
-        .find(|x| x.version == p.latest_version)
-        .or(versions.first());
+    // With every version yanked there is nothing to offer: no run command, no download.
+    let latest = versions.iter().find(|x| x.version == p.latest_version);
+    let signatures = app.db.verified_signatures(repo).await.unwrap_or_default();
     let programs: serde_json::Value = latest
         .and_then(|l| serde_json::from_str(&l.programs).ok())
         .unwrap_or(json!([]));
@@ -163,7 +165,10 @@ pub async fn package(
         "readme_html": readme_html,
         "versions": versions.iter().map(|x| json!({
             "version": x.version, "digest": x.digest, "size": x.size, "date": date(x.pushed_at),
+            "yanked": x.yanked,
+            "badges": crate::signatures::badges(&signatures, &x.digest),
         })).collect::<Vec<_>>(),
+        "owner": v.user.as_deref() == Some(p.owner.as_str()),
         "stars": app.db.star_count(repo).await.unwrap_or(0),
         "starred": starred,
     });

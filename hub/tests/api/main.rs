@@ -10,3 +10,4 @@ mod accounts;
 mod oci;
 mod packages;
 mod support;
+mod trust;

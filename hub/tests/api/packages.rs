@@ -118,7 +118,7 @@ async fn the_json_api_and_the_download_show_what_was_indexed() {
 }
 
 /// The package links of a search results page, in order.
-async fn search(hub: &TestHub, q: &str) -> Vec<String> {
+pub async fn search(hub: &TestHub, q: &str) -> Vec<String> {
     let page = hub
         .request("GET", &format!("/search?q={q}"), &[], b"")
         .await

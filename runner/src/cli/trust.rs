@@ -16,12 +16,24 @@ use super::{outln, registry, Host, RegistryArgs};
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
     /// Require packages in SCOPE (a registry, `REGISTRY/NAMESPACE/*` or a repository) to be
-    /// signed by KEY; several keys per scope are accepted alternatives.
+    /// signed by KEY; several keys per scope are accepted alternatives. With --from-hub,
+    /// SCOPE is `HUB/USER` and the keys USER registered on that hub are trusted for
+    /// `HUB/USER/*` (their fingerprints are printed: compare them with the publisher's).
     Add {
         scope: String,
         /// Public key (PEM `.pub` file).
-        #[arg(long, value_name = "PUB")]
-        key: PathBuf,
+        #[arg(
+            long,
+            value_name = "PUB",
+            required_unless_present = "from_hub",
+            conflicts_with = "from_hub"
+        )]
+        key: Option<PathBuf>,
+        /// Fetch the keys from the hub's profile of USER (`GET /api/v1/users/USER/keys`).
+        #[arg(long)]
+        from_hub: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// List the trusted scopes and their keys.
     List {
@@ -49,14 +61,26 @@ pub fn trust(command: TrustCommand, host: &Host) -> Result<i32> {
     let path = policy::path()?;
     let mut p = Policy::load_from(&path)?;
     match command {
-        TrustCommand::Add { scope, key } => {
+        TrustCommand::Add {
+            scope,
+            key: Some(key),
+            ..
+        } => {
             let key = read_public_key(&key)?;
-            if p.add(&scope, &key)? {
-                p.save_to(&path)?;
-                eprintln!("     Trusted {} for {scope}", key.fingerprint());
-            } else {
-                eprintln!("     {} is already trusted for {scope}", key.fingerprint());
+            add_key(&mut p, &scope, &key)?;
+            p.save_to(&path)?;
+        }
+        TrustCommand::Add {
+            scope,
+            registry: reg,
+            ..
+        } => {
+            let (scope, keys) = keys_from_hub(&scope, &reg)?;
+            for key in &keys {
+                add_key(&mut p, &scope, key)?;
+                outln!("{}", key.fingerprint());
             }
+            p.save_to(&path)?;
         }
         TrustCommand::List { json } => list(&p, json),
         TrustCommand::Rm { scope } => {
@@ -69,6 +93,44 @@ pub fn trust(command: TrustCommand, host: &Host) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+fn add_key(p: &mut Policy, scope: &str, key: &PublicKey) -> Result<()> {
+    if p.add(scope, key)? {
+        eprintln!("     Trusted {} for {scope}", key.fingerprint());
+    } else {
+        eprintln!("     {} is already trusted for {scope}", key.fingerprint());
+    }
+    Ok(())
+}
+
+/// The scope `HUB/USER/*` and USER's keys as registered on HUB. Each PEM is parsed and
+/// fingerprinted here: the hub's own fingerprints are not taken on faith.
+fn keys_from_hub(scope: &str, reg: &RegistryArgs) -> Result<(String, Vec<PublicKey>)> {
+    let usage = || {
+        Error::usage(format!("--from-hub takes HUB/USER, not {scope:?}"))
+            .with_help("e.g. `trust add 127.0.0.1:8080/alice --from-hub`")
+    };
+    let (hub, user) = scope
+        .trim_end_matches("/*")
+        .split_once('/')
+        .ok_or_else(usage)?;
+    if hub.is_empty() || user.is_empty() || user.contains('/') {
+        return Err(usage());
+    }
+    let listed = crate::hub_api::user_keys(&registry(reg)?, hub, user)?;
+    if listed.is_empty() {
+        return Err(
+            Error::input(format!("{user} has registered no keys on {hub}")).with_help(format!(
+                "ask {user} to add their public key on http://{hub}/u/{user}, or pass --key PUB"
+            )),
+        );
+    }
+    let keys = listed
+        .iter()
+        .map(|pem| PublicKey::from_pem(pem))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((format!("{hub}/{user}/*"), keys))
 }
 
 fn list(p: &Policy, json: bool) {

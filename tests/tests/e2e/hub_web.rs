@@ -279,3 +279,87 @@ fn forms_without_the_csrf_value_are_refused() {
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(hub.request("GET", "/u/eve", &[], b"").status, 200);
 }
+
+#[test]
+fn signing_keys_badges_and_yank_in_a_real_browser() {
+    if !needs(&[
+        Need::Build,
+        Need::File("/usr/bin/chromium", "chromium"),
+        Need::File("/usr/bin/chromedriver", "chromium-driver"),
+    ]) {
+        return;
+    }
+    let hub = Hub::start();
+    let base = format!("http://{}", hub.addr());
+    let b = Browser::start();
+    b.goto(&format!("{base}/register"));
+    b.type_into("#name", "signer");
+    b.type_into("#password", "correct horse battery");
+    b.click("#submit");
+    b.wait_text("#user-name", |t| t == "signer");
+    b.goto(&format!("{base}/tokens"));
+    b.type_into("#label", "ci");
+    b.click("#create-token");
+    let token = b.text("#new-token");
+
+    // The public key goes onto the profile through its form.
+    let env = Env::new();
+    let prefix = env.path().join("signer");
+    let out = ok(env
+        .cmd(["key", "generate"])
+        .arg(&prefix)
+        .arg("--no-password"));
+    let fingerprint = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let pem = std::fs::read_to_string(prefix.with_extension("pub")).unwrap();
+    b.goto(&format!("{base}/u/signer"));
+    b.type_into("#add-key input[name=label]", "laptop");
+    b.type_into("#add-key textarea[name=pem]", &pem);
+    b.click("#add-key button[type=submit]");
+    b.wait_text("#keys", |t| {
+        t.contains(&fingerprint) && t.contains("laptop")
+    });
+
+    // 0.1.0 published signed, 0.2.0 unsigned.
+    ok(&mut env.cmd(["login", hub.addr(), "-u", "signer", "-p", &token]));
+    let dir = project(&env, "websign", &format!("{}/signer", hub.addr()));
+    let key = prefix.with_extension("key");
+    ok(env
+        .cmd(["publish", "--sign"])
+        .arg(&key)
+        .arg("--manifest-path")
+        .arg(&dir));
+    let manifest = dir.join("ebpf.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replacen("version = \"0.1.0\"", "version = \"0.2.0\"", 1),
+    )
+    .unwrap();
+    ok(env.cmd(["publish", "--manifest-path"]).arg(&dir));
+
+    b.goto(&format!("{base}/p/signer/websign"));
+    let signed = b.wait_text("#version-0\\.1\\.0 .badge", |t| t.contains("signed by key"));
+    assert_eq!(
+        signed,
+        format!("✔ signed by key {fingerprint} (signer's key \"laptop\")")
+    );
+    assert_eq!(b.text("#version-0\\.2\\.0 .badge"), "unsigned");
+    assert!(b.text("#run-command").ends_with("websign:0.2.0"));
+
+    // The owner's Yank button: marked yanked, no longer the version to run.
+    b.click("#version-0\\.2\\.0 button.yank");
+    b.wait_text("#version-0\\.2\\.0", |t| t.contains("yanked"));
+    assert!(
+        b.text("#run-command").ends_with("websign:0.1.0"),
+        "{}",
+        b.text("#run-command")
+    );
+    assert!(!b.text("#version-0\\.1\\.0").contains("yanked"));
+    let pkg = hub
+        .request("GET", "/api/v1/packages/signer/websign", &[], b"")
+        .json();
+    assert_eq!(pkg["latest_version"], "0.1.0");
+    b.click("#version-0\\.2\\.0 button.yank");
+    b.wait_text("#version-0\\.2\\.0", |t| !t.contains("yanked"));
+    assert!(b.text("#run-command").ends_with("websign:0.2.0"));
+}

@@ -1,0 +1,159 @@
+//! What a cargo-ebpf hub offers beyond the OCI API: yanking a version
+//! (`POST /api/v1/packages/REPO/versions/V/yank`), its users' public keys
+//! (`GET /api/v1/users/USER/keys`), and the header marking a yanked version on pull. The
+//! same credentials as pushes (the hub takes a token or password with HTTP Basic), looked up
+//! for the reference's host in the registry's auth files.
+
+use ebpf_package::spec::HEADER_YANKED;
+use ebpf_package::{Error, Reference, Result};
+use serde_json::Value;
+
+use crate::credentials;
+use crate::registry::{is_loopback, Registry};
+
+/// What the hub said after a yank or unyank.
+#[derive(Debug, Clone)]
+pub struct YankOutcome {
+    /// The package's latest version now; None when every version is yanked.
+    pub latest: Option<String>,
+}
+
+/// Yanks (`yanked`) or unyanks the version `reference` names on its hub.
+pub fn yank(registry: &Registry, reference: &Reference, yanked: bool) -> Result<YankOutcome> {
+    let version = reference
+        .tag()
+        .filter(|_| reference.digest().is_none())
+        .ok_or_else(|| {
+            Error::usage(format!("{reference} names no version"))
+                .with_help("give the version as the tag: HUB/USER/NAME:1.2.3")
+        })?;
+    let host = reference.resolve_registry();
+    let action = if yanked { "yank" } else { "unyank" };
+    let path = format!(
+        "/api/v1/packages/{}/versions/{version}/{action}",
+        reference.repository()
+    );
+    let creds = credentials::lookup_in(registry.auth_paths(), host)?.ok_or_else(|| {
+        Error::auth(format!("no credentials for {host}")).with_help(format!(
+            "run `cargo ebpf login {host}` first (a push token will do)"
+        ))
+    })?;
+    let request = client()?
+        .post(url(registry, host, &path))
+        .basic_auth(&creds.username, Some(&creds.password));
+    let (status, body) = block_on(async {
+        let res = request.send().await.map_err(|e| unreachable(host, e))?;
+        let status = res.status().as_u16();
+        Ok((status, res.text().await.unwrap_or_default()))
+    })?;
+    let json: Value = serde_json::from_str(&body).unwrap_or_default();
+    let said = json["error"].as_str().unwrap_or("").to_string();
+    match status {
+        200 => Ok(YankOutcome {
+            latest: json["latest_version"].as_str().map(str::to_string),
+        }),
+        401 => Err(
+            Error::auth(format!("{host} rejected the credentials: {said}")).with_help(format!(
+                "run `cargo ebpf login {host}` with a token that can push"
+            )),
+        ),
+        403 => Err(
+            Error::auth(format!("{host} refused to {action} {reference}: {said}")).with_help(
+                "only the package's owner can yank it, with a token that has push scope",
+            ),
+        ),
+        404 if said.is_empty() => Err(not_a_hub(host)),
+        404 => Err(Error::input(said).with_help(format!(
+            "check the version: {host}/p/{} lists what is published",
+            reference.repository()
+        ))),
+        code => Err(
+            Error::registry(format!("{host} answered HTTP {code} to {action}: {said}"))
+                .with_help("retry later; if it persists, the hub's log says why"),
+        ),
+    }
+}
+
+/// The registered public keys (PEM) of `user` on hub `host`. The caller parses and
+/// fingerprints them itself: the hub's fingerprints are not taken on faith.
+pub fn user_keys(registry: &Registry, host: &str, user: &str) -> Result<Vec<String>> {
+    let request = client()?.get(url(registry, host, &format!("/api/v1/users/{user}/keys")));
+    let (status, body) = block_on(async {
+        let res = request.send().await.map_err(|e| unreachable(host, e))?;
+        let status = res.status().as_u16();
+        Ok((status, res.text().await.unwrap_or_default()))
+    })?;
+    if status != 200 {
+        return Err(not_a_hub(host));
+    }
+    let json: Value = serde_json::from_str(&body).map_err(|_| not_a_hub(host))?;
+    let keys = json["keys"].as_array().cloned().unwrap_or_default();
+    Ok(keys
+        .iter()
+        .filter_map(|k| k["pem"].as_str().map(str::to_string))
+        .collect())
+}
+
+/// Whether the hub marks `reference` (a tag) as yanked. Best effort: any failure (a plain
+/// registry, no network) means "not marked", since the pull itself already succeeded.
+pub fn is_yanked(registry: &Registry, reference: &Reference) -> bool {
+    let Some(tag) = reference.tag().filter(|_| reference.digest().is_none()) else {
+        return false;
+    };
+    let host = reference.resolve_registry();
+    let path = format!("/v2/{}/manifests/{tag}", reference.repository());
+    let Ok(http) = client() else {
+        return false;
+    };
+    let mut request = http.head(url(registry, host, &path)).header(
+        reqwest::header::ACCEPT,
+        "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+    );
+    if let Ok(Some(c)) = credentials::lookup_in(registry.auth_paths(), host) {
+        request = request.basic_auth(c.username, Some(c.password));
+    }
+    block_on(async {
+        let res = request.send().await.map_err(|e| unreachable(host, e))?;
+        Ok(res
+            .headers()
+            .get(HEADER_YANKED)
+            .is_some_and(|v| v == "true"))
+    })
+    .unwrap_or(false)
+}
+
+fn client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| Error::environment("cannot set up the HTTP client").with_source(e))
+}
+
+/// `http` for loopback hubs (or with --insecure), as for pushes and pulls.
+fn url(registry: &Registry, host: &str, path: &str) -> String {
+    let scheme = match registry.options().insecure || is_loopback(host) {
+        true => "http",
+        false => "https",
+    };
+    format!("{scheme}://{host}{path}")
+}
+
+fn unreachable(host: &str, e: reqwest::Error) -> Error {
+    Error::registry(format!("cannot reach {host}"))
+        .with_source(e)
+        .with_help("check the address and that the hub is running")
+}
+
+fn not_a_hub(host: &str) -> Error {
+    Error::registry(format!("{host} does not offer the cargo-ebpf hub API"))
+        .with_help("yanking and published keys are features of a cargo-ebpf hub (`cargo ebpf hub serve`), not of plain OCI registries")
+}
+
+fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::environment("cannot start the async runtime").with_source(e))?
+        .block_on(fut)
+}
