@@ -5,6 +5,7 @@
 #   build: `cargo ebpf build` from clean           vs  the same bpftool + clang commands by hand
 #   hub:   `cargo ebpf pull` from the hub           vs  the same pull from docker-registry
 #          (and a push of a new version to each)
+#   events: `run --output json` vs a libbpf C consumer (scripts/bench-events.sh)
 # Usage, as root (or prefixed with sudo): bash scripts/bench.sh [RUNS]
 #   (BENCH_BIN=PATH benches that binary, no build)
 set -euo pipefail
@@ -69,3 +70,7 @@ echo "pull  ratio (cargo ebpf / skopeo):         $(ratio "$work/pull.json")"
 echo "build ratio (cargo ebpf / bpftool+clang):  $(ratio "$work/build.json")"
 echo "hub pull ratio (hub / docker-registry):    $(ratio "$work/hub-pull.json")"
 echo "hub push ratio (hub / docker-registry):    $(ratio "$work/hub-push.json")"
+
+# Event throughput: `ebpf-runner run --output json` vs a libbpf C consumer (and bpftrace).
+echo
+bash scripts/bench-events.sh "${BENCH_EVENT_RUNS:-3}"

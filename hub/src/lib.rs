@@ -30,6 +30,7 @@ use std::path::PathBuf;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 
 use ebpf_package::{Error, Result};
@@ -138,6 +139,13 @@ async fn serve_async(opts: ServeOptions) -> Result<()> {
     );
     tokio::spawn(sweep_forever(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Without TCP_NODELAY, a response's last small segment waits for the client's delayed
+    // ACK (~40 ms) on every request after the first on a kept-alive connection.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            eprintln!("warning: cannot set TCP_NODELAY on a connection: {e}");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

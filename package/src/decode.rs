@@ -32,7 +32,7 @@ pub fn decode(layout: &TypeLayout, bytes: &[u8]) -> Result<Value> {
 
 /// `layout`'s size in bytes, or `None` when an array's size overflows: metadata from a
 /// package is untrusted, and [`TypeLayout::size`] would overflow on it.
-fn byte_size(layout: &TypeLayout) -> Option<usize> {
+pub(crate) fn byte_size(layout: &TypeLayout) -> Option<usize> {
     match layout {
         TypeLayout::Array { len, elem } => (*len as usize).checked_mul(byte_size(elem)?),
         other => Some(other.size() as usize),
@@ -86,7 +86,7 @@ fn fields_value(fields: &[Field], bytes: &[u8]) -> Value {
     Value::Object(map)
 }
 
-fn field_value(field: &Field, bytes: &[u8]) -> Value {
+pub(crate) fn field_value(field: &Field, bytes: &[u8]) -> Value {
     if let Some(bits) = field.bitfield_bits {
         let signed = matches!(
             field.ty,
@@ -127,7 +127,7 @@ fn byte_text(bytes: &[u8]) -> Option<String> {
 }
 
 /// Reads a native-order integer of up to 16 bytes, zero-extended; returns it with its width.
-fn read_int(bytes: &[u8]) -> (u128, u32) {
+pub(crate) fn read_int(bytes: &[u8]) -> (u128, u32) {
     let n = bytes.len().min(16);
     let mut buf = [0u8; 16];
     let raw = if cfg!(target_endian = "little") {
@@ -142,7 +142,7 @@ fn read_int(bytes: &[u8]) -> (u128, u32) {
 
 /// Extracts a bitfield of `bits` bits at `offset_bits` (BTF numbering: from the struct's
 /// first bit in memory order on little-endian hosts, from the most significant on big-endian).
-fn read_bits(bytes: &[u8], offset_bits: u32, bits: u32) -> u128 {
+pub(crate) fn read_bits(bytes: &[u8], offset_bits: u32, bits: u32) -> u128 {
     let start = (offset_bits / 8) as usize;
     // In u64: hostile metadata can put a field near u32::MAX bits.
     let end = (u64::from(offset_bits) + u64::from(bits)).div_ceil(8) as usize;
@@ -158,7 +158,7 @@ fn read_bits(bytes: &[u8], offset_bits: u32, bits: u32) -> u128 {
     (word >> shift) & mask(bits)
 }
 
-fn mask(bits: u32) -> u128 {
+pub(crate) fn mask(bits: u32) -> u128 {
     if bits >= 128 {
         u128::MAX
     } else {
@@ -167,7 +167,7 @@ fn mask(bits: u32) -> u128 {
 }
 
 /// `raw` (the low `bits` bits) as a signed number.
-fn sign_extend(raw: u128, bits: u32) -> i128 {
+pub(crate) fn sign_extend(raw: u128, bits: u32) -> i128 {
     if bits > 0 && bits < 128 && raw & (1 << (bits - 1)) != 0 {
         (raw | !mask(bits)) as i128
     } else {
@@ -293,7 +293,8 @@ fn int_range(size: u32, signed: bool) -> (i128, i128) {
         // i128::MAX (`1 << 127` would overflow).
         (0, i128::MAX)
     } else {
-        (0, (1i128 << bits) - 1)
+        // Not `(1 << bits) - 1`: at 127 bits (a u128) that overflows.
+        (0, i128::MAX >> (127 - bits))
     }
 }
 
@@ -387,7 +388,7 @@ pub fn kind_name(layout: &TypeLayout) -> String {
 /// Widest a column gets from its type alone; longer values still print in full.
 const MAX_COLUMN: usize = 24;
 const TIME_HEADER: &str = "TIME";
-const TIME_WIDTH: usize = 8;
+pub(crate) const TIME_WIDTH: usize = 8;
 
 /// Renders events of one type as aligned text columns, TIME first; nested structs become
 /// `A.B` columns.
@@ -460,6 +461,11 @@ impl Table {
                 .unwrap_or_else(|| cell(value))
         }));
         self.join(cells)
+    }
+
+    /// Each column's width, in order (TIME excluded).
+    pub(crate) fn widths(&self) -> Vec<usize> {
+        self.columns.iter().map(|c| c.width).collect()
     }
 
     fn join(&self, cells: Vec<String>) -> String {

@@ -1,8 +1,13 @@
 //! Reads events from ring buffers and perf event arrays and prints them as they arrive.
+//!
+//! Each event type is compiled once ([`EventCodec`]); every event is written into one
+//! reused line buffer and then into a buffered stdout, flushed after each poll round (the
+//! buffers went idle) or every [`FLUSH_EVERY`] under a steady stream, so output still
+//! shows at once without a write syscall per event.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::time::{Duration, Instant};
 
 use libbpf_rs::{
@@ -13,18 +18,23 @@ use super::load::Loaded;
 use super::maps::{self, MapData, Watch};
 use super::signals::StopSignals;
 use super::{Output, RunOptions};
-use ebpf_package::decode::{annotate, decode, json_line, raw_value, time_of_day, Table};
+use ebpf_package::codec::EventCodec;
+use ebpf_package::decode::{json_line, raw_value, time_of_day, Table};
 use ebpf_package::spec::{EventInfo, TypeLayout};
 use ebpf_package::{Error, Result};
 
 /// How long one poll waits, which bounds how late a stop request is noticed.
 const POLL: Duration = Duration::from_millis(100);
 
+/// The longest buffered output waits while events keep coming without a pause.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
 /// How one event map's samples are shown.
 struct Decoder {
     map: String,
     type_name: Option<String>,
-    layout: Option<TypeLayout>,
+    /// `None` when the event type is unknown: events are shown as raw bytes.
+    codec: Option<EventCodec>,
     table: Table,
 }
 
@@ -38,44 +48,89 @@ struct Sink<'o> {
     warned: Vec<String>,
     error: Option<io::Error>,
     events: u64,
+    /// The line being written, reused for every event.
+    line: Vec<u8>,
+    /// `HH:MM:SS` for the second in `.0` (table rows: one clock read per second).
+    clock: (libc::time_t, String),
+    last_flush: Instant,
 }
 
 impl Sink<'_> {
     /// Prints one sample; false stops the stream (the output is gone).
     fn event(&mut self, decoder: &Decoder, bytes: &[u8]) -> bool {
-        let value = match &decoder.layout {
-            Some(layout) => match decode(layout, bytes) {
-                Ok(value) => Some(value),
-                Err(e) => {
-                    self.warn_once(&decoder.map, &e.to_string());
-                    None
-                }
-            },
-            None => None,
-        };
-        let typed = value.is_some();
-        let mut value = value.unwrap_or_else(|| raw_value(bytes));
-        let result = match self.output {
-            Output::Json => {
-                if let (true, Some(layout)) = (typed, &decoder.layout) {
-                    annotate(layout, &mut value);
-                }
-                writeln!(self.out, "{}", json_line(&value))
-            }
-            Output::Table => {
-                let raw = Table::raw();
-                let (table, type_name) = if typed {
-                    (&decoder.table, decoder.type_name.clone())
-                } else {
-                    (&raw, None)
+        self.line.clear();
+        let mut line = std::mem::take(&mut self.line);
+        let typed = match &decoder.codec {
+            Some(codec) => {
+                let written = match self.output {
+                    Output::Json => codec.write_json(bytes, &mut line),
+                    Output::Table => codec.write_row(self.time(), bytes, &mut line),
                 };
-                self.header(table, type_name)
-                    .and_then(|()| writeln!(self.out, "{}", table.row(&time_of_day(), &value)))
+                written
+                    .map_err(|e| {
+                        line.clear();
+                        self.warn_once(&decoder.map, &e.to_string());
+                    })
+                    .is_ok()
             }
+            None => false,
         };
+        let result = self.write_event(decoder, typed, bytes, &mut line);
+        self.line = line;
         self.events += 1;
-        let result = result.and_then(|()| self.out.flush());
+        let result = result.and_then(|()| self.flush_if_due());
         self.finish_write(result)
+    }
+
+    /// Writes the event's line (`line` holds it when `typed`, else it is rendered raw),
+    /// after the table header when the event type changed.
+    fn write_event(
+        &mut self,
+        decoder: &Decoder,
+        typed: bool,
+        bytes: &[u8],
+        line: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        if !typed {
+            let value = raw_value(bytes);
+            let text = match self.output {
+                Output::Json => json_line(&value),
+                Output::Table => Table::raw().row(self.time(), &value),
+            };
+            line.extend_from_slice(text.as_bytes());
+        }
+        if self.output == Output::Table {
+            if typed {
+                self.header(&decoder.table, decoder.type_name.clone())?;
+            } else {
+                self.header(&Table::raw(), None)?;
+            }
+        }
+        line.push(b'\n');
+        self.out.write_all(line)
+    }
+
+    /// The wall-clock time of day, read again only when the second changes.
+    fn time(&mut self) -> &str {
+        // SAFETY: time(NULL) only returns a value.
+        let now = unsafe { libc::time(std::ptr::null_mut()) };
+        if now != self.clock.0 {
+            self.clock = (now, time_of_day());
+        }
+        &self.clock.1
+    }
+
+    /// Flushes when output has waited [`FLUSH_EVERY`] (events arriving without a pause).
+    fn flush_if_due(&mut self) -> io::Result<()> {
+        if self.events.is_multiple_of(64) && self.last_flush.elapsed() >= FLUSH_EVERY {
+            return self.flush();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.last_flush = Instant::now();
+        self.out.flush()
     }
 
     /// Prints the header when the event type changes (once, for a single event type).
@@ -128,13 +183,17 @@ pub fn stream(
         .filter(|m| matches!(m.map_type(), MapType::RingBuf | MapType::PerfEventArray))
         .collect();
     let decoders: Vec<Decoder> = maps.iter().map(|m| decoder(m, events, types)).collect();
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
     let sink = RefCell::new(Sink {
-        out,
+        out: &mut out,
         output: opts.output,
         header_for: None,
         warned: Vec::new(),
         error: None,
         events: 0,
+        line: Vec::with_capacity(512),
+        clock: (-1, String::new()),
+        last_flush: Instant::now(),
     });
     let (ring, perfs) = buffers(&maps, &decoders, &sink)?;
     // Installed before `announce` says "Attached": a signal from then on detaches cleanly.
@@ -164,7 +223,11 @@ pub fn stream(
         }
     }
     drop((ring, perfs));
-    let sink = sink.into_inner();
+    let mut sink = sink.into_inner();
+    if sink.error.is_none() {
+        let flushed = sink.flush();
+        sink.finish_write(flushed);
+    }
     eprintln!("Stopped after {} event(s); programs detached", sink.events);
     match sink.error {
         // The reader went away (e.g. `| head`): that is a normal way to stop.
@@ -195,6 +258,9 @@ fn poll_until_stopped(
             d.saturating_duration_since(Instant::now()).min(POLL)
         });
         let polled = poll(ring, perfs, wait);
+        // The buffers are drained: what they printed goes out now.
+        let flushed = sink.borrow_mut().flush();
+        sink.borrow_mut().finish_write(flushed);
         // A failed write makes the callback stop the poll; that is not a poll error.
         if sink.borrow().error.is_some() {
             break;
@@ -214,12 +280,17 @@ fn decoder(map: &Map, events: &[EventInfo], types: &BTreeMap<String, TypeLayout>
     let name = map.name().to_string_lossy().into_owned();
     let info = events.iter().find(|e| e.map == name);
     let type_name = info.map(|e| e.type_name.clone());
-    let layout = type_name.as_ref().and_then(|t| types.get(t)).cloned();
-    let table = layout.as_ref().map_or_else(Table::raw, Table::new);
+    let codec = type_name
+        .as_ref()
+        .and_then(|t| types.get(t))
+        .map(EventCodec::new);
+    let table = codec
+        .as_ref()
+        .map_or_else(Table::raw, |c| c.table().clone());
     Decoder {
         map: name,
         type_name,
-        layout,
+        codec,
         table,
     }
 }
@@ -331,7 +402,7 @@ fn announce(programs: usize, decoders: &[Decoder], watch: &Watch, opts: &RunOpti
 }
 
 fn print_first_header(sink: &RefCell<Sink<'_>>, decoders: &[Decoder]) -> Result<()> {
-    let Some(first) = decoders.iter().find(|d| d.layout.is_some()) else {
+    let Some(first) = decoders.iter().find(|d| d.codec.is_some()) else {
         return Ok(());
     };
     let mut sink = sink.borrow_mut();
