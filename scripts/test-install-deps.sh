@@ -36,9 +36,10 @@ dry_run() { # OS_RELEASE
   fi
 }
 
-# The one output line that starts with PREFIX (the install command).
+# The output lines that start with PREFIX (the install commands), joined into one line
+# (pip runs once per PyPI package).
 install_line() { # OUTPUT PREFIX
-  grep -E "^$2" <<<"$1" || true
+  { grep -E "^$2" <<<"$1" || true; } | tr '\n' ' '
 }
 
 # Fails for each WORD that is not a whole word of LINE.
