@@ -18,7 +18,8 @@ use ebpf_e2e_tests::{needs, Need};
 const RUN_SECS: u64 = 6;
 
 /// Crates only the developer side needs: template packs, git templates, manifests.
-const DEVELOPER_ONLY: &[&str] = &["handlebars", "git2", "include_dir", "walkdir", "toml"];
+// toml is not here: the runner reads its trust policy (trust.toml).
+const DEVELOPER_ONLY: &[&str] = &["handlebars", "git2", "include_dir", "walkdir"];
 
 /// `cargo ebpf new` + `push` of an eunomia opensnoop (the developer's machine); returns
 /// its reference.
