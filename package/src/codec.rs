@@ -564,28 +564,7 @@ fn value_cell(value: &Value, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::spec::EnumVariant;
-
-    fn int(size: u32, signed: bool) -> TypeLayout {
-        TypeLayout::Int { size, signed }
-    }
-
-    fn field(name: &str, offset_bytes: u32, ty: TypeLayout) -> Field {
-        Field {
-            name: name.into(),
-            offset_bits: offset_bytes * 8,
-            bitfield_bits: None,
-            ty,
-        }
-    }
-
-    fn bitfield(name: &str, offset_bits: u32, bits: u32, ty: TypeLayout) -> Field {
-        Field {
-            name: name.into(),
-            offset_bits,
-            bitfield_bits: Some(bits),
-            ty,
-        }
-    }
+    use crate::test_support::{bitfield, field, int};
 
     fn strukt(size: u32, fields: Vec<Field>) -> TypeLayout {
         TypeLayout::Struct {

@@ -618,29 +618,8 @@ pub fn time_of_day() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{bitfield, field, int};
     use serde_json::json;
-
-    fn int(size: u32, signed: bool) -> TypeLayout {
-        TypeLayout::Int { size, signed }
-    }
-
-    fn field(name: &str, offset_bytes: u32, ty: TypeLayout) -> Field {
-        Field {
-            name: name.into(),
-            offset_bits: offset_bytes * 8,
-            bitfield_bits: None,
-            ty,
-        }
-    }
-
-    fn bitfield(name: &str, offset_bits: u32, bits: u32, ty: TypeLayout) -> Field {
-        Field {
-            name: name.into(),
-            offset_bits,
-            bitfield_bits: Some(bits),
-            ty,
-        }
-    }
 
     fn strukt(name: &str, size: u32, fields: Vec<Field>) -> TypeLayout {
         TypeLayout::Struct {

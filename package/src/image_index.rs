@@ -114,23 +114,9 @@ mod tests {
     use super::*;
     use crate::platform::{check_host_platform, pick_platform, Platform};
     use crate::spec;
-    use crate::spec::PackageMeta;
     use crate::spec::MEDIA_TYPE_MANIFEST;
+    use crate::test_support::{other_arch, platform_sample as sample};
     use crate::ErrorKind;
-
-    fn sample(arch: &str) -> Package {
-        let mut meta = PackageMeta::new("multi", "0.1.0", "multi.bpf.o");
-        meta.arch = arch.into();
-        Package::build(meta, format!("obj-{arch}").as_bytes(), None).unwrap()
-    }
-
-    fn other_arch() -> &'static str {
-        if spec::host_arch() == "x86_64" {
-            "aarch64"
-        } else {
-            "x86_64"
-        }
-    }
 
     #[test]
     fn index_has_media_type_and_one_entry_per_platform() {

@@ -508,6 +508,7 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
     use crate::spec::PackageMeta;
+    use crate::test_support::{other_arch, platform_sample};
 
     pub(crate) fn sample(name: &str, object: &[u8]) -> Package {
         let meta = PackageMeta::new(name, "0.1.0", &format!("{name}.bpf.o"));
@@ -638,21 +639,6 @@ mod tests {
         for pkg in release.packages() {
             assert!(layout.has_blob(&pkg.digest()));
             assert!(layout.has_blob(&pkg.layers[0].descriptor.digest));
-        }
-    }
-
-    /// A package for `arch`, for the multi-platform tests.
-    fn platform_sample(arch: &str) -> Package {
-        let mut meta = spec::PackageMeta::new("multi", "0.1.0", "multi.bpf.o");
-        meta.arch = arch.to_string();
-        Package::build(meta, format!("obj-{arch}").as_bytes(), None).unwrap()
-    }
-
-    fn other_arch() -> &'static str {
-        if spec::host_arch() == "x86_64" {
-            "aarch64"
-        } else {
-            "x86_64"
         }
     }
 }

@@ -39,6 +39,8 @@ pub mod provenance;
 pub mod reference;
 pub mod signature;
 pub mod spec;
+#[cfg(test)]
+mod test_support;
 pub mod verify_meta;
 
 pub use error::{Error, ErrorKind, Result};

@@ -428,38 +428,29 @@ impl Session {
     /// The manifest or index at this session's reference; `None` when absent.
     async fn fetch_manifest(&self) -> Result<Option<(Vec<u8>, String)>> {
         let accepted = [MEDIA_TYPE_MANIFEST, MEDIA_TYPE_INDEX];
-        let result = self
-            .client
-            .pull_manifest_raw(&self.reference, &self.auth, &accepted)
-            .await;
-        match result {
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(self.err(e)),
-            Ok((bytes, digest)) => {
-                if bytes.len() > MAX_MANIFEST_SIZE {
-                    return Err(Error::input(format!(
-                        "the manifest of {} is {} bytes, over the {MAX_MANIFEST_SIZE}-byte limit",
-                        self.reference,
-                        bytes.len()
-                    )));
-                }
-                let actual = digest::sha256(&bytes);
-                // By digest, the bytes must hash to it; by tag, to what the registry says.
-                let expected = self.reference.digest().unwrap_or(&digest);
-                digest::verify(expected, &bytes, "manifest")?;
-                Ok(Some((bytes.to_vec(), actual)))
-            }
-        }
+        self.get_manifest(&self.reference, &accepted).await
     }
 
-    /// One manifest, fetched directly rather than through oci-client (which reads a
-    /// whole body before any size check): a declared length over [`MAX_MANIFEST_SIZE`] is
-    /// refused before the body, and the body is cut off as soon as it passes the limit.
+    /// [`Session::get_manifest`], where a missing manifest is an error.
     async fn pull_manifest_raw(
         &self,
         reference: &oci_client::Reference,
         accepted: &[&str],
     ) -> Result<(Vec<u8>, String)> {
+        self.get_manifest(reference, accepted)
+            .await?
+            .ok_or_else(|| not_found(&reference.whole(), self.host()))
+    }
+
+    /// One manifest, fetched directly rather than through oci-client (which reads a
+    /// whole body before any size check): a declared length over [`MAX_MANIFEST_SIZE`] is
+    /// refused before the body, and the body is cut off as soon as it passes the limit.
+    /// `None` when the registry has no manifest there (404).
+    async fn get_manifest(
+        &self,
+        reference: &oci_client::Reference,
+        accepted: &[&str],
+    ) -> Result<Option<(Vec<u8>, String)>> {
         let url = format!(
             "{}://{}/v2/{}/manifests/{}",
             self.scheme,
@@ -479,6 +470,9 @@ impl Session {
             .send()
             .await
             .map_err(|e| map_request_error(&e, self.host(), &whole))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         check_manifest_status(&mut response, self.host(), &whole).await?;
         let bytes = read_capped(&mut response, MAX_MANIFEST_SIZE, &whole, self.host()).await?;
         let digest = digest::sha256(&bytes);
@@ -496,7 +490,7 @@ impl Session {
             ))
             .with_help("the registry or something between is altering content; nothing was stored"));
         }
-        Ok((bytes, digest))
+        Ok(Some((bytes, digest)))
     }
 
     /// Adds the credentials the registry wants: a bearer token when it hands them out
@@ -560,7 +554,6 @@ async fn check_manifest_status(
     let code = response.status().as_u16();
     match code {
         200..=299 => Ok(()),
-        404 => Err(not_found(reference, host)),
         403 => {
             let body = read_capped(response, 64 << 10, reference, host)
                 .await
@@ -875,21 +868,6 @@ fn status_error(host: &str, code: u16, what: &str) -> Error {
         401 | 403 => auth_error(host),
         _ => Error::registry(format!("registry {host} answered HTTP {code} to {what}"))
             .with_help("check the registry address; retry later if the registry is failing"),
-    }
-}
-
-/// Whether the registry said "there is nothing there" (as opposed to failing).
-fn is_not_found(e: &OciDistributionError) -> bool {
-    use OciDistributionError as E;
-    match e {
-        E::ServerError { code: 404, .. } | E::ImageManifestNotFoundError(_) => true,
-        E::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
-            matches!(
-                e.code,
-                OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound
-            )
-        }),
-        _ => false,
     }
 }
 
