@@ -6,16 +6,17 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use ebpf_package::provenance::{BuildFacts, Statement};
 use ebpf_package::signature::PrivateKey;
 use ebpf_package::{Error, Package, Reference, Result};
 use ebpf_runner::cli::{self as runner_cli, out_line, Host, RegistryArgs, RunnerCommand};
-use ebpf_runner::hub_api;
-use ebpf_runner::signing;
+use ebpf_runner::{attestation, hub_api, signing};
 
 use crate::build::{self, container, BuildOptions, BuildOutput};
 use crate::keys;
 use crate::manifest::{self, Project};
 use crate::package;
+use crate::provenance;
 use crate::scaffold::{self, PackSource};
 
 /// Write, build, package, publish and run eBPF programs.
@@ -487,6 +488,10 @@ fn cmd_push(
         None => None,
     };
     let (project, built) = cmd_build(args)?;
+    let facts = match key {
+        Some(_) => Some(provenance::gather(&project, builder(args)?)?),
+        None => None,
+    };
     let reference = match given {
         Some(r) => r,
         None => Reference::parse(&project.reference()?)?,
@@ -495,8 +500,9 @@ fn cmd_push(
     let digest = runner_cli::registry(reg)?.push_release(&release, &reference)?;
     let arches: Vec<&str> = built.iter().map(|b| b.arch.as_str()).collect();
     eprintln!("      Pushed {reference} ({})", arches.join(", "));
-    if let Some(key) = key {
-        sign_pushed(&reference.with_digest(&digest), &key, reg)?;
+    if let (Some(key), Some(facts)) = (key, facts) {
+        let signed = sign_pushed(&reference.with_digest(&digest), &key, reg)?;
+        attest_provenance(&reference, &signed, &facts, &key, reg)?;
     }
     out_line(format_args!("{reference}@{digest}"));
     Ok(())
@@ -505,16 +511,50 @@ fn cmd_push(
 fn cmd_sign(reference: &str, key: &Path, password_stdin: bool, reg: &RegistryArgs) -> Result<()> {
     let reference = Reference::parse(reference)?;
     let key = keys::load(key, keys::password(password_stdin)?.as_deref())?;
-    sign_pushed(&reference, &key, reg)
+    sign_pushed(&reference, &key, reg).map(drop)
 }
 
-fn sign_pushed(reference: &Reference, key: &PrivateKey, reg: &RegistryArgs) -> Result<()> {
+/// Signs `reference`; returns the signed digests (the tag's first, then its platforms).
+fn sign_pushed(reference: &Reference, key: &PrivateKey, reg: &RegistryArgs) -> Result<Vec<String>> {
     let signed = signing::sign(&runner_cli::registry(reg)?, reference, key)?;
     let fingerprint = key.public_key().fingerprint();
-    for digest in signed {
+    for digest in &signed {
         eprintln!("      Signed {digest} with {fingerprint}");
     }
+    Ok(signed)
+}
+
+/// Attaches a signed SLSA provenance statement about `digests` (stored as cosign stores
+/// attestations: `sha256-<hex>.att`).
+fn attest_provenance(
+    reference: &Reference,
+    digests: &[String],
+    facts: &BuildFacts,
+    key: &PrivateKey,
+    reg: &RegistryArgs,
+) -> Result<()> {
+    let name = format!("{}/{}", reference.registry(), reference.repository());
+    let subjects: Vec<(String, String)> =
+        digests.iter().map(|d| (name.clone(), d.clone())).collect();
+    let statement = Statement::provenance(&subjects, facts)?;
+    let registry = runner_cli::registry(reg)?;
+    // Stored next to each digest, so a platform pinned by digest finds it too.
+    for digest in digests {
+        attestation::attach(&registry, reference, digest, &statement, key)?;
+        eprintln!("    Attested provenance of {digest}");
+    }
     Ok(())
+}
+
+/// Who built it, for provenance: this host, or the builder image of `--container`.
+fn builder(args: &BuildArgs) -> Result<String> {
+    if !args.container {
+        return Ok(provenance::host_builder());
+    }
+    container::builder_id(&container::ContainerOptions {
+        engine: args.engine,
+        image: args.image.clone(),
+    })
 }
 
 fn cmd_key_generate(prefix: &Path, password_stdin: bool, no_password: bool) -> Result<()> {

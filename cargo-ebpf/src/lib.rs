@@ -9,6 +9,7 @@ pub mod cli;
 pub mod keys;
 pub mod manifest;
 pub mod package;
+pub mod provenance;
 pub mod scaffold;
 
 pub use ebpf_package::{Error, ErrorKind, Result};

@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::signature::{PrivateKey, PublicKey};
+use oci_client::manifest::{OciDescriptor, OciImageManifest};
+
+use crate::blob::Blob;
+use crate::signature::{self, PrivateKey, PublicKey};
 use crate::spec;
 use crate::{Error, Result};
 
@@ -54,9 +57,9 @@ pub struct Subject {
 }
 
 impl Statement {
-    /// A SLSA v1 provenance statement for the manifest `digest` (`sha256:…`) named `name`.
-    pub fn provenance(name: &str, digest: &str, facts: &BuildFacts) -> Result<Statement> {
-        let hex = sha256_hex(digest)?;
+    /// A SLSA v1 provenance statement about `subjects` (`(name, sha256:…)`: the pushed
+    /// manifest or index, and each platform manifest of an index).
+    pub fn provenance(subjects: &[(String, String)], facts: &BuildFacts) -> Result<Statement> {
         let predicate = serde_json::json!({
             "buildDefinition": {
                 "buildType": spec::SLSA_BUILD_TYPE,
@@ -73,13 +76,28 @@ impl Statement {
             },
             "runDetails": {"builder": {"id": facts.builder}},
         });
+        Statement::new(subjects, spec::SLSA_PROVENANCE_V1, predicate)
+    }
+
+    /// An in-toto v1 statement with any predicate (provenance, a kernel matrix, …).
+    pub fn new(
+        subjects: &[(String, String)],
+        predicate_type: &str,
+        predicate: serde_json::Value,
+    ) -> Result<Statement> {
+        let subject = subjects
+            .iter()
+            .map(|(name, digest)| {
+                Ok(Subject {
+                    name: name.clone(),
+                    digest: BTreeMap::from([("sha256".to_string(), sha256_hex(digest)?.into())]),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Statement {
             statement_type: spec::IN_TOTO_STATEMENT_V1.into(),
-            subject: vec![Subject {
-                name: name.into(),
-                digest: BTreeMap::from([("sha256".to_string(), hex.to_string())]),
-            }],
-            predicate_type: spec::SLSA_PROVENANCE_V1.into(),
+            subject,
+            predicate_type: predicate_type.into(),
             predicate,
         })
     }
@@ -200,6 +218,14 @@ impl Envelope {
             ));
         }
         let statement = self.statement()?;
+        if statement.statement_type != spec::IN_TOTO_STATEMENT_V1
+            && statement.statement_type != IN_TOTO_STATEMENT_V01
+        {
+            return Err(tampered(&format!(
+                "the attestation is not an in-toto statement (_type {:?})",
+                statement.statement_type
+            )));
+        }
         if !statement.covers(digest) {
             return Err(tampered(&format!(
                 "the provenance attestation is about another package, not {digest}"
@@ -208,6 +234,9 @@ impl Envelope {
         Ok(statement)
     }
 }
+
+/// cosign has also written in-toto v0.1 statements; they verify the same way.
+const IN_TOTO_STATEMENT_V01: &str = "https://in-toto.io/Statement/v0.1";
 
 fn tampered(message: &str) -> Error {
     Error::integrity(message.to_string()).with_help(
@@ -230,6 +259,76 @@ pub fn attestation_tag(digest: &str) -> Result<String> {
         sha256_hex(digest)?,
         spec::COSIGN_ATTESTATION_TAG_SUFFIX
     ))
+}
+
+/// Bounds on what a `.att` manifest may make us fetch: a hostile registry could list
+/// thousands of layers or claim huge ones.
+pub const MAX_ATTESTATIONS: usize = 32;
+pub const MAX_ENVELOPE_SIZE: i64 = 1 << 20;
+
+/// The layer holding `envelope` in a `.att` manifest, annotated with its predicate type
+/// (and the empty cosign signature annotation cosign writes: the signature is inside).
+pub fn attestation_layer(envelope: &Envelope, predicate_type: &str) -> Blob {
+    let mut blob = Blob::new(spec::MEDIA_TYPE_DSSE_ENVELOPE, envelope.to_bytes());
+    blob.descriptor.annotations = Some(
+        [
+            (
+                spec::ANNOTATION_PREDICATE_TYPE.to_string(),
+                predicate_type.to_string(),
+            ),
+            (spec::ANNOTATION_COSIGN_SIGNATURE.to_string(), String::new()),
+        ]
+        .into(),
+    );
+    blob
+}
+
+/// The envelope layers of a `.att` manifest whose predicate type is `predicate_type`,
+/// refused when there are too many or one claims to be too large.
+pub fn attestation_layers(
+    manifest: &OciImageManifest,
+    predicate_type: &str,
+) -> Result<Vec<OciDescriptor>> {
+    let layers: Vec<OciDescriptor> = manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == spec::MEDIA_TYPE_DSSE_ENVELOPE)
+        .filter(|l| {
+            l.annotations
+                .as_ref()
+                .and_then(|a| a.get(spec::ANNOTATION_PREDICATE_TYPE))
+                .is_some_and(|t| t == predicate_type)
+        })
+        .cloned()
+        .collect();
+    if layers.len() > MAX_ATTESTATIONS {
+        return Err(Error::integrity(format!(
+            "the attestation manifest lists {} {predicate_type} attestations (at most {MAX_ATTESTATIONS} are read)",
+            layers.len()
+        ))
+        .with_help("the registry holds a hostile or broken .att manifest; ask the publisher to re-attest"));
+    }
+    if let Some(big) = layers
+        .iter()
+        .find(|l| l.size > MAX_ENVELOPE_SIZE || l.size < 0)
+    {
+        return Err(Error::integrity(format!(
+            "an attestation claims {} bytes (at most {MAX_ENVELOPE_SIZE})",
+            big.size
+        ))
+        .with_help(
+            "the registry holds a hostile or broken .att manifest; ask the publisher to re-attest",
+        ));
+    }
+    Ok(layers)
+}
+
+/// The `.att` manifest and its config after adding `layer` to `existing` (if any).
+pub fn attestation_manifest(
+    existing: Option<&OciImageManifest>,
+    layer: &Blob,
+) -> (OciImageManifest, Blob) {
+    signature::append_layer(existing, &layer.descriptor)
 }
 
 #[cfg(test)]
@@ -258,7 +357,7 @@ mod tests {
     #[test]
     fn a_signed_statement_verifies_and_round_trips_its_facts() {
         let key = PrivateKey::generate();
-        let statement = Statement::provenance("demo", DIGEST, &facts()).unwrap();
+        let statement = Statement::provenance(&[("demo".into(), DIGEST.into())], &facts()).unwrap();
         let envelope = Envelope::sign(&statement, &key).unwrap();
         let back = Envelope::parse(&envelope.to_bytes()).unwrap();
         let verified = back.verify(&key.public_key(), DIGEST).unwrap();
@@ -274,7 +373,7 @@ mod tests {
     #[test]
     fn tampering_wrong_keys_and_other_subjects_are_integrity_errors() {
         let key = PrivateKey::generate();
-        let statement = Statement::provenance("demo", DIGEST, &facts()).unwrap();
+        let statement = Statement::provenance(&[("demo".into(), DIGEST.into())], &facts()).unwrap();
         let mut envelope = Envelope::sign(&statement, &key).unwrap();
         let other = DIGEST.replace("0123", "ffff");
         let err = envelope.verify(&key.public_key(), &other).unwrap_err();
@@ -289,5 +388,63 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&forged).unwrap());
         let err = envelope.verify(&key.public_key(), DIGEST).unwrap_err();
         assert!(err.message.contains("no signature"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_statement_covers_each_subject_and_names_its_predicate() {
+        let other = DIGEST.replace("0123", "abcd");
+        let subjects = [
+            ("r".to_string(), DIGEST.to_string()),
+            ("r".into(), other.clone()),
+        ];
+        let statement = Statement::provenance(&subjects, &facts()).unwrap();
+        assert!(statement.covers(DIGEST) && statement.covers(&other));
+        assert!(!statement.covers(&DIGEST.replace("0123", "9999")));
+        assert_eq!(statement.predicate_type, spec::SLSA_PROVENANCE_V1);
+        assert!(Statement::provenance(&[("r".into(), "md5:00".into())], &facts()).is_err());
+    }
+
+    #[test]
+    fn attestation_layers_are_filtered_by_type_and_bounded() {
+        let key = PrivateKey::generate();
+        let statement = Statement::provenance(&[("r".into(), DIGEST.into())], &facts()).unwrap();
+        let envelope = Envelope::sign(&statement, &key).unwrap();
+        let layer = attestation_layer(&envelope, spec::SLSA_PROVENANCE_V1);
+        let (manifest, _) = attestation_manifest(None, &layer);
+        let (manifest, _) = attestation_manifest(Some(&manifest), &layer);
+        assert_eq!(
+            manifest.layers.len(),
+            1,
+            "the same layer is not added twice"
+        );
+        let found = attestation_layers(&manifest, spec::SLSA_PROVENANCE_V1).unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(attestation_layers(&manifest, "https://example.com/other")
+            .unwrap()
+            .is_empty());
+
+        let mut huge = manifest.clone();
+        huge.layers[0].size = MAX_ENVELOPE_SIZE + 1;
+        let err = attestation_layers(&huge, spec::SLSA_PROVENANCE_V1).unwrap_err();
+        assert!(err.message.contains("claims"), "{}", err.message);
+        let mut many = manifest.clone();
+        many.layers = vec![manifest.layers[0].clone(); MAX_ATTESTATIONS + 1];
+        let err = attestation_layers(&many, spec::SLSA_PROVENANCE_V1).unwrap_err();
+        assert!(err.message.contains("at most"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_statement_of_another_type_is_refused() {
+        let key = PrivateKey::generate();
+        let mut statement =
+            Statement::provenance(&[("r".into(), DIGEST.into())], &facts()).unwrap();
+        statement.statement_type = "https://example.com/not-in-toto".into();
+        let envelope = Envelope::sign(&statement, &key).unwrap();
+        let err = envelope.verify(&key.public_key(), DIGEST).unwrap_err();
+        assert!(
+            err.message.contains("not an in-toto statement"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -457,13 +457,21 @@ pub fn signature_manifest(
     existing: Option<&OciImageManifest>,
     new: &Signature,
 ) -> (OciImageManifest, Blob) {
+    append_layer(existing, &new.layer().descriptor)
+}
+
+/// A cosign-style `.sig`/`.att` manifest: `existing`'s layers plus `layer` (not added twice),
+/// with a config listing them.
+pub fn append_layer(
+    existing: Option<&OciImageManifest>,
+    layer: &OciDescriptor,
+) -> (OciImageManifest, Blob) {
     let mut layers = existing.map(|m| m.layers.clone()).unwrap_or_default();
-    let layer = new.layer().descriptor;
     let duplicate = layers
         .iter()
         .any(|l| l.digest == layer.digest && l.annotations == layer.annotations);
     if !duplicate {
-        layers.push(layer);
+        layers.push(layer.clone());
     }
     let config = config_blob(&layers);
     let manifest = OciImageManifest {

@@ -124,6 +124,24 @@ impl Engine {
         Ok(status.success())
     }
 
+    /// The image's id (`sha256:…` of its config), if the engine has it.
+    pub fn image_id(&self, image: &str) -> Result<Option<String>> {
+        let out = self
+            .command()
+            .args(["image", "inspect", "--format", "{{.Id}}", image])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|e| Error::io("run", Path::new(&self.program), e))?;
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Ok(
+            (out.status.success() && !id.is_empty()).then(|| match id.contains(':') {
+                true => id,
+                false => format!("sha256:{id}"),
+            }),
+        )
+    }
+
     /// Whether a container called `name` exists (running or not).
     pub fn exists(&self, name: &str) -> bool {
         self.command()

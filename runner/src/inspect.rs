@@ -9,12 +9,15 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::attestation::{self, Found};
 use crate::registry::Registry;
 use crate::resolve::{self, Runnable};
 use crate::store::Store;
+use crate::trust::Policy;
 use ebpf_package::plan::Plan;
+use ebpf_package::provenance::BuildFacts;
 use ebpf_package::spec::{EventInfo, Format, MapInfo, PackageMeta, ParamInfo, Runtime, TypeLayout};
-use ebpf_package::{decode, digest, object, Package, Result};
+use ebpf_package::{decode, digest, object, spec, Package, Reference, Result};
 
 /// Everything `inspect` shows; `--json` prints it as is.
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +47,19 @@ pub struct Report {
     pub events: Vec<EventReport>,
     /// What running it will do (attach points, capabilities, files, processes).
     pub plan: Plan,
+    /// Where it was built, from its signed provenance attestation (references only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<ProvenanceReport>,
+}
+
+/// A package's attested build, and who vouches for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProvenanceReport {
+    /// The trusted key whose signature checked; `None` when no trusted key covers the
+    /// package's scope (the facts are then the publisher's unverified claims).
+    pub verified_by: Option<String>,
+    #[serde(flatten)]
+    pub facts: BuildFacts,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,7 +95,7 @@ pub fn target_report(
     };
     let file_digest = file_bytes.as_deref().map(digest::sha256);
     let file_size = file_bytes.as_ref().map(|b| b.len() as u64);
-    Ok(match resolve::peek(target, registry, open_store)? {
+    let mut report = match resolve::peek(target, registry, open_store)? {
         Runnable::Package(pkg) => {
             let mut report = from_package(target, &pkg)?;
             if pkg.format == Format::Eunomia {
@@ -94,6 +110,49 @@ pub fn target_report(
             report.digest = file_digest;
             report
         }
+    };
+    if let Some(reference) = resolve::reference_target(target)? {
+        report.provenance = provenance_of(registry, &reference)?;
+    }
+    Ok(report)
+}
+
+/// The provenance attested for what `reference` points at now. Verified with the trusted
+/// keys of its scope: a failing attestation there is an integrity error (exit 8). An
+/// unreachable registry (a stored package, offline) only skips it, with a note.
+pub fn provenance_of(
+    registry: &Registry,
+    reference: &Reference,
+) -> Result<Option<ProvenanceReport>> {
+    let digest = match registry.fetch_manifest(reference) {
+        Ok(Some((_, digest))) => digest,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            eprintln!("note: provenance not checked: {}", e.message);
+            return Ok(None);
+        }
+    };
+    let keys = Policy::load()?
+        .keys_for(reference)?
+        .map(|(_, keys)| keys)
+        .unwrap_or_default();
+    let found = attestation::find(
+        registry,
+        reference,
+        &digest,
+        spec::SLSA_PROVENANCE_V1,
+        &keys,
+    )?;
+    Ok(match found {
+        Found::None => None,
+        Found::Verified(statement, key) => Some(ProvenanceReport {
+            verified_by: Some(key),
+            facts: statement.facts(),
+        }),
+        Found::Unverified(statement) => Some(ProvenanceReport {
+            verified_by: None,
+            facts: statement.facts(),
+        }),
     })
 }
 
@@ -155,6 +214,7 @@ fn report(
         params: meta.params.clone(),
         events: meta.events.iter().map(|e| event_report(e, meta)).collect(),
         plan: Plan::of(meta),
+        provenance: None,
     }
 }
 
@@ -178,6 +238,9 @@ fn event_report(event: &EventInfo, meta: &PackageMeta) -> EventReport {
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     render_facts(&mut out, r);
+    if let Some(p) = &r.provenance {
+        render_provenance(&mut out, p);
+    }
     render_tables(&mut out, r);
     out.push_str(&r.plan.render());
     out
@@ -206,6 +269,36 @@ fn render_facts(out: &mut String, r: &Report) {
     }
     line("Size:", &format!("{} bytes", r.size));
     line("Object:", &r.object);
+}
+
+/// `Provenance:` with who signed it, then the attested facts.
+fn render_provenance(out: &mut String, p: &ProvenanceReport) {
+    let who = match &p.verified_by {
+        Some(key) => format!("signed by trusted key {key}"),
+        None => "UNVERIFIED (no trusted key for this scope: `trust add SCOPE --key PUB`)".into(),
+    };
+    let _ = writeln!(out, "Provenance:  {who}");
+    let f = &p.facts;
+    let source = format!(
+        "{} @ {}{}",
+        f.repository.as_deref().unwrap_or("(no repository)"),
+        f.commit.as_deref().unwrap_or("(no commit)"),
+        if f.dirty {
+            " (dirty: uncommitted changes)"
+        } else {
+            ""
+        }
+    );
+    let tools: Vec<String> = f.tools.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    for (k, v) in [
+        ("source", source),
+        ("ebpf.toml", f.manifest_digest.clone()),
+        ("builder", f.builder.clone()),
+        ("tools", tools.join("; ")),
+        ("command", f.command.join(" ")),
+    ] {
+        let _ = writeln!(out, "  {k:<10} {v}");
+    }
 }
 
 fn render_tables(out: &mut String, r: &Report) {

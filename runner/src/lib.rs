@@ -22,6 +22,7 @@
 //! Shared by several stages: [`error`] (the one error type), [`digest`], [`engine`]
 //! (podman/docker, for container builds and runtimes), [`which`] (finding programs).
 
+pub mod attestation;
 pub mod cli;
 pub mod credentials;
 pub mod engine;

@@ -66,12 +66,9 @@ pub fn peek(
     registry: &Registry,
     open_store: impl FnOnce() -> Result<Store>,
 ) -> Result<Runnable> {
-    let is_reference =
-        !Path::new(target).exists() && !url::is_url(target) && !looks_like_path(target);
-    if !is_reference {
+    let Some(reference) = reference_target(target)? else {
         return resolve(target, registry, open_store);
-    }
-    let reference = Reference::parse(target)?;
+    };
     match open_store()?.get(&reference)? {
         Some(pkg) => Ok(Runnable::Package(Box::new(pkg))),
         None => {
@@ -80,6 +77,13 @@ pub fn peek(
             Ok(Runnable::Package(Box::new(pkg)))
         }
     }
+}
+
+/// `target` as a registry reference, when it is not a file, directory, URL or path.
+pub fn reference_target(target: &str) -> Result<Option<Reference>> {
+    let is_reference =
+        !Path::new(target).exists() && !url::is_url(target) && !looks_like_path(target);
+    is_reference.then(|| Reference::parse(target)).transpose()
 }
 
 /// The package for `reference`: from the store, or pulled and stored first.

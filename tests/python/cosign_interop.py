@@ -7,6 +7,10 @@ shares nothing with it (and the tamper cases are made the way an attacker would:
   cosign_interop.py sign     REGISTRY REPO DIGEST OUTPUB   sign DIGEST with a new key, upload
   cosign_interop.py copy-sig REGISTRY REPO FROM TO         put FROM's signatures on TO's tag
   cosign_interop.py edit     REGISTRY REPO DIGEST          change the signed payload, keep the sig
+  cosign_interop.py verify-att REGISTRY REPO DIGEST PUB    read sha256-<hex>.att, verify the DSSE
+                                                          envelope with PUB, print the builder
+  cosign_interop.py edit-att REGISTRY REPO DIGEST          change the attested builder, keep the sig
+  cosign_interop.py copy-att REGISTRY REPO FROM TO         put FROM's attestations on TO's tag
 
 Exits non-zero with a message on any failure. Talks only to REGISTRY (127.0.0.1:PORT).
 """
@@ -25,6 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIG_ANNOTATION = "dev.cosignproject.cosign/signature"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DSSE = "application/vnd.dsse.envelope.v1+json"
+IN_TOTO = "application/vnd.in-toto+json"
+SLSA = "https://slsa.dev/provenance/v1"
 
 
 def sha256(data):
@@ -132,8 +139,64 @@ def edit(reg, repo, digest):
     put_manifest(reg, repo, sig_tag(digest), layers)
 
 
+def att_tag(digest):
+    return digest.replace("sha256:", "sha256-") + ".att"
+
+
+def pae(payload_type, body):
+    """DSSE's pre-authentication encoding, written from the DSSE spec."""
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(body), body)
+
+
+def verify_att(reg, repo, digest, pub_path):
+    with open(pub_path, "rb") as f:
+        key = serialization.load_pem_public_key(f.read())
+    manifest = get_manifest(reg, repo, att_tag(digest))
+    for layer in manifest["layers"]:
+        if layer["mediaType"] != DSSE or layer["annotations"].get("predicateType") != SLSA:
+            continue
+        envelope = json.loads(get_blob(reg, repo, layer["digest"]))
+        body = base64.b64decode(envelope["payload"])
+        for s in envelope["signatures"]:
+            try:
+                key.verify(base64.b64decode(s["sig"]), pae(envelope["payloadType"], body),
+                           ec.ECDSA(hashes.SHA256()))
+            except InvalidSignature:
+                continue
+            statement = json.loads(body)
+            assert statement["_type"] == "https://in-toto.io/Statement/v1", statement
+            assert statement["predicateType"] == SLSA, statement
+            hexes = [sub["digest"]["sha256"] for sub in statement["subject"]]
+            assert digest.removeprefix("sha256:") in hexes, statement["subject"]
+            print(statement["predicate"]["runDetails"]["builder"]["id"])
+            return
+    sys.exit(f"no provenance attestation of {digest} verifies with {pub_path}")
+
+
+def edit_att(reg, repo, digest):
+    manifest = get_manifest(reg, repo, att_tag(digest))
+    layers = []
+    for layer in manifest["layers"]:
+        envelope = json.loads(get_blob(reg, repo, layer["digest"]))
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        statement["predicate"]["runDetails"]["builder"]["id"] = "host:trusted-ci"
+        envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+        new = put_blob(reg, repo, json.dumps(envelope).encode())
+        new["mediaType"] = layer["mediaType"]
+        new["annotations"] = layer["annotations"]
+        layers.append(new)
+    put_manifest(reg, repo, att_tag(digest), layers)
+
+
+def copy_att(reg, repo, src, dst):
+    manifest = get_manifest(reg, repo, att_tag(src))
+    put_manifest(reg, repo, att_tag(dst), manifest["layers"])
+
+
 def main(argv):
-    commands = {"verify": verify, "sign": sign, "copy-sig": copy_sig, "edit": edit}
+    commands = {"verify": verify, "sign": sign, "copy-sig": copy_sig, "edit": edit,
+                "verify-att": verify_att, "edit-att": edit_att, "copy-att": copy_att}
     if len(argv) < 2 or argv[1] not in commands:
         sys.exit(__doc__)
     try:

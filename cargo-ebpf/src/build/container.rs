@@ -88,15 +88,8 @@ pub struct ContainerOptions {
     pub image: Option<String>,
 }
 
-/// [`super::build_all`] inside the builder image: builds `arches` (none = the host's) and
-/// returns what the inner build produced.
-pub fn build_all(
-    project: &Project,
-    opts: &BuildOptions,
-    container: &ContainerOptions,
-    arches: &[String],
-) -> Result<Vec<BuildOutput>> {
-    let arches = super::resolve_arches(arches)?;
+/// The engine and builder image `container` names (options, else environment, else defaults).
+fn engine_and_image(container: &ContainerOptions) -> Result<(EngineCommand, String)> {
     let engine = find_engine(
         container
             .engine
@@ -107,6 +100,26 @@ pub fn build_all(
         .clone()
         .or_else(|| std::env::var(ENV_IMAGE).ok().filter(|i| !i.is_empty()))
         .unwrap_or_else(default_image);
+    Ok((engine, image))
+}
+
+/// The builder a provenance statement names: `container:IMAGE@sha256:ID`.
+pub fn builder_id(container: &ContainerOptions) -> Result<String> {
+    let (engine, image) = engine_and_image(container)?;
+    let id = engine.image_id(&image)?.unwrap_or_default();
+    Ok(format!("container:{image}@{id}"))
+}
+
+/// [`super::build_all`] inside the builder image: builds `arches` (none = the host's) and
+/// returns what the inner build produced.
+pub fn build_all(
+    project: &Project,
+    opts: &BuildOptions,
+    container: &ContainerOptions,
+    arches: &[String],
+) -> Result<Vec<BuildOutput>> {
+    let arches = super::resolve_arches(arches)?;
+    let (engine, image) = engine_and_image(container)?;
     ensure_image(&engine, &image)?;
     let (btf, _) = ebpf_runner::run::kernel_btf_path(opts.btf.as_deref())?;
     let exe = std::env::current_exe()

@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use ebpf_package::signature::PublicKey;
+use ebpf_package::spec::SLSA_PROVENANCE_V1;
 use ebpf_package::{Error, Reference, Result};
 
+use crate::attestation::{self, Found};
 use crate::signing;
 use crate::trust::{self as policy, Policy};
 
@@ -51,9 +53,31 @@ pub fn verify(reference: &str, keys: &[PathBuf], reg: &RegistryArgs) -> Result<i
         .iter()
         .map(|p| read_public_key(p))
         .collect::<Result<Vec<_>>>()?;
-    let (digest, verified) = signing::verify(&registry(reg)?, &reference, &keys)?;
+    let registry = registry(reg)?;
+    let (digest, verified) = signing::verify(&registry, &reference, &keys)?;
     eprintln!("    Verified {reference}");
     outln!("{digest} signed by {}", verified.fingerprint);
+    let provenance = attestation::find(&registry, &reference, &digest, SLSA_PROVENANCE_V1, &keys)
+        .map_err(|e| {
+            let help = format!(
+                "its signature checks, but its provenance attestation does not: do not trust where it says it was built. {}",
+                e.help.clone().unwrap_or_default()
+            );
+            e.with_help(help)
+        })?;
+    match provenance {
+        Found::Verified(statement, key) => {
+            let f = statement.facts();
+            outln!(
+                "{digest} provenance signed by {key}: {} @ {}{}, built by {}",
+                f.repository.as_deref().unwrap_or("(no repository)"),
+                f.commit.as_deref().unwrap_or("(no commit)"),
+                if f.dirty { " (dirty)" } else { "" },
+                f.builder
+            );
+        }
+        _ => eprintln!("note: {reference} has no provenance attestation"),
+    }
     Ok(0)
 }
 

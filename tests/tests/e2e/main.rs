@@ -24,6 +24,7 @@ mod multi_arch;
 mod pack_c;
 mod pack_go;
 mod pack_rust;
+mod provenance;
 mod registry;
 mod registry_cli;
 mod registry_env;

@@ -9,15 +9,15 @@ use std::process::{Command, Output};
 use ebpf_e2e_tests::cli::{fails, ok, show, workspace_root, Env};
 use ebpf_e2e_tests::{needs, Need, Registry};
 
-const PASSWORD: &str = "correct horse";
+pub(crate) const PASSWORD: &str = "correct horse";
 
 /// The published package: `reference@digest` as push prints it.
-struct Pushed {
-    reference: String,
-    digest: String,
+pub(crate) struct Pushed {
+    pub(crate) reference: String,
+    pub(crate) digest: String,
 }
 
-fn push(env: &Env, project: &Path, reference: &str, sign: Option<&Path>) -> Pushed {
+pub(crate) fn push(env: &Env, project: &Path, reference: &str, sign: Option<&Path>) -> Pushed {
     let mut cmd = env.cmd(["push", reference, "--manifest-path"]);
     cmd.arg(project).env("CARGO_EBPF_KEY_PASSWORD", PASSWORD);
     if let Some(key) = sign {
@@ -40,7 +40,7 @@ fn interop(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn interop_ok(args: &[&str]) -> String {
+pub(crate) fn interop_ok(args: &[&str]) -> String {
     let out = interop(args);
     assert!(
         out.status.success(),
@@ -51,7 +51,7 @@ fn interop_ok(args: &[&str]) -> String {
 }
 
 /// Python with the `cryptography` package, or an honest skip.
-fn python_cryptography() -> bool {
+pub(crate) fn python_cryptography() -> bool {
     if !needs(&[Need::Tool("python3", "python3")]) {
         return false;
     }
@@ -68,7 +68,7 @@ fn python_cryptography() -> bool {
     has
 }
 
-fn keygen(env: &Env, prefix: &str, encrypted: bool) -> (PathBuf, PathBuf) {
+pub(crate) fn keygen(env: &Env, prefix: &str, encrypted: bool) -> (PathBuf, PathBuf) {
     let path = env.path().join(prefix);
     let mut cmd = env.cmd(["key", "generate"]);
     cmd.arg(&path);
@@ -86,7 +86,7 @@ fn stored(env: &Env) -> String {
 }
 
 /// An error report as one line: miette wraps long messages and frames them with `│`.
-fn flat(report: &str) -> String {
+pub(crate) fn flat(report: &str) -> String {
     let words: Vec<&str> = report.split_whitespace().filter(|w| *w != "│").collect();
     words.join(" ")
 }
@@ -106,7 +106,7 @@ fn refused(env: &Env, reference: &str, why: &str) {
     );
 }
 
-fn repo_of(reference: &str) -> String {
+pub(crate) fn repo_of(reference: &str) -> String {
     let (_, rest) = reference.split_once('/').unwrap();
     rest.rsplit_once(':').unwrap().0.to_string()
 }

@@ -1,0 +1,104 @@
+//! Attestations on a registry, stored as cosign stores them: DSSE envelopes as layers of the
+//! manifest tagged `sha256-<hex>.att` next to what they are about. `attach` adds one signed
+//! statement; `verified` finds the statements of one predicate type that a trusted key signed.
+//!
+//! Like signatures, only the registry being pulled from is consulted, so this works
+//! offline. Every envelope is fetched through its descriptor (digest-checked, size-capped).
+
+use ebpf_package::blob::parse_manifest;
+use ebpf_package::provenance::{self, Envelope, Statement};
+use ebpf_package::signature::{PrivateKey, PublicKey};
+use ebpf_package::{Error, Reference, Result};
+
+use crate::registry::Registry;
+
+/// Signs `statement` with `key` and adds it to the `.att` manifest of `digest` in
+/// `reference`'s repository.
+pub fn attach(
+    registry: &Registry,
+    reference: &Reference,
+    digest: &str,
+    statement: &Statement,
+    key: &PrivateKey,
+) -> Result<()> {
+    let envelope = Envelope::sign(statement, key)?;
+    let layer = provenance::attestation_layer(&envelope, &statement.predicate_type);
+    let att_ref = reference.with_tag(&provenance::attestation_tag(digest)?);
+    let existing = match registry.fetch_manifest(&att_ref)? {
+        Some((bytes, _)) => Some(parse_manifest(&bytes)?),
+        None => None,
+    };
+    let (manifest, config) = provenance::attestation_manifest(existing.as_ref(), &layer);
+    let bytes = serde_json::to_vec(&manifest).expect("a manifest serializes");
+    registry.push_manifest_with_blobs(&att_ref, &[&config, &layer], &bytes)?;
+    Ok(())
+}
+
+/// The `predicate_type` envelopes stored for `digest`, unverified (none when there is no
+/// `.att` tag).
+pub fn envelopes(
+    registry: &Registry,
+    reference: &Reference,
+    digest: &str,
+    predicate_type: &str,
+) -> Result<Vec<Envelope>> {
+    let att_ref = reference.with_tag(&provenance::attestation_tag(digest)?);
+    let Some((bytes, _)) = registry.fetch_manifest(&att_ref)? else {
+        return Ok(vec![]);
+    };
+    let manifest = parse_manifest(&bytes)?;
+    provenance::attestation_layers(&manifest, predicate_type)?
+        .iter()
+        .map(|layer| Envelope::parse(&registry.fetch_blob(&att_ref, layer)?))
+        .collect()
+}
+
+/// What the attestations of one predicate type say, and who vouches for it.
+pub enum Found {
+    /// No attestation of that type is stored.
+    None,
+    /// Statements whose signature one of the keys checked, with the key's fingerprint.
+    Verified(Statement, String),
+    /// Statements nobody we trust signed (no key given): shown as unverified.
+    Unverified(Statement),
+}
+
+/// The `predicate_type` attestation of `digest`: with `keys`, one must verify (else an
+/// integrity error naming the failure: tampered payload, other key, other subject); without
+/// keys, the newest statement is returned unverified, for display.
+pub fn find(
+    registry: &Registry,
+    reference: &Reference,
+    digest: &str,
+    predicate_type: &str,
+    keys: &[PublicKey],
+) -> Result<Found> {
+    let envelopes = envelopes(registry, reference, digest, predicate_type)?;
+    if envelopes.is_empty() {
+        return Ok(Found::None);
+    }
+    if keys.is_empty() {
+        let newest = envelopes.last().expect("not empty");
+        return Ok(Found::Unverified(newest.statement()?));
+    }
+    let mut last = None;
+    // Newest first: a re-attested digest shows its latest statement.
+    for envelope in envelopes.iter().rev() {
+        for key in keys {
+            match envelope.verify(key, digest) {
+                Ok(s) if s.predicate_type == predicate_type => {
+                    return Ok(Found::Verified(s, key.fingerprint()))
+                }
+                // The layer's annotation is not signed; the statement's own type is.
+                Ok(s) => {
+                    last = Some(Error::integrity(format!(
+                        "an attestation filed as {predicate_type} is a signed {} statement",
+                        s.predicate_type
+                    )))
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::integrity("no attestation verified")))
+}
