@@ -134,15 +134,20 @@ install_pypi() { # FAMILY
         python3 -m pip install -q --break-system-packages "$name"
     fi
   done < <(pypi_for "$1")
-  # A library, not a command (so not in test-tools.txt's COMMAND column): Python's
-  # `cryptography`, which tests/python/cosign_interop.py uses to check our signatures.
-  if ((DRY_RUN)); then
-    run python3 -m pip install -q cryptography
-  elif ! python3 -c 'import cryptography' 2>/dev/null; then
-    echo "==> installing cryptography (PyPI)"
-    python3 -m pip install -q cryptography 2>/dev/null ||
-      python3 -m pip install -q --break-system-packages cryptography
-  fi
+  # Libraries, not commands (so not in test-tools.txt's COMMAND column), that
+  # tests/python/cosign_interop.py uses to check our signatures independently: Python's
+  # `cryptography` (ECDSA, scrypt) and PyNaCl (`nacl`: the secretbox of cosign's key files).
+  local module package
+  for pair in cryptography:cryptography nacl:pynacl; do
+    module=${pair%%:*} package=${pair#*:}
+    if ((DRY_RUN)); then
+      run python3 -m pip install -q "$package"
+    elif ! python3 -c "import $module" 2>/dev/null; then
+      echo "==> installing $package (PyPI)"
+      python3 -m pip install -q "$package" 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages "$package"
+    fi
+  done
 }
 
 # cargo comes from rustup, not from a distro package.

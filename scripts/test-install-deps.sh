@@ -78,7 +78,8 @@ test_dnf_distro() { # NAME LINE...
     docker-distribution iproute-tc git-daemon python3-pip hyperfine
   refuse_words "$name" "$line" busybox-static libbpf-dev libelf-dev zlib1g-dev golang-go \
     docker-registry libbpf-dev:arm64 -
-  expect_words "$name" "$(install_line "$OUT" 'python3 -m pip install')" check-jsonschema
+  expect_words "$name" "$(install_line "$OUT" 'python3 -m pip install')" check-jsonschema \
+    cryptography pynacl
 }
 
 # Debian: apt-get install naming every Debian package in the list (arm64 ones after

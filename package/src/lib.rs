@@ -22,6 +22,7 @@
 
 pub mod blob;
 pub mod codec;
+pub mod cosign_key;
 pub mod decode;
 pub mod digest;
 pub mod error;

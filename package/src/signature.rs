@@ -24,7 +24,7 @@ use crate::spec::{
     ANNOTATION_COSIGN_SIGNATURE, COSIGN_SIGNATURE_TAG_SUFFIX, COSIGN_SIGNATURE_TYPE,
     MEDIA_TYPE_CONFIG, MEDIA_TYPE_COSIGN_SIMPLESIGNING, MEDIA_TYPE_MANIFEST, SIGNATURE_KEY_HINT,
 };
-use crate::{digest, Error, Result};
+use crate::{cosign_key, digest, Error, Result};
 
 const B64: base64::engine::general_purpose::GeneralPurpose =
     base64::engine::general_purpose::STANDARD;
@@ -76,9 +76,17 @@ impl PrivateKey {
                         .with_help("check the password (CARGO_EBPF_KEY_PASSWORD, COSIGN_PASSWORD or --password-stdin)")
                 });
         }
-        if pem.contains("SIGSTORE PRIVATE KEY") || pem.contains("COSIGN PRIVATE KEY") {
-            return Err(Error::input("cosign's own encrypted key format is not supported yet")
-                .with_help("generate a key with `cargo ebpf key generate PREFIX`, or export the cosign key as PKCS#8"));
+        if cosign_key::is_cosign_key(pem) {
+            let Some(pw) = password else {
+                return Err(Error::usage("the cosign private key is encrypted and no password was given")
+                    .with_help("set COSIGN_PASSWORD (or CARGO_EBPF_KEY_PASSWORD), or pass it on stdin with --password-stdin"));
+            };
+            let der = cosign_key::open(pem, pw)?;
+            return SigningKey::from_pkcs8_der(&der).map(PrivateKey).map_err(|e| {
+                Error::input("the cosign key does not hold an ECDSA P-256 private key")
+                    .with_source(e.to_string())
+                    .with_help("cosign keys made by `cosign generate-key-pair` are P-256; use one of those")
+            });
         }
         SigningKey::from_pkcs8_pem(pem)
             .map(PrivateKey)

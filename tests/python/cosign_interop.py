@@ -11,6 +11,8 @@ shares nothing with it (and the tamper cases are made the way an attacker would:
                                                           envelope with PUB, print the builder
   cosign_interop.py edit-att REGISTRY REPO DIGEST          change the attested builder, keep the sig
   cosign_interop.py copy-att REGISTRY REPO FROM TO         put FROM's attestations on TO's tag
+  cosign_interop.py cosign-key PREFIX PASSWORD             write PREFIX.key in cosign's encrypted
+                                                          format (scrypt + NaCl secretbox) and PREFIX.pub
 
 Exits non-zero with a message on any failure. Talks only to REGISTRY (127.0.0.1:PORT).
 """
@@ -194,9 +196,36 @@ def copy_att(reg, repo, src, dst):
     put_manifest(reg, repo, att_tag(dst), manifest["layers"])
 
 
+def cosign_key(prefix, password):
+    """A key file as `cosign generate-key-pair` writes it, built from its documented format."""
+    import os
+    from nacl.secret import SecretBox
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    salt, nonce = os.urandom(32), os.urandom(24)
+    kek = hashlib.scrypt(password.encode(), salt=salt, n=32768, r=8, p=1, dklen=32,
+                         maxmem=64 << 20)
+    sealed = SecretBox(kek).encrypt(der, nonce).ciphertext
+    b64 = lambda b: base64.b64encode(b).decode()
+    doc = {"kdf": {"name": "scrypt", "params": {"N": 32768, "r": 8, "p": 1}, "salt": b64(salt)},
+           "cipher": {"name": "nacl/secretbox", "nonce": b64(nonce)}, "ciphertext": b64(sealed)}
+    body = b64(json.dumps(doc).encode())
+    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    label = "ENCRYPTED SIGSTORE PRIVATE KEY"
+    with open(prefix + ".key", "w") as f:
+        f.write(f"-----BEGIN {label}-----\n{lines}\n-----END {label}-----\n")
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    with open(prefix + ".pub", "wb") as f:
+        f.write(pem)
+
+
 def main(argv):
     commands = {"verify": verify, "sign": sign, "copy-sig": copy_sig, "edit": edit,
-                "verify-att": verify_att, "edit-att": edit_att, "copy-att": copy_att}
+                "verify-att": verify_att, "edit-att": edit_att, "copy-att": copy_att,
+                "cosign-key": cosign_key}
     if len(argv) < 2 or argv[1] not in commands:
         sys.exit(__doc__)
     try:

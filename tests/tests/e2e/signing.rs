@@ -56,14 +56,14 @@ pub(crate) fn python_cryptography() -> bool {
         return false;
     }
     let has = Command::new("python3")
-        .args(["-c", "import cryptography"])
+        .args(["-c", "import cryptography, nacl"])
         .status()
         .is_ok_and(|s| s.success());
     if !has && ebpf_e2e_tests::harness::strict() {
-        panic!("python3 lacks the `cryptography` package (scripts/install-deps.sh installs it)");
+        panic!("python3 lacks the `cryptography` or `nacl` (PyNaCl) package (scripts/install-deps.sh installs them)");
     }
     if !has {
-        eprintln!("skipped: needs python3's `cryptography` package (pip install cryptography)");
+        eprintln!("skipped: needs python3's `cryptography` and `nacl` packages (pip install cryptography pynacl)");
     }
     has
 }
@@ -180,7 +180,15 @@ fn keys_signatures_and_trust_policy() {
     let listed = String::from_utf8(ok(&mut env.cmd(["trust", "list"])).stdout).unwrap();
     assert!(listed.contains(&format!("{reg}/alice")), "{listed}");
     ok(&mut env.cmd(["pull", &signed.reference]));
-    let alice_fp = said.split_whitespace().last().unwrap().to_string();
+    // The first line: `DIGEST signed by FINGERPRINT` (the provenance line follows).
+    let alice_fp = said
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
     let list = stored(&env);
     assert!(
         list.contains(&alice_fp),
@@ -346,4 +354,46 @@ fn a_signature_made_by_python_cryptography_verifies() {
         ])
         .arg(&py_pub));
     ok(&mut env.cmd(["pull", &pushed.reference]));
+}
+
+#[test]
+fn a_key_in_cosigns_own_format_signs() {
+    if !needs(&[Need::Build, Need::Registry]) || !python_cryptography() {
+        return;
+    }
+    let registry = Registry::start();
+    let env = Env::new();
+    let project = env.path().join("cosignkey");
+    ok(env
+        .cmd(["new", "cosignkey", "--lang", "eunomia", "--path"])
+        .arg(&project));
+    let pushed = push(
+        &env,
+        &project,
+        &format!("{}/py/cosignkey:0.1.0", registry.addr()),
+        None,
+    );
+    // Written by Python (scrypt + NaCl secretbox) as `cosign generate-key-pair` does.
+    let prefix = env.path().join("cosign");
+    interop_ok(&["cosign-key", prefix.to_str().unwrap(), "cosign pw"]);
+    let (key, public) = (prefix.with_extension("key"), prefix.with_extension("pub"));
+    let err = fails(
+        env.cmd(["sign", &pushed.reference, "--key"])
+            .arg(&key)
+            .env("COSIGN_PASSWORD", "wrong"),
+        7,
+    );
+    assert!(err.contains("wrong password"), "{err}");
+    ok(env
+        .cmd(["sign", &pushed.reference, "--key"])
+        .arg(&key)
+        .env("COSIGN_PASSWORD", "cosign pw"));
+    ok(env.cmd(["verify", &pushed.reference, "--key"]).arg(&public));
+    interop_ok(&[
+        "verify",
+        registry.addr(),
+        &repo_of(&pushed.reference),
+        &pushed.digest,
+        public.to_str().unwrap(),
+    ]);
 }
