@@ -237,6 +237,10 @@ pub struct BuildArgs {
     /// Kernel BTF to build against (default: /sys/kernel/btf/vmlinux).
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
+    /// A BTFHub archive (`<distro>/<version>/<arch>/<release>.btf.tar.xz`): embed each of
+    /// its kernels' minimal BTF, so the package loads on them without kernel BTF.
+    #[arg(long, value_name = "DIR")]
+    pub btfhub_archive: Option<PathBuf>,
     /// Target architectures, comma-separated, either naming (`x86_64,arm64`); default the
     /// host's. Several give a multi-arch package (an OCI image index).
     #[arg(long, value_delimiter = ',', value_name = "ARCH[,ARCH...]")]
@@ -449,11 +453,38 @@ fn cmd_build(args: &BuildArgs) -> Result<(Project, Vec<BuildOutput>)> {
     } else {
         build::build_all(&project, &opts, &args.arch)?
     };
+    let built = match &args.btfhub_archive {
+        Some(archive) => embed_btf(archive, built)?,
+        None => built,
+    };
     if args.print_outputs {
         let json = serde_json::to_string(&built).expect("build outputs serialize");
         out_line(format_args!("{json}"));
     }
     Ok((project, built))
+}
+
+/// Adds the per-kernel BTF layer to each build (on the host, also after `--container`).
+fn embed_btf(archive: &Path, built: Vec<BuildOutput>) -> Result<Vec<BuildOutput>> {
+    if !archive.is_dir() {
+        return Err(Error::usage(format!(
+            "--btfhub-archive {}: not a directory",
+            archive.display()
+        ))
+        .with_help(
+            "pass a BTFHub archive directory (<distro>/<version>/<arch>/<release>.btf.tar.xz)",
+        ));
+    }
+    built
+        .into_iter()
+        .map(|b| {
+            let btfgen = build::btfhub::generate(archive, &b.arch, &b.object)?;
+            Ok(BuildOutput {
+                btfgen: Some(btfgen),
+                ..b
+            })
+        })
+        .collect()
 }
 
 fn cmd_package(args: &BuildArgs) -> Result<()> {

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ebpf_package::blob::Blob;
 use ebpf_package::image_index::Release;
 use ebpf_package::layer::LayerFile;
 use ebpf_package::layout::OciLayout;
@@ -62,7 +63,14 @@ pub fn build_package(project: &Project, built: &BuildOutput) -> Result<Package> 
     if !files.iter().any(|f| f.path == README) {
         files.extend(readme_file(project)?);
     }
-    Package::build_with_files(meta, &files, Some(created_timestamp(built)))
+    let pkg = Package::build_with_files(meta, &files, Some(created_timestamp(built)))?;
+    match &built.btfgen {
+        Some(path) => {
+            let data = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+            pkg.with_btfgen(Blob::new(spec::MEDIA_TYPE_BTFGEN, data))
+        }
+        None => Ok(pkg),
+    }
 }
 
 /// The project's README, carried in the layer so a hub can show it on the package page.

@@ -21,6 +21,7 @@
 //! - [`layout`]: OCI image layout directories, where packages are written and read.
 
 pub mod blob;
+pub mod btfgen;
 pub mod codec;
 pub mod cosign_key;
 pub mod decode;

@@ -222,6 +222,26 @@ impl Package {
         }
     }
 
+    /// This package with `btfgen` (see [`crate::btfgen::layer`]) as an extra layer, listed
+    /// in the config's diff_ids like any layer, so registries and skopeo see a normal image.
+    pub fn with_btfgen(mut self, btfgen: Blob) -> Result<Package> {
+        let tar = gunzip_bounded(&btfgen.data)?;
+        self.config.rootfs.diff_ids.push(digest::sha256(&tar));
+        self.config_blob = Blob::new(spec::MEDIA_TYPE_CONFIG, to_json(&self.config)?);
+        self.manifest.config = self.config_blob.descriptor.clone();
+        self.manifest.layers.push(btfgen.descriptor.clone());
+        self.manifest_bytes = to_json(&self.manifest)?;
+        self.layers.push(btfgen);
+        Ok(self)
+    }
+
+    /// The per-kernel BTF layer (ours or Inspektor Gadget's btfgen), if it carries one.
+    pub fn btfgen_layer(&self) -> Option<&Blob> {
+        self.layers
+            .iter()
+            .find(|l| crate::btfgen::is_btfgen_layer(&l.descriptor.media_type))
+    }
+
     /// Total size of config and layers.
     pub fn size(&self) -> u64 {
         self.config_blob.data.len() as u64
@@ -401,4 +421,19 @@ mod tests {
             serde_json::from_str(&labels[spec::LABEL_BPFMAN_PROGRAMS]).unwrap();
         assert_eq!(programs["p"], "tracepoint");
     }
+}
+
+/// A gzip stream decompressed, refused beyond the unpacked-size cap.
+fn gunzip_bounded(data: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .take(crate::layer::MAX_UNPACKED_SIZE + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::input("the BTF layer is not gzip").with_source(e))?;
+    if out.len() as u64 > crate::layer::MAX_UNPACKED_SIZE {
+        return Err(Error::input("the BTF layer unpacks beyond the size limit")
+            .with_help("package fewer kernels (--btfhub-archive with a smaller archive)"));
+    }
+    Ok(out)
 }

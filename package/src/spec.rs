@@ -64,6 +64,9 @@ pub const GADGET_CONFIG: &str = "application/vnd.gadget.config.v1+yaml";
 pub const GADGET_EBPF_LAYER: &str = "application/vnd.gadget.ebpf.program.v1+binary";
 pub const GADGET_WASM_LAYER: &str = "application/vnd.gadget.wasm.program.v1+binary";
 pub const GADGET_BTFGEN_LAYER: &str = "application/vnd.gadget.btfgen.v1+binary";
+/// Our per-kernel BTF layer (`package --btfhub-archive`): a tar+gzip of minimal BTFs in
+/// BTFHub's layout, `<distro>/<version>/<arch>/<release>.btf` (see `btfgen.rs`).
+pub const MEDIA_TYPE_BTFGEN: &str = "application/vnd.cargo-ebpf.btfgen.v1.tar+gzip";
 /// The OCI empty descriptor's media type (content `{}`), a config that says nothing.
 pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 

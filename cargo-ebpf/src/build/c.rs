@@ -48,6 +48,7 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
         arch: arch.to_string(),
         fresh,
         loader: Some(paths.loader),
+        btfgen: None,
     })
 }
 

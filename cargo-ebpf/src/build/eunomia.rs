@@ -433,6 +433,7 @@ impl Layout {
             arch: arch.to_string(),
             fresh,
             loader: None,
+            btfgen: None,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! `util`.
 
 mod anchor;
+pub mod btfhub;
 mod c;
 pub mod container;
 mod eunomia;
@@ -49,6 +50,9 @@ pub struct BuildOutput {
     /// The userspace loader (`target/ebpf/<arch>/<name>`), for kinds that have one; it is
     /// packaged under `bin/` and started by `run`.
     pub loader: Option<PathBuf>,
+    /// The per-kernel BTF layer (`--btfhub-archive`), packaged as an extra layer.
+    #[serde(default)]
+    pub btfgen: Option<PathBuf>,
 }
 
 /// Builds the project for one architecture with the driver for its kind.
@@ -162,6 +166,7 @@ mod tests {
             arch: arch.into(),
             fresh: false,
             loader: None,
+            btfgen: None,
         }
     }
 

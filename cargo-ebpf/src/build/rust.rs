@@ -56,6 +56,7 @@ pub(super) fn build(project: &Project, opts: &BuildOptions, arch: &str) -> Resul
         arch: arch.to_string(),
         fresh,
         loader: Some(loader),
+        btfgen: None,
     })
 }
 

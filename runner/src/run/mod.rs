@@ -8,6 +8,7 @@
 //! ([`stream`]).
 
 mod attach;
+mod btf;
 mod container;
 pub mod detached;
 mod exec;
@@ -91,6 +92,19 @@ pub fn run_package(pkg: &Package, opts: &RunOptions, out: &mut dyn Write) -> Res
     match &meta.runtime {
         Runtime::Kernel => {
             let (name, bytes) = pkg.object()?;
+            // Kept until the run ends: libbpf reads it at load.
+            let embedded = btf::embedded(pkg, opts.btf.as_deref())?;
+            let with_btf;
+            let opts = match &embedded {
+                Some(file) => {
+                    with_btf = RunOptions {
+                        btf: Some(file.path().to_path_buf()),
+                        ..opts.clone()
+                    };
+                    &with_btf
+                }
+                None => opts,
+            };
             run_object(&name, &bytes, Some(meta), opts, out).map(|()| 0)
         }
         Runtime::Executable { .. } => {

@@ -6,6 +6,7 @@
 //! with `skipped: TEST: needs WHAT (HOW)`; under `scripts/test.sh`
 //! (`CARGO_EBPF_TEST_STRICT=1`) a skip is a failure. See `ebpf_e2e_tests::needs`.
 
+mod btfhub;
 mod checked_metadata;
 mod compat;
 mod container_build;
