@@ -297,6 +297,21 @@ fn bpfman_labels(meta: &PackageMeta) -> BTreeMap<String, String> {
     ])
 }
 
+/// A gzip stream decompressed, refused beyond the unpacked-size cap.
+fn gunzip_bounded(data: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .take(crate::layer::MAX_UNPACKED_SIZE + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::input("the BTF layer is not gzip").with_source(e))?;
+    if out.len() as u64 > crate::layer::MAX_UNPACKED_SIZE {
+        return Err(Error::input("the BTF layer unpacks beyond the size limit")
+            .with_help("package fewer kernels (--btfhub-archive with a smaller archive)"));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,19 +436,4 @@ mod tests {
             serde_json::from_str(&labels[spec::LABEL_BPFMAN_PROGRAMS]).unwrap();
         assert_eq!(programs["p"], "tracepoint");
     }
-}
-
-/// A gzip stream decompressed, refused beyond the unpacked-size cap.
-fn gunzip_bounded(data: &[u8]) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .take(crate::layer::MAX_UNPACKED_SIZE + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::input("the BTF layer is not gzip").with_source(e))?;
-    if out.len() as u64 > crate::layer::MAX_UNPACKED_SIZE {
-        return Err(Error::input("the BTF layer unpacks beyond the size limit")
-            .with_help("package fewer kernels (--btfhub-archive with a smaller archive)"));
-    }
-    Ok(out)
 }
