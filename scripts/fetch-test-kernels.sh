@@ -33,8 +33,8 @@ suite_of() { # SERIES -> Debian suite that ships it
 papt() { # DIR TOOL ARGS...
   local dir=$1 tool=$2
   shift 2
-  "$tool" -q -o Dir::Etc::sourcelist="$dir/sources.list" -o Dir::Etc::sourceparts=- \
-    -o Dir::Etc::preferences=/dev/null -o Dir::Etc::preferencesparts=- \
+  "$tool" -q -o Dir::Etc::sourcelist="$dir/sources.list" -o Dir::Etc::sourceparts="$dir/parts" \
+    -o Dir::Etc::preferences=/dev/null -o Dir::Etc::preferencesparts="$dir/parts" \
     -o Dir::State="$dir/state" -o Dir::State::status="$dir/status" \
     -o Dir::Cache="$dir/cache" -o APT::Sandbox::User=root \
     -o Debug::NoLocking=1 -o APT::Architecture=amd64 "$@"
@@ -46,7 +46,7 @@ fetch_series() { # SERIES
   suite=$(suite_of "$series")
   work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
-  mkdir -p "$work/state/lists/partial" "$work/cache/archives/partial"
+  mkdir -p "$work/state/lists/partial" "$work/cache/archives/partial" "$work/parts"
   : >"$work/status"
   echo "deb [signed-by=$keyring] $mirror $suite main" >"$work/sources.list"
   echo "==> $series: reading $suite's index"
