@@ -104,12 +104,13 @@ fn vm_options(args: &TestKernelsArgs) -> Result<VmOptions> {
             .with_help("install QEMU (Debian package qemu-system-x86, Fedora qemu-system-x86-core)")
     })?;
     let kvm = !args.no_kvm && kvm_usable();
-    let default = if kvm { TIMEOUT_KVM } else { TIMEOUT_EMULATED };
+    let secs = |default| Duration::from_secs(args.vm_timeout.unwrap_or(default));
     Ok(VmOptions {
         qemu,
         kvm,
         memory_mib: args.memory,
-        timeout: Duration::from_secs(args.vm_timeout.unwrap_or(default)),
+        timeout: secs(if kvm { TIMEOUT_KVM } else { TIMEOUT_EMULATED }),
+        emulated_timeout: secs(TIMEOUT_EMULATED),
     })
 }
 

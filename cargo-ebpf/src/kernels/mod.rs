@@ -15,6 +15,7 @@ mod vm;
 pub use vm::{kvm_usable, VmOptions, QEMU};
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ebpf_package::kernel_matrix::{KernelMatrix, KernelResult};
 use ebpf_package::layout::OciLayout;
@@ -151,6 +152,10 @@ pub struct TestOptions {
     pub tool: String,
 }
 
+/// A guest under KVM prints its first marker within seconds; silence this long means KVM
+/// cannot run it (nested virtualization often hangs the guest without a word).
+const KVM_FIRST_WORD: Duration = Duration::from_secs(20);
+
 /// Boots every kernel in turn with `subject` and returns the matrix (oldest kernel first);
 /// `progress` sees each row as it is known.
 pub fn test_kernels(
@@ -162,16 +167,17 @@ pub fn test_kernels(
     let (package, digest) = describe(subject)?;
     let work = tempfile::tempdir().map_err(|e| Error::io("create", Path::new("a temp dir"), e))?;
     let base = GuestFiles::prepare(subject, opts, work.path())?;
+    let mut vm = opts.vm.clone();
     let mut rows = Vec::new();
     for kernel in kernels {
         let initrd = work.path().join("initramfs.cpio");
         let archive = base.archive(kernel)?;
         std::fs::write(&initrd, archive).map_err(|e| Error::io("write", &initrd, e))?;
-        let boot = vm::boot(&opts.vm, &kernel.vmlinuz, &initrd)?;
+        let boot = boot_with_fallback(&mut vm, kernel, &initrd)?;
         let row = guest::result(&guest::Boot {
             label: &kernel.label,
             console: &boot.console,
-            timed_out: boot.timed_out.then_some(opts.vm.timeout.as_secs()),
+            timed_out: boot.timed_out.then_some(vm.timeout.as_secs()),
             duration_ms: u64::try_from(boot.elapsed.as_millis()).unwrap_or(u64::MAX),
         });
         progress(&row);
@@ -185,6 +191,27 @@ pub fn test_kernels(
     };
     matrix.sort();
     Ok(matrix)
+}
+
+/// Boots under KVM while KVM works; a KVM guest that never says a word (or a QEMU that
+/// refuses the KVM CPU) switches this and every later VM to emulation, with a warning.
+fn boot_with_fallback(vm: &mut VmOptions, kernel: &KernelImage, initrd: &Path) -> Result<vm::Boot> {
+    if !vm.kvm {
+        return vm::boot(vm, &kernel.vmlinuz, initrd, None);
+    }
+    let boot = vm::boot(vm, &kernel.vmlinuz, initrd, Some((guest::MARK, KVM_FIRST_WORD)))?;
+    if boot.console.contains(guest::MARK) {
+        return Ok(boot);
+    }
+    let qemu_said = boot.qemu_stderr.lines().find(|l| !l.trim().is_empty());
+    eprintln!(
+        "warning: KVM could not run the guest ({}); emulating the CPU instead for this and \
+         the remaining kernels (slower; --no-kvm skips the attempt)",
+        qemu_said.unwrap_or("no output from the guest kernel: nested virtualization?")
+    );
+    vm.kvm = false;
+    vm.timeout = vm.emulated_timeout;
+    vm::boot(vm, &kernel.vmlinuz, initrd, None)
 }
 
 /// The subject's name and digest for the matrix; refuses packages that start their own

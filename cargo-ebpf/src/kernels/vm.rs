@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ebpf_package::{Error, Result};
@@ -20,11 +21,15 @@ pub struct VmOptions {
     pub kvm: bool,
     pub memory_mib: u32,
     pub timeout: Duration,
+    /// The deadline once KVM turned out unusable and the VMs are emulated instead.
+    pub emulated_timeout: Duration,
 }
 
 /// What one boot left behind.
 pub struct Boot {
     pub console: String,
+    /// QEMU's own complaints (a CPU model KVM refuses, a missing file).
+    pub qemu_stderr: String,
     /// Set when the deadline passed and the VM was killed.
     pub timed_out: bool,
     pub elapsed: Duration,
@@ -40,32 +45,62 @@ pub fn kvm_usable() -> bool {
 }
 
 /// Boots `kernel` with `initrd` and returns its console once the guest powers off (or the
-/// deadline passes).
-pub fn boot(opts: &VmOptions, kernel: &Path, initrd: &Path) -> Result<Boot> {
+/// deadline passes). With `first_word`, a guest that prints no `mark` that soon is killed
+/// as stalled (a KVM that cannot run guests, e.g. nested virtualization, hangs silently).
+pub fn boot(
+    opts: &VmOptions,
+    kernel: &Path,
+    initrd: &Path,
+    first_word: Option<(&str, Duration)>,
+) -> Result<Boot> {
     let start = Instant::now();
     let mut child = command(opts, kernel, initrd)
         .spawn()
         .map_err(|e| qemu_missing(&opts.qemu, e))?;
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let reader = std::thread::spawn(move || {
-        let mut console = Vec::new();
+    let console = Arc::new(Mutex::new(Vec::new()));
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let readers = [
+        collect(stdout, Arc::clone(&console)),
+        collect(stderr, Arc::new(Mutex::new(Vec::new()))),
+    ];
+    let heard = |mark: &str| {
+        let bytes = console.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).contains(mark)
+    };
+    let deadline = start + opts.timeout;
+    let stall = first_word.map(|(mark, after)| (mark, start + after));
+    let ended = wait_until(&mut child, deadline, |now| {
+        stall.is_some_and(|(mark, at)| now >= at && !heard(mark))
+    })?;
+    let [out, err] = readers.map(|r| r.join().unwrap_or_default());
+    Ok(Boot {
+        console: String::from_utf8_lossy(&out).into_owned(),
+        qemu_stderr: String::from_utf8_lossy(&err).into_owned(),
+        timed_out: ended == Ended::Deadline,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Reads `from` to its end into `into` (kept to [`MAX_CONSOLE`]); the thread returns a
+/// copy of what it read.
+fn collect(
+    mut from: impl Read + Send + 'static,
+    into: Arc<Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
-        while let Ok(n) = stdout.read(&mut buf) {
+        while let Ok(n) = from.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            if console.len() < MAX_CONSOLE {
-                console.extend_from_slice(&buf[..n]);
+            let mut all = into.lock().unwrap_or_else(|e| e.into_inner());
+            if all.len() < MAX_CONSOLE {
+                all.extend_from_slice(&buf[..n]);
             }
         }
-        console
-    });
-    let timed_out = wait_or_kill(&mut child, opts.timeout)?;
-    let console = reader.join().unwrap_or_default();
-    Ok(Boot {
-        console: String::from_utf8_lossy(&console).into_owned(),
-        timed_out,
-        elapsed: start.elapsed(),
+        let all = into.lock().unwrap_or_else(|e| e.into_inner());
+        all.clone()
     })
 }
 
@@ -89,27 +124,43 @@ fn command(opts: &VmOptions, kernel: &Path, initrd: &Path) -> Command {
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::piped());
     cmd
 }
 
-/// Waits for the VM to exit; kills it when `timeout` passes. Returns whether it was killed.
-fn wait_or_kill(child: &mut std::process::Child, timeout: Duration) -> Result<bool> {
-    let deadline = Instant::now() + timeout;
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Exited,
+    Deadline,
+    Stalled,
+}
+
+/// Waits for the VM to exit; kills it at `deadline` or when `stalled(now)` says so.
+fn wait_until(
+    child: &mut std::process::Child,
+    deadline: Instant,
+    stalled: impl Fn(Instant) -> bool,
+) -> Result<Ended> {
     loop {
         let exited = child
             .try_wait()
             .map_err(|e| Error::io("wait for", Path::new(QEMU), e))?;
         if exited.is_some() {
-            return Ok(false);
+            return Ok(Ended::Exited);
         }
-        if Instant::now() >= deadline {
-            // The VM is ours alone: kill it and reap it.
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(true);
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        let now = Instant::now();
+        let why = if now >= deadline {
+            Ended::Deadline
+        } else if stalled(now) {
+            Ended::Stalled
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        // The VM is ours alone: kill it and reap it.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Ok(why);
     }
 }
 

@@ -18,6 +18,7 @@ mod hub_formats;
 mod hub_trust;
 mod hub_web;
 mod inspect;
+mod kernel_matrix;
 mod invocation;
 mod lifecycle;
 mod multi_arch;
