@@ -42,10 +42,12 @@ papt() { # DIR TOOL ARGS...
 
 fetch_series() { # SERIES
   local series=$1 suite work meta pkg deb unpacked
-  [ -s "$dest/$series/vmlinuz" ] && { echo "==> $series: cached in $dest/$series"; return 0; }
+  if [ -s "$dest/$series/vmlinuz" ]; then
+    echo "==> $series: cached in $dest/$series"
+    return 0
+  fi
   suite=$(suite_of "$series")
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' RETURN
+  work="$scratch/$series"
   mkdir -p "$work/state/lists/partial" "$work/cache/archives/partial" "$work/parts"
   : >"$work/status"
   echo "deb [signed-by=$keyring] $mirror $suite main" >"$work/sources.list"
@@ -74,6 +76,8 @@ main() {
   command -v apt-get >/dev/null || die "fetching Debian kernels needs apt-get (Debian/Ubuntu)"
   [ -r "$keyring" ] || die "$keyring is missing: install debian-archive-keyring"
   mkdir -p "$dest"
+  scratch=$(mktemp -d)
+  trap 'rm -rf "$scratch"' EXIT
   if (($#)); then set -- "$@"; else set -- 5.10 6.1 6.12; fi
   for series in "$@"; do fetch_series "$series"; done
 }
