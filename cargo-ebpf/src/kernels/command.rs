@@ -12,7 +12,7 @@ use ebpf_runner::cli::{out_line, registry, ProjectHook, RegistryArgs};
 use ebpf_runner::resolve::{self, Runnable};
 use ebpf_runner::store::Store;
 
-use super::{cached_kernels, kvm_usable, KernelImage, Subject, TestOptions, VmOptions, QEMU};
+use super::{cached_kernels, kvm_usable, DEFAULT_KERNELS_DIR, KERNELS_ENV, KernelImage, Subject, TestOptions, VmOptions, QEMU};
 
 const TIMEOUT_KVM: u64 = 120;
 const TIMEOUT_EMULATED: u64 = 900;
@@ -27,6 +27,10 @@ pub struct TestKernelsArgs {
     /// kernel in $CARGO_EBPF_KERNELS (/var/cache/cargo-ebpf/kernels).
     #[arg(long = "kernel", value_name = "IMAGE")]
     pub kernels: Vec<String>,
+    /// First fetch Debian's 5.10, 6.1 and 6.12 kernels into $CARGO_EBPF_KERNELS (apt-get
+    /// with a private configuration, nothing installed; skipped when cached), then test them.
+    #[arg(long, conflicts_with = "kernels")]
+    pub fetch: bool,
     /// Also write the matrix as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -56,6 +60,9 @@ pub struct TestKernelsArgs {
 
 /// Runs the matrix; `build_project` turns a project directory into a package.
 pub fn test_kernels(args: &TestKernelsArgs, build_project: ProjectHook) -> Result<()> {
+    if args.fetch {
+        fetch_debian_kernels()?;
+    }
     let kernels = kernels(&args.kernels)?;
     let vm = vm_options(args)?;
     let subject = subject(args, build_project)?;
@@ -89,6 +96,29 @@ pub fn test_kernels(args: &TestKernelsArgs, build_project: ProjectHook) -> Resul
         .with_help("the REASON column says what each kernel refused"));
     }
     Ok(())
+}
+
+/// The script that fetches Debian's kernels (also scripts/fetch-test-kernels.sh).
+const FETCH_SCRIPT: &str = include_str!("fetch-debian-kernels.sh");
+
+fn fetch_debian_kernels() -> Result<()> {
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(FETCH_SCRIPT)
+        .arg("fetch-debian-kernels")
+        .status()
+        .map_err(|e| {
+            Error::environment("cannot run bash to fetch Debian's kernels").with_source(e)
+        })?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(Error::environment("fetching Debian's kernels failed (its output is above)")
+        .with_help(format!(
+            "--fetch needs apt-get, dpkg-deb and debian-archive-keyring (Debian or Ubuntu), \
+             a Debian mirror and a writable ${KERNELS_ENV} (default {DEFAULT_KERNELS_DIR}); \
+             or pass --kernel VMLINUZ[:BTF]"
+        )))
 }
 
 fn kernels(args: &[String]) -> Result<Vec<KernelImage>> {

@@ -5,7 +5,8 @@
 //! (and its shared libraries), the package and an `/init` ([`guest`]) that runs
 //! `ebpf-runner run TARGET --check`; one VM at a time ([`vm`]); the console becomes a row
 //! of the [`KernelMatrix`]. Kernels are the user's (`--kernel VMLINUZ[:BTF]`) or those
-//! `scripts/fetch-test-kernels.sh` unpacked from Debian's packages.
+//! `--fetch` (`fetch-debian-kernels.sh`, also scripts/fetch-test-kernels.sh) unpacked from
+//! Debian's packages.
 
 pub mod command;
 mod guest;
@@ -343,7 +344,8 @@ fn find_busybox() -> Result<PathBuf> {
     Ok(busybox)
 }
 
-/// `--runner`, else `ebpf-runner` next to this binary, else on PATH.
+/// `--runner`, else `ebpf-runner` next to this binary, else on PATH, else this binary
+/// itself: `cargo-ebpf run … --check` is the same command (a bigger guest, no extra install).
 fn find_runner(flag: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = flag {
         return if ebpf_runner::which::is_executable(path) {
@@ -361,12 +363,10 @@ fn find_runner(flag: Option<&Path>) -> Result<PathBuf> {
         .filter(|p| ebpf_runner::which::is_executable(p));
     sibling
         .or_else(|| ebpf_runner::which::find_program("ebpf-runner"))
+        .or_else(|| std::env::current_exe().ok())
         .ok_or_else(|| {
-            Error::environment("the guest needs the standalone runner, ebpf-runner, and none is found")
-                .with_help(
-                    "install it (cargo install ebpf-runner) or pass --runner PATH; it runs the \
-                     check inside each VM",
-                )
+            Error::environment("the guest needs a runner, and no ebpf-runner is found")
+                .with_help("pass --runner PATH (ebpf-runner runs the check inside each VM)")
         })
 }
 
