@@ -108,7 +108,9 @@ impl KernelMatrix {
                 "the kernel matrix is {} bytes, more than the {MAX_MATRIX_BYTES} allowed",
                 bytes.len()
             ))
-            .with_help("a matrix lists a few kernels; this one is not from cargo ebpf test-kernels"));
+            .with_help(
+                "a matrix lists a few kernels; this one is not from cargo ebpf test-kernels",
+            ));
         }
         let matrix: KernelMatrix = serde_json::from_slice(bytes).map_err(|e| {
             Error::input("the kernel matrix is not valid JSON of the expected shape")
@@ -297,7 +299,11 @@ mod tests {
         let m = matrix();
         let w = m.failing_for("5.10.0-32-amd64", "x86_64").unwrap();
         assert!(w.exact);
-        assert!(w.message().contains("invalid func unknown#181"), "{}", w.message());
+        assert!(
+            w.message().contains("invalid func unknown#181"),
+            "{}",
+            w.message()
+        );
         assert!(m.failing_for("6.1.0-28-amd64", "x86_64").is_none());
     }
 

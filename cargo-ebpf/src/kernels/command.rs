@@ -12,7 +12,10 @@ use ebpf_runner::cli::{out_line, registry, ProjectHook, RegistryArgs};
 use ebpf_runner::resolve::{self, Runnable};
 use ebpf_runner::store::Store;
 
-use super::{cached_kernels, kvm_usable, DEFAULT_KERNELS_DIR, KERNELS_ENV, KernelImage, Subject, TestOptions, VmOptions, QEMU};
+use super::{
+    cached_kernels, kvm_usable, KernelImage, Subject, TestOptions, VmOptions, DEFAULT_KERNELS_DIR,
+    KERNELS_ENV, QEMU,
+};
 
 const TIMEOUT_KVM: u64 = 120;
 const TIMEOUT_EMULATED: u64 = 900;
@@ -72,8 +75,15 @@ pub fn test_kernels(args: &TestKernelsArgs, build_project: ProjectHook) -> Resul
         args: args.args.clone(),
         tool: format!("cargo-ebpf {}", env!("CARGO_PKG_VERSION")),
     };
-    let how = if opts.vm.kvm { "KVM" } else { "QEMU without KVM (slow)" };
-    eprintln!("     Testing on {} kernel(s), one VM at a time ({how})", kernels.len());
+    let how = if opts.vm.kvm {
+        "KVM"
+    } else {
+        "QEMU without KVM (slow)"
+    };
+    eprintln!(
+        "     Testing on {} kernel(s), one VM at a time ({how})",
+        kernels.len()
+    );
     let start = Instant::now();
     let matrix = super::test_kernels(&subject, &kernels, &opts, progress)?;
     eprintln!(
@@ -113,12 +123,15 @@ fn fetch_debian_kernels() -> Result<()> {
     if status.success() {
         return Ok(());
     }
-    Err(Error::environment("fetching Debian's kernels failed (its output is above)")
-        .with_help(format!(
-            "--fetch needs apt-get, dpkg-deb and debian-archive-keyring (Debian or Ubuntu), \
+    Err(
+        Error::environment("fetching Debian's kernels failed (its output is above)").with_help(
+            format!(
+                "--fetch needs apt-get, dpkg-deb and debian-archive-keyring (Debian or Ubuntu), \
              a Debian mirror and a writable ${KERNELS_ENV} (default {DEFAULT_KERNELS_DIR}); \
              or pass --kernel VMLINUZ[:BTF]"
-        )))
+            ),
+        ),
+    )
 }
 
 fn kernels(args: &[String]) -> Result<Vec<KernelImage>> {
@@ -130,8 +143,10 @@ fn kernels(args: &[String]) -> Result<Vec<KernelImage>> {
 
 fn vm_options(args: &TestKernelsArgs) -> Result<VmOptions> {
     let qemu = ebpf_runner::which::find_program(QEMU).ok_or_else(|| {
-        Error::environment(format!("{QEMU} is not installed; test-kernels boots each kernel in it"))
-            .with_help("install QEMU (Debian package qemu-system-x86, Fedora qemu-system-x86-core)")
+        Error::environment(format!(
+            "{QEMU} is not installed; test-kernels boots each kernel in it"
+        ))
+        .with_help("install QEMU (Debian package qemu-system-x86, Fedora qemu-system-x86-core)")
     })?;
     let kvm = !args.no_kvm && kvm_usable();
     let secs = |default| Duration::from_secs(args.vm_timeout.unwrap_or(default));
@@ -167,7 +182,11 @@ fn progress(row: &KernelResult) {
 }
 
 fn count(matrix: &KernelMatrix, outcome: Outcome) -> usize {
-    matrix.kernels.iter().filter(|k| k.result == outcome).count()
+    matrix
+        .kernels
+        .iter()
+        .filter(|k| k.result == outcome)
+        .count()
 }
 
 /// Writes the JSON next to `path` first, then renames: a failed write leaves no half file.

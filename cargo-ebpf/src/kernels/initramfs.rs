@@ -98,7 +98,8 @@ impl Archive {
         ];
         self.bytes.extend_from_slice(b"070701");
         for field in fields {
-            self.bytes.extend_from_slice(format!("{field:08x}").as_bytes());
+            self.bytes
+                .extend_from_slice(format!("{field:08x}").as_bytes());
         }
         self.bytes.extend_from_slice(name.as_bytes());
         self.bytes.push(0);
@@ -108,7 +109,7 @@ impl Archive {
     }
 
     fn pad(&mut self) {
-        while self.bytes.len() % 4 != 0 {
+        while !self.bytes.len().is_multiple_of(4) {
             self.bytes.push(0);
         }
     }
@@ -170,7 +171,7 @@ mod tests {
         let mut a = Archive::default();
         a.file("/bin/busybox", b"12345", true);
         let bytes = a.finish();
-        assert_eq!(bytes.len() % 4, 0);
+        assert!(bytes.len().is_multiple_of(4));
         let text = String::from_utf8_lossy(&bytes);
         let bin = text.find("bin\0").unwrap();
         let busybox = text.find("bin/busybox\0").unwrap();

@@ -200,7 +200,12 @@ fn boot_with_fallback(vm: &mut VmOptions, kernel: &KernelImage, initrd: &Path) -
     if !vm.kvm {
         return vm::boot(vm, &kernel.vmlinuz, initrd, None);
     }
-    let boot = vm::boot(vm, &kernel.vmlinuz, initrd, Some((guest::MARK, KVM_FIRST_WORD)))?;
+    let boot = vm::boot(
+        vm,
+        &kernel.vmlinuz,
+        initrd,
+        Some((guest::MARK, KVM_FIRST_WORD)),
+    )?;
     if boot.console.contains(guest::MARK) {
         return Ok(boot);
     }
@@ -230,7 +235,10 @@ fn describe(subject: &Subject) -> Result<(String, Option<String>)> {
                 ))
                 .with_help("test the BPF object itself: cargo ebpf test-kernels NAME.bpf.o"));
             }
-            Ok((format!("{}:{}", meta.name, meta.version), Some(pkg.digest())))
+            Ok((
+                format!("{}:{}", meta.name, meta.version),
+                Some(pkg.digest()),
+            ))
         }
         Subject::Object { name, .. } => Ok((name.clone(), None)),
     }
@@ -292,7 +300,10 @@ fn subject_files(
         Subject::Object { name, bytes } => {
             let file = Path::new(name)
                 .file_name()
-                .map(|n| n.to_string_lossy().replace(|c: char| c.is_whitespace(), "_"))
+                .map(|n| {
+                    n.to_string_lossy()
+                        .replace(|c: char| c.is_whitespace(), "_")
+                })
                 .filter(|n| !n.starts_with('.'))
                 .unwrap_or_else(|| "object.bpf.o".into());
             let path = format!("{}/{file}", guest::TARGET_DIR);
@@ -305,9 +316,12 @@ fn subject_files(
             let guest_root = format!("{}/layout", guest::TARGET_DIR);
             for entry in walkdir::WalkDir::new(&root).follow_links(false) {
                 let entry = entry.map_err(|e| {
-                    Error::io("read", &root, e.into_io_error().unwrap_or_else(|| {
-                        std::io::Error::other("walk")
-                    }))
+                    Error::io(
+                        "read",
+                        &root,
+                        e.into_io_error()
+                            .unwrap_or_else(|| std::io::Error::other("walk")),
+                    )
                 })?;
                 if !entry.file_type().is_file() {
                     continue;

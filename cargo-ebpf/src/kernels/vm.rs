@@ -111,20 +111,27 @@ fn command(opts: &VmOptions, kernel: &Path, initrd: &Path) -> Command {
     } else {
         cmd.args(["-cpu", "max"]);
     }
-    cmd.args(["-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot"])
-        .args(["-smp", "1", "-m", &format!("{}M", opts.memory_mib)])
-        .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(initrd)
-        // panic=-1 with -no-reboot: a guest whose init dies ends the VM at once.
-        .args([
-            "-append",
-            "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "-nodefaults",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+    ])
+    .args(["-smp", "1", "-m", &format!("{}M", opts.memory_mib)])
+    .arg("-kernel")
+    .arg(kernel)
+    .arg("-initrd")
+    .arg(initrd)
+    // panic=-1 with -no-reboot: a guest whose init dies ends the VM at once.
+    .args([
+        "-append",
+        "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     cmd
 }
 

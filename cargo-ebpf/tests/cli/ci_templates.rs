@@ -248,10 +248,9 @@ fn gitee_pipeline_has_the_required_keys() {
         assert!(!artifact.name.is_empty() && artifact.path[0].ends_with("my-probe-oci.tar.gz"));
         // The kernel matrix: emulated (no KVM in the build container), kept as an artifact.
         assert!(
-            build
-                .commands
-                .iter()
-                .any(|c| c == "cargo ebpf test-kernels --fetch --no-kvm --output kernel-matrix.json"),
+            build.commands.iter().any(
+                |c| c == "cargo ebpf test-kernels --fetch --no-kvm --output kernel-matrix.json"
+            ),
             "{pack}: {:?}",
             build.commands
         );

@@ -84,7 +84,10 @@ fn a_bpf_loop_object_fails_on_5_10_with_the_verifiers_reason() {
     // The table on stdout: a header and one row per kernel, the reason on the failing one.
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 4, "{table}");
-    assert!(lines[1].contains(" fail ") && lines[1].contains(reason), "{table}");
+    assert!(
+        lines[1].contains(" fail ") && lines[1].contains(reason),
+        "{table}"
+    );
     // The matrix says this kernel family fails: what `run` will warn about.
     assert!(matrix.failing_for(&old.kernel, "x86_64").is_some());
     assert!(matrix
@@ -109,7 +112,11 @@ fn a_package_that_loads_everywhere_passes_on_every_kernel() {
         "{table}"
     );
     // A package (not a bare object) carries its name, version and digest into the matrix.
-    assert!(matrix.package.starts_with("everywhere:"), "{}", matrix.package);
+    assert!(
+        matrix.package.starts_with("everywhere:"),
+        "{}",
+        matrix.package
+    );
     assert!(matrix.digest.as_deref().unwrap().starts_with("sha256:"));
     assert!(matrix.kernels.iter().all(|k| k.duration_ms.is_some()));
 }
@@ -127,7 +134,8 @@ fn bad_kernel_arguments_fail_before_any_vm() {
     let empty = env.path().join("no-kernels");
     std::fs::create_dir(&empty).unwrap();
     let err = fails(
-        env.cmd(["test-kernels", "."]).env("CARGO_EBPF_KERNELS", &empty),
+        env.cmd(["test-kernels", "."])
+            .env("CARGO_EBPF_KERNELS", &empty),
         4,
     );
     assert!(err.contains("no kernels to test"), "{err}");
@@ -143,9 +151,15 @@ fn run_check_loads_attaches_and_reports_one_json_line() {
     let good = env.path().join("everywhere.bpf.o");
     std::fs::write(&good, compile_fixture("kernels/everywhere.bpf.c")).unwrap();
     let out = ok(env.runner_cmd(["run", "--check"]).arg(&good));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"check\":\"pass\"}\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"check\":\"pass\"}\n"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("1 program(s) loaded and attached"), "{stderr}");
+    assert!(
+        stderr.contains("1 program(s) loaded and attached"),
+        "{stderr}"
+    );
 
     let bad = env.path().join("rejected.bpf.o");
     std::fs::write(&bad, compile_fixture("kernels/rejected.bpf.c")).unwrap();
@@ -159,7 +173,10 @@ fn run_check_loads_attaches_and_reports_one_json_line() {
     assert_eq!(line["check"], "fail");
     assert_eq!(line["kind"], "ebpf::kernel");
     assert_eq!(line["message"], "the kernel rejected program `unchecked`");
-    assert!(line["log"].as_str().unwrap().contains("invalid mem access"), "{line}");
+    assert!(
+        line["log"].as_str().unwrap().contains("invalid mem access"),
+        "{line}"
+    );
     // --check is a foreground check: with -d it is refused.
     fails(env.runner_cmd(["run", "-d", "--check"]).arg(&good), 2);
 }
