@@ -88,6 +88,12 @@ fn a_bpf_loop_object_fails_on_5_10_with_the_verifiers_reason() {
         lines[1].contains(" fail ") && lines[1].contains(reason),
         "{table}"
     );
+    // --deny-fail: the same failure as exit 9, after the table (one kernel is enough).
+    let mut cmd = env.cmd(["test-kernels", "--deny-fail", "--kernel", KERNELS[0]]);
+    let out = cmd.arg(&obj).output().unwrap();
+    assert_eq!(out.status.code(), Some(9), "{}", cli::show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(reason));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fails on 1 of 1 kernels"));
     // The matrix says this kernel family fails: what `run` will warn about.
     assert!(matrix.failing_for(&old.kernel, "x86_64").is_some());
     assert!(matrix
