@@ -217,6 +217,17 @@ impl KernelMatrix {
     }
 }
 
+/// The running kernel's release and machine, as `uname -r` and `uname -m` print them (what
+/// [`KernelMatrix::failing_for`] compares with); `None` without /proc.
+pub fn running_kernel() -> Option<(String, String)> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    // Rust's names for these arches are the kernel's `uname -m` ones (x86_64, aarch64, …).
+    Some((
+        release.trim().to_string(),
+        std::env::consts::ARCH.to_string(),
+    ))
+}
+
 /// The series of a kernel release: its major.minor (`5.10.0-32-amd64` → `5.10`).
 pub fn series_of(release: &str) -> Option<String> {
     let mut parts = release.split(|c: char| !c.is_ascii_digit());
@@ -282,6 +293,25 @@ mod tests {
                 row("6.1.0-28-amd64", Outcome::Pass, None),
             ],
         }
+    }
+
+    #[test]
+    fn the_running_kernel_is_named_as_uname_names_it() {
+        let (release, arch) = running_kernel().unwrap();
+        // SAFETY: uname fills the zeroed plain-data struct with NUL-terminated strings.
+        let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::uname(&mut uts) }, 0);
+        let text = |field: &[libc::c_char]| {
+            let bytes: Vec<u8> = field
+                .iter()
+                .take_while(|c| **c != 0)
+                .map(|c| *c as u8)
+                .collect();
+            String::from_utf8(bytes).unwrap()
+        };
+        assert_eq!(release, text(&uts.release));
+        assert_eq!(arch, text(&uts.machine));
+        assert!(series_of(&release).is_some(), "{release}");
     }
 
     #[test]

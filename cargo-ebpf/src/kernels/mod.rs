@@ -31,6 +31,8 @@ pub const KERNELS_ENV: &str = "CARGO_EBPF_KERNELS";
 pub const DEFAULT_KERNELS_DIR: &str = "/var/cache/cargo-ebpf/kernels";
 const BUSYBOX: [&str; 2] = ["/bin/busybox", "/usr/bin/busybox"];
 const LAYOUT_TAG: &str = "test";
+/// The guests are x86-64 (`qemu-system-x86_64`): the OCI name of the packages they can run.
+const GUEST_ARCH: &str = "amd64";
 
 /// What is tested: a package (kernel-only) or a bare BPF object.
 pub enum Subject {
@@ -235,6 +237,16 @@ fn describe(subject: &Subject) -> Result<(String, Option<String>)> {
                 ))
                 .with_help("test the BPF object itself: cargo ebpf test-kernels NAME.bpf.o"));
             }
+            let platform = pkg.platform();
+            if platform.architecture != GUEST_ARCH {
+                return Err(Error::usage(format!(
+                    "test-kernels boots x86-64 kernels, and `{}` is built for {platform}",
+                    meta.name
+                ))
+                .with_help(
+                    "test the package's linux/amd64 build (cargo ebpf build --arch x86_64)",
+                ));
+            }
             Ok((
                 format!("{}:{}", meta.name, meta.version),
                 Some(pkg.digest()),
@@ -410,6 +422,43 @@ mod tests {
 
         let err = KernelImage::parse("/nonexistent/vmlinuz").unwrap_err();
         assert!(err.help.unwrap().contains("--kernel VMLINUZ[:BTF]"));
+    }
+
+    fn package(arch: &str, runtime: Runtime) -> Subject {
+        let mut meta = ebpf_package::spec::PackageMeta::new("probe", "0.2.0", "probe.bpf.o");
+        meta.arch = arch.into();
+        meta.runtime = runtime;
+        Subject::Package(Box::new(Package::build(meta, b"\x7fELF", None).unwrap()))
+    }
+
+    #[test]
+    fn only_x86_64_kernel_only_packages_are_tested() {
+        let (name, digest) = describe(&package("x86_64", Runtime::Kernel)).unwrap();
+        assert_eq!(name, "probe:0.2.0");
+        assert!(digest.unwrap().starts_with("sha256:"));
+        let err = describe(&package("aarch64", Runtime::Kernel)).unwrap_err();
+        assert!(
+            err.message.contains("built for linux/arm64"),
+            "{}",
+            err.message
+        );
+        let loader = Runtime::Executable {
+            path: "bin/probe".into(),
+            args: vec![],
+            env: Default::default(),
+            workdir: None,
+        };
+        let err = describe(&package("x86_64", loader)).unwrap_err();
+        assert!(
+            err.message.contains("kernel-only packages"),
+            "{}",
+            err.message
+        );
+        let object = Subject::Object {
+            name: "x.bpf.o".into(),
+            bytes: vec![],
+        };
+        assert_eq!(describe(&object).unwrap(), ("x.bpf.o".to_string(), None));
     }
 
     #[test]
