@@ -10,7 +10,8 @@
 # (INSTALL_DEPS_OS_RELEASE=FILE reads another one; the tests use fake ones).
 # --dry-run prints the commands a fresh machine gets (every listed package) and changes nothing.
 # Idempotent: a real run only installs what is missing, and skips the package manager
-# entirely when nothing is.
+# entirely when nothing is. On Debian/Ubuntu it also fetches the test kernels
+# (fetch-test-kernels.sh: skipped when cached).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tools-lib.sh
@@ -171,6 +172,10 @@ main() {
   fi
   "install_$family"
   install_pypi "$family"
+  # The Debian kernels test-kernels' tests boot in QEMU (cached outside the repo, idempotent).
+  if [ "$family" = apt ]; then
+    run bash "$here/fetch-test-kernels.sh"
+  fi
   ((DRY_RUN)) || check_rust
 }
 

@@ -13,6 +13,7 @@ use ebpf_runner::cli::{self as runner_cli, out_line, Host, RegistryArgs, RunnerC
 use ebpf_runner::{attestation, hub_api, signing};
 
 use crate::build::{self, container, BuildOptions, BuildOutput};
+use crate::kernels::command::{self, TestKernelsArgs};
 use crate::keys;
 use crate::manifest::{self, Project};
 use crate::package;
@@ -84,6 +85,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Boot each kernel in a throw-away QEMU VM, load and attach the package there, and
+    /// print a kernel × result matrix (the verifier's reason where one fails).
+    TestKernels(TestKernelsArgs),
     /// The user-side commands (`pull`, `run`, `ps`, …), shared with the standalone runner.
     #[command(flatten)]
     Runner(RunnerCommand),
@@ -312,6 +316,7 @@ pub fn execute(cli: Cli) -> Result<i32> {
             undo,
             registry,
         } => cmd_yank(&reference, undo, &registry),
+        Command::TestKernels(args) => command::test_kernels(&args, build_project),
         Command::Runner(command) => return runner_cli::execute(command, &HOST),
         #[cfg(feature = "hub")]
         Command::Hub(command) => cmd_hub(command),

@@ -2,10 +2,11 @@
 //! user-side commands (`pull`/`run`/`list`/`rm`, background runs) from [`ebpf_runner::cli`].
 //!
 //! One module per stage: [`scaffold`] (new), [`build`], [`package`], [`keys`] (signing
-//! keys); [`cli`] wires them up.
+//! keys), [`kernels`] (test-kernels: the package in real VMs); [`cli`] wires them up.
 
 pub mod build;
 pub mod cli;
+pub mod kernels;
 pub mod keys;
 pub mod manifest;
 pub mod package;

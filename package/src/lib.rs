@@ -17,6 +17,7 @@
 //! - [`plan`]: what running a package will do (attach points, capabilities, files, processes);
 //! - [`signature`]: cosign-compatible keys, payloads, signing/verifying and `.sig` manifests;
 //! - [`provenance`]: SLSA provenance statements in signed DSSE envelopes (cosign `.att`);
+//! - [`kernel_matrix`]: on which kernels a package loads (`test-kernels`), and `run`'s warning;
 //! - [`image_index`]: several platform packages behind one OCI image index;
 //! - [`layout`]: OCI image layout directories, where packages are written and read.
 
@@ -30,6 +31,7 @@ pub mod error;
 pub mod formats;
 pub mod hints;
 pub mod image_index;
+pub mod kernel_matrix;
 pub mod layer;
 pub mod layout;
 pub mod libbpf_log;

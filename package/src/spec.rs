@@ -88,6 +88,9 @@ pub const ANNOTATION_PREDICATE_TYPE: &str = "predicateType";
 pub const DSSE_PAYLOAD_TYPE_IN_TOTO: &str = "application/vnd.in-toto+json";
 pub const IN_TOTO_STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
 pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+/// Predicate type of a kernel-matrix attestation: which kernels a package loads and attaches
+/// on, as `cargo ebpf test-kernels` found in real VMs (`kernel_matrix::KernelMatrix`).
+pub const KERNEL_MATRIX_PREDICATE_TYPE: &str = "https://cargo-ebpf.dev/kernel-matrix/v1";
 /// Our SLSA `buildDefinition.buildType`.
 pub const SLSA_BUILD_TYPE: &str = "https://cargo-ebpf.dev/build/v1";
 /// Key in a payload's `optional` naming the signing key's fingerprint (a hint for error

@@ -60,6 +60,24 @@ pub fn compile_openat(defines: &[&str]) -> Vec<u8> {
     std::fs::read(obj).unwrap()
 }
 
+/// `tests/fixtures/REL` (BPF C including vmlinux.h) compiled for the BPF target.
+pub fn compile_fixture(rel: &str) -> Vec<u8> {
+    let src = cli::workspace_root().join("tests/fixtures").join(rel);
+    let tmp = tempfile::tempdir().unwrap();
+    let obj = tmp.path().join("out.bpf.o");
+    let out = Command::new("clang")
+        .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I"])
+        .arg(include_dir())
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .expect("clang runs (Debian package `clang`)");
+    assert!(out.status.success(), "clang failed on {rel}: {out:?}");
+    std::fs::read(obj).unwrap()
+}
+
 /// An OCI image layout written by hand, the way another tool would lay out its image.
 pub struct Layout {
     pub dir: tempfile::TempDir,

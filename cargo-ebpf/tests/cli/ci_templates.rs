@@ -80,6 +80,8 @@ fn github_workflow_parses_and_uses_the_pack_ci_section() {
         for command in [
             "cargo ebpf build",
             "cargo ebpf package",
+            "apt-get install -y --no-install-recommends qemu-system-x86 busybox-static",
+            "cargo ebpf test-kernels --fetch --output target/ebpf/kernel-matrix.json",
             "cargo ebpf login ghcr.io",
             "cargo ebpf push \"ghcr.io/",
         ] {
@@ -244,6 +246,18 @@ fn gitee_pipeline_has_the_required_keys() {
         }
         let artifact = &build.artifacts[0];
         assert!(!artifact.name.is_empty() && artifact.path[0].ends_with("my-probe-oci.tar.gz"));
+        // The kernel matrix: emulated (no KVM in the build container), kept as an artifact.
+        assert!(
+            build.commands.iter().any(
+                |c| c == "cargo ebpf test-kernels --fetch --no-kvm --output kernel-matrix.json"
+            ),
+            "{pack}: {:?}",
+            build.commands
+        );
+        assert!(build
+            .artifacts
+            .iter()
+            .any(|a| a.name == "KERNEL_MATRIX" && a.path == ["./kernel-matrix.json"]));
         if !ci.test.is_empty() {
             let agent = steps
                 .iter()

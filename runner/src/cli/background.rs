@@ -33,6 +33,10 @@ pub fn install(reference: &str, registry: &Registry, host: &Host) -> Result<i32>
 }
 
 pub fn start(args: &RunArgs, host: &Host) -> Result<i32> {
+    if args.check {
+        return Err(Error::usage("--check runs in the foreground only")
+            .with_help("drop -d (or use `run --check` instead of `start`)"));
+    }
     let package = match resolve_run_target(args, host)? {
         Runnable::Package(pkg) => *pkg,
         Runnable::Object { name, bytes } => package_for_object(&name, &bytes)?,

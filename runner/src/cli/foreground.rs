@@ -11,6 +11,25 @@ use ebpf_package::{Error, Result};
 use super::{resolve_run_target, stdout_error, Host, OutputArg, RunArgs};
 
 pub fn run(args: &RunArgs, host: &Host) -> Result<i32> {
+    if !args.check {
+        return run_streaming(args, host);
+    }
+    // `--check` ends with one JSON line on stdout either way, then the usual exit.
+    let result = run_streaming(args, host);
+    let line = match &result {
+        Ok(_) => serde_json::json!({ "check": "pass" }),
+        Err(e) => serde_json::json!({
+            "check": "fail",
+            "kind": e.kind.code(),
+            "message": e.full_message(),
+            "log": e.details,
+        }),
+    };
+    super::outln!("{line}");
+    result
+}
+
+fn run_streaming(args: &RunArgs, host: &Host) -> Result<i32> {
     let opts = run_options(args)?;
     let runnable = resolve_run_target(args, host)?;
     let stdout = std::io::stdout();
@@ -44,6 +63,7 @@ fn run_options(args: &RunArgs) -> Result<RunOptions> {
         metrics: args.metrics.clone(),
         engine: args.engine.clone(),
         detached: None,
+        check: args.check,
     })
 }
 

@@ -70,7 +70,7 @@ pub enum RunnerCommand {
         #[command(flatten)]
         run: RunArgs,
         /// Run in the background (`ps`, `logs`, `stop` manage it).
-        #[arg(short, long)]
+        #[arg(short, long, conflicts_with = "check")]
         detach: bool,
     },
     /// List the packages in the local store.
@@ -181,6 +181,12 @@ pub struct RunArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    /// Load and attach (kernel-only packages), then detach and exit: 0 when every program
+    /// loaded and attached. Prints one JSON line, `{"check":"pass"}` or
+    /// `{"check":"fail",…}` with the error and the verifier's log, for scripts and
+    /// `cargo ebpf test-kernels`.
+    #[arg(long, conflicts_with_all = ["duration", "interval", "metrics"])]
+    pub check: bool,
     /// Kernel BTF to use instead of /sys/kernel/btf/vmlinux.
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,

@@ -254,6 +254,7 @@ fn replay(state: &RunState, dir: &Path) -> Result<i32> {
             id: state.id.clone(),
             state_dir: dir.to_path_buf(),
         }),
+        check: false,
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use ebpf_package::plan::Plan;
 use ebpf_package::spec::{EventInfo, PackageMeta, ParamInfo, Runtime, TypeLayout};
-use ebpf_package::{object, Package, Result};
+use ebpf_package::{object, Error, Package, Result};
 
 /// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,6 +73,9 @@ pub struct RunOptions {
     /// Set when the run is detached (`run -d`): kernel-only runs pin their links and maps,
     /// every runtime reports when it is up and keeps what `stop` must undo.
     pub detached: Option<Detached>,
+    /// `run --check`: load and attach, then detach and return without streaming; a load
+    /// or attach failure is the error, as for a normal run.
+    pub check: bool,
 }
 
 /// Starts a package the way its runtime says: the built-in loader for kernel-only
@@ -88,6 +91,13 @@ pub fn run_package(pkg: &Package, opts: &RunOptions, out: &mut dyn Write) -> Res
             ignored.join(", "),
             meta.runtime.kind()
         );
+    }
+    if opts.check && !matches!(meta.runtime, Runtime::Kernel) {
+        return Err(Error::usage(format!(
+            "--check loads kernel-only packages; this {} package starts its own loader",
+            meta.runtime.kind()
+        ))
+        .with_help("run it without --check, with --duration SECS, to try it"));
     }
     match &meta.runtime {
         Runtime::Kernel => {
@@ -185,6 +195,13 @@ pub fn run_object(
 
     params::apply(&mut open, &values)?;
     let mut loaded = load::load_and_attach(open, &plans)?;
+    if opts.check {
+        eprintln!(
+            "check: {} program(s) loaded and attached; detaching",
+            loaded.programs()
+        );
+        return Ok(());
+    }
     if let Some(detached) = &opts.detached {
         pin::pin_and_report(&mut loaded, detached)?;
     }

@@ -20,6 +20,7 @@ mod hub_trust;
 mod hub_web;
 mod inspect;
 mod invocation;
+mod kernel_matrix;
 mod lifecycle;
 mod multi_arch;
 mod pack_c;

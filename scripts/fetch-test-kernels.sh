@@ -1,0 +1,1 @@
+../cargo-ebpf/src/kernels/fetch-debian-kernels.sh

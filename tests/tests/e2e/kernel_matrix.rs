@@ -1,0 +1,188 @@
+//! `cargo ebpf test-kernels` on real Debian kernels (5.10 from bullseye, 6.1 from bookworm,
+//! 6.12 from bookworm-backports, unpacked by scripts/fetch-test-kernels.sh), each booted in
+//! its own QEMU VM: a scaffolded package that loads everywhere passes on all three; an object
+//! calling `bpf_loop` (Linux 5.17) fails on 5.10 with the verifier's reason and passes on
+//! the others. Also `run --check`, the guest's half, on the host kernel.
+
+use std::path::Path;
+
+use ebpf_e2e_tests::cli::{self, fails, ok, Env};
+use ebpf_e2e_tests::images::compile_fixture;
+use ebpf_e2e_tests::project::Project;
+use ebpf_e2e_tests::{needs, Need};
+use ebpf_package::kernel_matrix::{KernelMatrix, Outcome};
+
+const KERNELS: [&str; 3] = [
+    "/var/cache/cargo-ebpf/kernels/5.10",
+    "/var/cache/cargo-ebpf/kernels/6.1",
+    "/var/cache/cargo-ebpf/kernels/6.12",
+];
+const FETCH: &str = "bash scripts/fetch-test-kernels.sh";
+
+fn vm_needs() -> bool {
+    needs(&[
+        Need::Build,
+        Need::Tool("qemu-system-x86_64", "qemu-system-x86"),
+        Need::File("/bin/busybox", "busybox-static"),
+        Need::Tool("ldd", "libc-bin"),
+        Need::File("/var/cache/cargo-ebpf/kernels/5.10/vmlinuz", FETCH),
+        Need::File("/var/cache/cargo-ebpf/kernels/6.1/vmlinuz", FETCH),
+        Need::File("/var/cache/cargo-ebpf/kernels/6.12/vmlinuz", FETCH),
+    ])
+}
+
+/// `test-kernels TARGET` over the three kernels, its matrix read back from `--output`.
+fn matrix(env: &Env, target: &Path) -> (KernelMatrix, String) {
+    // The guest's runner is the ebpf-runner next to cargo-ebpf: make sure it is built.
+    cli::runner_bin();
+    let json = env.path().join("matrix.json");
+    let mut cmd = env.cmd(["test-kernels"]);
+    cmd.arg(target).arg("--output").arg(&json);
+    for kernel in KERNELS {
+        cmd.args(["--kernel", kernel]);
+    }
+    let out = ok(&mut cmd);
+    let matrix = KernelMatrix::from_json(&std::fs::read(&json).unwrap()).unwrap();
+    (matrix, String::from_utf8(out.stdout).unwrap())
+}
+
+fn series(matrix: &KernelMatrix) -> Vec<(&str, Outcome)> {
+    let rows = matrix.kernels.iter();
+    rows.map(|k| (k.series.as_str(), k.result)).collect()
+}
+
+#[test]
+fn a_bpf_loop_object_fails_on_5_10_with_the_verifiers_reason() {
+    if !vm_needs() {
+        return;
+    }
+    let env = Env::new();
+    let obj = env.path().join("needs_bpf_loop.bpf.o");
+    std::fs::write(&obj, compile_fixture("kernels/needs_bpf_loop.bpf.c")).unwrap();
+    let (matrix, table) = matrix(&env, &obj);
+    assert_eq!(
+        series(&matrix),
+        [
+            ("5.10", Outcome::Fail),
+            ("6.1", Outcome::Pass),
+            ("6.12", Outcome::Pass)
+        ],
+        "{table}"
+    );
+    let old = &matrix.kernels[0];
+    assert!(old.kernel.starts_with("5.10."), "{old:?}");
+    assert_eq!(old.arch, "x86_64");
+    let reason = old.reason.as_deref().unwrap();
+    // libbpf's summary and the 5.10 verifier's own words: it knows no callback subprograms.
+    assert!(
+        reason.starts_with("the kernel rejected program `loop_getpid`: "),
+        "{reason}"
+    );
+    assert!(reason.len() > "the kernel rejected program `loop_getpid`: ".len());
+    assert!(matrix.kernels[1..].iter().all(|k| k.reason.is_none()));
+    assert_eq!(matrix.package, "needs_bpf_loop.bpf.o");
+    // The table on stdout: a header and one row per kernel, the reason on the failing one.
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(
+        lines[1].contains(" fail ") && lines[1].contains(reason),
+        "{table}"
+    );
+    // --deny-fail: the same failure as exit 9, after the table (one kernel is enough).
+    let mut cmd = env.cmd(["test-kernels", "--deny-fail", "--kernel", KERNELS[0]]);
+    let out = cmd.arg(&obj).output().unwrap();
+    assert_eq!(out.status.code(), Some(9), "{}", cli::show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(reason));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fails on 1 of 1 kernels"));
+    // The matrix says this kernel family fails: what `run` will warn about.
+    assert!(matrix.failing_for(&old.kernel, "x86_64").is_some());
+    assert!(matrix
+        .failing_for(&matrix.kernels[2].kernel, "x86_64")
+        .is_none());
+}
+
+#[test]
+fn a_package_that_loads_everywhere_passes_on_every_kernel() {
+    if !vm_needs() {
+        return;
+    }
+    let project = Project::new("everywhere", "eunomia");
+    let (matrix, table) = matrix(&project.env, &project.dir);
+    assert_eq!(
+        series(&matrix),
+        [
+            ("5.10", Outcome::Pass),
+            ("6.1", Outcome::Pass),
+            ("6.12", Outcome::Pass)
+        ],
+        "{table}"
+    );
+    // A package (not a bare object) carries its name, version and digest into the matrix.
+    assert!(
+        matrix.package.starts_with("everywhere:"),
+        "{}",
+        matrix.package
+    );
+    assert!(matrix.digest.as_deref().unwrap().starts_with("sha256:"));
+    assert!(matrix.kernels.iter().all(|k| k.duration_ms.is_some()));
+}
+
+#[test]
+fn bad_kernel_arguments_fail_before_any_vm() {
+    let env = Env::new();
+    let err = fails(
+        &mut env.cmd(["test-kernels", ".", "--kernel", "/nonexistent/vmlinuz"]),
+        10,
+    );
+    assert!(err.contains("/nonexistent/vmlinuz"), "{err}");
+    assert!(err.contains("--kernel VMLINUZ[:BTF]"), "{err}");
+    // A directory without kernels says how to get them.
+    let empty = env.path().join("no-kernels");
+    std::fs::create_dir(&empty).unwrap();
+    let err = fails(
+        env.cmd(["test-kernels", "."])
+            .env("CARGO_EBPF_KERNELS", &empty),
+        4,
+    );
+    assert!(err.contains("no kernels to test"), "{err}");
+    assert!(err.contains("fetch-test-kernels.sh"), "{err}");
+}
+
+#[test]
+fn run_check_loads_attaches_and_reports_one_json_line() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
+    let env = Env::new();
+    let good = env.path().join("everywhere.bpf.o");
+    std::fs::write(&good, compile_fixture("kernels/everywhere.bpf.c")).unwrap();
+    let out = ok(env.runner_cmd(["run", "--check"]).arg(&good));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"check\":\"pass\"}\n"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 program(s) loaded and attached"),
+        "{stderr}"
+    );
+
+    let bad = env.path().join("rejected.bpf.o");
+    std::fs::write(&bad, compile_fixture("kernels/rejected.bpf.c")).unwrap();
+    let out = env
+        .runner_cmd(["run", "--check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(9), "{}", cli::show(&out));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["check"], "fail");
+    assert_eq!(line["kind"], "ebpf::kernel");
+    assert_eq!(line["message"], "the kernel rejected program `unchecked`");
+    assert!(
+        line["log"].as_str().unwrap().contains("invalid mem access"),
+        "{line}"
+    );
+    // --check is a foreground check: with -d it is refused.
+    fails(env.runner_cmd(["run", "-d", "--check"]).arg(&good), 2);
+}
