@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use ebpf_package::image_index::Release;
+use ebpf_package::kernel_matrix::KernelMatrix;
 use ebpf_package::provenance::{BuildFacts, Statement};
 use ebpf_package::signature::PrivateKey;
+use ebpf_package::spec;
 use ebpf_package::{Error, Package, Reference, Result};
 use ebpf_runner::cli::{self as runner_cli, out_line, Host, RegistryArgs, RunnerCommand};
 use ebpf_runner::{attestation, hub_api, signing};
@@ -121,6 +124,14 @@ pub struct SignArgs {
     /// Read the key's password from stdin (else CARGO_EBPF_KEY_PASSWORD or COSIGN_PASSWORD).
     #[arg(long, requires = "sign")]
     pub password_stdin: bool,
+    /// Attach this kernel matrix (`cargo ebpf test-kernels --output FILE` of this very
+    /// build) as a signed attestation.
+    #[arg(long, value_name = "FILE", requires = "sign")]
+    pub kernel_matrix: Option<PathBuf>,
+    /// Test the x86_64 package on the cached kernels first (as `test-kernels` does) and
+    /// attach the matrix as a signed attestation.
+    #[arg(long, requires = "sign", conflicts_with = "kernel_matrix")]
+    pub test_kernels: bool,
 }
 
 #[cfg(feature = "hub")]
@@ -533,12 +544,17 @@ fn cmd_push(
         None => Reference::parse(&project.reference()?)?,
     };
     let release = package::build_release(&project, &built)?;
+    // Tested before anything is pushed: a failing VM run publishes nothing.
+    let matrix = kernel_matrix(sign, &release)?;
     let digest = runner_cli::registry(reg)?.push_release(&release, &reference)?;
     let arches: Vec<&str> = built.iter().map(|b| b.arch.as_str()).collect();
     eprintln!("      Pushed {reference} ({})", arches.join(", "));
     if let (Some(key), Some(facts)) = (key, facts) {
         let signed = sign_pushed(&reference.with_digest(&digest), &key, reg)?;
         attest_provenance(&reference, &signed, &facts, &key, reg)?;
+        if let Some(matrix) = matrix {
+            attest_kernel_matrix(&reference, &signed, &matrix, &key, reg)?;
+        }
     }
     out_line(format_args!("{reference}@{digest}"));
     Ok(())
@@ -579,6 +595,69 @@ fn attest_provenance(
         attestation::attach(&registry, reference, digest, &statement, key)?;
         eprintln!("    Attested provenance of {digest}");
     }
+    Ok(())
+}
+
+/// The kernel matrix `--kernel-matrix FILE` names, or `--test-kernels` makes now.
+fn kernel_matrix(sign: &SignArgs, release: &Release) -> Result<Option<KernelMatrix>> {
+    if let Some(path) = &sign.kernel_matrix {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        let matrix = KernelMatrix::from_json(&bytes)?;
+        let ours: Vec<String> = release.packages().iter().map(Package::digest).collect();
+        let tested = matrix.digest.clone().unwrap_or_default();
+        if !ours.contains(&tested) {
+            return Err(Error::input(format!(
+                "the kernel matrix {} is of {}, not of this build ({}); nothing was pushed",
+                path.display(),
+                if tested.is_empty() { "an object, not a package" } else { &tested },
+                ours.join(", ")
+            ))
+            .with_help("run `cargo ebpf test-kernels --output FILE` on this build (same sources and version), or use --test-kernels"));
+        }
+        return Ok(Some(matrix));
+    }
+    if !sign.test_kernels {
+        return Ok(None);
+    }
+    let pkg = release
+        .packages()
+        .iter()
+        .find(|p| p.platform().architecture == "amd64")
+        .ok_or_else(|| {
+            Error::usage(
+                "--test-kernels boots x86-64 kernels, and this build has no x86_64 package",
+            )
+            .with_help("add x86_64 to --arch, or publish without --test-kernels")
+        })?;
+    command::test_package(pkg.clone()).map(Some)
+}
+
+/// Attaches `matrix` as a signed attestation of the tested package and of the tag.
+fn attest_kernel_matrix(
+    reference: &Reference,
+    digests: &[String],
+    matrix: &KernelMatrix,
+    key: &PrivateKey,
+    reg: &RegistryArgs,
+) -> Result<()> {
+    // Checked against the build before the push ([`kernel_matrix`]).
+    let tested = matrix.digest.clone().unwrap_or_default();
+    let name = format!("{}/{}", reference.registry(), reference.repository());
+    let mut at = vec![digests[0].clone()];
+    if tested != digests[0] {
+        at.push(tested.clone());
+    }
+    let subjects: Vec<(String, String)> = at.iter().map(|d| (name.clone(), d.clone())).collect();
+    let predicate = serde_json::to_value(matrix).expect("a matrix serializes");
+    let statement = Statement::new(&subjects, spec::KERNEL_MATRIX_PREDICATE_TYPE, predicate)?;
+    let registry = runner_cli::registry(reg)?;
+    for digest in &at {
+        attestation::attach(&registry, reference, digest, &statement, key)?;
+    }
+    eprintln!(
+        "    Attested the kernel matrix ({} kernel(s)) of {tested}",
+        matrix.kernels.len()
+    );
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use ebpf_package::signature::{PrivateKey, PublicKey};
 use ebpf_package::{Error, Reference, Result};
 
 use crate::registry::Registry;
+use crate::trust::Policy;
 
 /// Signs `statement` with `key` and adds it to the `.att` manifest of `digest` in
 /// `reference`'s repository.
@@ -101,4 +102,35 @@ pub fn find(
         }
     }
     Err(last.unwrap_or_else(|| Error::integrity("no attestation verified")))
+}
+
+/// The `predicate_type` statement attested for what `reference` points at now, checked with
+/// the trusted keys of its scope when it has any (a failing one is an integrity error).
+/// Returns the statement and the fingerprint of the key that verified it (`None`: no
+/// trusted key for the scope, the statement is the publisher's unverified claim). An
+/// unreachable registry (a stored package, offline) gives `None` with a note.
+pub fn for_reference(
+    registry: &Registry,
+    reference: &Reference,
+    predicate_type: &str,
+) -> Result<Option<(Statement, Option<String>)>> {
+    let digest = match registry.fetch_manifest(reference) {
+        Ok(Some((_, digest))) => digest,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            eprintln!("note: attestations not checked: {}", e.message);
+            return Ok(None);
+        }
+    };
+    let keys = Policy::load()?
+        .keys_for(reference)?
+        .map(|(_, keys)| keys)
+        .unwrap_or_default();
+    Ok(
+        match find(registry, reference, &digest, predicate_type, &keys)? {
+            Found::None => None,
+            Found::Verified(statement, key) => Some((statement, Some(key))),
+            Found::Unverified(statement) => Some((statement, None)),
+        },
+    )
 }

@@ -9,11 +9,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::attestation::{self, Found};
+use crate::attestation;
 use crate::registry::Registry;
 use crate::resolve::{self, Runnable};
 use crate::store::Store;
-use crate::trust::Policy;
+use ebpf_package::kernel_matrix::KernelMatrix;
 use ebpf_package::plan::Plan;
 use ebpf_package::provenance::BuildFacts;
 use ebpf_package::spec::{EventInfo, Format, MapInfo, PackageMeta, ParamInfo, Runtime, TypeLayout};
@@ -50,6 +50,16 @@ pub struct Report {
     /// Where it was built, from its signed provenance attestation (references only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provenance: Option<ProvenanceReport>,
+    /// Which kernels it was tested on, from its signed kernel-matrix attestation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_matrix: Option<MatrixReport>,
+}
+
+/// A package's attested kernel matrix, and who vouches for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MatrixReport {
+    pub verified_by: Option<String>,
+    pub matrix: KernelMatrix,
 }
 
 /// A package's attested build, and who vouches for it.
@@ -113,47 +123,40 @@ pub fn target_report(
     };
     if let Some(reference) = resolve::reference_target(target)? {
         report.provenance = provenance_of(registry, &reference)?;
+        report.kernel_matrix = kernel_matrix_of(registry, &reference)?;
     }
     Ok(report)
 }
 
-/// The provenance attested for what `reference` points at now. Verified with the trusted
-/// keys of its scope: a failing attestation there is an integrity error (exit 8). An
-/// unreachable registry (a stored package, offline) only skips it, with a note.
+/// The provenance attested for what `reference` points at now (see
+/// [`attestation::for_reference`]: verified in a trusted scope, exit 8 when that fails).
 pub fn provenance_of(
     registry: &Registry,
     reference: &Reference,
 ) -> Result<Option<ProvenanceReport>> {
-    let digest = match registry.fetch_manifest(reference) {
-        Ok(Some((_, digest))) => digest,
-        Ok(None) => return Ok(None),
-        Err(e) => {
-            eprintln!("note: provenance not checked: {}", e.message);
-            return Ok(None);
-        }
-    };
-    let keys = Policy::load()?
-        .keys_for(reference)?
-        .map(|(_, keys)| keys)
-        .unwrap_or_default();
-    let found = attestation::find(
-        registry,
-        reference,
-        &digest,
-        spec::SLSA_PROVENANCE_V1,
-        &keys,
-    )?;
-    Ok(match found {
-        Found::None => None,
-        Found::Verified(statement, key) => Some(ProvenanceReport {
-            verified_by: Some(key),
-            facts: statement.facts(),
-        }),
-        Found::Unverified(statement) => Some(ProvenanceReport {
-            verified_by: None,
-            facts: statement.facts(),
-        }),
-    })
+    let found = attestation::for_reference(registry, reference, spec::SLSA_PROVENANCE_V1)?;
+    Ok(found.map(|(statement, verified_by)| ProvenanceReport {
+        verified_by,
+        facts: statement.facts(),
+    }))
+}
+
+/// The kernel matrix attested for what `reference` points at now, checked as provenance is.
+pub fn kernel_matrix_of(
+    registry: &Registry,
+    reference: &Reference,
+) -> Result<Option<MatrixReport>> {
+    let found =
+        attestation::for_reference(registry, reference, spec::KERNEL_MATRIX_PREDICATE_TYPE)?;
+    found
+        .map(|(statement, verified_by)| {
+            let bytes = serde_json::to_vec(&statement.predicate).expect("JSON values serialize");
+            Ok(MatrixReport {
+                verified_by,
+                matrix: KernelMatrix::from_json(&bytes)?,
+            })
+        })
+        .transpose()
 }
 
 /// The report of a package already in hand (a project the host just built).
@@ -215,6 +218,7 @@ fn report(
         events: meta.events.iter().map(|e| event_report(e, meta)).collect(),
         plan: Plan::of(meta),
         provenance: None,
+        kernel_matrix: None,
     }
 }
 
@@ -240,6 +244,17 @@ pub fn render(r: &Report) -> String {
     render_facts(&mut out, r);
     if let Some(p) = &r.provenance {
         render_provenance(&mut out, p);
+    }
+    if let Some(m) = &r.kernel_matrix {
+        let _ = writeln!(
+            out,
+            "Kernels:     tested on {} kernel(s), {}",
+            m.matrix.kernels.len(),
+            who(&m.verified_by)
+        );
+        for line in m.matrix.render().lines() {
+            let _ = writeln!(out, "  {line}");
+        }
     }
     render_tables(&mut out, r);
     out.push_str(&r.plan.render());
@@ -273,11 +288,7 @@ fn render_facts(out: &mut String, r: &Report) {
 
 /// `Provenance:` with who signed it, then the attested facts.
 fn render_provenance(out: &mut String, p: &ProvenanceReport) {
-    let who = match &p.verified_by {
-        Some(key) => format!("signed by trusted key {key}"),
-        None => "UNVERIFIED (no trusted key for this scope: `trust add SCOPE --key PUB`)".into(),
-    };
-    let _ = writeln!(out, "Provenance:  {who}");
+    let _ = writeln!(out, "Provenance:  {}", who(&p.verified_by));
     let f = &p.facts;
     let source = format!(
         "{} @ {}{}",
@@ -298,6 +309,14 @@ fn render_provenance(out: &mut String, p: &ProvenanceReport) {
         ("command", f.command.join(" ")),
     ] {
         let _ = writeln!(out, "  {k:<10} {v}");
+    }
+}
+
+/// Who vouches for an attestation, in words.
+fn who(verified_by: &Option<String>) -> String {
+    match verified_by {
+        Some(key) => format!("signed by trusted key {key}"),
+        None => "UNVERIFIED (no trusted key for this scope: `trust add SCOPE --key PUB`)".into(),
     }
 }
 

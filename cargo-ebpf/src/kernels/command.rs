@@ -108,6 +108,33 @@ pub fn test_kernels(args: &TestKernelsArgs, build_project: ProjectHook) -> Resul
     Ok(())
 }
 
+/// `publish --sign KEY --test-kernels`: the matrix of `pkg` on the default kernels, with
+/// the defaults `test-kernels` has (KVM when usable, 512 MiB), progress on stderr.
+pub fn test_package(pkg: ebpf_package::Package) -> Result<KernelMatrix> {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        args: TestKernelsArgs,
+    }
+    let args = <Defaults as clap::Parser>::parse_from(["test-kernels"]).args;
+    let kernels = kernels(&args.kernels)?;
+    let opts = TestOptions {
+        vm: vm_options(&args)?,
+        runner: None,
+        args: vec![],
+        tool: format!("cargo-ebpf {}", env!("CARGO_PKG_VERSION")),
+    };
+    eprintln!(
+        "     Testing on {} kernel(s) before publishing",
+        kernels.len()
+    );
+    let matrix = super::test_kernels(&Subject::Package(Box::new(pkg)), &kernels, &opts, progress)?;
+    for line in matrix.render().lines() {
+        eprintln!("  {line}");
+    }
+    Ok(matrix)
+}
+
 /// The script that fetches Debian's kernels (also scripts/fetch-test-kernels.sh).
 const FETCH_SCRIPT: &str = include_str!("fetch-debian-kernels.sh");
 

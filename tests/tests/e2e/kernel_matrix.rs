@@ -186,3 +186,82 @@ fn run_check_loads_attaches_and_reports_one_json_line() {
     // --check is a foreground check: with -d it is refused.
     fails(env.runner_cmd(["run", "-d", "--check"]).arg(&good), 2);
 }
+
+/// The matrix travels with the package: `push --sign KEY --kernel-matrix FILE` attaches it
+/// as a signed attestation of the tested digest; `inspect` shows it; a matrix that lists the
+/// running kernel as failing makes `run` warn before loading; a matrix of another build is
+/// refused before anything is pushed.
+#[test]
+fn the_matrix_is_attested_shown_and_warned_about() {
+    if !vm_needs() || !needs(&[Need::Kernel, Need::Registry]) {
+        return;
+    }
+    let registry = ebpf_e2e_tests::Registry::start();
+    let project = Project::new("attested", "eunomia");
+    let (mut matrix, _) = matrix(&project.env, &project.dir);
+    let env = &project.env;
+    let key = env.path().join("k");
+    ok(env.cmd(["key", "generate", "--no-password"]).arg(&key));
+    let (key, public) = (key.with_extension("key"), key.with_extension("pub"));
+    let json = env.path().join("matrix.json");
+    let reference = format!("{}/me/attested:0.1.0", registry.addr());
+    let push = |file: &Path, reference: &str| {
+        let mut cmd = project.cmd(&["push", reference, "--sign", key.to_str().unwrap()]);
+        cmd.arg("--kernel-matrix").arg(file);
+        cmd
+    };
+    let out = ok(&mut push(&json, &reference));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("Attested the kernel matrix (3 kernel(s))"),
+        "{said}"
+    );
+
+    ok(env
+        .cmd([
+            "trust",
+            "add",
+            &format!("{}/me/*", registry.addr()),
+            "--key",
+        ])
+        .arg(&public));
+    let text = String::from_utf8(ok(&mut env.cmd(["inspect", &reference])).stdout).unwrap();
+    assert!(
+        text.contains("Kernels:     tested on 3 kernel(s), signed by trusted key SHA256:"),
+        "{text}"
+    );
+    assert!(text.contains("6.12") && text.contains("pass"), "{text}");
+
+    // The running kernel listed as failing: run warns, then loads anyway.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut row = matrix.kernels[0].clone();
+    row.kernel = release.trim().to_string();
+    row.series = ebpf_package::kernel_matrix::series_of(&row.kernel).unwrap();
+    row.result = Outcome::Fail;
+    row.reason = Some("invalid func unknown#195896080".into());
+    matrix.kernels.push(row);
+    std::fs::write(&json, matrix.to_json().unwrap()).unwrap();
+    let failing = format!("{}/me/attested:0.1.0-failing", registry.addr());
+    ok(&mut push(&json, &failing));
+    let out = ok(&mut env.cmd(["run", &failing, "--duration", "1"]));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("warning: the package's kernel matrix says it fails on")
+            && said.contains("invalid func unknown#195896080"),
+        "{said}"
+    );
+    let warned = said.find("kernel matrix says").unwrap();
+    assert!(
+        said[warned..].contains("Attached"),
+        "warned before loading: {said}"
+    );
+
+    // A matrix of another build: refused (exit 3) before anything is pushed.
+    matrix.digest = Some(format!("sha256:{}", "0".repeat(64)));
+    std::fs::write(&json, matrix.to_json().unwrap()).unwrap();
+    let other = format!("{}/me/attested:other", registry.addr());
+    let err = fails(&mut push(&json, &other), 3);
+    assert!(err.contains("not of this build"), "{err}");
+    let err = fails(&mut env.cmd(["pull", &other]), 6);
+    assert!(err.contains("not found"), "{err}");
+}
