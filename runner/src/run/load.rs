@@ -1,7 +1,7 @@
 //! Opening, loading and attaching with libbpf, with its log captured so a verifier
 //! rejection can be shown as a clear error instead of a wall of text on stderr.
 
-use libbpf_rs::{Object, ObjectBuilder, OpenObject};
+use libbpf_rs::{MapType, Object, ObjectBuilder, OpenObject};
 use std::path::Path;
 
 use super::attach::{self, AttachError, Attached, Plan};
@@ -41,7 +41,44 @@ pub fn open(object_name: &str, bytes: &[u8], custom_btf: Option<&Path>) -> Resul
     }
     let mut open = builder.open_memory(bytes).map_err(|e| open_error(&e))?;
     untype_ring_buffers(&mut open)?;
+    size_unsized_maps(&mut open)?;
     Ok(open)
+}
+
+/// Entries given to a map declared with `max_entries = 0`, which the kernel refuses:
+/// Inspektor Gadget's loader sizes such maps (its user-stack map) at load time, and its
+/// headers use 10000 stacks for that map; tables get libbpf-tools' usual 10240; a ring
+/// buffer 256 KiB. Perf event arrays stay 0 (libbpf sizes them to the CPU count), and
+/// local-storage maps must be 0.
+fn default_entries(ty: MapType) -> Option<u32> {
+    Some(match ty {
+        MapType::StackTrace => 10_000,
+        MapType::RingBuf => 256 * 1024,
+        MapType::Hash
+        | MapType::Array
+        | MapType::PercpuHash
+        | MapType::PercpuArray
+        | MapType::LruHash
+        | MapType::LruPercpuHash => 10_240,
+        _ => return None,
+    })
+}
+
+fn size_unsized_maps(open: &mut OpenObject) -> Result<()> {
+    for mut map in open.maps_mut() {
+        if map.max_entries() != 0 {
+            continue;
+        }
+        let Some(entries) = default_entries(map.map_type()) else {
+            continue;
+        };
+        map.set_max_entries(entries).map_err(|e| open_error(&e))?;
+        eprintln!(
+            "note: map `{}` declares max_entries 0; sized to {entries} at load (as Inspektor Gadget's loader does)",
+            map.name().to_string_lossy()
+        );
+    }
+    Ok(())
 }
 
 /// Some tools (bumblebee) declare a ring buffer's record type with `__type(value, …)`; the

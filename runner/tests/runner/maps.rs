@@ -321,3 +321,42 @@ fn tables_show_hinted_fields_readably() {
         assert!(row.contains(text), "{text} missing: {row}");
     }
 }
+
+/// Maps declared with `max_entries = 0` (Inspektor Gadget's user-stack map) are sized at
+/// load instead of failing with -EINVAL, and work: the table of getpid calls per stack
+/// fills up.
+#[test]
+fn maps_declared_with_zero_entries_are_sized_at_load() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
+    let bytes = compile("unsized_maps");
+    let out = Shared::default();
+    let mut writer = out.clone();
+    let opts = RunOptions {
+        output: Output::Json,
+        duration: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let runner =
+        std::thread::spawn(move || run_object("unsized_maps", &bytes, None, &opts, &mut writer));
+    while !runner.is_finished() {
+        // SAFETY: getpid has no preconditions.
+        unsafe { libc::getpid() };
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    runner.join().unwrap().unwrap();
+    let text = out.text();
+    let table = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["map"] == "calls_by_stack")
+        .unwrap_or_else(|| panic!("no calls_by_stack at the end:\n{text}"));
+    let total: u64 = table["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_u64().unwrap())
+        .sum();
+    assert!(total > 0, "{text}");
+}
