@@ -8,7 +8,15 @@
 //!   `[min + i*step, min + (i+1)*step)` (linear, `min` optional, default 0). Each key of
 //!   the map is one histogram.
 //! - a **counter** is an array map of one entry with an integer value;
+//! - an array of 2 to 64 integers whose name has the word `hist` (`name_len_hist`) is one
+//!   log2 **histogram** indexed by slot;
 //! - every other hash/array map is a **table** of key → value.
+//!
+//! Which maps are **output** (printed at the end of every run, and with `--interval`):
+//! histograms, counters, bumblebee's metric maps, and tables — except tables whose name says
+//! they are a program's scratch state, by one of its `_`-separated words: `start`, `starts`,
+//! `tmp`, `temp`, `scratch`, `inflight`, `pending`, `args`, `entry` (libbpf-tools keep
+//! timestamps in `start`, arguments in `args`, …). `--interval` prints every map.
 //!
 //! bumblebee's map names add a role ([`Metric`]): `counter_*` and `gauge_*` maps are
 //! Prometheus counters and gauges, `hist_*` maps histograms — either of the shape above, or
@@ -67,8 +75,11 @@ pub struct Watched {
     pub name: String,
     pub shape: Shape,
     pub metric: Option<Metric>,
-    /// A `hist_*` map keyed by slot: its entries are gathered into one histogram.
+    /// A `hist_*` map keyed by slot, or an array histogram: its entries are gathered
+    /// into one histogram.
     slot_keyed: bool,
+    /// Printed at the end of a run (see the module doc); scratch tables are not.
+    output: bool,
     key: Option<TypeLayout>,
     value: Option<TypeLayout>,
     handle: MapHandle,
@@ -116,18 +127,22 @@ impl Watch {
                     .with_help("this is unexpected; run again, and report it if it persists")
             })?;
             let metric = Metric::of(&name);
-            let slot_keyed = metric == Some(Metric::Histogram)
-                && matches!(key, Some(TypeLayout::Int { .. }))
+            let ints = matches!(key, Some(TypeLayout::Int { .. }))
                 && matches!(value, Some(TypeLayout::Int { .. }));
+            let slot_keyed = ints
+                && (metric == Some(Metric::Histogram)
+                    || is_array_histogram(&name, map.map_type(), map.max_entries()));
             let shape = match slot_keyed {
                 true => Shape::Histogram { linear: false },
                 false => shape_of(map.map_type(), map.max_entries(), value.as_ref()),
             };
+            let output = metric.is_some() || shape != Shape::Table || !is_scratch(&name);
             maps.push(Watched {
                 name,
                 shape,
                 metric,
                 slot_keyed,
+                output,
                 key,
                 value,
                 handle,
@@ -151,20 +166,20 @@ impl Watch {
         self.maps.iter().map(read_map).collect()
     }
 
-    /// The names of the maps whose name gives them a metric role.
-    pub fn metric_names(&self) -> Vec<&str> {
+    /// The names of the output maps (see the module doc).
+    pub fn output_names(&self) -> Vec<&str> {
         self.maps
             .iter()
-            .filter(|m| m.metric.is_some())
+            .filter(|m| m.output)
             .map(|m| m.name.as_str())
             .collect()
     }
 
-    /// Reads the metric maps now.
-    pub fn read_metrics(&self) -> Vec<MapData> {
+    /// Reads the output maps now.
+    pub fn read_output(&self) -> Vec<MapData> {
         self.maps
             .iter()
-            .filter(|m| m.metric.is_some())
+            .filter(|m| m.output)
             .map(read_map)
             .collect()
     }
@@ -180,6 +195,23 @@ fn is_watchable(ty: MapType) -> bool {
             | MapType::LruHash
             | MapType::LruPercpuHash
     )
+}
+
+/// An array of slot counts: `name_len_hist[slot]`.
+fn is_array_histogram(name: &str, ty: MapType, max_entries: u32) -> bool {
+    matches!(ty, MapType::Array | MapType::PercpuArray)
+        && (2..=64).contains(&max_entries)
+        && name.split('_').any(|w| w == "hist" || w == "histogram")
+}
+
+/// A table holding a program's own bookkeeping, by its name (see the module doc).
+fn is_scratch(name: &str) -> bool {
+    const WORDS: [&str; 9] = [
+        "start", "starts", "tmp", "temp", "scratch", "inflight", "pending", "args", "entry",
+    ];
+    name.to_ascii_lowercase()
+        .split('_')
+        .any(|w| WORDS.contains(&w))
 }
 
 fn is_percpu(ty: MapType) -> bool {
@@ -347,8 +379,8 @@ pub fn buckets(value: &Value, linear: bool) -> Vec<Bucket> {
         .collect()
 }
 
-/// Draws a histogram like runqlat: `low -> high : count |****   |`, from the first to
-/// the last non-empty bucket.
+/// Draws a histogram as bpftrace does: `[low, high)  count |@@@@   |`, one line per
+/// bucket from the first to the last non-empty one (zero buckets between them included).
 pub fn draw_histogram(buckets: &[Bucket]) -> String {
     let first = buckets.iter().position(|b| b.count > 0);
     let last = buckets.iter().rposition(|b| b.count > 0);
@@ -357,27 +389,23 @@ pub fn draw_histogram(buckets: &[Bucket]) -> String {
     };
     let shown = &buckets[first..=last];
     let max = shown.iter().map(|b| b.count).max().unwrap_or(1).max(1);
-    let width = shown
+    let ranges: Vec<String> = shown
         .iter()
-        .map(|b| b.high.saturating_sub(1).to_string().len())
+        .map(|b| format!("[{}, {})", b.low, b.high))
+        .collect();
+    let width = ranges.iter().map(String::len).max().unwrap_or(0);
+    let count_width = shown
+        .iter()
+        .map(|b| b.count.to_string().len())
         .max()
         .unwrap_or(1);
-    let mut out = format!(
-        "{:>range$} : {:<8} |{:<BAR_WIDTH$}|\n",
-        "value",
-        "count",
-        "distribution",
-        range = 2 * width + 4
-    );
-    for b in shown {
-        let stars = (b.count as u128 * BAR_WIDTH as u128 / max as u128) as usize;
+    let mut out = String::new();
+    for (b, range) in shown.iter().zip(&ranges) {
+        let bar = (b.count as u128 * BAR_WIDTH as u128 / max as u128) as usize;
         out.push_str(&format!(
-            "{:>w$} -> {:<w$} : {:<8} |{:<BAR_WIDTH$}|\n",
-            b.low,
-            b.high.saturating_sub(1),
+            "{range:<width$} {:>count_width$} |{:<BAR_WIDTH$}|\n",
             b.count,
-            "*".repeat(stars),
-            w = width
+            "@".repeat(bar),
         ));
     }
     out
@@ -430,25 +458,37 @@ pub fn render_text(maps: &[MapData], time: &str) -> String {
 }
 
 fn render_table(map: &MapData) -> String {
-    let mut rows: Vec<(String, String, f64)> = map
+    // An array's untouched slots are zeros: noise, not results.
+    let zero = |v: &Value| v.as_u64() == Some(0) || v.as_i64() == Some(0);
+    let hidden = map.entries.iter().filter(|(_, v)| zero(v)).count();
+    let mut rows: Vec<(String, String, f64, &Value)> = map
         .entries
         .iter()
-        .map(|(k, v)| (cell(k), cell(v), sort_key(v)))
+        .filter(|(_, v)| !zero(v))
+        .map(|(k, v)| (cell(k), cell(v), sort_key(v), k))
         .collect();
-    rows.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    // Largest value first; equal values by key, numbers as numbers ("2" before "10").
+    rows.sort_by(|a, b| {
+        b.2.total_cmp(&a.2)
+            .then_with(|| sort_key(a.3).total_cmp(&sort_key(b.3)))
+            .then_with(|| a.0.cmp(&b.0))
+    });
     let kw = rows.iter().map(|r| r.0.len()).max().unwrap_or(3).max(3);
     let mut out = format!(
         "{}: {} entr{}\n",
         map.name,
-        rows.len(),
-        if rows.len() == 1 { "y" } else { "ies" }
+        map.entries.len(),
+        if map.entries.len() == 1 { "y" } else { "ies" }
     );
     out.push_str(&format!("  {:<kw$}  VALUE\n", "KEY"));
-    for (key, value, _) in rows.iter().take(MAX_ROWS) {
+    for (key, value, _, _) in rows.iter().take(MAX_ROWS) {
         out.push_str(&format!("  {key:<kw$}  {value}\n"));
     }
     if rows.len() > MAX_ROWS {
         out.push_str(&format!("  … {} more\n", rows.len() - MAX_ROWS));
+    }
+    if hidden > 0 {
+        out.push_str(&format!("  ({hidden} zero entries not shown)\n"));
     }
     out
 }
@@ -515,11 +555,12 @@ mod tests {
         let b = buckets(&json!({"slots": [0, 2, 4, 0, 0]}), false);
         let text = draw_histogram(&b);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
-        assert!(lines[1].contains("2 -> 3"), "{text}");
-        assert!(lines[2].contains(&"*".repeat(BAR_WIDTH)), "{text}");
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("[2, 4) 2 |"), "{text}");
+        assert!(lines[1].starts_with("[4, 8) 4 |"), "{text}");
+        assert!(lines[1].contains(&"@".repeat(BAR_WIDTH)), "{text}");
         assert!(
-            lines[1].contains(&format!("|{}{}|", "*".repeat(20), " ".repeat(20))),
+            lines[0].contains(&format!("|{}{}|", "@".repeat(20), " ".repeat(20))),
             "{text}"
         );
     }
@@ -568,5 +609,15 @@ mod tests {
             shape_of(MapType::Array, 1, Some(&hist)),
             Shape::Histogram { linear: false }
         );
+    }
+
+    #[test]
+    fn array_histograms_and_scratch_tables_by_name() {
+        assert!(is_array_histogram("name_len_hist", MapType::Array, 32));
+        assert!(!is_array_histogram("name_len_hist", MapType::Hash, 32));
+        assert!(!is_array_histogram("history", MapType::Array, 32));
+        assert!(!is_array_histogram("name_hist", MapType::Array, 1000));
+        assert!(is_scratch("start") && is_scratch("exec_start") && is_scratch("info_tmp"));
+        assert!(!is_scratch("counts") && !is_scratch("startup_counts"));
     }
 }

@@ -168,8 +168,7 @@ pub struct Described<'a> {
 }
 
 /// Streams until the duration passes or SIGINT/SIGTERM arrives, then detaches. Watched
-/// maps are printed every `--interval`; without one, once at the end when there are no
-/// events (a counting program's maps are its output; an event program's are bookkeeping).
+/// maps are printed every `--interval`; the output maps (see `maps`) once at the end.
 pub fn stream(
     loaded: &Loaded,
     described: &Described<'_>,
@@ -213,14 +212,9 @@ pub fn stream(
         &signals,
         deadline,
     )?;
-    // Without --interval, maps are the output of programs that have no events; metric
-    // maps (bumblebee's `counter_*`, …) are output in any case.
-    if interval.is_none() && sink.borrow().error.is_none() {
-        if decoders.is_empty() && !watch.is_empty() {
-            print_maps(&sink, &watch.read());
-        } else if !watch.metric_names().is_empty() {
-            print_maps(&sink, &watch.read_metrics());
-        }
+    // Without --interval, the output maps (not a program's scratch state) end every run.
+    if interval.is_none() && sink.borrow().error.is_none() && !watch.output_names().is_empty() {
+        print_maps(&sink, &watch.read_output());
     }
     drop((ring, perfs));
     let mut sink = sink.into_inner();
@@ -374,14 +368,11 @@ fn announce(programs: usize, decoders: &[Decoder], watch: &Watch, opts: &RunOpti
                 names.join(", "),
                 i.as_secs_f64()
             ),
-            None if decoders.is_empty() => {
-                format!("; showing maps {} at the end", names.join(", "))
-            }
-            None => match watch.metric_names().as_slice() {
+            None => match watch.output_names().as_slice() {
                 [] => String::new(),
-                metrics => {
-                    let metrics: Vec<String> = metrics.iter().map(|n| format!("`{n}`")).collect();
-                    format!("; showing metric maps {} at the end", metrics.join(", "))
+                shown => {
+                    let shown: Vec<String> = shown.iter().map(|n| format!("`{n}`")).collect();
+                    format!("; showing maps {} at the end", shown.join(", "))
                 }
             },
         }

@@ -31,12 +31,14 @@ fn run_maps(opts: RunOptions, mut during: impl FnMut()) -> (Result<()>, String) 
     (runner.join().unwrap(), out.text())
 }
 
-/// The count of a histogram line `low -> high : count |***|`.
+/// The range and count of a histogram line `[low, high) count |@@@|`, as
+/// (low, high - 1, count).
 fn bar_count(line: &str) -> Option<(u64, u64, u64)> {
-    let (range, rest) = line.split_once(':')?;
-    let (low, high) = range.split_once("->")?;
+    let (range, rest) = line.strip_prefix('[')?.split_once(')')?;
+    let (low, high) = range.split_once(',')?;
     let count = rest.split('|').next()?.trim().parse().ok()?;
-    Some((low.trim().parse().ok()?, high.trim().parse().ok()?, count))
+    let high: u64 = high.trim().parse().ok()?;
+    Some((low.trim().parse().ok()?, high - 1, count))
 }
 
 #[test]
@@ -85,7 +87,7 @@ fn interval_prints_tables_counters_and_histograms() {
     }
     assert!(
         log2.iter()
-            .any(|l| l.contains(&format!("|{}|", "*".repeat(40)))),
+            .any(|l| l.contains(&format!("|{}|", "@".repeat(40)))),
         "{last}"
     );
 
@@ -359,4 +361,34 @@ fn maps_declared_with_zero_entries_are_sized_at_load() {
         .map(|e| e["value"].as_u64().unwrap())
         .sum();
     assert!(total > 0, "{text}");
+}
+
+/// Without `--interval`, a run ends with its output maps: the bare-array log2 histogram
+/// drawn as `[low, high)` ranges with bars (zero slots outside the data not drawn), the
+/// tables and counters — and not the scratch hash `start`.
+#[test]
+fn a_run_ends_with_its_output_maps_and_array_histograms_as_ranges() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
+    let opts = RunOptions {
+        output: Output::Table,
+        duration: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let (result, text) = run_maps(opts, busy);
+    result.unwrap();
+    let hist = histogram_section(&text, "@read_size_hist:");
+    let bars: Vec<_> = hist.iter().filter_map(|l| bar_count(l)).collect();
+    assert!(!bars.is_empty() && bars.iter().any(|b| b.2 > 0), "{text}");
+    for (low, high, _) in &bars {
+        assert!(*low == 0 || low.is_power_of_two(), "{text}");
+        assert_eq!(high + 1, if *low == 0 { 2 } else { low * 2 }, "{text}");
+    }
+    assert!(
+        bars.first().unwrap().2 > 0 && bars.last().unwrap().2 > 0,
+        "{text}"
+    );
+    assert!(text.contains("syscalls: "), "{text}");
+    assert!(!text.contains("start: "), "scratch state printed:\n{text}");
 }
