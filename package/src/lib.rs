@@ -39,6 +39,7 @@ pub mod object;
 pub mod package;
 pub mod plan;
 pub mod platform;
+pub mod printk;
 pub mod provenance;
 pub mod reference;
 pub mod signature;

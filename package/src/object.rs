@@ -94,6 +94,12 @@ pub fn check_bpf_elf(bytes: &[u8]) -> Result<()> {
 /// The section names of a 64-bit ELF of the host's byte order (call [`check_elf`] first);
 /// empty when the section headers are out of bounds.
 pub fn section_names(bytes: &[u8]) -> Vec<String> {
+    sections(bytes).into_iter().map(|(name, _)| name).collect()
+}
+
+/// Each section's name and contents (empty for `SHT_NOBITS` ones such as `.bss`), of a
+/// 64-bit ELF of the host's byte order; empty when the headers are out of bounds.
+pub fn sections(bytes: &[u8]) -> Vec<(String, &[u8])> {
     let read = |at: usize, len: usize| -> Option<u64> {
         let b = bytes.get(at..at.checked_add(len)?)?;
         let mut v = [0u8; 8];
@@ -105,21 +111,34 @@ pub fn section_names(bytes: &[u8]) -> Vec<String> {
             Some(u64::from_be_bytes(v))
         }
     };
-    let names = || -> Option<Vec<String>> {
+    const SHT_NOBITS: u64 = 8;
+    let all = || -> Option<Vec<(String, &[u8])>> {
         let (shoff, shentsize) = (read(0x28, 8)? as usize, read(0x3a, 2)? as usize);
         let (shnum, shstrndx) = (read(0x3c, 2)? as usize, read(0x3e, 2)? as usize);
         let header = |i: usize| shoff.checked_add(i.checked_mul(shentsize)?);
-        let strtab = read(header(shstrndx)? + 0x18, 8)? as usize;
-        let mut out = Vec::with_capacity(shnum);
+        let strtab = read(header(shstrndx)?.checked_add(0x18)?, 8)? as usize;
+        let mut out = Vec::with_capacity(shnum.min(4096));
         for i in 0..shnum {
-            let name = strtab.checked_add(read(header(i)?, 4)? as usize)?;
+            let h = header(i)?;
+            let name = strtab.checked_add(read(h, 4)? as usize)?;
             let rest = bytes.get(name..)?;
             let end = rest.iter().position(|&b| b == 0)?;
-            out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+            let name = String::from_utf8_lossy(&rest[..end]).into_owned();
+            let data = if read(h.checked_add(4)?, 4)? == SHT_NOBITS {
+                &[][..]
+            } else {
+                let (offset, size) = (
+                    read(h.checked_add(0x18)?, 8)?,
+                    read(h.checked_add(0x20)?, 8)?,
+                );
+                let start = usize::try_from(offset).ok()?;
+                bytes.get(start..start.checked_add(usize::try_from(size).ok()?)?)?
+            };
+            out.push((name, data));
         }
         Some(out)
     };
-    names().unwrap_or_default()
+    all().unwrap_or_default()
 }
 
 fn machine_name(machine: u16) -> Option<&'static str> {

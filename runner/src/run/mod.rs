@@ -21,6 +21,7 @@ pub mod pin;
 mod preflight;
 mod signals;
 mod stream;
+mod trace_pipe;
 
 pub use crate::engine::Engine;
 pub use attach::{AttachOptions, DEFAULT_FREQUENCY};
@@ -211,10 +212,13 @@ pub fn run_object(
         Some(addr) => Some(metrics::serve(addr, watch.clone())?),
         None => None,
     };
+    let printk =
+        ebpf_package::printk::uses_printk(bytes).then(|| ebpf_package::printk::Formats::of(bytes));
     let described = stream::Described {
         events: &described.events,
         types: &described.types,
         watch: &watch,
+        printk,
     };
     stream::stream(&loaded, &described, opts, out)
 }

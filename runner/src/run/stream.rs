@@ -17,9 +17,11 @@ use libbpf_rs::{
 use super::load::Loaded;
 use super::maps::{self, MapData, Watch};
 use super::signals::StopSignals;
+use super::trace_pipe::TracePipe;
 use super::{Output, RunOptions};
 use ebpf_package::codec::EventCodec;
 use ebpf_package::decode::{json_line, raw_value, time_of_day, Table};
+use ebpf_package::printk::{Formats, Line};
 use ebpf_package::spec::{EventInfo, TypeLayout};
 use ebpf_package::{Error, Result};
 
@@ -152,6 +154,37 @@ impl Sink<'_> {
         }
     }
 
+    /// Prints one of the object's `bpf_printk` lines; false stops the stream.
+    fn printk(&mut self, line: &Line) -> bool {
+        let result = match self.output {
+            Output::Json => {
+                let mut value = serde_json::to_value(line).expect("a line serializes");
+                value["source"] = "bpf_printk".into();
+                writeln!(self.out, "{value}")
+            }
+            Output::Table => {
+                let printk = Some("bpf_printk".to_string());
+                let header = format!("{:<8} {:<16} {:<7} MESSAGE", "TIME", "COMM", "PID");
+                let time = self.time().to_string();
+                (if self.header_for.as_ref() != Some(&printk) {
+                    self.header_for = Some(printk);
+                    writeln!(self.out, "{header}")
+                } else {
+                    Ok(())
+                })
+                .and_then(|()| {
+                    writeln!(
+                        self.out,
+                        "{time:<8} {:<16} {:<7} {}",
+                        line.comm, line.pid, line.message
+                    )
+                })
+            }
+        };
+        self.events += 1;
+        self.finish_write(result)
+    }
+
     fn warn_once(&mut self, map: &str, message: &str) {
         if !self.warned.iter().any(|m| m == map) {
             eprintln!("warning: events from `{map}` do not match their type ({message}); showing raw bytes");
@@ -165,6 +198,8 @@ pub struct Described<'a> {
     pub events: &'a [EventInfo],
     pub types: &'a BTreeMap<String, TypeLayout>,
     pub watch: &'a Watch,
+    /// The object's `bpf_printk` formats, when it prints with it.
+    pub printk: Option<Formats>,
 }
 
 /// Streams until the duration passes or SIGINT/SIGTERM arrives, then detaches. Watched
@@ -195,9 +230,10 @@ pub fn stream(
         last_flush: Instant::now(),
     });
     let (ring, perfs) = buffers(&maps, &decoders, &sink)?;
+    let mut pipe = described.printk.clone().map(TracePipe::open).transpose()?;
     // Installed before `announce` says "Attached": a signal from then on detaches cleanly.
     let signals = StopSignals::install();
-    announce(loaded.programs(), &decoders, watch, opts);
+    announce(loaded.programs(), &decoders, watch, pipe.is_some(), opts);
     if opts.output == Output::Table {
         print_first_header(&sink, &decoders)?;
     }
@@ -206,6 +242,7 @@ pub fn stream(
     poll_until_stopped(
         ring.as_ref(),
         &perfs,
+        pipe.as_mut(),
         &sink,
         watch,
         interval,
@@ -237,9 +274,11 @@ pub fn stream(
 
 /// Polls the buffers (their callbacks print the events) until `deadline` passes,
 /// SIGINT/SIGTERM arrives or writing fails; prints the watched maps every `interval`.
+#[allow(clippy::too_many_arguments)]
 fn poll_until_stopped(
     ring: Option<&RingBuffer>,
     perfs: &[PerfBuffer],
+    mut pipe: Option<&mut TracePipe>,
     sink: &RefCell<Sink<'_>>,
     watch: &Watch,
     interval: Option<Duration>,
@@ -252,6 +291,13 @@ fn poll_until_stopped(
             d.saturating_duration_since(Instant::now()).min(POLL)
         });
         let polled = poll(ring, perfs, wait);
+        if let Some(pipe) = pipe.as_deref_mut() {
+            for line in pipe.read_lines() {
+                if !sink.borrow_mut().printk(&line) {
+                    break;
+                }
+            }
+        }
         // The buffers are drained: what they printed goes out now.
         let flushed = sink.borrow_mut().flush();
         sink.borrow_mut().finish_write(flushed);
@@ -357,7 +403,7 @@ fn print_maps(sink: &RefCell<Sink<'_>>, data: &[MapData]) {
 }
 
 /// The one status line the end-to-end tests wait for: it must start with "Attached ".
-fn announce(programs: usize, decoders: &[Decoder], watch: &Watch, opts: &RunOptions) {
+fn announce(programs: usize, decoders: &[Decoder], watch: &Watch, printk: bool, opts: &RunOptions) {
     let maps = if watch.is_empty() {
         String::new()
     } else {
@@ -381,7 +427,9 @@ fn announce(programs: usize, decoders: &[Decoder], watch: &Watch, opts: &RunOpti
         Some(d) => format!("for {}s or until Ctrl-C", d.as_secs_f64()),
         None => "Ctrl-C to stop".into(),
     };
-    if decoders.is_empty() {
+    if decoders.is_empty() && printk {
+        eprintln!("Attached {programs} program(s); streaming its bpf_printk lines from trace_pipe{maps} ({until})");
+    } else if decoders.is_empty() {
         eprintln!("Attached {programs} program(s); it has no ring buffer or perf event array, so no events to show{maps} ({until})");
     } else {
         let names: Vec<String> = decoders.iter().map(|d| format!("`{}`", d.map)).collect();

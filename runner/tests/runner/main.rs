@@ -12,5 +12,6 @@ mod btf_layouts;
 mod hostile;
 mod hostile_objects;
 mod maps;
+mod printk;
 mod run;
 mod run_signal;

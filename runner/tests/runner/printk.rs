@@ -1,0 +1,63 @@
+//! `bpf_printk`-only programs: `run` streams the program's own trace_pipe lines (task, pid,
+//! message), not another program's printing on the same syscall at the same time.
+
+use std::time::Duration;
+
+use crate::common::{compile, needs, Need, Shared};
+use ebpf_runner::run::{run_object, Output, RunOptions};
+
+#[test]
+fn printk_lines_of_this_program_only() {
+    if !needs(&[Need::Kernel, Need::Build]) {
+        return;
+    }
+    // The other program, loaded and attached directly, prints on the same syscall.
+    let other = compile("printk_other");
+    let open = libbpf_rs::ObjectBuilder::default()
+        .open_memory(&other)
+        .unwrap();
+    let mut object = open.load().unwrap();
+    let _links: Vec<_> = object
+        .progs_mut()
+        .map(|mut p| p.attach().unwrap())
+        .collect();
+
+    let bytes = compile("printk_only");
+    let out = Shared::default();
+    let mut writer = out.clone();
+    let opts = RunOptions {
+        output: Output::Json,
+        duration: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let runner =
+        std::thread::spawn(move || run_object("printk_only", &bytes, None, &opts, &mut writer));
+    while !runner.is_finished() {
+        // SAFETY: getppid has no preconditions.
+        unsafe { libc::getppid() };
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    runner.join().unwrap().unwrap();
+    let text = out.text();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pid = std::process::id();
+    // SAFETY: gettid has no preconditions. trace_pipe names the task: this thread.
+    let tid = unsafe { libc::gettid() } as u32;
+    let ours: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == format!("getppid from {pid} says hello"))
+        .collect();
+    assert!(!ours.is_empty(), "no line of ours:\n{text}");
+    assert!(
+        ours.iter()
+            .all(|l| l["pid"] == tid && l["source"] == "bpf_printk"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("unrelated program line"),
+        "another program's line was shown:\n{text}"
+    );
+}
