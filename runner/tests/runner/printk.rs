@@ -16,11 +16,8 @@ fn printk_lines_of_this_program_only() {
     let open = libbpf_rs::ObjectBuilder::default()
         .open_memory(&other)
         .unwrap();
-    let mut object = open.load().unwrap();
-    let _links: Vec<_> = object
-        .progs_mut()
-        .map(|mut p| p.attach().unwrap())
-        .collect();
+    let object = open.load().unwrap();
+    let _links: Vec<_> = object.progs_mut().map(|p| p.attach().unwrap()).collect();
 
     let bytes = compile("printk_only");
     let out = Shared::default();
