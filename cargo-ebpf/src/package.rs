@@ -185,6 +185,7 @@ fn package_meta(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("{}.bpf.o", m.package.name));
+    let annotations = annotations_of(project, &info.programs, &info.maps)?;
     Ok(PackageMeta {
         schema: SCHEMA_VERSION,
         name: m.package.name.clone(),
@@ -202,6 +203,7 @@ fn package_meta(
         events: info.events,
         params: info.params,
         types: info.types,
+        annotations,
     })
 }
 
@@ -223,4 +225,19 @@ fn created_timestamp(built: &BuildOutput) -> String {
         .or_else(from_outputs)
         .unwrap_or_else(SystemTime::now);
     humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// The source annotations of the object's own programs and maps.
+fn annotations_of(
+    project: &Project,
+    programs: &[ebpf_package::spec::ProgramInfo],
+    maps: &[ebpf_package::spec::MapInfo],
+) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde_json::Value>>>
+{
+    let mut all = crate::build::source_annotations(project)?;
+    let known = |name: &String| {
+        programs.iter().any(|p| &p.name == name) || maps.iter().any(|m| &m.name == name)
+    };
+    all.retain(|name, _| known(name));
+    Ok(all)
 }

@@ -180,6 +180,10 @@ pub struct PackageMeta {
     /// Layouts of the event types, by type name.
     #[serde(default)]
     pub types: BTreeMap<String, TypeLayout>,
+    /// eunomia's source annotations (`/// @tchook {…}` above a program, `/// @sample {…}`
+    /// above a map): program or map name → annotation name → its JSON value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
 }
 
 impl PackageMeta {
@@ -203,6 +207,7 @@ impl PackageMeta {
             events: vec![],
             params: vec![],
             types: BTreeMap::new(),
+            annotations: BTreeMap::new(),
         }
     }
 }

@@ -168,6 +168,114 @@ pub(crate) fn param_docs(project: &Project) -> Result<BTreeMap<String, ParamDoc>
     docs_in(&sources)
 }
 
+/// eunomia's source annotations that change how a program runs, by program or map name:
+///
+/// ```c
+/// /// @tchook {"ifindex": 1, "attach_point": "BPF_TC_INGRESS"}
+/// /// @tcopts {"handle": 1, "priority": 1}
+/// SEC("tc")
+/// int count_packets(struct __sk_buff *skb) { … }
+///
+/// /// @sample {"interval": 1000, "type": "log2_hist"}
+/// struct { … } latency SEC(".maps");
+/// ```
+///
+/// (`@ifindex N` and `@xdpopts {…}` above XDP programs.) Values are JSON; a bare word or
+/// number is kept as it is.
+pub(crate) fn source_annotations(project: &Project) -> Result<Annotations> {
+    let sources = match project.kind() {
+        Kind::Eunomia => find_sources(project)?,
+        kind => bpf_sources_in(&project.dir.join(bpf_source_dir(kind)))?,
+    };
+    let mut all = Annotations::new();
+    for source in &sources {
+        let text = std::fs::read_to_string(source).map_err(|e| Error::io("read", source, e))?;
+        all.extend(parse_annotations(&text).map_err(|e| e.with_context_path(source))?);
+    }
+    Ok(all)
+}
+
+/// Program or map name → annotation → value.
+pub(crate) type Annotations = BTreeMap<String, BTreeMap<String, serde_json::Value>>;
+
+/// The annotations the runner acts on.
+const ANNOTATIONS: [&str; 5] = ["tchook", "tcopts", "xdpopts", "ifindex", "sample"];
+
+/// Every annotated program and map of one C source: a `///` block binds to the function
+/// after the `SEC("…")` line below it, or to the map a `struct { … } NAME SEC(".maps")`
+/// block below it defines.
+fn parse_annotations(source: &str) -> Result<Annotations> {
+    let mut found = Annotations::new();
+    let mut pending = BTreeMap::new();
+    let (mut in_map, mut after_sec) = (false, false);
+    for (n, line) in source.lines().enumerate() {
+        let line = line.trim();
+        if let Some(comment) = line.strip_prefix("///") {
+            if let Some((key, value)) = annotation(comment.trim(), n + 1)? {
+                pending.insert(key, value);
+            }
+            continue;
+        }
+        if pending.is_empty() || line.is_empty() || line.starts_with("//") {
+            continue;
+        }
+        if line.starts_with("struct") && line.ends_with('{') {
+            in_map = true;
+        } else if in_map && line.starts_with('}') && line.contains("SEC(\".maps\")") {
+            let name = line[1..].split("SEC").next().unwrap_or_default().trim();
+            found.insert(name.to_string(), std::mem::take(&mut pending));
+            in_map = false;
+        } else if in_map {
+            continue;
+        } else if line.starts_with("SEC(\"") {
+            after_sec = true;
+        } else if after_sec && line.contains('(') {
+            let head = line.split('(').next().unwrap_or_default();
+            let name = head
+                .split_whitespace()
+                .last()
+                .unwrap_or_default()
+                .trim_start_matches('*');
+            found.insert(name.to_string(), std::mem::take(&mut pending));
+            after_sec = false;
+        } else if after_sec {
+            // The return type on a line of its own.
+            continue;
+        } else {
+            // Documented something else (a param: see param_docs).
+            pending.clear();
+            after_sec = false;
+        }
+    }
+    Ok(found)
+}
+
+/// `@tchook {…}` → ("tchook", the JSON); other `///` lines → None.
+fn annotation(comment: &str, line: usize) -> Result<Option<(String, serde_json::Value)>> {
+    let Some(rest) = comment.strip_prefix('@') else {
+        return Ok(None);
+    };
+    let (key, value) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !ANNOTATIONS.contains(&key) {
+        return Ok(None);
+    }
+    let value = value.trim();
+    let parsed = match serde_json::from_str(value) {
+        Ok(v) => v,
+        Err(_) if !value.starts_with('{') => serde_json::Value::String(value.to_string()),
+        Err(e) => {
+            return Err(
+                Error::input(format!("line {line}: @{key} is not valid JSON"))
+                    .with_source(e)
+                    .with_help(format!(
+                        r#"write it like /// @{key} {{"ifindex": 1}} (see docs/formats.md)"#
+                    )),
+            )
+        }
+    };
+    Ok(Some((key.to_string(), parsed)))
+}
+
 /// Where each kind's template pack keeps its BPF C: `src/` (eunomia, c), `bpf/` (go, next
 /// to bpf2go's output), `src/bpf/` (rust, next to the skeleton's build.rs input).
 fn bpf_source_dir(kind: Kind) -> &'static str {
@@ -710,6 +818,44 @@ fn sha256_file(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn annotations_bind_to_the_program_or_map_below() {
+        let src = r#"
+/// @description a param, not annotated
+const volatile int pid = 0;
+
+/// @tchook {"ifindex": 1, "attach_point": "BPF_TC_EGRESS"}
+/// @tcopts {"handle": 2, "priority": 3}
+SEC("tc")
+int count_packets(struct __sk_buff *skb)
+{
+    return 0;
+}
+
+/// @sample {"interval": 500, "type": "log2_hist"}
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+} sizes SEC(".maps");
+
+/// @ifindex 1
+/// @unknown whatever
+SEC("xdp")
+int
+pass_all(struct xdp_md *ctx) { return 2; }
+"#;
+        let found = parse_annotations(src).unwrap();
+        assert_eq!(
+            found["count_packets"]["tchook"]["attach_point"],
+            "BPF_TC_EGRESS"
+        );
+        assert_eq!(found["count_packets"]["tcopts"]["priority"], 3);
+        assert_eq!(found["sizes"]["sample"]["interval"], 500);
+        assert_eq!(found["pass_all"]["ifindex"], 1);
+        assert_eq!(found.len(), 3, "{found:?}");
+        let err = parse_annotations("/// @tchook {oops\nSEC(\"tc\")\nint f(void) {}").unwrap_err();
+        assert!(err.message.contains("line 1: @tchook"), "{}", err.message);
+    }
 
     #[test]
     fn param_docs_follow_the_eunomia_convention() {

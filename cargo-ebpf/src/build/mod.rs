@@ -28,8 +28,8 @@ use ebpf_package::{Error, ErrorKind, Result};
 
 use crate::manifest::{Kind, Project};
 
-pub(crate) use eunomia::param_docs;
 use eunomia::vmlinux_include_dir;
+pub(crate) use eunomia::{param_docs, source_annotations};
 use util::warning;
 
 #[derive(Debug, Clone, Default)]

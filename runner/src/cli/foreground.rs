@@ -92,6 +92,7 @@ fn run_options(args: &RunArgs) -> Result<RunOptions> {
             cgroup: args.cgroup.clone(),
             uprobe: args.uprobe.clone(),
             frequency: args.frequency,
+            annotations: Default::default(),
         },
         interval: interval(args.interval)?,
         metrics: args.metrics.clone(),

@@ -247,6 +247,7 @@ fn replay(state: &RunState, dir: &Path) -> Result<i32> {
             cgroup: o.cgroup.clone(),
             uprobe: o.uprobe.clone(),
             frequency: o.frequency,
+            annotations: Default::default(),
         },
         interval: o.interval_secs.map(Duration::from_secs),
         metrics: o.metrics.clone(),

@@ -7,6 +7,7 @@
 //! [`plan`] decides, before anything touches the kernel, so a missing `--iface` is a usage
 //! error and a missing kernel feature one clear sentence; [`attach`] then does it.
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ use libbpf_rs::{
 };
 
 use super::preflight;
+use serde_json::Value;
+
 use ebpf_package::{Error, Result};
 
 /// Default perf_event sampling frequency (Hz): odd, so it does not beat with timer ticks.
@@ -35,6 +38,9 @@ pub struct AttachOptions {
     pub uprobe: Option<String>,
     /// `--frequency HZ`: how often perf_event programs sample each CPU.
     pub frequency: Option<u64>,
+    /// The package's eunomia source annotations by program name (`@tchook`, `@tcopts`,
+    /// `@ifindex`, `@xdpopts`): where tc and XDP programs attach when `--iface` is not given.
+    pub annotations: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
 /// What [`attach`] will do for one program.
@@ -54,6 +60,9 @@ pub enum Plan {
     Tc {
         ifindex: i32,
         egress: bool,
+        /// The filter's handle and priority (`@tcopts`; 1 and 1 otherwise).
+        handle: u32,
+        priority: u32,
     },
     /// `None`: the root of the cgroup v2 hierarchy, found (or mounted) when attaching.
     Cgroup {
@@ -125,10 +134,25 @@ fn plan_one(name: &str, section: &str, ty: ProgramType, opts: &AttachOptions) ->
         ProgramType::Xdp => Ok(Plan::Xdp {
             ifindex: ifindex(name, section, opts)?,
         }),
-        ProgramType::SchedCls | ProgramType::SchedAct => Ok(Plan::Tc {
-            ifindex: ifindex(name, section, opts)?,
-            egress: section.contains("egress"),
-        }),
+        ProgramType::SchedCls | ProgramType::SchedAct => {
+            let notes = opts.annotations.get(name);
+            let hook = notes.and_then(|a| a.get("tchook"));
+            let tcopts = notes.and_then(|a| a.get("tcopts"));
+            let number = |v: Option<&Value>, key: &str| {
+                v.and_then(|v| v[key].as_u64())
+                    .and_then(|n| u32::try_from(n).ok())
+            };
+            let egress = match hook.and_then(|h| h["attach_point"].as_str()) {
+                Some(point) => point.eq_ignore_ascii_case("BPF_TC_EGRESS"),
+                None => section.contains("egress"),
+            };
+            Ok(Plan::Tc {
+                ifindex: ifindex(name, section, opts)?,
+                egress,
+                handle: number(tcopts, "handle").unwrap_or(1),
+                priority: number(tcopts, "priority").unwrap_or(1),
+            })
+        }
         ProgramType::PerfEvent => {
             let frequency = opts.frequency.unwrap_or(DEFAULT_FREQUENCY);
             if frequency == 0 {
@@ -206,7 +230,15 @@ fn uprobe_plan(name: &str, section: &str, opts: &AttachOptions) -> Result<Plan> 
 
 // ---- network interfaces -----------------------------------------------------------------
 
+/// `--iface`, else the interface the program's annotations name (`@tchook {"ifindex": N}`,
+/// `@ifindex N`, `@xdpopts {"ifindex": N}`), else a usage error.
 fn ifindex(name: &str, section: &str, opts: &AttachOptions) -> Result<i32> {
+    if opts.iface.is_none() {
+        if let Some(index) = annotated_ifindex(opts.annotations.get(name)) {
+            eprintln!("note: attaching `{name}` to interface {index}, as its source annotation says (--iface overrides)");
+            return Ok(index);
+        }
+    }
     let Some(iface) = opts.iface.as_deref() else {
         return Err(Error::usage(format!(
             "program `{name}` (section `{section}`) attaches to a network interface: pass --iface NAME"
@@ -220,6 +252,16 @@ fn ifindex(name: &str, section: &str, opts: &AttachOptions) -> Result<i32> {
         return Err(bad_iface(iface));
     }
     Ok(index as i32)
+}
+
+fn annotated_ifindex(notes: Option<&BTreeMap<String, Value>>) -> Option<i32> {
+    let notes = notes?;
+    let index = notes
+        .get("ifindex")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .or_else(|| notes.get("tchook")?["ifindex"].as_u64())
+        .or_else(|| notes.get("xdpopts")?["ifindex"].as_u64())?;
+    i32::try_from(index).ok().filter(|i| *i > 0)
 }
 
 fn bad_iface(iface: &str) -> Error {
@@ -293,7 +335,12 @@ pub fn attach(prog: &ProgramMut, plan: &Plan) -> std::result::Result<Attached, A
             .attach_xdp(*ifindex)
             .map(Attached::Link)
             .map_err(AttachError::Libbpf),
-        Plan::Tc { ifindex, egress } => attach_tc(prog, *ifindex, *egress),
+        Plan::Tc {
+            ifindex,
+            egress,
+            handle,
+            priority,
+        } => attach_tc(prog, *ifindex, *egress, (*handle, *priority)),
         Plan::Cgroup { path } => {
             let root = PathBuf::from("/sys/fs/cgroup");
             attach_cgroup(prog, path.as_ref().unwrap_or(&root))
@@ -312,9 +359,14 @@ fn attach_tc(
     prog: &ProgramMut,
     ifindex: i32,
     egress: bool,
+    (handle, priority): (u32, u32),
 ) -> std::result::Result<Attached, AttachError> {
     let mut builder = TcHookBuilder::new(prog.as_fd());
-    builder.ifindex(ifindex).replace(true).handle(1).priority(1);
+    builder
+        .ifindex(ifindex)
+        .replace(true)
+        .handle(handle)
+        .priority(priority);
     let mut hook = builder.hook(if egress { TC_EGRESS } else { TC_INGRESS });
     let created_qdisc = create_clsact(ifindex).map_err(AttachError::Libbpf)?;
     match hook.attach() {

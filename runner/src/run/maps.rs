@@ -23,7 +23,9 @@
 //! keyed by the log2 slot with a count as value. Metric maps are output, not bookkeeping:
 //! `run` shows them at the end even when the program also streams events.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use libbpf_rs::btf::BtfType;
 use libbpf_rs::libbpf_sys;
@@ -33,6 +35,9 @@ use serde_json::Value;
 use ebpf_package::decode::{decode, raw_value};
 use ebpf_package::spec::TypeLayout;
 use ebpf_package::{object, Error, Result};
+
+/// Source annotations by map name (`@sample`), as in the package metadata.
+pub type Annotations = BTreeMap<String, BTreeMap<String, Value>>;
 
 /// Most rows a table shows per interval (the largest values first).
 const MAX_ROWS: usize = 20;
@@ -80,6 +85,8 @@ pub struct Watched {
     slot_keyed: bool,
     /// Printed at the end of a run (see the module doc); scratch tables are not.
     output: bool,
+    /// eunomia's `/// @sample {"interval": MS}`: printed this often during the run.
+    sample_every: Option<Duration>,
     key: Option<TypeLayout>,
     value: Option<TypeLayout>,
     handle: MapHandle,
@@ -103,7 +110,8 @@ pub struct Watch {
 impl Watch {
     /// Picks the object's hash and array maps (not libbpf's `.rodata`/`.bss`, not ring
     /// buffers) and works out how to show each.
-    pub fn new(object: &Object) -> Result<Watch> {
+    /// `annotations` are the package's source annotations by map name (`@sample`).
+    pub fn new(object: &Object, annotations: &Annotations) -> Result<Watch> {
         let btf = object.btf().ok().flatten();
         let mut maps = Vec::new();
         for map in object.maps() {
@@ -127,11 +135,18 @@ impl Watch {
                     .with_help("this is unexpected; run again, and report it if it persists")
             })?;
             let metric = Metric::of(&name);
+            let sample = annotations.get(&name).and_then(|a| a.get("sample"));
+            let sampled_hist = sample.is_some_and(|s| s["type"] == "log2_hist");
             let ints = matches!(key, Some(TypeLayout::Int { .. }))
                 && matches!(value, Some(TypeLayout::Int { .. }));
             let slot_keyed = ints
                 && (metric == Some(Metric::Histogram)
+                    || sampled_hist
                     || is_array_histogram(&name, map.map_type(), map.max_entries()));
+            let sample_every = sample
+                .and_then(|s| s["interval"].as_u64())
+                .filter(|ms| *ms > 0)
+                .map(|ms| Duration::from_millis(ms.max(100)));
             let shape = match slot_keyed {
                 true => Shape::Histogram { linear: false },
                 false => shape_of(map.map_type(), map.max_entries(), value.as_ref()),
@@ -142,7 +157,8 @@ impl Watch {
                 shape,
                 metric,
                 slot_keyed,
-                output,
+                output: output || sample.is_some(),
+                sample_every,
                 key,
                 value,
                 handle,
@@ -164,6 +180,20 @@ impl Watch {
     /// Reads every watched map now.
     pub fn read(&self) -> Vec<MapData> {
         self.maps.iter().map(read_map).collect()
+    }
+
+    /// How often the `@sample` maps are printed (the shortest of their intervals).
+    pub fn sample_interval(&self) -> Option<Duration> {
+        self.maps.iter().filter_map(|m| m.sample_every).min()
+    }
+
+    /// Reads the `@sample` maps now.
+    pub fn read_sampled(&self) -> Vec<MapData> {
+        self.maps
+            .iter()
+            .filter(|m| m.sample_every.is_some())
+            .map(read_map)
+            .collect()
     }
 
     /// The names of the output maps (see the module doc).

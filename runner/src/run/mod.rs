@@ -178,7 +178,14 @@ pub fn run_object(
     let described = stream_shapes(bytes, meta)?;
     // Arguments first: `--help` and typos need no privileges.
     let values = match params::parse(&described.params, &opts.args)? {
-        params::Parsed::Help => return params::print_help(object_name, &described.params, out),
+        params::Parsed::Help => {
+            // What the program does first, as ecli's help shows it.
+            if let Some(about) = meta.and_then(|m| m.description.as_deref()) {
+                writeln!(out, "{about}\n")
+                    .map_err(|e| Error::io("write", std::path::Path::new("<output>"), e))?;
+            }
+            return params::print_help(object_name, &described.params, out);
+        }
         params::Parsed::Values(values) => values,
     };
     preflight::check_arch(meta)?;
@@ -186,7 +193,11 @@ pub fn run_object(
     let mut open = load::open(object_name, bytes, custom_btf.as_deref())?;
     // Missing attach targets are usage errors, found before privileges matter.
     let programs = attach::program_sections(open.progs());
-    let mut plans = attach::plan(&programs, &opts.attach)?;
+    let mut attach_opts = opts.attach.clone();
+    if let Some(meta) = meta {
+        attach_opts.annotations = meta.annotations.clone();
+    }
+    let mut plans = attach::plan(&programs, &attach_opts)?;
     preflight::check_privileges()?;
     preflight::ensure_mounts()?;
     attach::check_kernel(&programs, &mut plans)?;
@@ -206,7 +217,9 @@ pub fn run_object(
     if let Some(detached) = &opts.detached {
         pin::pin_and_report(&mut loaded, detached)?;
     }
-    let watch = maps::Watch::new(&loaded.object)?;
+    let no_annotations = Default::default();
+    let annotations = meta.map_or(&no_annotations, |m| &m.annotations);
+    let watch = maps::Watch::new(&loaded.object, annotations)?;
     // Stops (and joins) when this function returns, before the maps go away.
     let _server = match &opts.metrics {
         Some(addr) => Some(metrics::serve(addr, watch.clone())?),

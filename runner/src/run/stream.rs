@@ -238,6 +238,8 @@ pub fn stream(
         print_first_header(&sink, &decoders)?;
     }
     let interval = opts.interval.filter(|_| !watch.is_empty());
+    // eunomia's `@sample` maps print on their own interval when --interval is not given.
+    let sample = watch.sample_interval().filter(|_| interval.is_none());
     let deadline = opts.duration.map(|d| Instant::now() + d);
     poll_until_stopped(
         ring.as_ref(),
@@ -245,7 +247,7 @@ pub fn stream(
         pipe.as_mut(),
         &sink,
         watch,
-        interval,
+        interval.map(|i| (i, false)).or(sample.map(|s| (s, true))),
         &signals,
         deadline,
     )?;
@@ -281,11 +283,12 @@ fn poll_until_stopped(
     mut pipe: Option<&mut TracePipe>,
     sink: &RefCell<Sink<'_>>,
     watch: &Watch,
-    interval: Option<Duration>,
+    interval: Option<(Duration, bool)>,
     signals: &StopSignals,
     deadline: Option<Instant>,
 ) -> Result<()> {
-    let mut next_print = interval.map(|i| Instant::now() + i);
+    // (every, sampled only): `--interval` prints every map, `@sample` only its maps.
+    let mut next_print = interval.map(|(i, _)| Instant::now() + i);
     while !signals.requested() && deadline.is_none_or(|d| Instant::now() < d) {
         let wait = deadline.map_or(POLL, |d| {
             d.saturating_duration_since(Instant::now()).min(POLL)
@@ -306,9 +309,14 @@ fn poll_until_stopped(
             break;
         }
         polled?;
-        if let (Some(at), Some(every)) = (next_print, interval) {
+        if let (Some(at), Some((every, sampled))) = (next_print, interval) {
             if Instant::now() >= at {
-                print_maps(sink, &watch.read());
+                let data = if sampled {
+                    watch.read_sampled()
+                } else {
+                    watch.read()
+                };
+                print_maps(sink, &data);
                 next_print = Some(at + every);
             }
         }

@@ -348,6 +348,7 @@ fn streams_perf_events_as_a_table_using_package_metadata() {
         events: info.events,
         params: info.params,
         types: info.types,
+        annotations: Default::default(),
     };
     let probe = unique_probe("table");
     let (result, text) = run_while_opening(
@@ -544,6 +545,7 @@ fn a_param_outside_rodata_names_its_place_and_the_rodata_size() {
         events: info.events,
         params,
         types: info.types,
+        annotations: Default::default(),
     };
     let err = run_object(
         "opensnoop.bpf.o",

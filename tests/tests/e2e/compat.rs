@@ -225,3 +225,49 @@ fn a_program_including_linux_types_h_builds_and_takes_underscore_flags() {
         assert_eq!(e["comm"], "sh", "{e}");
     }
 }
+
+/// eunomia's annotations are honoured: a tc program whose `@tchook` names interface 1 (lo)
+/// attaches there without `--iface`, with the handle and priority of its `@tcopts`, and
+/// its `@sample {"interval": 500}` map is printed every half second with real counts.
+#[test]
+fn eunomia_annotations_name_the_interface_and_sample_the_map() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Tool("tc", "iproute2")]) {
+        return;
+    }
+    let env = Env::new();
+    let dir = copy_fixture(&env, "lopackets");
+    let mut cmd = in_dir(&env, &dir, ["run", ".", "--duration", "4"]);
+    cmd.current_dir(&dir);
+    let mut bg = Background::spawn(cmd);
+    bg.wait_for_stderr("Attached", Duration::from_secs(120));
+    let filters = Command::new("tc")
+        .args(["filter", "show", "dev", "lo", "ingress"])
+        .output()
+        .unwrap();
+    let filters = String::from_utf8_lossy(&filters.stdout).to_string();
+    for _ in 0..20 {
+        connect_both_families(free_port());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, stdout, stderr) = bg.finish(Duration::from_secs(60));
+    assert!(status.success(), "run failed: {status}\n{stderr}");
+    assert!(
+        stderr.contains("attaching `count_lo` to interface 1"),
+        "{stderr}"
+    );
+    assert!(
+        filters.contains("pref 3") && filters.contains("handle 0x7"),
+        "@tcopts not applied:\n{filters}"
+    );
+    let blocks: Vec<&str> = stdout.split("--- ").skip(1).collect();
+    assert!(
+        blocks.len() >= 3,
+        "expected a block every 500 ms:\n{stdout}"
+    );
+    let counts: Vec<u64> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("packets = "))
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    assert!(counts.last().is_some_and(|n| *n > 0), "{stdout}");
+}
