@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{date, error_page, render, visitor};
-use crate::db::PackageRow;
+use crate::db::{Hit, PackageRow, SearchQuery, FORMATS};
 use crate::error::HubError;
 use crate::AppState;
 
@@ -55,28 +55,56 @@ pub async fn search(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    let query = q.get("q").cloned().unwrap_or_default();
-    let page: i64 = q
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(1);
-    // One more than a page tells whether a next page exists.
-    let mut found = match app
-        .db
-        .search(&query, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
-        .await
-    {
+    let s = match SearchQuery::from_params(&q, PAGE_SIZE) {
+        Ok(s) => s,
+        Err(why) => {
+            return error_page(&app, &v, StatusCode::BAD_REQUEST, "Bad search", &why);
+        }
+    };
+    let found = match app.db.search(&s).await {
         Ok(f) => f,
         Err(e) => return internal(e),
     };
-    let more = found.len() as i64 > PAGE_SIZE;
-    found.truncate(PAGE_SIZE as usize);
+    let pages = (found.total + s.per_page - 1) / s.per_page;
+    let params = s.to_params();
+    let link = |page: i64| format!("/search?{params}&page={page}");
+    let option = |name: &str, selected: bool| json!({"name": name, "selected": selected});
+    let sorts =
+        ["relevance", "downloads", "stars", "newest"].map(|n| option(n, s.sort.name() == n));
+    let formats: Vec<_> = std::iter::once("")
+        .chain(FORMATS)
+        .map(|f| {
+            option(
+                f,
+                s.format == f || (f == "cargo-ebpf" && s.format == "ours"),
+            )
+        })
+        .collect();
     let data = json!({
-        "query": query, "packages": listing(&found),
-        "prev": (page > 1).then_some(page - 1), "next": more.then_some(page + 1),
+        "query": s.q, "s": {
+            "attach": s.attach, "program_type": s.program_type, "arch": s.arch,
+            "license": s.license, "keyword": s.keyword, "signed": s.signed,
+        },
+        "formats": formats,
+        "sorts": sorts,
+        "total": found.total, "page": s.page, "pages": pages.max(1),
+        "packages": hits(&found.hits),
+        "prev": (s.page > 1).then(|| link(s.page - 1)),
+        "next": (s.page < pages).then(|| link(s.page + 1)),
     });
     render(&app, &v, "Search", "search", data)
+}
+
+/// Search results as cards: the listing plus stars and the signed badge.
+fn hits(hits: &[Hit]) -> serde_json::Value {
+    json!(hits
+        .iter()
+        .map(|h| json!({
+            "repo": h.package.repo, "latest_version": h.package.latest_version,
+            "description": h.package.description, "downloads": h.package.downloads,
+            "stars": h.stars, "signed": h.signed,
+        }))
+        .collect::<Vec<_>>())
 }
 
 pub async fn about(State(app): State<AppState>, headers: HeaderMap) -> Response {

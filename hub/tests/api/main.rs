@@ -9,5 +9,6 @@
 mod accounts;
 mod oci;
 mod packages;
+mod search;
 mod support;
 mod trust;

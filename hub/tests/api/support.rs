@@ -11,6 +11,8 @@ use ebpf_package::spec::{PackageMeta, ProgramInfo};
 /// The router and state of a hub on SQLite in a fresh temp data dir.
 pub struct TestHub {
     app: Router,
+    /// The hub's state, for setting up what no request can (download counts, stars).
+    pub state: hub::AppState,
     dir: tempfile::TempDir,
 }
 
@@ -55,7 +57,8 @@ impl TestHub {
         };
         let state = hub::open(&opts).await.expect("open the hub");
         TestHub {
-            app: hub::router(state),
+            app: hub::router(state.clone()),
+            state,
             dir,
         }
     }
