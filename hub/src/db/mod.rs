@@ -20,6 +20,7 @@ mod accounts;
 mod packages;
 mod registry;
 mod search;
+mod store;
 mod trust;
 mod web;
 
@@ -27,6 +28,7 @@ pub use accounts::{TokenRow, UserRow};
 pub use packages::{PackageRow, VersionRow};
 pub use registry::{ManifestRow, NewManifest};
 pub use search::{search_words, Found, Hit, SearchQuery, Sort, FORMATS, MAX_PER_PAGE};
+pub use store::{Counts, PackageFlags};
 pub use trust::{KeyRow, VerifiedSignature};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

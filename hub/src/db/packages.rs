@@ -242,7 +242,7 @@ impl Db {
             &[repo],
         )
         .await?;
-        Ok(())
+        self.count_download_day(repo).await
     }
 }
 

@@ -10,8 +10,10 @@
 
 mod forms;
 pub mod markdown;
+mod package;
 mod pages;
 
+use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -45,6 +47,49 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(forms::logout))
         .route("/tokens", get(forms::tokens_page).post(forms::create_token))
         .route("/tokens/{id}/delete", post(forms::delete_token))
+        .route("/favicon.ico", get(|| asset("logo.svg")))
+        .route(
+            "/assets/{name}",
+            get(|Path(name): Path<String>| asset_named(name)),
+        )
+}
+
+/// The stylesheet, script and logo, built into the binary: the hub needs no CDN and works
+/// offline.
+const ASSETS: [(&str, &str, &str); 3] = [
+    (
+        "hub.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/hub.css"),
+    ),
+    (
+        "hub.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/hub.js"),
+    ),
+    (
+        "logo.svg",
+        "image/svg+xml",
+        include_str!("../../assets/logo.svg"),
+    ),
+];
+
+async fn asset_named(name: String) -> Response {
+    asset(&name).await
+}
+
+async fn asset(name: &str) -> Response {
+    match ASSETS.iter().find(|(n, ..)| *n == name) {
+        Some((_, kind, body)) => (
+            [
+                (header::CONTENT_TYPE, *kind),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
 }
 
 pub fn templates() -> Handlebars<'static> {

@@ -145,62 +145,28 @@ pub async fn user(
     render(&app, &v, &name, "user", data)
 }
 
-/// `GET /p/OWNER/NAME` (the package page) or `GET /p/OWNER/NAME/download/VERSION`.
+/// `GET /p/OWNER/NAME` (the package page, `?version=V` for another version),
+/// `GET /p/OWNER/NAME/v/VERSION` (a version's page) or `GET /p/OWNER/NAME/download/VERSION`.
 pub async fn package(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(path): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let v = visitor(&app, &headers).await;
     if let Some((repo, version)) = path.split_once("/download/") {
         return download(&app, &v, repo, version).await;
     }
+    if let Some((repo, version)) = path.split_once("/v/") {
+        let version = version.trim_end_matches('/');
+        return super::package::page(&app, &v, repo, Some(version)).await;
+    }
     let repo = path.trim_end_matches('/');
-    let Ok(Some(p)) = app.db.package(repo).await else {
-        return error_page(
-            &app,
-            &v,
-            StatusCode::NOT_FOUND,
-            "No such package",
-            &format!("There is no package {repo}."),
-        );
-    };
-    let Ok(versions) = app.db.versions(repo).await else {
-        return internal(HubError::internal("database error"));
-    };
-    // With every version yanked there is nothing to offer: no run command, no download.
-    let latest = versions.iter().find(|x| x.version == p.latest_version);
-    let signatures = app.db.verified_signatures(repo).await.unwrap_or_default();
-    let programs: serde_json::Value = latest
-        .and_then(|l| serde_json::from_str(&l.programs).ok())
-        .unwrap_or(json!([]));
-    // The README when the package carries one; the template shows the description else.
-    let readme = app.db.readme(repo).await.unwrap_or_default();
-    let readme_html = (!readme.trim().is_empty()).then(|| super::markdown::render(&readme));
-    let starred = match &v.user {
-        Some(u) => app.db.is_starred(u, repo).await.unwrap_or(false),
-        None => false,
-    };
-    let data = json!({
-        "p": {
-            "repo": p.repo, "owner": p.owner, "description": p.description, "license": p.license,
-            "authors": p.authors, "keywords": p.keywords, "downloads": p.downloads,
-            // Only web links become anchors: a `javascript:` source must not be clickable.
-            "source": if p.source.starts_with("https://") || p.source.starts_with("http://") { p.source.clone() } else { String::new() },
-        },
-        "latest": latest.map(|l| json!({"version": l.version, "object": l.object, "arch": l.arch})),
-        "programs": programs,
-        "readme_html": readme_html,
-        "versions": versions.iter().map(|x| json!({
-            "version": x.version, "digest": x.digest, "size": x.size, "date": date(x.pushed_at),
-            "yanked": x.yanked,
-            "badges": crate::signatures::badges(&signatures, &x.digest),
-        })).collect::<Vec<_>>(),
-        "owner": v.user.as_deref() == Some(p.owner.as_str()),
-        "stars": app.db.star_count(repo).await.unwrap_or(0),
-        "starred": starred,
-    });
-    render(&app, &v, repo, "package", data)
+    let version = q
+        .get("version")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty());
+    super::package::page(&app, &v, repo, version).await
 }
 
 /// The BPF object of a version, taken out of its layer, as an attachment.

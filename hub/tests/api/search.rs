@@ -186,3 +186,76 @@ async fn the_search_page_shows_filters_counts_and_stars() {
     let bad = hub.request("GET", "/search?sort=best", &[], b"").await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test]
+async fn package_and_version_pages_show_the_version_asked_for_and_its_plan() {
+    let hub = TestHub::start().await;
+    let auth = hub.user_with_token("alice").await;
+    for (version, description) in [("0.1.0", "first"), ("0.2.0", "second")] {
+        let m = meta("opensnoop", version, description, &["files"]);
+        let r = hub
+            .push_package(&auth, "alice/opensnoop", m, &bpf_object())
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    hub.state
+        .db
+        .count_download("alice/opensnoop", "0.2.0")
+        .await
+        .unwrap();
+    let page = hub
+        .request("GET", "/p/alice/opensnoop", &[], b"")
+        .await
+        .text();
+    assert!(
+        page.contains("sudo cargo ebpf run localhost/alice/opensnoop:0.2.0"),
+        "{page}"
+    );
+    assert!(
+        page.contains("id=\"shown-version\" class=\"version\">0.2.0<"),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"/p/alice/opensnoop/v/0.1.0\""),
+        "{page}"
+    );
+    assert!(page.contains("<select id=\"version-picker\""), "{page}");
+    assert!(page.contains("1 downloads in the last 30 days"), "{page}");
+    assert!(page.contains("class=\"copy\""), "{page}");
+    // What running it does, from Plan::of, as `inspect` prints it.
+    assert!(page.contains("id=\"plan-attach\""), "{page}");
+    assert!(
+        page.contains("tracepoint syscalls:sys_enter_openat"),
+        "{page}"
+    );
+    assert!(page.contains("CAP_BPF"), "{page}");
+
+    for path in [
+        "/p/alice/opensnoop/v/0.1.0",
+        "/p/alice/opensnoop?version=0.1.0",
+    ] {
+        let old = hub.request("GET", path, &[], b"").await.text();
+        assert!(
+            old.contains("run localhost/alice/opensnoop:0.1.0"),
+            "{path}: {old}"
+        );
+        assert!(
+            old.contains("/p/alice/opensnoop/download/0.1.0"),
+            "{path}: {old}"
+        );
+        assert!(old.contains("unsigned"), "{old}");
+    }
+    let missing = hub
+        .request("GET", "/p/alice/opensnoop/v/9.9.9", &[], b"")
+        .await;
+    assert_eq!(missing.status, 404);
+    for asset in [
+        "/assets/hub.css",
+        "/assets/hub.js",
+        "/favicon.ico",
+        "/assets/logo.svg",
+    ] {
+        let r = hub.request("GET", asset, &[], b"").await;
+        assert_eq!(r.status, 200, "{asset}");
+    }
+}
