@@ -57,6 +57,13 @@ impl Hub {
         self.addr.rsplit(':').next().unwrap_or("")
     }
 
+    /// Kills the process with SIGKILL (`kill -9`): no graceful shutdown, requests in
+    /// flight are cut.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends one raw HTTP request; see [`request`].
     pub fn request(
         &self,
@@ -334,6 +341,97 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[start + size + 2..];
     }
     out
+}
+
+/// haproxy in front of some backends on 127.0.0.1, round-robin over a new connection per
+/// request, checking each backend's `/v2/` every 200 ms and retrying a request that found
+/// a dead backend's connection refused on the next one. Stopped on drop.
+pub struct LoadBalancer {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl LoadBalancer {
+    pub fn start(backends: &[&str]) -> LoadBalancer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut last = String::new();
+        for _ in 0..5 {
+            let addr = format!("127.0.0.1:{}", free_port());
+            let mut lines: Vec<String> = [
+                "global",
+                "    maxconn 256",
+                "defaults",
+                "    mode http",
+                "    timeout connect 2s",
+                "    timeout client 30s",
+                "    timeout server 30s",
+                "    retries 3",
+                "    option redispatch 1",
+                "    retry-on conn-failure empty-response",
+                "frontend hubs",
+            ]
+            .map(String::from)
+            .to_vec();
+            lines.push(format!("    bind {addr}"));
+            lines.extend(
+                [
+                    "    default_backend replicas",
+                    "backend replicas",
+                    "    balance roundrobin",
+                    "    option httpchk GET /v2/",
+                    "    http-check expect status 200,401",
+                    "    default-server inter 200ms fall 1 rise 2",
+                ]
+                .map(String::from),
+            );
+            for (i, b) in backends.iter().enumerate() {
+                lines.push(format!("    server hub{i} {b} check"));
+            }
+            let config = lines.join("\n") + "\n";
+            let path = dir.path().join("haproxy.cfg");
+            std::fs::write(&path, config).expect("write haproxy.cfg");
+            let log = dir.path().join("haproxy.log");
+            let mut child = Command::new("haproxy")
+                .args(["-db", "-f"])
+                .arg(&path)
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&log).expect("log"))
+                .stderr(std::fs::File::create(dir.path().join("haproxy.err")).expect("log"))
+                .spawn()
+                .expect("start haproxy");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if http_status(&addr, "/v2/").is_some() {
+                    return LoadBalancer {
+                        child,
+                        addr,
+                        _dir: dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last = std::fs::read_to_string(dir.path().join("haproxy.err")).unwrap_or_default();
+        }
+        panic!("haproxy did not start: {last}");
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+}
+
+impl Drop for LoadBalancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Where Debian's PostgreSQL 15 server binaries live.

@@ -732,9 +732,77 @@ fn search_ranks_names_first_and_finds_keywords(hub: &Hub) {
     assert_eq!(search(hub, "trace+file"), ["sam/opensnoop"]);
     assert_eq!(search(hub, "network"), ["sam/netwatch"]);
     assert!(search(hub, "nothing-like-this").is_empty());
-    // Query syntax is not passed through: quotes and operators are just separators.
-    assert_eq!(search(hub, "%22net%22*+OR"), Vec::<String>::new());
+    // Query syntax is not passed through: quotes and operators are dropped, and every
+    // word must match.
+    assert_eq!(search(hub, "%22net%22*+OR+zzz"), Vec::<String>::new());
     assert_eq!(search(hub, "%22netw%22"), ["sam/netwatch", "sam/tcplife"]);
+
+    // Words match inside names (`snoop` in opensnoop and execsnoop), owners, and
+    // `owner/name` exactly; filters and sorts; the same on SQLite and Postgres.
+    let (bob, _) = hub.user_with_token("bob");
+    push_package(
+        hub,
+        &bob,
+        "bob/execsnoop",
+        meta("execsnoop", "Trace new processes", &["process"]),
+    );
+    let mut xdp = meta("xdpdrop", "Drop packets early", &["network"]);
+    xdp.arch = "aarch64".into();
+    xdp.license = Some("MIT".into());
+    xdp.programs[0] = ebpf_package::spec::ProgramInfo {
+        name: "drop_all".into(),
+        section: "xdp".into(),
+        prog_type: "xdp".into(),
+    };
+    push_package(hub, &bob, "bob/xdpdrop", xdp);
+    let mut snoops = api_search(hub, "q=snoop");
+    snoops.sort();
+    assert_eq!(snoops, ["bob/execsnoop", "sam/opensnoop"]);
+    let mut owned = api_search(hub, "q=bob");
+    owned.sort();
+    assert_eq!(owned, ["bob/execsnoop", "bob/xdpdrop"]);
+    assert_eq!(api_search(hub, "q=sam/opensnoop"), ["sam/opensnoop"]);
+    assert_eq!(api_search(hub, "q=drop_all"), ["bob/xdpdrop"]);
+    assert_eq!(api_search(hub, "q=o_p"), Vec::<String>::new());
+    assert_eq!(api_search(hub, "").len(), 5);
+    assert_eq!(api_search(hub, "attach=xdp"), ["bob/xdpdrop"]);
+    assert_eq!(api_search(hub, "program_type=tracepoint").len(), 4);
+    assert_eq!(api_search(hub, "arch=aarch64"), ["bob/xdpdrop"]);
+    assert_eq!(api_search(hub, "license=MIT"), ["bob/xdpdrop"]);
+    assert_eq!(api_search(hub, "keyword=network&q=watch"), ["sam/netwatch"]);
+    assert_eq!(api_search(hub, "format=ours").len(), 5);
+    assert_eq!(api_search(hub, "format=bpfman").len(), 0);
+    assert_eq!(api_search(hub, "signed=1").len(), 0);
+    // Pulls count: sort by downloads.
+    for _ in 0..2 {
+        let r = hub.request("GET", "/v2/bob/execsnoop/manifests/1.0.0", &[], b"");
+        assert_eq!(r.status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api_search(hub, "sort=downloads")[0] != "bob/execsnoop" {
+        assert!(Instant::now() < deadline, "downloads never counted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let page = hub.request(
+        "GET",
+        "/api/v1/search?sort=downloads&per_page=2&page=3",
+        &[],
+        b"",
+    );
+    assert_eq!(page.json()["total"], 5);
+    assert_eq!(page.json()["packages"].as_array().unwrap().len(), 1);
+}
+
+/// The repositories `/api/v1/search?PARAMS` finds, in order.
+fn api_search(hub: &Hub, params: &str) -> Vec<String> {
+    let r = hub.request("GET", &format!("/api/v1/search?{params}"), &[], b"");
+    assert_eq!(r.status, 200, "{params}: {}", r.text());
+    r.json()["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["repository"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Two hub processes on one Postgres and one blob directory act as one registry: an upload
