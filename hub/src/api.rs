@@ -98,7 +98,14 @@ async fn password_user(app: &AppState, headers: &HeaderMap) -> Result<String, Hu
 }
 
 /// The index entry of one package with its versions.
-pub async fn package(State(app): State<AppState>, Path(repo): Path<String>) -> ApiResult {
+pub async fn package(
+    State(app): State<AppState>,
+    Path(repo): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult {
+    if let Some((repo, rest)) = repo.split_once("/versions") {
+        return crate::api_read::versions(&app, repo, rest, &q).await;
+    }
     let p = app.db.package(&repo).await?.ok_or_else(|| {
         HubError::new(
             StatusCode::NOT_FOUND,
@@ -162,7 +169,11 @@ pub async fn search(
 
 /// The authenticated user of an API call that changes something; `push` asks a token for
 /// its push scope (yanking is publishing).
-async fn api_user(app: &AppState, headers: &HeaderMap, push: bool) -> Result<String, HubError> {
+pub(crate) async fn api_user(
+    app: &AppState,
+    headers: &HeaderMap,
+    push: bool,
+) -> Result<String, HubError> {
     match auth::caller(&app.db, headers).await? {
         Caller::User(p) if push && !p.can_push => Err(HubError::denied(
             "this token has no push scope; mint one with scope push",

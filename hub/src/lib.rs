@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod api;
+pub mod api_read;
 pub mod auth;
 pub mod blobs;
 pub mod catalog;
@@ -52,6 +53,9 @@ pub struct ServeOptions {
     /// Where verified blobs go: None or `file` for `DATA/blobs`, or
     /// `registry+http(s)://HOST[:PORT]/REPO` for an upstream OCI registry.
     pub blob_store: Option<String>,
+    /// How to reach the hub's operators, shown on the about page (an email address or a
+    /// URL).
+    pub contact: Option<String>,
 }
 
 /// Shared by every request handler.
@@ -61,6 +65,8 @@ pub struct AppState {
     pub blobs: blobs::BlobStore,
     pub templates: std::sync::Arc<handlebars::Handlebars<'static>>,
     pub limits: std::sync::Arc<rate::Limits>,
+    /// [`ServeOptions::contact`].
+    pub contact: Option<String>,
 }
 
 /// The whole HTTP application.
@@ -72,6 +78,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/register", post(api::register))
         .route("/api/v1/tokens", post(api::create_token))
         .route("/api/v1/search", get(api::search))
+        .route("/api/v1/openapi.json", get(api_read::openapi))
+        .route("/api/v1/packages", get(api_read::packages))
+        .route("/api/v1/users/{user}", get(api_read::user))
+        .route("/api/v1/users/{user}/{which}", get(api_read::user_list))
+        .route(
+            "/api/v1/users/{user}/follow",
+            axum::routing::put(api_read::follow).delete(api_read::follow),
+        )
         .route(
             "/api/v1/packages/{*repo}",
             get(api::package).post(api::package_action),
@@ -86,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         )
         // Forms and JSON are small; blob uploads stream and enforce their own limit.
         .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn(api_read::cors))
         .with_state(state)
 }
 
@@ -109,6 +124,7 @@ pub async fn open(opts: &ServeOptions) -> Result<AppState> {
         blobs,
         templates: std::sync::Arc::new(web::templates()),
         limits: std::sync::Arc::new(rate::Limits::default()),
+        contact: opts.contact.clone(),
     })
 }
 
@@ -198,6 +214,7 @@ mod tests {
             data: dir.path().join("data"),
             database: None,
             blob_store: None,
+            contact: None,
         };
         let state = open(&opts).await.unwrap();
         for id in ["0ld", "new"] {

@@ -18,6 +18,7 @@ use ebpf_package::{Error, Result};
 
 mod accounts;
 mod packages;
+mod people;
 mod registry;
 mod search;
 mod store;
@@ -26,6 +27,7 @@ mod web;
 
 pub use accounts::{TokenRow, UserRow};
 pub use packages::{PackageRow, VersionRow};
+pub use people::{FeedItem, Profile};
 pub use registry::{ManifestRow, NewManifest};
 pub use search::{search_words, Found, Hit, SearchQuery, Sort, FORMATS, MAX_PER_PAGE};
 pub use store::{Counts, PackageFlags};

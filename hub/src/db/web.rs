@@ -18,12 +18,14 @@ impl Db {
     }
 
     pub async fn session_user(&self, id_hash: &str) -> HubResult<Option<String>> {
-        let row =
-            sqlx::query("SELECT user_name FROM sessions WHERE id_hash = $1 AND expires_at > $2")
-                .bind(id_hash)
-                .bind(now())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT s.user_name FROM sessions s JOIN users u ON u.name = s.user_name \
+                 WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
+        )
+        .bind(id_hash)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
     }
 

@@ -32,19 +32,38 @@ fn internal(e: impl Into<HubError>) -> Response {
 pub async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let v = visitor(&app, &headers).await;
     let db = &app.db;
-    let (featured, newest, popular) = match (
-        db.packages_where("WHERE featured = 1", None, "updated_at DESC", 6)
+    let (featured, newest, popular, starred, counts) = match (
+        db.packages_where("WHERE featured = 1", None, "updated_at DESC, repo", 6)
             .await,
-        db.packages_where("", None, "updated_at DESC, repo", 10)
+        db.packages_where("", None, "updated_at DESC, repo", 6)
             .await,
-        db.packages_where("WHERE downloads > 0", None, "downloads DESC, repo", 10)
+        db.packages_where("WHERE downloads > 0", None, "downloads DESC, repo", 6)
             .await,
+        db.most_starred(6).await,
+        db.counts().await,
     ) {
-        (Ok(f), Ok(n), Ok(p)) => (f, n, p),
-        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return internal(e),
+        (Ok(f), Ok(n), Ok(p), Ok(s), Ok(c)) => (f, n, p, s, c),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => {
+            return internal(e)
+        }
     };
+    let feed = match &v.user {
+        Some(me) => db.feed(me, 10).await.unwrap_or_default(),
+        None => vec![],
+    };
+    let starred: Vec<_> = starred
+        .iter()
+        .map(|(p, stars)| {
+            let mut card = listing(std::slice::from_ref(p))[0].clone();
+            card["stars"] = json!(stars);
+            card
+        })
+        .collect();
     let data = json!({
         "featured": listing(&featured), "newest": listing(&newest), "popular": listing(&popular),
+        "starred": starred,
+        "counts": {"packages": counts.packages, "publishers": counts.publishers, "pulls": counts.pulls},
+        "feed": feed.iter().map(|f| json!({"repo": f.repo, "version": f.version, "date": date(f.pushed_at)})).collect::<Vec<_>>(),
     });
     render(&app, &v, "Home", "home", data)
 }
@@ -109,40 +128,22 @@ fn hits(hits: &[Hit]) -> serde_json::Value {
 
 pub async fn about(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let v = visitor(&app, &headers).await;
-    render(&app, &v, "About", "about", json!({}))
-}
-
-pub async fn user(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Response {
-    let v = visitor(&app, &headers).await;
-    let Ok(Some(u)) = app.db.user(&name).await else {
-        return error_page(
-            &app,
-            &v,
-            StatusCode::NOT_FOUND,
-            "No such user",
-            &format!("There is no user {name}."),
-        );
+    // An address becomes a mailto link, a web URL a link; anything else is shown as text.
+    let contact = app.contact.as_deref().unwrap_or("");
+    let link = if contact.starts_with("https://") || contact.starts_with("http://") {
+        contact.to_string()
+    } else if contact.contains('@') && !contact.contains(['<', '>', '"', ' ']) {
+        format!("mailto:{contact}")
+    } else {
+        String::new()
     };
-    let packages = app
-        .db
-        .packages_where("WHERE owner = $1", Some(&name), "repo", 200)
-        .await;
-    let starred = app.db.starred_by(&name).await;
-    let (Ok(packages), Ok(starred)) = (packages, starred) else {
-        return internal(HubError::internal("database error"));
-    };
-    let keys = app.db.keys(&name).await.unwrap_or_default();
-    let data = json!({
-        "name": u.name, "since": date(u.created_at),
-        "keys": keys.iter().map(crate::keys::json).collect::<Vec<_>>(),
-        "own": v.user.as_deref() == Some(name.as_str()),
-        "packages": listing(&packages), "starred": listing(&starred),
-    });
-    render(&app, &v, &name, "user", data)
+    render(
+        &app,
+        &v,
+        "About",
+        "about",
+        json!({"contact": contact, "contact_link": link}),
+    )
 }
 
 /// `GET /p/OWNER/NAME` (the package page, `?version=V` for another version),

@@ -10,5 +10,6 @@ mod accounts;
 mod oci;
 mod packages;
 mod search;
+mod store;
 mod support;
 mod trust;
