@@ -79,6 +79,7 @@ test_dnf_distro() { # NAME LINE...
   refuse_words "$name" "$line" busybox-static libbpf-dev libelf-dev zlib1g-dev golang-go \
     docker-registry libbpf-dev:arm64 -
   expect_words "$name" "$(install_line "$OUT" 'python3 -m pip install')" check-jsonschema
+  expect_words "$name" "$(install_line "$OUT" 'npm install -g')" axe-core@4
 }
 
 # Debian: apt-get install naming every Debian package in the list (arm64 ones after

@@ -24,19 +24,26 @@ impl Hub {
     pub fn start() -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
-        Self::launch(&data, None, None, Some(dir))
+        Self::launch(&data, None, None, Some(dir), &[])
+    }
+
+    /// A hub on SQLite in a fresh data dir, with more `hub serve` arguments.
+    pub fn start_with_args(args: &[&str]) -> Hub {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        Self::launch(&data, None, None, Some(dir), args)
     }
 
     /// A hub keeping metadata in the Postgres at `url` and blobs in `data` (which several
     /// hubs may share).
     pub fn start_on(data: &Path, database: Option<&str>) -> Hub {
-        Self::launch(data, database, None, None)
+        Self::launch(data, database, None, None, &[])
     }
 
     /// A hub like [`Hub::start_on`] whose verified blobs go to `blob_store`
     /// (`--blob-store registry+http://…`).
     pub fn start_with_blob_store(data: &Path, database: Option<&str>, blob_store: &str) -> Hub {
-        Self::launch(data, database, Some(blob_store), None)
+        Self::launch(data, database, Some(blob_store), None, &[])
     }
 
     /// `127.0.0.1:PORT`.
@@ -115,6 +122,7 @@ impl Hub {
         database: Option<&str>,
         blob_store: Option<&str>,
         dir: Option<tempfile::TempDir>,
+        extra: &[&str],
     ) -> Hub {
         let mut dir = dir;
         let mut last_log = String::new();
@@ -129,6 +137,8 @@ impl Hub {
                 .arg(data)
                 .env_remove("CARGO_EBPF_HUB_DATABASE")
                 .env_remove("CARGO_EBPF_HUB_BLOB_STORE")
+                .env_remove("CARGO_EBPF_HUB_CONTACT")
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log file"))
                 .stderr(log);

@@ -15,14 +15,17 @@ use crate::AppState;
 
 const PAGE_SIZE: i64 = 20;
 
-fn listing(packages: &[PackageRow]) -> serde_json::Value {
-    json!(packages
-        .iter()
-        .map(|p| json!({
+/// Package cards: the listing with each package's stars.
+pub async fn cards(db: &crate::db::Db, packages: &[PackageRow]) -> serde_json::Value {
+    let mut out = Vec::new();
+    for p in packages {
+        out.push(json!({
             "repo": p.repo, "latest_version": p.latest_version,
             "description": p.description, "downloads": p.downloads,
-        }))
-        .collect::<Vec<_>>())
+            "stars": db.star_count(&p.repo).await.unwrap_or(0),
+        }));
+    }
+    json!(out)
 }
 
 fn internal(e: impl Into<HubError>) -> Response {
@@ -54,13 +57,15 @@ pub async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let starred: Vec<_> = starred
         .iter()
         .map(|(p, stars)| {
-            let mut card = listing(std::slice::from_ref(p))[0].clone();
-            card["stars"] = json!(stars);
-            card
+            json!({
+                "repo": p.repo, "latest_version": p.latest_version,
+                "description": p.description, "downloads": p.downloads, "stars": stars,
+            })
         })
         .collect();
     let data = json!({
-        "featured": listing(&featured), "newest": listing(&newest), "popular": listing(&popular),
+        "featured": cards(db, &featured).await, "newest": cards(db, &newest).await,
+        "popular": cards(db, &popular).await,
         "starred": starred,
         "counts": {"packages": counts.packages, "publishers": counts.publishers, "pulls": counts.pulls},
         "feed": feed.iter().map(|f| json!({"repo": f.repo, "version": f.version, "date": date(f.pushed_at)})).collect::<Vec<_>>(),

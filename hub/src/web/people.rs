@@ -8,27 +8,17 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::forms::{field, refused};
+use super::pages::cards;
 use super::{date, error_page, render, visitor, Visitor};
-use crate::db::PackageRow;
 use crate::AppState;
 
 /// Longest display name, bio, and number of links a profile keeps.
 const MAX_DISPLAY_NAME: usize = 80;
 const MAX_BIO: usize = 1000;
 const MAX_LINKS: usize = 5;
-
-pub fn listing(packages: &[PackageRow]) -> Value {
-    json!(packages
-        .iter()
-        .map(|p| json!({
-            "repo": p.repo, "latest_version": p.latest_version,
-            "description": p.description, "downloads": p.downloads,
-        }))
-        .collect::<Vec<_>>())
-}
 
 /// `GET /u/USER`.
 pub async fn user(
@@ -62,7 +52,7 @@ pub async fn user(
         "admin": u.is_admin, "disabled": u.disabled, "since": date(u.created_at),
         "keys": keys.iter().map(crate::keys::json).collect::<Vec<_>>(),
         "own": v.user.as_deref() == Some(name.as_str()),
-        "packages": listing(&packages), "starred": listing(&starred),
+        "packages": cards(db, &packages).await, "starred": cards(db, &starred).await,
         "followers": followers.len(), "following": following.len(), "i_follow": i_follow,
     });
     render(&app, &v, &name, "user", data)
