@@ -98,14 +98,7 @@ async fn password_user(app: &AppState, headers: &HeaderMap) -> Result<String, Hu
 }
 
 /// The index entry of one package with its versions.
-pub async fn package(
-    State(app): State<AppState>,
-    Path(repo): Path<String>,
-    Query(q): Query<std::collections::HashMap<String, String>>,
-) -> ApiResult {
-    if let Some((repo, rest)) = repo.split_once("/versions") {
-        return crate::api_read::versions(&app, repo, rest, &q).await;
-    }
+pub async fn package(State(app): State<AppState>, Path(repo): Path<String>) -> ApiResult {
     let p = app.db.package(&repo).await?.ok_or_else(|| {
         HubError::new(
             StatusCode::NOT_FOUND,

@@ -98,8 +98,22 @@ pub async fn packages(state: State<AppState>, q: Query<HashMap<String, String>>)
     crate::api::search(state, Query(params)).await
 }
 
+/// `GET /api/v1/packages/OWNER/NAME` ([`crate::api::package`]) or
 /// `GET /api/v1/packages/OWNER/NAME/versions[/VERSION]`.
-pub async fn versions(
+pub async fn package(
+    State(app): State<AppState>,
+    Path(path): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    match path.split_once("/versions") {
+        Some((repo, rest)) if rest.is_empty() || rest.starts_with('/') => {
+            versions(&app, repo, rest, &q).await
+        }
+        _ => crate::api::package(State(app), Path(path)).await,
+    }
+}
+
+async fn versions(
     app: &AppState,
     repo: &str,
     rest: &str,

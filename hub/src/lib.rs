@@ -88,7 +88,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/packages/{*repo}",
-            get(api::package).post(api::package_action),
+            get(api_read::package).post(api::package_action),
         )
         .route(
             "/api/v1/users/{user}/keys",

@@ -222,7 +222,7 @@ pub fn avatar(name: &str) -> Response {
     let mut cells = String::new();
     for row in 0..5 {
         for col in 0..3 {
-            if bytes[1 + row * 3 + col] % 2 == 0 {
+            if bytes[1 + row * 3 + col].is_multiple_of(2) {
                 for x in [col, 4 - col] {
                     cells.push_str(&format!(
                         "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\"/>",
