@@ -34,6 +34,10 @@ pub async fn page(app: &AppState, v: &Visitor, repo: &str, version: Option<&str>
         (Ok(a), Ok(b), Ok(c)) => (a, b, c),
         _ => return HubError::internal("database error").text_response(),
     };
+    // A hidden package is shown only to its owner and the admins.
+    if flags.hidden && v.user.as_deref() != Some(p.owner.as_str()) && !is_admin(app, v).await {
+        return not_found("No such package", format!("There is no package {repo}."));
+    }
     let wanted = version.unwrap_or(&p.latest_version);
     let shown = versions.iter().find(|x| x.version == wanted);
     if version.is_some() && shown.is_none() {
@@ -85,6 +89,13 @@ pub async fn page(app: &AppState, v: &Visitor, repo: &str, version: Option<&str>
         _ => repo.to_string(),
     };
     render(app, v, &title, "package", data)
+}
+
+async fn is_admin(app: &AppState, v: &Visitor) -> bool {
+    match &v.user {
+        Some(u) => matches!(app.db.profile(u).await, Ok(Some(p)) if p.is_admin),
+        None => false,
+    }
 }
 
 fn package_json(p: &PackageRow) -> Value {

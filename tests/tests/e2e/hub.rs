@@ -52,6 +52,7 @@ on_both_backends!(
     chunked_upload_range_reads_and_cross_repo_mount: [],
     manifests_tags_catalog_referrers_and_errors: [],
     search_ranks_names_first_and_finds_keywords: [],
+    the_store_pages_and_api_work_on_the_backend: [],
 );
 
 fn layout_manifest_digest(dir: &Path) -> String {
@@ -889,4 +890,114 @@ fn several_hub_processes_share_one_postgres() {
         "{}",
         tokens.text()
     );
+}
+
+/// The store's own queries (follows, feed, most starred, counts, profiles, versions with
+/// their plan, downloads per day, admin flags) on this backend, through pages and the API.
+fn the_store_pages_and_api_work_on_the_backend(hub: &Hub) {
+    let (alice, _) = hub.user_with_token("alice");
+    let (bob, _) = hub.user_with_token("bob");
+    push_package(
+        hub,
+        &alice,
+        "alice/opensnoop",
+        meta("opensnoop", "Trace opens", &["files"]),
+    );
+    let r = hub.request(
+        "PUT",
+        "/api/v1/users/alice/follow",
+        &[("Authorization", &bob)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let followers = hub
+        .request("GET", "/api/v1/users/alice/followers", &[], b"")
+        .json();
+    assert_eq!(followers["users"], serde_json::json!(["bob"]));
+    let v = hub
+        .request(
+            "GET",
+            "/api/v1/packages/alice/opensnoop/versions/1.0.0",
+            &[],
+            b"",
+        )
+        .json();
+    assert_eq!(v["plan"]["attach"][0]["program"], "handle", "{v}");
+    assert_eq!(
+        hub.request("GET", "/v2/alice/opensnoop/manifests/1.0.0", &[], b"")
+            .status,
+        200
+    );
+
+    // bob logs in, stars the package, and sees alice's version in his feed.
+    let page = hub.request("GET", "/login", &[], b"");
+    let csrf_cookie = page
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = csrf_cookie.split('=').nth(1).unwrap().to_string();
+    let form = format!("name=bob&password=bob-password&csrf={csrf}");
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", csrf_cookie.as_str()),
+    ];
+    let r = hub.request("POST", "/login", &headers, form.as_bytes());
+    assert_eq!(r.status, 303, "{}", r.text());
+    let session = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let cookies = format!("{session}; {csrf_cookie}");
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookies.as_str()),
+    ];
+    let r = hub.request(
+        "POST",
+        "/p/alice/opensnoop/star",
+        &headers,
+        format!("csrf={csrf}").as_bytes(),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let home = hub.request("GET", "/", &[("Cookie", &cookies)], b"").text();
+    assert!(
+        home.contains("href=\"/p/alice/opensnoop/v/1.0.0\""),
+        "{home}"
+    );
+    let starred = &home[home.find("id=\"most-starred\"").expect("most starred")..];
+    assert!(
+        starred.contains("alice/opensnoop") && starred.contains("★ 1"),
+        "{home}"
+    );
+    assert!(home.contains("1<span>packages</span>"), "{home}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = hub.request("GET", "/p/alice/opensnoop", &[], b"").text();
+        if page.contains("1 downloads in the last 30 days") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pull never showed in the chart: {page}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let form = format!("csrf={csrf}&display_name=Bob&bio=Hi&links=");
+    let r = hub.request("POST", "/settings/profile", &headers, form.as_bytes());
+    assert!(r.text().contains("Profile saved."), "{}", r.text());
+    let me = hub.request("GET", "/api/v1/users/bob", &[], b"").json();
+    assert_eq!(
+        (me["display_name"].as_str(), me["following"].as_i64()),
+        (Some("Bob"), Some(1))
+    );
+    let dash = hub
+        .request("GET", "/dashboard", &[("Cookie", &cookies)], b"")
+        .text();
+    assert!(dash.contains("alice/opensnoop 1.0.0"), "{dash}");
 }
