@@ -272,6 +272,16 @@ fn visitor_publisher_and_admin_walk_every_page_in_chromium() {
         "the package page scrolls sideways on a phone"
     );
 
+    // README code blocks: the code inside `pre` has no padding of its own, so its first
+    // line starts where the others do.
+    let padding = browser.execute(
+        "const p = document.createElement('pre'); const c = document.createElement('code'); \
+         c.textContent = 'a\\nb'; p.appendChild(c); document.querySelector('#readme').appendChild(p); \
+         return getComputedStyle(c).paddingLeft;",
+        json!([]),
+    );
+    assert_eq!(padding, json!("0px"));
+
     // The checker itself finds a fault: an image without a text alternative.
     walk.browser.execute(
         "const i = document.createElement('img'); i.src = '/assets/logo.svg'; \
