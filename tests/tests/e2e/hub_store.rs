@@ -92,8 +92,21 @@ impl Walk<'_> {
     /// Like [`Walk::page`] for the page the browser is on.
     fn check(&mut self, name: &str, css: &str, expect: &str) {
         self.browser.wait_text(css, |t| t.contains(expect));
+        // The whole page: the window grows to the document's height for the shot.
+        let rect = self.browser.session_call("GET", "/window/rect", None);
+        let (width, height) = (
+            rect["width"].as_u64().unwrap_or(1280) as u32,
+            rect["height"].as_u64().unwrap_or(900) as u32,
+        );
+        let page = self.browser.execute(
+            "return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight;",
+            json!([]),
+        );
+        let full = page.as_u64().unwrap_or(height as u64) as u32;
+        self.browser.resize(width, full.clamp(height, 6000));
         let file = self.shots.join(format!("{}-{name}.png", self.role));
         self.browser.screenshot(&file);
+        self.browser.resize(width, height);
         self.pages += 1;
         self.browser
             .execute(&format!("{};\nreturn true;", self.axe), json!([]));
