@@ -354,8 +354,8 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// haproxy in front of some backends on 127.0.0.1, round-robin over a new connection per
-/// request, checking each backend's `/v2/` every 200 ms and retrying a request that found
-/// a dead backend's connection refused on the next one. Stopped on drop.
+/// request, checking each backend's `/v2/` every 200 ms and (by default) retrying a request
+/// whose backend refused or cut the connection on another one. Stopped on drop.
 pub struct LoadBalancer {
     child: Child,
     addr: String,
@@ -364,6 +364,12 @@ pub struct LoadBalancer {
 
 impl LoadBalancer {
     pub fn start(backends: &[&str]) -> LoadBalancer {
+        Self::start_with(backends, true)
+    }
+
+    /// Like [`LoadBalancer::start`]; without `retries`, a request cut by a dying backend
+    /// fails instead of being sent again to another one.
+    pub fn start_with(backends: &[&str], retries: bool) -> LoadBalancer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut last = String::new();
         for _ in 0..5 {
@@ -378,11 +384,13 @@ impl LoadBalancer {
                 "    timeout server 30s",
                 "    retries 3",
                 "    option redispatch 1",
-                "    retry-on conn-failure empty-response",
                 "frontend hubs",
             ]
             .map(String::from)
             .to_vec();
+            if retries {
+                lines.insert(9, "    retry-on conn-failure empty-response".into());
+            }
             lines.push(format!("    bind {addr}"));
             lines.extend(
                 [
