@@ -225,3 +225,28 @@ pub async fn follow(
     app.db.set_follow(&me, &name, on).await?;
     Ok(Json(json!({"user": name, "following": on})).into_response())
 }
+
+/// `PUT /api/v1/packages/OWNER/NAME/star` stars the package (as the caller); `DELETE`
+/// unstars it.
+pub async fn star(
+    State(app): State<AppState>,
+    method: Method,
+    headers: axum::http::HeaderMap,
+    Path(path): Path<String>,
+) -> ApiResult {
+    let Some(repo) = path.strip_suffix("/star") else {
+        let why = format!("no API at /api/v1/packages/{path}; see /api/v1/openapi.json");
+        return Err(HubError::new(StatusCode::NOT_FOUND, Code::NotFound, why).into());
+    };
+    let me = api_user(&app, &headers, false).await?;
+    if app.db.package(repo).await?.is_none() {
+        let why = format!("no package {repo}");
+        return Err(HubError::new(StatusCode::NOT_FOUND, Code::NameUnknown, why).into());
+    }
+    let want = method == Method::PUT;
+    if app.db.is_starred(&me, repo).await? != want {
+        app.db.toggle_star(&me, repo).await?;
+    }
+    let stars = app.db.star_count(repo).await?;
+    Ok(Json(json!({"repository": repo, "starred": want, "stars": stars})).into_response())
+}

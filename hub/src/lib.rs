@@ -88,7 +88,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/packages/{*repo}",
-            get(api_read::package).post(api::package_action),
+            get(api_read::package)
+                .post(api::package_action)
+                .put(api_read::star)
+                .delete(api_read::star),
         )
         .route(
             "/api/v1/users/{user}/keys",
