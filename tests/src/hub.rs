@@ -245,10 +245,20 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
+    request_waiting(addr, method, path, headers, body, Duration::from_secs(30))
+}
+
+/// [`request`], waiting up to `wait` for the answer (a browser running a long script).
+pub fn request_waiting(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    wait: Duration,
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect to the hub");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(wait)).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     let announced = headers
         .iter()

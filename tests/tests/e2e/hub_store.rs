@@ -179,7 +179,7 @@ fn visitor_publisher_and_admin_walk_every_page_in_chromium() {
     );
 
     let browser = Browser::start();
-    browser.session_call("POST", "/timeouts", Some(json!({"script": 60_000})));
+    browser.session_call("POST", "/timeouts", Some(json!({"script": 150_000})));
     browser.resize(1280, 900);
     let mut walk = Walk {
         browser: &browser,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ebpf_e2e_tests::cli::{ok, Env};
 use ebpf_e2e_tests::free_port;
-use ebpf_e2e_tests::hub::{request, Hub};
+use ebpf_e2e_tests::hub::{request, request_waiting, Hub};
 use ebpf_e2e_tests::project::eunomia_publishing_to as project;
 use ebpf_e2e_tests::{needs, Need};
 use serde_json::{json, Value};
@@ -75,7 +75,9 @@ impl Browser {
     pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let headers = [("Content-Type", "application/json")];
-        let r = request(&self.addr, method, path, &headers, body.as_bytes());
+        // Generous: on a loaded machine a page's accessibility check can take a while.
+        let wait = Duration::from_secs(180);
+        let r = request_waiting(&self.addr, method, path, &headers, body.as_bytes(), wait);
         let v = r.json();
         assert!(r.status == 200, "WebDriver {method} {path}: {v}");
         v["value"].clone()
