@@ -44,6 +44,7 @@ tool_present() { # COMMAND
 install_hint() { # FAMILY PACKAGE
   case $2 in
     pypi:*) echo "python3 -m pip install ${2#pypi:}" ;;
+    npm:*) echo "npm install -g ${2#npm:}" ;;
     *) case $1 in
          apt) echo "apt-get install $2" ;;
          dnf) echo "dnf install $2" ;;

@@ -151,6 +151,20 @@ install_pypi() { # FAMILY
   done
 }
 
+# What the list takes from the npm registry, installed globally (axe-core, the accessibility
+# checker the Chromium test runs in the hub's pages). COMMAND is the file it installs.
+install_npm() { # FAMILY
+  local file name
+  while read -r file name; do
+    if ((DRY_RUN)); then
+      run npm install -g "$name"
+    elif [ ! -e "$file" ]; then
+      echo "==> installing $name (npm)"
+      npm install -g "$name"
+    fi
+  done < <(npm_for "$1")
+}
+
 # cargo comes from rustup, not from a distro package.
 check_rust() {
   command -v cargo >/dev/null ||
@@ -172,6 +186,7 @@ main() {
   fi
   "install_$family"
   install_pypi "$family"
+  install_npm "$family"
   # The Debian kernels test-kernels' tests boot in QEMU (cached outside the repo, idempotent).
   if [ "$family" = apt ]; then
     run bash "$here/fetch-test-kernels.sh"

@@ -80,6 +80,7 @@ test_dnf_distro() { # NAME LINE...
     docker-registry libbpf-dev:arm64 -
   expect_words "$name" "$(install_line "$OUT" 'python3 -m pip install')" check-jsonschema \
     cryptography pynacl
+  expect_words "$name" "$(install_line "$OUT" 'npm install -g')" axe-core@4
 }
 
 # Debian: apt-get install naming every Debian package in the list (arm64 ones after

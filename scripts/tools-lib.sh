@@ -1,6 +1,7 @@
 # Sourced (not run) by install-deps.sh, check-tools.sh and test-install-deps.sh, so all three
 # read scripts/test-tools.txt and tell distros apart the same way.
-# Provides: tools_entries, tools_validate, os_family, package_column, packages_for, pypi_for.
+# Provides: tools_entries, tools_validate, os_family, package_column, packages_for, pypi_for,
+# npm_for.
 # shellcheck shell=bash
 
 TOOLS_FILE=${TOOLS_FILE:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/test-tools.txt}
@@ -62,7 +63,7 @@ package_column() { # FAMILY
 packages_for() { # FAMILY
   local col
   col=$(package_column "$1") || return 1
-  tools_entries | awk -v c="$col" '$c != "-" && $c !~ /^pypi:/ && !seen[$c]++ { print $c }'
+  tools_entries | awk -v c="$col" '$c != "-" && $c !~ /^(pypi|npm):/ && !seen[$c]++ { print $c }'
 }
 
 # "COMMAND PYPI_NAME" for what comes from PyPI on a family.
@@ -70,4 +71,11 @@ pypi_for() { # FAMILY
   local col
   col=$(package_column "$1") || return 1
   tools_entries | awk -v c="$col" '$c ~ /^pypi:/ { print $1, substr($c, 6) }'
+}
+
+# "COMMAND NPM_NAME" for what comes from the npm registry on a family (installed globally).
+npm_for() { # FAMILY
+  local col
+  col=$(package_column "$1") || return 1
+  tools_entries | awk -v c="$col" '$c ~ /^npm:/ { print $1, substr($c, 5) }'
 }

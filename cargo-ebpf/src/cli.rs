@@ -153,6 +153,9 @@ pub enum HubCommand {
         /// own storage scales, `registry+http(s)://[USER:PASS@]HOST[:PORT]/REPO`.
         #[arg(long, value_name = "URL", env = "CARGO_EBPF_HUB_BLOB_STORE")]
         blob_store: Option<String>,
+        /// How to reach the hub's operators (an email address or a URL), shown on /about.
+        #[arg(long, value_name = "CONTACT", env = "CARGO_EBPF_HUB_CONTACT")]
+        contact: Option<String>,
     },
     /// Manage accounts directly in the hub's database (no server or browser needed).
     #[command(subcommand)]
@@ -183,6 +186,15 @@ pub enum HubUserCommand {
         /// Read the password from stdin (required: arguments are visible to other users).
         #[arg(long, required = true)]
         password_stdin: bool,
+        #[command(flatten)]
+        store: HubStoreArgs,
+    },
+    /// Make USER an admin of the hub's web store (feature and hide packages, disable
+    /// users), or with --revoke take the role back.
+    Admin {
+        name: String,
+        #[arg(long)]
+        revoke: bool,
         #[command(flatten)]
         store: HubStoreArgs,
     },
@@ -343,16 +355,32 @@ fn cmd_hub(command: HubCommand) -> Result<()> {
             data,
             database,
             blob_store,
+            contact,
         } => hub::serve(hub::ServeOptions {
             addr,
             data,
             database,
             blob_store,
+            contact,
         }),
         HubCommand::User(HubUserCommand::Add { name, store, .. }) => {
             let password = read_stdin_line()?;
             hub::admin::add_user(&store.data, store.database.as_deref(), &name, &password)?;
             eprintln!("       Added user {name}");
+            Ok(())
+        }
+        HubCommand::User(HubUserCommand::Admin {
+            name,
+            revoke,
+            store,
+        }) => {
+            hub::admin::set_admin(&store.data, store.database.as_deref(), &name, !revoke)?;
+            let role = if revoke {
+                "no longer an admin"
+            } else {
+                "an admin"
+            };
+            eprintln!("       {name} is {role}");
             Ok(())
         }
         HubCommand::Token(HubTokenCommand::Create {

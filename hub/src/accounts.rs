@@ -70,7 +70,24 @@ pub async fn login(db: &Db, name: &str, password: &str) -> HubResult<Option<Stri
         let _ = verify_password(password, DUMMY_HASH);
         return Ok(None);
     };
-    Ok(verify_password(password, &user.password_hash).then_some(user.name))
+    let matches = verify_password(password, &user.password_hash);
+    if matches && db.profile(name).await?.is_some_and(|p| p.disabled) {
+        return Err(HubError::denied(
+            "this account is disabled by the hub's admins; ask them (see /about)",
+        ));
+    }
+    Ok(matches.then_some(user.name))
+}
+
+/// Changes `name`'s password after checking the current one.
+pub async fn change_password(db: &Db, name: &str, current: &str, new: &str) -> HubResult<()> {
+    if login(db, name, current).await?.is_none() {
+        return Err(HubError::refused("the current password is wrong"));
+    }
+    if new.len() < 8 {
+        return Err(HubError::refused("passwords need at least 8 characters"));
+    }
+    db.set_password_hash(name, &hash_password(new)?).await
 }
 
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$ZnVzEhBTEJiqS8ZD1EKcNQwlg9qtr5gpNO/oCZIhrKM";

@@ -1,7 +1,7 @@
 //! Admin commands that work on the hub's database directly, without a running server or a
-//! browser: `cargo ebpf hub user add` and `cargo ebpf hub token create`. Scripts (the demo,
-//! provisioning) and a first operator need an account before anyone can click through
-//! `/register`; they run the same checks as the web forms (`accounts::register`,
+//! browser: `cargo ebpf hub user add`, `cargo ebpf hub user admin` and `cargo ebpf hub token
+//! create`. Scripts (the demo, provisioning) and a first operator need an account before
+//! anyone can click through `/register`; they run the same checks as the web forms (`accounts::register`,
 //! `accounts::create_token`), so nothing here bypasses a rule.
 //!
 //! This is CLI code: it answers with the CLI's [`ebpf_package::Error`] (exit codes), and
@@ -20,6 +20,18 @@ pub fn add_user(data: &Path, database: Option<&str>, name: &str, password: &str)
         accounts::register(&db, name, "", password)
             .await
             .map_err(|why| Error::input(format!("cannot add user {name}: {why}")))
+    })
+}
+
+/// Gives `name` the admin role of the web store (or takes it back).
+pub fn set_admin(data: &Path, database: Option<&str>, name: &str, admin: bool) -> Result<()> {
+    block_on(async {
+        let db = open_db(data, database).await?;
+        if !db.set_user_flag(name, "is_admin", admin).await? {
+            return Err(Error::input(format!("the hub has no user {name}"))
+                .with_help(format!("create it first: cargo ebpf hub user add {name}")));
+        }
+        Ok(())
     })
 }
 

@@ -7,7 +7,7 @@
 //! `X-Hub-Csrf` header (double submit, as the forms do).
 //! Failures are [`HubError`]s answered as `{"error": message}`.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::accounts::{self, TokenRequest};
 use crate::auth::{self, Caller};
+use crate::db::SearchQuery;
 use crate::error::HubError;
 use crate::AppState;
 
@@ -127,9 +128,45 @@ pub async fn package(State(app): State<AppState>, Path(repo): Path<String>) -> A
     .into_response())
 }
 
+/// `GET /api/v1/search`: a page of packages matching the query and filters
+/// ([`SearchQuery::from_params`]), with how many match in all.
+pub async fn search(
+    State(app): State<AppState>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult {
+    let s = SearchQuery::from_params(&params, 20).map_err(|why| {
+        HubError::new(
+            StatusCode::BAD_REQUEST,
+            crate::error::Code::Unsupported,
+            why,
+        )
+    })?;
+    let found = app.db.search(&s).await?;
+    let packages: Vec<_> = found
+        .hits
+        .iter()
+        .map(|h| {
+            let p = &h.package;
+            json!({
+                "repository": p.repo, "owner": p.owner, "name": p.name,
+                "latest": p.latest_version, "description": p.description,
+                "stars": h.stars, "downloads": p.downloads, "signed": h.signed,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "total": found.total, "page": s.page, "per_page": s.per_page, "packages": packages,
+    }))
+    .into_response())
+}
+
 /// The authenticated user of an API call that changes something; `push` asks a token for
 /// its push scope (yanking is publishing).
-async fn api_user(app: &AppState, headers: &HeaderMap, push: bool) -> Result<String, HubError> {
+pub(crate) async fn api_user(
+    app: &AppState,
+    headers: &HeaderMap,
+    push: bool,
+) -> Result<String, HubError> {
     match auth::caller(&app.db, headers).await? {
         Caller::User(p) if push && !p.can_push => Err(HubError::denied(
             "this token has no push scope; mint one with scope push",

@@ -62,7 +62,7 @@ pub fn read_package(
         Err(_) => return Ok(None),
     };
     match format {
-        Format::CargoEbpf | Format::Eunomia => ours(&m, config_bytes, read_blob).map(Some),
+        Format::CargoEbpf | Format::Eunomia => ours(format, &m, config_bytes, read_blob).map(Some),
         foreign => other_tool(foreign, &m, config_bytes, read_blob).map(Some),
     }
 }
@@ -90,6 +90,7 @@ fn claims_to_be_ebpf(m: &OciImageManifest, config: &[u8]) -> bool {
 
 /// Our package: `PackageMeta` from the config, the object checked in the first layer.
 fn ours(
+    format: Format,
     m: &OciImageManifest,
     config_bytes: &[u8],
     read_blob: impl Fn(&str) -> std::io::Result<Vec<u8>>,
@@ -107,7 +108,7 @@ fn ours(
     let bytes = read_layer(&read_blob, &layer.digest)?;
     check_program_layer(&bytes, &meta.object)?;
     Ok(Inspected {
-        format: Format::CargoEbpf,
+        format,
         meta,
         layer_digest: layer.digest.clone(),
         created: config.created,
@@ -282,6 +283,8 @@ pub fn rows(
         object: meta.object.clone(),
         layer_digest: i.layer_digest.clone(),
         programs: serde_json::to_string(&meta.programs).expect("programs serialize"),
+        format: i.format.name().to_string(),
+        meta: serde_json::to_string(meta).expect("metadata serializes"),
         ..Default::default()
     };
     (package, version)

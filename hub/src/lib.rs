@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod api;
+pub mod api_read;
 pub mod auth;
 pub mod blobs;
 pub mod catalog;
@@ -21,6 +22,7 @@ pub mod keys;
 pub mod oci;
 pub mod rate;
 pub mod signatures;
+pub mod uploads;
 pub mod versions;
 pub mod web;
 pub mod yank;
@@ -51,6 +53,9 @@ pub struct ServeOptions {
     /// Where verified blobs go: None or `file` for `DATA/blobs`, or
     /// `registry+http(s)://HOST[:PORT]/REPO` for an upstream OCI registry.
     pub blob_store: Option<String>,
+    /// How to reach the hub's operators, shown on the about page (an email address or a
+    /// URL).
+    pub contact: Option<String>,
 }
 
 /// Shared by every request handler.
@@ -60,6 +65,8 @@ pub struct AppState {
     pub blobs: blobs::BlobStore,
     pub templates: std::sync::Arc<handlebars::Handlebars<'static>>,
     pub limits: std::sync::Arc<rate::Limits>,
+    /// [`ServeOptions::contact`].
+    pub contact: Option<String>,
 }
 
 /// The whole HTTP application.
@@ -70,9 +77,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/{*rest}", any(oci::dispatch))
         .route("/api/v1/register", post(api::register))
         .route("/api/v1/tokens", post(api::create_token))
+        .route("/api/v1/search", get(api::search))
+        .route("/api/v1/openapi.json", get(api_read::openapi))
+        .route("/api/v1/packages", get(api_read::packages))
+        .route("/api/v1/users/{user}", get(api_read::user))
+        .route("/api/v1/users/{user}/{which}", get(api_read::user_list))
+        .route(
+            "/api/v1/users/{user}/follow",
+            axum::routing::put(api_read::follow).delete(api_read::follow),
+        )
         .route(
             "/api/v1/packages/{*repo}",
-            get(api::package).post(api::package_action),
+            get(api_read::package)
+                .post(api::package_action)
+                .put(api_read::star)
+                .delete(api_read::star),
         )
         .route(
             "/api/v1/users/{user}/keys",
@@ -84,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         )
         // Forms and JSON are small; blob uploads stream and enforce their own limit.
         .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn(api_read::cors))
         .with_state(state)
 }
 
@@ -107,6 +127,7 @@ pub async fn open(opts: &ServeOptions) -> Result<AppState> {
         blobs,
         templates: std::sync::Arc::new(web::templates()),
         limits: std::sync::Arc::new(rate::Limits::default()),
+        contact: opts.contact.clone(),
     })
 }
 
@@ -160,8 +181,7 @@ pub const UPLOAD_MAX_AGE_SECS: i64 = 24 * 3600;
 pub async fn sweep_uploads(state: &AppState, max_age_secs: i64) -> HubResult<usize> {
     let stale = state.db.stale_uploads(db::now() - max_age_secs).await?;
     for id in &stale {
-        state.blobs.discard(id).await;
-        state.db.remove_upload(id).await?;
+        uploads::discard(&state.db, id).await?;
     }
     Ok(stale.len())
 }
@@ -197,11 +217,13 @@ mod tests {
             data: dir.path().join("data"),
             database: None,
             blob_store: None,
+            contact: None,
         };
         let state = open(&opts).await.unwrap();
         for id in ["0ld", "new"] {
-            state.blobs.start_upload(id).await.unwrap();
-            state.db.add_upload(id, "a/b").await.unwrap();
+            uploads::start(&state.db, id, "a/b").await.unwrap();
+            let body = axum::body::Body::from(format!("bytes of {id}"));
+            uploads::append(&state.db, 1024, id, body).await.unwrap();
         }
         sqlx::query("UPDATE uploads SET created_at = 0 WHERE id = '0ld'")
             .execute(&state.db.pool)
@@ -210,10 +232,10 @@ mod tests {
         assert_eq!(sweep_uploads(&state, 3600).await.unwrap(), 1);
         assert!(!state.db.upload_exists("0ld", "a/b").await.unwrap());
         assert!(state.db.upload_exists("new", "a/b").await.unwrap());
-        let left: Vec<_> = std::fs::read_dir(opts.data.join("uploads"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(left, ["new"]);
+        assert!(state.db.upload_piece("0ld", 0).await.unwrap().is_none());
+        assert_eq!(
+            state.db.upload_piece("new", 0).await.unwrap().unwrap(),
+            b"bytes of new"
+        );
     }
 }

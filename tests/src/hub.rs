@@ -24,19 +24,26 @@ impl Hub {
     pub fn start() -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
-        Self::launch(&data, None, None, Some(dir))
+        Self::launch(&data, None, None, Some(dir), &[])
+    }
+
+    /// A hub on SQLite in a fresh data dir, with more `hub serve` arguments.
+    pub fn start_with_args(args: &[&str]) -> Hub {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        Self::launch(&data, None, None, Some(dir), args)
     }
 
     /// A hub keeping metadata in the Postgres at `url` and blobs in `data` (which several
     /// hubs may share).
     pub fn start_on(data: &Path, database: Option<&str>) -> Hub {
-        Self::launch(data, database, None, None)
+        Self::launch(data, database, None, None, &[])
     }
 
     /// A hub like [`Hub::start_on`] whose verified blobs go to `blob_store`
     /// (`--blob-store registry+http://…`).
     pub fn start_with_blob_store(data: &Path, database: Option<&str>, blob_store: &str) -> Hub {
-        Self::launch(data, database, Some(blob_store), None)
+        Self::launch(data, database, Some(blob_store), None, &[])
     }
 
     /// `127.0.0.1:PORT`.
@@ -55,6 +62,13 @@ impl Hub {
 
     fn port(&self) -> &str {
         self.addr.rsplit(':').next().unwrap_or("")
+    }
+
+    /// Kills the process with SIGKILL (`kill -9`): no graceful shutdown, requests in
+    /// flight are cut.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends one raw HTTP request; see [`request`].
@@ -108,6 +122,7 @@ impl Hub {
         database: Option<&str>,
         blob_store: Option<&str>,
         dir: Option<tempfile::TempDir>,
+        extra: &[&str],
     ) -> Hub {
         let mut dir = dir;
         let mut last_log = String::new();
@@ -122,6 +137,8 @@ impl Hub {
                 .arg(data)
                 .env_remove("CARGO_EBPF_HUB_DATABASE")
                 .env_remove("CARGO_EBPF_HUB_BLOB_STORE")
+                .env_remove("CARGO_EBPF_HUB_CONTACT")
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log file"))
                 .stderr(log);
@@ -228,10 +245,20 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
+    request_waiting(addr, method, path, headers, body, Duration::from_secs(30))
+}
+
+/// [`request`], waiting up to `wait` for the answer (a browser running a long script).
+pub fn request_waiting(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    wait: Duration,
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect to the hub");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(wait)).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     let announced = headers
         .iter()
@@ -334,6 +361,105 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[start + size + 2..];
     }
     out
+}
+
+/// haproxy in front of some backends on 127.0.0.1, round-robin over a new connection per
+/// request, checking each backend's `/v2/` every 200 ms and (by default) retrying a request
+/// whose backend refused or cut the connection on another one. Stopped on drop.
+pub struct LoadBalancer {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl LoadBalancer {
+    pub fn start(backends: &[&str]) -> LoadBalancer {
+        Self::start_with(backends, true)
+    }
+
+    /// Like [`LoadBalancer::start`]; without `retries`, a request cut by a dying backend
+    /// fails instead of being sent again to another one.
+    pub fn start_with(backends: &[&str], retries: bool) -> LoadBalancer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut last = String::new();
+        for _ in 0..5 {
+            let addr = format!("127.0.0.1:{}", free_port());
+            let mut lines: Vec<String> = [
+                "global",
+                "    maxconn 256",
+                "defaults",
+                "    mode http",
+                "    timeout connect 2s",
+                "    timeout client 30s",
+                "    timeout server 30s",
+                "    retries 3",
+                "    option redispatch 1",
+                "frontend hubs",
+            ]
+            .map(String::from)
+            .to_vec();
+            if retries {
+                lines.insert(9, "    retry-on conn-failure empty-response".into());
+            }
+            lines.push(format!("    bind {addr}"));
+            lines.extend(
+                [
+                    "    default_backend replicas",
+                    "backend replicas",
+                    "    balance roundrobin",
+                    "    option httpchk GET /v2/",
+                    "    http-check expect status 200,401",
+                    "    default-server inter 200ms fall 1 rise 2",
+                ]
+                .map(String::from),
+            );
+            for (i, b) in backends.iter().enumerate() {
+                lines.push(format!("    server hub{i} {b} check"));
+            }
+            let config = lines.join("\n") + "\n";
+            let path = dir.path().join("haproxy.cfg");
+            std::fs::write(&path, config).expect("write haproxy.cfg");
+            let log = dir.path().join("haproxy.log");
+            let mut child = Command::new("haproxy")
+                .args(["-db", "-f"])
+                .arg(&path)
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&log).expect("log"))
+                .stderr(std::fs::File::create(dir.path().join("haproxy.err")).expect("log"))
+                .spawn()
+                .expect("start haproxy");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if http_status(&addr, "/v2/").is_some() {
+                    return LoadBalancer {
+                        child,
+                        addr,
+                        _dir: dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last = std::fs::read_to_string(dir.path().join("haproxy.err")).unwrap_or_default();
+        }
+        panic!("haproxy did not start: {last}");
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+}
+
+impl Drop for LoadBalancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Where Debian's PostgreSQL 15 server binaries live.

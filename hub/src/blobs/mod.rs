@@ -1,6 +1,6 @@
-//! Blob bytes. Uploads in progress are files under `DIR/uploads/<id>`; when the final PUT
-//! comes, the file is hashed and only a matching upload is committed to the blob store, so a
-//! truncated or corrupt upload never shows up. The store is either files under
+//! Blob bytes. Uploads in progress live in the database ([`crate::uploads`]); the final
+//! PUT assembles and hashes them in a scratch file under `DIR/uploads/`, and only a
+//! matching upload is committed here, so a truncated or corrupt upload never shows up. The store is either files under
 //! `DIR/blobs/sha256/<2 hex>/<hex>` (the embedded default, committed by a rename) or an
 //! upstream OCI registry ([`upstream`], `--blob-store registry+http://HOST:PORT/REPO`), whose
 //! own storage drivers (S3, GCS, Azure, Swift, …) then hold the bytes.
@@ -9,9 +9,7 @@ mod upstream;
 
 use std::path::{Path, PathBuf};
 
-use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Why writing or finishing an upload failed.
 #[derive(Debug)]
@@ -110,71 +108,26 @@ impl BlobStore {
         self.root.join("blobs/sha256").join(&hex[..2]).join(hex)
     }
 
-    fn upload_path(&self, id: &str) -> PathBuf {
+    /// Where the final PUT of upload `id` assembles its bytes ([`crate::uploads`]).
+    pub fn scratch_path(&self, id: &str) -> PathBuf {
         self.root.join("uploads").join(id)
     }
 
-    pub async fn start_upload(&self, id: &str) -> std::io::Result<()> {
-        tokio::fs::File::create(self.upload_path(id))
-            .await
-            .map(|_| ())
-    }
-
-    /// Bytes received so far for upload `id`.
-    pub async fn upload_size(&self, id: &str) -> std::io::Result<u64> {
-        Ok(tokio::fs::metadata(self.upload_path(id)).await?.len())
-    }
-
-    /// Streams `body` onto the end of upload `id`; returns the new size.
-    pub async fn append(&self, id: &str, body: axum::body::Body) -> Result<u64, UploadError> {
-        let path = self.upload_path(id);
-        let mut file = tokio::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .await?;
-        let mut size = file.metadata().await?.len();
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
-            size += chunk.len() as u64;
-            if size > self.max_blob {
-                return Err(UploadError::TooLarge(self.max_blob));
-            }
-            file.write_all(&chunk).await?;
-        }
-        file.flush().await?;
-        file.sync_all().await?;
-        Ok(size)
-    }
-
-    /// Hashes upload `id`; when it matches `digest`, moves it into place and returns its
-    /// size. On a mismatch the upload is deleted.
-    pub async fn finish(&self, id: &str, digest: &str) -> Result<u64, UploadError> {
-        let path = self.upload_path(id);
-        let (actual, size) = hash_file(&path).await?;
-        if actual != digest {
-            self.discard(id).await;
-            return Err(UploadError::DigestMismatch {
-                expected: digest.to_string(),
-                actual,
-            });
+    /// Commits the verified content in `path` (its digest checked by the caller) as blob
+    /// `digest`: moved into the file store, or sent to the upstream registry.
+    pub async fn commit(&self, path: &Path, digest: &str, size: u64) -> Result<(), UploadError> {
+        if size > self.max_blob {
+            return Err(UploadError::TooLarge(self.max_blob));
         }
         if let Some(upstream) = &self.upstream {
-            let sent = upstream.put(digest, &path, size).await;
-            self.discard(id).await;
-            sent?;
-            return Ok(size);
+            upstream.put(digest, path, size).await?;
+            return Ok(());
         }
         let target = self.blob_path(digest);
         tokio::fs::create_dir_all(target.parent().expect("blob dir")).await?;
         // Same digest, same bytes: if another upload won the race, either copy is right.
-        tokio::fs::rename(&path, &target).await?;
-        Ok(size)
-    }
-
-    /// Removes an upload's bytes (abandoned, cancelled, or failed).
-    pub async fn discard(&self, id: &str) {
-        let _ = tokio::fs::remove_file(self.upload_path(id)).await;
+        tokio::fs::rename(path, &target).await?;
+        Ok(())
     }
 
     /// `len` bytes of a verified blob from `start`, streamed.
@@ -201,22 +154,4 @@ impl BlobStore {
             None => tokio::fs::read(self.blob_path(digest)).await,
         }
     }
-}
-
-/// The digest and size of a file, hashed as it streams (`ebpf_package::digest` hashes
-/// bytes in memory; an upload may be hundreds of MiB).
-async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut file = tokio::fs::File::open(path).await?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((format!("sha256:{}", hex::encode(hasher.finalize())), size))
 }

@@ -4,7 +4,7 @@
 //!
 //! Every blob goes into the one repository `REPO`, content-addressed, after the hub has
 //! checked its digest itself; the upstream registry checks it again on its side. Uploads in
-//! progress stay in the hub's `DATA/uploads` until then.
+//! progress are in the hub's database until then ([`crate::uploads`]).
 
 use std::path::Path;
 

@@ -82,7 +82,8 @@ impl Db {
 
     pub async fn token_by_hash(&self, token_hash: &str) -> HubResult<Option<TokenRow>> {
         let row = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1 \
+             AND user_name NOT IN (SELECT name FROM users WHERE disabled = 1)"
         ))
         .bind(token_hash)
         .fetch_optional(&self.pool)

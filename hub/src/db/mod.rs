@@ -2,8 +2,7 @@
 //! in the data dir) or Postgres (scale-out, several hub processes on one database).
 //!
 //! Every query is written once with `$N` placeholders, which both drivers accept, so the two
-//! backends share one code path; only the migrations differ (full-text search is
-//! backend-specific).
+//! backends share one code path; only the migrations differ (column types).
 //!
 //! Queries answer [`HubResult`] (a database failure is a 500 with the sqlx error as its
 //! cause); only [`Db::open`] returns the CLI's error, since it runs at `hub serve` startup
@@ -19,13 +18,19 @@ use ebpf_package::{Error, Result};
 
 mod accounts;
 mod packages;
+mod people;
 mod registry;
+mod search;
+mod store;
 mod trust;
 mod web;
 
 pub use accounts::{TokenRow, UserRow};
 pub use packages::{PackageRow, VersionRow};
+pub use people::{FeedItem, Profile};
 pub use registry::{ManifestRow, NewManifest};
+pub use search::{search_words, Found, Hit, SearchQuery, Sort, FORMATS, MAX_PER_PAGE};
+pub use store::{Counts, PackageFlags};
 pub use trust::{KeyRow, VerifiedSignature};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -99,7 +104,9 @@ impl Db {
             .run(&pool)
             .await
             .map_err(|e| Error::environment("hub database migration failed").with_source(e))?;
-        Ok(Db { pool, backend })
+        let db = Db { pool, backend };
+        db.refresh_stale_search().await.map_err(Error::from)?;
+        Ok(db)
     }
 
     pub(crate) async fn exec(&self, sql: &str, args: &[&str]) -> HubResult<u64> {

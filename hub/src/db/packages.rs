@@ -43,12 +43,16 @@ pub struct VersionRow {
     pub downloads: i64,
     /// Hidden from latest, search and the installable versions; still pullable exactly.
     pub yanked: bool,
+    /// `cargo-ebpf`, `eunomia`, `gadget`, `bumblebee` or `bpfman`.
+    pub format: String,
+    /// The version's `PackageMeta` as JSON; empty for versions indexed before it was kept.
+    pub meta: String,
 }
 
 pub(crate) const PACKAGE_COLUMNS: &str = "repo, owner, name, description, keywords, license, \
      authors, source, latest_version, updated_at, downloads";
 const VERSION_COLUMNS: &str = "repo, version, digest, size, created, pushed_at, arch, runtime, \
-     object, layer_digest, programs, downloads, yanked";
+     object, layer_digest, programs, downloads, yanked, format, meta";
 
 fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).expect("strings serialize")
@@ -62,8 +66,9 @@ impl Db {
         let t = now();
         sqlx::query(
             "INSERT INTO versions (repo, version, digest, size, created, pushed_at, arch, \
-             runtime, object, layer_digest, programs) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+             runtime, object, layer_digest, programs, format, meta) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(&v.repo)
         .bind(&v.version)
@@ -76,13 +81,15 @@ impl Db {
         .bind(&v.object)
         .bind(&v.layer_digest)
         .bind(&v.programs)
+        .bind(&v.format)
+        .bind(&v.meta)
         .execute(&self.pool)
         .await?;
         let latest = self.latest_version(&p.repo).await?;
         if latest.as_deref() == Some(v.version.as_str()) || self.package(&p.repo).await?.is_none() {
             self.upsert_package(p, t).await?;
         }
-        Ok(())
+        self.refresh_search(&p.repo).await
     }
 
     async fn upsert_package(&self, p: &PackageRow, t: i64) -> HubResult<()> {
@@ -109,7 +116,7 @@ impl Db {
         .bind(&p.readme)
         .execute(&self.pool)
         .await?;
-        self.reindex_search(p).await
+        Ok(())
     }
 
     /// The highest version of `repo` that is not yanked.
@@ -143,6 +150,7 @@ impl Db {
             &[repo, &latest],
         )
         .await?;
+        self.refresh_search(repo).await?;
         Ok(true)
     }
 
@@ -178,8 +186,8 @@ impl Db {
     ) -> HubResult<Vec<PackageRow>> {
         // A package whose every version is yanked has no latest version: it is not offered.
         let offered = match filter {
-            "" => "WHERE latest_version <> ''".to_string(),
-            f => format!("{f} AND latest_version <> ''"),
+            "" => "WHERE latest_version <> '' AND hidden = 0".to_string(),
+            f => format!("{f} AND latest_version <> '' AND hidden = 0"),
         };
         let sql = format!(
             "SELECT {PACKAGE_COLUMNS} FROM packages {offered} ORDER BY {order_by} LIMIT {limit}"
@@ -234,7 +242,7 @@ impl Db {
             &[repo],
         )
         .await?;
-        Ok(())
+        self.count_download_day(repo).await
     }
 }
 
@@ -274,5 +282,7 @@ fn version_row(r: &AnyRow) -> HubResult<VersionRow> {
         programs: r.try_get(10)?,
         downloads: r.try_get(11)?,
         yanked: r.try_get::<i64, _>(12)? != 0,
+        format: r.try_get(13)?,
+        meta: r.try_get(14)?,
     })
 }

@@ -124,10 +124,61 @@ impl Db {
         first_column(&rows)
     }
 
+    /// Removes upload `id` and its bytes.
     pub async fn remove_upload(&self, id: &str) -> HubResult<()> {
+        self.exec("DELETE FROM upload_chunks WHERE upload_id = $1", &[id])
+            .await?;
         self.exec("DELETE FROM uploads WHERE id = $1", &[id])
             .await
             .map(|_| ())
+    }
+
+    /// Bytes received for upload `id`; None when there is no such upload.
+    pub async fn upload_size(&self, id: &str) -> HubResult<Option<i64>> {
+        let row = sqlx::query("SELECT size FROM uploads WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
+    }
+
+    /// Stores `data` at byte `offset` of upload `id` and moves its size past it, in one
+    /// transaction; false when the upload's size is no longer `offset` (another writer).
+    pub async fn add_upload_piece(&self, id: &str, offset: i64, data: Vec<u8>) -> HubResult<bool> {
+        let end = offset + data.len() as i64;
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query("UPDATE uploads SET size = $1 WHERE id = $2 AND size = $3")
+            .bind(end)
+            .bind(id)
+            .bind(offset)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if moved == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO upload_chunks (upload_id, offset_bytes, data) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(offset)
+        .bind(data)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The piece of upload `id` that starts at byte `offset`, if any.
+    pub async fn upload_piece(&self, id: &str, offset: i64) -> HubResult<Option<Vec<u8>>> {
+        let row = sqlx::query(
+            "SELECT data FROM upload_chunks WHERE upload_id = $1 AND offset_bytes = $2",
+        )
+        .bind(id)
+        .bind(offset)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get::<Vec<u8>, _>(0)).transpose()?)
     }
 
     // ---- manifests and tags ------------------------------------------------------------------

@@ -1,9 +1,9 @@
-//! What the web pages need beyond the index: sessions, stars, listings and search.
+//! What the web pages need beyond the index: sessions, stars and listings.
 
 use sqlx::Row;
 
 use super::packages::{package_row, PACKAGE_COLUMNS};
-use super::{now, Backend, Db, PackageRow};
+use super::{now, Db, PackageRow};
 use crate::error::HubResult;
 
 impl Db {
@@ -18,12 +18,14 @@ impl Db {
     }
 
     pub async fn session_user(&self, id_hash: &str) -> HubResult<Option<String>> {
-        let row =
-            sqlx::query("SELECT user_name FROM sessions WHERE id_hash = $1 AND expires_at > $2")
-                .bind(id_hash)
-                .bind(now())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT s.user_name FROM sessions s JOIN users u ON u.name = s.user_name \
+                 WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
+        )
+        .bind(id_hash)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
     }
 
@@ -86,79 +88,4 @@ impl Db {
         .await?;
         rows.iter().map(package_row).collect()
     }
-
-    /// Keeps the SQLite search table in step with a package row (Postgres derives its
-    /// search column from the row itself).
-    pub async fn reindex_search(&self, p: &PackageRow) -> HubResult<()> {
-        if self.backend != Backend::Sqlite {
-            return Ok(());
-        }
-        self.exec("DELETE FROM packages_fts WHERE repo = $1", &[&p.repo])
-            .await?;
-        let keywords = p.keywords.join(" ");
-        self.exec(
-            "INSERT INTO packages_fts (repo, name, description, keywords) VALUES ($1, $2, $3, $4)",
-            &[&p.repo, &p.name, &p.description, &keywords],
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Packages matching every word of `query` (prefixes count), best first: name matches
-    /// outrank keyword matches, which outrank description matches.
-    pub async fn search(&self, query: &str, limit: i64, offset: i64) -> HubResult<Vec<PackageRow>> {
-        let words = search_words(query);
-        if words.is_empty() {
-            return Ok(vec![]);
-        }
-        let (sql, arg) = match self.backend {
-            Backend::Sqlite => {
-                let cols = PACKAGE_COLUMNS
-                    .replace(", ", ", p.")
-                    .replacen("repo", "p.repo", 1);
-                let matcher = words
-                    .iter()
-                    .map(|w| format!("\"{w}\"*"))
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                (
-                    format!(
-                        "SELECT {cols} FROM packages_fts f JOIN packages p ON p.repo = f.repo \
-                         WHERE packages_fts MATCH $1 AND p.latest_version <> '' \
-                         ORDER BY bm25(packages_fts, 0.0, 10.0, 1.0, 4.0), p.downloads DESC \
-                         LIMIT {limit} OFFSET {offset}"
-                    ),
-                    matcher,
-                )
-            }
-            Backend::Postgres => {
-                let matcher = words
-                    .iter()
-                    .map(|w| format!("{w}:*"))
-                    .collect::<Vec<_>>()
-                    .join(" & ");
-                (
-                    format!(
-                        "SELECT {PACKAGE_COLUMNS} FROM packages \
-                         WHERE search @@ to_tsquery('simple', $1) AND latest_version <> '' \
-                         ORDER BY ts_rank(search, to_tsquery('simple', $1)) DESC, downloads DESC \
-                         LIMIT {limit} OFFSET {offset}"
-                    ),
-                    matcher,
-                )
-            }
-        };
-        let rows = sqlx::query(&sql).bind(arg).fetch_all(&self.pool).await?;
-        rows.iter().map(package_row).collect()
-    }
-}
-
-/// Lowercase alphanumeric words: anything else could be query syntax, so it is dropped.
-pub fn search_words(query: &str) -> Vec<String> {
-    query
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(8)
-        .map(|w| w.to_ascii_lowercase())
-        .collect()
 }

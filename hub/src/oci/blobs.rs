@@ -1,6 +1,7 @@
 //! Blob reads (GET/HEAD with Range), deletes, and uploads: monolithic (`POST ?digest=`,
 //! or POST then one PUT), chunked (POST, PATCH…, PUT `?digest=`), and cross-repo mounts
-//! (`POST ?mount=&from=`).
+//! (`POST ?mount=&from=`). Sessions and their bytes live in the database
+//! ([`crate::uploads`]), so any hub process can take any request of an upload.
 
 use std::collections::HashMap;
 
@@ -12,7 +13,7 @@ use super::is_digest;
 use super::DIGEST_HEADER;
 use crate::blobs::{random_id, UploadError};
 use crate::error::{Code, HubError, HubResult};
-use crate::AppState;
+use crate::{uploads, AppState};
 
 fn check_digest(digest: &str) -> HubResult<()> {
     if is_digest(digest) {
@@ -156,8 +157,7 @@ pub async fn start(
         // Not mountable: the spec says to fall back to a regular upload session.
     }
     let id = random_id();
-    app.blobs.start_upload(&id).await?;
-    app.db.add_upload(&id, name).await?;
+    uploads::start(&app.db, &id, name).await?;
     if let Some(digest) = q.get("digest") {
         return finish(app, name, &id, digest, body).await;
     }
@@ -178,7 +178,7 @@ pub async fn upload(
         return Err(HubError::upload_unknown(id));
     }
     match *method {
-        Method::GET => Ok(in_progress(name, id, app.blobs.upload_size(id).await?)),
+        Method::GET => Ok(in_progress(name, id, uploads::size(&app.db, id).await?)),
         Method::PATCH => {
             check_content_range(app, id, headers).await?;
             let size = append(app, id, body).await?;
@@ -214,7 +214,7 @@ async fn check_content_range(app: &AppState, id: &str, headers: &HeaderMap) -> H
         .split('-')
         .next()
         .and_then(|s| s.parse::<u64>().ok());
-    let size = app.blobs.upload_size(id).await?;
+    let size = uploads::size(&app.db, id).await?;
     if start != Some(size) {
         return Err(HubError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
@@ -227,7 +227,7 @@ async fn check_content_range(app: &AppState, id: &str, headers: &HeaderMap) -> H
 
 /// Appends `body`; a broken body abandons the whole upload so nothing half-written lingers.
 async fn append(app: &AppState, id: &str, body: Body) -> HubResult<u64> {
-    match app.blobs.append(id, body).await {
+    match uploads::append(&app.db, app.blobs.max_blob, id, body).await {
         Ok(size) => Ok(size),
         Err(e) => {
             abandon(app, id).await;
@@ -248,21 +248,20 @@ async fn finish(
         return Err(e);
     }
     append(app, id, body).await?;
-    let size = match app.blobs.finish(id, digest).await {
+    let size = match uploads::finish(&app.db, &app.blobs, id, digest).await {
         Ok(size) => size,
         Err(e) => {
             abandon(app, id).await;
             return Err(upload_error(e));
         }
     };
-    app.db.remove_upload(id).await?;
+    uploads::discard(&app.db, id).await?;
     app.db.add_blob(name, digest, size as i64).await?;
     Ok(created(name, digest))
 }
 
 async fn abandon(app: &AppState, id: &str) {
-    app.blobs.discard(id).await;
-    let _ = app.db.remove_upload(id).await;
+    let _ = uploads::discard(&app.db, id).await;
 }
 
 fn upload_error(e: UploadError) -> HubError {

@@ -19,7 +19,7 @@ use ebpf_package::digest;
 
 type Fields = Form<HashMap<String, String>>;
 
-fn field<'a>(f: &'a HashMap<String, String>, k: &str) -> &'a str {
+pub(super) fn field<'a>(f: &'a HashMap<String, String>, k: &str) -> &'a str {
     f.get(k).map(String::as_str).unwrap_or("")
 }
 
@@ -45,7 +45,7 @@ fn too_many(app: &AppState, v: &Visitor) -> Response {
 
 /// The checks every form post passes first: its CSRF value, then (for login and register)
 /// the per-address rate limit. `Some` is the refusal page to answer with.
-fn refused(
+pub(super) fn refused(
     app: &AppState,
     v: &Visitor,
     f: &HashMap<String, String>,

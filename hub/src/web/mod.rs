@@ -9,9 +9,13 @@
 //! equal. A cross-site form can send the cookie but cannot read it to fill the field.
 
 mod forms;
+mod manage;
 pub mod markdown;
+mod package;
 mod pages;
+mod people;
 
+use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,7 +37,16 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(pages::home))
         .route("/search", get(pages::search))
         .route("/about", get(pages::about))
-        .route("/u/{user}", get(pages::user))
+        .route("/u/{user}", get(people::user))
+        .route("/u/{user}/{which}", get(people::people_list))
+        .route("/u/{user}/follow", post(people::follow))
+        .route("/settings", get(people::settings_page))
+        .route("/settings/profile", post(people::save_profile))
+        .route("/settings/password", post(people::change_password))
+        .route("/dashboard", get(manage::dashboard))
+        .route("/dashboard/p/{*path}", post(manage::package_edit))
+        .route("/admin", get(manage::admin_page))
+        .route("/admin/action", post(manage::admin_action))
         .route("/u/{user}/keys", post(forms::add_key))
         .route("/u/{user}/keys/delete", post(forms::delete_key))
         .route(
@@ -45,6 +58,49 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(forms::logout))
         .route("/tokens", get(forms::tokens_page).post(forms::create_token))
         .route("/tokens/{id}/delete", post(forms::delete_token))
+        .route("/favicon.ico", get(|| asset("logo.svg")))
+        .route(
+            "/assets/{name}",
+            get(|Path(name): Path<String>| asset_named(name)),
+        )
+}
+
+/// The stylesheet, script and logo, built into the binary: the hub needs no CDN and works
+/// offline.
+const ASSETS: [(&str, &str, &str); 3] = [
+    (
+        "hub.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/hub.css"),
+    ),
+    (
+        "hub.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/hub.js"),
+    ),
+    (
+        "logo.svg",
+        "image/svg+xml",
+        include_str!("../../assets/logo.svg"),
+    ),
+];
+
+async fn asset_named(name: String) -> Response {
+    asset(&name).await
+}
+
+async fn asset(name: &str) -> Response {
+    match ASSETS.iter().find(|(n, ..)| *n == name) {
+        Some((_, kind, body)) => (
+            [
+                (header::CONTENT_TYPE, *kind),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
 }
 
 pub fn templates() -> Handlebars<'static> {
@@ -60,6 +116,10 @@ pub fn templates() -> Handlebars<'static> {
         ("register", include_str!("../../templates/register.hbs")),
         ("tokens", include_str!("../../templates/tokens.hbs")),
         ("error", include_str!("../../templates/error.hbs")),
+        ("people", include_str!("../../templates/people.hbs")),
+        ("settings", include_str!("../../templates/settings.hbs")),
+        ("dashboard", include_str!("../../templates/dashboard.hbs")),
+        ("admin", include_str!("../../templates/admin.hbs")),
     ] {
         hb.register_template_string(name, text)
             .unwrap_or_else(|e| panic!("template {name}: {e}"));

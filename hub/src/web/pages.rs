@@ -9,20 +9,23 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{date, error_page, render, visitor};
-use crate::db::PackageRow;
+use crate::db::{Hit, PackageRow, SearchQuery, FORMATS};
 use crate::error::HubError;
 use crate::AppState;
 
 const PAGE_SIZE: i64 = 20;
 
-fn listing(packages: &[PackageRow]) -> serde_json::Value {
-    json!(packages
-        .iter()
-        .map(|p| json!({
+/// Package cards: the listing with each package's stars.
+pub async fn cards(db: &crate::db::Db, packages: &[PackageRow]) -> serde_json::Value {
+    let mut out = Vec::new();
+    for p in packages {
+        out.push(json!({
             "repo": p.repo, "latest_version": p.latest_version,
             "description": p.description, "downloads": p.downloads,
-        }))
-        .collect::<Vec<_>>())
+            "stars": db.star_count(&p.repo).await.unwrap_or(0),
+        }));
+    }
+    json!(out)
 }
 
 fn internal(e: impl Into<HubError>) -> Response {
@@ -32,19 +35,40 @@ fn internal(e: impl Into<HubError>) -> Response {
 pub async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let v = visitor(&app, &headers).await;
     let db = &app.db;
-    let (featured, newest, popular) = match (
-        db.packages_where("WHERE featured = 1", None, "updated_at DESC", 6)
+    let (featured, newest, popular, starred, counts) = match (
+        db.packages_where("WHERE featured = 1", None, "updated_at DESC, repo", 6)
             .await,
-        db.packages_where("", None, "updated_at DESC, repo", 10)
+        db.packages_where("", None, "updated_at DESC, repo", 6)
             .await,
-        db.packages_where("WHERE downloads > 0", None, "downloads DESC, repo", 10)
+        db.packages_where("WHERE downloads > 0", None, "downloads DESC, repo", 6)
             .await,
+        db.most_starred(6).await,
+        db.counts().await,
     ) {
-        (Ok(f), Ok(n), Ok(p)) => (f, n, p),
-        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return internal(e),
+        (Ok(f), Ok(n), Ok(p), Ok(s), Ok(c)) => (f, n, p, s, c),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => {
+            return internal(e)
+        }
     };
+    let feed = match &v.user {
+        Some(me) => db.feed(me, 10).await.unwrap_or_default(),
+        None => vec![],
+    };
+    let starred: Vec<_> = starred
+        .iter()
+        .map(|(p, stars)| {
+            json!({
+                "repo": p.repo, "latest_version": p.latest_version,
+                "description": p.description, "downloads": p.downloads, "stars": stars,
+            })
+        })
+        .collect();
     let data = json!({
-        "featured": listing(&featured), "newest": listing(&newest), "popular": listing(&popular),
+        "featured": cards(db, &featured).await, "newest": cards(db, &newest).await,
+        "popular": cards(db, &popular).await,
+        "starred": starred,
+        "counts": {"packages": counts.packages, "publishers": counts.publishers, "pulls": counts.pulls},
+        "feed": feed.iter().map(|f| json!({"repo": f.repo, "version": f.version, "date": date(f.pushed_at)})).collect::<Vec<_>>(),
     });
     render(&app, &v, "Home", "home", data)
 }
@@ -55,124 +79,100 @@ pub async fn search(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    let query = q.get("q").cloned().unwrap_or_default();
-    let page: i64 = q
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(1);
-    // One more than a page tells whether a next page exists.
-    let mut found = match app
-        .db
-        .search(&query, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
-        .await
-    {
+    let s = match SearchQuery::from_params(&q, PAGE_SIZE) {
+        Ok(s) => s,
+        Err(why) => {
+            return error_page(&app, &v, StatusCode::BAD_REQUEST, "Bad search", &why);
+        }
+    };
+    let found = match app.db.search(&s).await {
         Ok(f) => f,
         Err(e) => return internal(e),
     };
-    let more = found.len() as i64 > PAGE_SIZE;
-    found.truncate(PAGE_SIZE as usize);
+    let pages = (found.total + s.per_page - 1) / s.per_page;
+    let params = s.to_params();
+    let link = |page: i64| format!("/search?{params}&page={page}");
+    let option = |name: &str, selected: bool| json!({"name": name, "selected": selected});
+    let sorts =
+        ["relevance", "downloads", "stars", "newest"].map(|n| option(n, s.sort.name() == n));
+    let formats: Vec<_> = std::iter::once("")
+        .chain(FORMATS)
+        .map(|f| {
+            option(
+                f,
+                s.format == f || (f == "cargo-ebpf" && s.format == "ours"),
+            )
+        })
+        .collect();
     let data = json!({
-        "query": query, "packages": listing(&found),
-        "prev": (page > 1).then_some(page - 1), "next": more.then_some(page + 1),
+        "query": s.q, "s": {
+            "attach": s.attach, "program_type": s.program_type, "arch": s.arch,
+            "license": s.license, "keyword": s.keyword, "signed": s.signed,
+        },
+        "formats": formats,
+        "sorts": sorts,
+        "total": found.total, "page": s.page, "pages": pages.max(1),
+        "packages": hits(&found.hits),
+        "prev": (s.page > 1).then(|| link(s.page - 1)),
+        "next": (s.page < pages).then(|| link(s.page + 1)),
     });
     render(&app, &v, "Search", "search", data)
 }
 
+/// Search results as cards: the listing plus stars and the signed badge.
+fn hits(hits: &[Hit]) -> serde_json::Value {
+    json!(hits
+        .iter()
+        .map(|h| json!({
+            "repo": h.package.repo, "latest_version": h.package.latest_version,
+            "description": h.package.description, "downloads": h.package.downloads,
+            "stars": h.stars, "signed": h.signed,
+        }))
+        .collect::<Vec<_>>())
+}
+
 pub async fn about(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let v = visitor(&app, &headers).await;
-    render(&app, &v, "About", "about", json!({}))
+    // An address becomes a mailto link, a web URL a link; anything else is shown as text.
+    let contact = app.contact.as_deref().unwrap_or("");
+    let link = if contact.starts_with("https://") || contact.starts_with("http://") {
+        contact.to_string()
+    } else if contact.contains('@') && !contact.contains(['<', '>', '"', ' ']) {
+        format!("mailto:{contact}")
+    } else {
+        String::new()
+    };
+    render(
+        &app,
+        &v,
+        "About",
+        "about",
+        json!({"contact": contact, "contact_link": link}),
+    )
 }
 
-pub async fn user(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Response {
-    let v = visitor(&app, &headers).await;
-    let Ok(Some(u)) = app.db.user(&name).await else {
-        return error_page(
-            &app,
-            &v,
-            StatusCode::NOT_FOUND,
-            "No such user",
-            &format!("There is no user {name}."),
-        );
-    };
-    let packages = app
-        .db
-        .packages_where("WHERE owner = $1", Some(&name), "repo", 200)
-        .await;
-    let starred = app.db.starred_by(&name).await;
-    let (Ok(packages), Ok(starred)) = (packages, starred) else {
-        return internal(HubError::internal("database error"));
-    };
-    let keys = app.db.keys(&name).await.unwrap_or_default();
-    let data = json!({
-        "name": u.name, "since": date(u.created_at),
-        "keys": keys.iter().map(crate::keys::json).collect::<Vec<_>>(),
-        "own": v.user.as_deref() == Some(name.as_str()),
-        "packages": listing(&packages), "starred": listing(&starred),
-    });
-    render(&app, &v, &name, "user", data)
-}
-
-/// `GET /p/OWNER/NAME` (the package page) or `GET /p/OWNER/NAME/download/VERSION`.
+/// `GET /p/OWNER/NAME` (the package page, `?version=V` for another version),
+/// `GET /p/OWNER/NAME/v/VERSION` (a version's page) or `GET /p/OWNER/NAME/download/VERSION`.
 pub async fn package(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(path): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let v = visitor(&app, &headers).await;
     if let Some((repo, version)) = path.split_once("/download/") {
         return download(&app, &v, repo, version).await;
     }
+    if let Some((repo, version)) = path.split_once("/v/") {
+        let version = version.trim_end_matches('/');
+        return super::package::page(&app, &v, repo, Some(version)).await;
+    }
     let repo = path.trim_end_matches('/');
-    let Ok(Some(p)) = app.db.package(repo).await else {
-        return error_page(
-            &app,
-            &v,
-            StatusCode::NOT_FOUND,
-            "No such package",
-            &format!("There is no package {repo}."),
-        );
-    };
-    let Ok(versions) = app.db.versions(repo).await else {
-        return internal(HubError::internal("database error"));
-    };
-    // With every version yanked there is nothing to offer: no run command, no download.
-    let latest = versions.iter().find(|x| x.version == p.latest_version);
-    let signatures = app.db.verified_signatures(repo).await.unwrap_or_default();
-    let programs: serde_json::Value = latest
-        .and_then(|l| serde_json::from_str(&l.programs).ok())
-        .unwrap_or(json!([]));
-    // The README when the package carries one; the template shows the description else.
-    let readme = app.db.readme(repo).await.unwrap_or_default();
-    let readme_html = (!readme.trim().is_empty()).then(|| super::markdown::render(&readme));
-    let starred = match &v.user {
-        Some(u) => app.db.is_starred(u, repo).await.unwrap_or(false),
-        None => false,
-    };
-    let data = json!({
-        "p": {
-            "repo": p.repo, "owner": p.owner, "description": p.description, "license": p.license,
-            "authors": p.authors, "keywords": p.keywords, "downloads": p.downloads,
-            // Only web links become anchors: a `javascript:` source must not be clickable.
-            "source": if p.source.starts_with("https://") || p.source.starts_with("http://") { p.source.clone() } else { String::new() },
-        },
-        "latest": latest.map(|l| json!({"version": l.version, "object": l.object, "arch": l.arch})),
-        "programs": programs,
-        "readme_html": readme_html,
-        "versions": versions.iter().map(|x| json!({
-            "version": x.version, "digest": x.digest, "size": x.size, "date": date(x.pushed_at),
-            "yanked": x.yanked,
-            "badges": crate::signatures::badges(&signatures, &x.digest),
-        })).collect::<Vec<_>>(),
-        "owner": v.user.as_deref() == Some(p.owner.as_str()),
-        "stars": app.db.star_count(repo).await.unwrap_or(0),
-        "starred": starred,
-    });
-    render(&app, &v, repo, "package", data)
+    let version = q
+        .get("version")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty());
+    super::package::page(&app, &v, repo, version).await
 }
 
 /// The BPF object of a version, taken out of its layer, as an attachment.

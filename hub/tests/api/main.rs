@@ -9,5 +9,7 @@
 mod accounts;
 mod oci;
 mod packages;
+mod search;
+mod store;
 mod support;
 mod trust;

@@ -159,8 +159,9 @@ async fn search_ranks_names_first_and_finds_keywords() {
     assert_eq!(search(&hub, "files").await, ["sam/opensnoop"]);
     assert_eq!(search(&hub, "trace+file").await, ["sam/opensnoop"]);
     assert!(search(&hub, "nothing-like-this").await.is_empty());
-    // Query syntax is not passed through: quotes and operators are just separators.
-    assert!(search(&hub, "%22net%22*+OR").await.is_empty());
+    // Query syntax is not passed through: quotes and operators are dropped, and every
+    // word must match.
+    assert!(search(&hub, "%22net%22*+OR+zzz").await.is_empty());
     assert_eq!(
         search(&hub, "%22netw%22").await,
         ["sam/netwatch", "sam/tcplife"]

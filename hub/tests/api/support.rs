@@ -11,6 +11,8 @@ use ebpf_package::spec::{PackageMeta, ProgramInfo};
 /// The router and state of a hub on SQLite in a fresh temp data dir.
 pub struct TestHub {
     app: Router,
+    /// The hub's state, for setting up what no request can (download counts, stars).
+    pub state: hub::AppState,
     dir: tempfile::TempDir,
 }
 
@@ -52,10 +54,12 @@ impl TestHub {
             data: dir.path().join("data"),
             database: None,
             blob_store: None,
+            contact: Some("hub-admins@example.com".into()),
         };
         let state = hub::open(&opts).await.expect("open the hub");
         TestHub {
-            app: hub::router(state),
+            app: hub::router(state.clone()),
+            state,
             dir,
         }
     }
@@ -101,6 +105,30 @@ impl TestHub {
         let body = serde_json::json!({ "name": user, "password": password });
         let r = self.post_json("/api/v1/register", None, body).await;
         assert_eq!(r.status, 201, "register {user}: {}", r.text());
+    }
+
+    /// A logged-in browser of `user`: the `Cookie` header (session and CSRF cookies) and the
+    /// CSRF value its forms carry. The session row is written directly, as a login would.
+    pub async fn browser(&self, user: &str) -> (String, String) {
+        let secret = format!("{user}-session-secret");
+        let hash = ebpf_package::digest::sha256(secret.as_bytes());
+        self.state
+            .db
+            .add_session(&hash, user, hub::db::now() + 3600)
+            .await
+            .unwrap();
+        let csrf = "0123456789abcdef0123456789abcdef".to_string();
+        (format!("hub_session={secret}; hub_csrf={csrf}"), csrf)
+    }
+
+    /// A form POST from `browser` ([`TestHub::browser`]) with `fields` plus its CSRF value.
+    pub async fn post_form(&self, browser: &(String, String), path: &str, fields: &str) -> Resp {
+        let body = format!("csrf={}&{fields}", browser.1);
+        let headers = [
+            ("Cookie", browser.0.as_str()),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ];
+        self.request("POST", path, &headers, body.as_bytes()).await
     }
 
     /// Mints a token for `user` with `scopes`, limited to `namespaces` (empty: all).

@@ -52,6 +52,7 @@ on_both_backends!(
     chunked_upload_range_reads_and_cross_repo_mount: [],
     manifests_tags_catalog_referrers_and_errors: [],
     search_ranks_names_first_and_finds_keywords: [],
+    the_store_pages_and_api_work_on_the_backend: [],
 );
 
 fn layout_manifest_digest(dir: &Path) -> String {
@@ -732,9 +733,77 @@ fn search_ranks_names_first_and_finds_keywords(hub: &Hub) {
     assert_eq!(search(hub, "trace+file"), ["sam/opensnoop"]);
     assert_eq!(search(hub, "network"), ["sam/netwatch"]);
     assert!(search(hub, "nothing-like-this").is_empty());
-    // Query syntax is not passed through: quotes and operators are just separators.
-    assert_eq!(search(hub, "%22net%22*+OR"), Vec::<String>::new());
+    // Query syntax is not passed through: quotes and operators are dropped, and every
+    // word must match.
+    assert_eq!(search(hub, "%22net%22*+OR+zzz"), Vec::<String>::new());
     assert_eq!(search(hub, "%22netw%22"), ["sam/netwatch", "sam/tcplife"]);
+
+    // Words match inside names (`snoop` in opensnoop and execsnoop), owners, and
+    // `owner/name` exactly; filters and sorts; the same on SQLite and Postgres.
+    let (bob, _) = hub.user_with_token("bob");
+    push_package(
+        hub,
+        &bob,
+        "bob/execsnoop",
+        meta("execsnoop", "Trace new processes", &["process"]),
+    );
+    let mut xdp = meta("xdpdrop", "Drop packets early", &["network"]);
+    xdp.arch = "aarch64".into();
+    xdp.license = Some("MIT".into());
+    xdp.programs[0] = ebpf_package::spec::ProgramInfo {
+        name: "drop_all".into(),
+        section: "xdp".into(),
+        prog_type: "xdp".into(),
+    };
+    push_package(hub, &bob, "bob/xdpdrop", xdp);
+    let mut snoops = api_search(hub, "q=snoop");
+    snoops.sort();
+    assert_eq!(snoops, ["bob/execsnoop", "sam/opensnoop"]);
+    let mut owned = api_search(hub, "q=bob");
+    owned.sort();
+    assert_eq!(owned, ["bob/execsnoop", "bob/xdpdrop"]);
+    assert_eq!(api_search(hub, "q=sam/opensnoop"), ["sam/opensnoop"]);
+    assert_eq!(api_search(hub, "q=drop_all"), ["bob/xdpdrop"]);
+    assert_eq!(api_search(hub, "q=o_p"), Vec::<String>::new());
+    assert_eq!(api_search(hub, "").len(), 5);
+    assert_eq!(api_search(hub, "attach=xdp"), ["bob/xdpdrop"]);
+    assert_eq!(api_search(hub, "program_type=tracepoint").len(), 4);
+    assert_eq!(api_search(hub, "arch=aarch64"), ["bob/xdpdrop"]);
+    assert_eq!(api_search(hub, "license=MIT"), ["bob/xdpdrop"]);
+    assert_eq!(api_search(hub, "keyword=network&q=watch"), ["sam/netwatch"]);
+    assert_eq!(api_search(hub, "format=ours").len(), 5);
+    assert_eq!(api_search(hub, "format=bpfman").len(), 0);
+    assert_eq!(api_search(hub, "signed=1").len(), 0);
+    // Pulls count: sort by downloads.
+    for _ in 0..2 {
+        let r = hub.request("GET", "/v2/bob/execsnoop/manifests/1.0.0", &[], b"");
+        assert_eq!(r.status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api_search(hub, "sort=downloads")[0] != "bob/execsnoop" {
+        assert!(Instant::now() < deadline, "downloads never counted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let page = hub.request(
+        "GET",
+        "/api/v1/search?sort=downloads&per_page=2&page=3",
+        &[],
+        b"",
+    );
+    assert_eq!(page.json()["total"], 5);
+    assert_eq!(page.json()["packages"].as_array().unwrap().len(), 1);
+}
+
+/// The repositories `/api/v1/search?PARAMS` finds, in order.
+fn api_search(hub: &Hub, params: &str) -> Vec<String> {
+    let r = hub.request("GET", &format!("/api/v1/search?{params}"), &[], b"");
+    assert_eq!(r.status, 200, "{params}: {}", r.text());
+    r.json()["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["repository"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Two hub processes on one Postgres and one blob directory act as one registry: an upload
@@ -821,4 +890,114 @@ fn several_hub_processes_share_one_postgres() {
         "{}",
         tokens.text()
     );
+}
+
+/// The store's own queries (follows, feed, most starred, counts, profiles, versions with
+/// their plan, downloads per day, admin flags) on this backend, through pages and the API.
+fn the_store_pages_and_api_work_on_the_backend(hub: &Hub) {
+    let (alice, _) = hub.user_with_token("alice");
+    let (bob, _) = hub.user_with_token("bob");
+    push_package(
+        hub,
+        &alice,
+        "alice/opensnoop",
+        meta("opensnoop", "Trace opens", &["files"]),
+    );
+    let r = hub.request(
+        "PUT",
+        "/api/v1/users/alice/follow",
+        &[("Authorization", &bob)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let followers = hub
+        .request("GET", "/api/v1/users/alice/followers", &[], b"")
+        .json();
+    assert_eq!(followers["users"], serde_json::json!(["bob"]));
+    let v = hub
+        .request(
+            "GET",
+            "/api/v1/packages/alice/opensnoop/versions/1.0.0",
+            &[],
+            b"",
+        )
+        .json();
+    assert_eq!(v["plan"]["attach"][0]["program"], "handle", "{v}");
+    assert_eq!(
+        hub.request("GET", "/v2/alice/opensnoop/manifests/1.0.0", &[], b"")
+            .status,
+        200
+    );
+
+    // bob logs in, stars the package, and sees alice's version in his feed.
+    let page = hub.request("GET", "/login", &[], b"");
+    let csrf_cookie = page
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = csrf_cookie.split('=').nth(1).unwrap().to_string();
+    let form = format!("name=bob&password=bob-password&csrf={csrf}");
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", csrf_cookie.as_str()),
+    ];
+    let r = hub.request("POST", "/login", &headers, form.as_bytes());
+    assert_eq!(r.status, 303, "{}", r.text());
+    let session = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let cookies = format!("{session}; {csrf_cookie}");
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookies.as_str()),
+    ];
+    let r = hub.request(
+        "POST",
+        "/p/alice/opensnoop/star",
+        &headers,
+        format!("csrf={csrf}").as_bytes(),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let home = hub.request("GET", "/", &[("Cookie", &cookies)], b"").text();
+    assert!(
+        home.contains("href=\"/p/alice/opensnoop/v/1.0.0\""),
+        "{home}"
+    );
+    let starred = &home[home.find("id=\"most-starred\"").expect("most starred")..];
+    assert!(
+        starred.contains("alice/opensnoop") && starred.contains("★ 1"),
+        "{home}"
+    );
+    assert!(home.contains("1<span>packages</span>"), "{home}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = hub.request("GET", "/p/alice/opensnoop", &[], b"").text();
+        if page.contains("1 downloads in the last 30 days") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pull never showed in the chart: {page}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let form = format!("csrf={csrf}&display_name=Bob&bio=Hi&links=");
+    let r = hub.request("POST", "/settings/profile", &headers, form.as_bytes());
+    assert!(r.text().contains("Profile saved."), "{}", r.text());
+    let me = hub.request("GET", "/api/v1/users/bob", &[], b"").json();
+    assert_eq!(
+        (me["display_name"].as_str(), me["following"].as_i64()),
+        (Some("Bob"), Some(1))
+    );
+    let dash = hub
+        .request("GET", "/dashboard", &[("Cookie", &cookies)], b"")
+        .text();
+    assert!(dash.contains("alice/opensnoop 1.0.0"), "{dash}");
 }

@@ -16,6 +16,8 @@ mod formats;
 mod hub;
 mod hub_blob_store;
 mod hub_formats;
+mod hub_replicas;
+mod hub_store;
 mod hub_trust;
 mod hub_web;
 mod inspect;
