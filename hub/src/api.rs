@@ -1,5 +1,5 @@
 //! A small JSON API for what registry clients cannot do: register, mint API tokens, read
-//! the package index, yank versions, register signing keys. The web pages call the same
+//! the package index, search it, yank versions, register signing keys. The web pages call the same
 //! functions in `accounts`, `yank` and `db`.
 //!
 //! Who is calling: a token or password (HTTP Basic, as registry clients send them) or
@@ -7,7 +7,7 @@
 //! `X-Hub-Csrf` header (double submit, as the forms do).
 //! Failures are [`HubError`]s answered as `{"error": message}`.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -246,4 +246,52 @@ async fn own_profile(app: &AppState, headers: &HeaderMap, user: &str) -> Result<
         )));
     }
     Ok(())
+}
+
+/// Most results one search counts: `total` stops there, and pages go no further.
+const SEARCH_CAP: i64 = 1000;
+/// Largest `per_page` a client may ask for.
+const MAX_PER_PAGE: i64 = 100;
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+/// `GET /api/v1/search?q=WORDS&page=N&per_page=M`: what the search page finds, as JSON for
+/// `cargo ebpf search`. Ranking and matching are [`crate::db::Db::search`]'s; this adds the
+/// stars and whether the latest version carries a signature the hub verified.
+pub async fn search(State(app): State<AppState>, Query(q): Query<SearchQuery>) -> ApiResult {
+    let page = q.page.unwrap_or(1).max(1);
+    let per_page = q.per_page.unwrap_or(20).clamp(1, MAX_PER_PAGE);
+    let found = app.db.search(&q.q, SEARCH_CAP, 0).await?;
+    let start = ((page - 1) * per_page).min(found.len() as i64) as usize;
+    let end = (start + per_page as usize).min(found.len());
+    let mut packages = Vec::with_capacity(end - start);
+    for p in &found[start..end] {
+        packages.push(json!({
+            "repository": p.repo, "owner": p.owner, "name": p.name,
+            "latest": p.latest_version, "description": p.description,
+            "stars": app.db.star_count(&p.repo).await?, "downloads": p.downloads,
+            "signed": latest_is_signed(&app, &p.repo, &p.latest_version).await?,
+        }));
+    }
+    let body = json!({
+        "total": found.len(), "page": page, "per_page": per_page, "packages": packages,
+    });
+    Ok(Json(body).into_response())
+}
+
+/// Whether the hub verified a signature of `latest`'s manifest (the index of a multi-arch
+/// version, as signed).
+async fn latest_is_signed(app: &AppState, repo: &str, latest: &str) -> Result<bool, HubError> {
+    let versions = app.db.versions(repo).await?;
+    let Some(digest) = versions.iter().find(|v| v.version == latest).map(|v| &v.digest) else {
+        return Ok(false);
+    };
+    let signatures = app.db.verified_signatures(repo).await?;
+    Ok(signatures.iter().any(|s| &s.subject_digest == digest))
 }

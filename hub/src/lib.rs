@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/{*rest}", any(oci::dispatch))
         .route("/api/v1/register", post(api::register))
         .route("/api/v1/tokens", post(api::create_token))
+        .route("/api/v1/search", get(api::search))
         .route(
             "/api/v1/packages/{*repo}",
             get(api::package).post(api::package_action),

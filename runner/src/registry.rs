@@ -124,6 +124,29 @@ impl Registry {
         block_on_deadline(session.pull(&self.options), self.options.deadline(), &what)
     }
 
+    /// Every tag of `reference`'s repository (`GET /v2/REPO/tags/list`), bounded by the
+    /// pull deadline; a repository the registry does not know has none.
+    pub fn list_tags(&self, reference: &Reference) -> Result<Vec<String>> {
+        let session = Session::new(reference, &self.options, &self.auth)?;
+        let what = format!("listing the tags of {}", reference.repository());
+        block_on_deadline(
+            async {
+                session.authenticate(RegistryOperation::Pull).await?;
+                match session
+                    .client
+                    .list_tags(&session.reference, &session.auth, None, None)
+                    .await
+                {
+                    Ok(list) => Ok(list.tags),
+                    Err(e) if is_unknown_repository(&e) => Ok(vec![]),
+                    Err(e) => Err(session.err(e)),
+                }
+            },
+            self.options.deadline(),
+            &what,
+        )
+    }
+
     /// How this client connects (the URL fetcher shares `insecure` and the deadline).
     pub fn options(&self) -> &ClientOptions {
         &self.options
@@ -856,6 +879,18 @@ fn denied_messages(body: &str) -> Vec<String> {
         .filter(|m| !m.is_empty())
         .map(String::from)
         .collect()
+}
+
+/// A 404 or NAME_UNKNOWN: the registry has no such repository (yet).
+fn is_unknown_repository(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::ServerError { code: 404, .. } => true,
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, OciErrorCode::NameUnknown | OciErrorCode::NotFound)),
+        _ => false,
+    }
 }
 
 fn not_found(reference: &str, host: &str) -> Error {
