@@ -17,13 +17,19 @@
 //! - [`run`]: load, attach, stream events;
 //! - [`inspect`]: what a package holds, without loading it;
 //! - [`lifecycle`]: detached runs (`install`, `run -d`, `ps`, `logs`, `stop`);
+//! - [`versions`]: a repository's versions in semver order; [`upgrade`]: `outdated` and
+//!   `upgrade` (pull, diff, restart the runs, roll back on failure);
+//! - [`config`]: the user's settings (default registry for short names, mirrors);
+//!   [`doctor`]: what this machine has for building and running;
 //! - [`cli`]: the user-side commands, shared by `cargo ebpf` and the `ebpf-runner` binary.
 //!
 //! Shared by several stages: [`error`] (the one error type), [`digest`], [`engine`]
 //! (podman/docker, for container builds and runtimes), [`which`] (finding programs).
 
 pub mod cli;
+pub mod config;
 pub mod credentials;
+pub mod doctor;
 pub mod engine;
 pub mod hub_api;
 pub mod inspect;
@@ -35,5 +41,7 @@ pub mod run;
 pub mod signing;
 pub mod store;
 pub mod trust;
+pub mod upgrade;
 pub mod url;
+pub mod versions;
 pub mod which;

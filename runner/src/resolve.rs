@@ -96,11 +96,29 @@ pub fn fetch(reference: &Reference, store: &Store, registry: &Registry) -> Resul
 /// The trust policy is applied first ([`signing::gate`]): a verified package is pulled by
 /// the digest its signature covers, so a tag re-pointed meanwhile cannot swap it.
 pub fn pull_into(reference: &Reference, store: &Store, registry: &Registry) -> Result<Package> {
+    let verified = pull_verified(reference, registry)?;
+    store.insert_verified(reference, &verified.package, verified.verified_by.as_deref())?;
+    Ok(verified.package)
+}
+
+/// A package pulled through the trust gate, not yet stored.
+pub struct Verified {
+    pub package: Package,
+    /// The fingerprint of the key whose signature verified, if the policy asked for one.
+    pub verified_by: Option<String>,
+}
+
+/// [`pull_into`] without the store: the trust policy applied, the package pulled by the
+/// digest its signature covers and checked against its object; for `upgrade`, which shows
+/// a diff before it stores anything.
+pub fn pull_verified(reference: &Reference, registry: &Registry) -> Result<Verified> {
     let gate = signing::gate(registry, reference)?;
-    let pkg = pull_checked(&gate.pull, registry)?;
+    let package = pull_checked(&gate.pull, registry)?;
     warn_if_yanked(registry, reference);
-    store.insert_verified(reference, &pkg, gate.verified_by.as_deref())?;
-    Ok(pkg)
+    Ok(Verified {
+        package,
+        verified_by: gate.verified_by,
+    })
 }
 
 /// Pulls `reference` and checks its config against its object; nothing is written.
@@ -147,6 +165,11 @@ fn resolve_path(path: &Path) -> Result<Runnable> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     Ok(Runnable::Object { name, bytes })
+}
+
+/// Whether `target` names a registry reference rather than a file, directory or URL.
+pub fn is_reference(target: &str) -> bool {
+    !Path::new(target).exists() && !url::is_url(target) && !looks_like_path(target)
 }
 
 fn looks_like_path(target: &str) -> bool {

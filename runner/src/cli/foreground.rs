@@ -12,7 +12,7 @@ use super::{resolve_run_target, stdout_error, Host, OutputArg, RunArgs};
 
 pub fn run(args: &RunArgs, host: &Host) -> Result<i32> {
     let opts = run_options(args)?;
-    let runnable = resolve_run_target(args, host)?;
+    let (runnable, _) = resolve_run_target(args, host)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let code = match runnable {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use ebpf_package::signature::PublicKey;
-use ebpf_package::{Error, Reference, Result};
+use ebpf_package::{Error, Result};
 
 use crate::signing;
 use crate::trust::{self as policy, Policy};
@@ -46,12 +46,13 @@ pub enum TrustCommand {
 }
 
 pub fn verify(reference: &str, keys: &[PathBuf], reg: &RegistryArgs) -> Result<i32> {
-    let reference = Reference::parse(reference)?;
+    let registry = registry(reg)?;
+    let reference = super::full_reference(reference, &registry)?;
     let keys = keys
         .iter()
         .map(|p| read_public_key(p))
         .collect::<Result<Vec<_>>>()?;
-    let (digest, verified) = signing::verify(&registry(reg)?, &reference, &keys)?;
+    let (digest, verified) = signing::verify(&registry, &reference, &keys)?;
     eprintln!("    Verified {reference}");
     outln!("{digest} signed by {}", verified.fingerprint);
     Ok(0)
