@@ -267,7 +267,7 @@ pub struct SearchQuery {
 pub async fn search(State(app): State<AppState>, Query(q): Query<SearchQuery>) -> ApiResult {
     let page = q.page.unwrap_or(1).max(1);
     let per_page = q.per_page.unwrap_or(20).clamp(1, MAX_PER_PAGE);
-    let found = app.db.search(&q.q, SEARCH_CAP, 0).await?;
+    let found = search_with_owner(&app, &q.q).await?;
     let start = ((page - 1) * per_page).min(found.len() as i64) as usize;
     let end = (start + per_page as usize).min(found.len());
     let mut packages = Vec::with_capacity(end - start);
@@ -283,6 +283,29 @@ pub async fn search(State(app): State<AppState>, Query(q): Query<SearchQuery>) -
         "total": found.len(), "page": page, "per_page": per_page, "packages": packages,
     });
     Ok(Json(body).into_response())
+}
+
+/// [`crate::db::Db::search`]'s matches, after the packages of the owner a one-word query
+/// names (`search alice`), without repeats.
+async fn search_with_owner(
+    app: &AppState,
+    query: &str,
+) -> Result<Vec<crate::db::PackageRow>, HubError> {
+    let mut found = vec![];
+    let word = query.trim();
+    if !word.is_empty() && !word.contains(char::is_whitespace) {
+        let owned = app
+            .db
+            .packages_where("WHERE owner = $1", Some(word), "repo", SEARCH_CAP)
+            .await?;
+        found.extend(owned.into_iter().filter(|p| !p.latest_version.is_empty()));
+    }
+    for p in app.db.search(query, SEARCH_CAP, 0).await? {
+        if !found.iter().any(|f| f.repo == p.repo) {
+            found.push(p);
+        }
+    }
+    Ok(found)
 }
 
 /// Whether the hub verified a signature of `latest`'s manifest (the index of a multi-arch

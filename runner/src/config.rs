@@ -173,8 +173,10 @@ pub fn is_registry_host(first: &str) -> bool {
 /// Whether `text` is a short name (`NAME`, `NAME:TAG`, `OWNER/NAME[:TAG]`): its first
 /// component names no registry.
 pub fn is_short_name(text: &str) -> bool {
-    let first = text.split('/').next().unwrap_or("");
-    !is_registry_host(first) && text.split('/').count() <= 2
+    match text.split_once('/') {
+        None => true,
+        Some((first, rest)) => !is_registry_host(first) && !rest.contains('/'),
+    }
 }
 
 /// A short name expanded through `default` (`HOST/NAMESPACE`): `NAME` →

@@ -73,20 +73,32 @@ pub fn outdated(store: &Store, registry: &Registry) -> Result<Vec<Outdated>> {
     Ok(rows)
 }
 
-/// The stored references `target` names: those of its repository (all its versioned
-/// entries, or just its tag when it has one that is stored).
+/// The stored references `target` names: its tag when that is stored; else, of its
+/// repository, the newest stored version and every version a background run uses (an old
+/// version nobody runs is left alone).
 pub fn stored_matching(store: &Store, target: &Reference) -> Result<Vec<String>> {
     let same_repo = |r: &Reference| {
         r.registry() == target.registry() && r.repository() == target.repository()
     };
-    let entries = store.list()?.into_iter().map(|e| e.reference);
-    let mut found: Vec<String> = entries
-        .filter(|e| versioned(e).is_some_and(|(r, _)| same_repo(&r)))
+    let mut found: Vec<(String, Version)> = store
+        .list()?
+        .into_iter()
+        .filter_map(|e| versioned(&e.reference).map(|(r, v)| (e.reference, r, v)))
+        .filter(|(_, r, _)| same_repo(r))
+        .map(|(key, _, v)| (key, v))
         .collect();
-    if found.iter().any(|e| *e == target.to_string()) {
-        found.retain(|e| *e == target.to_string());
+    if let Some(exact) = found.iter().find(|(k, _)| *k == target.to_string()) {
+        return Ok(vec![exact.0.clone()]);
     }
-    Ok(found)
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    let newest = found.last().map(|(k, _)| k.clone());
+    let mut keep = vec![];
+    for (key, _) in found {
+        if Some(&key) == newest.as_ref() || !lifecycle::active_runs_of(&key)?.is_empty() {
+            keep.push(key);
+        }
+    }
+    Ok(keep)
 }
 
 /// Every stored reference whose tag is a version (`upgrade --all`).

@@ -201,6 +201,10 @@ async fn the_json_search_pages_and_describes_each_package() {
     let on_p1: Vec<_> = p1["packages"].as_array().unwrap().iter().map(|p| &p["repository"]).collect();
     assert!(!on_p1.contains(&&p2["packages"][0]["repository"]));
 
+    // A one-word query naming an owner finds their packages.
+    let owned = get("/api/v1/search?q=sam").await.json();
+    assert_eq!(owned["total"], 3, "{owned}");
+
     let none = get("/api/v1/search?q=nothing-like-this").await.json();
     assert_eq!(none["total"], 0);
     assert_eq!(none["packages"], serde_json::json!([]));

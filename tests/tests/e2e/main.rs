@@ -21,6 +21,7 @@ mod inspect;
 mod invocation;
 mod lifecycle;
 mod multi_arch;
+mod package_manager;
 mod pack_c;
 mod pack_go;
 mod pack_rust;

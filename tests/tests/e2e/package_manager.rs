@@ -1,0 +1,216 @@
+//! The user's side of a package manager, end to end against a real hub and a real
+//! docker-registry: `search` by word and by owner (and a clear refusal from a plain
+//! registry), short names through the configured default registry, and the upgrade loop —
+//! publish 0.1.0, `run -d`, publish 0.2.0 with a new param, `outdated` lists it, `diff`
+//! shows the param, `upgrade` restarts the run on 0.2.0 (new programs attached, the old
+//! ones gone from the kernel); a 0.3.0 that cannot attach is rolled back to 0.2.0.
+
+use std::path::Path;
+
+use ebpf_e2e_tests::cli::{fails, ok, Env};
+use ebpf_e2e_tests::hub::Hub;
+use ebpf_e2e_tests::project::eunomia_publishing_to as project;
+use ebpf_e2e_tests::{bpftool_has_prog, needs, Need, Registry};
+
+fn text(out: std::process::Output) -> (String, String) {
+    let s = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (s(out.stdout), s(out.stderr))
+}
+
+/// A publisher `alice` logged in to `hub`, with a project `name` publishing there.
+fn publisher(hub: &Hub, name: &str) -> (Env, std::path::PathBuf) {
+    let (_, token) = hub.user_with_token("alice");
+    let env = Env::new();
+    ok(&mut env.cmd(["login", hub.addr(), "-u", "alice", "-p", &token]));
+    let dir = project(&env, name, &format!("{}/alice", hub.addr()));
+    (env, dir)
+}
+
+fn publish(env: &Env, dir: &Path) {
+    ok(env.cmd(["publish", "--manifest-path"]).arg(dir));
+}
+
+/// Rewrites the project's version, and its source with `edit`.
+fn bump(dir: &Path, name: &str, from: &str, to: &str, edit: impl Fn(String) -> String) {
+    let manifest = dir.join("ebpf.toml");
+    let toml = std::fs::read_to_string(&manifest).unwrap();
+    let bumped = toml.replace(&format!("version = \"{from}\""), &format!("version = \"{to}\""));
+    assert_ne!(toml, bumped, "no version {from} in {toml}");
+    std::fs::write(&manifest, bumped).unwrap();
+    let source = dir.join("src").join(format!("{name}.bpf.c"));
+    let c = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, edit(c)).unwrap();
+}
+
+#[test]
+fn search_finds_by_word_and_owner_and_short_names_resolve_through_the_default() {
+    if !needs(&[Need::Build, Need::Registry]) {
+        return;
+    }
+    let hub = Hub::start();
+    let (alice, dir) = publisher(&hub, "findsnoop");
+    publish(&alice, &dir);
+    let user = Env::new();
+
+    let (out, _) = text(ok(&mut user.cmd(["search", "findsnoop", "--registry", hub.addr(), "--json"])));
+    let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(found["total"], 1, "{found}");
+    let p = &found["packages"][0];
+    assert_eq!((p["repository"].as_str(), p["latest"].as_str()), (Some("alice/findsnoop"), Some("0.1.0")));
+    assert_eq!(p["signed"], false);
+    let (table, _) = text(ok(&mut user.cmd(["search", "alice", "--registry", hub.addr()])));
+    assert!(table.contains(&format!("{}/alice/findsnoop", hub.addr())), "{table}");
+    assert!(table.lines().next().unwrap().contains("DOWNLOADS"), "{table}");
+
+    // A plain OCI registry has no search, and says so.
+    let registry = Registry::start();
+    let err = fails(&mut user.cmd(["search", "x", "--registry", registry.addr()]), 6);
+    assert!(err.contains("has no package search"), "{err}");
+
+    // No default registry: a short name goes nowhere, with help.
+    let err = fails(&mut user.cmd(["pull", "findsnoop"]), 2);
+    assert!(err.contains("no default registry is configured"), "{err}");
+    assert!(err.contains("config set default-registry"), "{err}");
+    let err = fails(&mut user.cmd(["search", "findsnoop"]), 2);
+    assert!(err.contains("--registry"), "{err}");
+
+    let default = format!("{}/alice", hub.addr());
+    ok(&mut user.cmd(["config", "set", "default-registry", &default]));
+    let (got, _) = text(ok(&mut user.cmd(["config", "get", "default-registry"])));
+    assert_eq!(got.trim(), default);
+    fails(&mut user.cmd(["config", "set", "default-registry", "alice"]), 2);
+    let full = format!("{default}/findsnoop:0.1.0");
+    for short in ["findsnoop", "findsnoop:0.1.0", "alice/findsnoop"] {
+        let (_, said) = text(ok(&mut user.cmd(["pull", short])));
+        assert!(said.contains(&format!("Resolved {short} to {full}")), "{said}");
+    }
+    // Search with no --registry uses the default's hub.
+    let (table, _) = text(ok(&mut user.cmd(["search", "findsnoop"])));
+    assert!(table.contains("alice/findsnoop"), "{table}");
+    let (listed, _) = text(ok(&mut user.cmd(["list", "--json"])));
+    assert!(listed.contains(&full), "{listed}");
+
+    if needs(&[Need::Kernel]) {
+        let (_, said) = text(ok(&mut user.cmd(["run", "findsnoop", "--duration", "1"])));
+        assert!(said.contains(&format!("Resolved findsnoop to {full}")), "{said}");
+        assert!(said.contains("Attached"), "{said}");
+    }
+}
+
+/// The run `id` as `ps --json --all` shows it.
+fn ps_entry(env: &Env, id: &str) -> serde_json::Value {
+    let (out, _) = text(ok(&mut env.cmd(["ps", "--all", "--json"])));
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    runs.into_iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("run {id} not in ps: {out}"))
+}
+
+fn program_ids(entry: &serde_json::Value) -> Vec<u64> {
+    let ids = entry["program_ids"].as_array().expect("program_ids");
+    ids.iter().map(|v| v.as_u64().unwrap()).collect()
+}
+
+/// The id of the run a `Restarted run OLD as run NEW` (or rolled back … as run NEW) line names.
+fn new_run_id(said: &str) -> String {
+    let at = said.rfind("as run ").unwrap_or_else(|| panic!("no new run in {said}"));
+    said[at + 7..at + 15].to_string()
+}
+
+#[test]
+fn upgrade_restarts_runs_on_the_new_version_and_rolls_back_a_bad_one() {
+    if !needs(&[Need::Build, Need::Kernel]) {
+        return;
+    }
+    let hub = Hub::start();
+    let name = "upgsnoop";
+    let (alice, dir) = publisher(&hub, name);
+    publish(&alice, &dir);
+    let user = Env::new();
+    ok(&mut user.cmd(["config", "set", "default-registry", &format!("{}/alice", hub.addr())]));
+    let (id, _) = text(ok(&mut user.cmd(["run", "-d", name, "--output", "json"])));
+    let id = id.trim().to_string();
+    let old_ids = program_ids(&ps_entry(&user, &id));
+    assert!(!old_ids.is_empty());
+    let mut runs = vec![id.clone()];
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        upgrade_steps(&hub, &alice, &dir, &user, &id, &old_ids, &mut runs)
+    }));
+    for run in &runs {
+        let _ = user.cmd(["stop", run]).output();
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn upgrade_steps(
+    hub: &Hub,
+    alice: &Env,
+    dir: &Path,
+    user: &Env,
+    id: &str,
+    old_ids: &[u64],
+    runs: &mut Vec<String>,
+) {
+    let name = "upgsnoop";
+    let reference = format!("{}/alice/{name}", hub.addr());
+    // 0.2.0 adds a param.
+    bump(dir, name, "0.1.0", "0.2.0", |c| {
+        c.replace(
+            "const volatile pid_t target_pid = 0;",
+            "const volatile pid_t target_pid = 0;\n/// @description Skip users below this uid\nconst volatile u32 min_uid = 0;",
+        )
+        .replace(
+            "\tif (target_pid && pid != target_pid)",
+            "\tif (min_uid && (u32)bpf_get_current_uid_gid() < min_uid)\n\t\treturn 0;\n\tif (target_pid && pid != target_pid)",
+        )
+    });
+    publish(alice, dir);
+
+    let (out, _) = text(ok(&mut user.cmd(["outdated", "--json"])));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0]["reference"], format!("{reference}:0.1.0").as_str());
+    assert_eq!((rows[0]["latest"].as_str(), rows[0]["compatible"].as_str()), (Some("0.2.0"), Some("0.2.0")));
+    assert_eq!(rows[0]["runs"], serde_json::json!([id]));
+
+    let (diff, _) = text(ok(&mut user.cmd(["diff", name, "--from", "0.1.0", "--to", "0.2.0"])));
+    assert!(diff.contains("+ param --min-uid (int(4, unsigned), default 0)"), "{diff}");
+    assert!(!diff.contains("[breaking]"), "{diff}");
+    let (diff2, _) = text(ok(&mut user.cmd(["diff", &format!("{reference}:0.1.0"), &format!("{reference}:0.2.0")])));
+    assert!(diff2.contains("+ param --min-uid"), "{diff2}");
+
+    let (printed, said) = text(ok(&mut user.cmd(["upgrade", name])));
+    assert_eq!(printed.trim(), format!("{reference}:0.2.0"));
+    assert!(said.contains("+ param --min-uid"), "the diff is shown: {said}");
+    assert!(said.contains(&format!("Restarted run {id} as run ")), "{said}");
+    let new_id = new_run_id(&said);
+    runs.push(new_id.clone());
+    let upgraded = ps_entry(user, &new_id);
+    assert_eq!(upgraded["version"], "0.2.0");
+    assert_eq!(upgraded["status"], "running");
+    assert_eq!(upgraded["options"]["output"], "json", "the same options");
+    let new_ids = program_ids(&upgraded);
+    assert!(new_ids.iter().all(|p| bpftool_has_prog(*p)), "new programs attached");
+    assert!(old_ids.iter().all(|p| !bpftool_has_prog(*p)), "old programs gone");
+    assert!(ps_entry(user, id)["stopped"].is_u64());
+    let (out, _) = text(ok(&mut user.cmd(["outdated", "--json"])));
+    assert!(!out.contains(":0.2.0"), "0.2.0 is the newest: {out}");
+
+    // 0.3.0 attaches to a tracepoint no kernel has: the upgrade rolls back to 0.2.0.
+    bump(dir, name, "0.2.0", "0.3.0", |c| {
+        c.replace("sys_enter_openat\")", "sys_enter_no_such_call\")")
+    });
+    publish(alice, dir);
+    let (_, said) = text(ok(&mut user.cmd(["upgrade", name])));
+    assert!(said.contains("failed to start") && said.contains("rolled back"), "{said}");
+    let back_id = new_run_id(&said);
+    runs.push(back_id.clone());
+    let back = ps_entry(user, &back_id);
+    assert_eq!(back["version"], "0.2.0");
+    assert_eq!(back["status"], "running");
+    let back_ids = program_ids(&back);
+    assert!(!back_ids.is_empty() && back_ids.iter().all(|p| bpftool_has_prog(*p)));
+    assert!(new_ids.iter().all(|p| !bpftool_has_prog(*p)));
+}
