@@ -2,7 +2,7 @@
 //! user-side commands (`pull`/`run`/`list`/`rm`, background runs) from [`ebpf_runner::cli`].
 //!
 //! One module per stage: [`scaffold`] (new), [`build`], [`package`], [`keys`] (signing
-//! keys); [`cli`] wires them up.
+//! keys), [`shell`] (completions, man pages); [`cli`] wires them up.
 
 pub mod build;
 pub mod cli;
@@ -10,5 +10,6 @@ pub mod keys;
 pub mod manifest;
 pub mod package;
 pub mod scaffold;
+pub mod shell;
 
 pub use ebpf_package::{Error, ErrorKind, Result};
