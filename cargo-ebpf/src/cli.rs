@@ -319,7 +319,13 @@ pub fn execute(cli: Cli) -> Result<i32> {
             registry,
         } => cmd_yank(&reference, undo, &registry),
         Command::Completions { shell } => {
-            crate::shell::completions(<Cli as clap::CommandFactory>::command(), shell, &mut std::io::stdout());
+            let mut script = vec![];
+            crate::shell::completions(<Cli as clap::CommandFactory>::command(), shell, &mut script);
+            // Through out_line, so `completions bash | head` ends quietly.
+            out_line(format_args!(
+                "{}",
+                String::from_utf8_lossy(&script).trim_end()
+            ));
             Ok(())
         }
         Command::InstallMan { dir } => cmd_install_man(dir),
@@ -502,6 +508,12 @@ fn cmd_push(
         )?),
         None => None,
     };
+    if given.is_none() {
+        let project = load_project(args)?;
+        let reference = Reference::parse(&project.reference()?)?;
+        crate::publish::check_metadata(&project)?;
+        crate::publish::check_unpublished(&runner_cli::registry(reg)?, &reference)?;
+    }
     let (project, built) = cmd_build(args)?;
     let reference = match given {
         Some(r) => r,
@@ -637,11 +649,22 @@ mod tests {
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        for page in ["cargo-ebpf.1", "cargo-ebpf-upgrade.1", "cargo-ebpf-config-set.1", "cargo-ebpf-search.1"] {
-            assert!(names.iter().any(|n| n == page), "{page} missing from {names:?}");
+        for page in [
+            "cargo-ebpf.1",
+            "cargo-ebpf-upgrade.1",
+            "cargo-ebpf-config-set.1",
+            "cargo-ebpf-search.1",
+        ] {
+            assert!(
+                names.iter().any(|n| n == page),
+                "{page} missing from {names:?}"
+            );
         }
         assert!(!names.iter().any(|n| n.contains("__daemon")));
         let upgrade = std::fs::read_to_string(dir.path().join("cargo-ebpf-upgrade.1")).unwrap();
-        assert!(upgrade.contains(".TH") && upgrade.contains("latest"), "{upgrade}");
+        assert!(
+            upgrade.contains(".TH") && upgrade.contains("latest"),
+            "{upgrade}"
+        );
     }
 }

@@ -2,13 +2,14 @@
 //! user-side commands (`pull`/`run`/`list`/`rm`, background runs) from [`ebpf_runner::cli`].
 //!
 //! One module per stage: [`scaffold`] (new), [`build`], [`package`], [`keys`] (signing
-//! keys), [`shell`] (completions, man pages); [`cli`] wires them up.
+//! keys), [`publish`] (checks before publishing), [`shell`] (completions, man pages); [`cli`] wires them up.
 
 pub mod build;
 pub mod cli;
 pub mod keys;
 pub mod manifest;
 pub mod package;
+pub mod publish;
 pub mod scaffold;
 pub mod shell;
 

@@ -82,4 +82,3 @@ fn write_pages(
     }
     Ok(())
 }
-

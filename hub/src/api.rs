@@ -312,7 +312,11 @@ async fn search_with_owner(
 /// version, as signed).
 async fn latest_is_signed(app: &AppState, repo: &str, latest: &str) -> Result<bool, HubError> {
     let versions = app.db.versions(repo).await?;
-    let Some(digest) = versions.iter().find(|v| v.version == latest).map(|v| &v.digest) else {
+    let Some(digest) = versions
+        .iter()
+        .find(|v| v.version == latest)
+        .map(|v| &v.digest)
+    else {
         return Ok(false);
     };
     let signatures = app.db.verified_signatures(repo).await?;

@@ -122,10 +122,20 @@ fn programs(old: &PackageMeta, new: &PackageMeta, out: &mut Vec<Change>) {
     let (o, n) = (by_name(old), by_name(new));
     let (added, removed, changed) = compare(&o, &n);
     for name in added {
-        out.push(change("program", '+', format!("program {name} ({})", n[name]), false));
+        out.push(change(
+            "program",
+            '+',
+            format!("program {name} ({})", n[name]),
+            false,
+        ));
     }
     for name in removed {
-        out.push(change("program", '-', format!("program {name} ({})", o[name]), false));
+        out.push(change(
+            "program",
+            '-',
+            format!("program {name} ({})", o[name]),
+            false,
+        ));
     }
     for (name, a, b) in changed {
         let text = format!("program {name}: attach {a} → {b}");
@@ -149,10 +159,20 @@ fn maps(old: &PackageMeta, new: &PackageMeta, out: &mut Vec<Change>) {
     let (o, n) = (by_name(old), by_name(new));
     let (added, removed, changed) = compare(&o, &n);
     for name in added {
-        out.push(change("map", '+', format!("map {name} ({})", n[name]), false));
+        out.push(change(
+            "map",
+            '+',
+            format!("map {name} ({})", n[name]),
+            false,
+        ));
     }
     for name in removed {
-        out.push(change("map", '-', format!("map {name} ({})", o[name]), false));
+        out.push(change(
+            "map",
+            '-',
+            format!("map {name} ({})", o[name]),
+            false,
+        ));
     }
     for (name, a, b) in changed {
         out.push(change("map", '~', format!("map {name}: {a} → {b}"), false));
@@ -208,10 +228,20 @@ fn events(old: &PackageMeta, new: &PackageMeta, out: &mut Vec<Change>) {
     let (o, n) = (event_fields(old), event_fields(new));
     let (added, removed, changed) = compare(&o, &n);
     for key in added {
-        out.push(change("event", '+', format!("event field {key} ({})", n[key]), false));
+        out.push(change(
+            "event",
+            '+',
+            format!("event field {key} ({})", n[key]),
+            false,
+        ));
     }
     for key in removed {
-        out.push(change("event", '-', format!("event field {key} ({})", o[key]), true));
+        out.push(change(
+            "event",
+            '-',
+            format!("event field {key} ({})", o[key]),
+            true,
+        ));
     }
     for (key, a, b) in changed {
         let text = format!("event field {key}: type {a} → {b}");
@@ -236,10 +266,18 @@ fn plan(old: &PackageMeta, new: &PackageMeta, out: &mut Vec<Change>) {
         out.push(change("capability", '+', text, true));
     }
     for name in removed {
-        out.push(change("capability", '-', format!("capability {name}"), false));
+        out.push(change(
+            "capability",
+            '-',
+            format!("capability {name}"),
+            false,
+        ));
     }
     let writes = |p: &Plan| -> BTreeMap<String, bool> {
-        p.files.iter().map(|f| (f.dest.clone(), f.overwrite)).collect()
+        p.files
+            .iter()
+            .map(|f| (f.dest.clone(), f.overwrite))
+            .collect()
     };
     let (o, n) = (writes(&po), writes(&pn));
     let (added, removed, changed) = compare(&o, &n);
@@ -259,7 +297,10 @@ fn plan(old: &PackageMeta, new: &PackageMeta, out: &mut Vec<Change>) {
 fn type_name(t: &TypeLayout) -> String {
     match t {
         TypeLayout::Int { size, signed } => {
-            format!("int({size}, {})", if *signed { "signed" } else { "unsigned" })
+            format!(
+                "int({size}, {})",
+                if *signed { "signed" } else { "unsigned" }
+            )
         }
         TypeLayout::Bool { size } => format!("bool({size})"),
         TypeLayout::Float { size } => format!("float({size})"),
@@ -332,14 +373,29 @@ mod tests {
             section: "tracepoint/syscalls/sys_enter_openat".into(),
             prog_type: "tracepoint".into(),
         }];
-        with_event(&mut old, &[("pid", int(4)), ("comm", TypeLayout::String { len: 16 })]);
+        with_event(
+            &mut old,
+            &[("pid", int(4)), ("comm", TypeLayout::String { len: 16 })],
+        );
         let mut new = old.clone();
         new.version = "0.2.0".into();
         new.params.push(param("min-size", int(8), 64));
-        let d = PackageDiff::of(Side { meta: &old, size: 10 }, Side { meta: &new, size: 10 });
+        let d = PackageDiff::of(
+            Side {
+                meta: &old,
+                size: 10,
+            },
+            Side {
+                meta: &new,
+                size: 10,
+            },
+        );
         assert!(!d.is_breaking(), "{}", d.render());
         assert_eq!(d.changes.len(), 1);
-        assert_eq!(d.changes[0].text, "param --min-size (int(8, signed), default 64)");
+        assert_eq!(
+            d.changes[0].text,
+            "param --min-size (int(8, signed), default 64)"
+        );
 
         new.params[0].ty = TypeLayout::String { len: 8 };
         with_event(&mut new, &[("pid", int(4))]);
@@ -349,12 +405,30 @@ mod tests {
             env: Default::default(),
             workdir: None,
         };
-        let d = PackageDiff::of(Side { meta: &old, size: 10 }, Side { meta: &new, size: 12 });
+        let d = PackageDiff::of(
+            Side {
+                meta: &old,
+                size: 10,
+            },
+            Side {
+                meta: &new,
+                size: 12,
+            },
+        );
         let text = d.render();
         assert!(d.is_breaking());
-        assert!(text.contains("~ param --target-pid: type int(4, signed) → string(8)  [breaking]"), "{text}");
-        assert!(text.contains("- event field event.comm (string(16))  [breaking]"), "{text}");
-        assert!(text.contains("~ runtime kernel → executable  [breaking]"), "{text}");
+        assert!(
+            text.contains("~ param --target-pid: type int(4, signed) → string(8)  [breaking]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- event field event.comm (string(16))  [breaking]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("~ runtime kernel → executable  [breaking]"),
+            "{text}"
+        );
         assert!(text.contains("~ size 10 → 12 bytes\n"), "{text}");
     }
 
@@ -367,13 +441,31 @@ mod tests {
             section: "xdp".into(),
             prog_type: "xdp".into(),
         }];
-        let d = PackageDiff::of(Side { meta: &old, size: 1 }, Side { meta: &new, size: 1 });
+        let d = PackageDiff::of(
+            Side {
+                meta: &old,
+                size: 1,
+            },
+            Side {
+                meta: &new,
+                size: 1,
+            },
+        );
         assert!(d.is_breaking(), "{}", d.render());
         assert!(d
             .changes
             .iter()
             .any(|c| c.area == "capability" && c.text.starts_with("capability CAP_NET_ADMIN")));
-        let same = PackageDiff::of(Side { meta: &old, size: 1 }, Side { meta: &old, size: 1 });
+        let same = PackageDiff::of(
+            Side {
+                meta: &old,
+                size: 1,
+            },
+            Side {
+                meta: &old,
+                size: 1,
+            },
+        );
         assert!(same.changes.is_empty());
         assert!(same.render().contains("no differences"));
     }

@@ -150,8 +150,9 @@ fn unknown_key(key: &str) -> Error {
 /// port or `localhost`), so a default is never mistaken for a namespace.
 pub fn check_registry_prefix(value: &str) -> Result<()> {
     let bad = || {
-        Error::usage(format!("{value:?} is not a registry and namespace"))
-            .with_help("write it as HOST[:PORT]/NAMESPACE, e.g. hub.example.com/alice or 127.0.0.1:5000/team")
+        Error::usage(format!("{value:?} is not a registry and namespace")).with_help(
+            "write it as HOST[:PORT]/NAMESPACE, e.g. hub.example.com/alice or 127.0.0.1:5000/team",
+        )
     };
     let value = value.trim_end_matches('/');
     let (host, namespace) = value.split_once('/').unwrap_or((value, ""));

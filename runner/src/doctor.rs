@@ -18,7 +18,7 @@ pub struct Check {
     /// `build`, `run` or `kernel`.
     pub area: &'static str,
     pub name: &'static str,
-    /// `ok`, `missing`, `off` or `unknown`.
+    /// `ok`, `missing`, `off`, `limited` or `unknown`.
     pub status: &'static str,
     /// What was found, or what is missing it affects.
     pub detail: String,
@@ -42,17 +42,94 @@ struct Tool {
 }
 
 const TOOLS: &[Tool] = &[
-    Tool { area: "build", name: "clang", probe: "clang", needed_for: "compiling BPF programs (every pack)", debian: "clang", fedora: "clang" },
-    Tool { area: "build", name: "llvm-strip", probe: "llvm-strip", needed_for: "stripping BPF objects", debian: "llvm", fedora: "llvm" },
-    Tool { area: "build", name: "bpftool", probe: "bpftool", needed_for: "vmlinux.h and skeletons (c pack)", debian: "bpftool", fedora: "bpftool" },
-    Tool { area: "build", name: "libbpf headers", probe: "/usr/include/bpf/libbpf.h", needed_for: "<bpf/bpf_helpers.h> (every pack)", debian: "libbpf-dev", fedora: "libbpf-devel" },
-    Tool { area: "build", name: "make", probe: "make", needed_for: "the c pack's loader", debian: "make", fedora: "make" },
-    Tool { area: "build", name: "gcc", probe: "gcc", needed_for: "the c and rust packs' loaders", debian: "gcc", fedora: "gcc" },
-    Tool { area: "build", name: "go", probe: "go", needed_for: "the go pack", debian: "golang-go", fedora: "golang" },
-    Tool { area: "build", name: "cargo", probe: "cargo", needed_for: "the rust pack", debian: "cargo", fedora: "cargo" },
-    Tool { area: "build", name: "podman or docker", probe: "podman|docker", needed_for: "build --container", debian: "podman", fedora: "podman" },
-    Tool { area: "run", name: "podman or docker", probe: "podman|docker", needed_for: "container-runtime packages", debian: "podman", fedora: "podman" },
-    Tool { area: "run", name: "bpftool", probe: "bpftool", needed_for: "inspecting what runs in the kernel (optional)", debian: "bpftool", fedora: "bpftool" },
+    Tool {
+        area: "build",
+        name: "clang",
+        probe: "clang",
+        needed_for: "compiling BPF programs (every pack)",
+        debian: "clang",
+        fedora: "clang",
+    },
+    Tool {
+        area: "build",
+        name: "llvm-strip",
+        probe: "llvm-strip",
+        needed_for: "stripping BPF objects",
+        debian: "llvm",
+        fedora: "llvm",
+    },
+    Tool {
+        area: "build",
+        name: "bpftool",
+        probe: "bpftool",
+        needed_for: "vmlinux.h and skeletons (c pack)",
+        debian: "bpftool",
+        fedora: "bpftool",
+    },
+    Tool {
+        area: "build",
+        name: "libbpf headers",
+        probe: "/usr/include/bpf/libbpf.h",
+        needed_for: "<bpf/bpf_helpers.h> (every pack)",
+        debian: "libbpf-dev",
+        fedora: "libbpf-devel",
+    },
+    Tool {
+        area: "build",
+        name: "make",
+        probe: "make",
+        needed_for: "the c pack's loader",
+        debian: "make",
+        fedora: "make",
+    },
+    Tool {
+        area: "build",
+        name: "gcc",
+        probe: "gcc",
+        needed_for: "the c and rust packs' loaders",
+        debian: "gcc",
+        fedora: "gcc",
+    },
+    Tool {
+        area: "build",
+        name: "go",
+        probe: "go",
+        needed_for: "the go pack",
+        debian: "golang-go",
+        fedora: "golang",
+    },
+    Tool {
+        area: "build",
+        name: "cargo",
+        probe: "cargo",
+        needed_for: "the rust pack",
+        debian: "cargo",
+        fedora: "cargo",
+    },
+    Tool {
+        area: "build",
+        name: "podman or docker",
+        probe: "podman|docker",
+        needed_for: "build --container",
+        debian: "podman",
+        fedora: "podman",
+    },
+    Tool {
+        area: "run",
+        name: "podman or docker",
+        probe: "podman|docker",
+        needed_for: "container-runtime packages",
+        debian: "podman",
+        fedora: "podman",
+    },
+    Tool {
+        area: "run",
+        name: "bpftool",
+        probe: "bpftool",
+        needed_for: "inspecting what runs in the kernel (optional)",
+        debian: "bpftool",
+        fedora: "bpftool",
+    },
 ];
 
 /// Everything `doctor` checks, in a fixed order.
@@ -127,40 +204,73 @@ fn kernel() -> Vec<Check> {
         false => "no /sys/kernel/btf/vmlinux: CO-RE programs need a kernel built with CONFIG_DEBUG_INFO_BTF (or --btf FILE)".into(),
     }));
     let bpffs = mounted("bpf");
-    out.push(kernel_check("bpffs", on_off(bpffs.is_some()), match bpffs {
-        Some(at) => format!("mounted at {at}"),
-        None => "not mounted: background runs pin there; `mount -t bpf bpf /sys/fs/bpf`".into(),
-    }));
+    out.push(kernel_check(
+        "bpffs",
+        on_off(bpffs.is_some()),
+        match bpffs {
+            Some(at) => format!("mounted at {at}"),
+            None => "not mounted: background runs pin there; `mount -t bpf bpf /sys/fs/bpf`".into(),
+        },
+    ));
     let tracefs = mounted("tracefs");
-    out.push(kernel_check("tracefs", on_off(tracefs.is_some()), match tracefs {
-        Some(at) => format!("mounted at {at}"),
-        None => "not mounted: tracepoints need it; `mount -t tracefs tracefs /sys/kernel/tracing`".into(),
-    }));
+    out.push(kernel_check(
+        "tracefs",
+        on_off(tracefs.is_some()),
+        match tracefs {
+            Some(at) => format!("mounted at {at}"),
+            None => {
+                "not mounted: tracepoints need it; `mount -t tracefs tracefs /sys/kernel/tracing`"
+                    .into()
+            }
+        },
+    ));
     let kprobes = exists("/sys/bus/event_source/devices/kprobe/type");
-    out.push(kernel_check("kprobes", on_off(kprobes), match kprobes {
-        true => "the kprobe PMU is there".into(),
-        false => "no kprobe PMU (CONFIG_KPROBES off): kprobe/kretprobe programs cannot attach".into(),
-    }));
+    out.push(kernel_check(
+        "kprobes",
+        on_off(kprobes),
+        match kprobes {
+            true => "the kprobe PMU is there".into(),
+            false => {
+                "no kprobe PMU (CONFIG_KPROBES off): kprobe/kretprobe programs cannot attach".into()
+            }
+        },
+    ));
     out.push(trampolines());
     out.push(lockdown());
     let cgroup2 = exists("/sys/fs/cgroup/cgroup.controllers");
-    out.push(kernel_check("cgroup v2", on_off(cgroup2), match cgroup2 {
-        true => "unified hierarchy at /sys/fs/cgroup".into(),
-        false => "no cgroup v2 at /sys/fs/cgroup: cgroup programs need --cgroup PATH of a v2 mount".into(),
-    }));
+    out.push(kernel_check(
+        "cgroup v2",
+        on_off(cgroup2),
+        match cgroup2 {
+            true => "unified hierarchy at /sys/fs/cgroup".into(),
+            false => {
+                "no cgroup v2 at /sys/fs/cgroup: cgroup programs need --cgroup PATH of a v2 mount"
+                    .into()
+            }
+        },
+    ));
     out
 }
 
 /// fentry/fexit/lsm need BPF trampolines: known from the kernel config when it is readable.
 fn trampolines() -> Check {
     let Some(config) = kernel_config() else {
-        return kernel_check("trampolines", "unknown", "no readable kernel config (/boot/config-*): fentry/fexit support is untold".into());
+        return kernel_check(
+            "trampolines",
+            "unknown",
+            "no readable kernel config (/boot/config-*): fentry/fexit support is untold".into(),
+        );
     };
     let on = |key: &str| config.lines().any(|l| l == format!("{key}=y"));
     let ok = on("CONFIG_BPF_JIT") && on("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS");
     let detail = match ok {
-        true => "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y: fentry/fexit/lsm can attach".to_string(),
-        false => "no CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS: fentry/fexit/lsm programs cannot attach".to_string(),
+        true => {
+            "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y: fentry/fexit/lsm can attach".to_string()
+        }
+        false => {
+            "no CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS: fentry/fexit/lsm programs cannot attach"
+                .to_string()
+        }
     };
     kernel_check("trampolines", if ok { "ok" } else { "off" }, detail)
 }
@@ -183,7 +293,11 @@ fn lockdown() -> Check {
         .unwrap_or_else(|| "none".into());
     match mode.as_str() {
         "none" => kernel_check("lockdown", "ok", "lockdown=none".into()),
-        m => kernel_check("lockdown", "off", format!("lockdown={m}: helpers that read kernel memory are refused")),
+        m => kernel_check(
+            "lockdown",
+            "limited",
+            format!("lockdown={m}: helpers that read kernel memory are refused"),
+        ),
     }
 }
 
@@ -199,7 +313,10 @@ pub fn distro() -> Option<&'static str> {
     let ids = format!("{} {}", field("ID"), field("ID_LIKE"));
     if ids.contains("debian") || ids.contains("ubuntu") {
         Some("debian")
-    } else if ["fedora", "rhel", "openeuler", "centos"].iter().any(|d| ids.contains(d)) {
+    } else if ["fedora", "rhel", "openeuler", "centos"]
+        .iter()
+        .any(|d| ids.contains(d))
+    {
         Some("fedora")
     } else {
         None
@@ -213,19 +330,44 @@ mod tests {
     #[test]
     fn every_tool_has_both_packages_and_the_kernel_rows_are_all_there() {
         let checks = checks();
-        let names: Vec<&str> = checks.iter().filter(|c| c.area == "kernel").map(|c| c.name).collect();
+        let names: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.area == "kernel")
+            .map(|c| c.name)
+            .collect();
         assert_eq!(
             names,
-            ["BTF", "bpffs", "tracefs", "kprobes", "trampolines", "lockdown", "cgroup v2"]
+            [
+                "BTF",
+                "bpffs",
+                "tracefs",
+                "kprobes",
+                "trampolines",
+                "lockdown",
+                "cgroup v2"
+            ]
         );
-        let sh = Tool { area: "run", name: "sh", probe: "sh", needed_for: "x", debian: "dash", fedora: "bash" };
+        let sh = Tool {
+            area: "run",
+            name: "sh",
+            probe: "sh",
+            needed_for: "x",
+            debian: "dash",
+            fedora: "bash",
+        };
         assert_eq!(tool(&sh).status, "ok");
-        let none = Tool { probe: "no-such-program-xyz|/no/such/file", ..sh };
+        let none = Tool {
+            probe: "no-such-program-xyz|/no/such/file",
+            ..sh
+        };
         let missing = tool(&none);
         assert_eq!((missing.status, missing.debian), ("missing", Some("dash")));
         // This machine's kernel has BTF (the tests need it) and it is reported as such.
         if Path::new("/sys/kernel/btf/vmlinux").exists() {
-            assert_eq!(checks.iter().find(|c| c.name == "BTF").unwrap().status, "ok");
+            assert_eq!(
+                checks.iter().find(|c| c.name == "BTF").unwrap().status,
+                "ok"
+            );
         }
     }
 }

@@ -162,11 +162,13 @@ pub fn search(
     page: u64,
     per_page: u64,
 ) -> Result<SearchPage> {
-    let request = client()?.get(url(registry, host, "/api/v1/search")).query(&[
-        ("q", query.to_string()),
-        ("page", page.to_string()),
-        ("per_page", per_page.to_string()),
-    ]);
+    let request = client()?
+        .get(url(registry, host, "/api/v1/search"))
+        .query(&[
+            ("q", query.to_string()),
+            ("page", page.to_string()),
+            ("per_page", per_page.to_string()),
+        ]);
     let (status, body) = get_bounded(request, host)?;
     if status != 200 {
         return Err(no_search(host, status));

@@ -97,7 +97,11 @@ pub fn fetch(reference: &Reference, store: &Store, registry: &Registry) -> Resul
 /// the digest its signature covers, so a tag re-pointed meanwhile cannot swap it.
 pub fn pull_into(reference: &Reference, store: &Store, registry: &Registry) -> Result<Package> {
     let verified = pull_verified(reference, registry)?;
-    store.insert_verified(reference, &verified.package, verified.verified_by.as_deref())?;
+    store.insert_verified(
+        reference,
+        &verified.package,
+        verified.verified_by.as_deref(),
+    )?;
     Ok(verified.package)
 }
 

@@ -52,7 +52,10 @@ pub fn outdated(store: &Store, registry: &Registry) -> Result<Vec<Outdated>> {
         let offered = match versions::offered(registry, &reference) {
             Ok(o) => o,
             Err(e) => {
-                eprintln!("warning: cannot list the versions of {reference}: {}", e.full_message());
+                eprintln!(
+                    "warning: cannot list the versions of {reference}: {}",
+                    e.full_message()
+                );
                 continue;
             }
         };
@@ -77,9 +80,8 @@ pub fn outdated(store: &Store, registry: &Registry) -> Result<Vec<Outdated>> {
 /// repository, the newest stored version and every version a background run uses (an old
 /// version nobody runs is left alone).
 pub fn stored_matching(store: &Store, target: &Reference) -> Result<Vec<String>> {
-    let same_repo = |r: &Reference| {
-        r.registry() == target.registry() && r.repository() == target.repository()
-    };
+    let same_repo =
+        |r: &Reference| r.registry() == target.registry() && r.repository() == target.repository();
     let mut found: Vec<(String, Version)> = store
         .list()?
         .into_iter()

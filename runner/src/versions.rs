@@ -53,7 +53,11 @@ pub fn pick(tags: &[String], yanked: &[String]) -> Vec<Offered> {
 
 /// The newest of `offered` newer than `current`; within `current`'s major version unless
 /// `any_major`.
-pub fn newer<'a>(offered: &'a [Offered], current: &Version, any_major: bool) -> Option<&'a Offered> {
+pub fn newer<'a>(
+    offered: &'a [Offered],
+    current: &Version,
+    any_major: bool,
+) -> Option<&'a Offered> {
     offered
         .iter()
         .filter(|o| o.version > *current)
@@ -72,7 +76,15 @@ mod tests {
     #[test]
     fn semver_order_skips_yanked_pre_releases_and_other_tags() {
         let offered = pick(
-            &tags(&["0.10.0", "latest", "0.9.0", "v1.0.0", "1.1.0-rc.1", "0.11.0", "sha256-ab.sig"]),
+            &tags(&[
+                "0.10.0",
+                "latest",
+                "0.9.0",
+                "v1.0.0",
+                "1.1.0-rc.1",
+                "0.11.0",
+                "sha256-ab.sig",
+            ]),
             &tags(&["0.11.0"]),
         );
         let names: Vec<&str> = offered.iter().map(|o| o.tag.as_str()).collect();

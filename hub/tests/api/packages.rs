@@ -182,7 +182,10 @@ async fn the_json_search_pages_and_describes_each_package() {
     let all = get("/api/v1/search?q=network").await;
     assert_eq!(all.status, 200, "{}", all.text());
     let all = all.json();
-    assert_eq!((all["total"].as_i64(), all["page"].as_i64()), (Some(3), Some(1)));
+    assert_eq!(
+        (all["total"].as_i64(), all["page"].as_i64()),
+        (Some(3), Some(1))
+    );
     let first = &all["packages"][0];
     assert_eq!(first["owner"], "sam");
     assert_eq!(first["latest"], "1.0.0");
@@ -194,11 +197,21 @@ async fn the_json_search_pages_and_describes_each_package() {
 
     // Pages of two: the second holds the one left, and no repository is on both.
     let p1 = get("/api/v1/search?q=network&per_page=2").await.json();
-    let p2 = get("/api/v1/search?q=network&per_page=2&page=2").await.json();
+    let p2 = get("/api/v1/search?q=network&per_page=2&page=2")
+        .await
+        .json();
     assert_eq!(p1["packages"].as_array().unwrap().len(), 2);
     assert_eq!(p2["packages"].as_array().unwrap().len(), 1);
-    assert_eq!((p2["total"].as_i64(), p2["per_page"].as_i64()), (Some(3), Some(2)));
-    let on_p1: Vec<_> = p1["packages"].as_array().unwrap().iter().map(|p| &p["repository"]).collect();
+    assert_eq!(
+        (p2["total"].as_i64(), p2["per_page"].as_i64()),
+        (Some(3), Some(2))
+    );
+    let on_p1: Vec<_> = p1["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["repository"])
+        .collect();
     assert!(!on_p1.contains(&&p2["packages"][0]["repository"]));
 
     // A one-word query naming an owner finds their packages.

@@ -348,7 +348,13 @@ pub fn execute(command: RunnerCommand, host: &Host) -> Result<i32> {
             to,
             json,
             registry,
-        } => versions::diff(&old, new.as_deref(), (from.as_deref(), to.as_deref()), json, &registry),
+        } => versions::diff(
+            &old,
+            new.as_deref(),
+            (from.as_deref(), to.as_deref()),
+            json,
+            &registry,
+        ),
         RunnerCommand::List { json } => packages::list(json),
         RunnerCommand::Rm { reference } => packages::rm(&reference, host),
         RunnerCommand::Inspect {

@@ -100,10 +100,8 @@ pub fn rm(reference: &str, host: &Host) -> Result<i32> {
         eprintln!("     Removed {full}");
         Ok(0)
     } else {
-        Err(
-            Error::input(format!("{full} is not in the local store"))
-                .with_help(format!("`{} list` shows what is", host.name)),
-        )
+        Err(Error::input(format!("{full} is not in the local store"))
+            .with_help(format!("`{} list` shows what is", host.name)))
     }
 }
 

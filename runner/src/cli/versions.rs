@@ -60,10 +60,7 @@ pub fn upgrade(
                     "no version of {} is in the local store",
                     reference.repository()
                 ))
-                .with_help(format!(
-                    "install it first: `{} install {text}`",
-                    host.name
-                )));
+                .with_help(format!("install it first: `{} install {text}`", host.name)));
             }
             found
         }
@@ -126,7 +123,10 @@ pub fn diff(
                 Some(f) => f.to_string(),
                 None => base.tag().unwrap_or("latest").to_string(),
             };
-            (base.with_tag(&from).to_string(), base.with_tag(to).to_string())
+            (
+                base.with_tag(&from).to_string(),
+                base.with_tag(to).to_string(),
+            )
         }
         (None, None) => {
             return Err(Error::usage("diff needs two packages")

@@ -34,7 +34,10 @@ fn publish(env: &Env, dir: &Path) {
 fn bump(dir: &Path, name: &str, from: &str, to: &str, edit: impl Fn(String) -> String) {
     let manifest = dir.join("ebpf.toml");
     let toml = std::fs::read_to_string(&manifest).unwrap();
-    let bumped = toml.replace(&format!("version = \"{from}\""), &format!("version = \"{to}\""));
+    let bumped = toml.replace(
+        &format!("version = \"{from}\""),
+        &format!("version = \"{to}\""),
+    );
     assert_ne!(toml, bumped, "no version {from} in {toml}");
     std::fs::write(&manifest, bumped).unwrap();
     let source = dir.join("src").join(format!("{name}.bpf.c"));
@@ -49,22 +52,79 @@ fn search_finds_by_word_and_owner_and_short_names_resolve_through_the_default() 
     }
     let hub = Hub::start();
     let (alice, dir) = publisher(&hub, "findsnoop");
+    // publish checks before uploading: a README and a description are required.
+    std::fs::rename(dir.join("README.md"), dir.join("NOTES.md")).unwrap();
+    let manifest = dir.join("ebpf.toml");
+    let toml = std::fs::read_to_string(&manifest).unwrap();
+    let no_description: String = toml
+        .lines()
+        .filter(|l| !l.starts_with("description"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&manifest, no_description).unwrap();
+    let err = fails(alice.cmd(["publish", "--manifest-path"]).arg(&dir), 3);
+    assert!(
+        err.contains("not ready to publish")
+            && err.contains("README.md")
+            && err.contains("a description"),
+        "{err}"
+    );
+    assert!(hub
+        .request("GET", "/v2/alice/findsnoop/tags/list", &[], b"")
+        .json()["tags"]
+        .as_array()
+        .is_none_or(|t| t.is_empty()));
+    std::fs::rename(dir.join("NOTES.md"), dir.join("README.md")).unwrap();
+    std::fs::write(&manifest, toml).unwrap();
     publish(&alice, &dir);
+    // The same version again is refused before anything is built or uploaded.
+    let err = fails(alice.cmd(["publish", "--manifest-path"]).arg(&dir), 3);
+    let at = format!(
+        "0.1.0 is already published at {}/alice/findsnoop:0.1.0",
+        hub.addr()
+    );
+    assert!(
+        err.contains(&at) && err.contains("bump the version in ebpf.toml"),
+        "{err}"
+    );
     let user = Env::new();
 
-    let (out, _) = text(ok(&mut user.cmd(["search", "findsnoop", "--registry", hub.addr(), "--json"])));
+    let (out, _) = text(ok(&mut user.cmd([
+        "search",
+        "findsnoop",
+        "--registry",
+        hub.addr(),
+        "--json",
+    ])));
     let found: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(found["total"], 1, "{found}");
     let p = &found["packages"][0];
-    assert_eq!((p["repository"].as_str(), p["latest"].as_str()), (Some("alice/findsnoop"), Some("0.1.0")));
+    assert_eq!(
+        (p["repository"].as_str(), p["latest"].as_str()),
+        (Some("alice/findsnoop"), Some("0.1.0"))
+    );
     assert_eq!(p["signed"], false);
-    let (table, _) = text(ok(&mut user.cmd(["search", "alice", "--registry", hub.addr()])));
-    assert!(table.contains(&format!("{}/alice/findsnoop", hub.addr())), "{table}");
-    assert!(table.lines().next().unwrap().contains("DOWNLOADS"), "{table}");
+    let (table, _) = text(ok(&mut user.cmd([
+        "search",
+        "alice",
+        "--registry",
+        hub.addr(),
+    ])));
+    assert!(
+        table.contains(&format!("{}/alice/findsnoop", hub.addr())),
+        "{table}"
+    );
+    assert!(
+        table.lines().next().unwrap().contains("DOWNLOADS"),
+        "{table}"
+    );
 
     // A plain OCI registry has no search, and says so.
     let registry = Registry::start();
-    let err = fails(&mut user.cmd(["search", "x", "--registry", registry.addr()]), 6);
+    let err = fails(
+        &mut user.cmd(["search", "x", "--registry", registry.addr()]),
+        6,
+    );
     assert!(err.contains("has no package search"), "{err}");
 
     // No default registry: a short name goes nowhere, with help.
@@ -78,11 +138,17 @@ fn search_finds_by_word_and_owner_and_short_names_resolve_through_the_default() 
     ok(&mut user.cmd(["config", "set", "default-registry", &default]));
     let (got, _) = text(ok(&mut user.cmd(["config", "get", "default-registry"])));
     assert_eq!(got.trim(), default);
-    fails(&mut user.cmd(["config", "set", "default-registry", "alice"]), 2);
+    fails(
+        &mut user.cmd(["config", "set", "default-registry", "alice"]),
+        2,
+    );
     let full = format!("{default}/findsnoop:0.1.0");
     for short in ["findsnoop", "findsnoop:0.1.0", "alice/findsnoop"] {
         let (_, said) = text(ok(&mut user.cmd(["pull", short])));
-        assert!(said.contains(&format!("Resolved {short} to {full}")), "{said}");
+        assert!(
+            said.contains(&format!("Resolved {short} to {full}")),
+            "{said}"
+        );
     }
     // Search with no --registry uses the default's hub.
     let (table, _) = text(ok(&mut user.cmd(["search", "findsnoop"])));
@@ -92,7 +158,10 @@ fn search_finds_by_word_and_owner_and_short_names_resolve_through_the_default() 
 
     if needs(&[Need::Kernel]) {
         let (_, said) = text(ok(&mut user.cmd(["run", "findsnoop", "--duration", "1"])));
-        assert!(said.contains(&format!("Resolved findsnoop to {full}")), "{said}");
+        assert!(
+            said.contains(&format!("Resolved findsnoop to {full}")),
+            "{said}"
+        );
         assert!(said.contains("Attached"), "{said}");
     }
 }
@@ -113,7 +182,9 @@ fn program_ids(entry: &serde_json::Value) -> Vec<u64> {
 
 /// The id of the run a `Restarted run OLD as run NEW` (or rolled back … as run NEW) line names.
 fn new_run_id(said: &str) -> String {
-    let at = said.rfind("as run ").unwrap_or_else(|| panic!("no new run in {said}"));
+    let at = said
+        .rfind("as run ")
+        .unwrap_or_else(|| panic!("no new run in {said}"));
     said[at + 7..at + 15].to_string()
 }
 
@@ -127,7 +198,12 @@ fn upgrade_restarts_runs_on_the_new_version_and_rolls_back_a_bad_one() {
     let (alice, dir) = publisher(&hub, name);
     publish(&alice, &dir);
     let user = Env::new();
-    ok(&mut user.cmd(["config", "set", "default-registry", &format!("{}/alice", hub.addr())]));
+    ok(&mut user.cmd([
+        "config",
+        "set",
+        "default-registry",
+        &format!("{}/alice", hub.addr()),
+    ]));
     let (id, _) = text(ok(&mut user.cmd(["run", "-d", name, "--output", "json"])));
     let id = id.trim().to_string();
     let old_ids = program_ids(&ps_entry(&user, &id));
@@ -172,19 +248,37 @@ fn upgrade_steps(
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(rows.len(), 1, "{out}");
     assert_eq!(rows[0]["reference"], format!("{reference}:0.1.0").as_str());
-    assert_eq!((rows[0]["latest"].as_str(), rows[0]["compatible"].as_str()), (Some("0.2.0"), Some("0.2.0")));
+    assert_eq!(
+        (rows[0]["latest"].as_str(), rows[0]["compatible"].as_str()),
+        (Some("0.2.0"), Some("0.2.0"))
+    );
     assert_eq!(rows[0]["runs"], serde_json::json!([id]));
 
-    let (diff, _) = text(ok(&mut user.cmd(["diff", name, "--from", "0.1.0", "--to", "0.2.0"])));
-    assert!(diff.contains("+ param --min-uid (int(4, unsigned), default 0)"), "{diff}");
+    let (diff, _) = text(ok(
+        &mut user.cmd(["diff", name, "--from", "0.1.0", "--to", "0.2.0"])
+    ));
+    assert!(
+        diff.contains("+ param --min-uid (int(4, unsigned), default 0)"),
+        "{diff}"
+    );
     assert!(!diff.contains("[breaking]"), "{diff}");
-    let (diff2, _) = text(ok(&mut user.cmd(["diff", &format!("{reference}:0.1.0"), &format!("{reference}:0.2.0")])));
+    let (diff2, _) = text(ok(&mut user.cmd([
+        "diff",
+        &format!("{reference}:0.1.0"),
+        &format!("{reference}:0.2.0"),
+    ])));
     assert!(diff2.contains("+ param --min-uid"), "{diff2}");
 
     let (printed, said) = text(ok(&mut user.cmd(["upgrade", name])));
     assert_eq!(printed.trim(), format!("{reference}:0.2.0"));
-    assert!(said.contains("+ param --min-uid"), "the diff is shown: {said}");
-    assert!(said.contains(&format!("Restarted run {id} as run ")), "{said}");
+    assert!(
+        said.contains("+ param --min-uid"),
+        "the diff is shown: {said}"
+    );
+    assert!(
+        said.contains(&format!("Restarted run {id} as run ")),
+        "{said}"
+    );
     let new_id = new_run_id(&said);
     runs.push(new_id.clone());
     let upgraded = ps_entry(user, &new_id);
@@ -192,8 +286,14 @@ fn upgrade_steps(
     assert_eq!(upgraded["status"], "running");
     assert_eq!(upgraded["options"]["output"], "json", "the same options");
     let new_ids = program_ids(&upgraded);
-    assert!(new_ids.iter().all(|p| bpftool_has_prog(*p)), "new programs attached");
-    assert!(old_ids.iter().all(|p| !bpftool_has_prog(*p)), "old programs gone");
+    assert!(
+        new_ids.iter().all(|p| bpftool_has_prog(*p)),
+        "new programs attached"
+    );
+    assert!(
+        old_ids.iter().all(|p| !bpftool_has_prog(*p)),
+        "old programs gone"
+    );
     assert!(ps_entry(user, id)["stopped"].is_u64());
     let (out, _) = text(ok(&mut user.cmd(["outdated", "--json"])));
     assert!(!out.contains(":0.2.0"), "0.2.0 is the newest: {out}");
@@ -204,7 +304,10 @@ fn upgrade_steps(
     });
     publish(alice, dir);
     let (_, said) = text(ok(&mut user.cmd(["upgrade", name])));
-    assert!(said.contains("failed to start") && said.contains("rolled back"), "{said}");
+    assert!(
+        said.contains("failed to start") && said.contains("rolled back"),
+        "{said}"
+    );
     let back_id = new_run_id(&said);
     runs.push(back_id.clone());
     let back = ps_entry(user, &back_id);
