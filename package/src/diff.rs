@@ -95,11 +95,14 @@ fn change(area: &'static str, sign: char, text: String, breaking: bool) -> Chang
     }
 }
 
+/// Keys added, keys removed, and keys in both with their old and new values when those differ.
+type Compared<'a, V> = (Vec<&'a str>, Vec<&'a str>, Vec<(&'a str, &'a V, &'a V)>);
+
 /// Added and removed keys of two maps, and the keys in both whose values differ.
 fn compare<'a, V: PartialEq>(
     old: &'a BTreeMap<String, V>,
     new: &'a BTreeMap<String, V>,
-) -> (Vec<&'a str>, Vec<&'a str>, Vec<(&'a str, &'a V, &'a V)>) {
+) -> Compared<'a, V> {
     let added = new.keys().filter(|k| !old.contains_key(*k));
     let removed = old.keys().filter(|k| !new.contains_key(*k));
     let changed = old

@@ -60,9 +60,7 @@ pub fn newer<'a>(
 ) -> Option<&'a Offered> {
     offered
         .iter()
-        .filter(|o| o.version > *current)
-        .filter(|o| any_major || o.version.major == current.major)
-        .next_back()
+        .rfind(|o| o.version > *current && (any_major || o.version.major == current.major))
 }
 
 #[cfg(test)]
