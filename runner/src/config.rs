@@ -17,8 +17,10 @@ use ebpf_package::{Error, Reference, Result};
 
 /// The environment variable naming the config file.
 pub const ENV_CONFIG: &str = "CARGO_EBPF_CONFIG";
-/// The keys `config get|set` know.
+/// The keys `config get|set` know (besides `mirrors.HOST`).
 pub const KEYS: &[&str] = &["default-registry"];
+/// The prefix of the per-registry mirrors key, `mirrors.HOST`.
+const MIRRORS_KEY: &str = "mirrors.";
 /// Largest config file read: it is a few lines.
 const MAX_CONFIG_SIZE: u64 = 1 << 20;
 
@@ -98,6 +100,10 @@ impl Config {
 
     /// The value of `key`, or None when unset.
     pub fn get(&self, key: &str) -> Result<Option<String>> {
+        if let Some(host) = key.strip_prefix(MIRRORS_KEY) {
+            let list = self.mirrors_of(host);
+            return Ok((!list.is_empty()).then(|| list.join(",")));
+        }
         match key {
             "default-registry" => Ok(self.default_registry.clone()),
             _ => Err(unknown_key(key)),
@@ -106,6 +112,9 @@ impl Config {
 
     /// Sets `key` to `value`, checked; an empty value unsets it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        if let Some(host) = key.strip_prefix(MIRRORS_KEY) {
+            return self.set_mirrors(host, value);
+        }
         match key {
             "default-registry" if value.is_empty() => self.default_registry = None,
             "default-registry" => {
@@ -113,6 +122,31 @@ impl Config {
                 self.default_registry = Some(value.trim_end_matches('/').to_string());
             }
             _ => return Err(unknown_key(key)),
+        }
+        Ok(())
+    }
+
+    /// `mirrors.HOST = "M1,M2"`: the `[[registry]]` table of HOST, replaced (removed when
+    /// empty).
+    fn set_mirrors(&mut self, host: &str, value: &str) -> Result<()> {
+        if !is_registry_host(host) {
+            return Err(Error::usage(format!("{host:?} is not a registry host"))
+                .with_help("write the key as mirrors.HOST[:PORT], e.g. mirrors.ghcr.io"));
+        }
+        let mirrors: Vec<String> = value
+            .split(',')
+            .map(|m| m.trim().trim_end_matches('/').to_string())
+            .filter(|m| !m.is_empty())
+            .collect();
+        for m in &mirrors {
+            check_registry_prefix(m)?;
+        }
+        self.registries.retain(|r| r.prefix != host);
+        if !mirrors.is_empty() {
+            self.registries.push(RegistryConfig {
+                prefix: host.to_string(),
+                mirrors,
+            });
         }
         Ok(())
     }
@@ -142,8 +176,10 @@ fn read_bounded(path: &Path) -> Result<Option<String>> {
 }
 
 fn unknown_key(key: &str) -> Error {
-    Error::usage(format!("unknown config key {key:?}"))
-        .with_help(format!("the keys are: {}", KEYS.join(", ")))
+    Error::usage(format!("unknown config key {key:?}")).with_help(format!(
+        "the keys are: {}, and mirrors.HOST (e.g. mirrors.ghcr.io = \"127.0.0.1:5001\")",
+        KEYS.join(", ")
+    ))
 }
 
 /// `HOST[:PORT]` or `HOST[:PORT]/NAMESPACE`, where HOST looks like a registry host (a dot, a
@@ -261,6 +297,19 @@ mod tests {
             Some("127.0.0.1:5000/team")
         );
         assert_eq!(back.mirrors_of("127.0.0.1:5000"), ["127.0.0.1:5001"]);
+        let mut c = back.clone();
+        c.set(
+            "mirrors.127.0.0.1:5000",
+            "m.example:1/cache, 127.0.0.1:5002",
+        )
+        .unwrap();
+        assert_eq!(
+            c.get("mirrors.127.0.0.1:5000").unwrap().as_deref(),
+            Some("m.example:1/cache,127.0.0.1:5002")
+        );
+        c.set("mirrors.127.0.0.1:5000", "").unwrap();
+        assert!(c.registries.is_empty());
+        assert!(c.set("mirrors.alice", "127.0.0.1:1").is_err());
         for bad in ["alice", "alice/team", "UPPER.io/X", ""] {
             let mut c = Config::default();
             if bad.is_empty() {

@@ -20,6 +20,7 @@
 //! - [`versions`]: a repository's versions in semver order; [`upgrade`]: `outdated` and
 //!   `upgrade` (pull, diff, restart the runs, roll back on failure);
 //! - [`config`]: the user's settings (default registry for short names, mirrors);
+//!   [`mirrors`]: pulls from mirrors when a registry fails, and `mirror` (copying);
 //!   [`doctor`]: what this machine has for building and running;
 //! - [`cli`]: the user-side commands, shared by `cargo ebpf` and the `ebpf-runner` binary.
 //!
@@ -34,6 +35,7 @@ pub mod engine;
 pub mod hub_api;
 pub mod inspect;
 pub mod lifecycle;
+pub mod mirrors;
 pub mod program;
 pub mod registry;
 pub mod resolve;

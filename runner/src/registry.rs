@@ -52,6 +52,9 @@ pub struct ClientOptions {
     /// Deadline for a whole pull or login; `None` means [`DEFAULT_TIMEOUT`]. Pushes have
     /// none: uploads are the user's own and may be slow.
     pub timeout: Option<Duration>,
+    /// Mirrors to try when a registry fails (`--mirror`), instead of those configured for
+    /// it in config.toml; `None` means the configured ones.
+    pub mirrors: Option<Vec<String>>,
 }
 
 impl ClientOptions {
@@ -193,6 +196,34 @@ impl Registry {
             }
             session
                 .push_manifest(&session.reference, manifest, MEDIA_TYPE_MANIFEST)
+                .await
+        })
+    }
+
+    /// Uploads `blobs`, then `manifest` (an image manifest, or an index when `index`) under
+    /// `reference` exactly as given, so its digest is kept; for copying between registries.
+    pub fn push_raw(
+        &self,
+        reference: &Reference,
+        blobs: &[&Blob],
+        manifest: &[u8],
+        index: bool,
+    ) -> Result<String> {
+        let media_type = if index {
+            MEDIA_TYPE_INDEX
+        } else {
+            MEDIA_TYPE_MANIFEST
+        };
+        let session = Session::new(reference, &self.options, &self.auth)?;
+        block_on(async {
+            session.authenticate(RegistryOperation::Push).await?;
+            for blob in blobs {
+                session
+                    .push_blob(&blob.descriptor, &blob.data, &self.options)
+                    .await?;
+            }
+            session
+                .push_manifest(&session.reference, manifest, media_type)
                 .await
         })
     }

@@ -12,6 +12,7 @@ use ebpf_package::formats::eunomia;
 use ebpf_package::layout::OciLayout;
 use ebpf_package::{object, Error, Package, Reference, Result};
 
+use crate::mirrors;
 use crate::registry::Registry;
 use crate::signing;
 use crate::store::Store;
@@ -115,14 +116,59 @@ pub struct Verified {
 /// [`pull_into`] without the store: the trust policy applied, the package pulled by the
 /// digest its signature covers and checked against its object; for `upgrade`, which shows
 /// a diff before it stores anything.
+/// When the registry fails, its mirrors are tried in order ([`crate::mirrors`]), each
+/// through the same trust gate with the content pinned.
 pub fn pull_verified(reference: &Reference, registry: &Registry) -> Result<Verified> {
-    let gate = signing::gate(registry, reference)?;
-    let package = pull_checked(&gate.pull, registry)?;
-    warn_if_yanked(registry, reference);
-    Ok(Verified {
-        package,
-        verified_by: gate.verified_by,
-    })
+    let primary = signing::gate(registry, reference).and_then(|gate| {
+        let package = pull_checked(&gate.pull, registry)?;
+        warn_if_yanked(registry, reference);
+        Ok(Verified {
+            package,
+            verified_by: gate.verified_by,
+        })
+    });
+    match primary {
+        Err(e) if mirrors::worth_a_mirror(&e) => from_mirrors(reference, registry, e),
+        other => other,
+    }
+}
+
+/// Tries `reference`'s mirrors in order after the primary failed with `failure`. A mirror
+/// that cannot be reached is skipped; one whose content does not verify stops the pull.
+fn from_mirrors(reference: &Reference, registry: &Registry, failure: Error) -> Result<Verified> {
+    let list = mirrors::for_host(registry, reference.registry())?;
+    if list.is_empty() {
+        return Err(failure);
+    }
+    eprintln!(
+        "warning: {} failed ({}); trying its mirrors",
+        reference.registry(),
+        failure.message
+    );
+    for mirror in &list {
+        let source = mirrors::on_mirror(reference, mirror)?;
+        let attempt = mirrors::gate(registry, reference, &source).and_then(|gate| {
+            let package = pull_checked(&gate.pull, registry)?;
+            Ok(Verified {
+                package,
+                verified_by: gate.verified_by,
+            })
+        });
+        match attempt {
+            Ok(verified) => {
+                eprintln!("      Pulled {reference} from the mirror {mirror}");
+                return Ok(verified);
+            }
+            Err(e) if mirrors::worth_a_mirror(&e) => {
+                eprintln!("warning: the mirror {mirror} failed too ({})", e.message);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(failure.with_help(format!(
+        "its mirrors ({}) could not serve it either; check that one of them is up",
+        list.join(", ")
+    )))
 }
 
 /// Pulls `reference` and checks its config against its object; nothing is written.

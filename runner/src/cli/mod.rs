@@ -211,6 +211,17 @@ pub enum RunnerCommand {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Copy packages with their signatures, attestations and every platform to another
+    /// registry, byte for byte (e.g. to feed an air-gapped registry).
+    Mirror {
+        /// A reference (one tag), a repository without a tag (all its versions), or
+        /// `@FILE` (references, one a line).
+        source: String,
+        /// The destination registry, `HOST[:PORT][/PREFIX]`; repository paths are kept.
+        dest: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// What this machine has and lacks for building and running packages (programs with
     /// the package that installs each, privileges, kernel features).
     Doctor {
@@ -235,6 +246,10 @@ pub struct RegistryArgs {
     /// $CARGO_EBPF_TIMEOUT).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
+    /// A mirror to try when the registry fails, instead of those in config.toml (repeat
+    /// for several, tried in order): `HOST[:PORT][/PREFIX]`.
+    #[arg(long, value_name = "HOST")]
+    pub mirror: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -333,6 +348,11 @@ pub fn execute(command: RunnerCommand, host: &Host) -> Result<i32> {
         RunnerCommand::Config(command) => settings::config(command),
         RunnerCommand::Logout { registry } => settings::logout(&registry),
         RunnerCommand::Doctor { json } => settings::doctor(json),
+        RunnerCommand::Mirror {
+            source,
+            dest,
+            registry,
+        } => versions::mirror(&source, &dest, &registry),
         RunnerCommand::Outdated { json, registry } => versions::outdated(json, &registry),
         RunnerCommand::Upgrade {
             reference,
@@ -433,6 +453,7 @@ pub fn registry(args: &RegistryArgs) -> Result<Registry> {
         progress: std::io::stdout().is_terminal(),
         require_signed: args.require_signed,
         timeout,
+        mirrors: (!args.mirror.is_empty()).then(|| args.mirror.clone()),
     }))
 }
 

@@ -41,7 +41,7 @@ pub fn config(command: ConfigCommand) -> Result<i32> {
                 }
             }
             for r in &config.registries {
-                outln!("registry {} mirrors = {:?}", r.prefix, r.mirrors);
+                outln!("mirrors.{} = {:?}", r.prefix, r.mirrors.join(","));
             }
         }
     }

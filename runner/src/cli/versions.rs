@@ -1,5 +1,6 @@
-//! Versions of stored packages: `outdated`, `upgrade`, `diff`. The work is in
-//! [`crate::upgrade`] and [`ebpf_package::diff`].
+//! Versions of packages: `outdated`, `upgrade`, `diff`, and `mirror` (copying them to
+//! another registry). The work is in [`crate::upgrade`], [`ebpf_package::diff`] and
+//! [`crate::mirrors`].
 
 use std::path::Path;
 
@@ -151,4 +152,78 @@ pub fn diff(
         outln!("{}", diff.render().trim_end());
     }
     Ok(0)
+}
+
+/// Largest `@FILE` list read.
+const MAX_LIST_SIZE: u64 = 1 << 20;
+
+pub fn mirror(source: &str, dest: &str, args: &RegistryArgs) -> Result<i32> {
+    let registry = registry(args)?;
+    crate::config::check_registry_prefix(dest)?;
+    let mut copied = crate::mirrors::Copied::default();
+    for reference in mirror_sources(source, &registry)? {
+        crate::mirrors::copy(&registry, &reference, dest, &mut copied)?;
+        eprintln!("      Copied {reference} → {dest}");
+    }
+    eprintln!(
+        "    Mirrored {} reference(s), {} manifest(s), {} signature/attestation tag(s)",
+        copied.references.len(),
+        copied.manifests,
+        copied.signature_tags.len()
+    );
+    for r in &copied.references {
+        outln!("{r}");
+    }
+    Ok(0)
+}
+
+/// What `mirror SOURCE` names: `@FILE`'s references, a repository's version tags, or one
+/// reference.
+fn mirror_sources(source: &str, registry: &crate::registry::Registry) -> Result<Vec<Reference>> {
+    if let Some(file) = source.strip_prefix('@') {
+        return read_list(Path::new(file))?
+            .iter()
+            .map(|line| full_reference(line, registry))
+            .collect();
+    }
+    let last = source.rsplit('/').next().unwrap_or(source);
+    let reference = full_reference(source, registry)?;
+    if last.contains(':') || last.contains('@') || crate::config::is_short_name(source) {
+        return Ok(vec![reference]);
+    }
+    let tags = registry.list_tags(&reference)?;
+    let versions: Vec<Reference> = tags
+        .iter()
+        .filter(|t| crate::versions::parse(t).is_some())
+        .map(|t| reference.with_tag(t))
+        .collect();
+    if versions.is_empty() {
+        return Err(Error::input(format!(
+            "{} has no version tags to mirror",
+            reference.repository()
+        ))
+        .with_help("name one reference with its tag to copy just that"));
+    }
+    Ok(versions)
+}
+
+fn read_list(path: &Path) -> Result<Vec<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_LIST_SIZE).read_to_string(&mut text))
+        .map_err(|e| Error::io("read", path, e))?;
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    if lines.is_empty() {
+        return Err(
+            Error::input(format!("{} lists no reference", path.display()))
+                .with_help("write one reference a line (# starts a comment)"),
+        );
+    }
+    Ok(lines)
 }

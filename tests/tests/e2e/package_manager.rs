@@ -317,3 +317,197 @@ fn upgrade_steps(
     assert!(!back_ids.is_empty() && back_ids.iter().all(|p| bpftool_has_prog(*p)));
     assert!(new_ids.iter().all(|p| !bpftool_has_prog(*p)));
 }
+
+/// `key generate PREFIX --no-password` in `env`: the private and public key paths.
+fn keygen(env: &Env, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let prefix = env.path().join(name);
+    ok(env
+        .cmd(["key", "generate"])
+        .arg(&prefix)
+        .arg("--no-password"));
+    (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
+
+/// A new eunomia project `name` in `env`, pushed (signed by `key`, for `arches`) to `reference`;
+/// returns the pushed digest.
+fn push_signed(env: &Env, name: &str, reference: &str, arches: &str, key: &Path) -> String {
+    let dir = env.path().join("work").join(name);
+    ok(env
+        .cmd(["new", name, "--lang", "eunomia", "--path"])
+        .arg(&dir));
+    let out = ok(env
+        .cmd(["push", reference, "--arch", arches, "--sign"])
+        .arg(key)
+        .arg("--manifest-path")
+        .arg(&dir));
+    let out = String::from_utf8(out.stdout).unwrap();
+    out.trim().rsplit_once('@').unwrap().1.to_string()
+}
+
+#[test]
+fn mirror_copies_a_signed_multi_arch_package_that_still_verifies() {
+    if !needs(&[Need::Build, Need::Registry, Need::Skopeo]) {
+        return;
+    }
+    let (source, dest) = (Registry::start(), Registry::start());
+    let env = Env::new();
+    let (key, public) = keygen(&env, "alice");
+    let reference = format!("{}/alice/mirsnoop:0.1.0", source.addr());
+    let digest = push_signed(&env, "mirsnoop", &reference, "x86_64,arm64", &key);
+
+    let (out, said) = text(ok(&mut env.cmd(["mirror", &reference, dest.addr()])));
+    let copy = format!("{}/alice/mirsnoop:0.1.0", dest.addr());
+    assert_eq!(out.trim(), copy);
+    // The index, two platforms, and three signature tags (the index's and each platform's).
+    assert!(
+        said.contains("1 reference(s), 6 manifest(s), 3 signature/attestation tag(s)"),
+        "{said}"
+    );
+    let raw = ebpf_e2e_tests::skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{copy}"),
+    ]);
+    assert!(raw.status.success());
+    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    assert_eq!(
+        ebpf_e2e_tests::sha256(&raw.stdout),
+        digest,
+        "copied byte for byte"
+    );
+
+    // verify passes on the copy, for the index and what a pull of this host picks.
+    let (verified, _) = text(ok(env.cmd(["verify", &copy, "--key"]).arg(&public)));
+    assert!(verified.starts_with(&digest), "{verified}");
+    let user = Env::new();
+    ok(user
+        .cmd(["trust", "add", &format!("{}/alice/*", dest.addr()), "--key"])
+        .arg(&public));
+    let (_, pulled) = text(ok(&mut user.cmd(["pull", &copy])));
+    assert!(pulled.contains("Verified"), "{pulled}");
+
+    // A repository's versions: every version tag, nothing else.
+    let env2 = Env::new();
+    let (key2, _) = keygen(&env2, "bob");
+    push_signed(
+        &env2,
+        "twosnoop",
+        &format!("{}/bob/twosnoop:1.0.0", source.addr()),
+        "x86_64",
+        &key2,
+    );
+    let out = ok(env2
+        .cmd([
+            "push",
+            &format!("{}/bob/twosnoop:1.1.0", source.addr()),
+            "--manifest-path",
+        ])
+        .arg(env2.path().join("work/twosnoop")));
+    assert!(out.status.success());
+    let (out, _) = text(ok(&mut env2.cmd([
+        "mirror",
+        &format!("{}/bob/twosnoop", source.addr()),
+        dest.addr(),
+    ])));
+    let mut copied: Vec<&str> = out.lines().collect();
+    copied.sort();
+    assert_eq!(
+        copied,
+        [
+            format!("{}/bob/twosnoop:1.0.0", dest.addr()),
+            format!("{}/bob/twosnoop:1.1.0", dest.addr())
+        ]
+    );
+}
+
+#[test]
+fn a_pull_falls_back_to_a_mirror_that_cannot_substitute_anything() {
+    if !needs(&[Need::Build, Need::Registry]) {
+        return;
+    }
+    let primary = Registry::start();
+    let mirror = Registry::start();
+    let publisher = Env::new();
+    let (key, public) = keygen(&publisher, "alice");
+    let reference = format!("{}/alice/fallsnoop:0.1.0", primary.addr());
+    let digest = push_signed(&publisher, "fallsnoop", &reference, "x86_64", &key);
+    ok(&mut publisher.cmd(["mirror", &reference, mirror.addr()]));
+
+    let user = Env::new();
+    ok(user
+        .cmd([
+            "trust",
+            "add",
+            &format!("{}/alice/*", primary.addr()),
+            "--key",
+        ])
+        .arg(&public));
+    ok(&mut user.cmd([
+        "config",
+        "set",
+        &format!("mirrors.{}", primary.addr()),
+        mirror.addr(),
+    ]));
+    let (listed, _) = text(ok(&mut user.cmd(["config", "list"])));
+    assert!(
+        listed.contains(&format!(
+            "mirrors.{} = \"{}\"",
+            primary.addr(),
+            mirror.addr()
+        )),
+        "{listed}"
+    );
+    let primary_addr = primary.addr().to_string();
+    drop(primary);
+
+    // The primary is down: the pull comes from the mirror, verified with the primary's scope.
+    let (out, said) = text(ok(&mut user.cmd(["pull", &reference])));
+    assert!(said.contains("trying its mirrors"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "Pulled {reference} from the mirror {}",
+            mirror.addr()
+        )),
+        "{said}"
+    );
+    assert!(said.contains("Verified"), "{said}");
+    assert_eq!(out.trim(), digest);
+    let (listed, _) = text(ok(&mut user.cmd(["list", "--json"])));
+    assert!(
+        listed.contains(&reference),
+        "stored under the primary's name: {listed}"
+    );
+
+    // Without a pin (no trusted key, no digest) the mirror is not believed …
+    let stranger = Env::new();
+    let mirror_flag = ["--mirror", mirror.addr()];
+    let err = fails(stranger.cmd(["pull", &reference]).args(mirror_flag), 8);
+    assert!(err.contains("cannot check what the mirror"), "{err}");
+    // … but a digest pins it.
+    let pinned = format!("{primary_addr}/alice/fallsnoop@{digest}");
+    ok(stranger.cmd(["pull", &pinned]).args(mirror_flag));
+
+    // A mirror serving other bytes under the tag is refused: the signature does not cover them.
+    let mallory = Env::new();
+    let (other_key, _) = keygen(&mallory, "mallory");
+    push_signed(
+        &mallory,
+        "fallsnoop",
+        &format!("{}/alice/fallsnoop:0.1.0", mirror.addr()),
+        "x86_64",
+        &other_key,
+    );
+    let victim = Env::new();
+    ok(victim
+        .cmd(["trust", "add", &format!("{primary_addr}/alice/*"), "--key"])
+        .arg(&public));
+    let err = fails(victim.cmd(["pull", &reference]).args(mirror_flag), 8);
+    assert!(err.contains("failed signature verification"), "{err}");
+    let (listed, _) = text(ok(&mut victim.cmd(["list", "--json"])));
+    assert_eq!(listed.trim(), "[]", "nothing stored");
+    // By digest, the mirror can only serve what the digest names: the original.
+    let (out, _) = text(ok(victim.cmd(["pull", &pinned]).args(mirror_flag)));
+    assert_eq!(out.trim(), digest);
+}
