@@ -162,6 +162,21 @@ pub fn search(
     page: u64,
     per_page: u64,
 ) -> Result<SearchPage> {
+    search_hub(registry, host, query, page, per_page)
+}
+
+/// Whether an error of [`search`] means `host` is no hub (so its catalog may be tried).
+pub fn is_not_a_hub(e: &Error) -> bool {
+    e.message.contains("has no package search")
+}
+
+fn search_hub(
+    registry: &Registry,
+    host: &str,
+    query: &str,
+    page: u64,
+    per_page: u64,
+) -> Result<SearchPage> {
     let request = client()?
         .get(url(registry, host, "/api/v1/search"))
         .query(&[
@@ -174,6 +189,29 @@ pub fn search(
         return Err(no_search(host, status));
     }
     serde_json::from_slice(&body).map_err(|_| no_search(host, status))
+}
+
+/// Repositories of a plain OCI registry whose names contain one of `words`, from its
+/// catalog (`GET /v2/_catalog`), for registries that allow listing it; the caller adds
+/// versions. An error saying the registry has no search when it refuses.
+pub fn catalog_matches(registry: &Registry, host: &str, words: &str) -> Result<Vec<String>> {
+    let request = client()?.get(url(registry, host, "/v2/_catalog?n=1000"));
+    let request = match credentials::lookup_in(registry.auth_paths(), host)? {
+        Some(c) => request.basic_auth(c.username, Some(c.password)),
+        None => request,
+    };
+    let (status, body) = get_bounded(request, host)?;
+    let json: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let Some(repos) = json["repositories"].as_array().filter(|_| status == 200) else {
+        return Err(no_search(host, status));
+    };
+    let words: Vec<String> = words.split_whitespace().map(str::to_lowercase).collect();
+    Ok(repos
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|r| words.iter().any(|w| r.to_lowercase().contains(w.as_str())))
+        .map(str::to_string)
+        .collect())
 }
 
 fn no_search(host: &str, status: u16) -> Error {

@@ -60,7 +60,11 @@ pub fn search(
         Some(h) => h.trim_end_matches('/').to_string(),
         None => default_hub()?,
     };
-    let found = hub_api::search(&registry(args)?, &hub, words, page, per_page)?;
+    let registry = registry(args)?;
+    let found = match hub_api::search(&registry, &hub, words, page, per_page) {
+        Err(e) if hub_api::is_not_a_hub(&e) => catalog_search(&registry, &hub, words, e)?,
+        other => other?,
+    };
     if json {
         let text = serde_json::to_string_pretty(&found).expect("search results serialize");
         outln!("{text}");
@@ -99,6 +103,48 @@ pub fn search(
     }
     Ok(0)
 }
+
+/// A plain registry that lists its catalog: the repositories whose names match, each with
+/// its newest version (no descriptions, stars or hub-checked signatures there).
+fn catalog_search(
+    registry: &crate::registry::Registry,
+    host: &str,
+    words: &str,
+    no_search: Error,
+) -> Result<hub_api::SearchPage> {
+    let repos = hub_api::catalog_matches(registry, host, words).map_err(|_| no_search)?;
+    eprintln!(
+        "note: {host} is a plain OCI registry, not a hub: these are repository names from its catalog matching {words:?}"
+    );
+    let mut packages = vec![];
+    for repo in repos.iter().take(MAX_CATALOG_ROWS) {
+        let reference = ebpf_package::Reference::parse(&format!("{host}/{repo}"))?;
+        let latest = crate::versions::offered(registry, &reference)?
+            .last()
+            .map(|o| o.tag.clone())
+            .unwrap_or_default();
+        let (owner, name) = repo.rsplit_once('/').unwrap_or(("", repo));
+        packages.push(hub_api::Found {
+            repository: repo.clone(),
+            owner: owner.to_string(),
+            name: name.to_string(),
+            latest,
+            description: String::new(),
+            stars: 0,
+            downloads: 0,
+            signed: false,
+        });
+    }
+    Ok(hub_api::SearchPage {
+        total: packages.len() as u64,
+        page: 1,
+        per_page: packages.len() as u64,
+        packages,
+    })
+}
+
+/// Most catalog matches listed (each costs a tags request).
+const MAX_CATALOG_ROWS: usize = 50;
 
 fn default_hub() -> Result<String> {
     let config = Config::load()?;

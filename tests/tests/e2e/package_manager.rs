@@ -119,13 +119,33 @@ fn search_finds_by_word_and_owner_and_short_names_resolve_through_the_default() 
         "{table}"
     );
 
-    // A plain OCI registry has no search, and says so.
+    // A plain OCI registry has no search: its catalog's matching names are listed, and a
+    // host that is no registry at all says it cannot be reached.
     let registry = Registry::start();
-    let err = fails(
-        &mut user.cmd(["search", "x", "--registry", registry.addr()]),
-        6,
+    let pushed = format!("{}/team/findsnoop:0.1.0", registry.addr());
+    ok(alice.cmd(["push", &pushed, "--manifest-path"]).arg(&dir));
+    let (table, said) = text(ok(&mut user.cmd([
+        "search",
+        "snoop",
+        "--registry",
+        registry.addr(),
+    ])));
+    assert!(said.contains("plain OCI registry"), "{said}");
+    assert!(
+        table.contains(&format!("{}/team/findsnoop", registry.addr())) && table.contains("0.1.0"),
+        "{table}"
     );
-    assert!(err.contains("has no package search"), "{err}");
+    let (none, _) = text(ok(&mut user.cmd([
+        "search",
+        "nothing",
+        "--registry",
+        registry.addr(),
+        "--json",
+    ])));
+    assert!(none.contains("\"total\": 0"), "{none}");
+    let nowhere = format!("127.0.0.1:{}", ebpf_e2e_tests::free_port());
+    let err = fails(&mut user.cmd(["search", "x", "--registry", &nowhere]), 6);
+    assert!(err.contains("cannot reach"), "{err}");
 
     // No default registry: a short name goes nowhere, with help.
     let err = fails(&mut user.cmd(["pull", "findsnoop"]), 2);
