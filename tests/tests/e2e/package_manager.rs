@@ -336,6 +336,36 @@ fn upgrade_steps(
     let back_ids = program_ids(&back);
     assert!(!back_ids.is_empty() && back_ids.iter().all(|p| bpftool_has_prog(*p)));
     assert!(new_ids.iter().all(|p| !bpftool_has_prog(*p)));
+
+    // 0.4.0 attaches again but drops the min-uid param: breaking, so --yes is needed.
+    bump(dir, name, "0.3.0", "0.4.0", |c| {
+        c.replace("sys_enter_no_such_call\")", "sys_enter_openat\")")
+            .replace(
+                "\tif (min_uid && (u32)bpf_get_current_uid_gid() < min_uid)\n\t\treturn 0;\n",
+                "",
+            )
+            .replace(
+                "/// @description Skip users below this uid\nconst volatile u32 min_uid = 0;",
+                "",
+            )
+    });
+    publish(alice, dir);
+    let err = fails(&mut user.cmd(["upgrade", name]), 2);
+    assert!(
+        err.contains("- param --min-uid") && err.contains("[breaking]"),
+        "{err}"
+    );
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(
+        ps_entry(user, &back_id)["status"],
+        "running",
+        "nothing changed"
+    );
+    let (_, said) = text(ok(&mut user.cmd(["upgrade", name, "--yes"])));
+    let last_id = new_run_id(&said);
+    runs.push(last_id.clone());
+    assert_eq!(ps_entry(user, &last_id)["version"], "0.4.0", "{said}");
+    assert!(back_ids.iter().all(|p| !bpftool_has_prog(*p)));
 }
 
 /// `key generate PREFIX --no-password` in `env`: the private and public key paths.
