@@ -176,6 +176,18 @@ fn search_finds_by_word_and_owner_and_short_names_resolve_through_the_default() 
     let (listed, _) = text(ok(&mut user.cmd(["list", "--json"])));
     assert!(listed.contains(&full), "{listed}");
 
+    // logout forgets the hub's credentials; a second one has nothing to do.
+    let docker_config = alice.path().join("docker/config.json");
+    assert!(std::fs::read_to_string(&docker_config)
+        .unwrap()
+        .contains(hub.addr()));
+    ok(&mut alice.cmd(["logout", hub.addr()]));
+    assert!(!std::fs::read_to_string(&docker_config)
+        .unwrap()
+        .contains(hub.addr()));
+    let err = fails(&mut alice.cmd(["logout", hub.addr()]), 3);
+    assert!(err.contains("no saved credentials"), "{err}");
+
     if needs(&[Need::Kernel]) {
         let (_, said) = text(ok(&mut user.cmd(["run", "findsnoop", "--duration", "1"])));
         assert!(
@@ -560,4 +572,79 @@ fn a_pull_falls_back_to_a_mirror_that_cannot_substitute_anything() {
     // By digest, the mirror can only serve what the digest names: the original.
     let (out, _) = text(ok(victim.cmd(["pull", &pinned]).args(mirror_flag)));
     assert_eq!(out.trim(), digest);
+}
+
+#[test]
+fn completions_man_pages_and_doctor() {
+    let env = Env::new();
+    for shell in ["bash", "zsh", "fish", "elvish"] {
+        let (script, _) = text(ok(&mut env.cmd(["completions", shell])));
+        for word in ["upgrade", "outdated", "search", "doctor", "mirror"] {
+            assert!(script.contains(word), "{shell} lacks {word}");
+        }
+        if shell == "bash" {
+            let path = env.path().join("cargo-ebpf.bash");
+            std::fs::write(&path, &script).unwrap();
+            let check = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                check.status.success(),
+                "{}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+        }
+    }
+    fails(&mut env.cmd(["completions", "tcsh"]), 2);
+
+    let man = env.path().join("man");
+    ok(env.cmd(["install-man", "--dir"]).arg(&man));
+    for page in [
+        "cargo-ebpf.1",
+        "cargo-ebpf-run.1",
+        "cargo-ebpf-upgrade.1",
+        "cargo-ebpf-config-set.1",
+    ] {
+        let text =
+            std::fs::read_to_string(man.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: {text}"
+        );
+    }
+    let run_page = std::fs::read_to_string(man.join("cargo-ebpf-run.1")).unwrap();
+    assert!(
+        run_page.contains("duration"),
+        "the run page lists its flags"
+    );
+
+    let (json, _) = text(ok(&mut env.cmd(["doctor", "--json"])));
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    let find = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {json}"))
+    };
+    for name in [
+        "BTF",
+        "bpffs",
+        "tracefs",
+        "kprobes",
+        "trampolines",
+        "lockdown",
+        "cgroup v2",
+        "clang",
+        "privileges",
+    ] {
+        find(name);
+    }
+    assert_eq!(find("clang")["debian"], "clang");
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    assert_eq!(find("BTF")["status"] == "ok", btf, "{json}");
+    let (table, _) = text(ok(&mut env.cmd(["doctor"])));
+    assert!(table.lines().next().unwrap().contains("STATUS"), "{table}");
 }
