@@ -579,7 +579,9 @@ fn cmd_install_man(dir: Option<PathBuf>) -> Result<()> {
 }
 
 fn cmd_yank(reference: &str, undo: bool, reg: &RegistryArgs) -> Result<()> {
-    let reference = Reference::parse(reference)?;
+    // A short name with its version (`opensnoop:0.1.0`) is fine; without one it names no
+    // version, which `yank` refuses.
+    let reference = Reference::parse(&ebpf_runner::config::expand(reference)?)?;
     let outcome = hub_api::yank(&runner_cli::registry(reg)?, &reference, !undo)?;
     let latest = match &outcome.latest {
         Some(v) => format!("latest is now {v}"),
