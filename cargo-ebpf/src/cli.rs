@@ -579,8 +579,8 @@ fn cmd_install_man(dir: Option<PathBuf>) -> Result<()> {
 }
 
 fn cmd_yank(reference: &str, undo: bool, reg: &RegistryArgs) -> Result<()> {
-    // A short name with its version (`opensnoop:0.1.0`) is fine; without one it names no
-    // version, which `yank` refuses.
+    // A short name with its version (`opensnoop:0.1.0`) resolves through the default
+    // registry like everywhere else.
     let reference = Reference::parse(&ebpf_runner::config::expand(reference)?)?;
     let outcome = hub_api::yank(&runner_cli::registry(reg)?, &reference, !undo)?;
     let latest = match &outcome.latest {
