@@ -127,27 +127,13 @@ impl Registry {
         block_on_deadline(session.pull(&self.options), self.options.deadline(), &what)
     }
 
-    /// Every tag of `reference`'s repository (`GET /v2/REPO/tags/list`), bounded by the
-    /// pull deadline; a repository the registry does not know has none.
+    /// Every tag of `reference`'s repository (`GET /v2/REPO/tags/list`), bounded in time by
+    /// the pull deadline and in size like a manifest; a repository the registry does not
+    /// know has none.
     pub fn list_tags(&self, reference: &Reference) -> Result<Vec<String>> {
         let session = Session::new(reference, &self.options, &self.auth)?;
         let what = format!("listing the tags of {}", reference.repository());
-        block_on_deadline(
-            async {
-                session.authenticate(RegistryOperation::Pull).await?;
-                match session
-                    .client
-                    .list_tags(&session.reference, &session.auth, None, None)
-                    .await
-                {
-                    Ok(list) => Ok(list.tags),
-                    Err(e) if is_unknown_repository(&e) => Ok(vec![]),
-                    Err(e) => Err(session.err(e)),
-                }
-            },
-            self.options.deadline(),
-            &what,
-        )
+        block_on_deadline(session.list_tags(), self.options.deadline(), &what)
     }
 
     /// How this client connects (the URL fetcher shares `insecure` and the deadline).
@@ -549,6 +535,43 @@ impl Session {
 
     /// Adds the credentials the registry wants: a bearer token when it hands them out
     /// (anonymous ones too), else basic auth when we have credentials.
+    /// The tags of this repository, read with the manifest size cap (a hostile registry
+    /// cannot answer with an endless list).
+    async fn list_tags(&self) -> Result<Vec<String>> {
+        let url = format!(
+            "{}://{}/v2/{}/tags/list",
+            self.scheme,
+            self.reference.resolve_registry(),
+            self.reference.repository()
+        );
+        let request = self.authorize(&self.reference, self.http.get(&url)).await;
+        let whole = self.reference.whole();
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| map_request_error(&e, self.host(), &whole))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(vec![]);
+        }
+        check_manifest_status(&mut response, self.host(), &whole).await?;
+        let bytes = read_capped(&mut response, MAX_MANIFEST_SIZE, &whole, self.host()).await?;
+        let list: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::registry(format!(
+                "registry {} sent a tag list that is not JSON",
+                self.host()
+            ))
+            .with_source(e)
+        })?;
+        Ok(list["tags"]
+            .as_array()
+            .map(|tags| {
+                tags.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn authorize(
         &self,
         reference: &oci_client::Reference,
@@ -910,18 +933,6 @@ fn denied_messages(body: &str) -> Vec<String> {
         .filter(|m| !m.is_empty())
         .map(String::from)
         .collect()
-}
-
-/// A 404 or NAME_UNKNOWN: the registry has no such repository (yet).
-fn is_unknown_repository(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::ServerError { code: 404, .. } => true,
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|e| matches!(e.code, OciErrorCode::NameUnknown | OciErrorCode::NotFound)),
-        _ => false,
-    }
 }
 
 fn not_found(reference: &str, host: &str) -> Error {
