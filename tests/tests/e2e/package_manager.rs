@@ -648,3 +648,31 @@ fn completions_man_pages_and_doctor() {
     let (table, _) = text(ok(&mut env.cmd(["doctor"])));
     assert!(table.lines().next().unwrap().contains("STATUS"), "{table}");
 }
+
+#[test]
+fn search_by_word_and_owner_on_a_postgres_hub() {
+    if !needs(&[Need::Build, Need::Postgres]) {
+        return;
+    }
+    let pg = ebpf_e2e_tests::hub::Postgres::start();
+    let data = tempfile::tempdir().unwrap();
+    let hub = Hub::start_on(&data.path().join("data"), Some(&pg.url("hub")));
+    let (alice, dir) = publisher(&hub, "pgsnoop");
+    publish(&alice, &dir);
+    let user = Env::new();
+    for words in ["pgsnoop", "alice"] {
+        let (out, _) = text(ok(&mut user.cmd([
+            "search",
+            words,
+            "--registry",
+            hub.addr(),
+            "--json",
+        ])));
+        let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            found["packages"][0]["repository"], "alice/pgsnoop",
+            "{words}: {found}"
+        );
+        assert_eq!(found["packages"][0]["latest"], "0.1.0");
+    }
+}
