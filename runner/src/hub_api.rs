@@ -153,30 +153,15 @@ pub struct SearchPage {
 /// Largest search answer read: a page is a few KiB.
 const MAX_SEARCH_BODY: usize = 4 << 20;
 
-/// `GET /api/v1/search?q=…` on hub `host`. A plain OCI registry has no search: it answers
-/// 404 (or not JSON), which becomes an error saying so.
+/// `GET /api/v1/search?q=…` on hub `host`; `None` when `host` is no hub (a plain OCI
+/// registry answers 404, or something that is not the API's JSON).
 pub fn search(
     registry: &Registry,
     host: &str,
     query: &str,
     page: u64,
     per_page: u64,
-) -> Result<SearchPage> {
-    search_hub(registry, host, query, page, per_page)
-}
-
-/// Whether an error of [`search`] means `host` is no hub (so its catalog may be tried).
-pub fn is_not_a_hub(e: &Error) -> bool {
-    e.message.contains("has no package search")
-}
-
-fn search_hub(
-    registry: &Registry,
-    host: &str,
-    query: &str,
-    page: u64,
-    per_page: u64,
-) -> Result<SearchPage> {
+) -> Result<Option<SearchPage>> {
     let request = client()?
         .get(url(registry, host, "/api/v1/search"))
         .query(&[
@@ -186,9 +171,9 @@ fn search_hub(
         ]);
     let (status, body) = get_bounded(request, host)?;
     if status != 200 {
-        return Err(no_search(host, status));
+        return Ok(None);
     }
-    serde_json::from_slice(&body).map_err(|_| no_search(host, status))
+    Ok(serde_json::from_slice(&body).ok())
 }
 
 /// Repositories of a plain OCI registry whose names contain one of `words`, from its
@@ -203,7 +188,7 @@ pub fn catalog_matches(registry: &Registry, host: &str, words: &str) -> Result<V
     let (status, body) = get_bounded(request, host)?;
     let json: Value = serde_json::from_slice(&body).unwrap_or_default();
     let Some(repos) = json["repositories"].as_array().filter(|_| status == 200) else {
-        return Err(no_search(host, status));
+        return Err(no_search(host));
     };
     let words: Vec<String> = words.split_whitespace().map(str::to_lowercase).collect();
     Ok(repos
@@ -214,9 +199,10 @@ pub fn catalog_matches(registry: &Registry, host: &str, words: &str) -> Result<V
         .collect())
 }
 
-fn no_search(host: &str, status: u16) -> Error {
+/// The error for a registry that has neither the hub's search nor a readable catalog.
+pub fn no_search(host: &str) -> Error {
     Error::registry(format!(
-        "{host} has no package search (HTTP {status} at /api/v1/search): it is a plain OCI registry, not a cargo-ebpf hub"
+        "{host} has no package search: it is a plain OCI registry, not a cargo-ebpf hub, and does not list its catalog"
     ))
     .with_help(format!(
         "plain registries cannot be searched; name the package fully ({host}/NAMESPACE/NAME:VERSION), or search a hub with --registry HUB"

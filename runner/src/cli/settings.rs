@@ -61,9 +61,9 @@ pub fn search(
         None => default_hub()?,
     };
     let registry = registry(args)?;
-    let found = match hub_api::search(&registry, &hub, words, page, per_page) {
-        Err(e) if hub_api::is_not_a_hub(&e) => catalog_search(&registry, &hub, words, e)?,
-        other => other?,
+    let found = match hub_api::search(&registry, &hub, words, page, per_page)? {
+        Some(found) => found,
+        None => catalog_search(&registry, &hub, words)?,
     };
     if json {
         let text = serde_json::to_string_pretty(&found).expect("search results serialize");
@@ -110,9 +110,8 @@ fn catalog_search(
     registry: &crate::registry::Registry,
     host: &str,
     words: &str,
-    no_search: Error,
 ) -> Result<hub_api::SearchPage> {
-    let repos = hub_api::catalog_matches(registry, host, words).map_err(|_| no_search)?;
+    let repos = hub_api::catalog_matches(registry, host, words)?;
     eprintln!(
         "note: {host} is a plain OCI registry, not a hub: these are repository names from its catalog matching {words:?}"
     );

@@ -143,6 +143,11 @@ fn search_finds_by_word_and_owner_and_short_names_resolve_through_the_default() 
         "--json",
     ])));
     assert!(none.contains("\"total\": 0"), "{none}");
+    let err = fails(
+        &mut user.cmd(["search", "x", "--registry", &not_found_server()]),
+        6,
+    );
+    assert!(err.contains("has no package search"), "{err}");
     let nowhere = format!("127.0.0.1:{}", ebpf_e2e_tests::free_port());
     let err = fails(&mut user.cmd(["search", "x", "--registry", &nowhere]), 6);
     assert!(err.contains("cannot reach"), "{err}");
@@ -196,6 +201,24 @@ fn search_finds_by_word_and_owner_and_short_names_resolve_through_the_default() 
         );
         assert!(said.contains("Attached"), "{said}");
     }
+}
+
+/// A loopback HTTP server answering 404 to everything (neither a hub nor a registry that
+/// lists its catalog), for as long as the test runs; its `HOST:PORT`.
+fn not_found_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().take(8).flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    addr
 }
 
 /// The run `id` as `ps --json --all` shows it.
