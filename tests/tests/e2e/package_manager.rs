@@ -505,6 +505,18 @@ fn mirror_copies_a_signed_multi_arch_package_that_still_verifies() {
             format!("{}/bob/twosnoop:1.1.0", dest.addr())
         ]
     );
+
+    // A list: references one a line, comments skipped.
+    let list = env2.path().join("refs.txt");
+    let one = format!("{}/bob/twosnoop:1.0.0", source.addr());
+    std::fs::write(&list, format!("# to carry across\n{one}\n\n")).unwrap();
+    let third = Registry::start();
+    let (out, _) = text(ok(&mut env2.cmd([
+        "mirror",
+        &format!("@{}", list.display()),
+        third.addr(),
+    ])));
+    assert_eq!(out.trim(), format!("{}/bob/twosnoop:1.0.0", third.addr()));
 }
 
 #[test]
