@@ -91,6 +91,17 @@ pub enum Command {
     /// Boot each kernel in a throw-away QEMU VM, load and attach the package there, and
     /// print a kernel × result matrix (the verifier's reason where one fails).
     TestKernels(TestKernelsArgs),
+    /// Print a shell completion script (e.g. `cargo ebpf completions bash > ~/.local/share/bash-completion/completions/cargo-ebpf`).
+    Completions {
+        #[arg(value_enum)]
+        shell: crate::shell::CompletionShell,
+    },
+    /// Write a man page per command (cargo-ebpf.1, cargo-ebpf-run.1, …).
+    InstallMan {
+        /// Where to write them (default: ~/.local/share/man/man1, or $XDG_DATA_HOME/man/man1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// The user-side commands (`pull`, `run`, `ps`, …), shared with the standalone runner.
     #[command(flatten)]
     Runner(RunnerCommand),
@@ -340,6 +351,17 @@ pub fn execute(cli: Cli) -> Result<i32> {
             registry,
         } => cmd_yank(&reference, undo, &registry),
         Command::TestKernels(args) => command::test_kernels(&args, build_project),
+        Command::Completions { shell } => {
+            let mut script = vec![];
+            crate::shell::completions(<Cli as clap::CommandFactory>::command(), shell, &mut script);
+            // Through out_line, so `completions bash | head` ends quietly.
+            out_line(format_args!(
+                "{}",
+                String::from_utf8_lossy(&script).trim_end()
+            ));
+            Ok(())
+        }
+        Command::InstallMan { dir } => cmd_install_man(dir),
         Command::Runner(command) => return runner_cli::execute(command, &HOST),
         #[cfg(feature = "hub")]
         Command::Hub(command) => cmd_hub(command),
@@ -562,6 +584,12 @@ fn cmd_push(
         )?),
         None => None,
     };
+    if given.is_none() {
+        let project = load_project(args)?;
+        let reference = Reference::parse(&project.reference()?)?;
+        crate::publish::check_metadata(&project)?;
+        crate::publish::check_unpublished(&runner_cli::registry(reg)?, &reference)?;
+    }
     let (project, built) = cmd_build(args)?;
     let facts = match key {
         Some(_) => Some(provenance::gather(&project, builder(args)?)?),
@@ -719,8 +747,24 @@ fn cmd_key_generate(prefix: &Path, password_stdin: bool, no_password: bool) -> R
     Ok(())
 }
 
+fn cmd_install_man(dir: Option<PathBuf>) -> Result<()> {
+    let dir = match dir {
+        Some(d) => d,
+        None => crate::shell::default_man_dir()?,
+    };
+    let written = crate::shell::install_man(<Cli as clap::CommandFactory>::command(), &dir)?;
+    eprintln!(
+        "   Installed {} man pages in {} (`man cargo-ebpf`; add it to MANPATH if man does not find them)",
+        written.len(),
+        dir.display()
+    );
+    Ok(())
+}
+
 fn cmd_yank(reference: &str, undo: bool, reg: &RegistryArgs) -> Result<()> {
-    let reference = Reference::parse(reference)?;
+    // A short name with its version (`opensnoop:0.1.0`) resolves through the default
+    // registry like everywhere else.
+    let reference = Reference::parse(&ebpf_runner::config::expand(reference)?)?;
     let outcome = hub_api::yank(&runner_cli::registry(reg)?, &reference, !undo)?;
     let latest = match &outcome.latest {
         Some(v) => format!("latest is now {v}"),
@@ -756,5 +800,56 @@ fn project_dir(path: &Path) -> &Path {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new(".")),
         _ => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::{completions, install_man, CompletionShell};
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_shell_gets_a_script_naming_the_new_commands() {
+        for shell in [
+            CompletionShell::Bash,
+            CompletionShell::Zsh,
+            CompletionShell::Fish,
+            CompletionShell::Elvish,
+        ] {
+            let mut out = vec![];
+            completions(Cli::command(), shell, &mut out);
+            let text = String::from_utf8(out).unwrap();
+            for word in ["search", "upgrade", "outdated", "doctor", "completions"] {
+                assert!(text.contains(word), "{shell:?} lacks {word}");
+            }
+        }
+    }
+
+    #[test]
+    fn man_pages_cover_each_command_and_no_hidden_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = install_man(Cli::command(), dir.path()).unwrap();
+        let names: Vec<String> = written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for page in [
+            "cargo-ebpf.1",
+            "cargo-ebpf-upgrade.1",
+            "cargo-ebpf-config-set.1",
+            "cargo-ebpf-search.1",
+        ] {
+            assert!(
+                names.iter().any(|n| n == page),
+                "{page} missing from {names:?}"
+            );
+        }
+        assert!(!names.iter().any(|n| n.contains("__daemon")));
+        let upgrade = std::fs::read_to_string(dir.path().join("cargo-ebpf-upgrade.1")).unwrap();
+        assert!(
+            upgrade.contains(".TH") && upgrade.contains("latest"),
+            "{upgrade}"
+        );
     }
 }

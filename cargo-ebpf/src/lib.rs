@@ -2,7 +2,8 @@
 //! user-side commands (`pull`/`run`/`list`/`rm`, background runs) from [`ebpf_runner::cli`].
 //!
 //! One module per stage: [`scaffold`] (new), [`build`], [`package`], [`keys`] (signing
-//! keys), [`kernels`] (test-kernels: the package in real VMs); [`cli`] wires them up.
+//! keys), [`kernels`] (test-kernels: the package in real VMs), [`publish`] (checks before
+//! publishing), [`shell`] (completions, man pages); [`cli`] wires them up.
 
 pub mod build;
 pub mod cli;
@@ -11,6 +12,8 @@ pub mod keys;
 pub mod manifest;
 pub mod package;
 pub mod provenance;
+pub mod publish;
 pub mod scaffold;
+pub mod shell;
 
 pub use ebpf_package::{Error, ErrorKind, Result};

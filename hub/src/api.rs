@@ -1,5 +1,5 @@
 //! A small JSON API for what registry clients cannot do: register, mint API tokens, read
-//! the package index, yank versions, register signing keys. The web pages call the same
+//! the package index, search it, yank versions, register signing keys. The web pages call the same
 //! functions in `accounts`, `yank` and `db`.
 //!
 //! Who is calling: a token or password (HTTP Basic, as registry clients send them) or

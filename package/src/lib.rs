@@ -15,6 +15,7 @@
 //! - [`package`]: a package in memory, built from an object or read back and verified;
 //! - [`verify_meta`]: a package's config checked against its object;
 //! - [`plan`]: what running a package will do (attach points, capabilities, files, processes);
+//! - [`diff`]: what changed between two versions of a package (breaking changes marked);
 //! - [`signature`]: cosign-compatible keys, payloads, signing/verifying and `.sig` manifests;
 //! - [`provenance`]: SLSA provenance statements in signed DSSE envelopes (cosign `.att`);
 //! - [`kernel_matrix`]: on which kernels a package loads (`test-kernels`), and `run`'s warning;
@@ -26,6 +27,7 @@ pub mod btfgen;
 pub mod codec;
 pub mod cosign_key;
 pub mod decode;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod formats;

@@ -142,6 +142,29 @@ pub fn store_in(paths: &AuthPaths, host: &str, creds: &Credentials) -> Result<Pa
     Ok(file)
 }
 
+/// Removes the credentials for `host` from the docker config named by `paths` (every key
+/// that names the host, with or without a URL scheme), keeping everything else. Returns
+/// the file changed, or None when it held none for `host`.
+pub fn remove_in(paths: &AuthPaths, host: &str) -> Result<Option<PathBuf>> {
+    let Some(file) = paths.docker_config() else {
+        return Ok(None);
+    };
+    let Some(mut config) = read_config(&file)? else {
+        return Ok(None);
+    };
+    let keys = host_keys(host);
+    let Some(Value::Object(auths)) = config.get_mut("auths") else {
+        return Ok(None);
+    };
+    let before = auths.len();
+    auths.retain(|k, _| !keys.iter().any(|h| k == h || strip_url(k) == h));
+    if auths.len() == before {
+        return Ok(None);
+    }
+    write_private(&file, &config)?;
+    Ok(Some(file))
+}
+
 /// Parses one config file; `None` if it does not exist.
 fn read_config(file: &Path) -> Result<Option<Map<String, Value>>> {
     let bytes = match std::fs::read(file) {

@@ -1,6 +1,8 @@
 //! What a cargo-ebpf hub offers beyond the OCI API: yanking a version
 //! (`POST /api/v1/packages/REPO/versions/V/yank`), its users' public keys
-//! (`GET /api/v1/users/USER/keys`), and the header marking a yanked version on pull. The
+//! (`GET /api/v1/users/USER/keys`), search (`GET /api/v1/search`), a package's versions
+//! and which are yanked (`GET /api/v1/packages/REPO`), and the header marking a yanked
+//! version on pull. The
 //! same credentials as pushes (the hub takes a token or password with HTTP Basic), looked up
 //! for the reference's host in the registry's auth files.
 
@@ -120,6 +122,130 @@ pub fn is_yanked(registry: &Registry, reference: &Reference) -> bool {
             .is_some_and(|v| v == "true"))
     })
     .unwrap_or(false)
+}
+
+/// One package found by [`search`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Found {
+    pub repository: String,
+    pub owner: String,
+    pub name: String,
+    pub latest: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub stars: i64,
+    #[serde(default)]
+    pub downloads: i64,
+    #[serde(default)]
+    pub signed: bool,
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SearchPage {
+    pub total: u64,
+    pub page: u64,
+    pub per_page: u64,
+    pub packages: Vec<Found>,
+}
+
+/// Largest search answer read: a page is a few KiB.
+const MAX_SEARCH_BODY: usize = 4 << 20;
+
+/// `GET /api/v1/search?q=…` on hub `host`; `None` when `host` is no hub (a plain OCI
+/// registry answers 404, or something that is not the API's JSON).
+pub fn search(
+    registry: &Registry,
+    host: &str,
+    query: &str,
+    page: u64,
+    per_page: u64,
+) -> Result<Option<SearchPage>> {
+    let request = client()?
+        .get(url(registry, host, "/api/v1/search"))
+        .query(&[
+            ("q", query.to_string()),
+            ("page", page.to_string()),
+            ("per_page", per_page.to_string()),
+        ]);
+    let (status, body) = get_bounded(request, host)?;
+    if status != 200 {
+        return Ok(None);
+    }
+    Ok(serde_json::from_slice(&body).ok())
+}
+
+/// Repositories of a plain OCI registry whose names contain one of `words`, from its
+/// catalog (`GET /v2/_catalog`), for registries that allow listing it; the caller adds
+/// versions. An error saying the registry has no search when it refuses.
+pub fn catalog_matches(registry: &Registry, host: &str, words: &str) -> Result<Vec<String>> {
+    let request = client()?.get(url(registry, host, "/v2/_catalog?n=1000"));
+    let request = match credentials::lookup_in(registry.auth_paths(), host)? {
+        Some(c) => request.basic_auth(c.username, Some(c.password)),
+        None => request,
+    };
+    let (status, body) = get_bounded(request, host)?;
+    let json: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let Some(repos) = json["repositories"].as_array().filter(|_| status == 200) else {
+        return Err(no_search(host));
+    };
+    let words: Vec<String> = words.split_whitespace().map(str::to_lowercase).collect();
+    Ok(repos
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|r| words.iter().any(|w| r.to_lowercase().contains(w.as_str())))
+        .map(str::to_string)
+        .collect())
+}
+
+/// The error for a registry that has neither the hub's search nor a readable catalog.
+pub fn no_search(host: &str) -> Error {
+    Error::registry(format!(
+        "{host} has no package search: it is a plain OCI registry, not a cargo-ebpf hub, and does not list its catalog"
+    ))
+    .with_help(format!(
+        "plain registries cannot be searched; name the package fully ({host}/NAMESPACE/NAME:VERSION), or search a hub with --registry HUB"
+    ))
+}
+
+/// A package's versions as its hub lists them, with whether each is yanked; None when
+/// `host` is not a hub (or does not know the package).
+pub fn versions(registry: &Registry, reference: &Reference) -> Option<Vec<(String, bool)>> {
+    let host = reference.resolve_registry();
+    let path = format!("/api/v1/packages/{}", reference.repository());
+    let request = client().ok()?.get(url(registry, host, &path));
+    let (status, body) = get_bounded(request, host).ok()?;
+    if status != 200 {
+        return None;
+    }
+    let json: Value = serde_json::from_slice(&body).ok()?;
+    let versions = json["versions"].as_array()?;
+    Some(
+        versions
+            .iter()
+            .filter_map(|v| {
+                let version = v["version"].as_str()?.to_string();
+                Some((version, v["yanked"].as_bool().unwrap_or(false)))
+            })
+            .collect(),
+    )
+}
+
+/// Sends `request`; the status and at most [`MAX_SEARCH_BODY`] bytes of body.
+fn get_bounded(request: reqwest::RequestBuilder, host: &str) -> Result<(u16, Vec<u8>)> {
+    block_on(async {
+        let mut res = request.send().await.map_err(|e| unreachable(host, e))?;
+        let status = res.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(|e| unreachable(host, e))? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_SEARCH_BODY {
+                return Err(Error::registry(format!("{host} sent an oversized answer")));
+            }
+        }
+        Ok((status, body))
+    })
 }
 
 fn client() -> Result<reqwest::Client> {

@@ -17,6 +17,11 @@
 //! - [`run`]: load, attach, stream events;
 //! - [`inspect`]: what a package holds, without loading it;
 //! - [`lifecycle`]: detached runs (`install`, `run -d`, `ps`, `logs`, `stop`);
+//! - [`versions`]: a repository's versions in semver order; [`upgrade`]: `outdated` and
+//!   `upgrade` (pull, diff, restart the runs, roll back on failure);
+//! - [`config`]: the user's settings (default registry for short names, mirrors);
+//!   [`mirrors`]: pulls from mirrors when a registry fails, and `mirror` (copying);
+//!   [`doctor`]: what this machine has for building and running;
 //! - [`cli`]: the user-side commands, shared by `cargo ebpf` and the `ebpf-runner` binary.
 //!
 //! Shared by several stages: [`error`] (the one error type), [`digest`], [`engine`]
@@ -24,11 +29,14 @@
 
 pub mod attestation;
 pub mod cli;
+pub mod config;
 pub mod credentials;
+pub mod doctor;
 pub mod engine;
 pub mod hub_api;
 pub mod inspect;
 pub mod lifecycle;
+pub mod mirrors;
 pub mod program;
 pub mod registry;
 pub mod resolve;
@@ -36,5 +44,7 @@ pub mod run;
 pub mod signing;
 pub mod store;
 pub mod trust;
+pub mod upgrade;
 pub mod url;
+pub mod versions;
 pub mod which;

@@ -52,6 +52,9 @@ pub struct ClientOptions {
     /// Deadline for a whole pull or login; `None` means [`DEFAULT_TIMEOUT`]. Pushes have
     /// none: uploads are the user's own and may be slow.
     pub timeout: Option<Duration>,
+    /// Mirrors to try when a registry fails (`--mirror`), instead of those configured for
+    /// it in config.toml; `None` means the configured ones.
+    pub mirrors: Option<Vec<String>>,
 }
 
 impl ClientOptions {
@@ -124,6 +127,15 @@ impl Registry {
         block_on_deadline(session.pull(&self.options), self.options.deadline(), &what)
     }
 
+    /// Every tag of `reference`'s repository (`GET /v2/REPO/tags/list`), bounded in time by
+    /// the pull deadline and in size like a manifest; a repository the registry does not
+    /// know has none.
+    pub fn list_tags(&self, reference: &Reference) -> Result<Vec<String>> {
+        let session = Session::new(reference, &self.options, &self.auth)?;
+        let what = format!("listing the tags of {}", reference.repository());
+        block_on_deadline(session.list_tags(), self.options.deadline(), &what)
+    }
+
     /// How this client connects (the URL fetcher shares `insecure` and the deadline).
     pub fn options(&self) -> &ClientOptions {
         &self.options
@@ -170,6 +182,34 @@ impl Registry {
             }
             session
                 .push_manifest(&session.reference, manifest, MEDIA_TYPE_MANIFEST)
+                .await
+        })
+    }
+
+    /// Uploads `blobs`, then `manifest` (an image manifest, or an index when `index`) under
+    /// `reference` exactly as given, so its digest is kept; for copying between registries.
+    pub fn push_raw(
+        &self,
+        reference: &Reference,
+        blobs: &[&Blob],
+        manifest: &[u8],
+        index: bool,
+    ) -> Result<String> {
+        let media_type = if index {
+            MEDIA_TYPE_INDEX
+        } else {
+            MEDIA_TYPE_MANIFEST
+        };
+        let session = Session::new(reference, &self.options, &self.auth)?;
+        block_on(async {
+            session.authenticate(RegistryOperation::Push).await?;
+            for blob in blobs {
+                session
+                    .push_blob(&blob.descriptor, &blob.data, &self.options)
+                    .await?;
+            }
+            session
+                .push_manifest(&session.reference, manifest, media_type)
                 .await
         })
     }
@@ -495,6 +535,43 @@ impl Session {
 
     /// Adds the credentials the registry wants: a bearer token when it hands them out
     /// (anonymous ones too), else basic auth when we have credentials.
+    /// The tags of this repository, read with the manifest size cap (a hostile registry
+    /// cannot answer with an endless list).
+    async fn list_tags(&self) -> Result<Vec<String>> {
+        let url = format!(
+            "{}://{}/v2/{}/tags/list",
+            self.scheme,
+            self.reference.resolve_registry(),
+            self.reference.repository()
+        );
+        let request = self.authorize(&self.reference, self.http.get(&url)).await;
+        let whole = self.reference.whole();
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| map_request_error(&e, self.host(), &whole))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(vec![]);
+        }
+        check_manifest_status(&mut response, self.host(), &whole).await?;
+        let bytes = read_capped(&mut response, MAX_MANIFEST_SIZE, &whole, self.host()).await?;
+        let list: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::registry(format!(
+                "registry {} sent a tag list that is not JSON",
+                self.host()
+            ))
+            .with_source(e)
+        })?;
+        Ok(list["tags"]
+            .as_array()
+            .map(|tags| {
+                tags.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn authorize(
         &self,
         reference: &oci_client::Reference,

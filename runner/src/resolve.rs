@@ -12,6 +12,7 @@ use ebpf_package::formats::eunomia;
 use ebpf_package::layout::OciLayout;
 use ebpf_package::{object, Error, Package, Reference, Result};
 
+use crate::mirrors;
 use crate::registry::Registry;
 use crate::signing;
 use crate::store::Store;
@@ -81,9 +82,9 @@ pub fn peek(
 
 /// `target` as a registry reference, when it is not a file, directory, URL or path.
 pub fn reference_target(target: &str) -> Result<Option<Reference>> {
-    let is_reference =
-        !Path::new(target).exists() && !url::is_url(target) && !looks_like_path(target);
-    is_reference.then(|| Reference::parse(target)).transpose()
+    is_reference(target)
+        .then(|| Reference::parse(target))
+        .transpose()
 }
 
 /// The package for `reference`: from the store, or pulled and stored first.
@@ -100,11 +101,78 @@ pub fn fetch(reference: &Reference, store: &Store, registry: &Registry) -> Resul
 /// The trust policy is applied first ([`signing::gate`]): a verified package is pulled by
 /// the digest its signature covers, so a tag re-pointed meanwhile cannot swap it.
 pub fn pull_into(reference: &Reference, store: &Store, registry: &Registry) -> Result<Package> {
-    let gate = signing::gate(registry, reference)?;
-    let pkg = pull_checked(&gate.pull, registry)?;
-    warn_if_yanked(registry, reference);
-    store.insert_verified(reference, &pkg, gate.verified_by.as_deref())?;
-    Ok(pkg)
+    let verified = pull_verified(reference, registry)?;
+    store.insert_verified(
+        reference,
+        &verified.package,
+        verified.verified_by.as_deref(),
+    )?;
+    Ok(verified.package)
+}
+
+/// A package pulled through the trust gate, not yet stored.
+pub struct Verified {
+    pub package: Package,
+    /// The fingerprint of the key whose signature verified, if the policy asked for one.
+    pub verified_by: Option<String>,
+}
+
+/// [`pull_into`] without the store: the trust policy applied, the package pulled by the
+/// digest its signature covers and checked against its object; for `upgrade`, which shows
+/// a diff before it stores anything.
+/// When the registry fails, its mirrors are tried in order ([`crate::mirrors`]), each
+/// through the same trust gate with the content pinned.
+pub fn pull_verified(reference: &Reference, registry: &Registry) -> Result<Verified> {
+    let primary = signing::gate(registry, reference).and_then(|gate| {
+        let package = pull_checked(&gate.pull, registry)?;
+        warn_if_yanked(registry, reference);
+        Ok(Verified {
+            package,
+            verified_by: gate.verified_by,
+        })
+    });
+    match primary {
+        Err(e) if mirrors::worth_a_mirror(&e) => from_mirrors(reference, registry, e),
+        other => other,
+    }
+}
+
+/// Tries `reference`'s mirrors in order after the primary failed with `failure`. A mirror
+/// that cannot be reached is skipped; one whose content does not verify stops the pull.
+fn from_mirrors(reference: &Reference, registry: &Registry, failure: Error) -> Result<Verified> {
+    let list = mirrors::for_host(registry, reference.registry())?;
+    if list.is_empty() {
+        return Err(failure);
+    }
+    eprintln!(
+        "warning: {} failed ({}); trying its mirrors",
+        reference.registry(),
+        failure.message
+    );
+    for mirror in &list {
+        let source = mirrors::on_mirror(reference, mirror)?;
+        let attempt = mirrors::gate(registry, reference, &source).and_then(|gate| {
+            let package = pull_checked(&gate.pull, registry)?;
+            Ok(Verified {
+                package,
+                verified_by: gate.verified_by,
+            })
+        });
+        match attempt {
+            Ok(verified) => {
+                eprintln!("      Pulled {reference} from the mirror {mirror}");
+                return Ok(verified);
+            }
+            Err(e) if mirrors::worth_a_mirror(&e) => {
+                eprintln!("warning: the mirror {mirror} failed too ({})", e.message);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(failure.with_help(format!(
+        "its mirrors ({}) could not serve it either; check that one of them is up",
+        list.join(", ")
+    )))
 }
 
 /// Pulls `reference` and checks its config against its object; nothing is written.
@@ -151,6 +219,11 @@ fn resolve_path(path: &Path) -> Result<Runnable> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     Ok(Runnable::Object { name, bytes })
+}
+
+/// Whether `target` names a registry reference rather than a file, directory or URL.
+pub fn is_reference(target: &str) -> bool {
+    !Path::new(target).exists() && !url::is_url(target) && !looks_like_path(target)
 }
 
 fn looks_like_path(target: &str) -> bool {

@@ -97,10 +97,18 @@ pub struct Gate {
 /// inside a trusted scope a valid signature by one of its keys is required; outside,
 /// unsigned packages pass with a warning unless signatures are required.
 pub fn gate(registry: &Registry, reference: &Reference) -> Result<Gate> {
+    gate_via(registry, reference, reference)
+}
+
+/// [`gate`] for `reference` served by `source` (a mirror holding the same repository): the
+/// policy and its keys are `reference`'s, the manifest and signatures are read from
+/// `source`, and the pull is pinned to the digest they verify, so a mirror cannot
+/// substitute anything that a trusted key did not sign.
+pub fn gate_via(registry: &Registry, reference: &Reference, source: &Reference) -> Result<Gate> {
     let policy = Policy::load()?;
     match policy.keys_for(reference)? {
         Some((scope, keys)) => {
-            let (digest, verified) = verify(registry, reference, &keys).map_err(|e| {
+            let (digest, verified) = verify(registry, source, &keys).map_err(|e| {
                 let help = format!(
                     "{reference} is in the trusted scope {scope}; nothing was stored. {}",
                     e.help.clone().unwrap_or_default()
@@ -112,7 +120,7 @@ pub fn gate(registry: &Registry, reference: &Reference) -> Result<Gate> {
                 verified.fingerprint
             );
             Ok(Gate {
-                pull: reference.with_digest(&digest),
+                pull: source.with_digest(&digest),
                 verified_by: Some(verified.fingerprint),
             })
         }
@@ -128,7 +136,7 @@ pub fn gate(registry: &Registry, reference: &Reference) -> Result<Gate> {
         None => {
             eprintln!("warning: {reference} is not signed by a trusted key (unverified)");
             Ok(Gate {
-                pull: reference.clone(),
+                pull: source.clone(),
                 verified_by: None,
             })
         }

@@ -100,6 +100,7 @@ impl Env {
             .env("HOME", self.path())
             .env("CARGO_EBPF_TRUST_POLICY", self.path().join("trust.toml"))
             .env_remove("CARGO_EBPF_KEY_PASSWORD")
+            .env_remove("CARGO_EBPF_CONFIG")
             .env_remove("COSIGN_PASSWORD")
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("REGISTRY_AUTH_FILE")

@@ -167,3 +167,59 @@ async fn search_ranks_names_first_and_finds_keywords() {
         ["sam/netwatch", "sam/tcplife"]
     );
 }
+
+#[tokio::test]
+async fn the_json_search_pages_and_describes_each_package() {
+    let hub = TestHub::start().await;
+    let auth = hub.user_with_token("sam").await;
+    for name in ["netwatch", "netflow", "netstat"] {
+        let m = meta(name, "1.0.0", &format!("{name}: network tracing"), &[]);
+        let r = hub
+            .push_package(&auth, &format!("sam/{name}"), m, &bpf_object())
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let get = |q: &'static str| hub.request("GET", q, &[], b"");
+    let all = get("/api/v1/search?q=network").await;
+    assert_eq!(all.status, 200, "{}", all.text());
+    let all = all.json();
+    assert_eq!(
+        (all["total"].as_i64(), all["page"].as_i64()),
+        (Some(3), Some(1))
+    );
+    let first = &all["packages"][0];
+    assert_eq!(first["owner"], "sam");
+    assert_eq!(first["latest"], "1.0.0");
+    assert_eq!(first["stars"], 0);
+    assert_eq!(first["signed"], false);
+    let repo = first["repository"].as_str().unwrap();
+    assert_eq!(repo, format!("sam/{}", first["name"].as_str().unwrap()));
+    assert!(first["description"].as_str().unwrap().contains("network"));
+
+    // Pages of two: the second holds the one left, and no repository is on both.
+    let p1 = get("/api/v1/search?q=network&per_page=2").await.json();
+    let p2 = get("/api/v1/search?q=network&per_page=2&page=2")
+        .await
+        .json();
+    assert_eq!(p1["packages"].as_array().unwrap().len(), 2);
+    assert_eq!(p2["packages"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (p2["total"].as_i64(), p2["per_page"].as_i64()),
+        (Some(3), Some(2))
+    );
+    let on_p1: Vec<_> = p1["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["repository"])
+        .collect();
+    assert!(!on_p1.contains(&&p2["packages"][0]["repository"]));
+
+    // A one-word query naming an owner finds their packages.
+    let owned = get("/api/v1/search?q=sam").await.json();
+    assert_eq!(owned["total"], 3, "{owned}");
+
+    let none = get("/api/v1/search?q=nothing-like-this").await.json();
+    assert_eq!(none["total"], 0);
+    assert_eq!(none["packages"], serde_json::json!([]));
+}

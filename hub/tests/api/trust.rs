@@ -311,7 +311,7 @@ async fn the_hub_verifies_signatures_against_the_owners_keys() {
     let alice = hub.user_with_token("alice").await;
     let signed = publish(&hub, &alice, "alice/opensnoop", "0.1.0", "Trace opens").await;
     let forged = publish(&hub, &alice, "alice/opensnoop", "0.2.0", "Trace opens").await;
-    publish(&hub, &alice, "alice/opensnoop", "0.3.0", "Trace opens").await;
+    let latest = publish(&hub, &alice, "alice/opensnoop", "0.3.0", "Trace opens").await;
     let key = signature::PrivateKey::generate();
     let stranger = signature::PrivateKey::generate();
     let pem = key.public_key().to_pem();
@@ -353,4 +353,18 @@ async fn the_hub_verifies_signatures_against_the_owners_keys() {
         "{page}"
     );
     assert!(page.contains("unsigned"), "{page}");
+
+    // The search API says whether the *latest* version carries a verified signature.
+    assert_eq!(signed_in_search(&hub, "opensnoop").await, json!(false));
+    let r = push_signature(&hub, &alice, "alice/opensnoop", &latest, &key).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(signed_in_search(&hub, "opensnoop").await, json!(true));
+}
+
+/// `signed` of the first package `GET /api/v1/search?q=Q` finds.
+async fn signed_in_search(hub: &TestHub, q: &str) -> serde_json::Value {
+    let r = hub
+        .request("GET", &format!("/api/v1/search?q={q}"), &[], b"")
+        .await;
+    r.json()["packages"][0]["signed"].clone()
 }

@@ -15,9 +15,8 @@ use ebpf_package::{object, Error, Package, Reference, Result};
 
 use super::{outln, resolve_run_target, stdout_error, Host, OutputArg, RunArgs};
 
-pub fn install(reference: &str, registry: &Registry, host: &Host) -> Result<i32> {
-    let reference = Reference::parse(reference)?;
-    let installed = lifecycle::install(&reference, &Store::open_default()?, registry)?;
+pub fn install(reference: &Reference, registry: &Registry, host: &Host) -> Result<i32> {
+    let installed = lifecycle::install(reference, &Store::open_default()?, registry)?;
     let meta = installed.package.meta()?;
     eprintln!(
         "   Installed {} ({} {}, {} runtime, {}); start it with `{} start {reference}`",
@@ -37,21 +36,23 @@ pub fn start(args: &RunArgs, host: &Host) -> Result<i32> {
         return Err(Error::usage("--check runs in the foreground only")
             .with_help("drop -d (or use `run --check` instead of `start`)"));
     }
-    let package = match resolve_run_target(args, host)? {
+    let (runnable, target) = resolve_run_target(args, host)?;
+    let package = match runnable {
         Runnable::Package(pkg) => *pkg,
         Runnable::Object { name, bytes } => package_for_object(&name, &bytes)?,
     };
-    // A reference (not a path) is served from the store: `rm` must know it is in use.
-    let store_reference = if Path::new(&args.target).exists() {
-        None
+    // A reference (not a path) is served from the store: `rm` and `upgrade` must know
+    // it is in use. The run records the full reference a short name resolved to.
+    let store_reference = if crate::resolve::is_reference(&target) {
+        Some(Reference::parse(&target)?.to_string())
     } else {
-        Some(Reference::parse(&args.target)?.to_string())
+        None
     };
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("find", Path::new(&format!("the {} binary", host.name)), e))?;
     let state = lifecycle::start(&StartRequest {
         package: &package,
-        target: args.target.clone(),
+        target: store_reference.clone().unwrap_or(target),
         store_reference,
         options: daemon_options(args),
         exe,
@@ -132,7 +133,7 @@ pub fn ps(all: bool, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn ids(ids: &[u32]) -> String {
+pub(super) fn ids(ids: &[u32]) -> String {
     let list: Vec<String> = ids.iter().map(u32::to_string).collect();
     list.join(",")
 }

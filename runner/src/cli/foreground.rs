@@ -10,7 +10,7 @@ use crate::run::{self, AttachOptions, Output, RunOptions};
 use ebpf_package::kernel_matrix;
 use ebpf_package::{Error, Result};
 
-use super::{registry, resolve_run_target, stdout_error, Host, OutputArg, RunArgs};
+use super::{registry, resolve_run_target, stdout_error, Host, OutputArg, RegistryArgs, RunArgs};
 
 pub fn run(args: &RunArgs, host: &Host) -> Result<i32> {
     if !args.check {
@@ -33,8 +33,8 @@ pub fn run(args: &RunArgs, host: &Host) -> Result<i32> {
 
 fn run_streaming(args: &RunArgs, host: &Host) -> Result<i32> {
     let opts = run_options(args)?;
-    let runnable = resolve_run_target(args, host)?;
-    warn_if_kernel_fails(args)?;
+    let (runnable, target) = resolve_run_target(args, host)?;
+    warn_if_kernel_fails(&target, &args.registry)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let code = match runnable {
@@ -49,14 +49,14 @@ fn run_streaming(args: &RunArgs, host: &Host) -> Result<i32> {
 
 /// Before loading a package from a registry: a warning when its signed kernel matrix says
 /// the running kernel fails (advisory: the kernel has the last word).
-fn warn_if_kernel_fails(args: &RunArgs) -> Result<()> {
-    let Some(reference) = resolve::reference_target(&args.target)? else {
+fn warn_if_kernel_fails(target: &str, registry_args: &RegistryArgs) -> Result<()> {
+    let Some(reference) = resolve::reference_target(target)? else {
         return Ok(());
     };
     let Some((release, arch)) = kernel_matrix::running_kernel() else {
         return Ok(());
     };
-    let found = match inspect::kernel_matrix_of(&registry(&args.registry)?, &reference) {
+    let found = match inspect::kernel_matrix_of(&registry(registry_args)?, &reference) {
         Ok(found) => found,
         Err(e) => {
             eprintln!(

@@ -6,13 +6,21 @@
 //! - `packages`: `login`, `pull`, `list`, `rm`, `inspect`;
 //! - `foreground`: `run`;
 //! - `background`: `install`, `run -d`/`start`, `ps`, `logs`, `stop` and the hidden daemon;
-//! - `trust`: `verify` and `trust add/list/rm`.
+//! - `trust`: `verify` and `trust add/list/rm`;
+//! - `settings`: `config`, `search`, `logout`, `doctor`;
+//! - `versions`: `outdated`, `upgrade`, `diff`.
+//!
+//! A reference the user types goes through [`full_reference`] first: short names
+//! (`opensnoop`, `alice/opensnoop:0.2.0`) resolve through the configured default registry.
 
 mod background;
 mod foreground;
 mod packages;
+mod settings;
 mod trust;
+mod versions;
 
+pub use settings::ConfigCommand;
 pub use trust::TrustCommand;
 
 use std::io::IsTerminal;
@@ -23,7 +31,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::registry::{ClientOptions, Registry};
 use crate::resolve::{self, Runnable};
 use crate::store::Store;
-use ebpf_package::{Error, Package, Result};
+use ebpf_package::{Error, Package, Reference, Result};
 
 /// Turns a run target into a package when it is something only the host binary can read;
 /// `None` when it is not one.
@@ -129,6 +137,98 @@ pub enum RunnerCommand {
     /// Manage the trust policy: which keys must sign packages from which scopes.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Search a hub's packages by words (name, description, keywords, owner).
+    Search {
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// The hub to search (default: the host of `default-registry`).
+        #[arg(long, value_name = "HUB")]
+        registry: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Which page of results.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        page: u64,
+        /// Results per page (at most 100).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100))]
+        per_page: u64,
+        #[command(flatten)]
+        registry_args: RegistryArgs,
+    },
+    /// Read or change your settings (config.toml): `default-registry` for short names.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Forget the credentials saved for a registry.
+    Logout {
+        /// Registry host, e.g. `ghcr.io` or `127.0.0.1:5000`.
+        registry: String,
+    },
+    /// List stored packages, and the background runs using them, that have a newer version.
+    Outdated {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Pull the newest version (same major unless --latest), verified by the trust policy,
+    /// and restart the background runs of the old one on it (rolled back if it fails).
+    Upgrade {
+        /// The package to upgrade (a stored reference or short name).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        reference: Option<String>,
+        /// Upgrade every stored package.
+        #[arg(long)]
+        all: bool,
+        /// Allow a new major version.
+        #[arg(long)]
+        latest: bool,
+        /// Go ahead even when the diff shows breaking changes.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Show what changed between two versions: programs, maps, params, event fields,
+    /// capabilities, host writes, runtime, size (breaking changes marked).
+    Diff {
+        /// The old package (reference, layout or short name); with --from/--to, the
+        /// package whose versions to compare.
+        old: String,
+        /// The new package.
+        #[arg(required_unless_present = "to", conflicts_with_all = ["from", "to"])]
+        new: Option<String>,
+        /// The old version of OLD.
+        #[arg(long, value_name = "VERSION", requires = "to")]
+        from: Option<String>,
+        /// The new version of OLD.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Copy packages with their signatures, attestations and every platform to another
+    /// registry, byte for byte (e.g. to feed an air-gapped registry).
+    Mirror {
+        /// A reference (one tag), a repository without a tag (all its versions), or
+        /// `@FILE` (references, one a line).
+        source: String,
+        /// The destination registry, `HOST[:PORT][/PREFIX]`; repository paths are kept.
+        dest: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// What this machine has and lacks for building and running packages (programs with
+    /// the package that installs each, privileges, kernel features).
+    Doctor {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The daemon of a background run (started by `run -d`, not by hand).
     #[command(name = "__daemon", hide = true)]
     Daemon { id: String },
@@ -146,6 +246,10 @@ pub struct RegistryArgs {
     /// $CARGO_EBPF_TIMEOUT).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
+    /// A mirror to try when the registry fails, instead of those in config.toml (repeat
+    /// for several, tried in order): `HOST[:PORT][/PREFIX]`.
+    #[arg(long, value_name = "HOST")]
+    pub mirror: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -233,6 +337,50 @@ pub fn execute(command: RunnerCommand, host: &Host) -> Result<i32> {
             reference,
             registry,
         } => packages::pull(&reference, &registry),
+        RunnerCommand::Search {
+            words,
+            registry,
+            json,
+            page,
+            per_page,
+            registry_args,
+        } => settings::search(
+            &words.join(" "),
+            registry.as_deref(),
+            json,
+            (page, per_page),
+            &registry_args,
+        ),
+        RunnerCommand::Config(command) => settings::config(command),
+        RunnerCommand::Logout { registry } => settings::logout(&registry),
+        RunnerCommand::Doctor { json } => settings::doctor(json),
+        RunnerCommand::Mirror {
+            source,
+            dest,
+            registry,
+        } => versions::mirror(&source, &dest, &registry),
+        RunnerCommand::Outdated { json, registry } => versions::outdated(json, &registry),
+        RunnerCommand::Upgrade {
+            reference,
+            all: _,
+            latest,
+            yes,
+            registry,
+        } => versions::upgrade(reference.as_deref(), latest, yes, &registry, host),
+        RunnerCommand::Diff {
+            old,
+            new,
+            from,
+            to,
+            json,
+            registry,
+        } => versions::diff(
+            &old,
+            new.as_deref(),
+            (from.as_deref(), to.as_deref()),
+            json,
+            &registry,
+        ),
         RunnerCommand::List { json } => packages::list(json),
         RunnerCommand::Rm { reference } => packages::rm(&reference, host),
         RunnerCommand::Inspect {
@@ -243,7 +391,11 @@ pub fn execute(command: RunnerCommand, host: &Host) -> Result<i32> {
         RunnerCommand::Install {
             reference,
             registry,
-        } => background::install(&reference, &self::registry(&registry)?, host),
+        } => {
+            let registry = self::registry(&registry)?;
+            let reference = full_reference(&reference, &registry)?;
+            background::install(&reference, &registry, host)
+        }
         RunnerCommand::Ps { all, json } => background::ps(all, json),
         RunnerCommand::Logs { id, follow } => background::logs(&id, follow),
         RunnerCommand::Stop { id } => background::stop(&id),
@@ -307,23 +459,53 @@ pub fn registry(args: &RegistryArgs) -> Result<Registry> {
         progress: std::io::stdout().is_terminal(),
         require_signed: args.require_signed,
         timeout,
+        mirrors: (!args.mirror.is_empty()).then(|| args.mirror.clone()),
     }))
 }
 
 /// What `run`/`start` point at: the host's project hook first, then the runner's own
-/// resolution (file, layout, reference → store or registry).
-fn resolve_run_target(args: &RunArgs, host: &Host) -> Result<Runnable> {
+/// resolution (file, layout, reference → store or registry). Also returns the target as
+/// resolved: a short name becomes its full reference.
+fn resolve_run_target(args: &RunArgs, host: &Host) -> Result<(Runnable, String)> {
     let built = host
         .build_project
         .and_then(|build| build(Path::new(&args.target)));
     if let Some(pkg) = built {
-        return Ok(Runnable::Package(Box::new(pkg?)));
+        return Ok((Runnable::Package(Box::new(pkg?)), args.target.clone()));
     }
-    resolve::resolve(
-        &args.target,
-        &registry(&args.registry)?,
-        Store::open_default,
-    )
+    let registry = registry(&args.registry)?;
+    let target = full_target(&args.target, &registry)?;
+    let runnable = resolve::resolve(&target, &registry, Store::open_default)?;
+    Ok((runnable, target))
+}
+
+/// A run or inspect target made full: paths and URLs as they are, references through
+/// [`full_reference`].
+fn full_target(target: &str, registry: &Registry) -> Result<String> {
+    if !resolve::is_reference(target) {
+        return Ok(target.to_string());
+    }
+    full_reference(target, registry).map(|r| r.to_string())
+}
+
+/// A reference as the user typed it, made full. A short name (`opensnoop`,
+/// `alice/opensnoop:0.2.0`) resolves through the configured default registry, and without
+/// a tag to the newest version its repository offers; what it resolved to is said on
+/// stderr. A full reference is taken as it is.
+pub fn full_reference(text: &str, registry: &Registry) -> Result<Reference> {
+    let expanded = crate::config::expand(text)?;
+    let mut reference = Reference::parse(&expanded)?;
+    if !crate::config::is_short_name(text) {
+        return Ok(reference);
+    }
+    let last = text.rsplit('/').next().unwrap_or(text);
+    if !last.contains(':') && !last.contains('@') {
+        if let Some(newest) = crate::versions::offered(registry, &reference)?.last() {
+            reference = reference.with_tag(&newest.tag);
+        }
+    }
+    eprintln!("    Resolved {text} to {reference}");
+    Ok(reference)
 }
 
 fn stdout_error(e: std::io::Error) -> Error {

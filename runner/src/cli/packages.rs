@@ -47,8 +47,9 @@ fn read_password_stdin() -> Result<String> {
 }
 
 pub fn pull(reference: &str, reg: &RegistryArgs) -> Result<i32> {
-    let reference = Reference::parse(reference)?;
-    let pkg = resolve::pull_into(&reference, &Store::open_default()?, &registry(reg)?)?;
+    let registry = registry(reg)?;
+    let reference = super::full_reference(reference, &registry)?;
+    let pkg = resolve::pull_into(&reference, &Store::open_default()?, &registry)?;
     eprintln!("      Pulled {reference}");
     outln!("{}", pkg.digest());
     Ok(0)
@@ -93,15 +94,14 @@ pub fn list(json: bool) -> Result<i32> {
 }
 
 pub fn rm(reference: &str, host: &Host) -> Result<i32> {
-    background::refuse_if_running(reference, host)?;
-    if Store::open_default()?.remove(&Reference::parse(reference)?)? {
-        eprintln!("     Removed {reference}");
+    let full = crate::config::expand(reference)?;
+    background::refuse_if_running(&full, host)?;
+    if Store::open_default()?.remove(&Reference::parse(&full)?)? {
+        eprintln!("     Removed {full}");
         Ok(0)
     } else {
-        Err(
-            Error::input(format!("{reference} is not in the local store"))
-                .with_help(format!("`{} list` shows what is", host.name)),
-        )
+        Err(Error::input(format!("{full} is not in the local store"))
+            .with_help(format!("`{} list` shows what is", host.name)))
     }
 }
 
@@ -113,7 +113,11 @@ pub fn inspect(target: &str, json: bool, reg: &RegistryArgs, host: &Host) -> Res
         .and_then(|build| build(Path::new(target)));
     let report = match built {
         Some(pkg) => crate::inspect::package_report(target, &pkg?)?,
-        None => crate::inspect::target_report(target, &registry(reg)?, Store::open_default)?,
+        None => {
+            let registry = registry(reg)?;
+            let target = super::full_target(target, &registry)?;
+            crate::inspect::target_report(&target, &registry, Store::open_default)?
+        }
     };
     if json {
         let text = serde_json::to_string_pretty(&report).expect("reports serialize");

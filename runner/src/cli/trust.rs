@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use ebpf_package::signature::PublicKey;
 use ebpf_package::spec::SLSA_PROVENANCE_V1;
-use ebpf_package::{Error, Reference, Result};
+use ebpf_package::{Error, Result};
 
 use crate::attestation::{self, Found};
 use crate::signing;
@@ -48,12 +48,12 @@ pub enum TrustCommand {
 }
 
 pub fn verify(reference: &str, keys: &[PathBuf], reg: &RegistryArgs) -> Result<i32> {
-    let reference = Reference::parse(reference)?;
+    let registry = registry(reg)?;
+    let reference = super::full_reference(reference, &registry)?;
     let keys = keys
         .iter()
         .map(|p| read_public_key(p))
         .collect::<Result<Vec<_>>>()?;
-    let registry = registry(reg)?;
     let (digest, verified) = signing::verify(&registry, &reference, &keys)?;
     eprintln!("    Verified {reference}");
     outln!("{digest} signed by {}", verified.fingerprint);

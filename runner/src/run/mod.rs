@@ -32,7 +32,7 @@ pub use files::{
     check_destinations as check_file_destinations, run_files, undo_placed,
     validate as validate_files,
 };
-pub use preflight::{kernel_btf_path, DEFAULT_KERNEL_BTF, KERNEL_BTF_ENV};
+pub use preflight::{check_privileges, kernel_btf_path, DEFAULT_KERNEL_BTF, KERNEL_BTF_ENV};
 
 use std::collections::BTreeMap;
 use std::io::Write;

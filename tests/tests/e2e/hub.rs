@@ -164,8 +164,11 @@ fn publish_to_the_hub_then_run_from_it_sees_a_real_event(hub: &Hub) {
     let manifest = dir.join("ebpf.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, text.replace("Trace file opens", "Trace opens")).unwrap();
-    let err = fails(env.cmd(["publish", "--manifest-path"]).arg(&dir), 6);
-    assert!(err.contains("already published"), "{err}");
+    let err = fails(env.cmd(["publish", "--manifest-path"]).arg(&dir), 3);
+    assert!(
+        err.contains("0.1.0 is already published at") && err.contains("bump the version"),
+        "{err}"
+    );
     let tags = hub.request("GET", "/v2/alice/hubsnoop/manifests/0.1.0", &[], b"");
     assert_eq!(tags.header("docker-content-digest"), Some(digest.as_str()));
 }

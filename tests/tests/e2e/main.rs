@@ -28,6 +28,7 @@ mod multi_arch;
 mod pack_c;
 mod pack_go;
 mod pack_rust;
+mod package_manager;
 mod provenance;
 mod registry;
 mod registry_cli;

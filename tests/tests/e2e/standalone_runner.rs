@@ -115,7 +115,8 @@ fn help_lists_only_runner_commands() {
     let help = stdout(ok(&mut env.runner_cmd(["--help"])));
     let expected: BTreeSet<String> = [
         "login", "pull", "run", "list", "rm", "inspect", "install", "start", "ps", "logs", "stop",
-        "verify", "trust", "help",
+        "verify", "trust", "search", "config", "logout", "outdated", "upgrade", "diff", "mirror",
+        "doctor", "help",
     ]
     .map(String::from)
     .into();
