@@ -353,8 +353,7 @@ impl OciLayout {
     fn read_manifest(&self, manifest_bytes: Vec<u8>, manifest_digest: &str) -> Result<Package> {
         let manifest = crate::blob::parse_manifest(&manifest_bytes)?;
         let config = self.get_blob(&manifest.config.digest)?;
-        let layers = manifest
-            .layers
+        let layers = crate::formats::needed_layers(&manifest)
             .iter()
             .map(|l| self.get_blob(&l.digest))
             .collect::<Result<Vec<_>>>()?;

@@ -92,6 +92,7 @@ impl Package {
 
     /// Reassembles a package from raw parts (as read from a registry or layout),
     /// verifying every digest and size. `manifest_digest`, when known, is checked too.
+    /// `layer_data` holds the [`crate::formats::needed_layers`], in manifest order.
     pub fn from_parts(
         manifest_bytes: Vec<u8>,
         manifest_digest: Option<&str>,
@@ -107,14 +108,15 @@ impl Package {
             data: config_data,
         };
         config_blob.verify()?;
-        if manifest.layers.len() != layer_data.len() {
+        // Only the layers a runner uses were fetched ([`crate::formats::needed_layers`]).
+        let needed = crate::formats::needed_layers(&manifest);
+        if needed.len() != layer_data.len() {
             return Err(Error::input(
                 "manifest and layers disagree on the layer count",
             ));
         }
-        let layers = manifest
-            .layers
-            .iter()
+        let layers = needed
+            .into_iter()
             .zip(layer_data)
             .map(|(d, data)| {
                 let blob = Blob {

@@ -436,8 +436,15 @@ impl Session {
         if matches!(format, Format::CargoEbpf | Format::Bpfman) {
             check_config_platform(&config, &self.reference.whole())?;
         }
-        let mut layers = Vec::with_capacity(manifest.layers.len());
-        for layer in &manifest.layers {
+        let needed = ebpf_package::formats::needed_layers(&manifest);
+        let skipped = manifest.layers.len() - needed.len();
+        if skipped > 0 {
+            eprintln!(
+                "note: not fetching the gadget's {skipped} wasm module layer(s): the built-in loader does not need them"
+            );
+        }
+        let mut layers = Vec::with_capacity(needed.len());
+        for layer in needed {
             layers.push(self.pull_blob(layer, opts).await?);
         }
         Package::from_parts(manifest_bytes, Some(&manifest_digest), config, layers)
@@ -696,7 +703,7 @@ fn check_package_shape(manifest: &OciImageManifest, reference: &str) -> Result<F
 /// fetched: each is held in memory until verified, so many large layers would add up.
 fn check_total_size(manifest: &OciImageManifest, reference: &str) -> Result<()> {
     let total = std::iter::once(&manifest.config)
-        .chain(&manifest.layers)
+        .chain(ebpf_package::formats::needed_layers(manifest))
         .map(|d| u64::try_from(d.size).unwrap_or(u64::MAX))
         .fold(0u64, u64::saturating_add);
     if total > MAX_BLOB_SIZE {

@@ -80,7 +80,6 @@ pub(super) fn image_config(
     let elf = super::raw_object(Format::Gadget, layers)
         .ok_or_else(|| malformed(Format::Gadget, "its eBPF program layer is missing"))?;
     object::check_elf(elf).map_err(|e| malformed(Format::Gadget, e.full_message()))?;
-    note_ignored_layers(layers);
     let mut described = Described::from_annotations(manifest);
     let text = |key: &str| {
         yaml[key]
@@ -97,31 +96,6 @@ pub(super) fn image_config(
     super::document_params(&mut meta.params, &param_docs(&yaml))
         .map_err(|e| malformed(Format::Gadget, format!("gadget.yaml: {}", e.full_message())))?;
     Ok(stand_in_config(meta))
-}
-
-/// One note for all the layers the built-in loader does not use.
-fn note_ignored_layers(layers: &[Blob]) {
-    let mut kinds: Vec<&str> = layers
-        .iter()
-        .filter(|l| l.descriptor.media_type != GADGET_EBPF_LAYER)
-        .map(|l| match l.descriptor.media_type.as_str() {
-            GADGET_WASM_LAYER => "wasm module",
-            _ => "btfgen archive",
-        })
-        .collect();
-    let count = kinds.len();
-    kinds.sort_unstable();
-    kinds.dedup();
-    let what = kinds.join(" and ");
-    match count {
-        0 => {}
-        1 => eprintln!(
-            "note: ignoring the gadget's {what} layer: the built-in loader does not need it"
-        ),
-        n => eprintln!(
-            "note: ignoring the gadget's {n} {what} layers: the built-in loader does not need them"
-        ),
-    }
 }
 
 /// Real gadget.yaml files are a few KiB; a larger one is not parsed.

@@ -17,7 +17,7 @@ mod gadget;
 
 use std::collections::BTreeMap;
 
-use oci_client::manifest::OciImageManifest;
+use oci_client::manifest::{OciDescriptor, OciImageManifest};
 
 use crate::blob::Blob;
 use crate::spec::{
@@ -35,6 +35,19 @@ const ACCEPTED: &str = "cargo-ebpf packages, Inspektor Gadget images, bumblebee 
 /// config. Without the config the answer is provisional only for plain OCI image configs
 /// (a cargo-ebpf package or a bpfman image); everything unknown is refused here, before
 /// any blob is downloaded.
+/// The layers a runner fetches and keeps: all of them, except an Inspektor Gadget image's
+/// wasm modules, which the built-in loader never runs (so a hostile image cannot make it
+/// download them). Package readers ([`crate::Package::from_parts`], the registry client,
+/// layouts) all go by this one rule.
+pub fn needed_layers(manifest: &OciImageManifest) -> Vec<&OciDescriptor> {
+    let gadget = detect(manifest, None).is_ok_and(|f| f == Format::Gadget);
+    manifest
+        .layers
+        .iter()
+        .filter(|l| !(gadget && l.media_type == spec::GADGET_WASM_LAYER))
+        .collect()
+}
+
 pub fn detect(manifest: &OciImageManifest, config: Option<&[u8]>) -> Result<Format> {
     let config_type = manifest.config.media_type.as_str();
     let is_gadget = manifest.artifact_type.as_deref() == Some(GADGET_ARTIFACT_TYPE)
