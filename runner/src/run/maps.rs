@@ -15,8 +15,9 @@
 //! Which maps are **output** (printed at the end of every run, and with `--interval`):
 //! histograms, counters, bumblebee's metric maps, and tables — except tables whose name says
 //! they are a program's scratch state, by one of its `_`-separated words: `start`, `starts`,
-//! `tmp`, `temp`, `scratch`, `inflight`, `pending`, `args`, `entry` (libbpf-tools keep
-//! timestamps in `start`, arguments in `args`, …). `--interval` prints every map.
+//! `started`, `ts`, `tmp`, `temp`, `scratch`, `inflight`, `pending`, `args`, `entry`
+//! (libbpf-tools keep timestamps in `start`, arguments in `args`, …). `--interval` prints
+//! every map.
 //!
 //! bumblebee's map names add a role ([`Metric`]): `counter_*` and `gauge_*` maps are
 //! Prometheus counters and gauges, `hist_*` maps histograms — either of the shape above, or
@@ -236,8 +237,9 @@ fn is_array_histogram(name: &str, ty: MapType, max_entries: u32) -> bool {
 
 /// A table holding a program's own bookkeeping, by its name (see the module doc).
 fn is_scratch(name: &str) -> bool {
-    const WORDS: [&str; 9] = [
-        "start", "starts", "tmp", "temp", "scratch", "inflight", "pending", "args", "entry",
+    const WORDS: [&str; 11] = [
+        "start", "starts", "started", "ts", "tmp", "temp", "scratch", "inflight", "pending",
+        "args", "entry",
     ];
     name.to_ascii_lowercase()
         .split('_')
@@ -648,6 +650,7 @@ mod tests {
         assert!(!is_array_histogram("history", MapType::Array, 32));
         assert!(!is_array_histogram("name_hist", MapType::Array, 1000));
         assert!(is_scratch("start") && is_scratch("exec_start") && is_scratch("info_tmp"));
+        assert!(is_scratch("started") && is_scratch("exec_ts"));
         assert!(!is_scratch("counts") && !is_scratch("startup_counts"));
     }
 }

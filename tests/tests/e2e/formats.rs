@@ -80,11 +80,12 @@ fn listed(env: &Env) -> Value {
 }
 
 /// `pull REF` then `run REF`: the events of this test's openat calls appear.
+/// Pulls, then runs from the store; returns what both said on stderr.
 fn pull_and_run(env: &Env, reference: &str) -> String {
-    ok(&mut env.cmd(["pull", reference]));
+    let pulled = ok(&mut env.cmd(["pull", reference]));
     let (events, stderr) = run_and_trigger(env, reference, &[]);
     assert_own_events(&events, &stderr);
-    stderr
+    format!("{}{stderr}", String::from_utf8_lossy(&pulled.stderr))
 }
 
 // ---- the formats ---------------------------------------------------------------------------
@@ -222,7 +223,7 @@ fn bumblebee_metric_maps_are_printed_and_served() {
     let (status, stdout, stderr) = bg.finish(Duration::from_secs(RUN_SECS + 30));
     assert!(status.success(), "{stderr}");
     assert!(
-        stderr.contains("showing metric maps `counter_opens`, `hist_name_len` at the end"),
+        stderr.contains("showing maps `counter_opens`, `hist_name_len` at the end"),
         "{stderr}"
     );
 

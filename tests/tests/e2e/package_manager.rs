@@ -443,9 +443,10 @@ fn mirror_copies_a_signed_multi_arch_package_that_still_verifies() {
     let (out, said) = text(ok(&mut env.cmd(["mirror", &reference, dest.addr()])));
     let copy = format!("{}/alice/mirsnoop:0.1.0", dest.addr());
     assert_eq!(out.trim(), copy);
-    // The index, two platforms, and three signature tags (the index's and each platform's).
+    // The index, two platforms, and three signature and three provenance tags (the
+    // index's and each platform's).
     assert!(
-        said.contains("1 reference(s), 6 manifest(s), 3 signature/attestation tag(s)"),
+        said.contains("1 reference(s), 9 manifest(s), 6 signature/attestation tag(s)"),
         "{said}"
     );
     let raw = ebpf_e2e_tests::skopeo(&[
@@ -466,6 +467,7 @@ fn mirror_copies_a_signed_multi_arch_package_that_still_verifies() {
     // verify passes on the copy, for the index and what a pull of this host picks.
     let (verified, _) = text(ok(env.cmd(["verify", &copy, "--key"]).arg(&public)));
     assert!(verified.starts_with(&digest), "{verified}");
+    assert!(verified.contains("provenance signed by"), "{verified}");
     let user = Env::new();
     ok(user
         .cmd(["trust", "add", &format!("{}/alice/*", dest.addr()), "--key"])
