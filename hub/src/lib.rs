@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod admin;
 pub mod api;
 pub mod api_read;
+pub mod attestations;
 pub mod auth;
 pub mod blobs;
 pub mod catalog;

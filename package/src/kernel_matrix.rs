@@ -263,6 +263,42 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
+/// A series as a comparable number: `5.10` → 5010.
+pub fn series_number(series: &str) -> Option<i64> {
+    let (major, minor) = series.split_once('.')?;
+    Some(major.parse::<i64>().ok()? * 1000 + minor.parse::<i64>().ok()?)
+}
+
+/// The oldest series from which every tested series passes (a series passes when every
+/// kernel of it passed); None when the newest tested series did not.
+pub fn loads_from(matrix: &KernelMatrix) -> Option<i64> {
+    let mut series: Vec<(i64, bool)> = Vec::new();
+    for row in &matrix.kernels {
+        let Some(n) = series_number(&row.series) else {
+            continue;
+        };
+        let pass = row.result == Outcome::Pass;
+        match series.iter_mut().find(|(s, _)| *s == n) {
+            Some((_, ok)) => *ok &= pass,
+            None => series.push((n, pass)),
+        }
+    }
+    series.sort_unstable();
+    let mut from = None;
+    for (n, pass) in series.into_iter().rev() {
+        if !pass {
+            break;
+        }
+        from = Some(n);
+    }
+    from
+}
+
+/// `5010` → `5.10`.
+pub fn series_text(n: i64) -> String {
+    format!("{}.{}", n / 1000, n % 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

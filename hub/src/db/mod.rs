@@ -17,6 +17,7 @@ use crate::error::HubResult;
 use ebpf_package::{Error, Result};
 
 mod accounts;
+mod matrices;
 mod packages;
 mod people;
 mod registry;
@@ -26,6 +27,7 @@ mod trust;
 mod web;
 
 pub use accounts::{TokenRow, UserRow};
+pub use matrices::MatrixRow;
 pub use packages::{PackageRow, VersionRow};
 pub use people::{FeedItem, Profile};
 pub use registry::{ManifestRow, NewManifest};

@@ -62,6 +62,9 @@ pub struct SearchQuery {
     pub keyword: String,
     /// Only packages whose latest version carries a signature the hub verified.
     pub signed: bool,
+    /// `6.1`: only packages whose latest version has a verified kernel matrix saying it
+    /// loads on this series and every newer one tested ("loads on kernel ≥ X").
+    pub kernel: String,
     pub sort: Sort,
     /// 1-based.
     pub page: i64,
@@ -70,7 +73,7 @@ pub struct SearchQuery {
 
 impl SearchQuery {
     /// From URL query parameters (`q`, `attach`, `program_type`, `arch`, `format`,
-    /// `license`, `keyword`, `signed`, `sort`, `page`, `per_page`); Err says which is wrong.
+    /// `license`, `keyword`, `signed`, `kernel`, `sort`, `page`, `per_page`); Err says which is wrong.
     pub fn from_params(
         params: &std::collections::HashMap<String, String>,
         default_per_page: i64,
@@ -103,6 +106,12 @@ impl SearchQuery {
                 "format={format:?}: use ours (cargo-ebpf), eunomia, gadget, bumblebee or bpfman"
             ));
         }
+        let kernel = text("kernel");
+        if !kernel.is_empty() && ebpf_package::kernel_matrix::series_number(&kernel).is_none() {
+            return Err(format!(
+                "kernel={kernel:?}: give a kernel series such as 6.1 or 5.10"
+            ));
+        }
         let per_page = number("per_page", default_per_page)?;
         if per_page > MAX_PER_PAGE {
             return Err(format!("per_page is at most {MAX_PER_PAGE}"));
@@ -116,6 +125,7 @@ impl SearchQuery {
             license: text("license"),
             keyword: text("keyword"),
             signed: matches!(text("signed").as_str(), "1" | "true" | "on" | "yes"),
+            kernel,
             sort,
             page: number("page", 1)?,
             per_page,
@@ -133,6 +143,7 @@ impl SearchQuery {
             ("format", &self.format),
             ("license", &self.license),
             ("keyword", &self.keyword),
+            ("kernel", &self.kernel),
         ] {
             if !v.is_empty() {
                 out.push(format!("{k}={}", url_encode(v)));
@@ -280,6 +291,15 @@ impl Db {
         }
         if s.signed {
             sql.conds.push(SIGNED.into());
+        }
+        if let Some(series) = ebpf_package::kernel_matrix::series_number(&s.kernel) {
+            let a = sql.arg(series.to_string());
+            sql.conds.push(format!(
+                "EXISTS (SELECT 1 FROM versions v JOIN kernel_matrices k \
+                 ON k.repo = v.repo AND k.subject_digest = v.digest \
+                 WHERE v.repo = p.repo AND v.version = p.latest_version \
+                 AND k.loads_from IS NOT NULL AND k.loads_from <= CAST({a} AS BIGINT))"
+            ));
         }
         let filter = sql.conds.join(" AND ");
         let score = match score.is_empty() {

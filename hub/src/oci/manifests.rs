@@ -179,6 +179,9 @@ async fn put(
         if let Some(subject) = crate::signatures::signed_digest(tag) {
             crate::signatures::check_pushed(app, name, &subject, &bytes).await?;
         }
+        if let Some(subject) = crate::attestations::attested_digest(tag) {
+            crate::attestations::check_pushed(app, name, &subject, &bytes).await?;
+        }
     }
     // Only a version describes the package: `latest` or `zzz-hack` never change its page.
     if let Some(tag) = tag.filter(|t| is_version_tag(t)) {

@@ -57,7 +57,12 @@ pub async fn page(app: &AppState, v: &Visitor, repo: &str, version: Option<&str>
         .downloads_by_day(repo, CHART_DAYS)
         .await
         .unwrap_or_default();
-    let shown_json = shown.map(|s| version_details(v, &p, s, &signatures));
+    let mut shown_json = shown.map(|s| version_details(v, &p, s, &signatures));
+    if let (Some(s), Some(json)) = (shown, shown_json.as_mut()) {
+        if let Ok(Some(m)) = app.db.kernel_matrix(repo, &s.digest).await {
+            json["kernel_matrix"] = kernel_matrix_json(&m);
+        }
+    }
     let publisher_verified = shown
         .map(|s| crate::signatures::badges(&signatures, &s.digest))
         .unwrap_or_default()
@@ -108,6 +113,18 @@ fn package_json(p: &PackageRow) -> Value {
         "repo": p.repo, "owner": p.owner, "name": p.name, "description": p.description,
         "license": p.license, "authors": p.authors, "keywords": p.keywords,
         "downloads": p.downloads, "latest": p.latest_version, "source": web(&p.source),
+    })
+}
+
+/// A verified kernel matrix for the page: its rows, who signed it, the series it loads from.
+fn kernel_matrix_json(m: &crate::db::MatrixRow) -> Value {
+    let matrix: Value = serde_json::from_str(&m.matrix).unwrap_or(json!({}));
+    let rows = matrix["kernels"].as_array().cloned().unwrap_or_default();
+    json!({
+        "count": rows.len(),
+        "rows": rows,
+        "fingerprint": m.fingerprint, "key_owner": m.key_owner,
+        "loads_from": m.loads_from.map(ebpf_package::kernel_matrix::series_text),
     })
 }
 

@@ -107,7 +107,7 @@ pub async fn search(
     let data = json!({
         "query": s.q, "s": {
             "attach": s.attach, "program_type": s.program_type, "arch": s.arch,
-            "license": s.license, "keyword": s.keyword, "signed": s.signed,
+            "license": s.license, "keyword": s.keyword, "signed": s.signed, "kernel": s.kernel,
         },
         "formats": formats,
         "sorts": sorts,

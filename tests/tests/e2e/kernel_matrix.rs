@@ -265,3 +265,70 @@ fn the_matrix_is_attested_shown_and_warned_about() {
     let err = fails(&mut env.cmd(["pull", &other]), 6);
     assert!(err.contains("not found"), "{err}");
 }
+
+/// The hub shows the matrix: `publish --sign --kernel-matrix` to a real hub whose owner
+/// registered the key; the hub verifies the attestation itself, the version page (in
+/// Chromium) says "tested on 3 kernels" with the table, and the search filter "loads on
+/// kernel ≥ X" finds it for 5.10 and newer, not for an older series.
+#[test]
+fn the_hub_shows_the_verified_matrix_and_filters_by_kernel() {
+    if !vm_needs()
+        || !needs(&[
+            Need::File("/usr/bin/chromium", "chromium"),
+            Need::File("/usr/bin/chromedriver", "chromium-driver"),
+        ])
+    {
+        return;
+    }
+    let hub = ebpf_e2e_tests::hub::Hub::start();
+    let (auth, token) = hub.user_with_token("kara");
+    let env = Env::new();
+    ok(&mut env.cmd(["login", hub.addr(), "-u", "kara", "-p", &token]));
+    let prefix = env.path().join("kara");
+    ok(env.cmd(["key", "generate", "--no-password"]).arg(&prefix));
+    let pem = std::fs::read_to_string(prefix.with_extension("pub")).unwrap();
+    let body = serde_json::json!({"pem": pem, "label": "ci"}).to_string();
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let r = hub.request("POST", "/api/v1/users/kara/keys", &headers, body.as_bytes());
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    let dir = ebpf_e2e_tests::project::eunomia_publishing_to(
+        &env,
+        "kmsnoop",
+        &format!("{}/kara", hub.addr()),
+    );
+    let (matrix, _) = matrix(&env, &dir);
+    let json = env.path().join("matrix.json");
+    std::fs::write(&json, matrix.to_json().unwrap()).unwrap();
+    ok(env
+        .cmd(["publish", "--sign"])
+        .arg(prefix.with_extension("key"))
+        .arg("--kernel-matrix")
+        .arg(&json)
+        .arg("--manifest-path")
+        .arg(&dir));
+
+    let base = format!("http://{}", hub.addr());
+    let b = crate::hub_web::Browser::start();
+    b.goto(&format!("{base}/p/kara/kmsnoop"));
+    b.wait_text("#badge-kernels", |t| t == "tested on 3 kernels");
+    let table = b.text("#kernel-matrix");
+    for series in ["5.10", "6.1", "6.12"] {
+        assert!(table.contains(series), "{table}");
+    }
+    let search = |kernel: &str| {
+        let r = hub.request(
+            "GET",
+            &format!("/api/v1/search?q=kmsnoop&kernel={kernel}"),
+            &[],
+            b"",
+        );
+        r.json()["total"].as_u64().unwrap()
+    };
+    assert_eq!(search("5.10"), 1);
+    assert_eq!(search("6.12"), 1);
+    assert_eq!(search("4.19"), 0);
+}
