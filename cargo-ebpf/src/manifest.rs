@@ -22,6 +22,18 @@ pub struct Manifest {
     /// How the package is started, when not by the build kind's default (see docs/format.md).
     #[serde(default)]
     pub run: Option<RunSection>,
+    /// How to check it works (`test-kernels`).
+    #[serde(default)]
+    pub test: Option<TestSection>,
+}
+
+/// `[test]`: `smoke`, a shell command that makes the program emit an event (run in each
+/// `test-kernels` VM once the package is attached; busybox's applets are there).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TestSection {
+    #[serde(default)]
+    pub smoke: Option<String>,
 }
 
 /// `[run]`: a container image or files + scripts instead of the kind's default runtime.
@@ -321,6 +333,7 @@ pub fn infer(dir: &Path) -> Result<Option<Manifest>> {
             ..Default::default()
         },
         run: None,
+        test: None,
     };
     manifest.validate(&dir.join(FILE_NAME))?;
     Ok(Some(manifest))

@@ -204,6 +204,7 @@ fn package_meta(
         params: info.params,
         types: info.types,
         annotations,
+        smoke: m.test.as_ref().and_then(|t| t.smoke.clone()),
     })
 }
 

@@ -184,6 +184,10 @@ pub struct PackageMeta {
     /// above a map): program or map name → annotation name → its JSON value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// A shell command that makes the program emit an event (`[test] smoke`), which
+    /// `test-kernels` runs in each VM to see one arrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke: Option<String>,
 }
 
 impl PackageMeta {
@@ -208,6 +212,7 @@ impl PackageMeta {
             params: vec![],
             types: BTreeMap::new(),
             annotations: BTreeMap::new(),
+            smoke: None,
         }
     }
 }

@@ -18,8 +18,11 @@ const STDERR_LINES: usize = 40;
 /// The `/init` script: mount what the runner needs, say what kernel this is, run
 /// `ebpf-runner run TARGET --check`, report and power off. `target` is the path inside
 /// the guest, `args` the program's arguments.
-pub fn init_script(target: &str, args: &[String]) -> String {
+pub fn init_script(target: &str, args: &[String], smoke: Option<&str>) -> String {
     let args: String = args.iter().map(|a| format!(" {}", quote(a))).collect();
+    let smoke = smoke.map_or(String::new(), |command| {
+        smoke_script(target, &args, command)
+    });
     format!(
         r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -45,11 +48,30 @@ fi
 echo "{MARK} exit $?"
 sed 's/^/{MARK} out /' /tmp/out
 tail -n {STDERR_LINES} /tmp/err | sed 's/^/{MARK} err /'
-echo "{MARK} done"
+{smoke}echo "{MARK} done"
 poweroff -f
 "#
     )
 }
+
+/// After a passing check: run the package again streaming JSON events, run the smoke
+/// command once it is attached, and report how many events arrived.
+fn smoke_script(target: &str, args: &str, command: &str) -> String {
+    format!(
+        r#"if grep -q '"check":"pass"' /tmp/out; then
+  {RUNNER} run {target} --output json --duration {SMOKE_SECS} $btf --{args} >/tmp/events 2>/tmp/eerr &
+  for i in $(seq 1 100); do grep -q '^Attached' /tmp/eerr && break; sleep 0.1; done
+  sh -c {command} >/dev/null 2>&1
+  wait
+  echo "{MARK} events $(grep -c '^{{' /tmp/events)"
+fi
+"#,
+        command = quote(command)
+    )
+}
+
+/// How long the smoke run streams events (the smoke command runs once it is attached).
+const SMOKE_SECS: u32 = 3;
 
 /// Single-quotes `arg` for the guest's shell.
 fn quote(arg: &str) -> String {
@@ -64,6 +86,8 @@ struct Report {
     btf: Option<String>,
     exit: Option<i32>,
     check: Option<serde_json::Value>,
+    /// Events seen after the smoke command, when the package declares one.
+    events: Option<u64>,
     stderr: Vec<String>,
     done: bool,
 }
@@ -85,6 +109,7 @@ fn read_report(console: &str) -> Report {
             }
             "btf" => r.btf = Some(value.to_string()),
             "exit" => r.exit = value.trim().parse().ok(),
+            "events" => r.events = value.trim().parse().ok(),
             "out" => {
                 if let Ok(json) = serde_json::from_str::<serde_json::Value>(value) {
                     if json.get("check").is_some() {
@@ -128,6 +153,10 @@ fn outcome(r: &Report, boot: &Boot) -> (Outcome, Option<String>) {
     let check = r.check.as_ref();
     let verdict = check.and_then(|c| c.get("check")).and_then(|v| v.as_str());
     match verdict {
+        Some("pass") if r.exit == Some(0) && r.events == Some(0) => (
+            Outcome::Fail,
+            Some("loads and attaches, but no event arrived after the smoke command".into()),
+        ),
         Some("pass") if r.exit == Some(0) => (Outcome::Pass, None),
         Some("fail") => {
             let reason = failure_reason(check.expect("a verdict came from it"));
@@ -284,8 +313,23 @@ mod tests {
 
     #[test]
     fn program_arguments_are_quoted_for_the_guest_shell() {
-        let script = init_script("/t/x.bpf.o", &["--name".into(), "it's".into()]);
+        let script = init_script("/t/x.bpf.o", &["--name".into(), "it's".into()], None);
         assert!(script.contains(r"--check $btf -- '--name' 'it'\''s' >/tmp/out"));
         assert!(script.starts_with("#!/bin/busybox sh\n"));
+    }
+
+    #[test]
+    fn a_smoke_command_without_events_is_a_failure() {
+        let script = init_script("/t/p", &[], Some("sync"));
+        assert!(script.contains("sh -c 'sync'"), "{script}");
+        let console = format!(
+            "{MARK} uname 6.1.0-28-amd64 x86_64\n{MARK} btf kernel\n{MARK} exit 0\n\
+             {MARK} out {{\"check\":\"pass\"}}\n{MARK} events 0\n{MARK} done\n"
+        );
+        let row = boot(&console);
+        assert_eq!(row.result, Outcome::Fail);
+        assert!(row.reason.unwrap().contains("no event arrived"));
+        let row = boot(&console.replace("events 0", "events 2"));
+        assert_eq!(row.result, Outcome::Pass);
     }
 }

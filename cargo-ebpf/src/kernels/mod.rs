@@ -262,6 +262,8 @@ struct GuestFiles {
     files: Vec<(String, Vec<u8>, bool)>,
     target: String,
     args: Vec<String>,
+    /// The package's `[test] smoke` command.
+    smoke: Option<String>,
 }
 
 impl GuestFiles {
@@ -276,10 +278,15 @@ impl GuestFiles {
         let small = initramfs::stripped(&runner, work).unwrap_or(runner);
         files.push((guest::RUNNER.to_string(), read(&small)?, true));
         let target = subject_files(subject, work, &mut files)?;
+        let smoke = match subject {
+            Subject::Package(pkg) => pkg.meta().ok().and_then(|m| m.smoke.clone()),
+            Subject::Object { .. } => None,
+        };
         Ok(GuestFiles {
             files,
             target,
             args: opts.args.clone(),
+            smoke,
         })
     }
 
@@ -296,7 +303,7 @@ impl GuestFiles {
         if let Some(btf) = &kernel.btf {
             a.copy(btf, guest::GIVEN_BTF)?;
         }
-        let init = guest::init_script(&self.target, &self.args);
+        let init = guest::init_script(&self.target, &self.args, self.smoke.as_deref());
         a.file("/init", init.as_bytes(), true);
         Ok(a.finish())
     }

@@ -349,6 +349,7 @@ fn streams_perf_events_as_a_table_using_package_metadata() {
         params: info.params,
         types: info.types,
         annotations: Default::default(),
+        smoke: None,
     };
     let probe = unique_probe("table");
     let (result, text) = run_while_opening(
@@ -546,6 +547,7 @@ fn a_param_outside_rodata_names_its_place_and_the_rodata_size() {
         params,
         types: info.types,
         annotations: Default::default(),
+        smoke: None,
     };
     let err = run_object(
         "opensnoop.bpf.o",

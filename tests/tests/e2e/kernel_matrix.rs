@@ -332,3 +332,59 @@ fn the_hub_shows_the_verified_matrix_and_filters_by_kernel() {
     assert_eq!(search("6.12"), 1);
     assert_eq!(search("4.19"), 0);
 }
+
+/// A project whose program traces sync(2) and whose `[test] smoke` is `smoke`.
+fn smoke_project(name: &str, smoke: &str) -> Project {
+    let project = Project::new(name, "eunomia");
+    let src = std::fs::read_to_string(
+        cli::workspace_root().join("tests/fixtures/kernels/syncwatch.bpf.c"),
+    )
+    .unwrap();
+    std::fs::write(
+        project.src("bpf.c"),
+        src.replace("EVENT_HEADER", &format!("{name}.h")),
+    )
+    .unwrap();
+    std::fs::write(
+        project.src("h"),
+        "struct event {\n\tu32 pid;\n\tchar comm[16];\n};\n",
+    )
+    .unwrap();
+    let manifest = project.dir.join("ebpf.toml");
+    let mut toml = std::fs::read_to_string(&manifest).unwrap();
+    toml.push_str(&format!("\n[test]\nsmoke = \"{smoke}\"\n"));
+    std::fs::write(&manifest, toml).unwrap();
+    project
+}
+
+/// `[test] smoke`: after load and attach, each VM runs the command and an event must
+/// arrive. `sync` makes the sync(2) tracer's event on every kernel; `true` makes none, so
+/// every kernel fails with that reason although the program loads.
+#[test]
+fn a_declared_smoke_command_must_make_an_event_arrive() {
+    if !vm_needs() {
+        return;
+    }
+    let good = smoke_project("syncgood", "sync");
+    let (matrix_good, table) = matrix(&good.env, &good.dir);
+    assert!(
+        matrix_good
+            .kernels
+            .iter()
+            .all(|k| k.result == Outcome::Pass),
+        "{table}"
+    );
+    let quiet = smoke_project("syncquiet", "true");
+    let (matrix_quiet, table) = matrix(&quiet.env, &quiet.dir);
+    assert_eq!(matrix_quiet.kernels.len(), 3, "{table}");
+    for k in &matrix_quiet.kernels {
+        assert_eq!(k.result, Outcome::Fail, "{table}");
+        assert!(
+            k.reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("no event arrived"),
+            "{table}"
+        );
+    }
+}
