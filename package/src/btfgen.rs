@@ -137,6 +137,26 @@ pub fn kernels(data: &[u8]) -> Result<Vec<Kernel>> {
     Ok(found)
 }
 
+/// Every kernel's BTF in a tar (gzip or not) laid out as BTFHub's archive, under any
+/// prefix: how eunomia's `ecc` ships the minimal BTFs beside its `package.json`.
+pub fn collect(data: &[u8]) -> Result<Vec<(Kernel, Vec<u8>)>> {
+    let mut found = Vec::new();
+    let mut total = 0u64;
+    walk(data, |kernel, entry| {
+        let btf = read_bounded(entry, &kernel)?;
+        total += btf.len() as u64;
+        if total > crate::layer::MAX_UNPACKED_SIZE {
+            return Err(
+                Error::integrity("the package's BTF files add up past the size limit")
+                    .with_help("refuse this package: it is hostile or broken"),
+            );
+        }
+        found.push((kernel, btf));
+        Ok(false)
+    })?;
+    Ok(found)
+}
+
 /// The BTF for `host` from a btfgen layer: the entry of the same arch and release, from
 /// the host's own distro and version when several match. When none matches, an error
 /// listing the kernels covered and how to add this one.

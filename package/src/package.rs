@@ -146,6 +146,19 @@ impl Package {
         Ok(pkg)
     }
 
+    /// A package for an `ecc` archive: its `package.json`, plus the minimal per-kernel BTFs
+    /// packed beside it (BTFHub's layout) as this package's btfgen layer, so the runner uses
+    /// them on kernels without BTF as it does ours.
+    pub fn from_eunomia_archive(archive: &[u8]) -> Result<Package> {
+        let json = crate::formats::eunomia::package_json_in(archive)?;
+        let pkg = Package::from_eunomia_json(&json)?;
+        let btfs = crate::btfgen::collect(archive)?;
+        if btfs.is_empty() {
+            return Ok(pkg);
+        }
+        pkg.with_btfgen(crate::btfgen::layer(&btfs)?)
+    }
+
     /// The manifest digest: the package's content address.
     pub fn digest(&self) -> String {
         digest::sha256(&self.manifest_bytes)

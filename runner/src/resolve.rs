@@ -208,6 +208,10 @@ fn resolve_path(path: &Path) -> Result<Runnable> {
         return Ok(Runnable::Package(Box::new(pkg)));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    if eunomia::looks_like_archive(&bytes) {
+        let pkg = Package::from_eunomia_archive(&bytes).map_err(|e| e.with_context_path(path))?;
+        return Ok(Runnable::Package(Box::new(pkg)));
+    }
     let is_json = path.extension().is_some_and(|x| x == "json");
     if is_json || eunomia::looks_like(&bytes) {
         let pkg = Package::from_eunomia_json(&bytes).map_err(|e| e.with_context_path(path))?;

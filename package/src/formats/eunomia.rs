@@ -23,6 +23,54 @@ pub fn looks_like(bytes: &[u8]) -> bool {
         && serde_json::from_slice::<Value>(bytes).is_ok_and(|v| v.get(EUNOMIA_SKEL_KEY).is_some())
 }
 
+/// Whether `bytes` look like a tar archive (ustar magic) or gzip, as `ecc` packs a
+/// `package.json` with its minimal BTFs.
+pub fn looks_like_archive(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b]) || bytes.get(257..262) == Some(b"ustar")
+}
+
+/// The `package.json` inside an `ecc` archive (the shallowest one), bounded.
+pub fn package_json_in(archive: &[u8]) -> Result<Vec<u8>> {
+    let reader: Box<dyn Read + '_> = if archive.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(archive))
+    } else {
+        Box::new(archive)
+    };
+    let mut tar = tar::Archive::new(reader);
+    let entries = tar
+        .entries()
+        .map_err(|e| bad(format!("it is not a readable tar archive: {e}")))?;
+    let mut best: Option<(usize, Vec<u8>)> = None;
+    for (n, entry) in entries.enumerate() {
+        if n >= 20_000 {
+            return Err(bad("its archive lists over 20000 entries"));
+        }
+        let mut entry = entry.map_err(|e| bad(format!("its archive is damaged: {e}")))?;
+        let path = entry
+            .path()
+            .map_err(|e| bad(format!("its archive is damaged: {e}")))?
+            .to_string_lossy()
+            .into_owned();
+        let depth = path.matches('/').count();
+        let is_json = entry.header().entry_type().is_file()
+            && (path == "package.json" || path.ends_with("/package.json"));
+        if !is_json || best.as_ref().is_some_and(|(d, _)| *d <= depth) {
+            continue;
+        }
+        let mut json = Vec::new();
+        (&mut entry)
+            .take(MAX_SIZE + 1)
+            .read_to_end(&mut json)
+            .map_err(|e| bad(format!("its archive is damaged: {e}")))?;
+        if json.len() as u64 > MAX_SIZE {
+            return Err(bad(format!("its package.json is over {MAX_SIZE} bytes")));
+        }
+        best = Some((depth, json));
+    }
+    best.map(|(_, json)| json)
+        .ok_or_else(|| bad("its archive holds no package.json"))
+}
+
 /// The object in `json` and its metadata, described from its BTF, `export_types` and
 /// `data_sections`; [`Package::from_eunomia_json`] wraps them as a package.
 ///

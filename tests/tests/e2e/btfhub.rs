@@ -12,7 +12,7 @@ use ebpf_e2e_tests::{needs, Need};
 
 /// A BTFHub archive entry `<distro>/<version>/<arch>/<release>.btf.tar.xz` holding this
 /// host's BTF under `release`.
-fn add_kernel(archive: &Path, distro: &str, version: &str, release: &str) {
+pub(crate) fn add_kernel(archive: &Path, distro: &str, version: &str, release: &str) {
     let dir = archive.join(distro).join(version).join("x86_64");
     std::fs::create_dir_all(&dir).unwrap();
     let scratch = tempfile::tempdir().unwrap();
@@ -32,7 +32,7 @@ fn add_kernel(archive: &Path, distro: &str, version: &str, release: &str) {
     assert!(out.status.success(), "tar: {out:?}");
 }
 
-fn os_release_field(key: &str) -> String {
+pub(crate) fn os_release_field(key: &str) -> String {
     let text = std::fs::read_to_string("/etc/os-release").unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
@@ -41,13 +41,13 @@ fn os_release_field(key: &str) -> String {
         .to_string()
 }
 
-fn uname_r() -> String {
+pub(crate) fn uname_r() -> String {
     let out = Command::new("uname").arg("-r").output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// `cargo-ebpf run ...` inside a private mount namespace with /sys/kernel/btf hidden.
-fn without_kernel_btf(env: &Env, run: Command) -> Command {
+pub(crate) fn without_kernel_btf(env: &Env, run: Command) -> Command {
     let script =
         "mount -t tmpfs none /sys/kernel/btf && test ! -e /sys/kernel/btf/vmlinux && exec \"$@\"";
     let mut cmd = Command::new("unshare");

@@ -523,3 +523,41 @@ fn a_package_json_with_bad_base64_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// eunomia's `ecc` packs the minimal BTFs beside `package.json` (BTFHub's layout): run
+/// reads them as it reads a btfgen layer, so with `/sys/kernel/btf` hidden the archive still
+/// loads, with the entry for this host, and its events arrive.
+#[test]
+fn an_ecc_archive_with_its_btfs_runs_where_the_kernel_has_none() {
+    if !needs(&[Need::Kernel, Need::Build, Need::MountNs]) {
+        return;
+    }
+    use crate::btfhub::{os_release_field, uname_r, without_kernel_btf};
+    let env = Env::new();
+    let json = serde_json::to_vec(&package_json(&compile(&[]))).unwrap();
+    let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+    let (id, version, release) = (
+        os_release_field("ID"),
+        os_release_field("VERSION_ID"),
+        uname_r(),
+    );
+    let btf_path = format!("btfhub-archive/{id}/{version}/x86_64/{release}.btf");
+    let archive = ebpf_e2e_tests::images::tar_gz(&[("package.json", &json), (&btf_path, &vmlinux)]);
+    let path = env.path().join("openat.tar.gz");
+    std::fs::write(&path, archive).unwrap();
+    let target = path.display().to_string();
+    let run = without_kernel_btf(&env, run_command(&env, &target, &["--output", "json"], &[]));
+    let run = run_while_opening(run, env.path());
+    assert!(
+        run.stderr
+            .contains(&format!("embedded BTF for {id} {version} x86_64 {release}")),
+        "{}",
+        run.stderr
+    );
+    let events = run.json_events();
+    assert!(
+        !ebpf_e2e_tests::project::events_about(&events, &run.file).is_empty(),
+        "{}",
+        run.stderr
+    );
+}
