@@ -205,6 +205,7 @@ fn package_meta(
         types: info.types,
         annotations,
         smoke: m.test.as_ref().and_then(|t| t.smoke.clone()),
+        columns: Default::default(),
     })
 }
 

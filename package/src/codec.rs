@@ -6,13 +6,14 @@
 //! `json_line`, and `Table::row`): that module stays the reference, and the generic path
 //! for layouts the plan does not cover (malformed metadata, duplicate field names).
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use serde_json::Value;
 
 use crate::decode::{self, Table};
 use crate::hints::{self, Hint};
-use crate::spec::{Field, TypeLayout};
+use crate::spec::{ColumnHint, Field, TypeLayout};
 use crate::Result;
 
 /// How events of one type are written as JSON lines and table rows.
@@ -22,6 +23,8 @@ pub struct EventCodec {
     table: Table,
     /// `None` when the layout needs the generic path.
     plan: Option<Plan>,
+    /// Table rows through the generic path (column annotations apply there).
+    rows_generic: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -109,12 +112,20 @@ struct Column {
 impl EventCodec {
     /// Compiles `layout` (untrusted package metadata: anything odd takes the generic path).
     pub fn new(layout: &TypeLayout) -> EventCodec {
-        let table = Table::new(layout);
+        EventCodec::with_columns(layout, &BTreeMap::new())
+    }
+
+    /// Like [`EventCodec::new`], with a gadget's column annotations for the table. Rows of a
+    /// table they change (hidden, right-aligned or templated columns) take the generic
+    /// path, which applies them; JSON is unchanged.
+    pub fn with_columns(layout: &TypeLayout, columns: &BTreeMap<String, ColumnHint>) -> EventCodec {
+        let table = Table::with_hints(layout, columns);
         let plan = compile(layout, &table.widths());
         EventCodec {
             layout: layout.clone(),
             table,
             plan,
+            rows_generic: !columns.is_empty(),
         }
     }
 
@@ -147,7 +158,8 @@ impl EventCodec {
 
     /// Appends one table row (no newline) for the event in `bytes` seen at `time`.
     pub fn write_row(&self, time: &str, bytes: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        let Some(plan) = self.plan.as_ref().filter(|p| bytes.len() >= p.size) else {
+        let compiled = self.plan.as_ref().filter(|p| bytes.len() >= p.size);
+        let Some(plan) = compiled.filter(|_| !self.rows_generic) else {
             let value = decode::decode(&self.layout, bytes)?;
             out.extend_from_slice(self.table.row(time, &value).as_bytes());
             return Ok(());

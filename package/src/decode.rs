@@ -2,10 +2,12 @@
 //!
 //! Values are decoded in the host's byte order: events come from the running kernel.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use crate::hints::{self, Hint};
-use crate::spec::{EnumVariant, Field, ParamInfo, TypeLayout};
+use crate::spec::{ColumnHint, EnumVariant, Field, ParamInfo, TypeLayout};
 use crate::{Error, Result};
 
 // ---- decoding -------------------------------------------------------------------------------
@@ -407,7 +409,12 @@ struct Column {
     hint: Option<Hint>,
     /// A sibling `family` field, which says how an address column reads.
     family: Option<Vec<String>>,
+    /// Right-aligned (a gadget's `columns.alignment: right`).
+    right: bool,
 }
+
+/// Widest column a package's hints may ask for.
+const MAX_COLUMN_WIDTH: usize = 256;
 
 impl Table {
     pub fn new(layout: &TypeLayout) -> Table {
@@ -425,9 +432,40 @@ impl Table {
                 width: type_width(other),
                 hint: None,
                 family: None,
+                right: false,
             }),
         }
         Table { columns }
+    }
+
+    /// [`Table::new`] with a gadget's column annotations applied by field name (the dotted
+    /// path, or the last part of it): hidden columns go, widths and alignment change, and a
+    /// `timestamp` template shows a time of day.
+    pub fn with_hints(layout: &TypeLayout, hints: &BTreeMap<String, ColumnHint>) -> Table {
+        let mut table = Table::new(layout);
+        let hint_of = |c: &Column| {
+            hints
+                .get(&c.path.join("."))
+                .or_else(|| c.path.last().and_then(|last| hints.get(last)))
+                .cloned()
+        };
+        table
+            .columns
+            .retain(|c| !hint_of(c).is_some_and(|h| h.hidden));
+        for column in &mut table.columns {
+            let Some(h) = hint_of(column) else {
+                continue;
+            };
+            if h.template.as_deref() == Some("timestamp") {
+                column.hint = Some(Hint::Timestamp);
+                column.width = column.width.max(Hint::Timestamp.width());
+            }
+            if let Some(width) = h.width {
+                column.width = width.min(MAX_COLUMN_WIDTH);
+            }
+            column.right = h.right;
+        }
+        table
     }
 
     /// A table for events whose type is unknown: their bytes in hex.
@@ -439,6 +477,7 @@ impl Table {
                 width: 0,
                 hint: None,
                 family: None,
+                right: false,
             }],
         }
     }
@@ -469,14 +508,16 @@ impl Table {
     }
 
     fn join(&self, cells: Vec<String>) -> String {
-        let widths = std::iter::once(TIME_WIDTH).chain(self.columns.iter().map(|c| c.width));
+        let widths = std::iter::once((TIME_WIDTH, false))
+            .chain(self.columns.iter().map(|c| (c.width, c.right)));
         let last = cells.len() - 1;
         let mut line = String::new();
-        for (i, (text, width)) in cells.into_iter().zip(widths).enumerate() {
-            if i == last {
-                line.push_str(&text);
-            } else {
-                line.push_str(&format!("{text:<width$} "));
+        for (i, (text, (width, right))) in cells.into_iter().zip(widths).enumerate() {
+            match (i == last, right) {
+                (true, false) => line.push_str(&text),
+                (true, true) => line.push_str(&format!("{text:>width$}")),
+                (false, false) => line.push_str(&format!("{text:<width$} ")),
+                (false, true) => line.push_str(&format!("{text:>width$} ")),
             }
         }
         line
@@ -507,6 +548,7 @@ fn flatten(fields: &[Field], prefix: &mut Vec<String>, columns: &mut Vec<Column>
                     width: width.max(header.chars().count()),
                     hint,
                     family,
+                    right: false,
                 });
             }
         }
@@ -1015,5 +1057,64 @@ mod tests {
         };
         assert_eq!(encode_param(&param, "bash").unwrap(), b"bash\0\0\0\0");
         assert!(encode_param(&param, "too-long-name").is_err());
+    }
+
+    #[test]
+    fn column_hints_hide_align_and_template() {
+        use crate::spec::{ColumnHint, Field};
+        let int = |size| TypeLayout::Int {
+            size,
+            signed: false,
+        };
+        let field = |name: &str, ty| Field {
+            name: name.into(),
+            offset_bits: 0,
+            bitfield_bits: None,
+            ty,
+        };
+        let layout = TypeLayout::Struct {
+            name: Some("e".into()),
+            size: 16,
+            fields: vec![
+                field("pid", int(4)),
+                field("when", int(8)),
+                field("n", int(4)),
+            ],
+        };
+        let mut hints = BTreeMap::new();
+        hints.insert(
+            "pid".to_string(),
+            ColumnHint {
+                hidden: true,
+                ..Default::default()
+            },
+        );
+        hints.insert(
+            "when".to_string(),
+            ColumnHint {
+                template: Some("timestamp".into()),
+                ..Default::default()
+            },
+        );
+        hints.insert(
+            "n".to_string(),
+            ColumnHint {
+                width: Some(6),
+                right: true,
+                ..Default::default()
+            },
+        );
+        let table = Table::with_hints(&layout, &hints);
+        let header = table.header();
+        assert!(
+            !header.contains("PID") && header.contains("WHEN"),
+            "{header}"
+        );
+        assert!(header.ends_with("     N"), "{header:?}");
+        let row = table.row(
+            "12:00:00",
+            &serde_json::json!({"pid": 1, "when": 0, "n": 42}),
+        );
+        assert!(row.ends_with("    42"), "{row:?}");
     }
 }

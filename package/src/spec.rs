@@ -188,6 +188,28 @@ pub struct PackageMeta {
     /// `test-kernels` runs in each VM to see one arrive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoke: Option<String>,
+    /// How event fields show in tables, by field name (Inspektor Gadget's gadget.yaml
+    /// `columns.*` and `template` field annotations).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, ColumnHint>,
+}
+
+/// One event field's table column, as a gadget.yaml field's annotations describe it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnHint {
+    /// `columns.hidden`: not shown in the table (JSON keeps it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+    /// `columns.width`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+    /// `columns.alignment: right`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub right: bool,
+    /// `template`: `timestamp` shows a time of day; others (`comm`, `pid`, stacks) are kept
+    /// for reference and shown as the value is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 impl PackageMeta {
@@ -213,6 +235,7 @@ impl PackageMeta {
             types: BTreeMap::new(),
             annotations: BTreeMap::new(),
             smoke: None,
+            columns: BTreeMap::new(),
         }
     }
 }

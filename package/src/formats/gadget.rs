@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::{malformed, stand_in_config, synthesize, value_text, Described, ParamDoc};
 use crate::blob::Blob;
 use crate::spec::{
-    Format, ImageConfig, GADGET_BTFGEN_LAYER, GADGET_CONFIG, GADGET_EBPF_LAYER, GADGET_WASM_LAYER,
-    MEDIA_TYPE_EMPTY,
+    ColumnHint, Format, ImageConfig, GADGET_BTFGEN_LAYER, GADGET_CONFIG, GADGET_EBPF_LAYER,
+    GADGET_WASM_LAYER, MEDIA_TYPE_EMPTY,
 };
 use crate::{object, Result};
 
@@ -95,6 +95,7 @@ pub(super) fn image_config(
     let mut meta = synthesize(described, "program.bpf.o", elf, None, None)?;
     super::document_params(&mut meta.params, &param_docs(&yaml))
         .map_err(|e| malformed(Format::Gadget, format!("gadget.yaml: {}", e.full_message())))?;
+    meta.columns = column_hints(&yaml);
     Ok(stand_in_config(meta))
 }
 
@@ -121,6 +122,43 @@ fn parse_yaml(config: &[u8]) -> Result<Value> {
         ));
     }
     Ok(value)
+}
+
+/// Most fields a gadget.yaml may annotate (real ones have tens).
+const MAX_FIELDS: usize = 1024;
+
+/// `datasources.<ds>.fields.<field>.annotations` (`columns.hidden`, `columns.width`,
+/// `columns.alignment`, `template`) → column hints by field name. YAML gives booleans and
+/// numbers as such or as strings; both are read.
+fn column_hints(yaml: &Value) -> BTreeMap<String, ColumnHint> {
+    let mut hints = BTreeMap::new();
+    let Some(sources) = yaml["datasources"].as_object() else {
+        return hints;
+    };
+    let fields = sources
+        .values()
+        .filter_map(|ds| ds["fields"].as_object())
+        .flatten()
+        .take(MAX_FIELDS);
+    for (name, field) in fields {
+        let a = &field["annotations"];
+        let text = |key: &str| match &a[key] {
+            Value::String(s) => Some(s.trim().to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let hint = ColumnHint {
+            hidden: text("columns.hidden").is_some_and(|v| v == "true"),
+            width: text("columns.width").and_then(|w| w.parse().ok()),
+            right: text("columns.alignment").is_some_and(|v| v == "right"),
+            template: text("template").filter(|t| !t.is_empty() && t.len() <= 64),
+        };
+        if hint != ColumnHint::default() {
+            hints.insert(name.clone(), hint);
+        }
+    }
+    hints
 }
 
 /// `params.ebpf.<var>.{key, defaultValue, description}` → docs by variable name.
@@ -170,5 +208,19 @@ mod tests {
             .extend(std::iter::repeat_with(|| layer(GADGET_WASM_LAYER)).take(5000));
         let err = check_manifest(&manifest).unwrap_err();
         assert!(err.message.contains("5002 layers"), "{}", err.message);
+    }
+
+    #[test]
+    fn column_annotations_become_hints() {
+        let yaml: Value = serde_norway::from_str(
+            "datasources:\n  ds:\n    fields:\n      pid:\n        annotations:\n          columns.hidden: true\n      ts:\n        annotations:\n          template: timestamp\n          columns.width: \"12\"\n          columns.alignment: right\n      comm: {}\n",
+        )
+        .unwrap();
+        let hints = column_hints(&yaml);
+        assert!(hints["pid"].hidden);
+        assert_eq!(hints["ts"].template.as_deref(), Some("timestamp"));
+        assert_eq!(hints["ts"].width, Some(12));
+        assert!(hints["ts"].right);
+        assert!(!hints.contains_key("comm"));
     }
 }

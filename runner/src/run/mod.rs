@@ -227,9 +227,11 @@ pub fn run_object(
     };
     let printk =
         ebpf_package::printk::uses_printk(bytes).then(|| ebpf_package::printk::Formats::of(bytes));
+    let no_columns = BTreeMap::new();
     let described = stream::Described {
         events: &described.events,
         types: &described.types,
+        columns: meta.map_or(&no_columns, |m| &m.columns),
         watch: &watch,
         printk,
     };

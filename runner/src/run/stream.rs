@@ -22,7 +22,7 @@ use super::{Output, RunOptions};
 use ebpf_package::codec::EventCodec;
 use ebpf_package::decode::{json_line, raw_value, time_of_day, Table};
 use ebpf_package::printk::{Formats, Line};
-use ebpf_package::spec::{EventInfo, TypeLayout};
+use ebpf_package::spec::{ColumnHint, EventInfo, TypeLayout};
 use ebpf_package::{Error, Result};
 
 /// How long one poll waits, which bounds how late a stop request is noticed.
@@ -197,6 +197,8 @@ impl Sink<'_> {
 pub struct Described<'a> {
     pub events: &'a [EventInfo],
     pub types: &'a BTreeMap<String, TypeLayout>,
+    /// Column annotations by field name (a gadget's gadget.yaml).
+    pub columns: &'a BTreeMap<String, ColumnHint>,
     pub watch: &'a Watch,
     /// The object's `bpf_printk` formats, when it prints with it.
     pub printk: Option<Formats>,
@@ -216,7 +218,10 @@ pub fn stream(
         .maps()
         .filter(|m| matches!(m.map_type(), MapType::RingBuf | MapType::PerfEventArray))
         .collect();
-    let decoders: Vec<Decoder> = maps.iter().map(|m| decoder(m, events, types)).collect();
+    let decoders: Vec<Decoder> = maps
+        .iter()
+        .map(|m| decoder(m, events, types, described.columns))
+        .collect();
     let mut out = BufWriter::with_capacity(64 * 1024, out);
     let sink = RefCell::new(Sink {
         out: &mut out,
@@ -324,14 +329,19 @@ fn poll_until_stopped(
     Ok(())
 }
 
-fn decoder(map: &Map, events: &[EventInfo], types: &BTreeMap<String, TypeLayout>) -> Decoder {
+fn decoder(
+    map: &Map,
+    events: &[EventInfo],
+    types: &BTreeMap<String, TypeLayout>,
+    columns: &BTreeMap<String, ColumnHint>,
+) -> Decoder {
     let name = map.name().to_string_lossy().into_owned();
     let info = events.iter().find(|e| e.map == name);
     let type_name = info.map(|e| e.type_name.clone());
     let codec = type_name
         .as_ref()
         .and_then(|t| types.get(t))
-        .map(EventCodec::new);
+        .map(|layout| EventCodec::with_columns(layout, columns));
     let table = codec
         .as_ref()
         .map_or_else(Table::raw, |c| c.table().clone());

@@ -350,6 +350,7 @@ fn streams_perf_events_as_a_table_using_package_metadata() {
         types: info.types,
         annotations: Default::default(),
         smoke: None,
+        columns: Default::default(),
     };
     let probe = unique_probe("table");
     let (result, text) = run_while_opening(
@@ -548,6 +549,7 @@ fn a_param_outside_rodata_names_its_place_and_the_rodata_size() {
         types: info.types,
         annotations: Default::default(),
         smoke: None,
+        columns: Default::default(),
     };
     let err = run_object(
         "opensnoop.bpf.o",

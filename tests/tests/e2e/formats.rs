@@ -561,3 +561,58 @@ fn an_ecc_archive_with_its_btfs_runs_where_the_kernel_has_none() {
         run.stderr
     );
 }
+
+/// A gadget.yaml's field annotations shape the table: `columns.hidden` drops the pid
+/// column, `columns.width` and `columns.alignment: right` set the comm column (JSON keeps
+/// every field).
+#[test]
+fn gadget_yaml_column_annotations_shape_the_table() {
+    if !needs(&[Need::Kernel, Need::Build, Need::Registry, Need::Skopeo]) {
+        return;
+    }
+    const YAML: &str = "\
+name: columns
+datasources:
+  open:
+    fields:
+      pid:
+        annotations:
+          columns.hidden: true
+      comm:
+        annotations:
+          columns.width: 20
+          columns.alignment: right
+params:
+  ebpf:
+    enabled:
+      key: enable
+      defaultValue: \"true\"
+";
+    let registry = Registry::start();
+    let env = Env::new();
+    let layout = Layout::new();
+    let manifest = images::gadget_manifest(&layout, &compile(&[]), YAML);
+    layout.tag(&manifest, "v1");
+    let reference = format!("{}/gadgets/columns:v1", registry.addr());
+    layout.push("v1", &reference);
+    let run = run_while_opening(run_command(&env, &reference, &[], &[]), env.path());
+    let header = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("TIME"))
+        .unwrap_or_else(|| panic!("no header:\n{}\n{}", run.stdout, run.stderr));
+    assert!(!header.contains("PID"), "{header}");
+    assert!(
+        header.contains(&format!("{:>20} FILENAME", "COMM")),
+        "{header}"
+    );
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.ends_with(&run.file))
+        .unwrap_or_else(|| panic!("no row for {}:\n{}", run.file, run.stdout));
+    assert!(
+        row.contains(&format!("{:>20} {}", run.comm, run.file)),
+        "{row}"
+    );
+}
