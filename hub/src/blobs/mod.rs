@@ -194,6 +194,32 @@ impl BlobStore {
         ))
     }
 
+    /// Stores `bytes` the way an upload would (hashed, then moved into place); returns
+    /// their digest and size. For what the hub makes itself (objects taken out of layers).
+    pub async fn store_bytes(&self, bytes: &[u8]) -> Result<(String, u64), UploadError> {
+        let id = random_id();
+        let digest = ebpf_package::digest::sha256(bytes);
+        self.start_upload(&id).await?;
+        if let Err(e) = tokio::fs::write(self.upload_path(&id), bytes).await {
+            self.discard(&id).await;
+            return Err(e.into());
+        }
+        let size = self.finish(&id, &digest).await?;
+        Ok((digest, size))
+    }
+
+    /// Deletes a verified blob that nothing references any more (the garbage collector).
+    /// In an upstream registry the blob stays: its own collector owns that storage.
+    pub async fn remove(&self, digest: &str) -> std::io::Result<()> {
+        if self.upstream.is_some() {
+            return Ok(());
+        }
+        match tokio::fs::remove_file(self.blob_path(digest)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// A whole verified blob in memory (configs, and layers the indexer reads).
     pub async fn read(&self, digest: &str) -> std::io::Result<Vec<u8>> {
         match &self.upstream {
