@@ -47,12 +47,7 @@ impl Resp {
 impl TestHub {
     pub async fn start() -> TestHub {
         let dir = tempfile::tempdir().expect("temp dir");
-        let opts = hub::ServeOptions {
-            addr: "127.0.0.1:0".into(),
-            data: dir.path().join("data"),
-            database: None,
-            blob_store: None,
-        };
+        let opts = hub::ServeOptions::new("127.0.0.1:0", dir.path().join("data"));
         let state = hub::open(&opts).await.expect("open the hub");
         TestHub {
             app: hub::router(state),
@@ -72,7 +67,23 @@ impl TestHub {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Resp {
+        self.request_from(None, method, path, headers, body).await
+    }
+
+    /// A request as if it came over a socket from `peer`, as the real server sees one.
+    pub async fn request_from(
+        &self,
+        peer: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
         let mut req = Request::builder().method(method).uri(path);
+        if let Some(p) = peer {
+            let addr: std::net::SocketAddr = p.parse().expect("IP:PORT");
+            req = req.extension(axum::extract::ConnectInfo(addr));
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -222,12 +233,14 @@ pub fn meta(name: &str, version: &str, description: &str, keywords: &[&str]) -> 
     m
 }
 
-/// A plain image manifest (not a package) over `config` and `layers`, optionally
-/// referring to `subject` as a signature-like artifact.
+/// A cosign-signature-shaped manifest (not a package; the hub accepts these beside
+/// packages) over `config` and `layers`, optionally referring to `subject`.
 pub fn image_manifest(config: &str, layers: &[&str], subject: Option<&str>) -> String {
+    // A signature has at least one layer: the config's bytes serve when none is given.
+    let layers = if layers.is_empty() { &[config][..] } else { layers };
     let layers: Vec<_> = layers
         .iter()
-        .map(|d| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": 1}))
+        .map(|d| serde_json::json!({"mediaType": ebpf_package::spec::MEDIA_TYPE_COSIGN_SIMPLESIGNING, "digest": d, "size": 1}))
         .collect();
     let mut m = serde_json::json!({
         "schemaVersion": 2,
