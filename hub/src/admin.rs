@@ -99,7 +99,9 @@ mod tests {
         block_on(async {
             let db = Db::open(dir.path(), None).await.unwrap();
             assert_eq!(
-                accounts::login(&db, "operator", "long-enough").await.unwrap(),
+                accounts::login(&db, "operator", "long-enough")
+                    .await
+                    .unwrap(),
                 Some("operator".to_string())
             );
             let hash = accounts::token_hash(&secret);

@@ -9,5 +9,6 @@
 mod accounts;
 mod oci;
 mod packages;
+mod security;
 mod support;
 mod trust;

@@ -33,7 +33,9 @@ async fn a_monolithic_upload_reads_back_whole_and_by_range() {
     // No manifest references it yet: only the pusher sees it.
     assert_eq!(hub.request("GET", &blob, &[], b"").await.status, 404);
     let signature = image_manifest(&digest, &[], None);
-    let r = hub.put_manifest(&auth, "erin/mono", "sig", signature.as_bytes()).await;
+    let r = hub
+        .put_manifest(&auth, "erin/mono", "sig", signature.as_bytes())
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let full = hub.request("GET", &blob, &[], b"").await;
     assert_eq!(full.body, content);
@@ -146,7 +148,9 @@ async fn blobs_show_in_other_repositories_only_after_a_mount() {
     let frank = hub.user_with_token("frank").await;
     let digest = hub.push_blob(&erin, "erin/src", b"shared bytes").await;
     let signature = image_manifest(&digest, &[], None);
-    let r = hub.put_manifest(&erin, "erin/src", "sig", signature.as_bytes()).await;
+    let r = hub
+        .put_manifest(&erin, "erin/src", "sig", signature.as_bytes())
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let elsewhere = format!("/v2/frank/other/blobs/{digest}");
     let r = hub.request("HEAD", &elsewhere, &[], b"").await;

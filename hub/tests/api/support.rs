@@ -11,6 +11,7 @@ use ebpf_package::spec::{PackageMeta, ProgramInfo};
 /// The router and state of a hub on SQLite in a fresh temp data dir.
 pub struct TestHub {
     app: Router,
+    pub state: hub::AppState,
     dir: tempfile::TempDir,
 }
 
@@ -46,13 +47,46 @@ impl Resp {
 
 impl TestHub {
     pub async fn start() -> TestHub {
+        TestHub::start_with(|_| {}).await
+    }
+
+    /// A hub whose options `set` changes first (quota, secure cookies).
+    pub async fn start_with(set: impl FnOnce(&mut hub::ServeOptions)) -> TestHub {
         let dir = tempfile::tempdir().expect("temp dir");
-        let opts = hub::ServeOptions::new("127.0.0.1:0", dir.path().join("data"));
+        let mut opts = hub::ServeOptions::new("127.0.0.1:0", dir.path().join("data"));
+        set(&mut opts);
         let state = hub::open(&opts).await.expect("open the hub");
         TestHub {
-            app: hub::router(state),
+            app: hub::router(state.clone()),
+            state,
             dir,
         }
+    }
+
+    /// A second hub process's router on the same data dir and database (a replica).
+    pub async fn replica(&self) -> Router {
+        let opts = hub::ServeOptions::new("127.0.0.1:0", self.data_dir());
+        hub::router(hub::open(&opts).await.expect("open the replica"))
+    }
+
+    /// One request through another router (a replica) of this hub.
+    pub async fn request_via(
+        &self,
+        app: &Router,
+        peer: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        let addr: std::net::SocketAddr = peer.parse().expect("IP:PORT");
+        req = req.extension(axum::extract::ConnectInfo(addr));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Body::from(body.to_vec())).expect("a request");
+        respond(app.clone().oneshot(req).await.expect("infallible")).await
     }
 
     pub fn data_dir(&self) -> std::path::PathBuf {
@@ -88,17 +122,7 @@ impl TestHub {
             req = req.header(*k, *v);
         }
         let req = req.body(Body::from(body.to_vec())).expect("a request");
-        let res = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .expect("the body");
-        Resp {
-            status,
-            headers,
-            body: body.to_vec(),
-        }
+        respond(self.app.clone().oneshot(req).await.expect("infallible")).await
     }
 
     pub async fn post_json(&self, path: &str, auth: Option<&str>, body: serde_json::Value) -> Resp {
@@ -186,6 +210,19 @@ impl TestHub {
     }
 }
 
+async fn respond(res: axum::response::Response) -> Resp {
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .expect("the body");
+    Resp {
+        status,
+        headers,
+        body: body.to_vec(),
+    }
+}
+
 pub fn password(user: &str) -> String {
     format!("{user}-password")
 }
@@ -237,7 +274,11 @@ pub fn meta(name: &str, version: &str, description: &str, keywords: &[&str]) -> 
 /// packages) over `config` and `layers`, optionally referring to `subject`.
 pub fn image_manifest(config: &str, layers: &[&str], subject: Option<&str>) -> String {
     // A signature has at least one layer: the config's bytes serve when none is given.
-    let layers = if layers.is_empty() { &[config][..] } else { layers };
+    let layers = if layers.is_empty() {
+        &[config][..]
+    } else {
+        layers
+    };
     let layers: Vec<_> = layers
         .iter()
         .map(|d| serde_json::json!({"mediaType": ebpf_package::spec::MEDIA_TYPE_COSIGN_SIMPLESIGNING, "digest": d, "size": 1}))
