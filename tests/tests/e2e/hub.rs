@@ -798,7 +798,7 @@ fn several_hub_processes_share_one_postgres() {
         .next()
         .unwrap()
         .to_string();
-    let csrf = csrf_cookie.split('=').nth(1).unwrap().to_string();
+    let csrf = ebpf_e2e_tests::hub::csrf_field(&form_page.text());
     let form = format!("name=pat&password=pat-password&csrf={csrf}");
     let headers = [
         ("Content-Type", "application/x-www-form-urlencoded"),
@@ -806,14 +806,8 @@ fn several_hub_processes_share_one_postgres() {
     ];
     let r = a.request("POST", "/login", &headers, form.as_bytes());
     assert_eq!(r.status, 303, "{}", r.text());
-    let session = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let cookies = format!("{session}; {csrf_cookie}");
+    let session = set_cookie(&r, "hub_session");
+    let cookies = format!("{session}; {}", set_cookie(&r, "hub_csrf"));
     let tokens = b.request("GET", "/tokens", &[("Cookie", &cookies)], b"");
     assert_eq!(tokens.status, 200, "{}", tokens.text());
     assert!(
@@ -821,4 +815,42 @@ fn several_hub_processes_share_one_postgres() {
         "{}",
         tokens.text()
     );
+}
+
+/// `NAME=VALUE` of the cookie `name` a response sets (login sets a session and a new nonce).
+fn set_cookie(r: &ebpf_e2e_tests::hub::Response, name: &str) -> String {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie set"))
+}
+
+/// Password guesses against one account are limited across hub processes: the counts live
+/// in the shared database, so spreading guesses over replicas gains nothing (issue 11).
+#[test]
+fn password_guesses_are_limited_across_hub_processes() {
+    if !needs(&[Need::Postgres]) {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.url("limits");
+    let data = tempfile::tempdir().unwrap();
+    let a = Hub::start_on(&data.path().join("data"), Some(&url));
+    let b = Hub::start_on(&data.path().join("data"), Some(&url));
+    a.register("pat", "pat-password");
+    let wrong = ebpf_e2e_tests::hub::basic("pat", "not-the-password");
+    let statuses: Vec<u16> = (0..12)
+        .map(|i| {
+            let hub = if i % 2 == 0 { &a } else { &b };
+            hub.request("GET", "/v2/", &[("Authorization", &wrong)], b"")
+                .status
+        })
+        .collect();
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429, 429], "{statuses:?}");
+    let right = ebpf_e2e_tests::hub::basic("pat", "pat-password");
+    let r = b.request("GET", "/v2/", &[("Authorization", &right)], b"");
+    assert_eq!(r.status, 429, "{}", r.text());
 }
