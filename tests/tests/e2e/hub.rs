@@ -473,6 +473,15 @@ fn chunked_upload_range_reads_and_cross_repo_mount(hub: &Hub) {
     assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
 
     let blob = format!("/v2/erin/chunks/blobs/{digest}");
+    // Until a manifest references it, only the pusher sees the blob.
+    assert_eq!(hub.request("GET", &blob, &[], b"").status, 404);
+    put_manifest(
+        hub,
+        &auth,
+        "erin/chunks",
+        "sig",
+        &image_manifest(&digest, &[], None),
+    );
     let full = hub.request("GET", &blob, &[], b"");
     assert_eq!(full.body, content);
     let part = hub.request("GET", &blob, &[("Range", "bytes=10-19")], b"");
@@ -492,7 +501,8 @@ fn chunked_upload_range_reads_and_cross_repo_mount(hub: &Hub) {
         b"",
     );
     assert_eq!(r.status, 201, "{}", r.text());
-    assert_eq!(hub.request("GET", &elsewhere, &[], b"").body, content);
+    let as_frank = [("Authorization", frank.as_str())];
+    assert_eq!(hub.request("GET", &elsewhere, &as_frank, b"").body, content);
     // Mounting from a repository that lacks the blob falls back to an upload session.
     let r = hub.request(
         "POST",
@@ -503,10 +513,17 @@ fn chunked_upload_range_reads_and_cross_repo_mount(hub: &Hub) {
     assert_eq!(r.status, 202);
 }
 
+/// A cosign-signature-shaped manifest (the hub stores these beside packages; anything that
+/// is neither is refused). With no layers, the config's bytes serve as its one layer.
 fn image_manifest(config: &str, layers: &[&str], subject: Option<&str>) -> String {
+    let layers = if layers.is_empty() {
+        &[config][..]
+    } else {
+        layers
+    };
     let layers: Vec<_> = layers
         .iter()
-        .map(|d| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": 1}))
+        .map(|d| serde_json::json!({"mediaType": ebpf_package::spec::MEDIA_TYPE_COSIGN_SIMPLESIGNING, "digest": d, "size": 1}))
         .collect();
     let mut m = serde_json::json!({
         "schemaVersion": 2,
@@ -772,9 +789,15 @@ fn several_hub_processes_share_one_postgres() {
         &content[20_000..],
     );
     assert_eq!(r.status, 201, "{}", r.text());
+    // The pusher sees its blob on the other process (others once a manifest refers to it).
     assert_eq!(
-        b.request("GET", &format!("/v2/pat/split/blobs/{digest}"), &[], b"")
-            .body,
+        b.request(
+            "GET",
+            &format!("/v2/pat/split/blobs/{digest}"),
+            &[("Authorization", &auth)],
+            b""
+        )
+        .body,
         content
     );
 
