@@ -109,7 +109,7 @@ pub fn section_names(bytes: &[u8]) -> Vec<String> {
         let (shoff, shentsize) = (read(0x28, 8)? as usize, read(0x3a, 2)? as usize);
         let (shnum, shstrndx) = (read(0x3c, 2)? as usize, read(0x3e, 2)? as usize);
         let header = |i: usize| shoff.checked_add(i.checked_mul(shentsize)?);
-        let strtab = read(header(shstrndx)? + 0x18, 8)? as usize;
+        let strtab = read(header(shstrndx)?.checked_add(0x18)?, 8)? as usize;
         let mut out = Vec::with_capacity(shnum);
         for i in 0..shnum {
             let name = strtab.checked_add(read(header(i)?, 4)? as usize)?;
