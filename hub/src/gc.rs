@@ -9,7 +9,7 @@
 use crate::blobs::BlobStore;
 use crate::db::{now, Db};
 use crate::error::HubResult;
-use crate::oci::ManifestDoc;
+use crate::oci::{referenced_blobs, ManifestDoc};
 
 /// How long an unreferenced blob may wait for its manifest.
 pub const GRACE_SECS: i64 = 24 * 3600;
@@ -38,16 +38,6 @@ pub async fn collect(db: &Db, blobs: &BlobStore, grace_secs: i64) -> HubResult<C
         done.bytes += size;
     }
     Ok(done)
-}
-
-/// The blobs (config and layers) a manifest references; an index references manifests,
-/// which are not blobs.
-pub fn referenced_blobs(doc: &ManifestDoc) -> Vec<String> {
-    doc.config
-        .iter()
-        .chain(&doc.layers)
-        .map(|d| d.digest.clone())
-        .collect()
 }
 
 /// Fills `manifest_blobs` for manifests stored before it existed (once: it is empty then).

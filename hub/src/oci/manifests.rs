@@ -191,7 +191,7 @@ async fn put(
             content: &bytes,
         })
         .await?;
-    let referenced = crate::gc::referenced_blobs(&doc);
+    let referenced = referenced_blobs(&doc);
     app.db
         .add_manifest_blobs(name, &digest, &referenced)
         .await?;
@@ -233,6 +233,16 @@ async fn put(
         }
     }
     Ok(response)
+}
+
+/// The blobs (config and layers) a manifest references; an index references manifests,
+/// which are not blobs. Only these are served, and the collector keeps them.
+pub fn referenced_blobs(doc: &ManifestDoc) -> Vec<String> {
+    doc.config
+        .iter()
+        .chain(&doc.layers)
+        .map(|d| d.digest.clone())
+        .collect()
 }
 
 /// Counts a download of `repo:version` once per client address and day, so one client

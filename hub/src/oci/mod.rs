@@ -8,7 +8,7 @@ mod blobs;
 mod listing;
 mod manifests;
 
-pub use manifests::{count_download, Descriptor, ManifestDoc};
+pub use manifests::{count_download, referenced_blobs, Descriptor, ManifestDoc};
 
 use std::collections::HashMap;
 
