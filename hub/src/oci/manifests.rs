@@ -256,9 +256,12 @@ pub async fn count_download(app: &AppState, who: &str, repo: &str, version: &str
 }
 
 /// Whether an image manifest that is no package of a known format is still accepted: a
-/// cosign signature or attestation (every layer a signature or DSSE envelope).
+/// cosign signature or attestation (every layer a signature, DSSE envelope or in-toto
+/// statement).
 fn is_signature(doc: &ManifestDoc) -> bool {
-    use ebpf_package::spec::{MEDIA_TYPE_COSIGN_SIMPLESIGNING, MEDIA_TYPE_DSSE_ENVELOPE};
+    use ebpf_package::spec::{
+        DSSE_PAYLOAD_TYPE_IN_TOTO, MEDIA_TYPE_COSIGN_SIMPLESIGNING, MEDIA_TYPE_DSSE_ENVELOPE,
+    };
     let config_small = doc
         .config
         .as_ref()
@@ -266,8 +269,13 @@ fn is_signature(doc: &ManifestDoc) -> bool {
     config_small
         && !doc.layers.is_empty()
         && doc.layers.iter().all(|l| {
-            [MEDIA_TYPE_COSIGN_SIMPLESIGNING, MEDIA_TYPE_DSSE_ENVELOPE]
-                .contains(&l.media_type.as_str())
+            // In-toto statements: the attestation manifests of a buildx-built index.
+            let signatures = [
+                MEDIA_TYPE_COSIGN_SIMPLESIGNING,
+                MEDIA_TYPE_DSSE_ENVELOPE,
+                DSSE_PAYLOAD_TYPE_IN_TOTO,
+            ];
+            signatures.contains(&l.media_type.as_str())
         })
 }
 

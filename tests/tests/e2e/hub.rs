@@ -877,3 +877,45 @@ fn password_guesses_are_limited_across_hub_processes() {
     let r = b.request("GET", "/v2/", &[("Authorization", &right)], b"");
     assert_eq!(r.status, 429, "{}", r.text());
 }
+
+/// `cargo ebpf hub gc` beside a running hub deletes a blob no manifest references and keeps
+/// what a manifest does; anonymous readers never saw the unreferenced blob (issue 11).
+#[test]
+fn hub_gc_deletes_unreferenced_blobs_beside_a_running_hub() {
+    let hub = Hub::start();
+    let (auth, _) = hub.user_with_token("gus");
+    let junk: Vec<u8> = (0..40_000u32).map(|i| (i % 253) as u8).collect();
+    let digest = push_blob(&hub, &auth, "gus/junk", &junk);
+    let kept = push_blob(&hub, &auth, "gus/kept", b"signed payload");
+    let sig = image_manifest(&kept, &[], None);
+    put_manifest(&hub, &auth, "gus/kept", "sig", &sig);
+    let blob = format!("/v2/gus/junk/blobs/{digest}");
+    assert_eq!(hub.request("GET", &blob, &[], b"").status, 404);
+    // Links younger than the grace period (here: this second) stay.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = Command::new(cli::cargo_ebpf_bin())
+        .args(["hub", "gc", "--grace-hours", "0", "--data"])
+        .arg(hub.data_dir())
+        .output()
+        .expect("run cargo-ebpf hub gc");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Collected 1 blobs (40000 bytes)"),
+        "{stderr}"
+    );
+    let hex = &digest["sha256:".len()..];
+    let file = hub
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&hex[..2])
+        .join(hex);
+    assert!(!file.exists(), "{} is still there", file.display());
+    let as_gus = [("Authorization", auth.as_str())];
+    assert_eq!(hub.request("GET", &blob, &as_gus, b"").status, 404);
+    let kept_blob = format!("/v2/gus/kept/blobs/{kept}");
+    assert_eq!(
+        hub.request("GET", &kept_blob, &[], b"").body,
+        b"signed payload"
+    );
+}
