@@ -26,6 +26,8 @@ pub mod decode;
 pub mod digest;
 pub mod error;
 pub mod formats;
+#[cfg(test)]
+mod fuzz_regressions;
 pub mod hints;
 pub mod image_index;
 pub mod layer;

@@ -682,7 +682,8 @@ fn composite_layout(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
 fn int_bitfield_bits(ty: BtfType<'_>) -> Option<u32> {
     let int = libbpf_rs::btf::types::Int::try_from(skip_mods(ty)?).ok()?;
     let bits = u32::from(int.bits);
-    (bits < int.size() as u32 * 8).then_some(bits)
+    // u64: malformed BTF can claim an Int of gigabytes.
+    (u64::from(bits) < (int.size() as u64).saturating_mul(8)).then_some(bits)
 }
 
 /// Adds a member; anonymous struct/union members are flattened into the parent (that is how
