@@ -17,3 +17,11 @@ fn a_section_table_at_the_end_of_the_address_space() {
 fn a_btf_int_of_gigabytes_as_a_bitfield_member() {
     object_target(include_bytes!("object-int-size-overflow.bin"));
 }
+
+#[test]
+fn a_struct_whose_members_name_it_again() {
+    // Grew as members^depth: gigabytes and minutes before the layout had a node budget.
+    let started = std::time::Instant::now();
+    object_target(include_bytes!("object-self-referencing-struct.bin"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
