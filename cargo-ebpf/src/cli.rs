@@ -167,6 +167,25 @@ pub enum HubCommand {
         /// How to reach the hub's operators (an email address or a URL), shown on /about.
         #[arg(long, value_name = "CONTACT", env = "CARGO_EBPF_HUB_CONTACT")]
         contact: Option<String>,
+        /// Browsers reach the hub over HTTPS (directly or through a TLS-terminating proxy):
+        /// mark cookies Secure and send HSTS.
+        #[arg(long, env = "CARGO_EBPF_HUB_SECURE_COOKIES")]
+        secure_cookies: bool,
+        /// Most bytes of blobs one user's repositories may hold.
+        #[arg(long, value_name = "BYTES", default_value_t = hub::DEFAULT_USER_QUOTA)]
+        user_quota: u64,
+    },
+    /// Delete blobs that no manifest references (uploads whose manifest never came, layers
+    /// of deleted manifests). `hub serve` also does this every hour.
+    Gc {
+        #[command(flatten)]
+        store: HubStoreArgs,
+        /// The blob store `serve` uses (see `hub serve --blob-store`).
+        #[arg(long, value_name = "URL", env = "CARGO_EBPF_HUB_BLOB_STORE")]
+        blob_store: Option<String>,
+        /// Leave blobs unreferenced for less than this many hours (pushes in progress).
+        #[arg(long, default_value_t = 24)]
+        grace_hours: i64,
     },
     /// Manage accounts directly in the hub's database (no server or browser needed).
     #[command(subcommand)]
@@ -378,13 +397,34 @@ fn cmd_hub(command: HubCommand) -> Result<()> {
             database,
             blob_store,
             contact,
+            secure_cookies,
+            user_quota,
         } => hub::serve(hub::ServeOptions {
             addr,
             data,
             database,
             blob_store,
             contact,
+            secure_cookies,
+            user_quota,
         }),
+        HubCommand::Gc {
+            store,
+            blob_store,
+            grace_hours,
+        } => {
+            let done = hub::admin::gc(
+                &store.data,
+                store.database.as_deref(),
+                blob_store.as_deref(),
+                grace_hours * 3600,
+            )?;
+            eprintln!(
+                "     Collected {} blobs ({} bytes), {} unreferenced links",
+                done.blobs, done.bytes, done.links
+            );
+            Ok(())
+        }
         HubCommand::User(HubUserCommand::Add { name, store, .. }) => {
             let password = read_stdin_line()?;
             hub::admin::add_user(&store.data, store.database.as_deref(), &name, &password)?;

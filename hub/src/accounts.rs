@@ -1,5 +1,9 @@
 //! Accounts: user names, argon2id password hashes, and API tokens (random secrets shown
 //! once, stored as SHA-256, scoped to pull/push and namespaces, with an expiry).
+//!
+//! argon2 is slow on purpose (~tens of ms of CPU), so it never runs on the async workers:
+//! [`hash_password`] and [`verify_password`] run on Tokio's blocking pool, at most one per
+//! core at a time, so a flood of wrong passwords queues there instead of stalling pulls.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -10,6 +14,45 @@ use crate::error::{HubError, HubResult};
 
 /// Every API token starts with this, so it is recognisable in a password field and in leaks.
 pub const TOKEN_PREFIX: &str = "cehub_";
+
+/// Names that would impersonate the hub or collide with its paths (`/api`, `/v2`, `/u/…`).
+pub const RESERVED_NAMES: &[&str] = &[
+    "admin",
+    "administrator",
+    "root",
+    "api",
+    "v1",
+    "v2",
+    "hub",
+    "www",
+    "web",
+    "static",
+    "assets",
+    "login",
+    "logout",
+    "register",
+    "signup",
+    "tokens",
+    "search",
+    "about",
+    "help",
+    "support",
+    "security",
+    "official",
+    "system",
+    "staff",
+    "moderator",
+    "owner",
+    "null",
+    "undefined",
+    "anonymous",
+    "cargo-ebpf",
+    "ebpf",
+    "library",
+    "docs",
+    "status",
+    "mail",
+];
 
 /// A user name is one repository path component: `[a-z0-9]+(-[a-z0-9]+)*`, 2 to 39 chars.
 pub fn valid_user_name(name: &str) -> bool {
@@ -22,7 +65,38 @@ pub fn valid_user_name(name: &str) -> bool {
         })
 }
 
-pub fn hash_password(password: &str) -> HubResult<String> {
+/// At most one argon2 computation per core at a time.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+static HASHING_READY: std::sync::Once = std::sync::Once::new();
+
+/// Runs `work` (an argon2 computation) on the blocking pool, bounded by [`HASHING`].
+async fn on_hash_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> HubResult<T> {
+    HASHING_READY.call_once(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        HASHING.add_permits(cores);
+    });
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| HubError::internal(format!("the hashing pool closed: {e}")))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(HubError::internal)
+}
+
+pub async fn hash_password(password: &str) -> HubResult<String> {
+    let password = password.to_string();
+    on_hash_pool(move || hash_password_now(&password)).await?
+}
+
+pub async fn verify_password(password: &str, hash: &str) -> HubResult<bool> {
+    let (password, hash) = (password.to_string(), hash.to_string());
+    on_hash_pool(move || verify_password_now(&password, &hash)).await
+}
+
+fn hash_password_now(password: &str) -> HubResult<String> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).expect("the OS random source");
     let salt = SaltString::encode_b64(&salt).expect("16 bytes of salt");
@@ -32,7 +106,7 @@ pub fn hash_password(password: &str) -> HubResult<String> {
         .map_err(|e| HubError::internal(format!("password hashing failed: {e}")))
 }
 
-pub fn verify_password(password: &str, hash: &str) -> bool {
+fn verify_password_now(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
         .map(|h| {
             Argon2::default()
@@ -53,10 +127,15 @@ pub async fn register(db: &Db, name: &str, email: &str, password: &str) -> HubRe
             "user names are 2-39 lowercase letters, digits and single dashes",
         ));
     }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(HubError::refused(format!(
+            "the name {name} is reserved; pick another"
+        )));
+    }
     if password.len() < 8 {
         return Err(HubError::refused("passwords need at least 8 characters"));
     }
-    let hash = hash_password(password)?;
+    let hash = hash_password(password).await?;
     match db.add_user(name, email, &hash).await? {
         true => Ok(()),
         false => Err(HubError::refused(format!("the name {name} is taken"))),
@@ -67,10 +146,10 @@ pub async fn register(db: &Db, name: &str, email: &str, password: &str) -> HubRe
 pub async fn login(db: &Db, name: &str, password: &str) -> HubResult<Option<String>> {
     let Some(user) = db.user(name).await? else {
         // Spend the same time as a real check so timing does not reveal which names exist.
-        let _ = verify_password(password, DUMMY_HASH);
+        let _ = verify_password(password, DUMMY_HASH).await?;
         return Ok(None);
     };
-    let matches = verify_password(password, &user.password_hash);
+    let matches = verify_password(password, &user.password_hash).await?;
     if matches && db.profile(name).await?.is_some_and(|p| p.disabled) {
         return Err(HubError::denied(
             "this account is disabled by the hub's admins; ask them (see /about)",
@@ -87,7 +166,7 @@ pub async fn change_password(db: &Db, name: &str, current: &str, new: &str) -> H
     if new.len() < 8 {
         return Err(HubError::refused("passwords need at least 8 characters"));
     }
-    db.set_password_hash(name, &hash_password(new)?).await
+    db.set_password_hash(name, &hash_password(new).await?).await
 }
 
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$ZnVzEhBTEJiqS8ZD1EKcNQwlg9qtr5gpNO/oCZIhrKM";

@@ -55,6 +55,23 @@ pub fn create_token(
     })
 }
 
+/// Collects blobs unreferenced for longer than `grace_secs` (`cargo ebpf hub gc`).
+pub fn gc(
+    data: &Path,
+    database: Option<&str>,
+    blob_store: Option<&str>,
+    grace_secs: i64,
+) -> Result<crate::gc::Collected> {
+    block_on(async {
+        let db = open_db(data, database).await?;
+        let location = crate::blobs::Location::parse(blob_store)?;
+        let blobs = crate::blobs::BlobStore::new(data, crate::DEFAULT_MAX_BLOB, &location)
+            .map_err(|e| Error::io("open blob storage in", data, e))?;
+        crate::gc::backfill_references(&db).await?;
+        Ok(crate::gc::collect(&db, &blobs, grace_secs).await?)
+    })
+}
+
 async fn open_db(data: &Path, database: Option<&str>) -> Result<Db> {
     if database.is_none() {
         std::fs::create_dir_all(data).map_err(|e| Error::io("create the hub data dir", data, e))?;
@@ -77,8 +94,8 @@ mod tests {
     #[test]
     fn a_user_added_here_can_log_in_and_use_the_token() {
         let dir = tempfile::tempdir().unwrap();
-        add_user(dir.path(), None, "admin", "long-enough").unwrap();
-        let err = add_user(dir.path(), None, "admin", "long-enough").unwrap_err();
+        add_user(dir.path(), None, "operator", "long-enough").unwrap();
+        let err = add_user(dir.path(), None, "operator", "long-enough").unwrap_err();
         assert!(err.to_string().contains("taken"), "{err}");
         assert!(add_user(dir.path(), None, "Bad Name", "long-enough").is_err());
         let request = || TokenRequest {
@@ -88,14 +105,16 @@ mod tests {
             namespaces: vec![],
             expires_in_days: Some(7),
         };
-        let secret = create_token(dir.path(), None, "admin", request()).unwrap();
+        let secret = create_token(dir.path(), None, "operator", request()).unwrap();
         assert!(secret.starts_with(accounts::TOKEN_PREFIX));
         assert!(create_token(dir.path(), None, "nobody", request()).is_err());
         block_on(async {
             let db = Db::open(dir.path(), None).await.unwrap();
             assert_eq!(
-                accounts::login(&db, "admin", "long-enough").await.unwrap(),
-                Some("admin".to_string())
+                accounts::login(&db, "operator", "long-enough")
+                    .await
+                    .unwrap(),
+                Some("operator".to_string())
             );
             let hash = accounts::token_hash(&secret);
             let n = db
@@ -105,7 +124,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            assert_eq!(n, ["admin"]);
+            assert_eq!(n, ["operator"]);
             Ok(())
         })
         .unwrap();

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::accounts::{self, TokenRequest};
-use crate::auth::{self, Caller};
+use crate::auth::{self, Caller, ClientAddr};
 use crate::db::SearchQuery;
 use crate::error::HubError;
 use crate::AppState;
@@ -45,7 +45,18 @@ pub struct Register {
     email: String,
 }
 
-pub async fn register(State(app): State<AppState>, Json(r): Json<Register>) -> ApiResult {
+pub async fn register(
+    State(app): State<AppState>,
+    peer: ClientAddr,
+    Json(r): Json<Register>,
+) -> ApiResult {
+    let address = crate::rate::address(peer.0);
+    if !app.limits.register.allow(&app.db, &address).await? {
+        return Err(HubError::too_many_requests(
+            "too many registrations from this address; wait an hour",
+        )
+        .into());
+    }
     accounts::register(&app.db, &r.name, &r.email, &r.password).await?;
     Ok((StatusCode::CREATED, Json(json!({ "name": r.name }))).into_response())
 }
@@ -64,10 +75,11 @@ pub struct NewToken {
 /// Minting a token needs the password itself: a token cannot mint further tokens.
 pub async fn create_token(
     State(app): State<AppState>,
+    peer: ClientAddr,
     headers: HeaderMap,
     Json(t): Json<NewToken>,
 ) -> ApiResult {
-    let user = password_user(&app, &headers).await?;
+    let user = password_user(&app, peer, &headers).await?;
     let request = TokenRequest {
         label: t.label,
         can_pull: t.scopes.iter().any(|s| s == "pull"),
@@ -80,7 +92,11 @@ pub async fn create_token(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn password_user(app: &AppState, headers: &HeaderMap) -> Result<String, HubError> {
+async fn password_user(
+    app: &AppState,
+    peer: ClientAddr,
+    headers: &HeaderMap,
+) -> Result<String, HubError> {
     let bad = || HubError::unauthorized("send your user name and password with HTTP Basic auth");
     let secret_is_token = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -91,7 +107,7 @@ async fn password_user(app: &AppState, headers: &HeaderMap) -> Result<String, Hu
     if secret_is_token {
         return Err(bad());
     }
-    match auth::caller(&app.db, headers).await? {
+    match auth::caller(app, peer.0, headers).await? {
         Caller::User(p) => Ok(p.user),
         _ => Err(bad()),
     }
@@ -164,10 +180,11 @@ pub async fn search(
 /// its push scope (yanking is publishing).
 pub(crate) async fn api_user(
     app: &AppState,
+    peer: ClientAddr,
     headers: &HeaderMap,
     push: bool,
 ) -> Result<String, HubError> {
-    match auth::caller(&app.db, headers).await? {
+    match auth::caller(app, peer.0, headers).await? {
         Caller::User(p) if push && !p.can_push => Err(HubError::denied(
             "this token has no push scope; mint one with scope push",
         )),
@@ -187,9 +204,8 @@ async fn session_user(app: &AppState, headers: &HeaderMap) -> Result<String, Hub
         )
     };
     let secret = crate::web::cookie(headers, crate::web::SESSION_COOKIE).ok_or_else(none)?;
-    let csrf_cookie = crate::web::cookie(headers, crate::web::CSRF_COOKIE);
     let csrf_header = headers.get("x-hub-csrf").and_then(|v| v.to_str().ok());
-    if csrf_cookie.is_none() || csrf_cookie != csrf_header {
+    if !csrf_header.is_some_and(|h| crate::web::csrf_matches(app, headers, h)) {
         return Err(HubError::denied(
             "a session needs the page's CSRF value in X-Hub-Csrf; reload the page and retry",
         ));
@@ -201,6 +217,7 @@ async fn session_user(app: &AppState, headers: &HeaderMap) -> Result<String, Hub
 /// `POST /api/v1/packages/USER/NAME/versions/VERSION/{yank,unyank}` (owner only).
 pub async fn package_action(
     State(app): State<AppState>,
+    peer: ClientAddr,
     headers: HeaderMap,
     Path(path): Path<String>,
 ) -> ApiResult {
@@ -213,7 +230,7 @@ pub async fn package_action(
     let (repo, version) = rest
         .split_once("/versions/")
         .ok_or_else(|| not_found(&path))?;
-    let user = api_user(&app, &headers, true).await?;
+    let user = api_user(&app, peer, &headers, true).await?;
     crate::yank::set(&app.db, &user, repo, version, yanked).await?;
     let latest = app.db.latest_version(repo).await?;
     let body =
@@ -248,11 +265,12 @@ pub struct NewKey {
 /// `POST /api/v1/users/USER/keys` `{"pem": "...", "label": "..."}` (that user only).
 pub async fn add_key(
     State(app): State<AppState>,
+    peer: ClientAddr,
     headers: HeaderMap,
     Path(user): Path<String>,
     Json(k): Json<NewKey>,
 ) -> ApiResult {
-    own_profile(&app, &headers, &user).await?;
+    own_profile(&app, peer, &headers, &user).await?;
     let row = crate::keys::register(&app.db, &user, &k.pem, &k.label).await?;
     Ok((StatusCode::CREATED, Json(crate::keys::json(&row))).into_response())
 }
@@ -260,10 +278,11 @@ pub async fn add_key(
 /// `DELETE /api/v1/users/USER/keys/SHA256:…` (that user only).
 pub async fn delete_key(
     State(app): State<AppState>,
+    peer: ClientAddr,
     headers: HeaderMap,
     Path((user, fingerprint)): Path<(String, String)>,
 ) -> ApiResult {
-    own_profile(&app, &headers, &user).await?;
+    own_profile(&app, peer, &headers, &user).await?;
     if !app.db.delete_key(&user, &fingerprint).await? {
         return Err(HubError::new(
             StatusCode::NOT_FOUND,
@@ -275,8 +294,13 @@ pub async fn delete_key(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn own_profile(app: &AppState, headers: &HeaderMap, user: &str) -> Result<(), HubError> {
-    let caller = api_user(app, headers, true).await?;
+async fn own_profile(
+    app: &AppState,
+    peer: ClientAddr,
+    headers: &HeaderMap,
+    user: &str,
+) -> Result<(), HubError> {
+    let caller = api_user(app, peer, headers, true).await?;
     if caller != user {
         return Err(HubError::denied(format!(
             "you are {caller}: only {user} can change {user}'s keys"

@@ -210,11 +210,12 @@ pub async fn user_list(
 /// `PUT /api/v1/users/USER/follow` follows USER; `DELETE` unfollows.
 pub async fn follow(
     State(app): State<AppState>,
+    peer: crate::auth::ClientAddr,
     method: Method,
     headers: axum::http::HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult {
-    let me = api_user(&app, &headers, false).await?;
+    let me = api_user(&app, peer, &headers, false).await?;
     if app.db.user(&name).await?.is_none() {
         return Err(no_user(&name).into());
     }
@@ -230,6 +231,7 @@ pub async fn follow(
 /// unstars it.
 pub async fn star(
     State(app): State<AppState>,
+    peer: crate::auth::ClientAddr,
     method: Method,
     headers: axum::http::HeaderMap,
     Path(path): Path<String>,
@@ -238,7 +240,7 @@ pub async fn star(
         let why = format!("no API at /api/v1/packages/{path}; see /api/v1/openapi.json");
         return Err(HubError::new(StatusCode::NOT_FOUND, Code::NotFound, why).into());
     };
-    let me = api_user(&app, &headers, false).await?;
+    let me = api_user(&app, peer, &headers, false).await?;
     if app.db.package(repo).await?.is_none() {
         let why = format!("no package {repo}");
         return Err(HubError::new(StatusCode::NOT_FOUND, Code::NameUnknown, why).into());

@@ -2,13 +2,132 @@
 //! where the secret is an API token or the password (oci-client falls back to Basic when
 //! the `/v2/` challenge is `Basic`, and skopeo speaks Basic natively); a bare
 //! `Authorization: Bearer <token>` is accepted too.
+//!
+//! A password costs an argon2 check, so password checks are rate limited per account and
+//! per client address ([`crate::rate`]) and a verified password is remembered for a few
+//! minutes ([`VerifiedCache`]): a client that sends its password on every request of a
+//! pull pays argon2 once, not per request.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use base64::Engine;
 
 use crate::accounts::{self, TOKEN_PREFIX};
 use crate::db::{now, Db};
-use crate::error::HubResult;
+use crate::error::{HubError, HubResult};
+use crate::AppState;
+
+/// The client's address, when the request came over a socket (in-process calls have none).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(peer(&parts.extensions, &parts.headers)))
+    }
+}
+
+/// The socket's address, or, when that is a proxy on this host (loopback), the address the
+/// proxy appended last to `X-Forwarded-For`: behind a local load balancer every client would
+/// otherwise share its address and its rate limits.
+pub fn peer(ext: &axum::http::Extensions, headers: &HeaderMap) -> Option<IpAddr> {
+    let socket = ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())?;
+    if !socket.is_loopback() {
+        return Some(socket);
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .next_back();
+    Some(forwarded.unwrap_or(socket))
+}
+
+/// Passwords verified recently, keyed by a salted hash of user and password (the password
+/// itself is never kept), so repeated requests skip argon2.
+pub struct VerifiedCache {
+    salt: [u8; 32],
+    entries: Mutex<HashMap<String, Instant>>,
+}
+
+/// How long a verified password is trusted without a new argon2 check.
+const VERIFIED_FOR: Duration = Duration::from_secs(300);
+const VERIFIED_MAX_ENTRIES: usize = 10_000;
+
+impl Default for VerifiedCache {
+    fn default() -> Self {
+        let mut salt = [0u8; 32];
+        getrandom::fill(&mut salt).expect("the OS random source");
+        VerifiedCache {
+            salt,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl VerifiedCache {
+    fn key(&self, user: &str, password: &str) -> String {
+        let mut data = self.salt.to_vec();
+        data.extend_from_slice(user.as_bytes());
+        data.push(0);
+        data.extend_from_slice(password.as_bytes());
+        ebpf_package::digest::sha256(&data)
+    }
+
+    fn contains(&self, user: &str, password: &str) -> bool {
+        let key = self.key(user, password);
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(&key)
+            .is_some_and(|t| t.elapsed() < VERIFIED_FOR)
+    }
+
+    fn insert(&self, user: &str, password: &str) {
+        let key = self.key(user, password);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= VERIFIED_MAX_ENTRIES {
+            entries.retain(|_, t| t.elapsed() < VERIFIED_FOR);
+            if entries.len() >= VERIFIED_MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, Instant::now());
+    }
+}
+
+/// Checks `user`'s password, through the cache and the rate limits; Ok(None) if it is wrong,
+/// a 429 when this account or address has guessed too often.
+pub async fn check_password(
+    app: &AppState,
+    peer: Option<IpAddr>,
+    user: &str,
+    password: &str,
+) -> HubResult<Option<String>> {
+    if app.verified.contains(user, password) {
+        return Ok(Some(user.to_string()));
+    }
+    if !crate::rate::allow_password_check(&app.limits, &app.db, user, peer).await? {
+        return Err(HubError::too_many_requests(
+            "too many password attempts for this account or from this address; wait a few \
+             minutes, or use an API token (tokens are not limited)",
+        ));
+    }
+    let found = accounts::login(&app.db, user, password).await?;
+    if found.is_some() {
+        app.verified.insert(user, password);
+    }
+    Ok(found)
+}
 
 /// An authenticated caller and what their credential allows.
 #[derive(Debug, Clone)]
@@ -28,7 +147,11 @@ pub enum Caller {
     Invalid,
 }
 
-pub async fn caller(db: &Db, headers: &HeaderMap) -> HubResult<Caller> {
+pub async fn caller(
+    app: &AppState,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> HubResult<Caller> {
     let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -49,18 +172,23 @@ pub async fn caller(db: &Db, headers: &HeaderMap) -> HubResult<Caller> {
             if user.is_empty() && secret.is_empty() {
                 return Ok(Caller::Anonymous);
             }
-            basic(db, user, secret).await
+            basic(app, peer, user, secret).await
         }
-        "bearer" => token(db, None, rest.trim()).await,
+        "bearer" => token(&app.db, None, rest.trim()).await,
         _ => Ok(Caller::Invalid),
     }
 }
 
-async fn basic(db: &Db, user: &str, secret: &str) -> HubResult<Caller> {
+async fn basic(
+    app: &AppState,
+    peer: Option<IpAddr>,
+    user: &str,
+    secret: &str,
+) -> HubResult<Caller> {
     if secret.starts_with(TOKEN_PREFIX) {
-        return token(db, Some(user), secret).await;
+        return token(&app.db, Some(user), secret).await;
     }
-    Ok(match accounts::login(db, user, secret).await? {
+    Ok(match check_password(app, peer, user, secret).await? {
         Some(user) => Caller::User(Principal {
             user,
             can_pull: true,

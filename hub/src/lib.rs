@@ -19,7 +19,10 @@ pub mod blobs;
 pub mod catalog;
 pub mod db;
 pub mod error;
+pub mod gc;
+pub mod headers;
 pub mod keys;
+pub mod objects;
 pub mod oci;
 pub mod rate;
 pub mod signatures;
@@ -57,6 +60,29 @@ pub struct ServeOptions {
     /// How to reach the hub's operators, shown on the about page (an email address or a
     /// URL).
     pub contact: Option<String>,
+    /// The hub is reached over HTTPS (directly or through a TLS-terminating proxy): cookies
+    /// get `Secure` and pages ask browsers to stay on HTTPS.
+    pub secure_cookies: bool,
+    /// Most bytes of blobs one user's repositories may hold.
+    pub user_quota: u64,
+}
+
+/// Storage one user may fill by default.
+pub const DEFAULT_USER_QUOTA: u64 = 2 * 1024 * 1024 * 1024;
+
+impl ServeOptions {
+    /// Options with every default: a file blob store and SQLite in `data`.
+    pub fn new(addr: impl Into<String>, data: impl Into<PathBuf>) -> ServeOptions {
+        ServeOptions {
+            addr: addr.into(),
+            data: data.into(),
+            database: None,
+            blob_store: None,
+            contact: None,
+            secure_cookies: false,
+            user_quota: DEFAULT_USER_QUOTA,
+        }
+    }
 }
 
 /// Shared by every request handler.
@@ -68,6 +94,12 @@ pub struct AppState {
     pub limits: std::sync::Arc<rate::Limits>,
     /// [`ServeOptions::contact`].
     pub contact: Option<String>,
+    /// Passwords verified in the last minutes (skips argon2 on repeated requests).
+    pub verified: std::sync::Arc<auth::VerifiedCache>,
+    /// The key CSRF values are derived with, shared by every process on the database.
+    pub csrf_key: std::sync::Arc<[u8; 32]>,
+    pub secure_cookies: bool,
+    pub user_quota: u64,
 }
 
 /// The whole HTTP application.
@@ -105,6 +137,10 @@ pub fn router(state: AppState) -> Router {
         // Forms and JSON are small; blob uploads stream and enforce their own limit.
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::from_fn(api_read::cors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.secure_cookies,
+            headers::security_headers,
+        ))
         .with_state(state)
 }
 
@@ -112,6 +148,8 @@ pub fn router(state: AppState) -> Router {
 pub async fn open(opts: &ServeOptions) -> Result<AppState> {
     std::fs::create_dir_all(&opts.data)
         .map_err(|e| Error::io("create the hub data dir", &opts.data, e))?;
+    // The database holds e-mail addresses and password hashes: owner only.
+    restrict(&opts.data, 0o700)?;
     let location = blobs::Location::parse(opts.blob_store.as_deref())?;
     let blobs = blobs::BlobStore::new(&opts.data, DEFAULT_MAX_BLOB, &location)
         .map_err(|e| Error::io("prepare blob storage in", &opts.data, e))?;
@@ -123,13 +161,30 @@ pub async fn open(opts: &ServeOptions) -> Result<AppState> {
             )
     })?;
     let db = db::Db::open(&opts.data, opts.database.as_deref()).await?;
+    let csrf_key = web::csrf_key(&db)
+        .await
+        .map_err(|e| Error::environment("cannot read the hub's shared secret").with_source(e))?;
+    gc::backfill_references(&db)
+        .await
+        .map_err(|e| Error::environment("cannot index manifest references").with_source(e))?;
     Ok(AppState {
         db,
         blobs,
         templates: std::sync::Arc::new(web::templates()),
         limits: std::sync::Arc::new(rate::Limits::default()),
         contact: opts.contact.clone(),
+        verified: std::sync::Arc::new(auth::VerifiedCache::default()),
+        csrf_key: std::sync::Arc::new(csrf_key),
+        secure_cookies: opts.secure_cookies,
+        user_quota: opts.user_quota,
     })
+}
+
+/// Sets `path`'s permission bits (the data dir, the SQLite files).
+pub fn restrict(path: &std::path::Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io("restrict the permissions of", path, e))
 }
 
 /// Runs the hub until SIGINT or SIGTERM. Blocks; builds its own Tokio runtime.
@@ -194,6 +249,17 @@ async fn sweep_forever(state: AppState) {
         if let Err(e) = sweep_uploads(&state, UPLOAD_MAX_AGE_SECS).await {
             eprintln!("warning: sweeping abandoned uploads failed: {e}");
         }
+        if let Err(e) = state.db.expire_rate_hits().await {
+            eprintln!("warning: expiring rate-limit counters failed: {e}");
+        }
+        match gc::collect(&state.db, &state.blobs, gc::GRACE_SECS).await {
+            Ok(r) if r.blobs > 0 => eprintln!(
+                "Collected {} unreferenced blobs ({} bytes)",
+                r.blobs, r.bytes
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: collecting unreferenced blobs failed: {e}"),
+        }
     }
 }
 
@@ -213,13 +279,7 @@ mod tests {
     #[tokio::test]
     async fn sweeping_removes_only_old_uploads() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = ServeOptions {
-            addr: "127.0.0.1:0".into(),
-            data: dir.path().join("data"),
-            database: None,
-            blob_store: None,
-            contact: None,
-        };
+        let opts = ServeOptions::new("127.0.0.1:0", dir.path().join("data"));
         let state = open(&opts).await.unwrap();
         for id in ["0ld", "new"] {
             uploads::start(&state.db, id, "a/b").await.unwrap();

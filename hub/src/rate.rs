@@ -1,61 +1,113 @@
-//! A fixed-window rate limiter held in memory, per hub process: enough to slow password
-//! guessing, sign-up floods and publish storms from one address or account. (Behind a load
-//! balancer each process counts on its own, so the effective limit scales with processes.)
+//! Fixed-window rate limits whose counts live in the database, so several hub processes
+//! behind one load balancer share them (a per-process count would multiply the limit by
+//! the number of replicas). Each hit is one atomic upsert (`Db::rate_hit`).
+//!
+//! Password checks are limited per account and per client address, so neither many
+//! addresses against one account nor one address against many accounts gets far.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
 
-pub struct RateLimiter {
-    window: Duration,
-    max: u32,
-    hits: Mutex<HashMap<String, (Instant, u32)>>,
+use crate::db::{now, Db};
+use crate::error::HubResult;
+
+/// At most `max` hits per `window_secs` for one subject.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    /// Keeps the counters of different limits apart.
+    pub name: &'static str,
+    pub max: i64,
+    pub window_secs: i64,
 }
 
-impl RateLimiter {
-    pub fn new(max: u32, window: Duration) -> RateLimiter {
-        RateLimiter {
-            window,
-            max,
-            hits: Mutex::new(HashMap::new()),
-        }
+impl Limit {
+    /// Counts one hit by `subject`; false when it is over the limit in this window.
+    pub async fn allow(&self, db: &Db, subject: &str) -> HubResult<bool> {
+        Ok(self.hit(db, subject).await? <= self.max)
     }
 
-    /// Counts one attempt by `key`; false when `key` is over its limit for this window.
-    pub fn allow(&self, key: &str) -> bool {
-        let now = Instant::now();
-        let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
-        if hits.len() > 100_000 {
-            hits.retain(|_, (start, _)| now.duration_since(*start) < self.window);
-        }
-        let entry = hits.entry(key.to_string()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= self.max
+    /// Counts one hit by `subject` and returns how many it made in this window.
+    pub async fn hit(&self, db: &Db, subject: &str) -> HubResult<i64> {
+        let t = now();
+        let window = t.div_euclid(self.window_secs);
+        let key = format!("{}:{subject}:{window}", self.name);
+        db.rate_hit(&key, (window + 1) * self.window_secs).await
     }
 }
 
 /// The limits the hub applies.
+#[derive(Debug, Clone)]
 pub struct Limits {
-    /// Login and token-minting attempts per client address.
-    pub login: RateLimiter,
-    /// Registrations per client address.
-    pub register: RateLimiter,
+    /// Password checks (argon2) per account: guesses against one user from anywhere.
+    pub login_account: Limit,
+    /// Password checks per client address: one client guessing many users.
+    pub login_address: Limit,
+    /// Registrations per client address (web form and API alike).
+    pub register: Limit,
     /// Manifest pushes per user.
-    pub publish: RateLimiter,
+    pub publish: Limit,
+    /// A download is counted once per address, version and window.
+    pub download: Limit,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        let minute = Duration::from_secs(60);
         Limits {
-            login: RateLimiter::new(20, minute),
-            register: RateLimiter::new(10, minute),
-            publish: RateLimiter::new(120, minute),
+            login_account: Limit {
+                name: "login-user",
+                max: 10,
+                window_secs: 300,
+            },
+            login_address: Limit {
+                name: "login-addr",
+                max: 20,
+                window_secs: 300,
+            },
+            register: Limit {
+                name: "register",
+                max: 10,
+                window_secs: 3600,
+            },
+            publish: Limit {
+                name: "publish",
+                max: 120,
+                window_secs: 60,
+            },
+            download: Limit {
+                name: "download",
+                max: 1,
+                window_secs: 86_400,
+            },
         }
     }
+}
+
+/// The subject a client address is counted under: IPv6 clients by their /64, since one
+/// host usually holds a whole /64.
+pub fn address(peer: Option<IpAddr>) -> String {
+    match peer {
+        Some(IpAddr::V4(a)) => a.to_string(),
+        Some(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = a.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        // In-process callers (tests, tools) without a socket share one bucket.
+        None => "local".into(),
+    }
+}
+
+/// Whether a password check for `user` from `peer` may go ahead (counts one hit on each).
+pub async fn allow_password_check(
+    limits: &Limits,
+    db: &Db,
+    user: &str,
+    peer: Option<IpAddr>,
+) -> HubResult<bool> {
+    let by_user = limits.login_account.allow(db, user).await?;
+    let by_address = limits.login_address.allow(db, &address(peer)).await?;
+    Ok(by_user && by_address)
 }
 
 #[cfg(test)]
@@ -63,12 +115,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limits_per_key_and_window() {
-        let r = RateLimiter::new(2, Duration::from_millis(50));
-        assert!(r.allow("a") && r.allow("a"));
-        assert!(!r.allow("a"));
-        assert!(r.allow("b"));
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(r.allow("a"));
+    fn ipv6_clients_count_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        assert_eq!(address(Some(a)), address(Some(b)));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(address(Some(mapped)), "10.0.0.1");
+        assert_eq!(address(None), "local");
+    }
+
+    #[tokio::test]
+    async fn counts_are_shared_through_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Db::open(dir.path(), None).await.unwrap();
+        let b = Db::open(dir.path(), None).await.unwrap();
+        let limit = Limit {
+            name: "t",
+            max: 3,
+            window_secs: 3600,
+        };
+        assert!(limit.allow(&a, "x").await.unwrap());
+        assert!(limit.allow(&b, "x").await.unwrap());
+        assert!(limit.allow(&a, "x").await.unwrap());
+        assert!(!limit.allow(&b, "x").await.unwrap());
+        assert!(limit.allow(&b, "y").await.unwrap());
     }
 }

@@ -109,7 +109,19 @@ fn safe_components(path: &Path) -> Result<Vec<std::path::Component<'_>>> {
 /// Finds `name` at the root of a tar+gzip archive. Rejects absolute paths, `..`, links
 /// and anything that is not a plain file at the root.
 pub fn extract_file(tar_gz: &[u8], name: &str) -> Result<Option<Vec<u8>>> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tar_gz));
+    extract_file_within(tar_gz, name, MAX_UNPACKED_SIZE)
+}
+
+/// [`extract_file`], reading at most `max_unpacked` bytes of the decompressed tar stream:
+/// a small gzip of gigabytes of zeros before the file ends as a truncated archive instead
+/// of burning CPU on every read (the hub uses a tighter bound than the runner).
+pub fn extract_file_within(
+    tar_gz: &[u8],
+    name: &str,
+    max_unpacked: u64,
+) -> Result<Option<Vec<u8>>> {
+    let stream = flate2::read::GzDecoder::new(tar_gz).take(max_unpacked);
+    let mut archive = tar::Archive::new(stream);
     for entry in archive.entries().map_err(bad_archive)? {
         let entry = entry.map_err(bad_archive)?;
         let path = entry.path().map_err(bad_archive)?.into_owned();

@@ -31,6 +31,8 @@ pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod formats;
+#[cfg(test)]
+mod fuzz_regressions;
 pub mod hints;
 pub mod image_index;
 pub mod kernel_matrix;

@@ -534,11 +534,22 @@ fn skip_mods(mut ty: BtfType<'_>) -> Option<BtfType<'_>> {
     None
 }
 
+/// Most types one layout may hold: a struct whose members name it again (hostile BTF) would
+/// otherwise grow as members^depth (found by fuzzing: gigabytes from a 5 KiB object).
+const MAX_LAYOUT_NODES: u32 = 20_000;
+
 /// The layout of `ty`, looking through const/volatile/restrict/type tags and typedefs.
 pub fn layout_of(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
-    let Some(ty) = skip_mods(ty).filter(|_| depth <= MAX_DEPTH) else {
+    let mut budget = MAX_LAYOUT_NODES;
+    layout_within(btf, ty, depth, &mut budget)
+}
+
+/// [`layout_of`], spending one of `budget` per type; none left: opaque.
+fn layout_within(btf: &Btf, ty: BtfType<'_>, depth: u32, budget: &mut u32) -> TypeLayout {
+    let Some(ty) = skip_mods(ty).filter(|_| depth <= MAX_DEPTH && *budget > 0) else {
         return TypeLayout::Opaque { size: 0 };
     };
+    *budget -= 1;
     match ty.kind() {
         BtfKind::Int => int_layout(ty),
         BtfKind::Float => TypeLayout::Float {
@@ -547,9 +558,9 @@ pub fn layout_of(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
         BtfKind::Ptr => TypeLayout::Pointer {
             size: btf.ptr_size().map_or(8, |s| s.get() as u32),
         },
-        BtfKind::Array => array_layout(btf, ty, depth),
+        BtfKind::Array => array_layout(btf, ty, depth, budget),
         BtfKind::Enum | BtfKind::Enum64 => enum_layout(ty),
-        BtfKind::Struct | BtfKind::Union => composite_layout(btf, ty, depth),
+        BtfKind::Struct | BtfKind::Union => composite_layout(btf, ty, depth, budget),
         _ => TypeLayout::Opaque {
             size: sized(ty).unwrap_or(0),
         },
@@ -585,7 +596,7 @@ fn int_layout(ty: BtfType<'_>) -> TypeLayout {
     }
 }
 
-fn array_layout(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
+fn array_layout(btf: &Btf, ty: BtfType<'_>, depth: u32, budget: &mut u32) -> TypeLayout {
     let Ok(array) = libbpf_rs::btf::types::Array::try_from(ty) else {
         return TypeLayout::Opaque { size: 0 };
     };
@@ -594,7 +605,7 @@ fn array_layout(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
     if is_plain_char(elem) {
         return TypeLayout::String { len };
     }
-    let elem = layout_of(btf, elem, depth + 1);
+    let elem = layout_within(btf, elem, depth + 1, budget);
     // Malformed BTF can declare arrays whose byte size overflows `TypeLayout::size`.
     if len.checked_mul(elem.size()).is_none() {
         return TypeLayout::Opaque { size: 0 };
@@ -664,7 +675,7 @@ fn enum_layout(ty: BtfType<'_>) -> TypeLayout {
     }
 }
 
-fn composite_layout(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
+fn composite_layout(btf: &Btf, ty: BtfType<'_>, depth: u32, budget: &mut u32) -> TypeLayout {
     let Ok(comp) = Composite::try_from(ty) else {
         return TypeLayout::Opaque { size: 0 };
     };
@@ -686,7 +697,7 @@ fn composite_layout(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
         push_member(
             &mut fields,
             member_name,
-            layout_of(btf, member_ty, depth + 1),
+            layout_within(btf, member_ty, depth + 1, budget),
             offset_bits,
             bits,
         );
@@ -701,7 +712,8 @@ fn composite_layout(btf: &Btf, ty: BtfType<'_>, depth: u32) -> TypeLayout {
 fn int_bitfield_bits(ty: BtfType<'_>) -> Option<u32> {
     let int = libbpf_rs::btf::types::Int::try_from(skip_mods(ty)?).ok()?;
     let bits = u32::from(int.bits);
-    (bits < int.size() as u32 * 8).then_some(bits)
+    // u64: malformed BTF can claim an Int of gigabytes.
+    (u64::from(bits) < (int.size() as u64).saturating_mul(8)).then_some(bits)
 }
 
 /// Adds a member; anonymous struct/union members are flattened into the parent (that is how

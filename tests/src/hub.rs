@@ -198,6 +198,14 @@ impl Drop for Hub {
 const JSON: [(&str, &str); 1] = [("Content-Type", "application/json")];
 
 /// An `Authorization: Basic …` header value.
+/// The CSRF value a page embeds in its forms (derived by the hub from the browser's nonce
+/// cookie and session, so it differs from the cookie).
+pub fn csrf_field(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let at = html.find(marker).expect("a form with a CSRF field") + marker.len();
+    html[at..at + html[at..].find('"').expect("a closing quote")].to_string()
+}
+
 pub fn basic(user: &str, secret: &str) -> String {
     use base64::Engine;
     let raw = format!("{user}:{secret}");

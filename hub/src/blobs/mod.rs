@@ -147,6 +147,41 @@ impl BlobStore {
         ))
     }
 
+    /// Stores `bytes` the way an upload would (hashed, then moved into place); returns
+    /// their digest and size. For what the hub makes itself (objects taken out of layers).
+    pub async fn store_bytes(&self, bytes: &[u8]) -> Result<(String, u64), UploadError> {
+        let digest = ebpf_package::digest::sha256(bytes);
+        let path = self.scratch_path(&random_id());
+        let size = bytes.len() as u64;
+        let written = async {
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            tokio::fs::write(&path, bytes).await
+        };
+        if let Err(e) = written.await {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(e.into());
+        }
+        let committed = self.commit(&path, &digest, size).await;
+        // Moved into place, or (upstream store, or an error) left behind: never kept.
+        let _ = tokio::fs::remove_file(&path).await;
+        committed?;
+        Ok((digest, size))
+    }
+
+    /// Deletes a verified blob that nothing references any more (the garbage collector).
+    /// In an upstream registry the blob stays: its own collector owns that storage.
+    pub async fn remove(&self, digest: &str) -> std::io::Result<()> {
+        if self.upstream.is_some() {
+            return Ok(());
+        }
+        match tokio::fs::remove_file(self.blob_path(digest)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// A whole verified blob in memory (configs, and layers the indexer reads).
     pub async fn read(&self, digest: &str) -> std::io::Result<Vec<u8>> {
         match &self.upstream {

@@ -22,6 +22,7 @@ mod packages;
 mod people;
 mod registry;
 mod search;
+mod security;
 mod store;
 mod trust;
 mod web;
@@ -69,10 +70,13 @@ impl Db {
                 return Err(Error::usage(format!("unsupported database URL {u:?}"))
                     .with_help("pass a postgres://USER@HOST:PORT/DB URL, or omit --database for SQLite in the data dir"))
             }
-            None => (
-                format!("sqlite://{}?mode=rwc", data.join("hub.db").display()),
-                Backend::Sqlite,
-            ),
+            None => {
+                owner_only(data)?;
+                (
+                    format!("sqlite://{}?mode=rwc", data.join("hub.db").display()),
+                    Backend::Sqlite,
+                )
+            }
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
@@ -127,6 +131,28 @@ impl Db {
         let rows = q.fetch_all(&self.pool).await?;
         first_column(&rows)
     }
+}
+
+/// Creates `DIR/hub.db` readable by its owner only (it holds e-mail addresses and password
+/// hashes), and tightens an existing one and its WAL files; SQLite gives the WAL and shared
+/// memory files the database file's mode.
+fn owner_only(data: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let db = data.join("hub.db");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&db)
+        .map_err(|e| Error::io("create the hub database", &db, e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = data.join(format!("hub.db{suffix}"));
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io("restrict the permissions of", &path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// The first column of every row, as text (the name lists: tags, repositories, uploads).

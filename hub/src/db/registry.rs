@@ -61,10 +61,14 @@ impl Db {
 
     pub async fn link_blob(&self, repo: &str, digest: &str) -> HubResult<()> {
         self.ensure_repo(repo).await?;
-        self.exec(
-            "INSERT INTO repo_blobs (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[repo, digest],
+        sqlx::query(
+            "INSERT INTO repo_blobs (repo, digest, linked_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (repo, digest) DO UPDATE SET linked_at = excluded.linked_at",
         )
+        .bind(repo)
+        .bind(digest)
+        .bind(now())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }

@@ -2,6 +2,10 @@
 //! or POST then one PUT), chunked (POST, PATCH…, PUT `?digest=`), and cross-repo mounts
 //! (`POST ?mount=&from=`). Sessions and their bytes live in the database
 //! ([`crate::uploads`]), so any hub process can take any request of an upload.
+//!
+//! Only blobs that an accepted manifest of the repository references are served to
+//! readers; the pusher (who may write the repository) also sees the ones it uploaded for a
+//! manifest still to come. Uploads count against the owner's storage quota.
 
 use std::collections::HashMap;
 
@@ -9,8 +13,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::is_digest;
-use super::DIGEST_HEADER;
+use super::{is_digest, Asker, DIGEST_HEADER};
 use crate::blobs::{random_id, UploadError};
 use crate::error::{Code, HubError, HubResult};
 use crate::{uploads, AppState};
@@ -27,6 +30,7 @@ fn check_digest(digest: &str) -> HubResult<()> {
 
 pub async fn blob(
     app: &AppState,
+    asker: &Asker,
     method: &Method,
     name: &str,
     digest: &str,
@@ -34,7 +38,12 @@ pub async fn blob(
 ) -> HubResult<Response> {
     check_digest(digest)?;
     match *method {
-        Method::GET | Method::HEAD => read(app, method, name, digest, headers).await,
+        Method::GET | Method::HEAD => {
+            if !asker.writer && !app.db.blob_referenced(name, digest).await? {
+                return Err(HubError::blob_unknown(digest));
+            }
+            read(app, method, name, digest, headers).await
+        }
         Method::DELETE => {
             if app.db.unlink_blob(name, digest).await? {
                 Ok(StatusCode::ACCEPTED.into_response())
@@ -141,6 +150,29 @@ fn created(name: &str, digest: &str) -> Response {
         .into_response()
 }
 
+/// The owner of repository `name` (its first component: pushes stay in one's namespace).
+fn owner(name: &str) -> &str {
+    name.split('/').next().unwrap_or(name)
+}
+
+/// Refuses when `name`'s owner would hold more than the quota with `adding` more bytes.
+async fn check_quota(app: &AppState, name: &str, adding: u64) -> HubResult<()> {
+    let user = owner(name);
+    let used = app.db.storage_used(user).await?.max(0) as u64;
+    if used.saturating_add(adding) > app.user_quota {
+        return Err(HubError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            Code::Denied,
+            format!(
+                "{user} would hold more than the {} bytes of storage each user may fill \
+                 ({used} bytes now); delete unused tags or ask the hub's operator",
+                app.user_quota
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /v2/<name>/blobs/uploads/`.
 pub async fn start(
     app: &AppState,
@@ -150,12 +182,19 @@ pub async fn start(
 ) -> HubResult<Response> {
     if let (Some(digest), Some(from)) = (q.get("mount"), q.get("from")) {
         check_digest(digest)?;
-        if super::valid_name(from) && app.db.blob_in_repo(from, digest).await?.is_some() {
+        // Only what `from` serves to anyone (or to this pusher) can be mounted from it.
+        let visible = super::valid_name(from)
+            && (app.db.blob_referenced(from, digest).await? || owner(from) == owner(name));
+        if let Some(size) = app.db.blob_in_repo(from, digest).await?.filter(|_| visible) {
+            if app.db.blob_in_repo(name, digest).await?.is_none() {
+                check_quota(app, name, size.max(0) as u64).await?;
+            }
             app.db.link_blob(name, digest).await?;
             return Ok(created(name, digest));
         }
         // Not mountable: the spec says to fall back to a regular upload session.
     }
+    check_quota(app, name, 0).await?;
     let id = random_id();
     uploads::start(&app.db, &id, name).await?;
     if let Some(digest) = q.get("digest") {
@@ -247,7 +286,13 @@ async fn finish(
         abandon(app, id).await;
         return Err(e);
     }
-    append(app, id, body).await?;
+    let uploaded = append(app, id, body).await?;
+    if app.db.blob_in_repo(name, digest).await?.is_none() {
+        if let Err(e) = check_quota(app, name, uploaded).await {
+            abandon(app, id).await;
+            return Err(e);
+        }
+    }
     let size = match uploads::finish(&app.db, &app.blobs, id, digest).await {
         Ok(size) => size,
         Err(e) => {

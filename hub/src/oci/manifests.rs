@@ -1,13 +1,17 @@
 //! Manifests: GET/HEAD/PUT/DELETE by tag or digest. The bytes are stored exactly as pushed,
 //! served with the manifest's own media type, and refused unless every blob they reference
 //! is already in the repository.
+//!
+//! Only what the runner can run is accepted (see [`accepted`]): a package of a format
+//! `ebpf_package::formats` recognises, a cosign signature or attestation, or an index of
+//! manifests accepted here before. Anything else (a Docker image of `/bin/ls`) is refused.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::is_digest;
+use super::{is_digest, Asker};
 use super::{valid_tag, DIGEST_HEADER};
 use crate::catalog;
 use crate::db::NewManifest;
@@ -64,6 +68,7 @@ pub struct ManifestDoc {
 
 pub async fn handle(
     app: &AppState,
+    asker: &Asker,
     method: &Method,
     name: &str,
     reference: &str,
@@ -76,7 +81,7 @@ pub async fn handle(
         )));
     }
     match *method {
-        Method::GET | Method::HEAD => get(app, method, name, reference).await,
+        Method::GET | Method::HEAD => get(app, asker, method, name, reference).await,
         Method::PUT => put(app, name, reference, headers, body).await,
         Method::DELETE => delete(app, name, reference).await,
         _ => Err(HubError::unsupported(
@@ -96,7 +101,13 @@ async fn resolve(app: &AppState, name: &str, reference: &str) -> HubResult<Strin
         .ok_or_else(|| HubError::manifest_unknown(reference))
 }
 
-async fn get(app: &AppState, method: &Method, name: &str, reference: &str) -> HubResult<Response> {
+async fn get(
+    app: &AppState,
+    asker: &Asker,
+    method: &Method,
+    name: &str,
+    reference: &str,
+) -> HubResult<Response> {
     let digest = resolve(app, name, reference).await?;
     let m = app
         .db
@@ -106,9 +117,10 @@ async fn get(app: &AppState, method: &Method, name: &str, reference: &str) -> Hu
     let len = m.content.len();
     if *method == Method::GET && !is_digest(reference) {
         // Counted after the response is on its way: a slow counter never delays a pull.
-        let (db, name, tag) = (app.db.clone(), name.to_string(), reference.to_string());
+        let (app, name, tag) = (app.clone(), name.to_string(), reference.to_string());
+        let who = crate::rate::address(asker.peer.0);
         tokio::spawn(async move {
-            let _ = db.count_download(&name, &tag).await;
+            let _ = count_download(&app, &who, &name, &tag).await;
         });
     }
     let body = if *method == Method::HEAD {
@@ -160,6 +172,11 @@ async fn put(
         true => catalog_manifest(app, &bytes, &doc).await?,
         false => catalog_index(app, name, &doc).await?,
     };
+    accepted(&doc, &inspected)?;
+    if let Some(i) = inspected.as_ref().filter(|i| !i.meta.object.is_empty()) {
+        // Taken out of the layer now, once and bounded, for the download page.
+        crate::objects::ensure(app, &i.layer_digest, &i.meta.object).await?;
+    }
     let artifact_type = doc
         .artifact_type
         .clone()
@@ -173,6 +190,10 @@ async fn put(
             subject: doc.subject.as_ref().map(|s| s.digest.as_str()),
             content: &bytes,
         })
+        .await?;
+    let referenced = referenced_blobs(&doc);
+    app.db
+        .add_manifest_blobs(name, &digest, &referenced)
         .await?;
     if let Some(tag) = tag {
         app.db.set_tag(name, tag, &digest).await?;
@@ -215,6 +236,62 @@ async fn put(
         }
     }
     Ok(response)
+}
+
+/// The blobs (config and layers) a manifest references; an index references manifests,
+/// which are not blobs. Only these are served, and the collector keeps them.
+pub fn referenced_blobs(doc: &ManifestDoc) -> Vec<String> {
+    doc.config
+        .iter()
+        .chain(&doc.layers)
+        .map(|d| d.digest.clone())
+        .collect()
+}
+
+/// Counts a download of `repo:version` once per client address and day, so one client
+/// pulling in a loop cannot inflate the count.
+pub async fn count_download(app: &AppState, who: &str, repo: &str, version: &str) -> HubResult<()> {
+    let subject = format!("{who}:{repo}:{version}");
+    if app.limits.download.allow(&app.db, &subject).await? {
+        app.db.count_download(repo, version).await?;
+    }
+    Ok(())
+}
+
+/// Whether an image manifest that is no package of a known format is still accepted: a
+/// cosign signature or attestation (every layer a signature, DSSE envelope or in-toto
+/// statement).
+fn is_signature(doc: &ManifestDoc) -> bool {
+    use ebpf_package::spec::{
+        DSSE_PAYLOAD_TYPE_IN_TOTO, MEDIA_TYPE_COSIGN_SIMPLESIGNING, MEDIA_TYPE_DSSE_ENVELOPE,
+    };
+    let config_small = doc
+        .config
+        .as_ref()
+        .is_none_or(|c| (0..=64 * 1024).contains(&c.size));
+    config_small
+        && !doc.layers.is_empty()
+        && doc.layers.iter().all(|l| {
+            // In-toto statements: the attestation manifests of a buildx-built index.
+            let signatures = [
+                MEDIA_TYPE_COSIGN_SIMPLESIGNING,
+                MEDIA_TYPE_DSSE_ENVELOPE,
+                DSSE_PAYLOAD_TYPE_IN_TOTO,
+            ];
+            signatures.contains(&l.media_type.as_str())
+        })
+}
+
+/// Refuses an image manifest that is neither a package the runner reads nor a signature.
+fn accepted(doc: &ManifestDoc, inspected: &Option<catalog::Inspected>) -> HubResult<()> {
+    if !doc.manifests.is_empty() || inspected.is_some() || is_signature(doc) {
+        return Ok(());
+    }
+    Err(HubError::manifest_invalid(
+        "this hub stores eBPF packages only: cargo-ebpf, eunomia, Inspektor Gadget, \
+         bumblebee or bpfman images, their cosign signatures and attestations, and indexes \
+         of those; this manifest is none of them",
+    ))
 }
 
 /// The manifest's `mediaType` (or the request's Content-Type), which must be allowed.
@@ -387,6 +464,7 @@ async fn delete(app: &AppState, name: &str, reference: &str) -> HubResult<Respon
         ));
     }
     let deleted = if is_digest(reference) {
+        app.db.remove_manifest_blobs(name, reference).await?;
         app.db.delete_manifest(name, reference).await?
     } else {
         app.db.delete_tag(name, reference).await?

@@ -8,6 +8,8 @@ mod blobs;
 mod listing;
 mod manifests;
 
+pub use manifests::{count_download, referenced_blobs, Descriptor, ManifestDoc};
+
 use std::collections::HashMap;
 
 use axum::body::Body;
@@ -15,7 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::{self, Caller};
+use crate::auth::{self, Caller, ClientAddr};
 use crate::error::{Code, HubError, HubResult};
 use crate::AppState;
 
@@ -124,12 +126,13 @@ pub fn query(uri: &Uri) -> HashMap<String, String> {
 
 pub async fn dispatch(
     State(app): State<AppState>,
+    peer: ClientAddr,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut response = match route(&app, &method, &uri, &headers, body).await {
+    let mut response = match route(&app, peer, &method, &uri, &headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -139,8 +142,18 @@ pub async fn dispatch(
     response
 }
 
+/// Who is asking, as far as the handlers care.
+pub struct Asker {
+    pub peer: ClientAddr,
+    /// The user, if the credentials are good.
+    pub user: Option<String>,
+    /// The caller may push to the repository (so may see blobs no manifest references yet).
+    pub writer: bool,
+}
+
 async fn route(
     app: &AppState,
+    peer: ClientAddr,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -158,7 +171,7 @@ async fn route(
             return Err(HubError::name_invalid(name));
         }
     }
-    authorize(app, method, &route, headers).await?;
+    let asker = authorize(app, peer, method, &route, headers).await?;
     let q = query(uri);
     let m = method.clone();
     match (route, m) {
@@ -169,9 +182,11 @@ async fn route(
             listing::referrers(app, &name, &digest, &q).await
         }
         (Route::Manifest { name, reference }, m) => {
-            manifests::handle(app, &m, &name, &reference, headers, body).await
+            manifests::handle(app, &asker, &m, &name, &reference, headers, body).await
         }
-        (Route::Blob { name, digest }, m) => blobs::blob(app, &m, &name, &digest, headers).await,
+        (Route::Blob { name, digest }, m) => {
+            blobs::blob(app, &asker, &m, &name, &digest, headers).await
+        }
         (Route::UploadStart { name }, Method::POST) => blobs::start(app, &name, &q, body).await,
         (Route::Upload { name, id }, m) => {
             blobs::upload(app, &m, &name, &id, &q, headers, body).await
@@ -185,11 +200,12 @@ async fn route(
 /// credentials, which is how clients learn to send them (and how `login` checks them).
 async fn authorize(
     app: &AppState,
+    peer: ClientAddr,
     method: &Method,
     route: &Route,
     headers: &HeaderMap,
-) -> HubResult<()> {
-    let caller = auth::caller(&app.db, headers).await?;
+) -> HubResult<Asker> {
+    let caller = auth::caller(app, peer.0, headers).await?;
     let principal = match caller {
         Caller::Invalid => {
             return Err(HubError::unauthorized(
@@ -200,27 +216,36 @@ async fn authorize(
         Caller::User(p) => Some(p),
     };
     let writes = !matches!(*method, Method::GET | Method::HEAD);
+    let writer = match (route_name(route), &principal) {
+        (Some(name), Some(p)) => p.may_push(name).is_ok(),
+        _ => false,
+    };
+    let asker = Asker {
+        peer,
+        user: principal.as_ref().map(|p| p.user.clone()),
+        writer,
+    };
     match (route_name(route), principal) {
         (None, None) if *route == Route::Base => Err(HubError::unauthorized(
             "log in to push; pulls need no login",
         )),
-        (None, _) => Ok(()),
+        (None, _) => Ok(asker),
         (Some(_), None) if writes => {
             Err(HubError::unauthorized("log in with an API token to push"))
         }
-        (Some(_), None) => Ok(()),
+        (Some(_), None) => Ok(asker),
         (Some(name), Some(p)) if writes => {
             p.may_push(name).map_err(HubError::denied)?;
             let publishes = matches!(route, Route::Manifest { .. }) && *method == Method::PUT;
-            if publishes && !app.limits.publish.allow(&p.user) {
+            if publishes && !app.limits.publish.allow(&app.db, &p.user).await? {
                 return Err(HubError::too_many_requests(
                     "too many publishes from this account; wait a minute",
                 ));
             }
-            Ok(())
+            Ok(asker)
         }
         (Some(_), Some(p)) if !p.can_pull => Err(HubError::denied("this token has no pull scope")),
-        (Some(_), Some(_)) => Ok(()),
+        (Some(_), Some(_)) => Ok(asker),
     }
 }
 

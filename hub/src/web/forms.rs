@@ -2,16 +2,19 @@
 //! checks the CSRF field against the browser's CSRF cookie first.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde_json::json;
 
-use super::{date, error_page, render, visitor, Visitor, SESSION_COOKIE, SESSION_SECS};
+use super::{
+    date, error_page, render, set_cookie, visitor, Visitor, CSRF_COOKIE, SESSION_COOKIE,
+    SESSION_SECS,
+};
 use crate::accounts::{self, TokenRequest};
+use crate::auth::ClientAddr;
 use crate::blobs::random_id;
 use crate::db::now;
 use crate::AppState;
@@ -43,20 +46,23 @@ fn too_many(app: &AppState, v: &Visitor) -> Response {
     )
 }
 
-/// The checks every form post passes first: its CSRF value, then (for login and register)
-/// the per-address rate limit. `Some` is the refusal page to answer with.
-pub(super) fn refused(
+/// The checks every form post passes first: its CSRF value, then (for register) the
+/// per-address rate limit (login is limited where the password is checked). `Some` is the
+/// refusal page to answer with.
+pub(super) async fn refused(
     app: &AppState,
     v: &Visitor,
     f: &HashMap<String, String>,
-    limit: Option<(&crate::rate::RateLimiter, SocketAddr)>,
+    limit: Option<(&crate::rate::Limit, ClientAddr)>,
 ) -> Option<Response> {
     if !v.csrf_ok(field(f, "csrf")) {
         return Some(forbidden(app, v));
     }
-    match limit {
-        Some((limiter, peer)) if !limiter.allow(&peer.ip().to_string()) => Some(too_many(app, v)),
-        _ => None,
+    let (limit, peer) = limit?;
+    match limit.allow(&app.db, &crate::rate::address(peer.0)).await {
+        Ok(true) => None,
+        Ok(false) => Some(too_many(app, v)),
+        Err(e) => Some(error_page(app, v, e.status, "Error", &e.message)),
     }
 }
 
@@ -92,12 +98,12 @@ pub async fn login_page(State(app): State<AppState>, headers: HeaderMap) -> Resp
 
 pub async fn register(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    peer: ClientAddr,
     headers: HeaderMap,
     Form(f): Fields,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    if let Some(refusal) = refused(&app, &v, &f, Some((&app.limits.register, peer))) {
+    if let Some(refusal) = refused(&app, &v, &f, Some((&app.limits.register, peer))).await {
         return refusal;
     }
     let name = field(&f, "name");
@@ -109,23 +115,25 @@ pub async fn register(
 
 pub async fn login(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    peer: ClientAddr,
     headers: HeaderMap,
     Form(f): Fields,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    if let Some(refusal) = refused(&app, &v, &f, Some((&app.limits.login, peer))) {
+    if let Some(refusal) = refused(&app, &v, &f, None).await {
         return refusal;
     }
     let name = field(&f, "name");
-    match accounts::login(&app.db, name, field(&f, "password")).await {
+    match crate::auth::check_password(&app, peer.0, name, field(&f, "password")).await {
         Ok(Some(user)) => start_session(&app, &user).await,
         Ok(None) => account_form(&app, &v, false, name, Some("Wrong user name or password.")),
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => too_many(&app, &v),
         Err(e) => error_page(&app, &v, e.status, "Error", &e.message),
     }
 }
 
-/// Creates a session and sends the browser to the user's page with its cookie.
+/// Creates a session and sends the browser to the user's page with its cookie, and a new
+/// CSRF nonce: values a page showed before the login are void after it.
 async fn start_session(app: &AppState, user: &str) -> Response {
     let secret = format!("{}{}", random_id(), random_id());
     if let Err(e) = app
@@ -139,20 +147,19 @@ async fn start_session(app: &AppState, user: &str) -> Response {
     {
         return e.text_response();
     }
-    let cookie = format!(
-        "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECS}"
-    );
+    let secure = app.secure_cookies;
     let mut r = Redirect::to(&format!("/u/{user}")).into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).expect("ASCII cookie"),
-    );
+    let cookies = r.headers_mut();
+    let session = set_cookie(secure, SESSION_COOKIE, &secret, Some(SESSION_SECS));
+    cookies.append(header::SET_COOKIE, session);
+    let nonce = set_cookie(secure, CSRF_COOKIE, &random_id(), None);
+    cookies.append(header::SET_COOKIE, nonce);
     r
 }
 
 pub async fn logout(State(app): State<AppState>, headers: HeaderMap, Form(f): Fields) -> Response {
     let v = visitor(&app, &headers).await;
-    if let Some(refusal) = refused(&app, &v, &f, None) {
+    if let Some(refusal) = refused(&app, &v, &f, None).await {
         return refusal;
     }
     if let Some(secret) = super::cookie(&headers, SESSION_COOKIE) {
@@ -162,11 +169,8 @@ pub async fn logout(State(app): State<AppState>, headers: HeaderMap, Form(f): Fi
             .await;
     }
     let mut r = Redirect::to("/").into_response();
-    let gone = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&gone).expect("ASCII cookie"),
-    );
+    let gone = set_cookie(app.secure_cookies, SESSION_COOKIE, "", Some(0));
+    r.headers_mut().append(header::SET_COOKIE, gone);
     r
 }
 
@@ -216,7 +220,7 @@ pub async fn create_token(
     Form(f): Fields,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    if let Some(refusal) = refused(&app, &v, &f, None) {
+    if let Some(refusal) = refused(&app, &v, &f, None).await {
         return refusal;
     }
     let Some(user) = v.user.clone() else {
@@ -246,7 +250,7 @@ pub async fn delete_token(
     Form(f): Fields,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    if let Some(refusal) = refused(&app, &v, &f, None) {
+    if let Some(refusal) = refused(&app, &v, &f, None).await {
         return refusal;
     }
     let Some(user) = v.user.clone() else {
@@ -264,7 +268,7 @@ pub async fn package_action(
     Form(f): Fields,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    if let Some(refusal) = refused(&app, &v, &f, None) {
+    if let Some(refusal) = refused(&app, &v, &f, None).await {
         return refusal;
     }
     let Some(user) = v.user.clone() else {
@@ -332,7 +336,7 @@ async fn key_action(
     f: HashMap<String, String>,
 ) -> Response {
     let v = visitor(&app, &headers).await;
-    if let Some(refusal) = refused(&app, &v, &f, None) {
+    if let Some(refusal) = refused(&app, &v, &f, None).await {
         return refusal;
     }
     if v.user.as_deref() != Some(name.as_str()) {

@@ -4,9 +4,12 @@
 //! escaping by default, templates readable as plain HTML, no new compile-time machinery.
 //!
 //! Sessions: a random cookie secret whose SHA-256 is the key of a `sessions` row (shared by
-//! several hub processes). CSRF: the double-submit pattern: every page sets a random
-//! `hub_csrf` cookie (SameSite=Lax) and embeds it in its forms; a POST must carry both,
-//! equal. A cross-site form can send the cookie but cannot read it to fill the field.
+//! several hub processes). CSRF: every browser gets a random `hub_csrf` nonce cookie
+//! (SameSite=Lax); its forms carry HMAC(hub key, nonce, session secret), which only the
+//! hub can compute. A cross-site form can send the cookies but cannot read the page to fill
+//! the field, and an attacker who plants a cookie of their choosing still cannot make a
+//! matching field; the value is bound to the session, and login rotates the nonce.
+//! Cookies are `Secure` when the hub runs behind TLS (`--secure-cookies`).
 
 mod forms;
 mod manage;
@@ -130,10 +133,61 @@ pub fn templates() -> Handlebars<'static> {
 /// Who is looking at a page: their user (if logged in) and the CSRF value for forms.
 pub struct Visitor {
     pub user: Option<String>,
+    /// The value forms must carry: derived from the nonce and the session.
     pub csrf: String,
+    /// The browser's CSRF nonce (its `hub_csrf` cookie), or a fresh one.
+    nonce: String,
     /// A fresh CSRF cookie to set when the browser had none.
     new_csrf: bool,
     pub host: String,
+    secure: bool,
+}
+
+/// The key CSRF values are derived with: one per hub database, so every process agrees.
+pub async fn csrf_key(db: &crate::db::Db) -> crate::error::HubResult<[u8; 32]> {
+    let fresh = format!("{}{}", random_id(), random_id());
+    let hex_key = db.secret("csrf", &fresh).await?;
+    Ok(digest::sha256(hex_key.as_bytes())
+        .strip_prefix("sha256:")
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| b.try_into().ok())
+        .expect("a sha256 digest"))
+}
+
+/// The CSRF value for `nonce` in the session `session` (empty when logged out).
+pub fn csrf_value(key: &[u8; 32], nonce: &str, session: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(nonce.as_bytes());
+    mac.update(b"\n");
+    mac.update(session.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+/// Whether `field` is the CSRF value of the browser's nonce cookie and session.
+pub fn csrf_matches(app: &AppState, headers: &HeaderMap, field: &str) -> bool {
+    let Some(nonce) = cookie(headers, CSRF_COOKIE).filter(|c| valid_nonce(c)) else {
+        return false;
+    };
+    let session = cookie(headers, SESSION_COOKIE).unwrap_or("");
+    let expected = csrf_value(&app.csrf_key, nonce, session);
+    constant_time_eq(expected.as_bytes(), field.as_bytes())
+}
+
+fn valid_nonce(c: &str) -> bool {
+    c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A `Set-Cookie` value with the hub's attributes (`Secure` behind TLS).
+pub fn set_cookie(secure: bool, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    if secure {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).expect("ASCII cookie")
 }
 
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -157,8 +211,13 @@ pub async fn visitor(app: &AppState, headers: &HeaderMap) -> Visitor {
             .flatten(),
         None => None,
     };
-    let existing = cookie(headers, CSRF_COOKIE)
-        .filter(|c| c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit()));
+    let existing = cookie(headers, CSRF_COOKIE).filter(|c| valid_nonce(c));
+    let nonce = existing.map(str::to_string).unwrap_or_else(random_id);
+    // Bound to the session only while it is a live one (an expired cookie counts as none).
+    let session = match &user {
+        Some(_) => cookie(headers, SESSION_COOKIE).unwrap_or(""),
+        None => "",
+    };
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -170,14 +229,16 @@ pub async fn visitor(app: &AppState, headers: &HeaderMap) -> Visitor {
         .to_string();
     Visitor {
         user,
-        csrf: existing.map(str::to_string).unwrap_or_else(random_id),
+        csrf: csrf_value(&app.csrf_key, &nonce, session),
+        nonce,
         new_csrf: existing.is_none(),
         host,
+        secure: app.secure_cookies,
     }
 }
 
 impl Visitor {
-    /// Whether a form's `csrf` field matches this browser's CSRF cookie.
+    /// Whether a form's `csrf` field is this browser's CSRF value.
     pub fn csrf_ok(&self, field: &str) -> bool {
         !self.new_csrf && constant_time_eq(self.csrf.as_bytes(), field.as_bytes())
     }
@@ -213,10 +274,9 @@ pub fn render(app: &AppState, v: &Visitor, title: &str, page: &str, mut data: Va
     };
     let mut response = Html(html).into_response();
     if v.new_csrf {
-        let c = format!("{CSRF_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax", v.csrf);
         response.headers_mut().append(
             header::SET_COOKIE,
-            HeaderValue::from_str(&c).expect("ASCII cookie"),
+            set_cookie(v.secure, CSRF_COOKIE, &v.nonce, None),
         );
     }
     response

@@ -155,13 +155,14 @@ pub async fn about(State(app): State<AppState>, headers: HeaderMap) -> Response 
 /// `GET /p/OWNER/NAME/v/VERSION` (a version's page) or `GET /p/OWNER/NAME/download/VERSION`.
 pub async fn package(
     State(app): State<AppState>,
+    peer: crate::auth::ClientAddr,
     headers: HeaderMap,
     Path(path): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let v = visitor(&app, &headers).await;
     if let Some((repo, version)) = path.split_once("/download/") {
-        return download(&app, &v, repo, version).await;
+        return download(&app, &v, peer, repo, version).await;
     }
     if let Some((repo, version)) = path.split_once("/v/") {
         let version = version.trim_end_matches('/');
@@ -175,8 +176,15 @@ pub async fn package(
     super::package::page(&app, &v, repo, version).await
 }
 
-/// The BPF object of a version, taken out of its layer, as an attachment.
-async fn download(app: &AppState, v: &super::Visitor, repo: &str, version: &str) -> Response {
+/// The BPF object of a version (taken out of its layer once, see [`crate::objects`]), as
+/// an attachment.
+async fn download(
+    app: &AppState,
+    v: &super::Visitor,
+    peer: crate::auth::ClientAddr,
+    repo: &str,
+    version: &str,
+) -> Response {
     let Ok(Some(ver)) = app.db.version(repo, version).await else {
         return error_page(
             app,
@@ -195,24 +203,17 @@ async fn download(app: &AppState, v: &super::Visitor, repo: &str, version: &str)
             "This package has no single object to download.",
         );
     }
-    let layer = match app.blobs.read(&ver.layer_digest).await {
-        Ok(l) => l,
+    let bytes = match crate::objects::ensure(app, &ver.layer_digest, &ver.object).await {
+        Ok(digest) => match app.blobs.read(&digest).await {
+            Ok(b) => b,
+            Err(e) => return internal(e),
+        },
         Err(e) => return internal(e),
     };
-    let object = ver.object.clone();
-    // Gadget and bumblebee images keep the object itself as a layer; ours and bpfman's
-    // keep it in a tar+gzip layer.
-    let extracted = tokio::task::spawn_blocking(move || match layer.starts_with(b"\x7fELF") {
-        true => Ok(Some(layer)),
-        false => ebpf_package::layer::extract_file(&layer, &object),
-    })
-    .await;
-    let Ok(Ok(Some(bytes))) = extracted else {
-        return internal(HubError::internal("the layer does not hold the object"));
-    };
-    let (db, repo, version) = (app.db.clone(), repo.to_string(), version.to_string());
+    let (app2, repo2, version2) = (app.clone(), repo.to_string(), version.to_string());
+    let who = crate::rate::address(peer.0);
     tokio::spawn(async move {
-        let _ = db.count_download(&repo, &version).await;
+        let _ = crate::oci::count_download(&app2, &who, &repo2, &version2).await;
     });
     let file_name: String = ver
         .object

@@ -119,7 +119,7 @@ pub async fn logged_in(
     f: &HashMap<String, String>,
 ) -> Result<(Visitor, String), Response> {
     let v = visitor(app, headers).await;
-    if let Some(refusal) = refused(app, &v, f, None) {
+    if let Some(refusal) = refused(app, &v, f, None).await {
         return Err(refusal);
     }
     match v.user.clone() {

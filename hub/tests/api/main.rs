@@ -10,6 +10,7 @@ mod accounts;
 mod oci;
 mod packages;
 mod search;
+mod security;
 mod store;
 mod support;
 mod trust;

@@ -30,6 +30,13 @@ async fn a_monolithic_upload_reads_back_whole_and_by_range() {
     let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
     let digest = hub.push_blob(&auth, "erin/mono", &content).await;
     let blob = format!("/v2/erin/mono/blobs/{digest}");
+    // No manifest references it yet: only the pusher sees it.
+    assert_eq!(hub.request("GET", &blob, &[], b"").await.status, 404);
+    let signature = image_manifest(&digest, &[], None);
+    let r = hub
+        .put_manifest(&auth, "erin/mono", "sig", signature.as_bytes())
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
     let full = hub.request("GET", &blob, &[], b"").await;
     assert_eq!(full.body, content);
     assert_eq!(full.header("docker-content-digest"), Some(digest.as_str()));
@@ -91,7 +98,8 @@ async fn a_chunked_upload_continues_where_it_stands() {
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
     let blob = format!("/v2/erin/chunks/blobs/{digest}");
-    assert_eq!(hub.request("GET", &blob, &[], b"").await.body, content);
+    let pusher = [("Authorization", auth.as_str())];
+    assert_eq!(hub.request("GET", &blob, &pusher, b"").await.body, content);
     // The session is over.
     let r = hub
         .request("GET", &location, &[("Authorization", &auth)], b"")
@@ -139,6 +147,11 @@ async fn blobs_show_in_other_repositories_only_after_a_mount() {
     let erin = hub.user_with_token("erin").await;
     let frank = hub.user_with_token("frank").await;
     let digest = hub.push_blob(&erin, "erin/src", b"shared bytes").await;
+    let signature = image_manifest(&digest, &[], None);
+    let r = hub
+        .put_manifest(&erin, "erin/src", "sig", signature.as_bytes())
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
     let elsewhere = format!("/v2/frank/other/blobs/{digest}");
     let r = hub.request("HEAD", &elsewhere, &[], b"").await;
     assert_eq!(r.status, 404);
@@ -147,8 +160,10 @@ async fn blobs_show_in_other_repositories_only_after_a_mount() {
         .request("POST", &mount, &[("Authorization", &frank)], b"")
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
+    // Frank, the pusher, sees it; everyone else once a manifest there references it.
+    let as_frank = [("Authorization", frank.as_str())];
     assert_eq!(
-        hub.request("GET", &elsewhere, &[], b"").await.body,
+        hub.request("GET", &elsewhere, &as_frank, b"").await.body,
         b"shared bytes"
     );
     // Mounting from a repository without the blob falls back to an upload session.
@@ -162,7 +177,7 @@ async fn blobs_show_in_other_repositories_only_after_a_mount() {
         .request("DELETE", &elsewhere, &[("Authorization", &frank)], b"")
         .await;
     assert_eq!(r.status, 202);
-    let r = hub.request("GET", &elsewhere, &[], b"").await;
+    let r = hub.request("GET", &elsewhere, &as_frank, b"").await;
     assert_eq!((r.status, r.code()), (404, "BLOB_UNKNOWN".into()));
 }
 

@@ -98,9 +98,16 @@ async fn the_json_api_and_the_download_show_what_was_indexed() {
     assert_eq!(object.body, bpf_object());
     assert_eq!(object.header("content-type"), Some("application/x-elf"));
 
-    // A pull by tag counts as a download (off the request path, so allow it a moment).
+    // A pull by tag from another client counts as a download (off the request path, so
+    // allow it a moment).
     let r = hub
-        .request("GET", "/v2/alice/hubsnoop/manifests/0.1.0", &[], b"")
+        .request_from(
+            Some("192.0.2.7:4000"),
+            "GET",
+            "/v2/alice/hubsnoop/manifests/0.1.0",
+            &[],
+            b"",
+        )
         .await;
     assert_eq!(r.status, 200);
     let mut downloads = 0;

@@ -48,20 +48,47 @@ impl Resp {
 
 impl TestHub {
     pub async fn start() -> TestHub {
+        TestHub::start_with(|_| {}).await
+    }
+
+    /// A hub whose options `set` changes first (quota, secure cookies).
+    pub async fn start_with(set: impl FnOnce(&mut hub::ServeOptions)) -> TestHub {
         let dir = tempfile::tempdir().expect("temp dir");
-        let opts = hub::ServeOptions {
-            addr: "127.0.0.1:0".into(),
-            data: dir.path().join("data"),
-            database: None,
-            blob_store: None,
-            contact: Some("hub-admins@example.com".into()),
-        };
+        let mut opts = hub::ServeOptions::new("127.0.0.1:0", dir.path().join("data"));
+        opts.contact = Some("hub-admins@example.com".into());
+        set(&mut opts);
         let state = hub::open(&opts).await.expect("open the hub");
         TestHub {
             app: hub::router(state.clone()),
             state,
             dir,
         }
+    }
+
+    /// A second hub process's router on the same data dir and database (a replica).
+    pub async fn replica(&self) -> Router {
+        let opts = hub::ServeOptions::new("127.0.0.1:0", self.data_dir());
+        hub::router(hub::open(&opts).await.expect("open the replica"))
+    }
+
+    /// One request through another router (a replica) of this hub.
+    pub async fn request_via(
+        &self,
+        app: &Router,
+        peer: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        let addr: std::net::SocketAddr = peer.parse().expect("IP:PORT");
+        req = req.extension(axum::extract::ConnectInfo(addr));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Body::from(body.to_vec())).expect("a request");
+        respond(app.clone().oneshot(req).await.expect("infallible")).await
     }
 
     pub fn data_dir(&self) -> std::path::PathBuf {
@@ -76,22 +103,28 @@ impl TestHub {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Resp {
+        self.request_from(None, method, path, headers, body).await
+    }
+
+    /// A request as if it came over a socket from `peer`, as the real server sees one.
+    pub async fn request_from(
+        &self,
+        peer: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
         let mut req = Request::builder().method(method).uri(path);
+        if let Some(p) = peer {
+            let addr: std::net::SocketAddr = p.parse().expect("IP:PORT");
+            req = req.extension(axum::extract::ConnectInfo(addr));
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let req = req.body(Body::from(body.to_vec())).expect("a request");
-        let res = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .expect("the body");
-        Resp {
-            status,
-            headers,
-            body: body.to_vec(),
-        }
+        respond(self.app.clone().oneshot(req).await.expect("infallible")).await
     }
 
     pub async fn post_json(&self, path: &str, auth: Option<&str>, body: serde_json::Value) -> Resp {
@@ -203,6 +236,19 @@ impl TestHub {
     }
 }
 
+async fn respond(res: axum::response::Response) -> Resp {
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .expect("the body");
+    Resp {
+        status,
+        headers,
+        body: body.to_vec(),
+    }
+}
+
 pub fn password(user: &str) -> String {
     format!("{user}-password")
 }
@@ -250,12 +296,18 @@ pub fn meta(name: &str, version: &str, description: &str, keywords: &[&str]) -> 
     m
 }
 
-/// A plain image manifest (not a package) over `config` and `layers`, optionally
-/// referring to `subject` as a signature-like artifact.
+/// A cosign-signature-shaped manifest (not a package; the hub accepts these beside
+/// packages) over `config` and `layers`, optionally referring to `subject`.
 pub fn image_manifest(config: &str, layers: &[&str], subject: Option<&str>) -> String {
+    // A signature has at least one layer: the config's bytes serve when none is given.
+    let layers = if layers.is_empty() {
+        &[config][..]
+    } else {
+        layers
+    };
     let layers: Vec<_> = layers
         .iter()
-        .map(|d| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": 1}))
+        .map(|d| serde_json::json!({"mediaType": ebpf_package::spec::MEDIA_TYPE_COSIGN_SIMPLESIGNING, "digest": d, "size": 1}))
         .collect();
     let mut m = serde_json::json!({
         "schemaVersion": 2,

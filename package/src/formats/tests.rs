@@ -203,4 +203,9 @@ fn section_names_of_a_small_elf() {
     );
     // Truncated: no names, no panic.
     assert!(crate::object::section_names(&elf[..shoff + 10]).is_empty());
+    // A section table at the very end of the address space (found by fuzzing: the string
+    // table's offset overflowed): no names, no panic.
+    elf[0x28..0x30].copy_from_slice(&(u64::MAX - 0x10).to_ne_bytes());
+    elf[0x3e..0x40].copy_from_slice(&0u16.to_ne_bytes());
+    assert!(crate::object::section_names(&elf).is_empty());
 }

@@ -477,6 +477,15 @@ fn chunked_upload_range_reads_and_cross_repo_mount(hub: &Hub) {
     assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
 
     let blob = format!("/v2/erin/chunks/blobs/{digest}");
+    // Until a manifest references it, only the pusher sees the blob.
+    assert_eq!(hub.request("GET", &blob, &[], b"").status, 404);
+    put_manifest(
+        hub,
+        &auth,
+        "erin/chunks",
+        "sig",
+        &image_manifest(&digest, &[], None),
+    );
     let full = hub.request("GET", &blob, &[], b"");
     assert_eq!(full.body, content);
     let part = hub.request("GET", &blob, &[("Range", "bytes=10-19")], b"");
@@ -496,7 +505,8 @@ fn chunked_upload_range_reads_and_cross_repo_mount(hub: &Hub) {
         b"",
     );
     assert_eq!(r.status, 201, "{}", r.text());
-    assert_eq!(hub.request("GET", &elsewhere, &[], b"").body, content);
+    let as_frank = [("Authorization", frank.as_str())];
+    assert_eq!(hub.request("GET", &elsewhere, &as_frank, b"").body, content);
     // Mounting from a repository that lacks the blob falls back to an upload session.
     let r = hub.request(
         "POST",
@@ -507,10 +517,17 @@ fn chunked_upload_range_reads_and_cross_repo_mount(hub: &Hub) {
     assert_eq!(r.status, 202);
 }
 
+/// A cosign-signature-shaped manifest (the hub stores these beside packages; anything that
+/// is neither is refused). With no layers, the config's bytes serve as its one layer.
 fn image_manifest(config: &str, layers: &[&str], subject: Option<&str>) -> String {
+    let layers = if layers.is_empty() {
+        &[config][..]
+    } else {
+        layers
+    };
     let layers: Vec<_> = layers
         .iter()
-        .map(|d| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": 1}))
+        .map(|d| serde_json::json!({"mediaType": ebpf_package::spec::MEDIA_TYPE_COSIGN_SIMPLESIGNING, "digest": d, "size": 1}))
         .collect();
     let mut m = serde_json::json!({
         "schemaVersion": 2,
@@ -844,9 +861,15 @@ fn several_hub_processes_share_one_postgres() {
         &content[20_000..],
     );
     assert_eq!(r.status, 201, "{}", r.text());
+    // The pusher sees its blob on the other process (others once a manifest refers to it).
     assert_eq!(
-        b.request("GET", &format!("/v2/pat/split/blobs/{digest}"), &[], b"")
-            .body,
+        b.request(
+            "GET",
+            &format!("/v2/pat/split/blobs/{digest}"),
+            &[("Authorization", &auth)],
+            b""
+        )
+        .body,
         content
     );
 
@@ -870,7 +893,7 @@ fn several_hub_processes_share_one_postgres() {
         .next()
         .unwrap()
         .to_string();
-    let csrf = csrf_cookie.split('=').nth(1).unwrap().to_string();
+    let csrf = ebpf_e2e_tests::hub::csrf_field(&form_page.text());
     let form = format!("name=pat&password=pat-password&csrf={csrf}");
     let headers = [
         ("Content-Type", "application/x-www-form-urlencoded"),
@@ -878,14 +901,8 @@ fn several_hub_processes_share_one_postgres() {
     ];
     let r = a.request("POST", "/login", &headers, form.as_bytes());
     assert_eq!(r.status, 303, "{}", r.text());
-    let session = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let cookies = format!("{session}; {csrf_cookie}");
+    let session = set_cookie(&r, "hub_session");
+    let cookies = format!("{session}; {}", set_cookie(&r, "hub_csrf"));
     let tokens = b.request("GET", "/tokens", &[("Cookie", &cookies)], b"");
     assert_eq!(tokens.status, 200, "{}", tokens.text());
     assert!(
@@ -941,7 +958,7 @@ fn the_store_pages_and_api_work_on_the_backend(hub: &Hub) {
         .next()
         .unwrap()
         .to_string();
-    let csrf = csrf_cookie.split('=').nth(1).unwrap().to_string();
+    let csrf = ebpf_e2e_tests::hub::csrf_field(&page.text());
     let form = format!("name=bob&password=bob-password&csrf={csrf}");
     let headers = [
         ("Content-Type", "application/x-www-form-urlencoded"),
@@ -949,14 +966,13 @@ fn the_store_pages_and_api_work_on_the_backend(hub: &Hub) {
     ];
     let r = hub.request("POST", "/login", &headers, form.as_bytes());
     assert_eq!(r.status, 303, "{}", r.text());
-    let session = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let cookies = format!("{session}; {csrf_cookie}");
+    let session = set_cookie(&r, "hub_session");
+    let cookies = format!("{session}; {}", set_cookie(&r, "hub_csrf"));
+    // The login rotated the CSRF value and bound it to the session: read it from a page.
+    let csrf = ebpf_e2e_tests::hub::csrf_field(
+        &hub.request("GET", "/p/alice/opensnoop", &[("Cookie", &cookies)], b"")
+            .text(),
+    );
     let headers = [
         ("Content-Type", "application/x-www-form-urlencoded"),
         ("Cookie", cookies.as_str()),
@@ -1003,4 +1019,84 @@ fn the_store_pages_and_api_work_on_the_backend(hub: &Hub) {
         .request("GET", "/dashboard", &[("Cookie", &cookies)], b"")
         .text();
     assert!(dash.contains("alice/opensnoop 1.0.0"), "{dash}");
+}
+
+/// `NAME=VALUE` of the cookie `name` a response sets (login sets a session and a new nonce).
+fn set_cookie(r: &ebpf_e2e_tests::hub::Response, name: &str) -> String {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie set"))
+}
+
+/// Password guesses against one account are limited across hub processes: the counts live
+/// in the shared database, so spreading guesses over replicas gains nothing (issue 11).
+#[test]
+fn password_guesses_are_limited_across_hub_processes() {
+    if !needs(&[Need::Postgres]) {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.url("limits");
+    let data = tempfile::tempdir().unwrap();
+    let a = Hub::start_on(&data.path().join("data"), Some(&url));
+    let b = Hub::start_on(&data.path().join("data"), Some(&url));
+    a.register("pat", "pat-password");
+    let wrong = ebpf_e2e_tests::hub::basic("pat", "not-the-password");
+    let statuses: Vec<u16> = (0..12)
+        .map(|i| {
+            let hub = if i % 2 == 0 { &a } else { &b };
+            hub.request("GET", "/v2/", &[("Authorization", &wrong)], b"")
+                .status
+        })
+        .collect();
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429, 429], "{statuses:?}");
+    let right = ebpf_e2e_tests::hub::basic("pat", "pat-password");
+    let r = b.request("GET", "/v2/", &[("Authorization", &right)], b"");
+    assert_eq!(r.status, 429, "{}", r.text());
+}
+
+/// `cargo ebpf hub gc` beside a running hub deletes a blob no manifest references and keeps
+/// what a manifest does; anonymous readers never saw the unreferenced blob (issue 11).
+#[test]
+fn hub_gc_deletes_unreferenced_blobs_beside_a_running_hub() {
+    let hub = Hub::start();
+    let (auth, _) = hub.user_with_token("gus");
+    let junk: Vec<u8> = (0..40_000u32).map(|i| (i % 253) as u8).collect();
+    let digest = push_blob(&hub, &auth, "gus/junk", &junk);
+    let kept = push_blob(&hub, &auth, "gus/kept", b"signed payload");
+    let sig = image_manifest(&kept, &[], None);
+    put_manifest(&hub, &auth, "gus/kept", "sig", &sig);
+    let blob = format!("/v2/gus/junk/blobs/{digest}");
+    assert_eq!(hub.request("GET", &blob, &[], b"").status, 404);
+    // Links younger than the grace period (here: this second) stay.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = Command::new(cli::cargo_ebpf_bin())
+        .args(["hub", "gc", "--grace-hours", "0", "--data"])
+        .arg(hub.data_dir())
+        .output()
+        .expect("run cargo-ebpf hub gc");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Collected 1 blobs (40000 bytes)"),
+        "{stderr}"
+    );
+    let hex = &digest["sha256:".len()..];
+    let file = hub
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&hex[..2])
+        .join(hex);
+    assert!(!file.exists(), "{} is still there", file.display());
+    let as_gus = [("Authorization", auth.as_str())];
+    assert_eq!(hub.request("GET", &blob, &as_gus, b"").status, 404);
+    let kept_blob = format!("/v2/gus/kept/blobs/{kept}");
+    assert_eq!(
+        hub.request("GET", &kept_blob, &[], b"").body,
+        b"signed payload"
+    );
 }

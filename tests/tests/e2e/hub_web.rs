@@ -311,8 +311,9 @@ fn forms_without_the_csrf_value_are_refused() {
     assert_eq!(r.status, 403, "{}", r.text());
     assert_eq!(hub.request("GET", "/u/eve", &[], b"").status, 404);
 
-    // With the page's value it works.
-    let csrf = cookie.split('=').nth(1).unwrap();
+    // With the page's value it works (and the cookie's own value is not it).
+    let csrf = ebpf_e2e_tests::hub::csrf_field(&page.text());
+    assert_ne!(csrf, cookie.split('=').nth(1).unwrap());
     let form = format!("name=eve&password=longenough1&csrf={csrf}");
     let r = hub.request("POST", "/register", &headers, form.as_bytes());
     assert_eq!(r.status, 303, "{}", r.text());
