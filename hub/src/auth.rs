@@ -53,8 +53,10 @@ pub fn peer(ext: &axum::http::Extensions, headers: &HeaderMap) -> Option<IpAddr>
     Some(forwarded.unwrap_or(socket))
 }
 
-/// Passwords verified recently, keyed by a salted hash of user and password (the password
-/// itself is never kept), so repeated requests skip argon2.
+/// Passwords verified recently, keyed by a salted hash of user, password and the account's
+/// stored password hash (the password itself is never kept), so repeated requests skip
+/// argon2 — and a password change (on any replica: the stored hash is in the shared
+/// database) makes the old entries useless at once.
 pub struct VerifiedCache {
     salt: [u8; 32],
     entries: Mutex<HashMap<String, Instant>>,
@@ -76,24 +78,25 @@ impl Default for VerifiedCache {
 }
 
 impl VerifiedCache {
-    fn key(&self, user: &str, password: &str) -> String {
+    fn key(&self, user: &str, password: &str, stored: &str) -> String {
         let mut data = self.salt.to_vec();
-        data.extend_from_slice(user.as_bytes());
-        data.push(0);
-        data.extend_from_slice(password.as_bytes());
+        for part in [user, password, stored] {
+            data.extend_from_slice(part.as_bytes());
+            data.push(0);
+        }
         ebpf_package::digest::sha256(&data)
     }
 
-    fn contains(&self, user: &str, password: &str) -> bool {
-        let key = self.key(user, password);
+    fn contains(&self, user: &str, password: &str, stored: &str) -> bool {
+        let key = self.key(user, password, stored);
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(&key)
             .is_some_and(|t| t.elapsed() < VERIFIED_FOR)
     }
 
-    fn insert(&self, user: &str, password: &str) {
-        let key = self.key(user, password);
+    fn insert(&self, user: &str, password: &str, stored: &str) {
+        let key = self.key(user, password, stored);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= VERIFIED_MAX_ENTRIES {
             entries.retain(|_, t| t.elapsed() < VERIFIED_FOR);
@@ -113,7 +116,20 @@ pub async fn check_password(
     user: &str,
     password: &str,
 ) -> HubResult<Option<String>> {
-    if app.verified.contains(user, password) {
+    // The stored hash ties a cached check to the current password; a disabled account is
+    // refused even with a cached one.
+    let stored = app
+        .db
+        .user(user)
+        .await?
+        .map(|u| u.password_hash)
+        .unwrap_or_default();
+    if !stored.is_empty() && app.verified.contains(user, password, &stored) {
+        if app.db.profile(user).await?.is_some_and(|p| p.disabled) {
+            return Err(HubError::denied(
+                "this account is disabled by the hub's admins; ask them (see /about)",
+            ));
+        }
         return Ok(Some(user.to_string()));
     }
     if !crate::rate::allow_password_check(&app.limits, &app.db, user, peer).await? {
@@ -123,8 +139,8 @@ pub async fn check_password(
         ));
     }
     let found = accounts::login(&app.db, user, password).await?;
-    if found.is_some() {
-        app.verified.insert(user, password);
+    if found.is_some() && !stored.is_empty() {
+        app.verified.insert(user, password, &stored);
     }
     Ok(found)
 }

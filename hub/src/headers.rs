@@ -1,5 +1,5 @@
 //! Security headers on every response, as one middleware layer: a Content-Security-Policy
-//! (no scripts, no framing, forms post only here), `X-Frame-Options`, `nosniff`, a
+//! (styles and scripts only from the hub's own files, no framing, forms post only here), `X-Frame-Options`, `nosniff`, a
 //! Referrer-Policy, `Cache-Control: no-store` on pages (they show the visitor's name, CSRF
 //! values and, once, a new token), and HSTS when the hub is served over HTTPS.
 
@@ -12,8 +12,8 @@ use axum::response::Response;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-/// The policy: the layout's inline `<style>` is allowed by its hash, so an injected
-/// `<style>` or `<script>` is not.
+/// The policy: the hub's own stylesheet and script (`/assets/`), and any inline `<style>` of
+/// the layout by its hash, so an injected `<style>` or `<script>` is not run.
 static CSP: LazyLock<String> = LazyLock::new(|| {
     let styles: String = inline_styles(include_str!("../templates/layout.hbs"))
         .map(|s| {
@@ -22,8 +22,8 @@ static CSP: LazyLock<String> = LazyLock::new(|| {
         })
         .collect();
     format!(
-        "default-src 'none'; style-src 'self'{styles}; img-src 'self' https: data:; \
-         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'self'{styles}; script-src 'self'; \
+         img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
 });
 
@@ -74,6 +74,8 @@ mod tests {
             super::inline_styles("a<style>x{}</style>b<style>y</style>").collect::<Vec<_>>(),
             ["x{}", "y"]
         );
-        assert!(super::CSP.contains("'sha256-"), "{}", *super::CSP);
+        let csp = &*super::CSP;
+        assert!(csp.contains("script-src 'self';"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
     }
 }

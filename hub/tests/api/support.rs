@@ -150,8 +150,10 @@ impl TestHub {
             .add_session(&hash, user, hub::db::now() + 3600)
             .await
             .unwrap();
-        let csrf = "0123456789abcdef0123456789abcdef".to_string();
-        (format!("hub_session={secret}; hub_csrf={csrf}"), csrf)
+        // The form value is bound to the nonce cookie and the session, as the hub derives it.
+        let nonce = "0123456789abcdef0123456789abcdef";
+        let csrf = hub::web::csrf_value(&self.state.csrf_key, nonce, &secret);
+        (format!("hub_session={secret}; hub_csrf={nonce}"), csrf)
     }
 
     /// A form POST from `browser` ([`TestHub::browser`]) with `fields` plus its CSRF value.
