@@ -152,9 +152,12 @@ fn chunked_upload(addrs: &[&str], auth: &str, repo: &str, content: &[u8], chunks
         b"",
     );
     assert_eq!(r.status, 201, "{}", r.text());
+    // Until a manifest references it, only the pusher may read the blob (issue 11).
     for addr in addrs {
-        let got = request(addr, "GET", &format!("/v2/{repo}/blobs/{digest}"), &[], b"");
+        let path = format!("/v2/{repo}/blobs/{digest}");
+        let got = request(addr, "GET", &path, &[("Authorization", auth)], b"");
         assert_eq!(sha256(&got.body), digest, "read back through {addr}");
+        assert_eq!(request(addr, "GET", &path, &[], b"").status, 404);
     }
 }
 

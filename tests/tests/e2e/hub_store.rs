@@ -165,9 +165,9 @@ fn visitor_publisher_and_admin_walk_every_page_in_chromium() {
     publish(&hub, &bob, "bob/execsnoop", "1.0.0", "Trace new processes");
     let r = hub.request("GET", "/v2/alice/opensnoop/manifests/0.2.0", &[], b"");
     assert_eq!(r.status, 200);
-    hub.register("root", "root-password");
+    hub.register("operator", "operator-password");
     let out = std::process::Command::new(ebpf_e2e_tests::cli::cargo_ebpf_bin())
-        .args(["hub", "user", "admin", "root", "--data"])
+        .args(["hub", "user", "admin", "operator", "--data"])
         .arg(hub.data_dir())
         .env_remove("CARGO_EBPF_HUB_DATABASE")
         .output()
@@ -343,7 +343,7 @@ fn visitor_publisher_and_admin_walk_every_page_in_chromium() {
 
     // An admin features a package; the home page shows it.
     walk.role = "admin";
-    walk.login("root", "root-password");
+    walk.login("operator", "operator-password");
     walk.page("admin", "/admin", "#admin-packages", "bob/execsnoop");
     browser.click("#admin-bob\\/execsnoop button.feature");
     browser.wait_text("#admin-bob\\/execsnoop", |t| t.contains("Unfeature"));
