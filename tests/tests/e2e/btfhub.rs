@@ -42,8 +42,10 @@ pub(crate) fn os_release_field(key: &str) -> String {
 }
 
 pub(crate) fn uname_r() -> String {
-    let out = Command::new("uname").arg("-r").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 /// `cargo-ebpf run ...` inside a private mount namespace with /sys/kernel/btf hidden.
