@@ -56,6 +56,20 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/check-package.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 case "$tmp/" in "$repo"/*) fail "temp dir $tmp is inside the repository" ;; esac
 
+# cargo's verification build unpacks each sibling .crate into the registry cache as
+# NAME-VERSION and reuses that directory on later runs even when the crate changed (same
+# version): drop our own crates' copies, so verification builds what is packaged now.
+# Builds of those copies are fresh forever to cargo (registry sources never change, so their
+# fingerprints list no source files: a dep-info of a few bytes): drop those fingerprints too.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+for crate in "${crates[@]}"; do
+  name=${crate% *}
+  rm -rf "$cargo_home"/registry/src/*/"$name-${crate#* }"
+  for dep_info in "$target_dir"/*/.fingerprint/"$name"-*/dep-lib-*; do
+    [[ -f $dep_info && $(stat -c %s "$dep_info") -lt 64 ]] && rm -rf "$(dirname "$dep_info")"
+  done
+done
+
 package_args=()
 for crate in "${crates[@]}"; do package_args+=(-p "${crate% *}"); done
 step "cargo package ${package_args[*]} (with verification)"
