@@ -17,13 +17,7 @@ use crate::AppState;
 
 /// The digest a `sha256-<hex>.att` tag holds attestations of; None for other tags.
 pub fn attested_digest(tag: &str) -> Option<String> {
-    let hex = tag
-        .strip_prefix("sha256-")?
-        .strip_suffix(COSIGN_ATTESTATION_TAG_SUFFIX)?;
-    let digest = format!("sha256:{hex}");
-    ebpf_package::digest::hex_part(&digest)
-        .is_ok()
-        .then_some(digest)
+    crate::signatures::digest_of_tag(tag, COSIGN_ATTESTATION_TAG_SUFFIX)
 }
 
 /// Verifies the kernel-matrix statements of the `.att` manifest `manifest` (pushed to

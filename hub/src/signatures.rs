@@ -16,9 +16,13 @@ use crate::AppState;
 
 /// The digest a `sha256-<hex>.sig` tag holds signatures of; None for other tags.
 pub fn signed_digest(tag: &str) -> Option<String> {
-    let hex = tag
-        .strip_prefix("sha256-")?
-        .strip_suffix(COSIGN_SIGNATURE_TAG_SUFFIX)?;
+    digest_of_tag(tag, COSIGN_SIGNATURE_TAG_SUFFIX)
+}
+
+/// `sha256-<hex>SUFFIX` → `sha256:<hex>` (cosign's tag schema for signatures and
+/// attestations); None for other tags.
+pub fn digest_of_tag(tag: &str, suffix: &str) -> Option<String> {
+    let hex = tag.strip_prefix("sha256-")?.strip_suffix(suffix)?;
     let digest = format!("sha256:{hex}");
     ebpf_package::digest::hex_part(&digest)
         .is_ok()

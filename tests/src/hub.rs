@@ -200,6 +200,17 @@ const JSON: [(&str, &str); 1] = [("Content-Type", "application/json")];
 /// An `Authorization: Basic …` header value.
 /// The CSRF value a page embeds in its forms (derived by the hub from the browser's nonce
 /// cookie and session, so it differs from the cookie).
+/// `NAME=VALUE` of the cookie `name` a response sets (a login sets a session and a new CSRF
+/// nonce).
+pub fn set_cookie(r: &Response, name: &str) -> String {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie set"))
+}
+
 pub fn csrf_field(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let at = html.find(marker).expect("a form with a CSRF field") + marker.len();

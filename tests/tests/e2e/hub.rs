@@ -901,8 +901,11 @@ fn several_hub_processes_share_one_postgres() {
     ];
     let r = a.request("POST", "/login", &headers, form.as_bytes());
     assert_eq!(r.status, 303, "{}", r.text());
-    let session = set_cookie(&r, "hub_session");
-    let cookies = format!("{session}; {}", set_cookie(&r, "hub_csrf"));
+    let session = ebpf_e2e_tests::hub::set_cookie(&r, "hub_session");
+    let cookies = format!(
+        "{session}; {}",
+        ebpf_e2e_tests::hub::set_cookie(&r, "hub_csrf")
+    );
     let tokens = b.request("GET", "/tokens", &[("Cookie", &cookies)], b"");
     assert_eq!(tokens.status, 200, "{}", tokens.text());
     assert!(
@@ -966,8 +969,11 @@ fn the_store_pages_and_api_work_on_the_backend(hub: &Hub) {
     ];
     let r = hub.request("POST", "/login", &headers, form.as_bytes());
     assert_eq!(r.status, 303, "{}", r.text());
-    let session = set_cookie(&r, "hub_session");
-    let cookies = format!("{session}; {}", set_cookie(&r, "hub_csrf"));
+    let session = ebpf_e2e_tests::hub::set_cookie(&r, "hub_session");
+    let cookies = format!(
+        "{session}; {}",
+        ebpf_e2e_tests::hub::set_cookie(&r, "hub_csrf")
+    );
     // The login rotated the CSRF value and bound it to the session: read it from a page.
     let csrf = ebpf_e2e_tests::hub::csrf_field(
         &hub.request("GET", "/p/alice/opensnoop", &[("Cookie", &cookies)], b"")
@@ -1019,16 +1025,6 @@ fn the_store_pages_and_api_work_on_the_backend(hub: &Hub) {
         .request("GET", "/dashboard", &[("Cookie", &cookies)], b"")
         .text();
     assert!(dash.contains("alice/opensnoop 1.0.0"), "{dash}");
-}
-
-/// `NAME=VALUE` of the cookie `name` a response sets (login sets a session and a new nonce).
-fn set_cookie(r: &ebpf_e2e_tests::hub::Response, name: &str) -> String {
-    r.headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, v)| v.split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} cookie set"))
 }
 
 /// Password guesses against one account are limited across hub processes: the counts live

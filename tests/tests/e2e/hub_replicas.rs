@@ -165,7 +165,7 @@ fn chunked_upload(addrs: &[&str], auth: &str, repo: &str, content: &[u8], chunks
 /// page; the login rotates it and binds it to the session).
 fn login(addr: &str, user: &str, password: &str) -> String {
     let page = request(addr, "GET", "/login", &[], b"");
-    let csrf_cookie = cookie(&page, "hub_csrf");
+    let csrf_cookie = ebpf_e2e_tests::hub::set_cookie(&page, "hub_csrf");
     let csrf = ebpf_e2e_tests::hub::csrf_field(&page.text());
     let form = format!("name={user}&password={password}&csrf={csrf}");
     let headers = [
@@ -174,17 +174,11 @@ fn login(addr: &str, user: &str, password: &str) -> String {
     ];
     let r = request(addr, "POST", "/login", &headers, form.as_bytes());
     assert_eq!(r.status, 303, "{}", r.text());
-    format!("{}; {}", cookie(&r, "hub_session"), cookie(&r, "hub_csrf"))
-}
-
-/// `NAME=VALUE` of the cookie `name` a response sets.
-fn cookie(r: &ebpf_e2e_tests::hub::Response, name: &str) -> String {
-    r.headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, v)| v.split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} cookie set"))
+    format!(
+        "{}; {}",
+        ebpf_e2e_tests::hub::set_cookie(&r, "hub_session"),
+        ebpf_e2e_tests::hub::set_cookie(&r, "hub_csrf")
+    )
 }
 
 #[test]
@@ -270,7 +264,7 @@ fn replicas_behind_a_load_balancer_share_uploads_sessions_and_survive_a_kill() {
     // Rate limits through the balancer: bad logins (one CSRF cookie, so every request is
     // a POST and round-robin spreads them over both replicas) until a 429.
     let page = request(via, "GET", "/login", &[], b"");
-    let c = cookie(&page, "hub_csrf");
+    let c = ebpf_e2e_tests::hub::set_cookie(&page, "hub_csrf");
     let form = format!(
         "name=rita&password=wrong&csrf={}",
         ebpf_e2e_tests::hub::csrf_field(&page.text())
