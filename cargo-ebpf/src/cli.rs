@@ -672,8 +672,8 @@ fn sign_pushed(reference: &Reference, key: &PrivateKey, reg: &RegistryArgs) -> R
     Ok(signed)
 }
 
-/// Attaches a signed SLSA provenance statement about `digests` (stored as cosign stores
-/// attestations: `sha256-<hex>.att`).
+/// Attaches a signed SLSA provenance statement about `digests`, next to each, so a platform
+/// pinned by digest finds it too.
 fn attest_provenance(
     reference: &Reference,
     digests: &[String],
@@ -681,15 +681,30 @@ fn attest_provenance(
     key: &PrivateKey,
     reg: &RegistryArgs,
 ) -> Result<()> {
+    let statement = Statement::provenance(&subjects(reference, digests), facts)?;
+    attest(reference, digests, &statement, key, reg)?;
+    eprintln!("    Attested provenance of {}", digests.join(", "));
+    Ok(())
+}
+
+/// `(REGISTRY/REPO, digest)` for each of `digests`: a statement's subjects.
+fn subjects(reference: &Reference, digests: &[String]) -> Vec<(String, String)> {
     let name = format!("{}/{}", reference.registry(), reference.repository());
-    let subjects: Vec<(String, String)> =
-        digests.iter().map(|d| (name.clone(), d.clone())).collect();
-    let statement = Statement::provenance(&subjects, facts)?;
+    digests.iter().map(|d| (name.clone(), d.clone())).collect()
+}
+
+/// Signs `statement` and stores it as cosign stores attestations (`sha256-<hex>.att`)
+/// next to each of `digests`.
+fn attest(
+    reference: &Reference,
+    digests: &[String],
+    statement: &Statement,
+    key: &PrivateKey,
+    reg: &RegistryArgs,
+) -> Result<()> {
     let registry = runner_cli::registry(reg)?;
-    // Stored next to each digest, so a platform pinned by digest finds it too.
     for digest in digests {
-        attestation::attach(&registry, reference, digest, &statement, key)?;
-        eprintln!("    Attested provenance of {digest}");
+        attestation::attach(&registry, reference, digest, statement, key)?;
     }
     Ok(())
 }
@@ -738,18 +753,17 @@ fn attest_kernel_matrix(
 ) -> Result<()> {
     // Checked against the build before the push ([`kernel_matrix`]).
     let tested = matrix.digest.clone().unwrap_or_default();
-    let name = format!("{}/{}", reference.registry(), reference.repository());
     let mut at = vec![digests[0].clone()];
     if tested != digests[0] {
         at.push(tested.clone());
     }
-    let subjects: Vec<(String, String)> = at.iter().map(|d| (name.clone(), d.clone())).collect();
     let predicate = serde_json::to_value(matrix).expect("a matrix serializes");
-    let statement = Statement::new(&subjects, spec::KERNEL_MATRIX_PREDICATE_TYPE, predicate)?;
-    let registry = runner_cli::registry(reg)?;
-    for digest in &at {
-        attestation::attach(&registry, reference, digest, &statement, key)?;
-    }
+    let statement = Statement::new(
+        &subjects(reference, &at),
+        spec::KERNEL_MATRIX_PREDICATE_TYPE,
+        predicate,
+    )?;
+    attest(reference, &at, &statement, key, reg)?;
     eprintln!(
         "    Attested the kernel matrix ({} kernel(s)) of {tested}",
         matrix.kernels.len()

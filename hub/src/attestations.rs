@@ -60,15 +60,14 @@ pub async fn check_pushed(
             if statement.predicate_type != KERNEL_MATRIX_PREDICATE_TYPE {
                 continue;
             }
-            let json = serde_json::to_vec(&statement.predicate).unwrap_or_default();
-            let Ok(matrix) = KernelMatrix::from_json(&json) else {
+            let Ok(matrix) = KernelMatrix::from_predicate(&statement.predicate) else {
                 continue;
             };
             let row = MatrixRow {
                 subject_digest: subject.to_string(),
                 fingerprint: fingerprint.clone(),
                 key_owner: owner.to_string(),
-                matrix: String::from_utf8_lossy(&json).into_owned(),
+                matrix: statement.predicate.to_string(),
                 loads_from: loads_from(&matrix),
             };
             app.db.record_kernel_matrix(repo, &row).await?;

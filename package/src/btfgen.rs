@@ -183,13 +183,7 @@ pub fn pick(data: &[u8], host: &Host) -> Result<(Kernel, Vec<u8>)> {
 
 /// Calls `f` for each plain-file kernel entry until it returns true.
 fn walk(data: &[u8], mut f: impl FnMut(Kernel, &mut dyn Read) -> Result<bool>) -> Result<()> {
-    let gzipped = data.starts_with(&[0x1f, 0x8b]);
-    let reader: Box<dyn Read + '_> = if gzipped {
-        Box::new(flate2::read::GzDecoder::new(data))
-    } else {
-        Box::new(data)
-    };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = layer::tar_maybe_gzip(data);
     let entries = archive.entries().map_err(bad)?;
     for (count, entry) in entries.enumerate() {
         if count >= MAX_KERNELS {

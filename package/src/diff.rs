@@ -123,27 +123,13 @@ fn programs(old: &PackageMeta, new: &PackageMeta, out: &mut Vec<Change>) {
             .collect()
     };
     let (o, n) = (by_name(old), by_name(new));
-    let (added, removed, changed) = compare(&o, &n);
-    for name in added {
-        out.push(change(
-            "program",
-            '+',
-            format!("program {name} ({})", n[name]),
-            false,
-        ));
-    }
-    for name in removed {
-        out.push(change(
-            "program",
-            '-',
-            format!("program {name} ({})", o[name]),
-            false,
-        ));
-    }
-    for (name, a, b) in changed {
-        let text = format!("program {name}: attach {a} → {b}");
-        out.push(change("program", '~', text, false));
-    }
+    let kind = Named {
+        kind: "program",
+        label: "program",
+        what: "attach ",
+        breaks: false,
+    };
+    named_changes(&kind, &o, &n, out);
 }
 
 fn maps(old: &PackageMeta, new: &PackageMeta, out: &mut Vec<Change>) {
@@ -160,26 +146,13 @@ fn maps(old: &PackageMeta, new: &PackageMeta, out: &mut Vec<Change>) {
             .collect()
     };
     let (o, n) = (by_name(old), by_name(new));
-    let (added, removed, changed) = compare(&o, &n);
-    for name in added {
-        out.push(change(
-            "map",
-            '+',
-            format!("map {name} ({})", n[name]),
-            false,
-        ));
-    }
-    for name in removed {
-        out.push(change(
-            "map",
-            '-',
-            format!("map {name} ({})", o[name]),
-            false,
-        ));
-    }
-    for (name, a, b) in changed {
-        out.push(change("map", '~', format!("map {name}: {a} → {b}"), false));
-    }
+    let kind = Named {
+        kind: "map",
+        label: "map",
+        what: "",
+        breaks: false,
+    };
+    named_changes(&kind, &o, &n, out);
 }
 
 fn params(old: &PackageMeta, new: &PackageMeta, out: &mut Vec<Change>) {
@@ -229,26 +202,46 @@ fn event_fields(m: &PackageMeta) -> BTreeMap<String, String> {
 
 fn events(old: &PackageMeta, new: &PackageMeta, out: &mut Vec<Change>) {
     let (o, n) = (event_fields(old), event_fields(new));
-    let (added, removed, changed) = compare(&o, &n);
-    for key in added {
-        out.push(change(
-            "event",
-            '+',
-            format!("event field {key} ({})", n[key]),
-            false,
-        ));
+    let kind = Named {
+        kind: "event",
+        label: "event field",
+        what: "type ",
+        breaks: true,
+    };
+    named_changes(&kind, &o, &n, out);
+}
+
+/// How one table of named items (programs, maps, event fields) reads in a diff.
+struct Named {
+    kind: &'static str,
+    /// Before the name: `program opensnoop (…)`.
+    label: &'static str,
+    /// Before the old → new values of a changed item: `attach `, `type `.
+    what: &'static str,
+    /// Whether removing or changing an item breaks its users (adding one never does).
+    breaks: bool,
+}
+
+/// `+ LABEL NAME (NEW)`, `- LABEL NAME (OLD)` and `~ LABEL NAME: WHAT OLD → NEW` lines for
+/// two `name → description` tables.
+fn named_changes(
+    t: &Named,
+    o: &BTreeMap<String, String>,
+    n: &BTreeMap<String, String>,
+    out: &mut Vec<Change>,
+) {
+    let (added, removed, changed) = compare(o, n);
+    for name in added {
+        let text = format!("{} {name} ({})", t.label, n[name]);
+        out.push(change(t.kind, '+', text, false));
     }
-    for key in removed {
-        out.push(change(
-            "event",
-            '-',
-            format!("event field {key} ({})", o[key]),
-            true,
-        ));
+    for name in removed {
+        let text = format!("{} {name} ({})", t.label, o[name]);
+        out.push(change(t.kind, '-', text, t.breaks));
     }
-    for (key, a, b) in changed {
-        let text = format!("event field {key}: type {a} → {b}");
-        out.push(change("event", '~', text, true));
+    for (name, a, b) in changed {
+        let text = format!("{} {name}: {}{a} → {b}", t.label, t.what);
+        out.push(change(t.kind, '~', text, t.breaks));
     }
 }
 

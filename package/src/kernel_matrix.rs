@@ -124,6 +124,12 @@ impl KernelMatrix {
         Ok(matrix)
     }
 
+    /// A matrix from an attestation's predicate, bounded as [`KernelMatrix::from_json`].
+    pub fn from_predicate(predicate: &serde_json::Value) -> Result<KernelMatrix> {
+        let bytes = serde_json::to_vec(predicate).expect("JSON values serialize");
+        KernelMatrix::from_json(&bytes)
+    }
+
     /// The matrix as pretty JSON (what `--output FILE` writes).
     pub fn to_json(&self) -> Result<String> {
         serde_json::to_string_pretty(self)

@@ -49,6 +49,17 @@ pub(crate) fn tar_files(files: &[LayerFile]) -> Result<Vec<u8>> {
         .map_err(|e| Error::input("cannot archive the package files").with_source(e))
 }
 
+/// A tar archive over `data`, gunzipped first when it starts with gzip's magic (other
+/// tools ship tarballs either way: IG's btfgen layer, `ecc`'s package archives).
+pub(crate) fn tar_maybe_gzip(data: &[u8]) -> tar::Archive<Box<dyn Read + '_>> {
+    let reader: Box<dyn Read + '_> = if data.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(data))
+    } else {
+        Box::new(data)
+    };
+    tar::Archive::new(reader)
+}
+
 /// Gzip at the best level with a zero mtime, so the same input gives the same bytes.
 pub(crate) fn gzip(data: &[u8]) -> Result<Vec<u8>> {
     use std::io::Write;

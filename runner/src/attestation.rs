@@ -6,8 +6,10 @@
 //! offline. Every envelope is fetched through its descriptor (digest-checked, size-capped).
 
 use ebpf_package::blob::parse_manifest;
+use ebpf_package::kernel_matrix::{self, KernelMatrix};
 use ebpf_package::provenance::{self, Envelope, Statement};
 use ebpf_package::signature::{PrivateKey, PublicKey};
+use ebpf_package::spec::KERNEL_MATRIX_PREDICATE_TYPE;
 use ebpf_package::{Error, Reference, Result};
 
 use crate::registry::Registry;
@@ -104,33 +106,97 @@ pub fn find(
     Err(last.unwrap_or_else(|| Error::integrity("no attestation verified")))
 }
 
-/// The `predicate_type` statement attested for what `reference` points at now, checked with
-/// the trusted keys of its scope when it has any (a failing one is an integrity error).
-/// Returns the statement and the fingerprint of the key that verified it (`None`: no
-/// trusted key for the scope, the statement is the publisher's unverified claim). An
-/// unreachable registry (a stored package, offline) gives `None` with a note.
-pub fn for_reference(
-    registry: &Registry,
-    reference: &Reference,
-    predicate_type: &str,
-) -> Result<Option<(Statement, Option<String>)>> {
-    let digest = match registry.fetch_manifest(reference) {
-        Ok(Some((_, digest))) => digest,
-        Ok(None) => return Ok(None),
-        Err(e) => {
-            eprintln!("note: attestations not checked: {}", e.message);
-            return Ok(None);
+/// What attestations are read about: a manifest of `reference`'s repository by digest, and
+/// the trusted keys of its scope, resolved once for every statement read about it.
+pub struct Attested<'r> {
+    registry: &'r Registry,
+    reference: Reference,
+    digest: String,
+    keys: Vec<PublicKey>,
+}
+
+impl<'r> Attested<'r> {
+    /// About the manifest `digest` (already known, e.g. just pulled).
+    pub fn of_digest(
+        registry: &'r Registry,
+        reference: &Reference,
+        digest: &str,
+    ) -> Result<Attested<'r>> {
+        let keys = Policy::load()?
+            .keys_for(reference)?
+            .map(|(_, keys)| keys)
+            .unwrap_or_default();
+        Ok(Attested {
+            registry,
+            reference: reference.clone(),
+            digest: digest.to_string(),
+            keys,
+        })
+    }
+
+    /// About what `reference` points at now. An unreachable registry (a stored package,
+    /// offline) gives `None` with a note: attestations are then not checked.
+    pub fn of_reference(
+        registry: &'r Registry,
+        reference: &Reference,
+    ) -> Result<Option<Attested<'r>>> {
+        match registry.fetch_manifest(reference) {
+            Ok(Some((_, digest))) => Attested::of_digest(registry, reference, &digest).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                eprintln!("note: attestations not checked: {}", e.message);
+                Ok(None)
+            }
         }
-    };
-    let keys = Policy::load()?
-        .keys_for(reference)?
-        .map(|(_, keys)| keys)
-        .unwrap_or_default();
-    Ok(
-        match find(registry, reference, &digest, predicate_type, &keys)? {
+    }
+
+    /// The `predicate_type` statement, checked with the scope's trusted keys when it has any
+    /// (a failing one is an integrity error), with the fingerprint of the key that verified
+    /// it (`None`: no trusted key for the scope, the publisher's unverified claim).
+    pub fn statement(&self, predicate_type: &str) -> Result<Option<(Statement, Option<String>)>> {
+        let found = find(
+            self.registry,
+            &self.reference,
+            &self.digest,
+            predicate_type,
+            &self.keys,
+        )?;
+        Ok(match found {
             Found::None => None,
             Found::Verified(statement, key) => Some((statement, Some(key))),
             Found::Unverified(statement) => Some((statement, None)),
-        },
-    )
+        })
+    }
+
+    /// The kernel matrix (`test-kernels`), read as [`Attested::statement`] reads any.
+    pub fn kernel_matrix(&self) -> Result<Option<(KernelMatrix, Option<String>)>> {
+        self.statement(KERNEL_MATRIX_PREDICATE_TYPE)?
+            .map(|(statement, key)| Ok((KernelMatrix::from_predicate(&statement.predicate)?, key)))
+            .transpose()
+    }
+}
+
+/// At pull, before anything loads: a warning when the package's kernel matrix says the
+/// running kernel fails. Advisory (the kernel has the last word), so it never fails a pull.
+pub fn warn_if_kernel_fails(registry: &Registry, reference: &Reference, digest: &str) {
+    let Some((release, arch)) = kernel_matrix::running_kernel() else {
+        return;
+    };
+    let found = Attested::of_digest(registry, reference, digest).and_then(|a| a.kernel_matrix());
+    match found {
+        Ok(Some((matrix, verified_by))) => {
+            if let Some(warning) = matrix.failing_for(&release, &arch) {
+                let unverified = match verified_by {
+                    Some(_) => "",
+                    None => " (unverified: no trusted key for this scope)",
+                };
+                eprintln!("warning: {}{unverified}; loading anyway", warning.message());
+            }
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!(
+            "warning: the package's kernel matrix does not verify, so it is ignored: {}",
+            e.message
+        ),
+    }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::attestation;
+use crate::attestation::Attested;
 use crate::registry::Registry;
 use crate::resolve::{self, Runnable};
 use crate::store::Store;
@@ -17,7 +17,7 @@ use ebpf_package::kernel_matrix::KernelMatrix;
 use ebpf_package::plan::Plan;
 use ebpf_package::provenance::BuildFacts;
 use ebpf_package::spec::{EventInfo, Format, MapInfo, PackageMeta, ParamInfo, Runtime, TypeLayout};
-use ebpf_package::{decode, digest, object, spec, Package, Reference, Result};
+use ebpf_package::{decode, digest, object, spec, Package, Result};
 
 /// Everything `inspect` shows; `--json` prints it as is.
 #[derive(Debug, Clone, Serialize)]
@@ -122,41 +122,30 @@ pub fn target_report(
         }
     };
     if let Some(reference) = resolve::reference_target(target)? {
-        report.provenance = provenance_of(registry, &reference)?;
-        report.kernel_matrix = kernel_matrix_of(registry, &reference)?;
+        if let Some(attested) = Attested::of_reference(registry, &reference)? {
+            attested_facts(&attested, &mut report)?;
+        }
     }
     Ok(report)
 }
 
-/// The provenance attested for what `reference` points at now (see
-/// [`attestation::for_reference`]: verified in a trusted scope, exit 8 when that fails).
-pub fn provenance_of(
-    registry: &Registry,
-    reference: &Reference,
-) -> Result<Option<ProvenanceReport>> {
-    let found = attestation::for_reference(registry, reference, spec::SLSA_PROVENANCE_V1)?;
-    Ok(found.map(|(statement, verified_by)| ProvenanceReport {
-        verified_by,
-        facts: statement.facts(),
-    }))
-}
-
-/// The kernel matrix attested for what `reference` points at now, checked as provenance is.
-pub fn kernel_matrix_of(
-    registry: &Registry,
-    reference: &Reference,
-) -> Result<Option<MatrixReport>> {
-    let found =
-        attestation::for_reference(registry, reference, spec::KERNEL_MATRIX_PREDICATE_TYPE)?;
-    found
-        .map(|(statement, verified_by)| {
-            let bytes = serde_json::to_vec(&statement.predicate).expect("JSON values serialize");
-            Ok(MatrixReport {
+/// The provenance and kernel matrix attested for the package, verified in a trusted scope
+/// (exit 8 when that fails), unverified claims otherwise.
+fn attested_facts(attested: &Attested, report: &mut Report) -> Result<()> {
+    report.provenance =
+        attested
+            .statement(spec::SLSA_PROVENANCE_V1)?
+            .map(|(statement, verified_by)| ProvenanceReport {
                 verified_by,
-                matrix: KernelMatrix::from_json(&bytes)?,
-            })
-        })
-        .transpose()
+                facts: statement.facts(),
+            });
+    report.kernel_matrix = attested
+        .kernel_matrix()?
+        .map(|(matrix, verified_by)| MatrixReport {
+            verified_by,
+            matrix,
+        });
+    Ok(())
 }
 
 /// The report of a package already in hand (a project the host just built).

@@ -12,6 +12,7 @@ use ebpf_package::formats::eunomia;
 use ebpf_package::layout::OciLayout;
 use ebpf_package::{object, Error, Package, Reference, Result};
 
+use crate::attestation;
 use crate::mirrors;
 use crate::registry::Registry;
 use crate::signing;
@@ -126,6 +127,7 @@ pub fn pull_verified(reference: &Reference, registry: &Registry) -> Result<Verif
     let primary = signing::gate(registry, reference).and_then(|gate| {
         let package = pull_checked(&gate.pull, registry)?;
         warn_if_yanked(registry, reference);
+        attestation::warn_if_kernel_fails(registry, reference, &package.digest());
         Ok(Verified {
             package,
             verified_by: gate.verified_by,

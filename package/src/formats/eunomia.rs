@@ -31,12 +31,7 @@ pub fn looks_like_archive(bytes: &[u8]) -> bool {
 
 /// The `package.json` inside an `ecc` archive (the shallowest one), bounded.
 pub fn package_json_in(archive: &[u8]) -> Result<Vec<u8>> {
-    let reader: Box<dyn Read + '_> = if archive.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::GzDecoder::new(archive))
-    } else {
-        Box::new(archive)
-    };
-    let mut tar = tar::Archive::new(reader);
+    let mut tar = crate::layer::tar_maybe_gzip(archive);
     let entries = tar
         .entries()
         .map_err(|e| bad(format!("it is not a readable tar archive: {e}")))?;

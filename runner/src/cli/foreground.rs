@@ -4,13 +4,11 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::inspect;
-use crate::resolve::{self, Runnable};
+use crate::resolve::Runnable;
 use crate::run::{self, AttachOptions, Output, RunOptions};
-use ebpf_package::kernel_matrix;
 use ebpf_package::{Error, Result};
 
-use super::{registry, resolve_run_target, stdout_error, Host, OutputArg, RegistryArgs, RunArgs};
+use super::{resolve_run_target, stdout_error, Host, OutputArg, RunArgs};
 
 pub fn run(args: &RunArgs, host: &Host) -> Result<i32> {
     if !args.check {
@@ -33,8 +31,7 @@ pub fn run(args: &RunArgs, host: &Host) -> Result<i32> {
 
 fn run_streaming(args: &RunArgs, host: &Host) -> Result<i32> {
     let opts = run_options(args)?;
-    let (runnable, target) = resolve_run_target(args, host)?;
-    warn_if_kernel_fails(&target, &args.registry)?;
+    let (runnable, _) = resolve_run_target(args, host)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let code = match runnable {
@@ -45,37 +42,6 @@ fn run_streaming(args: &RunArgs, host: &Host) -> Result<i32> {
     };
     out.flush().map_err(stdout_error)?;
     Ok(code)
-}
-
-/// Before loading a package from a registry: a warning when its signed kernel matrix says
-/// the running kernel fails (advisory: the kernel has the last word).
-fn warn_if_kernel_fails(target: &str, registry_args: &RegistryArgs) -> Result<()> {
-    let Some(reference) = resolve::reference_target(target)? else {
-        return Ok(());
-    };
-    let Some((release, arch)) = kernel_matrix::running_kernel() else {
-        return Ok(());
-    };
-    let found = match inspect::kernel_matrix_of(&registry(registry_args)?, &reference) {
-        Ok(found) => found,
-        Err(e) => {
-            eprintln!(
-                "warning: the package's kernel matrix does not verify, so it is ignored: {}",
-                e.message
-            );
-            return Ok(());
-        }
-    };
-    if let Some(report) = found {
-        if let Some(warning) = report.matrix.failing_for(&release, &arch) {
-            let unverified = match report.verified_by {
-                Some(_) => "",
-                None => " (unverified: no trusted key for this scope)",
-            };
-            eprintln!("warning: {}{unverified}; loading anyway", warning.message());
-        }
-    }
-    Ok(())
 }
 
 fn run_options(args: &RunArgs) -> Result<RunOptions> {

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::common::{compile, Shared};
+use crate::common::{compile, run_fixture_while, Shared};
 use crate::common::{needs, Need};
 use ebpf_package::Result;
 use ebpf_runner::run::{run_object, Output, RunOptions};
@@ -19,16 +19,8 @@ fn busy() {
     std::thread::sleep(Duration::from_millis(20));
 }
 
-fn run_maps(opts: RunOptions, mut during: impl FnMut()) -> (Result<()>, String) {
-    let bytes = compile("maps_demo");
-    let out = Shared::default();
-    let mut writer = out.clone();
-    let runner =
-        std::thread::spawn(move || run_object("maps_demo", &bytes, None, &opts, &mut writer));
-    while !runner.is_finished() {
-        during();
-    }
-    (runner.join().unwrap(), out.text())
+fn run_maps(opts: RunOptions, during: impl FnMut()) -> (Result<()>, String) {
+    run_fixture_while("maps_demo", opts, during)
 }
 
 /// The range and count of a histogram line `[low, high) count |@@@|`, as
@@ -332,23 +324,17 @@ fn maps_declared_with_zero_entries_are_sized_at_load() {
     if !needs(&[Need::Kernel, Need::Build]) {
         return;
     }
-    let bytes = compile("unsized_maps");
-    let out = Shared::default();
-    let mut writer = out.clone();
     let opts = RunOptions {
         output: Output::Json,
         duration: Some(Duration::from_secs(2)),
         ..Default::default()
     };
-    let runner =
-        std::thread::spawn(move || run_object("unsized_maps", &bytes, None, &opts, &mut writer));
-    while !runner.is_finished() {
+    let (result, text) = run_fixture_while("unsized_maps", opts, || {
         // SAFETY: getpid has no preconditions.
         unsafe { libc::getpid() };
         std::thread::sleep(Duration::from_millis(10));
-    }
-    runner.join().unwrap().unwrap();
-    let text = out.text();
+    });
+    result.unwrap();
     let table = text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::common::{compile, needs, Need, Shared};
-use ebpf_runner::run::{run_object, Output, RunOptions};
+use crate::common::{compile, needs, run_fixture_while, Need};
+use ebpf_runner::run::{Output, RunOptions};
 
 #[test]
 fn printk_lines_of_this_program_only() {
@@ -19,23 +19,17 @@ fn printk_lines_of_this_program_only() {
     let object = open.load().unwrap();
     let _links: Vec<_> = object.progs_mut().map(|p| p.attach().unwrap()).collect();
 
-    let bytes = compile("printk_only");
-    let out = Shared::default();
-    let mut writer = out.clone();
     let opts = RunOptions {
         output: Output::Json,
         duration: Some(Duration::from_secs(2)),
         ..Default::default()
     };
-    let runner =
-        std::thread::spawn(move || run_object("printk_only", &bytes, None, &opts, &mut writer));
-    while !runner.is_finished() {
+    let (result, text) = run_fixture_while("printk_only", opts, || {
         // SAFETY: getppid has no preconditions.
         unsafe { libc::getppid() };
         std::thread::sleep(Duration::from_millis(20));
-    }
-    runner.join().unwrap().unwrap();
-    let text = out.text();
+    });
+    result.unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

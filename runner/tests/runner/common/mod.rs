@@ -69,6 +69,25 @@ pub fn compile_file(name: &str, src: &Path) -> Vec<u8> {
     std::fs::read(obj).unwrap()
 }
 
+/// Runs the fixture `name` (compiled here) with `opts` in a thread of its own, calling
+/// `during` until the run ends; returns its result and what it wrote.
+pub fn run_fixture_while(
+    name: &'static str,
+    opts: ebpf_runner::run::RunOptions,
+    mut during: impl FnMut(),
+) -> (ebpf_package::Result<()>, String) {
+    let bytes = compile(name);
+    let out = Shared::default();
+    let mut writer = out.clone();
+    let runner = std::thread::spawn(move || {
+        ebpf_runner::run::run_object(name, &bytes, None, &opts, &mut writer)
+    });
+    while !runner.is_finished() {
+        during();
+    }
+    (runner.join().unwrap(), out.text())
+}
+
 /// A `Write` whose bytes the test can read while the runner still holds it.
 #[derive(Clone, Default)]
 pub struct Shared(pub Arc<Mutex<Vec<u8>>>);
