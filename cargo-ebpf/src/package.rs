@@ -28,17 +28,75 @@ pub struct PackageOutput {
     pub arches: Vec<String>,
 }
 
-/// Builds the package for a built project, in memory.
-/// The layer holds the object at its root and, for kinds with a userspace loader, the
-/// loader as `bin/<name>`.
+/// Builds the package for a built project: small parts in memory, a large layer spooled
+/// to a temp file (see [`ebpf_package::blob::Spool`]).
 pub fn build_package(project: &Project, built: &BuildOutput) -> Result<Package> {
-    let bytes = std::fs::read(&built.object).map_err(|e| Error::io("read", &built.object, e))?;
+    Inputs::of(project, built)?.build()
+}
+
+/// What goes into one package: its metadata, the layer's files, the creation time and the
+/// per-kernel BTF layer.
+struct Inputs {
+    meta: PackageMeta,
+    files: Vec<LayerFile>,
+    created: String,
+    btfgen: Option<PathBuf>,
+}
+
+impl Inputs {
+    /// The layer holds the object at its root and, for kinds with a userspace loader, the
+    /// loader as `bin/<name>`.
+    fn of(project: &Project, built: &BuildOutput) -> Result<Inputs> {
+        let bytes =
+            std::fs::read(&built.object).map_err(|e| Error::io("read", &built.object, e))?;
+        let (meta, files) = package_files(project, built, bytes)?;
+        Ok(Inputs {
+            meta,
+            files,
+            created: created_timestamp(built),
+            btfgen: built.btfgen.clone(),
+        })
+    }
+
+    /// Changes whenever the package would: metadata, files, time, BTF layer, this tool.
+    fn fingerprint(&self) -> Result<String> {
+        let meta = serde_json::to_string(&self.meta)
+            .map_err(|e| Error::input("cannot serialize the package metadata").with_source(e))?;
+        let mut parts = vec![
+            env!("CARGO_PKG_VERSION").to_string(),
+            meta,
+            self.created.clone(),
+        ];
+        parts.extend(self.files.iter().map(LayerFile::fingerprint));
+        if let Some(path) = &self.btfgen {
+            parts.push(LayerFile::from_disk("btfgen", path, 0)?.fingerprint());
+        }
+        Ok(ebpf_package::digest::sha256(parts.join("\n").as_bytes()))
+    }
+
+    fn build(self) -> Result<Package> {
+        let pkg = Package::build_with_files(self.meta, &self.files, Some(self.created))?;
+        match &self.btfgen {
+            Some(path) => {
+                let data = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+                pkg.with_btfgen(Blob::new(spec::MEDIA_TYPE_BTFGEN, data))
+            }
+            None => Ok(pkg),
+        }
+    }
+}
+
+/// The metadata and the layer's files of a build (`bytes` is the object).
+fn package_files(
+    project: &Project,
+    built: &BuildOutput,
+    bytes: Vec<u8>,
+) -> Result<(PackageMeta, Vec<LayerFile>)> {
     let mut meta = package_meta(project, built, &bytes)?;
     let mut files = vec![LayerFile::new(&meta.object, bytes, 0o644)];
     if let Some(loader) = &built.loader {
-        let data = std::fs::read(loader).map_err(|e| Error::io("read", loader, e))?;
         let path = spec::loader_path(project.name());
-        files.push(LayerFile::new(&path, data, 0o755));
+        files.push(LayerFile::from_disk(&path, loader, 0o755)?);
         meta.runtime = Runtime::Executable {
             path,
             args: vec![],
@@ -63,14 +121,7 @@ pub fn build_package(project: &Project, built: &BuildOutput) -> Result<Package> 
     if !files.iter().any(|f| f.path == README) {
         files.extend(readme_file(project)?);
     }
-    let pkg = Package::build_with_files(meta, &files, Some(created_timestamp(built)))?;
-    match &built.btfgen {
-        Some(path) => {
-            let data = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
-            pkg.with_btfgen(Blob::new(spec::MEDIA_TYPE_BTFGEN, data))
-        }
-        None => Ok(pkg),
-    }
+    Ok((meta, files))
 }
 
 /// The project's README, carried in the layer so a hub can show it on the package page.
@@ -138,36 +189,58 @@ fn declared_files(project: &Project, run: &RunSection) -> Result<Vec<LayerFile>>
             continue;
         }
         let full = project.dir.join(rel);
-        let data = std::fs::read(&full).map_err(|e| {
-            Error::io("read", &full, e).with_help("[run] in ebpf.toml names this file")
-        })?;
-        out.push(LayerFile::new(&name, data, mode & 0o777));
+        let file = LayerFile::from_disk(&name, &full, mode & 0o777)
+            .map_err(|e| e.with_help("[run] in ebpf.toml names this file"))?;
+        out.push(file);
     }
     Ok(out)
 }
 
-/// One package per built architecture: a plain package for one, an index for several.
-pub fn build_release(project: &Project, built: &[BuildOutput]) -> Result<Release> {
-    let packages = built
+/// Builds the package (or index, one package per architecture) and writes it into
+/// `target/ebpf/oci`, tagged with the version; returns it too, for `push`. When nothing
+/// that goes into it changed since the last `package`, the layout's copy is used as it is:
+/// what was packaged (and maybe tested) is what is pushed, and nothing is compressed twice.
+pub fn package(project: &Project, built: &[BuildOutput]) -> Result<(PackageOutput, Release)> {
+    let inputs = built
         .iter()
-        .map(|b| build_package(project, b))
+        .map(|b| Inputs::of(project, b))
         .collect::<Result<Vec<_>>>()?;
-    Release::new(packages)
-}
-
-/// Builds the package (or index) and writes it into `target/ebpf/oci`, tagged with the version.
-pub fn package(project: &Project, built: &[BuildOutput]) -> Result<PackageOutput> {
-    let release = build_release(project, built)?;
+    let fingerprints = inputs
+        .iter()
+        .map(Inputs::fingerprint)
+        .collect::<Result<Vec<_>>>()?;
+    let key = ebpf_package::digest::sha256(fingerprints.join("\n").as_bytes());
     let layout_dir = project.target_dir().join("oci");
     let layout = OciLayout::create(&layout_dir)?;
     let tag = project.manifest.package.version.clone();
-    layout.write_release(&release, &tag)?;
-    Ok(PackageOutput {
+    let release = match packaged_before(&layout, &tag, &key) {
+        Some(release) => release,
+        None => {
+            let packages = inputs.into_iter().map(Inputs::build);
+            let release = Release::new(packages.collect::<Result<Vec<_>>>()?)?;
+            let stamp = [(spec::ANNOTATION_PACKAGE_INPUTS.to_string(), key)].into();
+            layout.write_release_annotated(&release, &tag, stamp)?;
+            release
+        }
+    };
+    let out = PackageOutput {
         layout_dir,
         tag,
         digest: release.digest(),
         arches: built.iter().map(|b| b.arch.clone()).collect(),
-    })
+    };
+    Ok((out, release))
+}
+
+/// The release under `tag` when it was packaged from inputs with fingerprint `key` and is
+/// still intact; anything else (another version's files, a damaged blob) packages anew.
+fn packaged_before(layout: &OciLayout, tag: &str, key: &str) -> Option<Release> {
+    let entry = layout.find_ref(Some(tag)).ok()??;
+    let stamp = entry
+        .annotations
+        .as_ref()?
+        .get(spec::ANNOTATION_PACKAGE_INPUTS)?;
+    (stamp == key).then(|| layout.read_release(&entry).ok())?
 }
 
 /// The package metadata: the manifest's fields plus what the object itself says.

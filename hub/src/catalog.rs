@@ -147,7 +147,7 @@ fn other_tool(
         let data = read_layer(&read_blob, &l.digest)?;
         layers.push(Blob {
             descriptor: l.clone(),
-            data,
+            data: data.into(),
         });
     }
     let meta = match formats::recognize(m, config_bytes, &layers) {
@@ -169,7 +169,7 @@ fn other_tool(
     let readme = layers
         .iter()
         .find(|l| l.descriptor.digest == program.digest)
-        .and_then(|l| readme_in_layer(&l.data));
+        .and_then(|l| readme_in_layer(&l.data.bytes().ok()?));
     Ok(Inspected {
         format,
         meta,
@@ -184,7 +184,7 @@ fn other_tool(
 /// object's BTF); None unless its layer holds a BPF ELF, found the way the runner finds it.
 fn bpfman_from_labels(config_bytes: &[u8], layers: &[Blob]) -> Option<PackageMeta> {
     let layer = layers.first()?;
-    formats::bpfman::find_object(&layer.data).ok()?;
+    formats::bpfman::find_object(&layer.data.bytes().ok()?).ok()?;
     let config: serde_json::Value = serde_json::from_slice(config_bytes).ok()?;
     let label = config["config"]["Labels"][LABEL_BPFMAN_PROGRAMS].as_str()?;
     let programs: BTreeMap<String, String> = serde_json::from_str(label).ok()?;

@@ -288,15 +288,16 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(blob.descriptor.media_type, spec::MEDIA_TYPE_BTFGEN);
-        assert_eq!(kernels(&blob.data).unwrap().len(), 3);
+        let data = blob.data.bytes().unwrap();
+        assert_eq!(kernels(&data).unwrap().len(), 3);
         let host = Host::new("ID=debian\nVERSION_ID=12\n", "x86_64", "6.1.0");
-        let (k, btf) = pick(&blob.data, &host).unwrap();
+        let (k, btf) = pick(&data, &host).unwrap();
         assert_eq!(
             (k.distro.as_str(), btf.as_slice()),
             ("debian", &b"debian"[..])
         );
         let other = Host::new("ID=debian\nVERSION_ID=12\n", "x86_64", "6.18.0");
-        let err = pick(&blob.data, &other).unwrap_err();
+        let err = pick(&data, &other).unwrap_err();
         assert!(
             err.message.contains("debian 12 x86_64 5.10.0"),
             "{}",

@@ -11,7 +11,11 @@ pub fn sha256(data: &[u8]) -> String {
 
 /// Checks that `data` has digest `expected`; `what` names the content in the error.
 pub fn verify(expected: &str, data: &[u8], what: &str) -> Result<()> {
-    let actual = sha256(data);
+    verify_digest(expected, &sha256(data), what)
+}
+
+/// Checks an already computed digest against `expected` (same error as [`verify`]).
+pub fn verify_digest(expected: &str, actual: &str, what: &str) -> Result<()> {
     if actual == expected {
         Ok(())
     } else {

@@ -6,6 +6,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
+use crate::blob::{BlobData, Spool};
 use crate::{Error, Result};
 
 /// A file to put into a package layer.
@@ -13,40 +14,153 @@ use crate::{Error, Result};
 pub struct LayerFile {
     /// Relative path inside the layer (`hello.bpf.o`, `bin/hello`).
     pub path: String,
-    pub data: Vec<u8>,
+    content: Content,
     /// Unix permission bits (0o755 for executables).
     pub mode: u32,
+}
+
+/// A layer file's bytes: given, or read from disk while the layer is written (a large
+/// payload is never held in memory).
+#[derive(Debug, Clone)]
+enum Content {
+    Bytes(Vec<u8>),
+    Disk { path: std::path::PathBuf, len: u64 },
 }
 
 impl LayerFile {
     pub fn new(path: &str, data: Vec<u8>, mode: u32) -> LayerFile {
         LayerFile {
             path: path.into(),
-            data,
+            content: Content::Bytes(data),
             mode,
         }
     }
-}
 
-/// A tar of `files` with fixed metadata (mtime 0, root-owned), so output is reproducible.
-pub(crate) fn tar_files(files: &[LayerFile]) -> Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for file in files {
+    /// The file at `disk`, read when the layer is written.
+    pub fn from_disk(path: &str, disk: &Path, mode: u32) -> Result<LayerFile> {
+        let meta = std::fs::metadata(disk).map_err(|e| Error::io("read", disk, e))?;
+        if !meta.is_file() {
+            return Err(
+                Error::input(format!("{} is not a regular file", disk.display()))
+                    .with_help("package regular files only"),
+            );
+        }
+        Ok(LayerFile {
+            path: path.into(),
+            content: Content::Disk {
+                path: disk.to_path_buf(),
+                len: meta.len(),
+            },
+            mode,
+        })
+    }
+
+    /// What identifies this file's content without reading a file from disk: its bytes'
+    /// digest, or its path, size and modification time (how make and cargo judge freshness).
+    pub fn fingerprint(&self) -> String {
+        let head = format!("{}\0{:o}\0", self.path, self.mode);
+        match &self.content {
+            Content::Bytes(b) => head + &crate::digest::sha256(b),
+            Content::Disk { path, len } => {
+                let modified = std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                format!("{head}{}\0{len}\0{modified}", path.display())
+            }
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match &self.content {
+            Content::Bytes(b) => b.len() as u64,
+            Content::Disk { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn append_to<W: Write>(&self, builder: &mut tar::Builder<W>) -> Result<()> {
         let mut header = tar::Header::new_gnu();
-        header.set_size(file.data.len() as u64);
-        header.set_mode(file.mode);
+        header.set_size(self.len());
+        header.set_mode(self.mode);
         header.set_mtime(0);
         header.set_uid(0);
         header.set_gid(0);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_cksum();
-        builder
-            .append_data(&mut header, &file.path, file.data.as_slice())
-            .map_err(|e| Error::input(format!("cannot archive {}: {e}", file.path)))?;
+        let failed = |e: std::io::Error| Error::input(format!("cannot archive {}: {e}", self.path));
+        match &self.content {
+            Content::Bytes(b) => builder.append_data(&mut header, &self.path, b.as_slice()),
+            Content::Disk { path, len } => {
+                let file = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
+                // A file that grew since it was measured must not overrun its header.
+                builder.append_data(&mut header, &self.path, file.take(*len))
+            }
+        }
+        .map_err(failed)
+    }
+}
+
+/// A reproducible tar+gzip layer of `files` (see [`write_layer`]), kept in memory.
+pub(crate) fn tar_files(files: &[LayerFile]) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for file in files {
+        file.append_to(&mut builder)?;
     }
     builder
         .into_inner()
         .map_err(|e| Error::input("cannot archive the package files").with_source(e))
+}
+
+/// The gzipped tar of `files` streamed into a [`Spool`]: (layer, digest of the
+/// uncompressed tar — the image config's diff_id). Fixed metadata (mtime 0, root-owned)
+/// and a fixed gzip header, so the same files give the same bytes.
+pub(crate) fn write_layer(files: &[LayerFile]) -> Result<((BlobData, String), String)> {
+    let failed =
+        |e: std::io::Error| Error::input("cannot archive the package files").with_source(e);
+    let gz = gzip_writer(Spool::new());
+    let mut builder = tar::Builder::new(Hashing::new(gz));
+    for file in files {
+        file.append_to(&mut builder)?;
+    }
+    let hashing = builder.into_inner().map_err(failed)?;
+    let diff_id = format!(
+        "sha256:{}",
+        hex::encode(sha2::Digest::finalize(hashing.hasher))
+    );
+    let spool = hashing.inner.finish().map_err(failed)?;
+    Ok((spool.finish()?, diff_id))
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Hashing<W> {
+        Hashing {
+            inner,
+            hasher: sha2::Digest::new(),
+        }
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// A tar archive over `data`, gunzipped first when it starts with gzip's magic (other
@@ -60,15 +174,20 @@ pub(crate) fn tar_maybe_gzip(data: &[u8]) -> tar::Archive<Box<dyn Read + '_>> {
     tar::Archive::new(reader)
 }
 
-/// Gzip at the best level with a zero mtime, so the same input gives the same bytes.
+/// Gzip with a zero mtime, so the same input gives the same bytes.
 pub(crate) fn gzip(data: &[u8]) -> Result<Vec<u8>> {
-    use std::io::Write;
-    let mut enc = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::best());
+    let mut enc = gzip_writer(Vec::new());
     enc.write_all(data)
         .and_then(|_| enc.finish())
         .map_err(|e| Error::input("cannot compress layer").with_source(e))
+}
+
+/// gzip's default level (what `tar | gzip` uses): level 9 took 1.5× as long on a large
+/// payload for a few percent of size.
+fn gzip_writer<W: Write>(out: W) -> flate2::write::GzEncoder<W> {
+    flate2::GzBuilder::new()
+        .mtime(0)
+        .write(out, flate2::Compression::new(6))
 }
 
 /// Largest object we extract; BPF objects are far smaller, this stops gzip bombs.
@@ -119,7 +238,7 @@ fn safe_components(path: &Path) -> Result<Vec<std::path::Component<'_>>> {
 
 /// Finds `name` at the root of a tar+gzip archive. Rejects absolute paths, `..`, links
 /// and anything that is not a plain file at the root.
-pub fn extract_file(tar_gz: &[u8], name: &str) -> Result<Option<Vec<u8>>> {
+pub fn extract_file(tar_gz: impl Read, name: &str) -> Result<Option<Vec<u8>>> {
     extract_file_within(tar_gz, name, MAX_UNPACKED_SIZE)
 }
 
@@ -127,7 +246,7 @@ pub fn extract_file(tar_gz: &[u8], name: &str) -> Result<Option<Vec<u8>>> {
 /// a small gzip of gigabytes of zeros before the file ends as a truncated archive instead
 /// of burning CPU on every read (the hub uses a tighter bound than the runner).
 pub fn extract_file_within(
-    tar_gz: &[u8],
+    tar_gz: impl Read,
     name: &str,
     max_unpacked: u64,
 ) -> Result<Option<Vec<u8>>> {
@@ -169,7 +288,7 @@ fn read_limited(entry: impl Read, name: &str) -> Result<Vec<u8>> {
 /// owns). Only directories and regular files are accepted; paths that escape, links and
 /// devices are refused; setuid/setgid bits are dropped. Used to start executable packages.
 /// At most [`MAX_ENTRIES`] entries and [`MAX_UNPACKED_SIZE`] bytes in all.
-pub fn extract_all(tar_gz: &[u8], dest: &Path) -> Result<()> {
+pub fn extract_all(tar_gz: impl Read, dest: &Path) -> Result<()> {
     extract_within(tar_gz, dest, LIMITS)
 }
 
@@ -179,7 +298,7 @@ fn too_large(what: String) -> Error {
     )
 }
 
-fn extract_within(tar_gz: &[u8], dest: &Path, limits: Limits) -> Result<()> {
+fn extract_within(tar_gz: impl Read, dest: &Path, limits: Limits) -> Result<()> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tar_gz));
     let mut total: u64 = 0;
     for (index, entry) in archive.entries().map_err(bad_archive)?.enumerate() {
@@ -204,20 +323,27 @@ fn extract_within(tar_gz: &[u8], dest: &Path, limits: Limits) -> Result<()> {
             .with_help("refuse this package: only plain files and directories are allowed"));
         }
         let mode = entry.header().mode().map_err(bad_archive)? & 0o755;
-        let data = read_limited(entry, &path.display().to_string())?;
-        total += data.len() as u64;
+        // Streamed to disk: what is left of the total, plus one byte to notice going over.
+        let left = limits.total - total;
+        let label = path.display().to_string();
+        total += write_file(&target, entry.take(left.min(MAX_OBJECT_SIZE) + 1), mode)?;
         if total > limits.total {
             return Err(too_large(format!(
                 "more than {} bytes in all",
                 limits.total
             )));
         }
-        write_file(&target, &data, mode)?;
+        if total - (limits.total - left) > MAX_OBJECT_SIZE {
+            return Err(Error::input(format!(
+                "{label} is larger than {MAX_OBJECT_SIZE} bytes"
+            )));
+        }
     }
     Ok(())
 }
 
-fn write_file(target: &Path, data: &[u8], mode: u32) -> Result<()> {
+/// Writes `data` to a new file at `target`; returns the bytes written.
+fn write_file(target: &Path, mut data: impl Read, mode: u32) -> Result<u64> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
@@ -228,8 +354,7 @@ fn write_file(target: &Path, data: &[u8], mode: u32) -> Result<()> {
         .mode(mode)
         .open(target)
         .map_err(|e| Error::io("create", target, e))?;
-    file.write_all(data)
-        .map_err(|e| Error::io("write", target, e))
+    std::io::copy(&mut data, &mut file).map_err(|e| Error::io("write", target, e))
 }
 
 #[cfg(test)]
@@ -249,7 +374,7 @@ mod tests {
         header.set_cksum();
         builder.append(&header, &data[..]).unwrap();
         let gz = gzip(&builder.into_inner().unwrap()).unwrap();
-        let err = extract_file(&gz, "escape.o").unwrap_err();
+        let err = extract_file(&gz[..], "escape.o").unwrap_err();
         assert!(err.message.contains("unsafe path"), "{}", err.message);
     }
 
@@ -269,13 +394,13 @@ mod tests {
             total: 5 * 4096,
             entries: 100,
         };
-        let err = extract_within(&gz, dir.path(), small).unwrap_err();
+        let err = extract_within(&gz[..], dir.path(), small).unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Input);
         assert!(err.message.contains("bytes in all"), "{}", err.message);
         // The real cap: more entries than any package holds, however small.
         let many = zeros_layer(MAX_ENTRIES + 1, 0);
         let dir = tempfile::tempdir().unwrap();
-        let err = extract_all(&many, dir.path()).unwrap_err();
+        let err = extract_all(&many[..], dir.path()).unwrap_err();
         assert!(err.message.contains("entries"), "{}", err.message);
     }
 
@@ -290,7 +415,7 @@ mod tests {
             .unwrap();
         let gz = gzip(&builder.into_inner().unwrap()).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let err = extract_all(&gz, dir.path()).unwrap_err();
+        let err = extract_all(&gz[..], dir.path()).unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Integrity);
         assert!(!dir.path().join("bin/demo").exists());
     }

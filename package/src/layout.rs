@@ -7,12 +7,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use oci_client::manifest::{ImageIndexEntry, OciImageIndex};
 
+use crate::blob::{Blob, BlobData};
 use crate::image_index::Release;
 use crate::platform;
 use crate::spec::{self, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
@@ -110,6 +110,47 @@ impl OciLayout {
             return Ok(());
         }
         write_atomic(&path, data)
+    }
+
+    /// Stores a blob whose digest its descriptor gives; a file's bytes stream from disk.
+    pub fn put(&self, blob: &Blob) -> Result<()> {
+        let expected = &blob.descriptor.digest;
+        let Some(source) = blob.data.path() else {
+            return self.put_blob_expecting(expected, &blob.data.bytes()?);
+        };
+        let path = self.blob_path(expected)?;
+        if crate::blob::hash_file(&path).is_ok_and(|old| &old == expected) {
+            return Ok(());
+        }
+        let file = File::open(source).map_err(|e| Error::io("read", source, e))?;
+        write_atomic_from(&path, file)
+    }
+
+    /// A blob of `size` bytes, verified: in memory when small, else left in its file
+    /// (hashed as a stream), so a large package is never read into memory whole.
+    pub fn get(&self, digest: &str, size: u64) -> Result<BlobData> {
+        if size <= crate::blob::SPOOL_IN_MEMORY as u64 {
+            return self.get_blob(digest).map(BlobData::from);
+        }
+        let path = self.blob_path(digest)?;
+        let actual = crate::blob::hash_file(&path).map_err(|e| self.missing(digest, e))?;
+        digest::verify_digest(digest, &actual, &format!("blob in {}", self.root.display()))?;
+        let len = std::fs::metadata(&path)
+            .map_err(|e| Error::io("read", &path, e))?
+            .len();
+        Ok(BlobData::file(path, len))
+    }
+
+    /// A missing blob says the layout is incomplete; other errors are passed on.
+    fn missing(&self, digest: &str, e: Error) -> Error {
+        if self.has_blob(digest) {
+            return e;
+        }
+        Error::integrity(format!(
+            "blob {digest} is missing from {}",
+            self.root.display()
+        ))
+        .with_help("the layout is incomplete; write it again (or pull the package again)")
     }
 
     /// Reads a blob and verifies its digest (Integrity error on mismatch).
@@ -355,7 +396,7 @@ impl OciLayout {
         let config = self.get_blob(&manifest.config.digest)?;
         let layers = crate::formats::needed_layers(&manifest)
             .iter()
-            .map(|l| self.get_blob(&l.digest))
+            .map(|l| self.get(&l.digest, u64::try_from(l.size).unwrap_or(0)))
             .collect::<Result<Vec<_>>>()?;
         Package::from_parts(manifest_bytes, Some(manifest_digest), config, layers)
     }
@@ -391,8 +432,20 @@ impl OciLayout {
     /// Writes a release under `ref_name`: one package, or every platform package and then
     /// the index; the ref is written last, so it never points at a half-written index.
     pub fn write_release(&self, release: &Release, ref_name: &str) -> Result<()> {
+        self.write_release_annotated(release, ref_name, BTreeMap::new())
+    }
+
+    /// [`OciLayout::write_release`], with extra annotations on the ref's index entry.
+    pub fn write_release_annotated(
+        &self,
+        release: &Release,
+        ref_name: &str,
+        annotations: BTreeMap<String, String>,
+    ) -> Result<()> {
         let index = match release {
-            Release::Single(pkg) => return self.write_package(pkg, ref_name),
+            Release::Single(pkg) => {
+                return self.write_package_annotated(pkg, ref_name, annotations)
+            }
             Release::Multi(index) => index,
         };
         check_ref_name(ref_name)?;
@@ -401,14 +454,35 @@ impl OciLayout {
             self.write_package_blobs(pkg, &lock)?;
         }
         self.put_blob_expecting(&index.digest(), &index.index_bytes)?;
-        self.set_ref_locked(&lock, ref_name, index.index_entry())
+        let mut entry = index.index_entry();
+        entry.annotations = Some(annotations).filter(|a| !a.is_empty());
+        self.set_ref_locked(&lock, ref_name, entry)
+    }
+
+    /// The whole release under `entry` (every platform of an index, not only this host's),
+    /// verified: what a publish pushes.
+    pub fn read_release(&self, entry: &ImageIndexEntry) -> Result<Release> {
+        let bytes = self.get_blob(&entry.digest)?;
+        if entry.media_type != MEDIA_TYPE_INDEX {
+            return Release::new(vec![self.read_manifest(bytes, &entry.digest)?]);
+        }
+        let index: OciImageIndex = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::input(format!("index {} is not valid: {e}", entry.digest)))?;
+        let packages = index
+            .manifests
+            .iter()
+            .map(|m| self.read_manifest(self.get_blob(&m.digest)?, &m.digest))
+            .collect::<Result<Vec<_>>>()?;
+        let release = Release::new(packages)?;
+        digest::verify_digest(&entry.digest, &release.digest(), "the layout's index")?;
+        Ok(release)
     }
 
     /// Writes config, layers and manifest (no ref) while the caller holds the index lock,
     /// so gc cannot collect them before a ref points at them.
     pub fn write_package_blobs(&self, pkg: &Package, _lock: &IndexLock) -> Result<()> {
         for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
-            self.put_blob_expecting(&blob.descriptor.digest, &blob.data)?;
+            self.put(blob)?;
         }
         self.put_blob_expecting(&pkg.digest(), &pkg.manifest_bytes)
     }
@@ -486,12 +560,17 @@ const TEMP_PREFIX: &str = ".tmp-";
 pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_from(path, data)
+}
+
+/// [`write_atomic`] from a stream (file to file is a kernel copy, no user-space buffer).
+fn write_atomic_from(path: &Path, mut data: impl std::io::Read) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
-    tmp.write_all(data)
+    std::io::copy(&mut data, tmp.as_file_mut())
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| Error::io("write", tmp.path(), e))?;
     tmp.persist(path)
@@ -512,6 +591,64 @@ mod tests {
     pub(crate) fn sample(name: &str, object: &[u8]) -> Package {
         let meta = PackageMeta::new(name, "0.1.0", &format!("{name}.bpf.o"));
         Package::build(meta, object, None).unwrap()
+    }
+
+    /// Bytes no compressor shrinks much, so the layer stays over the in-memory limit.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_large_layer_goes_through_files_and_is_still_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload_path = dir.path().join("payload.bin");
+        let payload = noise(crate::blob::SPOOL_IN_MEMORY * 2);
+        std::fs::write(&payload_path, &payload).unwrap();
+        let meta = PackageMeta::new("big", "0.1.0", "big.bpf.o");
+        let files = [
+            crate::layer::LayerFile::new("big.bpf.o", b"obj".to_vec(), 0o644),
+            crate::layer::LayerFile::from_disk("data/payload.bin", &payload_path, 0o644).unwrap(),
+        ];
+        let pkg = Package::build_with_files(meta, &files, None).unwrap();
+        assert!(
+            pkg.layers[0].data.path().is_some(),
+            "the layer was spooled to a file"
+        );
+        // The same files give the same layer as the in-memory writer.
+        let in_memory = crate::layer::gzip(&crate::layer::tar_files(&files).unwrap()).unwrap();
+        assert_eq!(pkg.layers[0].descriptor.digest, digest::sha256(&in_memory));
+
+        let layout = OciLayout::create(&dir.path().join("oci")).unwrap();
+        layout.write_package(&pkg, "v1").unwrap();
+        let back = layout.read_package(Some("v1")).unwrap();
+        assert_eq!(back.digest(), pkg.digest());
+        assert!(
+            back.layers[0].data.path().is_some(),
+            "read back without loading it"
+        );
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        back.extract_to(&out).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("data/payload.bin")).unwrap(),
+            payload
+        );
+
+        // A large blob changed on disk is refused like a small one.
+        let blob = layout.blob_path(&pkg.layers[0].descriptor.digest).unwrap();
+        let mut bytes = std::fs::read(&blob).unwrap();
+        bytes[1000] ^= 1;
+        std::fs::write(&blob, bytes).unwrap();
+        let err = layout.read_package(Some("v1")).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Integrity, "{}", err.message);
     }
 
     #[test]

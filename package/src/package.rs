@@ -7,8 +7,8 @@ use std::path::Path;
 
 use oci_client::manifest::{ImageIndexEntry, OciImageManifest};
 
-use crate::blob::{parse_manifest, Blob};
-use crate::layer::{extract_all, extract_file, gzip, tar_files, LayerFile};
+use crate::blob::{parse_manifest, Blob, BlobData};
+use crate::layer::{extract_all, extract_file, write_layer, LayerFile};
 use crate::platform::Platform;
 use crate::spec::{self, Format, ImageConfig, PackageMeta};
 use crate::{digest, Error, Result};
@@ -50,9 +50,8 @@ impl Package {
                 meta.object
             )));
         }
-        let tar = tar_files(files)?;
-        let diff_id = digest::sha256(&tar);
-        let layer = Blob::new(spec::MEDIA_TYPE_LAYER_TAR_GZIP, gzip(&tar)?);
+        let (layer, diff_id) = write_layer(files)?;
+        let layer = Blob::spooled(spec::MEDIA_TYPE_LAYER_TAR_GZIP, layer);
 
         let annotations = annotations(&meta, created.as_deref());
         let mut labels = bpfman_labels(&meta);
@@ -97,7 +96,7 @@ impl Package {
         manifest_bytes: Vec<u8>,
         manifest_digest: Option<&str>,
         config_data: Vec<u8>,
-        layer_data: Vec<Vec<u8>>,
+        layer_data: Vec<BlobData>,
     ) -> Result<Package> {
         if let Some(expected) = manifest_digest {
             digest::verify(expected, &manifest_bytes, "manifest")?;
@@ -105,7 +104,7 @@ impl Package {
         let manifest = parse_manifest(&manifest_bytes)?;
         let config_blob = Blob {
             descriptor: manifest.config.clone(),
-            data: config_data,
+            data: config_data.into(),
         };
         config_blob.verify()?;
         // Only the layers a runner uses were fetched ([`crate::formats::needed_layers`]).
@@ -126,7 +125,8 @@ impl Package {
                 blob.verify().map(|_| blob)
             })
             .collect::<Result<Vec<_>>>()?;
-        let (format, config) = crate::formats::recognize(&manifest, &config_blob.data, &layers)?;
+        let (format, config) =
+            crate::formats::recognize(&manifest, &config_blob.data.bytes()?, &layers)?;
         Ok(Package {
             manifest,
             manifest_bytes,
@@ -188,14 +188,14 @@ impl Package {
     /// The BPF object: (file name, ELF bytes), extracted from the layer archive.
     pub fn object(&self) -> Result<(String, Vec<u8>)> {
         let meta = self.meta()?;
-        if let Some(raw) = crate::formats::raw_object(self.format, &self.layers) {
-            return Ok((meta.object.clone(), raw.to_vec()));
+        if let Some(raw) = crate::formats::raw_object(self.format, &self.layers)? {
+            return Ok((meta.object.clone(), raw.into_owned()));
         }
         for layer in &self.layers {
             if layer.descriptor.media_type != spec::MEDIA_TYPE_LAYER_TAR_GZIP {
                 continue;
             }
-            if let Some(data) = extract_file(&layer.data, &meta.object)? {
+            if let Some(data) = extract_file(layer.data.reader()?, &meta.object)? {
                 return Ok((meta.object.clone(), data));
             }
         }
@@ -210,7 +210,7 @@ impl Package {
         self.layers
             .iter()
             .filter(|l| l.descriptor.media_type == spec::MEDIA_TYPE_LAYER_TAR_GZIP)
-            .try_for_each(|l| extract_all(&l.data, dest))
+            .try_for_each(|l| extract_all(l.data.reader()?, dest))
     }
 
     /// The platform this package was built for (from its image config).
@@ -240,7 +240,7 @@ impl Package {
     /// This package with `btfgen` (see [`crate::btfgen::layer`]) as an extra layer, listed
     /// in the config's diff_ids like any layer, so registries and skopeo see a normal image.
     pub fn with_btfgen(mut self, btfgen: Blob) -> Result<Package> {
-        let tar = gunzip_bounded(&btfgen.data)?;
+        let tar = gunzip_bounded(&btfgen.data.bytes()?)?;
         self.config.rootfs.diff_ids.push(digest::sha256(&tar));
         self.config_blob = Blob::new(spec::MEDIA_TYPE_CONFIG, to_json(&self.config)?);
         self.manifest.config = self.config_blob.descriptor.clone();
@@ -259,8 +259,7 @@ impl Package {
 
     /// Total size of config and layers.
     pub fn size(&self) -> u64 {
-        self.config_blob.data.len() as u64
-            + self.layers.iter().map(|l| l.data.len() as u64).sum::<u64>()
+        self.config_blob.data.len() + self.layers.iter().map(|l| l.data.len()).sum::<u64>()
     }
 }
 
@@ -355,7 +354,7 @@ mod tests {
         let back = Package::from_parts(
             a.manifest_bytes.clone(),
             Some(&a.digest()),
-            a.config_blob.data.clone(),
+            a.config_blob.data.bytes().unwrap().into_owned(),
             a.layers.iter().map(|l| l.data.clone()).collect(),
         )
         .unwrap();
@@ -376,14 +375,14 @@ mod tests {
     #[test]
     fn from_parts_rejects_corrupt_layer() {
         let a = Package::build(meta(), b"obj", None).unwrap();
-        let mut layer = a.layers[0].data.clone();
+        let mut layer = a.layers[0].data.bytes().unwrap().into_owned();
         let last = layer.len() - 1;
         layer[last] ^= 0xff;
         let err = Package::from_parts(
             a.manifest_bytes.clone(),
             None,
-            a.config_blob.data.clone(),
-            vec![layer],
+            a.config_blob.data.bytes().unwrap().into_owned(),
+            vec![layer.into()],
         )
         .unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Integrity);

@@ -96,6 +96,9 @@ pub const SLSA_BUILD_TYPE: &str = "https://cargo-ebpf.dev/build/v1";
 /// Key in a payload's `optional` naming the signing key's fingerprint (a hint for error
 /// messages only: verification never trusts it).
 pub const SIGNATURE_KEY_HINT: &str = "dev.cargo-ebpf.key-fingerprint";
+/// Layout-entry annotation `cargo ebpf package` writes: a fingerprint of what went into the
+/// package, so an unchanged project is pushed as packaged instead of compressed again.
+pub const ANNOTATION_PACKAGE_INPUTS: &str = "dev.cargo-ebpf.package-inputs";
 /// Store-entry annotation recording the fingerprint of the key that verified a package.
 pub const ANNOTATION_VERIFIED_BY: &str = "dev.cargo-ebpf.verified-by";
 

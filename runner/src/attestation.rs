@@ -52,7 +52,7 @@ pub fn envelopes(
     let manifest = parse_manifest(&bytes)?;
     provenance::attestation_layers(&manifest, predicate_type)?
         .iter()
-        .map(|layer| Envelope::parse(&registry.fetch_blob(&att_ref, layer)?))
+        .map(|layer| Envelope::parse(&registry.fetch_blob(&att_ref, layer)?.bytes()?))
         .collect()
 }
 

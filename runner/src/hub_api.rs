@@ -40,7 +40,7 @@ pub fn yank(registry: &Registry, reference: &Reference, yanked: bool) -> Result<
             "run `cargo ebpf login {host}` first (a push token will do)"
         ))
     })?;
-    let request = client()?
+    let request = client(registry, host)?
         .post(url(registry, host, &path))
         .basic_auth(&creds.username, Some(&creds.password));
     let (status, body) = block_on(async {
@@ -79,7 +79,8 @@ pub fn yank(registry: &Registry, reference: &Reference, yanked: bool) -> Result<
 /// The registered public keys (PEM) of `user` on hub `host`. The caller parses and
 /// fingerprints them itself: the hub's fingerprints are not taken on faith.
 pub fn user_keys(registry: &Registry, host: &str, user: &str) -> Result<Vec<String>> {
-    let request = client()?.get(url(registry, host, &format!("/api/v1/users/{user}/keys")));
+    let request =
+        client(registry, host)?.get(url(registry, host, &format!("/api/v1/users/{user}/keys")));
     let (status, body) = block_on(async {
         let res = request.send().await.map_err(|e| unreachable(host, e))?;
         let status = res.status().as_u16();
@@ -104,7 +105,7 @@ pub fn is_yanked(registry: &Registry, reference: &Reference) -> bool {
     };
     let host = reference.resolve_registry();
     let path = format!("/v2/{}/manifests/{tag}", reference.repository());
-    let Ok(http) = client() else {
+    let Ok(http) = client(registry, host) else {
         return false;
     };
     let mut request = http.head(url(registry, host, &path)).header(
@@ -162,7 +163,7 @@ pub fn search(
     page: u64,
     per_page: u64,
 ) -> Result<Option<SearchPage>> {
-    let request = client()?
+    let request = client(registry, host)?
         .get(url(registry, host, "/api/v1/search"))
         .query(&[
             ("q", query.to_string()),
@@ -180,7 +181,7 @@ pub fn search(
 /// catalog (`GET /v2/_catalog`), for registries that allow listing it; the caller adds
 /// versions. An error saying the registry has no search when it refuses.
 pub fn catalog_matches(registry: &Registry, host: &str, words: &str) -> Result<Vec<String>> {
-    let request = client()?.get(url(registry, host, "/v2/_catalog?n=1000"));
+    let request = client(registry, host)?.get(url(registry, host, "/v2/_catalog?n=1000"));
     let request = match credentials::lookup_in(registry.auth_paths(), host)? {
         Some(c) => request.basic_auth(c.username, Some(c.password)),
         None => request,
@@ -214,7 +215,7 @@ pub fn no_search(host: &str) -> Error {
 pub fn versions(registry: &Registry, reference: &Reference) -> Option<Vec<(String, bool)>> {
     let host = reference.resolve_registry();
     let path = format!("/api/v1/packages/{}", reference.repository());
-    let request = client().ok()?.get(url(registry, host, &path));
+    let request = client(registry, host).ok()?.get(url(registry, host, &path));
     let (status, body) = get_bounded(request, host).ok()?;
     if status != 200 {
         return None;
@@ -248,21 +249,23 @@ fn get_bounded(request: reqwest::RequestBuilder, host: &str) -> Result<(u16, Vec
     })
 }
 
-fn client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .map_err(|e| Error::environment("cannot set up the HTTP client").with_source(e))
+/// The shared client ([`crate::registry::http_client`]) for `host`.
+fn client(registry: &Registry, host: &str) -> Result<reqwest::Client> {
+    crate::registry::http_client(!plain(registry, host))
 }
 
 /// `http` for loopback hubs (or with --insecure), as for pushes and pulls.
 fn url(registry: &Registry, host: &str, path: &str) -> String {
-    let scheme = match registry.options().insecure || is_loopback(host) {
-        true => "http",
-        false => "https",
+    let scheme = if plain(registry, host) {
+        "http"
+    } else {
+        "https"
     };
     format!("{scheme}://{host}{path}")
+}
+
+fn plain(registry: &Registry, host: &str) -> bool {
+    registry.options().insecure || is_loopback(host)
 }
 
 fn unreachable(host: &str, e: reqwest::Error) -> Error {
@@ -276,10 +279,10 @@ fn not_a_hub(host: &str) -> Error {
         .with_help("yanking and published keys are features of a cargo-ebpf hub (`cargo ebpf hub serve`), not of plain OCI registries")
 }
 
+/// How long one hub API call may take.
+const HUB_API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// [`crate::registry::block_on_deadline`] with [`HUB_API_TIMEOUT`].
 fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::environment("cannot start the async runtime").with_source(e))?
-        .block_on(fut)
+    crate::registry::block_on_deadline(fut, HUB_API_TIMEOUT, "the hub API call")
 }

@@ -78,7 +78,10 @@ fn signatures_of(
         .into_iter()
         .map(|layer| {
             Ok(StoredSignature {
-                payload: registry.fetch_blob(&sig_ref, &layer.descriptor)?,
+                payload: registry
+                    .fetch_blob(&sig_ref, &layer.descriptor)?
+                    .bytes()?
+                    .into_owned(),
                 signature_base64: layer.signature_base64,
             })
         })

@@ -4,8 +4,6 @@
 //! unauthenticated download can be swapped by anyone on the path, and what it carries is
 //! loaded into the kernel as root.
 
-use std::time::Duration;
-
 use ebpf_package::{Error, ErrorKind, Result};
 
 use crate::registry::{is_loopback, ClientOptions};
@@ -48,10 +46,7 @@ async fn fetch_async(url: &str) -> Result<Vec<u8>> {
             .with_help("check the URL and that the server is reachable")
             .with_source(e)
     };
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(15))
-        .build()
-        .map_err(|e| Error::environment("cannot set up the HTTP client").with_source(e))?;
+    let client = crate::registry::http_client(url.starts_with("https://"))?;
     let mut response = client.get(url).send().await.map_err(failed)?;
     if !response.status().is_success() {
         return Err(Error::new(

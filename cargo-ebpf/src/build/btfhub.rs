@@ -43,7 +43,7 @@ pub fn generate(archive: &Path, arch: &str, object: &Path) -> Result<PathBuf> {
     }
     let layer = btfgen::layer(&kernels)?;
     let dest = object.with_file_name("btfgen.tar.gz");
-    write_atomic(&dest, &layer.data)?;
+    write_atomic(&dest, &layer.data.bytes()?)?;
     status(
         "BTF",
         &format!(

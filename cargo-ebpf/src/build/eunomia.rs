@@ -385,7 +385,7 @@ impl Tools {
              linux-tools-common linux-tools-$(uname -r)`, Fedora `sudo dnf install bpftool`",
         )?;
         check_libbpf_headers(project)?;
-        let clang_version = tool_version(&clang)?;
+        let clang_version = cached_version(&clang, &project.target_dir())?;
         Ok(Tools {
             clang,
             bpftool,
@@ -417,6 +417,35 @@ fn check_libbpf_headers(project: &Project) -> Result<()> {
              Fedora `sudo dnf install libbpf-devel`",
         ),
     )
+}
+
+/// [`tool_version`], remembered in `cache_dir` for this very executable (its resolved path,
+/// size and modification time): starting clang costs more than a fresh build's other work
+/// together, and its memory tops a `package` run's.
+fn cached_version(tool: &Path, cache_dir: &Path) -> Result<String> {
+    let identity = std::fs::canonicalize(tool).and_then(|real| {
+        let meta = std::fs::metadata(&real)?;
+        let modified = meta.modified()?.duration_since(std::time::UNIX_EPOCH);
+        let nanos = modified.map_or(0, |d| d.as_nanos());
+        Ok(format!("{}\0{}\0{nanos}", real.display(), meta.len()))
+    });
+    let Ok(identity) = identity else {
+        return tool_version(tool);
+    };
+    let name = tool
+        .file_name()
+        .map_or("tool".into(), |n| n.to_string_lossy());
+    let cache = cache_dir.join(format!(".{name}-version"));
+    let cached = std::fs::read_to_string(&cache).ok();
+    let line = format!("{identity}\n");
+    if let Some(version) = cached.as_deref().and_then(|c| c.strip_prefix(&line)) {
+        return Ok(version.to_string());
+    }
+    let version = tool_version(tool)?;
+    // Only a cache: a read-only target dir still builds.
+    let _ = std::fs::create_dir_all(cache_dir)
+        .and_then(|_| std::fs::write(&cache, format!("{identity}\n{version}")));
+    Ok(version)
 }
 
 fn tool_version(tool: &Path) -> Result<String> {

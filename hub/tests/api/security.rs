@@ -547,7 +547,8 @@ async fn a_layer_that_inflates_past_the_bound_is_refused_at_push() {
     let mut manifest: serde_json::Value = serde_json::from_slice(&pkg.manifest_bytes).unwrap();
     manifest["layers"][0]["digest"] = json!(sha256(&layer));
     manifest["layers"][0]["size"] = json!(layer.len());
-    hub.push_blob(&auth, repo, &pkg.config_blob.data).await;
+    hub.push_blob(&auth, repo, &pkg.config_blob.data.bytes().unwrap())
+        .await;
     hub.push_blob(&auth, repo, &layer).await;
     let body = serde_json::to_vec(&manifest).unwrap();
     let r = hub.put_manifest(&auth, repo, "1.0.0", &body).await;

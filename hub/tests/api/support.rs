@@ -213,7 +213,8 @@ impl TestHub {
         let tag = meta.version.clone();
         let pkg = ebpf_package::Package::build(meta, object, None).expect("a package");
         for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
-            self.push_blob(auth, repo, &blob.data).await;
+            self.push_blob(auth, repo, &blob.data.bytes().unwrap())
+                .await;
         }
         self.put_manifest(auth, repo, &tag, &pkg.manifest_bytes)
             .await

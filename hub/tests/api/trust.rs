@@ -298,8 +298,10 @@ async fn push_signature(
     let payload = signature::Payload::new(&format!("hub.test/{repo}"), digest);
     let sig = signature::Signature::create(key, payload);
     let (manifest, config) = signature::signature_manifest(None, &sig);
-    hub.push_blob(auth, repo, &config.data).await;
-    hub.push_blob(auth, repo, &sig.layer().data).await;
+    hub.push_blob(auth, repo, &config.data.bytes().unwrap())
+        .await;
+    hub.push_blob(auth, repo, &sig.layer().data.bytes().unwrap())
+        .await;
     let tag = signature::signature_tag(digest).unwrap();
     let body = serde_json::to_vec(&manifest).unwrap();
     hub.put_manifest(auth, repo, &tag, &body).await

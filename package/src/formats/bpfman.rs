@@ -30,7 +30,7 @@ pub(super) fn image_config(
     let layer = layers
         .first()
         .ok_or_else(|| malformed(Format::Bpfman, "it has no layer"))?;
-    let (name, elf) = find_object(&layer.data)?;
+    let (name, elf) = find_object(&layer.data.bytes()?)?;
     let mut described = Described::from_annotations(manifest);
     let label = |k: &str| labels[k].as_str().map(String::from);
     described.name = described

@@ -34,8 +34,9 @@ pub(super) fn check_manifest(manifest: &OciImageManifest) -> Result<()> {
 
 /// Programs, maps and params from the ELF; events only from `print_` maps.
 pub(super) fn image_config(manifest: &OciImageManifest, layers: &[Blob]) -> Result<ImageConfig> {
-    let elf = super::raw_object(Format::Bumblebee, layers)
+    let elf = super::raw_object(Format::Bumblebee, layers)?
         .ok_or_else(|| malformed(Format::Bumblebee, "its program layer is missing"))?;
+    let elf = &elf[..];
     object::check_elf(elf).map_err(|e| malformed(Format::Bumblebee, e.full_message()))?;
     check_map_sections(elf)?;
     let described = Described::from_annotations(manifest);

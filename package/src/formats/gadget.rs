@@ -77,8 +77,9 @@ pub(super) fn image_config(
     } else {
         Value::Null
     };
-    let elf = super::raw_object(Format::Gadget, layers)
+    let elf = super::raw_object(Format::Gadget, layers)?
         .ok_or_else(|| malformed(Format::Gadget, "its eBPF program layer is missing"))?;
+    let elf = &elf[..];
     object::check_elf(elf).map_err(|e| malformed(Format::Gadget, e.full_message()))?;
     let mut described = Described::from_annotations(manifest);
     let text = |key: &str| {

@@ -185,16 +185,20 @@ pub fn summary(manifest: &OciImageManifest, config: &[u8]) -> Option<(Format, De
 
 /// The BPF object of a foreign image; `None` for formats whose object sits in a tar+gzip
 /// layer under [`PackageMeta::object`] (ours, bpfman's).
-pub(crate) fn raw_object(format: Format, layers: &[Blob]) -> Option<&[u8]> {
+pub(crate) fn raw_object(
+    format: Format,
+    layers: &[Blob],
+) -> Result<Option<std::borrow::Cow<'_, [u8]>>> {
     let media_type = match format {
         Format::Gadget => GADGET_EBPF_LAYER,
         Format::Bumblebee => spec::BUMBLEBEE_PROGRAM_LAYER,
-        _ => return None,
+        _ => return Ok(None),
     };
     layers
         .iter()
         .find(|l| l.descriptor.media_type == media_type)
-        .map(|l| l.data.as_slice())
+        .map(|l| l.data.bytes())
+        .transpose()
 }
 
 /// What a tool's metadata says about a package (annotations, gadget.yaml, …).

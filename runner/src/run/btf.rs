@@ -21,7 +21,7 @@ pub fn embedded(pkg: &Package, flag: Option<&Path>) -> Result<Option<tempfile::N
         return Ok(None);
     };
     let host = host()?;
-    let (kernel, btf) = btfgen::pick(&layer.data, &host)?;
+    let (kernel, btf) = btfgen::pick(&layer.data.bytes()?, &host)?;
     let mut file = tempfile::Builder::new()
         .prefix("cargo-ebpf-btf-")
         .tempfile()

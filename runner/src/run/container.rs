@@ -75,7 +75,7 @@ pub fn check_image(image: &str) -> Result<()> {
     if image.starts_with('-') || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(refused());
     }
-    oci_client::Reference::try_from(image).map_err(|_| refused())?;
+    ebpf_package::Reference::parse(image).map_err(|_| refused())?;
     Ok(())
 }
 

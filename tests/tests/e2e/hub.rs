@@ -266,7 +266,7 @@ fn a_package_whose_program_is_not_bpf_is_refused(hub: &Hub) {
     let pkg = ebpf_e2e_tests::sample_package("fake", "0.1.0");
     let name = "mallory/fake";
     for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
-        push_blob(hub, &auth, name, &blob.data);
+        push_blob(hub, &auth, name, &blob.data.bytes().unwrap());
     }
     let r = hub.request(
         "PUT",
@@ -690,7 +690,7 @@ fn push_package(
     let tag = meta.version.clone();
     let pkg = ebpf_package::Package::build(meta, &fake_bpf_object(), None).unwrap();
     for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
-        push_blob(hub, auth, repo, &blob.data);
+        push_blob(hub, auth, repo, &blob.data.bytes().unwrap());
     }
     let r = hub.request(
         "PUT",

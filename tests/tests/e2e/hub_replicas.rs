@@ -94,13 +94,13 @@ fn push_package(addr: &str, auth: &str, repo: &str, version: &str) {
     object[18..20].copy_from_slice(&247u16.to_le_bytes());
     let pkg = ebpf_package::Package::build(meta, &object, None).unwrap();
     for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
-        let digest = sha256(&blob.data);
+        let digest = sha256(&blob.data.bytes().unwrap());
         let r = request(
             addr,
             "POST",
             &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
             &[("Authorization", auth)],
-            &blob.data,
+            &blob.data.bytes().unwrap(),
         );
         assert_eq!(r.status, 201, "{}", r.text());
     }

@@ -54,9 +54,14 @@ fn publish(hub: &Hub, auth: &str, repo: &str, version: &str, description: &str) 
     object[18..20].copy_from_slice(&247u16.to_le_bytes());
     let pkg = ebpf_package::Package::build(meta, &object, None).unwrap();
     for blob in std::iter::once(&pkg.config_blob).chain(&pkg.layers) {
-        let digest = sha256(&blob.data);
+        let digest = sha256(&blob.data.bytes().unwrap());
         let path = format!("/v2/{repo}/blobs/uploads/?digest={digest}");
-        let r = hub.request("POST", &path, &[("Authorization", auth)], &blob.data);
+        let r = hub.request(
+            "POST",
+            &path,
+            &[("Authorization", auth)],
+            &blob.data.bytes().unwrap(),
+        );
         assert_eq!(r.status, 201, "{}", r.text());
     }
     let headers = [

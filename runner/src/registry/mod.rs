@@ -1,31 +1,32 @@
-//! Push, pull and login against OCI registries (oci-client underneath).
+//! Push, pull and login against OCI registries (the distribution API, over [`transport`]).
 //!
-//! The public API is synchronous: each call builds a current-thread tokio runtime, since the
-//! CLI does one registry operation at a time. Loopback registries (127.0.0.0/8, localhost,
+//! The public API is synchronous: each call runs on the thread's current-thread tokio
+//! runtime, since the CLI does one registry operation at a time. Loopback registries (127.0.0.0/8, localhost,
 //! [::1]) are spoken to over plain HTTP, like docker and skopeo do; others only with
 //! `insecure`.
 
-use std::io;
+mod transport;
+
+pub(crate) use transport::client as http_client;
+
+use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{OciDescriptor, OciImageIndex, OciImageManifest};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, RegistryOperation};
+use reqwest::Method;
 
-use ebpf_package::blob::Blob;
+use ebpf_package::blob::{Blob, BlobData, Spool};
 use ebpf_package::image_index::{PackageIndex, Release};
 use ebpf_package::platform::{self, pick_platform, Platform};
 use ebpf_package::spec::{Format, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
-use ebpf_package::{digest, Error, ErrorKind, Package, Reference, Result};
+use ebpf_package::{digest, Error, Package, Reference, Result};
 
 use crate::credentials::{self, AuthPaths, Credentials};
+use transport::Transport;
+use transport::{auth_error, bearer_realm, block_on, error_chain, status_error, unreachable_error};
 
 /// Largest blob or manifest we accept from a registry. Packages are a few hundred KiB;
 /// this bounds memory against a hostile or broken registry.
@@ -103,9 +104,14 @@ impl Registry {
         &self.auth
     }
 
+    /// A session on `reference`'s repository that may write to it.
+    fn push_session(&self, reference: &Reference) -> Result<Session> {
+        Session::new(reference, &self.options, &self.auth).map(Session::for_push)
+    }
+
     /// Pushes `pkg` to `reference`; returns the manifest digest.
     pub fn push(&self, pkg: &Package, reference: &Reference) -> Result<String> {
-        let session = Session::new(reference, &self.options, &self.auth)?;
+        let session = self.push_session(reference)?;
         block_on(session.push(pkg, &self.options))
     }
 
@@ -113,7 +119,7 @@ impl Registry {
     /// package by digest and then the image index under the reference's tag. Returns the
     /// tag's digest.
     pub fn push_release(&self, release: &Release, reference: &Reference) -> Result<String> {
-        let session = Session::new(reference, &self.options, &self.auth)?;
+        let session = self.push_session(reference)?;
         match release {
             Release::Single(pkg) => block_on(session.push(pkg, &self.options)),
             Release::Multi(index) => block_on(session.push_index(index, &self.options)),
@@ -147,21 +153,17 @@ impl Registry {
     /// against the bytes; `None` when the registry has none there.
     pub fn fetch_manifest(&self, reference: &Reference) -> Result<Option<(Vec<u8>, String)>> {
         let session = Session::new(reference, &self.options, &self.auth)?;
-        block_on(async {
-            session.authenticate(RegistryOperation::Pull).await?;
-            session.fetch_manifest().await
-        })
+        block_on(session.fetch_manifest())
     }
 
     /// The blob `descriptor` names in `reference`'s repository, checked against its digest.
-    pub fn fetch_blob(&self, reference: &Reference, descriptor: &OciDescriptor) -> Result<Vec<u8>> {
+    pub fn fetch_blob(
+        &self,
+        reference: &Reference,
+        descriptor: &OciDescriptor,
+    ) -> Result<BlobData> {
         let session = Session::new(reference, &self.options, &self.auth)?;
-        block_on(async {
-            session.authenticate(RegistryOperation::Pull).await?;
-            let data = session.pull_blob(descriptor, &self.options).await?;
-            digest::verify(&descriptor.digest, &data, "blob")?;
-            Ok(data)
-        })
+        block_on(session.pull_blob(descriptor, &self.options))
     }
 
     /// Uploads `blobs`, then the image manifest `manifest` under `reference`; returns its
@@ -172,9 +174,8 @@ impl Registry {
         blobs: &[&Blob],
         manifest: &[u8],
     ) -> Result<String> {
-        let session = Session::new(reference, &self.options, &self.auth)?;
+        let session = self.push_session(reference)?;
         block_on(async {
-            session.authenticate(RegistryOperation::Push).await?;
             for blob in blobs {
                 session
                     .push_blob(&blob.descriptor, &blob.data, &self.options)
@@ -200,9 +201,8 @@ impl Registry {
         } else {
             MEDIA_TYPE_MANIFEST
         };
-        let session = Session::new(reference, &self.options, &self.auth)?;
+        let session = self.push_session(reference)?;
         block_on(async {
-            session.authenticate(RegistryOperation::Push).await?;
             for blob in blobs {
                 session
                     .push_blob(&blob.descriptor, &blob.data, &self.options)
@@ -242,96 +242,45 @@ impl Registry {
 /// One repository with a client and credentials ready: what one push or pull talks to.
 struct Session {
     reference: oci_client::Reference,
-    client: Client,
-    auth: RegistryAuth,
-    /// For manifests, which are read with a size cap (see `pull_manifest_raw`).
-    http: reqwest::Client,
-    scheme: &'static str,
+    http: Transport,
 }
 
 impl Session {
     fn new(reference: &Reference, opts: &ClientOptions, paths: &AuthPaths) -> Result<Session> {
         let reference = reference.as_oci().clone();
-        let registry = reference.resolve_registry().to_string();
-        let protocol = if opts.insecure {
-            ClientProtocol::Http
-        } else if is_loopback(&registry) {
-            ClientProtocol::HttpsExcept(vec![registry.clone()])
-        } else {
-            ClientProtocol::Https
-        };
-        let config = ClientConfig {
-            protocol,
-            connect_timeout: Some(std::time::Duration::from_secs(15)),
-            read_timeout: Some(std::time::Duration::from_secs(120)),
-            ..Default::default()
-        };
-        let scheme = if opts.insecure || is_loopback(&registry) {
-            "http"
-        } else {
-            "https"
-        };
-        let client = Client::try_from(config).map_err(|e| {
-            Error::environment("cannot set up the HTTP client")
-                .with_source(e)
-                .with_help("check the system's TLS setup (OpenSSL)")
-        })?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| {
-                Error::environment("cannot set up the HTTP client")
-                    .with_source(e)
-                    .with_help("check the system's TLS setup")
-            })?;
-        let auth = match credentials::lookup_in(paths, reference.registry())? {
-            Some(c) => RegistryAuth::Basic(c.username, c.password),
-            None => RegistryAuth::Anonymous,
-        };
-        Ok(Session {
-            reference,
-            client,
-            auth,
-            http,
-            scheme,
-        })
+        let connect_to = reference.resolve_registry();
+        let credentials = credentials::lookup_in(paths, reference.registry())?;
+        let http = Transport::new(
+            !use_http(connect_to, opts),
+            connect_to,
+            reference.registry(),
+            reference.repository(),
+            credentials,
+        )?;
+        Ok(Session { reference, http })
+    }
+
+    /// This session, asking for push access when the registry hands out tokens.
+    fn for_push(self) -> Session {
+        Session {
+            http: self.http.for_push(),
+            ..self
+        }
     }
 
     fn host(&self) -> &str {
-        self.reference.registry()
-    }
-
-    fn err(&self, e: OciDistributionError) -> Error {
-        map_error(e, self.host(), &self.reference.whole())
-    }
-
-    async fn authenticate(&self, op: RegistryOperation) -> Result<()> {
-        self.client
-            .store_auth_if_needed(self.reference.resolve_registry(), &self.auth)
-            .await;
-        // Anonymous access needs no token round trip; failures surface on the first request.
-        if matches!(self.auth, RegistryAuth::Anonymous) {
-            return Ok(());
-        }
-        self.client
-            .auth(&self.reference, &self.auth, op)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.http.host()
     }
 
     // ---- push -------------------------------------------------------------------------------
 
     async fn push(&self, pkg: &Package, opts: &ClientOptions) -> Result<String> {
-        self.authenticate(RegistryOperation::Push).await?;
         self.push_package(pkg, &self.reference, opts).await
     }
 
     /// Pushes every platform package by digest, then the index under the tag, so the tag
     /// never names an index whose manifests the registry lacks.
     async fn push_index(&self, index: &PackageIndex, opts: &ClientOptions) -> Result<String> {
-        self.authenticate(RegistryOperation::Push).await?;
         for pkg in &index.packages {
             self.push_package(pkg, &self.by_digest(&pkg.digest()), opts)
                 .await?;
@@ -363,15 +312,27 @@ impl Session {
         bytes: &[u8],
         media_type: &'static str,
     ) -> Result<String> {
-        let content_type = reqwest::header::HeaderValue::from_static(media_type);
-        let location = self
-            .client
-            .push_manifest_raw(reference, bytes.to_vec(), content_type)
-            .await
-            .map_err(|e| self.err(e))?;
+        let url = self
+            .http
+            .url(&format!("manifests/{}", tag_or_digest(reference)));
+        let what = reference.whole();
+        let body = bytes::Bytes::copy_from_slice(bytes);
+        let response = self
+            .http
+            .send(&what, |c| {
+                c.put(&url)
+                    .header(reqwest::header::CONTENT_TYPE, media_type)
+                    .body(body.clone())
+            })
+            .await?;
+        let response = transport::expect_success(response, self.host(), &what).await?;
         let expected = digest::sha256(bytes);
-        let actual = match location.rsplit_once('/').map(|(_, d)| d) {
-            Some(d) if d.starts_with("sha256:") => d.to_string(),
+        let header = |name: &str| {
+            let value = response.headers().get(name)?.to_str().ok()?;
+            Some(value.rsplit('/').next()?.to_string())
+        };
+        let actual = match header("docker-content-digest").or_else(|| header("location")) {
+            Some(d) if d.starts_with("sha256:") => d,
             _ => self.remote_digest(reference).await?,
         };
         if actual != expected {
@@ -393,37 +354,92 @@ impl Session {
         )
     }
 
+    /// The digest of what the registry holds at `reference`.
     async fn remote_digest(&self, reference: &oci_client::Reference) -> Result<String> {
-        self.client
-            .fetch_manifest_digest(reference, &self.auth)
-            .await
-            .map_err(|e| self.err(e))
+        let accepted = [MEDIA_TYPE_MANIFEST, MEDIA_TYPE_INDEX];
+        let (_, digest) = self.pull_manifest_raw(reference, &accepted).await?;
+        Ok(digest)
     }
 
-    async fn push_blob(&self, d: &OciDescriptor, data: &[u8], opts: &ClientOptions) -> Result<()> {
-        let bar = progress_bar(opts, "push", &d.digest, data.len() as u64);
-        let exists = self
-            .client
-            .blob_exists(&self.reference, &d.digest)
-            .await
-            .map_err(|e| self.err(e))?;
+    /// Uploads a blob unless the repository has it: one POST, then one PUT with the whole
+    /// body (streamed from its file when it is in one).
+    async fn push_blob(
+        &self,
+        d: &OciDescriptor,
+        data: &BlobData,
+        opts: &ClientOptions,
+    ) -> Result<()> {
+        let bar = progress_bar(opts, "push", &d.digest, data.len());
+        let exists = self.blob_exists(&d.digest).await?;
         if !exists {
-            self.client
-                .push_blob(&self.reference, data.to_vec(), &d.digest)
-                .await
-                .map_err(|e| self.err(e))?;
+            self.upload(d, data).await?;
         }
         if let Some(bar) = bar {
-            bar.set_position(data.len() as u64);
+            bar.set_position(data.len());
             bar.finish_with_message(if exists { "exists" } else { "pushed" });
         }
         Ok(())
     }
 
+    async fn blob_exists(&self, digest: &str) -> Result<bool> {
+        let url = self.http.url(&format!("blobs/{digest}"));
+        let what = format!("blob {digest}");
+        let response = self.http.request(Method::HEAD, &url, &what).await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            reqwest::StatusCode::NOT_FOUND => Ok(false),
+            _ => transport::expect_success(response, self.host(), &what)
+                .await
+                .map(|_| false),
+        }
+    }
+
+    async fn upload(&self, d: &OciDescriptor, data: &BlobData) -> Result<()> {
+        let what = format!("the upload of blob {}", d.digest);
+        let start = self.http.url("blobs/uploads/");
+        let response = self.http.request(Method::POST, &start, &what).await?;
+        let response = transport::expect_success(response, self.host(), &what).await?;
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                Error::registry(format!(
+                    "registry {} started an upload without saying where to send it",
+                    self.host()
+                ))
+                .with_help("the registry does not follow the distribution API; use another")
+            })?;
+        let location = self.http.absolute(location);
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{sep}digest={}", d.digest);
+        let len = data.len();
+        let memory = match data {
+            BlobData::Memory(bytes) => Some(bytes::Bytes::copy_from_slice(bytes)),
+            BlobData::File(_) => None,
+        };
+        let body = || match (&memory, data.path()) {
+            (Some(bytes), _) => reqwest::Body::from(bytes.clone()),
+            (None, Some(path)) => reqwest::Body::wrap_stream(file_stream(path)),
+            (None, None) => reqwest::Body::from(Vec::new()),
+        };
+        let response = self
+            .http
+            .send(&what, |c| {
+                c.put(&url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .header(reqwest::header::CONTENT_LENGTH, len)
+                    .body(body())
+            })
+            .await?;
+        transport::expect_success(response, self.host(), &what)
+            .await
+            .map(drop)
+    }
+
     // ---- pull -------------------------------------------------------------------------------
 
     async fn pull(&self, opts: &ClientOptions) -> Result<Package> {
-        self.authenticate(RegistryOperation::Pull).await?;
         let (manifest_bytes, manifest_digest) = self.pull_manifest().await?;
         let manifest = ebpf_package::blob::parse_manifest(&manifest_bytes)?;
         let format = check_package_shape(&manifest, &self.reference.whole())?;
@@ -432,6 +448,7 @@ impl Session {
             eprintln!("note: {} is a {format} image", self.reference.whole());
         }
         let config = self.pull_blob(&manifest.config, opts).await?;
+        let config = config.bytes()?.into_owned();
         // Only OCI image configs carry a platform; gadget and bumblebee configs do not.
         if matches!(format, Format::CargoEbpf | Format::Bpfman) {
             check_config_platform(&config, &self.reference.whole())?;
@@ -486,41 +503,32 @@ impl Session {
     ) -> Result<(Vec<u8>, String)> {
         self.get_manifest(reference, accepted)
             .await?
-            .ok_or_else(|| not_found(&reference.whole(), self.host()))
+            .ok_or_else(|| transport::not_found(&reference.whole(), self.host()))
     }
 
-    /// One manifest, fetched directly rather than through oci-client (which reads a
-    /// whole body before any size check): a declared length over [`MAX_MANIFEST_SIZE`] is
-    /// refused before the body, and the body is cut off as soon as it passes the limit.
-    /// `None` when the registry has no manifest there (404).
+    /// One manifest: a declared length over [`MAX_MANIFEST_SIZE`] is refused before the
+    /// body, and the body is cut off as soon as it passes the limit. `None` when the
+    /// registry has no manifest there (404).
     async fn get_manifest(
         &self,
         reference: &oci_client::Reference,
         accepted: &[&str],
     ) -> Result<Option<(Vec<u8>, String)>> {
-        let url = format!(
-            "{}://{}/v2/{}/manifests/{}",
-            self.scheme,
-            reference.resolve_registry(),
-            reference.repository(),
-            reference
-                .digest()
-                .unwrap_or_else(|| reference.tag().unwrap_or("latest"))
-        );
-        let request = self
+        let url = self
             .http
-            .get(&url)
-            .header(reqwest::header::ACCEPT, accepted.join(", "));
-        let request = self.authorize(reference, request).await;
+            .url(&format!("manifests/{}", tag_or_digest(reference)));
         let whole = reference.whole();
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| map_request_error(&e, self.host(), &whole))?;
+        let accept = accepted.join(", ");
+        let response = self
+            .http
+            .send(&whole, |c| {
+                c.get(&url).header(reqwest::header::ACCEPT, accept.as_str())
+            })
+            .await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        check_manifest_status(&mut response, self.host(), &whole).await?;
+        let mut response = transport::expect_success(response, self.host(), &whole).await?;
         let bytes = read_capped(&mut response, MAX_MANIFEST_SIZE, &whole, self.host()).await?;
         let digest = digest::sha256(&bytes);
         if let Some(expected) = reference.digest() {
@@ -540,27 +548,16 @@ impl Session {
         Ok(Some((bytes, digest)))
     }
 
-    /// Adds the credentials the registry wants: a bearer token when it hands them out
-    /// (anonymous ones too), else basic auth when we have credentials.
     /// The tags of this repository, read with the manifest size cap (a hostile registry
     /// cannot answer with an endless list).
     async fn list_tags(&self) -> Result<Vec<String>> {
-        let url = format!(
-            "{}://{}/v2/{}/tags/list",
-            self.scheme,
-            self.reference.resolve_registry(),
-            self.reference.repository()
-        );
-        let request = self.authorize(&self.reference, self.http.get(&url)).await;
+        let url = self.http.url("tags/list");
         let whole = self.reference.whole();
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| map_request_error(&e, self.host(), &whole))?;
+        let response = self.http.request(Method::GET, &url, &whole).await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(vec![]);
         }
-        check_manifest_status(&mut response, self.host(), &whole).await?;
+        let mut response = transport::expect_success(response, self.host(), &whole).await?;
         let bytes = read_capped(&mut response, MAX_MANIFEST_SIZE, &whole, self.host()).await?;
         let list: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             Error::registry(format!(
@@ -579,24 +576,9 @@ impl Session {
             .unwrap_or_default())
     }
 
-    async fn authorize(
-        &self,
-        reference: &oci_client::Reference,
-        request: reqwest::RequestBuilder,
-    ) -> reqwest::RequestBuilder {
-        let token = self
-            .client
-            .auth(reference, &self.auth, RegistryOperation::Pull)
-            .await;
-        match (token, &self.auth) {
-            (Ok(Some(token)), _) => request.bearer_auth(token),
-            (_, RegistryAuth::Basic(user, pass)) => request.basic_auth(user, Some(pass)),
-            // An anonymous request: a registry wanting more says so with its answer.
-            _ => request,
-        }
-    }
-
-    async fn pull_blob(&self, d: &OciDescriptor, opts: &ClientOptions) -> Result<Vec<u8>> {
+    /// A blob, verified against its digest; a large one lands in a temp file as it streams
+    /// in ([`Spool`]), never whole in memory, and never past its declared size.
+    async fn pull_blob(&self, d: &OciDescriptor, opts: &ClientOptions) -> Result<BlobData> {
         let size = u64::try_from(d.size).unwrap_or(u64::MAX);
         if size > MAX_BLOB_SIZE {
             return Err(Error::input(format!(
@@ -605,54 +587,63 @@ impl Session {
             ))
             .with_help("this is not a cargo-ebpf package, or it is damaged"));
         }
-        let mut sink = Sink {
-            // The size is only a claim until the digest checks out: grow as data arrives.
-            data: Vec::with_capacity(size.min(PREALLOC_LIMIT) as usize),
-            limit: size,
-            overflow: false,
-            bar: progress_bar(opts, "pull", &d.digest, size),
-        };
-        let result = self.client.pull_blob(&self.reference, d, &mut sink).await;
-        if sink.overflow {
-            return Err(Error::integrity(format!(
+        let url = self.http.url(&format!("blobs/{}", d.digest));
+        let what = format!("blob {} of {}", d.digest, self.reference.whole());
+        let response = self.http.request(Method::GET, &url, &what).await?;
+        let mut response = transport::expect_success(response, self.host(), &what).await?;
+        let overflow = || {
+            Error::integrity(format!(
                 "registry {} sent more than the {size} bytes declared for blob {}",
                 self.host(),
                 d.digest
             ))
-            .with_help("the content was tampered with; nothing was stored"));
+            .with_help("the content was tampered with; nothing was stored")
+        };
+        if response.content_length().is_some_and(|n| n > size) {
+            return Err(overflow());
         }
-        result.map_err(|e| self.err(e))?;
-        if let Some(bar) = &sink.bar {
+        let bar = progress_bar(opts, "pull", &d.digest, size);
+        // The size is only a claim until the digest checks out: spool as data arrives.
+        let mut spool = Spool::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| transport::request_error(&e, self.host(), &what))?
+        {
+            if spool.len() + chunk.len() as u64 > size {
+                return Err(overflow());
+            }
+            spool
+                .write_all(&chunk)
+                .map_err(|e| Error::io("write", &std::env::temp_dir(), e))?;
+            if let Some(bar) = &bar {
+                bar.inc(chunk.len() as u64);
+            }
+        }
+        if let Some(bar) = &bar {
             bar.finish();
         }
-        Ok(sink.data)
+        let (data, actual) = spool.finish()?;
+        if actual != d.digest {
+            return Err(Error::integrity(format!(
+                "blob {} from {} does not match its digest: its content is {actual}",
+                d.digest,
+                self.host()
+            ))
+            .with_help(
+                "the content was corrupted or tampered with; nothing was stored. \
+                 Retry, or ask the publisher to push again",
+            ));
+        }
+        Ok(data)
     }
 }
 
-/// Maps a manifest answer's status to our errors (reading at most a small error body).
-async fn check_manifest_status(
-    response: &mut reqwest::Response,
-    host: &str,
-    reference: &str,
-) -> Result<()> {
-    let code = response.status().as_u16();
-    match code {
-        200..=299 => Ok(()),
-        403 => {
-            let body = read_capped(response, 64 << 10, reference, host)
-                .await
-                .unwrap_or_default();
-            Err(denied_error(
-                host,
-                denied_messages(&String::from_utf8_lossy(&body)),
-            ))
-        }
-        _ => Err(status_error(
-            host,
-            code,
-            &format!("the manifest request for {reference}"),
-        )),
-    }
+/// The tag or digest part of a manifest URL.
+fn tag_or_digest(reference: &oci_client::Reference) -> &str {
+    reference
+        .digest()
+        .unwrap_or_else(|| reference.tag().unwrap_or("latest"))
 }
 
 /// Reads a response body of at most `limit` bytes: a larger declared length is refused
@@ -676,7 +667,7 @@ async fn read_capped(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| map_request_error(&e, host, reference))?
+        .map_err(|e| transport::request_error(&e, host, reference))?
     {
         if body.len() + chunk.len() > limit {
             return Err(too_big());
@@ -686,8 +677,30 @@ async fn read_capped(
     Ok(body)
 }
 
-/// Most memory reserved for a blob before any of it has arrived.
-const PREALLOC_LIMIT: u64 = 1 << 20;
+/// A file's bytes as an upload body, read in blocks as the request goes out (opened when
+/// the body starts, so a request sent again reads it again).
+fn file_stream(
+    path: &std::path::Path,
+) -> impl futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static {
+    use tokio::io::AsyncReadExt;
+    let path = path.to_path_buf();
+    futures_util::stream::try_unfold(None, move |file: Option<tokio::fs::File>| {
+        let path = path.clone();
+        async move {
+            let mut file = match file {
+                Some(file) => file,
+                None => tokio::fs::File::open(&path).await?,
+            };
+            let mut block = vec![0; UPLOAD_BLOCK];
+            let n = file.read(&mut block).await?;
+            block.truncate(n);
+            Ok((n > 0).then(|| (bytes::Bytes::from(block), Some(file))))
+        }
+    })
+}
+
+/// Bytes read per step of an upload.
+const UPLOAD_BLOCK: usize = 256 << 10;
 
 /// Only formats we can run are pulled (see [`ebpf_package::formats::detect`]); anything else is
 /// refused before its blobs are downloaded, so a foreign or hostile image cannot make us
@@ -733,38 +746,6 @@ fn is_index(bytes: &[u8]) -> Result<bool> {
 }
 
 /// Collects a blob in memory, refusing more than `limit` bytes, and ticks a progress bar.
-struct Sink {
-    data: Vec<u8>,
-    limit: u64,
-    overflow: bool,
-    bar: Option<ProgressBar>,
-}
-
-impl tokio::io::AsyncWrite for Sink {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.data.len() as u64 + buf.len() as u64 > this.limit {
-            this.overflow = true;
-            return Poll::Ready(Err(io::Error::other("blob larger than declared")));
-        }
-        this.data.extend_from_slice(buf);
-        if let Some(bar) = &this.bar {
-            bar.inc(buf.len() as u64);
-        }
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 fn progress_bar(opts: &ClientOptions, verb: &str, digest: &str, len: u64) -> Option<ProgressBar> {
     if !opts.progress {
         return None;
@@ -778,14 +759,6 @@ fn progress_bar(opts: &ClientOptions, verb: &str, digest: &str, len: u64) -> Opt
     bar.set_prefix(verb.to_string());
     bar.set_message(digest.chars().take(19).collect::<String>());
     Some(bar)
-}
-
-fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::environment("cannot start the async runtime").with_source(e))?
-        .block_on(fut)
 }
 
 /// [`block_on`] with an overall deadline: `what` did not finish within `limit` is a
@@ -846,10 +819,7 @@ fn use_http(host: &str, opts: &ClientOptions) -> bool {
 /// Verifies credentials the way `docker login` does: ask /v2/ who we must be, then prove it
 /// with HTTP Basic (directly, or against the token service a Bearer challenge names).
 async fn check_login(scheme: &str, host: &str, user: &str, pass: &str) -> Result<()> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .build()
-        .map_err(|e| Error::environment("cannot set up the HTTP client").with_source(e))?;
+    let http = transport::client(scheme == "https")?;
     let url = format!("{scheme}://{host}/v2/");
     let unreachable = |e: reqwest::Error| unreachable_error(host, &error_chain(&e));
     let first = http.get(&url).send().await.map_err(unreachable)?;
@@ -885,200 +855,10 @@ async fn check_login(scheme: &str, host: &str, user: &str, pass: &str) -> Result
     }
 }
 
-/// The realm and service of a `Bearer realm="…",service="…"` challenge.
-fn bearer_realm(challenge: &str) -> Option<(String, Option<String>)> {
-    let params = challenge.trim().strip_prefix("Bearer ")?;
-    let get = |key: &str| {
-        params.split(',').find_map(|kv| {
-            let (k, v) = kv.trim().split_once('=')?;
-            k.eq_ignore_ascii_case(key)
-                .then(|| v.trim_matches('"').to_string())
-        })
-    };
-    Some((get("realm")?, get("service")))
-}
-
-// ---- errors ---------------------------------------------------------------------------------
-
-fn unreachable_error(host: &str, why: &str) -> Error {
-    Error::registry(format!("cannot reach registry {host}: {why}"))
-        .with_help("check the address and that the registry is running")
-}
-
-fn auth_error(host: &str) -> Error {
-    Error::auth(format!(
-        "registry {host} rejected the credentials (or has none for you)"
-    ))
-    .with_help(format!("run `cargo ebpf login {host}`"))
-}
-
-/// A 403 `DENIED`: the credentials were fine, this operation is not allowed. The
-/// registry's own words say why ("alice/x is not in your namespace; push to bob/x"), so
-/// they are passed on; without any, it reads like rejected credentials.
-fn denied_error(host: &str, messages: Vec<String>) -> Error {
-    if messages.is_empty() {
-        return auth_error(host);
-    }
-    Error::auth(format!(
-        "registry {host} denied it: {}",
-        messages.join("; ")
-    ))
-    .with_help(format!(
-        "push where these credentials may write, or `cargo ebpf login {host}` as the owner"
-    ))
-}
-
-/// The `message`s of an OCI error body (`{"errors":[{"code","message"}]}`).
-fn denied_messages(body: &str) -> Vec<String> {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
-        return vec![];
-    };
-    let errors = value["errors"].as_array().cloned().unwrap_or_default();
-    errors
-        .iter()
-        .filter_map(|e| e["message"].as_str())
-        .filter(|m| !m.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-fn not_found(reference: &str, host: &str) -> Error {
-    Error::registry(format!("{reference} not found on {host}"))
-        .with_help("check the repository name and tag (and that it was pushed)")
-}
-
-fn status_error(host: &str, code: u16, what: &str) -> Error {
-    match code {
-        401 | 403 => auth_error(host),
-        _ => Error::registry(format!("registry {host} answered HTTP {code} to {what}"))
-            .with_help("check the registry address; retry later if the registry is failing"),
-    }
-}
-
-/// Maps oci-client's errors to our kinds, with help saying what to do.
-fn map_error(e: OciDistributionError, host: &str, reference: &str) -> Error {
-    use OciDistributionError as E;
-    match e {
-        E::RequestError(re) => map_request_error(&re, host, reference),
-        E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => auth_error(host),
-        E::ServerError { code: 404, .. } | E::ImageManifestNotFoundError(_) => {
-            not_found(reference, host)
-        }
-        E::ServerError {
-            code: 403, message, ..
-        } => denied_error(host, denied_messages(&message)),
-        E::ServerError { code, message, .. } => {
-            status_error(host, code, reference).with_details(message)
-        }
-        E::RegistryError { envelope, .. } => {
-            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-            let any = |want: &[OciErrorCode]| codes.iter().any(|c| want.contains(c));
-            if any(&[OciErrorCode::Denied]) {
-                let messages = envelope.errors.iter().map(|e| e.message.clone());
-                denied_error(host, messages.filter(|m| !m.is_empty()).collect())
-            } else if any(&[OciErrorCode::Unauthorized]) {
-                auth_error(host)
-            } else if any(&[
-                OciErrorCode::ManifestUnknown,
-                OciErrorCode::NameUnknown,
-                OciErrorCode::BlobUnknown,
-                OciErrorCode::NotFound,
-            ]) {
-                not_found(reference, host)
-            } else if any(&[OciErrorCode::DigestInvalid, OciErrorCode::SizeInvalid]) {
-                Error::integrity(format!(
-                    "registry {host} reported a digest error: {envelope}"
-                ))
-            } else {
-                Error::registry(format!("registry {host} refused: {envelope}"))
-            }
-        }
-        E::DigestError(d) => Error::integrity(format!(
-            "content from {host} does not match its digest: {d}"
-        ))
-        .with_help(
-            "the content was corrupted or tampered with; nothing was stored. \
-             Retry, or ask the publisher to push again",
-        ),
-        other => Error::registry(format!("registry {host}: {other}")),
-    }
-}
-
-fn map_request_error(re: &reqwest::Error, host: &str, reference: &str) -> Error {
-    match re.status().map(|s| s.as_u16()) {
-        Some(401 | 403) => return auth_error(host),
-        Some(404) => return not_found(reference, host),
-        Some(code) => return status_error(host, code, reference),
-        None => {}
-    }
-    let why = error_chain(re);
-    if re.is_connect() || re.is_timeout() {
-        return unreachable_error(host, &why);
-    }
-    let e = Error::new(
-        ErrorKind::Registry,
-        format!("talking to registry {host} failed: {why}"),
-    );
-    if why.contains("ssl") || why.contains("tls") || why.contains("certificate") {
-        e.with_help("if the registry speaks plain HTTP, pass --insecure")
-    } else {
-        e.with_help("check the address and that the registry is running")
-    }
-}
-
-/// The causes under an HTTP error ("tcp connect error: Connection refused"): reqwest's own
-/// message only says "error sending request", and hyper's "client error (Connect)" adds nothing.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !text.starts_with("client error") && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = s.source();
-    }
-    if parts.is_empty() {
-        parts.push(e.to_string());
-    }
-    parts.join(": ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_403_passes_the_registry_message_on_and_stays_an_auth_error() {
-        let body = r#"{"errors":[{"code":"DENIED","message":"alice/x is not in your namespace; push to bob/x"}]}"#;
-        let server = |code: u16, message: &str| OciDistributionError::ServerError {
-            url: "http://h/v2/alice/x/blobs/uploads/".into(),
-            code,
-            message: message.into(),
-        };
-        let e = map_error(server(403, body), "h", "h/alice/x:1.0.0");
-        assert_eq!(e.kind, ErrorKind::Auth);
-        assert!(
-            e.message
-                .contains("denied it: alice/x is not in your namespace; push to bob/x"),
-            "{}",
-            e.message
-        );
-        // Without a message, and for a 401, it still reads as rejected credentials.
-        let e = map_error(server(403, "forbidden"), "h", "h/alice/x:1.0.0");
-        assert!(
-            e.message.contains("rejected the credentials"),
-            "{}",
-            e.message
-        );
-        let e = map_error(server(401, body), "h", "h/alice/x:1.0.0");
-        assert!(
-            e.message.contains("rejected the credentials"),
-            "{}",
-            e.message
-        );
-        assert_eq!(e.kind, ErrorKind::Auth);
-    }
+    use ebpf_package::ErrorKind;
 
     #[test]
     fn many_large_layers_are_refused_before_fetching() {
@@ -1127,18 +907,6 @@ mod tests {
         assert_eq!(registry_host("https://ghcr.io/v2/").unwrap(), "ghcr.io");
         assert_eq!(registry_host("localhost:5000").unwrap(), "localhost:5000");
         assert!(registry_host("").is_err());
-    }
-
-    #[test]
-    fn bearer_challenge_parsing() {
-        assert_eq!(
-            bearer_realm(r#"Bearer realm="https://auth.example/token",service="reg.example""#),
-            Some((
-                "https://auth.example/token".into(),
-                Some("reg.example".into())
-            ))
-        );
-        assert_eq!(bearer_realm(r#"Basic realm="x""#), None);
     }
 
     #[test]
