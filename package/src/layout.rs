@@ -1,9 +1,10 @@
 //! OCI image layout directories: `oci-layout`, `index.json`, `blobs/sha256/<hex>`.
 //! Written by `cargo ebpf package`, used as the local store, readable by skopeo (`oci:DIR:TAG`).
 //!
-//! Every write is atomic (temp file in the same directory, fsync, rename), and index.json is
-//! only rewritten under an exclusive `flock` on a lock file, so concurrent writers never lose
-//! each other's updates and readers never see half a file.
+//! Every write is atomic (temp file in the same directory, rename; fsync too for index.json,
+//! which nothing else can check), and index.json is only rewritten under an exclusive
+//! `flock` on a lock file, so concurrent writers never lose each other's updates and
+//! readers never see half a file.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -109,7 +110,7 @@ impl OciLayout {
         if std::fs::read(&path).is_ok_and(|old| digest::sha256(&old) == expected) {
             return Ok(());
         }
-        write_atomic(&path, data)
+        write_blob(&path, data)
     }
 
     /// Stores a blob whose digest its descriptor gives; a file's bytes stream from disk.
@@ -123,7 +124,7 @@ impl OciLayout {
             return Ok(());
         }
         let file = File::open(source).map_err(|e| Error::io("read", source, e))?;
-        write_atomic_from(&path, file)
+        write_blob(&path, file)
     }
 
     /// A blob of `size` bytes, verified: in memory when small, else left in its file
@@ -552,32 +553,47 @@ fn empty_index() -> OciImageIndex {
     }
 }
 
-/// Writes `path` atomically: a temp file in the same directory, fsync, rename, fsync the dir.
 /// How temporary files of [`write_atomic`] start (the sweep finds them by it).
 const TEMP_PREFIX: &str = ".tmp-";
 /// Age after which a temporary file is taken for the leftover of a killed writer: far
 /// longer than writing any blob takes.
 pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
+/// Writes `path` atomically and durably: a temp file in the same directory, fsync,
+/// rename, fsync the dir. For the files nothing can check (index.json, oci-layout).
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    write_atomic_from(path, data)
+    write_atomic_from(path, data, true)
+}
+
+/// Writes a blob atomically (temp file, rename) but without fsync: a blob is verified
+/// against its digest whenever it is read, so one torn by a crash is found then and written
+/// again by the next pull or package, while the fsyncs cost most of a small pull.
+fn write_blob(path: &Path, data: impl std::io::Read) -> Result<()> {
+    write_atomic_from(path, data, false)
 }
 
 /// [`write_atomic`] from a stream (file to file is a kernel copy, no user-space buffer).
-fn write_atomic_from(path: &Path, mut data: impl std::io::Read) -> Result<()> {
+fn write_atomic_from(path: &Path, mut data: impl std::io::Read, sync: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
     std::io::copy(&mut data, tmp.as_file_mut())
-        .and_then(|_| tmp.as_file().sync_all())
+        .and_then(|_| {
+            if sync {
+                tmp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        })
         .map_err(|e| Error::io("write", tmp.path(), e))?;
     tmp.persist(path)
         .map_err(|e| Error::io("write", path, e.error))?;
     // Make the rename itself durable; failure here only weakens crash safety.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
+    match File::open(dir) {
+        Ok(d) if sync => drop(d.sync_all()),
+        _ => {}
     }
     Ok(())
 }

@@ -385,7 +385,8 @@ impl Tools {
              linux-tools-common linux-tools-$(uname -r)`, Fedora `sudo dnf install bpftool`",
         )?;
         check_libbpf_headers(project)?;
-        let clang_version = cached_version(&clang, &project.target_dir())?;
+        let cache = cache_dir(&project.target_dir().join("cache"))?;
+        let clang_version = cached_version(&clang, &cache)?;
         Ok(Tools {
             clang,
             bpftool,
@@ -419,7 +420,7 @@ fn check_libbpf_headers(project: &Project) -> Result<()> {
     )
 }
 
-/// [`tool_version`], remembered in `cache_dir` for this very executable (its resolved path,
+/// [`tool_version`], remembered in the user's cache for this very executable (its resolved path,
 /// size and modification time): starting clang costs more than a fresh build's other work
 /// together, and its memory tops a `package` run's.
 fn cached_version(tool: &Path, cache_dir: &Path) -> Result<String> {
@@ -435,7 +436,7 @@ fn cached_version(tool: &Path, cache_dir: &Path) -> Result<String> {
     let name = tool
         .file_name()
         .map_or("tool".into(), |n| n.to_string_lossy());
-    let cache = cache_dir.join(format!(".{name}-version"));
+    let cache = cache_dir.join(format!("{name}-version"));
     let cached = std::fs::read_to_string(&cache).ok();
     let line = format!("{identity}\n");
     if let Some(version) = cached.as_deref().and_then(|c| c.strip_prefix(&line)) {
@@ -595,7 +596,8 @@ pub(crate) fn vmlinux_include_dir(
 /// Makes `target/ebpf/include/vmlinux.h` match the kernel BTF; returns its sha256.
 fn prepare_vmlinux(tools: &Tools, btf: &Path, layout: &Layout) -> Result<String> {
     let btf_digest = sha256_file(btf)?;
-    let cached = cache_dir(layout)?.join(format!("vmlinux-{btf_digest}.h"));
+    let cached =
+        cache_dir(&layout.include.with_file_name("cache"))?.join(format!("vmlinux-{btf_digest}.h"));
     if !cached.is_file() {
         status("Generating", &format!("vmlinux.h from {}", btf.display()));
         let header = dump_btf(tools, btf)?;
@@ -627,8 +629,8 @@ fn dump_btf(tools: &Tools, btf: &Path) -> Result<Vec<u8>> {
 }
 
 /// `$CARGO_EBPF_HOME/cache`, `$XDG_CACHE_HOME/cargo-ebpf`, `~/.cache/cargo-ebpf`, or as a last
-/// resort the project's own target dir.
-fn cache_dir(layout: &Layout) -> Result<PathBuf> {
+/// resort `fallback` (in the project's own target dir).
+fn cache_dir(fallback: &Path) -> Result<PathBuf> {
     let var = |name: &str| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())
@@ -638,7 +640,7 @@ fn cache_dir(layout: &Layout) -> Result<PathBuf> {
         .map(|h| h.join("cache"))
         .or_else(|| var("XDG_CACHE_HOME").map(|c| c.join("cargo-ebpf")))
         .or_else(|| var("HOME").map(|h| h.join(".cache").join("cargo-ebpf")))
-        .unwrap_or_else(|| layout.include.with_file_name("cache"));
+        .unwrap_or_else(|| fallback.to_path_buf());
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
     Ok(dir)
 }

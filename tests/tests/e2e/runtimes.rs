@@ -260,6 +260,48 @@ fn files_project(env: &Env, host: &Path, extra: &str) -> PathBuf {
     dir
 }
 
+/// The digest the layout's tag names.
+fn packaged_digest(dir: &Path) -> String {
+    let index = std::fs::read(dir.join("target/ebpf/oci/index.json")).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn package_is_reused_until_an_input_changes_and_push_sends_what_was_packaged() {
+    let env = Env::new();
+    let host = tempfile::tempdir().unwrap();
+    let dir = files_project(&env, host.path(), "");
+    ok(env.cmd(["package"]).current_dir(&dir));
+    let first = packaged_digest(&dir);
+    let index = dir.join("target/ebpf/oci/index.json");
+    let written = std::fs::metadata(&index).unwrap().modified().unwrap();
+
+    // Nothing changed: the layout is used as it is, not written again.
+    ok(env.cmd(["package"]).current_dir(&dir));
+    assert_eq!(packaged_digest(&dir), first);
+    assert_eq!(
+        std::fs::metadata(&index).unwrap().modified().unwrap(),
+        written
+    );
+
+    // A packaged file changed: a new package, and push sends exactly that one.
+    std::fs::write(dir.join("conf/demo.conf"), "another setting\n").unwrap();
+    let registry = ebpf_e2e_tests::Registry::start();
+    let reference = format!("{}/reuse/filesdemo:0.1.0", registry.addr());
+    let out = ok(env.cmd(["push", &reference]).current_dir(&dir));
+    let pushed = String::from_utf8(out.stdout).unwrap();
+    let second = packaged_digest(&dir);
+    assert_ne!(second, first, "the changed file was not packaged");
+    assert!(
+        pushed.trim().ends_with(&second),
+        "pushed {pushed}, packaged {second}"
+    );
+}
+
 #[test]
 fn files_runtime_places_runs_and_undoes_exactly() {
     let env = Env::new();
