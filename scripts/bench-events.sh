@@ -231,5 +231,6 @@ for p in peers:
     print(f"| {p} | " + " | ".join(cells) + " |")
 for p in peers[1:]:
     ratio = stat("ours", "us_per_event", statistics.median) / stat(p, "us_per_event", statistics.median)
-    print(f"CPU per event ratio (ours / {p}, medians): {ratio:.2f}")
+    got = stat("ours", "received", statistics.median) / stat(p, "received", statistics.median)
+    print(f"ratios, ours / {p} (medians): CPU per event {ratio:.2f}, events received {got:.2f}")
 PY

@@ -145,6 +145,10 @@ if want hub; then
   BENCH_BIN=$BIN bash scripts/bench-hub.sh "$runs"
 fi
 if want events; then
-  echo
-  bash scripts/bench-events.sh "${BENCH_EVENT_RUNS:-3}"
+  # A rate both consumers keep up with (loss and CPU per event), then more than one core
+  # can take (how many events each gets through).
+  for rate in 300000 1000000; do
+    echo
+    bash scripts/bench-events.sh "$runs" "$rate" 4
+  done
 fi
