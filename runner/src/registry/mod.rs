@@ -174,17 +174,7 @@ impl Registry {
         blobs: &[&Blob],
         manifest: &[u8],
     ) -> Result<String> {
-        let session = self.push_session(reference)?;
-        block_on(async {
-            for blob in blobs {
-                session
-                    .push_blob(&blob.descriptor, &blob.data, &self.options)
-                    .await?;
-            }
-            session
-                .push_manifest(&session.reference, manifest, MEDIA_TYPE_MANIFEST)
-                .await
-        })
+        self.push_raw(reference, blobs, manifest, false)
     }
 
     /// Uploads `blobs`, then `manifest` (an image manifest, or an index when `index`) under
