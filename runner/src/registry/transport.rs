@@ -166,7 +166,11 @@ impl Transport {
         }
     }
 
-    /// Answers a `401`'s challenge: true when the request is worth sending again.
+    /// Answers a `401`'s challenge: true when the request is worth sending again. A token
+    /// the registry no longer takes (expired during a long push) is replaced; [`send`] tries
+    /// only once more, so a refused fresh token ends there.
+    ///
+    /// [`send`]: Transport::send
     async fn answer(&self, headers: &HeaderMap) -> Result<bool> {
         let challenge = headers
             .get(WWW_AUTHENTICATE)
@@ -175,9 +179,6 @@ impl Transport {
         let Some(params) = bearer_params(challenge) else {
             return Ok(false); // Basic: the credentials (if any) already went with it.
         };
-        if self.token.lock().expect("token lock").is_some() {
-            return Ok(false); // A fresh token was refused: nothing more to try.
-        }
         let Some(realm) = param(&params, "realm") else {
             return Ok(false);
         };
