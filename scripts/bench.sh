@@ -87,15 +87,19 @@ if want package; then
 fi
 
 if want push; then
-  # A new repository each run: every blob is uploaded, none found already there.
+  # A new repository each run: every blob is uploaded, none found already there. skopeo
+  # remembers which repositories hold a blob and mounts it from there instead of uploading:
+  # it forgets that before each run, so both upload every byte.
   "$BIN" package --manifest-path "$big" >/dev/null 2>&1
+  forget="rm -f /var/lib/containers/cache/blob-info-cache-v1.*"
+  bench "push small" "$runs" -- "$BIN" push "$reg/bench/small-push{i}:0.1.0" --manifest-path "$work/bench"
+  bench "skopeo copy (push) small" "$runs" --prepare "$forget" -- skopeo copy -q \
+    --dest-tls-verify=false "oci:$work/bench/target/ebpf/oci:0.1.0" "docker://$reg/bench/skopeo-small{i}:0.1.0"
   bench "push 50 MB" "$runs" -- "$BIN" push "$reg/bench/big-push{i}:0.1.0" --manifest-path "$big"
-  # skopeo remembers which repositories hold a blob and mounts it from there instead of
-  # uploading: forget that, so both upload every byte.
-  bench "skopeo copy (push) 50 MB" "$runs" --prepare "rm -f /var/lib/containers/cache/blob-info-cache-v1.*" \
+  bench "skopeo copy (push) 50 MB" "$runs" --prepare "$forget" \
     -- skopeo copy -q --dest-tls-verify=false \
     "oci:$big/target/ebpf/oci:0.1.0" "docker://$reg/bench/skopeo-push{i}:0.1.0"
-  pairs+=("push 50 MB" "skopeo copy (push) 50 MB")
+  pairs+=("push small" "skopeo copy (push) small" "push 50 MB" "skopeo copy (push) 50 MB")
 fi
 
 if want run; then
