@@ -8,7 +8,8 @@
 #   cold run:        `cargo ebpf run REF --duration 0` (stored) vs a libbpf skeleton loader of the
 #                    same object (open, load, attach, exit)
 #   build:           `cargo ebpf build` from clean              vs the same bpftool + clang by hand
-#   hub:             scripts/bench-hub.sh (search, manifest GETs, pulls vs docker-registry)
+#   hub:             `cargo ebpf pull` from the hub vs the same pull from docker-registry, and
+#                    scripts/bench-hub.sh (search at 10k packages, manifest GETs)
 #   events:          scripts/bench-events.sh (`run --output json` vs a libbpf C consumer)
 # The 50 MB payload is the first 50 MB of this machine's /usr/bin and /usr/lib executables,
 # as a `[run]` file: compressible like the loaders and data files packages carry.
@@ -127,6 +128,27 @@ C
   bench "cold run" "$runs" -- "$BIN" run "$ref" --duration 0
   bench "libbpf skeleton loader" "$runs" -- "$skel/loader"
   pairs+=("cold run" "libbpf skeleton loader")
+fi
+
+if want hub; then
+  # The hub as the registry: same package, same client, the hub vs docker-registry.
+  hub=127.0.0.1:${BENCH_HUB_PORT:-5057}
+  "$BIN" hub serve --addr "$hub" --data "$work/hub" 2>"$work/hub.log" &
+  hub_pid=$!
+  trap 'cleanup; kill "$hub_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do curl -s -o /dev/null "http://$hub/v2/" && break; sleep 0.1; done
+  printf 'bench-password' | "$BIN" hub user add bench --data "$work/hub" --password-stdin 2>/dev/null
+  "$BIN" hub token create bench --data "$work/hub" |
+    "$BIN" login "$hub" -u bench --password-stdin >/dev/null 2>&1
+  "$BIN" push "$hub/bench/bench:0.1.0" --manifest-path "$work/bench" >/dev/null 2>&1
+  "$BIN" push "$hub/bench/big:0.1.0" --manifest-path "$big" >/dev/null 2>&1
+  for size in small:bench 50MB:big; do
+    bench "pull ${size%%:*} from the hub" "$runs" --prepare "rm -rf $work/home/store" -- \
+      "$BIN" pull "$hub/bench/${size#*:}:0.1.0"
+    bench "pull ${size%%:*} from docker-registry" "$runs" --prepare "rm -rf $work/home/store" -- \
+      "$BIN" pull "$reg/bench/${size#*:}:0.1.0"
+    pairs+=("pull ${size%%:*} from the hub" "pull ${size%%:*} from docker-registry")
+  done
 fi
 
 if want build; then

@@ -159,7 +159,8 @@ impl Upstream {
             .map_err(io_error)?;
         url.query_pairs_mut().append_pair("digest", digest);
         let file = tokio::fs::File::open(path).await?;
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, super::STREAM_BLOCK);
+        let body = reqwest::Body::wrap_stream(stream);
         let put = self.http.put(url).body(body);
         let put = put
             .header(header::CONTENT_LENGTH, size)
