@@ -6,6 +6,8 @@
 #   hub:   `cargo ebpf pull` from the hub           vs  the same pull from docker-registry
 #          (and a push of a new version to each)
 #   events: `run --output json` vs a libbpf C consumer (scripts/bench-events.sh)
+#   hub load: search p50/p99 at 10k packages on SQLite and Postgres, manifest GETs vs
+#          docker-registry (scripts/bench-hub.sh)
 # Usage, as root (or prefixed with sudo): bash scripts/bench.sh [RUNS]
 #   (BENCH_BIN=PATH benches that binary, no build)
 set -euo pipefail
@@ -74,3 +76,7 @@ echo "hub push ratio (hub / docker-registry):    $(ratio "$work/hub-push.json")"
 # Event throughput: `ebpf-runner run --output json` vs a libbpf C consumer (and bpftrace).
 echo
 bash scripts/bench-events.sh "${BENCH_EVENT_RUNS:-3}"
+
+# The hub under load: search at 10k packages (SQLite, Postgres), manifest GETs vs docker-registry.
+echo
+BENCH_BIN=$BIN bash scripts/bench-hub.sh "${BENCH_HUB_RUNS:-3}"
