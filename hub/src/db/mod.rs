@@ -24,6 +24,8 @@ mod registry;
 mod search;
 mod security;
 mod store;
+#[cfg(test)]
+pub(crate) mod test_postgres;
 mod trust;
 mod web;
 

@@ -858,12 +858,14 @@ mod tests {
             .execute(&mut *tx)
             .await
             .unwrap();
-            sqlx::query("INSERT INTO packages_trigrams (repo, search_text) VALUES ($1, $2)")
-                .bind(&repo)
-                .bind(text.join("\n").to_lowercase())
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+            if db.backend == Backend::Sqlite {
+                sqlx::query("INSERT INTO packages_trigrams (repo, search_text) VALUES ($1, $2)")
+                    .bind(&repo)
+                    .bind(text.join("\n").to_lowercase())
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
         }
         tx.commit().await.unwrap();
     }
@@ -884,7 +886,13 @@ mod tests {
     #[tokio::test]
     async fn counts_stop_at_the_cap_and_say_there_are_more() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), None).await.unwrap();
+        counts_stop_at_the_cap_and_say_there_are_more_on(
+            &Db::open(dir.path(), None).await.unwrap(),
+        )
+        .await;
+    }
+
+    async fn counts_stop_at_the_cap_and_say_there_are_more_on(db: &Db) {
         let rows: Vec<Row> = (0..COUNT_CAP + 3)
             .map(|i| Row {
                 owner: format!("o{}", i % 7),
@@ -894,7 +902,7 @@ mod tests {
                 downloads: i,
             })
             .collect();
-        insert(&db, &rows).await;
+        insert(db, &rows).await;
         let first = db.search(&query("snoop", 1, 20)).await.unwrap();
         assert_eq!(
             (first.total, first.more, first.hits.len()),
@@ -918,7 +926,13 @@ mod tests {
     #[tokio::test]
     async fn a_word_matching_thousands_ranks_the_popular_and_the_exact_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), None).await.unwrap();
+        a_word_matching_thousands_ranks_the_popular_and_the_exact_ones_on(
+            &Db::open(dir.path(), None).await.unwrap(),
+        )
+        .await;
+    }
+
+    async fn a_word_matching_thousands_ranks_the_popular_and_the_exact_ones_on(db: &Db) {
         let row = |owner: &str, name: String, downloads: i64| Row {
             owner: owner.into(),
             name,
@@ -934,7 +948,7 @@ mod tests {
         rows.push(row("zed", "trace".into(), 0));
         // In the name, but past the download window: it follows in download order.
         rows.push(row("bob", "mytracer".into(), 1));
-        insert(&db, &rows).await;
+        insert(db, &rows).await;
         let mut expected = vec!["zed/trace".to_string()];
         expected.extend((0..tools).rev().map(|i| format!("ann/tool{i:04}")));
         expected.push("bob/mytracer".into());
@@ -983,7 +997,11 @@ mod tests {
     #[tokio::test]
     async fn relevance_pages_follow_the_full_ranking() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), None).await.unwrap();
+        relevance_pages_follow_the_full_ranking_on(&Db::open(dir.path(), None).await.unwrap())
+            .await;
+    }
+
+    async fn relevance_pages_follow_the_full_ranking_on(db: &Db) {
         let names = [
             "trace",
             "opentrace",
@@ -1022,7 +1040,7 @@ mod tests {
                 }
             }
         }
-        insert(&db, &rows).await;
+        insert(db, &rows).await;
         for q in [
             "trace",
             "snoop trace",
@@ -1058,7 +1076,13 @@ mod tests {
     #[tokio::test]
     async fn stars_signatures_and_kernel_matrices_reach_the_package_row() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), None).await.unwrap();
+        stars_signatures_and_kernel_matrices_reach_the_package_row_on(
+            &Db::open(dir.path(), None).await.unwrap(),
+        )
+        .await;
+    }
+
+    async fn stars_signatures_and_kernel_matrices_reach_the_package_row_on(db: &Db) {
         let row = |name: &str| Row {
             owner: "ann".into(),
             name: name.into(),
@@ -1066,7 +1090,7 @@ mod tests {
             description: String::new(),
             downloads: 0,
         };
-        insert(&db, &[row("one"), row("two")]).await;
+        insert(db, &[row("one"), row("two")]).await;
         for repo in ["ann/one", "ann/two"] {
             let digest = format!("sha256:{}", ebpf_package::digest::sha256(repo.as_bytes()));
             db.exec(
@@ -1115,5 +1139,32 @@ mod tests {
         db.toggle_star("bob", "ann/two").await.unwrap();
         let unstarred = db.search(&with(|s| s.sort = Sort::Stars)).await.unwrap();
         assert_eq!(unstarred.hits[0].stars + unstarred.hits[1].stars, 0);
+    }
+
+    /// The scenarios above on a real Postgres (one cluster for all of them).
+    #[tokio::test]
+    async fn the_same_searches_on_postgres() {
+        let Some(pg) = crate::db::test_postgres::Cluster::start() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Some(&pg.url())).await.unwrap();
+        assert_eq!(db.backend, Backend::Postgres);
+        counts_stop_at_the_cap_and_say_there_are_more_on(&db).await;
+        sqlx::query("DELETE FROM packages")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        a_word_matching_thousands_ranks_the_popular_and_the_exact_ones_on(&db).await;
+        sqlx::query("DELETE FROM packages")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        relevance_pages_follow_the_full_ranking_on(&db).await;
+        sqlx::query("DELETE FROM packages")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        stars_signatures_and_kernel_matrices_reach_the_package_row_on(&db).await;
     }
 }
