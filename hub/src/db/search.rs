@@ -305,11 +305,12 @@ impl Plan<'_> {
         }
     }
 
-    /// `order` as written, or on SQLite, when reading along its index would fetch many rows
-    /// that fail the filter before `rows` pass it, marked (`+`) so that no index serves it:
-    /// SQLite then reads the matches another way and sorts them.
-    fn order(&self, order: &str, rows: i64) -> String {
-        let walk = match self.share {
+    /// Whether SQLite should read `rows` matches along the sort's index: not when many
+    /// rows there would fail the filter before `rows` pass it (each step fetches a row);
+    /// SQLite then reads the matches another way (the trigram index, another index, the
+    /// table in order) and sorts them.
+    fn walks(&self, rows: i64) -> bool {
+        match self.share {
             _ if self.backend != Backend::Sqlite => true,
             _ if !self.rare.is_empty() => false,
             Some((passed, sampled)) => {
@@ -321,8 +322,13 @@ impl Plan<'_> {
                 passed * share >= sampled
             }
             None => true,
-        };
-        if walk {
+        }
+    }
+
+    /// `order` as written, or marked (`+`) so that no index serves it when reading along
+    /// it does not pay ([`Plan::walks`]).
+    fn order(&self, order: &str, rows: i64) -> String {
+        if self.walks(rows) {
             return order.to_string();
         }
         order
@@ -495,7 +501,12 @@ impl Plan<'_> {
     ) -> Sql {
         let mut sql = Sql::new(&select_hits());
         self.score(&mut sql);
-        sql.push(" AS score FROM packages p WHERE ");
+        sql.push(" AS score");
+        if !self.walks(offset + limit) {
+            // Every match is read and sorted anyway: counted on the way.
+            sql.push(", COUNT(*) OVER ()");
+        }
+        sql.push(" FROM packages p WHERE ");
         // The short columns first: rows failing them skip the search text.
         if let Some(extra) = extra {
             extra(self, &mut sql);
@@ -554,7 +565,17 @@ impl Db {
                     Sort::Relevance | Sort::Newest => "p.updated_at DESC, p.repo",
                 };
                 let page = plan.page(None, order, offset, per_page);
-                (self.hits(&page).await?, None)
+                let rows = self.statement(&page).fetch_all(&self.pool).await?;
+                let counted = match (plan.walks(offset + per_page), rows.first()) {
+                    (false, Some(first)) => {
+                        Some(first.try_get(PACKAGE_COLUMNS.split(',').count() + 3)?)
+                    }
+                    _ => None,
+                };
+                (
+                    rows.iter().map(hit).collect::<HubResult<Vec<_>>>()?,
+                    counted,
+                )
             }
         };
         // A page that is not full (and not past the end) says how many there are.
