@@ -235,3 +235,29 @@ async fn download(
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_capped_count_reads_as_a_lower_bound() {
+        let page = |total: i64, more: bool| {
+            let data = json!({
+                "query": "trace", "total": total, "more": more, "page": 1, "pages": 50,
+                "packages": [], "formats": [], "sorts": [], "s": {},
+            });
+            crate::web::templates().render("search", &data).unwrap()
+        };
+        let capped = page(1000, true);
+        assert!(
+            capped.contains("1000+ packages for “trace” · page 1 of 50+"),
+            "{capped}"
+        );
+        let exact = page(999, false);
+        assert!(
+            exact.contains("999 packages for “trace” · page 1 of 50<"),
+            "{exact}"
+        );
+    }
+}
