@@ -26,8 +26,11 @@ command -v wrk >/dev/null || {
   echo "error: wrk is missing; install-deps.sh installs it (it is in scripts/test-tools.txt)" >&2
   exit 1
 }
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-[ -x "$pg_bin/initdb" ] || {
+pg_bin=""
+for dir in /usr/lib/postgresql/*/bin; do
+  [ -x "$dir/initdb" ] && pg_bin=$dir
+done
+[ -n "$pg_bin" ] || {
   echo "error: PostgreSQL's server is missing; install-deps.sh installs it (postgresql)" >&2
   exit 1
 }

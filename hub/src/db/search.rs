@@ -558,25 +558,7 @@ impl Db {
             Sort::Relevance if !plan.words.is_empty() => {
                 self.ranked(&plan, offset, per_page).await?
             }
-            sort => {
-                let order = match sort {
-                    Sort::Downloads => "p.downloads DESC, p.repo",
-                    Sort::Stars => "p.star_count DESC, p.downloads DESC, p.repo",
-                    Sort::Relevance | Sort::Newest => "p.updated_at DESC, p.repo",
-                };
-                let page = plan.page(None, order, offset, per_page);
-                let rows = self.statement(&page).fetch_all(&self.pool).await?;
-                let counted = match (plan.walks(offset + per_page), rows.first()) {
-                    (false, Some(first)) => {
-                        Some(first.try_get(PACKAGE_COLUMNS.split(',').count() + 3)?)
-                    }
-                    _ => None,
-                };
-                (
-                    rows.iter().map(hit).collect::<HubResult<Vec<_>>>()?,
-                    counted,
-                )
-            }
+            sort => self.sorted(&plan, sort, offset, per_page).await?,
         };
         // A page that is not full (and not past the end) says how many there are.
         let shown = hits.len() as i64;
@@ -596,6 +578,30 @@ impl Db {
             more: counted > COUNT_CAP,
             hits,
         })
+    }
+
+    /// A page in another order than relevance, and how many match when that was counted
+    /// on the way.
+    async fn sorted(
+        &self,
+        plan: &Plan<'_>,
+        sort: Sort,
+        offset: i64,
+        limit: i64,
+    ) -> HubResult<(Vec<Hit>, Option<i64>)> {
+        let order = match sort {
+            Sort::Downloads => "p.downloads DESC, p.repo",
+            Sort::Stars => "p.star_count DESC, p.downloads DESC, p.repo",
+            Sort::Relevance | Sort::Newest => "p.updated_at DESC, p.repo",
+        };
+        let page = plan.page(None, order, offset, limit);
+        let rows = self.statement(&page).fetch_all(&self.pool).await?;
+        let counted = match (plan.walks(offset + limit), rows.first()) {
+            (false, Some(first)) => Some(first.try_get(PACKAGE_COLUMNS.split(',').count() + 3)?),
+            _ => None,
+        };
+        let hits = rows.iter().map(hit).collect::<HubResult<Vec<_>>>()?;
+        Ok((hits, counted))
     }
 
     /// SQLite: checks the filter and each word on a sample of packages. A word (3
