@@ -171,7 +171,8 @@ pub async fn search(
         })
         .collect();
     Ok(Json(json!({
-        "total": found.total, "page": s.page, "per_page": s.per_page, "packages": packages,
+        "total": found.total, "total_is_more": found.more, "page": s.page,
+        "per_page": s.per_page, "packages": packages,
     }))
     .into_response())
 }

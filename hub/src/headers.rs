@@ -27,6 +27,10 @@ static CSP: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// [`CSP`] as a header value, checked once (cloning it shares the bytes).
+static CSP_HEADER: LazyLock<HeaderValue> =
+    LazyLock::new(|| HeaderValue::from_str(&CSP).expect("an ASCII policy"));
+
 /// The text of every `<style>…</style>` block in `html`.
 fn inline_styles(html: &str) -> impl Iterator<Item = &str> {
     html.split("<style>")
@@ -41,10 +45,7 @@ pub async fn security_headers(State(https): State<bool>, req: Request, next: Nex
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_str(&CSP).expect("an ASCII policy"),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, CSP_HEADER.clone());
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -4,8 +4,15 @@
 //!
 //! Password checks are limited per account and per client address, so neither many
 //! addresses against one account nor one address against many accounts gets far.
+//!
+//! A subject that has used up its limit stays refused until its window ends (counts only
+//! grow within a window), so each process remembers those ([`Spent`]) and refuses them
+//! without the database: a client pulling in a loop costs one upsert a day, not one per
+//! pull.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use crate::db::{now, Db};
 use crate::error::HubResult;
@@ -27,15 +34,50 @@ impl Limit {
 
     /// Counts one hit by `subject` and returns how many it made in this window.
     pub async fn hit(&self, db: &Db, subject: &str) -> HubResult<i64> {
-        let t = now();
-        let window = t.div_euclid(self.window_secs);
+        let (key, until) = self.window_key(subject);
+        db.rate_hit(&key, until).await
+    }
+
+    /// The counter's key for `subject` in the current window, and when the window ends.
+    fn window_key(&self, subject: &str) -> (String, i64) {
+        let window = now().div_euclid(self.window_secs);
         let key = format!("{}:{subject}:{window}", self.name);
-        db.rate_hit(&key, (window + 1) * self.window_secs).await
+        (key, (window + 1) * self.window_secs)
+    }
+}
+
+/// Counter keys (limit, subject, window) known to be at their limit, with the end of their
+/// window: a hit on one of them is refused without asking the database.
+#[derive(Debug, Default)]
+pub struct Spent {
+    keys: Mutex<HashMap<String, i64>>,
+}
+
+/// Most keys remembered; past it expired ones are dropped, then all (the database still
+/// holds the counts, so forgetting only costs an upsert).
+const SPENT_MAX_KEYS: usize = 100_000;
+
+impl Spent {
+    fn contains(&self, key: &str) -> bool {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.get(key).is_some_and(|until| *until > now())
+    }
+
+    fn insert(&self, key: String, until: i64) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= SPENT_MAX_KEYS {
+            let t = now();
+            keys.retain(|_, until| *until > t);
+            if keys.len() >= SPENT_MAX_KEYS {
+                keys.clear();
+            }
+        }
+        keys.insert(key, until);
     }
 }
 
 /// The limits the hub applies.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Limits {
     /// Password checks (argon2) per account: guesses against one user from anywhere.
     pub login_account: Limit,
@@ -47,6 +89,30 @@ pub struct Limits {
     pub publish: Limit,
     /// A download is counted once per address, version and window.
     pub download: Limit,
+    /// Subjects this process saw use up a limit ([`Limits::allow_once`]).
+    pub spent: Spent,
+}
+
+impl Limits {
+    /// Whether `subject` already used up `limit` in this window, as far as this process
+    /// knows (no database access; false means "ask").
+    pub fn already_counted(&self, limit: &Limit, subject: &str) -> bool {
+        self.spent.contains(&limit.window_key(subject).0)
+    }
+
+    /// [`Limit::allow`], remembering a subject that reached the limit so its next hits in
+    /// the window are refused by [`Limits::already_counted`] without the database.
+    pub async fn allow_once(&self, limit: &Limit, db: &Db, subject: &str) -> HubResult<bool> {
+        let (key, until) = limit.window_key(subject);
+        if self.spent.contains(&key) {
+            return Ok(false);
+        }
+        let hits = db.rate_hit(&key, until).await?;
+        if hits >= limit.max {
+            self.spent.insert(key, until);
+        }
+        Ok(hits <= limit.max)
+    }
 }
 
 impl Default for Limits {
@@ -77,6 +143,7 @@ impl Default for Limits {
                 max: 1,
                 window_secs: 86_400,
             },
+            spent: Spent::default(),
         }
     }
 }
@@ -139,5 +206,24 @@ mod tests {
         assert!(limit.allow(&a, "x").await.unwrap());
         assert!(!limit.allow(&b, "x").await.unwrap());
         assert!(limit.allow(&b, "y").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_spent_subject_is_refused_without_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), None).await.unwrap();
+        let limits = Limits::default();
+        let once = limits.download;
+        assert!(!limits.already_counted(&once, "x"));
+        assert!(limits.allow_once(&once, &db, "x").await.unwrap());
+        assert!(limits.already_counted(&once, "x"));
+        assert!(!limits.already_counted(&once, "y"));
+        // Refused from memory: the database's count stays at the one hit.
+        assert!(!limits.allow_once(&once, &db, "x").await.unwrap());
+        assert_eq!(once.hit(&db, "x").await.unwrap(), 2);
+        // Another process (no memory) still learns it from the database.
+        let other = Limits::default();
+        assert!(!other.allow_once(&once, &db, "x").await.unwrap());
+        assert!(other.already_counted(&once, "x"));
     }
 }

@@ -36,7 +36,8 @@ impl Db {
         .bind(now())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        // The "loads on kernel ≥ X" search filter reads it from the package row.
+        self.refresh_package_flags(repo).await
     }
 
     /// The verified matrix of one of `digests` (a version's manifest or index), if any.

@@ -24,6 +24,8 @@ mod registry;
 mod search;
 mod security;
 mod store;
+#[cfg(test)]
+pub(crate) mod test_postgres;
 mod trust;
 mod web;
 
@@ -89,6 +91,18 @@ impl Db {
                             .execute(&mut *conn)
                             .await?;
                         sqlx::query("PRAGMA busy_timeout=10000")
+                            .execute(&mut *conn)
+                            .await?;
+                        // Reads through a shared memory map instead of a read() per page
+                        // into each connection's small cache: searches read many pages.
+                        sqlx::query("PRAGMA mmap_size=268435456")
+                            .execute(&mut *conn)
+                            .await?;
+                    } else {
+                        // The hub's tables fit in memory: an index page costs about what a
+                        // sequential one does, so the planner picks the trigram indexes of
+                        // search for rare words instead of reading every package.
+                        sqlx::query("SET random_page_cost = 1.1")
                             .execute(&mut *conn)
                             .await?;
                     }

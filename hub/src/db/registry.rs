@@ -244,6 +244,37 @@ impl Db {
         row.map(|r| manifest_row(&r)).transpose()
     }
 
+    /// What a pull's manifest GET needs, in one statement: the manifest `reference` (a tag
+    /// or a digest) names in `repo`, and whether the version it is was yanked (every
+    /// version row it is, yanked; see [`Db::is_yanked`]).
+    pub async fn manifest_for_pull(
+        &self,
+        repo: &str,
+        reference: &str,
+        by_digest: bool,
+    ) -> HubResult<Option<(ManifestRow, bool)>> {
+        let sql = if by_digest {
+            "SELECT m.digest, m.media_type, m.artifact_type, m.content, \
+             (SELECT MIN(v.yanked) FROM versions v WHERE v.repo = m.repo AND v.digest = m.digest) \
+             FROM manifests m WHERE m.repo = $1 AND m.digest = $2"
+        } else {
+            "SELECT m.digest, m.media_type, m.artifact_type, m.content, \
+             (SELECT MIN(v.yanked) FROM versions v WHERE v.repo = t.repo AND v.version = t.name) \
+             FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest \
+             WHERE t.repo = $1 AND t.name = $2"
+        };
+        let row = sqlx::query(sql)
+            .bind(repo)
+            .bind(reference)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let yanked: Option<i64> = r.try_get(4)?;
+        Ok(Some((manifest_row(&r)?, yanked == Some(1))))
+    }
+
     pub async fn manifest_exists(&self, repo: &str, digest: &str) -> HubResult<bool> {
         Ok(!self
             .strings(

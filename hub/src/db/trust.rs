@@ -88,7 +88,8 @@ impl Db {
         .bind(now())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        // The signed badge and filter of search read it from the package row.
+        self.refresh_package_flags(repo).await
     }
 
     /// Every verified signature in `repo`.

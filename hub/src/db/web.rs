@@ -45,6 +45,7 @@ impl Db {
             .await?
             > 0
         {
+            self.refresh_package_flags(repo).await?;
             return Ok(false);
         }
         sqlx::query("INSERT INTO stars (user_name, repo, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
@@ -54,6 +55,8 @@ impl Db {
             .execute(&self.pool)
             .await
             ?;
+        // Search sorts by the count on the package row.
+        self.refresh_package_flags(repo).await?;
         Ok(true)
     }
 

@@ -90,17 +90,9 @@ pub async fn handle(
     }
 }
 
-/// The digest a tag or digest reference names in `name`, if the manifest exists.
-async fn resolve(app: &AppState, name: &str, reference: &str) -> HubResult<String> {
-    if is_digest(reference) {
-        return Ok(reference.to_string());
-    }
-    app.db
-        .tag_digest(name, reference)
-        .await?
-        .ok_or_else(|| HubError::manifest_unknown(reference))
-}
-
+/// One database statement per GET ([`crate::db::Db::manifest_for_pull`]); the download is
+/// counted after the response, and not at all once this process counted the same client's
+/// pull of this version today.
 async fn get(
     app: &AppState,
     asker: &Asker,
@@ -108,20 +100,23 @@ async fn get(
     name: &str,
     reference: &str,
 ) -> HubResult<Response> {
-    let digest = resolve(app, name, reference).await?;
-    let m = app
+    let by_digest = is_digest(reference);
+    let (m, yanked) = app
         .db
-        .manifest(name, &digest)
+        .manifest_for_pull(name, reference, by_digest)
         .await?
         .ok_or_else(|| HubError::manifest_unknown(reference))?;
     let len = m.content.len();
-    if *method == Method::GET && !is_digest(reference) {
-        // Counted after the response is on its way: a slow counter never delays a pull.
-        let (app, name, tag) = (app.clone(), name.to_string(), reference.to_string());
+    if *method == Method::GET && !by_digest {
         let who = crate::rate::address(asker.peer.0);
-        tokio::spawn(async move {
-            let _ = count_download(&app, &who, &name, &tag).await;
-        });
+        let subject = download_subject(&who, name, reference);
+        if !app.limits.already_counted(&app.limits.download, &subject) {
+            // Counted after the response is on its way: a slow counter never delays a pull.
+            let (app, name, tag) = (app.clone(), name.to_string(), reference.to_string());
+            tokio::spawn(async move {
+                let _ = count_download(&app, &who, &name, &tag).await;
+            });
+        }
     }
     let body = if *method == Method::HEAD {
         Body::empty()
@@ -134,10 +129,16 @@ async fn get(
         .header(header::CONTENT_LENGTH, len)
         .header(DIGEST_HEADER, m.digest);
     // Still served (pinned installs keep working), but the client is told.
-    if app.db.is_yanked(name, reference).await? {
+    if yanked {
         response = response.header(ebpf_package::spec::HEADER_YANKED, "true");
     }
     response.body(body).map_err(HubError::internal)
+}
+
+/// Who pulled what, as the download limit counts it: once per client address, repository
+/// and version.
+fn download_subject(who: &str, repo: &str, version: &str) -> String {
+    format!("{who}:{repo}:{version}")
 }
 
 async fn put(
@@ -251,8 +252,12 @@ pub fn referenced_blobs(doc: &ManifestDoc) -> Vec<String> {
 /// Counts a download of `repo:version` once per client address and day, so one client
 /// pulling in a loop cannot inflate the count.
 pub async fn count_download(app: &AppState, who: &str, repo: &str, version: &str) -> HubResult<()> {
-    let subject = format!("{who}:{repo}:{version}");
-    if app.limits.download.allow(&app.db, &subject).await? {
+    let subject = download_subject(who, repo, version);
+    let limits = &app.limits;
+    if limits
+        .allow_once(&limits.download, &app.db, &subject)
+        .await?
+    {
         app.db.count_download(repo, version).await?;
     }
     Ok(())

@@ -90,6 +90,8 @@ pub async fn search(
         Err(e) => return internal(e),
     };
     let pages = (found.total + s.per_page - 1) / s.per_page;
+    // Past a capped count ("1000+") a full page may have a next one the count cannot show.
+    let more_pages = found.more && found.hits.len() as i64 == s.per_page;
     let params = s.to_params();
     let link = |page: i64| format!("/search?{params}&page={page}");
     let option = |name: &str, selected: bool| json!({"name": name, "selected": selected});
@@ -111,10 +113,11 @@ pub async fn search(
         },
         "formats": formats,
         "sorts": sorts,
-        "total": found.total, "page": s.page, "pages": pages.max(1),
+        "total": found.total, "more": found.more, "page": s.page,
+        "pages": pages.max(s.page).max(1),
         "packages": hits(&found.hits),
         "prev": (s.page > 1).then(|| link(s.page - 1)),
-        "next": (s.page < pages).then(|| link(s.page + 1)),
+        "next": (s.page < pages || more_pages).then(|| link(s.page + 1)),
     });
     render(&app, &v, "Search", "search", data)
 }
@@ -231,4 +234,30 @@ async fn download(
         bytes,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_capped_count_reads_as_a_lower_bound() {
+        let page = |total: i64, more: bool| {
+            let data = json!({
+                "query": "trace", "total": total, "more": more, "page": 1, "pages": 50,
+                "packages": [], "formats": [], "sorts": [], "s": {},
+            });
+            crate::web::templates().render("search", &data).unwrap()
+        };
+        let capped = page(1000, true);
+        assert!(
+            capped.contains("1000+ packages for “trace” · page 1 of 50+"),
+            "{capped}"
+        );
+        let exact = page(999, false);
+        assert!(
+            exact.contains("999 packages for “trace” · page 1 of 50<"),
+            "{exact}"
+        );
+    }
 }

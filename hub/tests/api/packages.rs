@@ -99,29 +99,45 @@ async fn the_json_api_and_the_download_show_what_was_indexed() {
     assert_eq!(object.header("content-type"), Some("application/x-elf"));
 
     // A pull by tag from another client counts as a download (off the request path, so
-    // allow it a moment).
-    let r = hub
-        .request_from(
-            Some("192.0.2.7:4000"),
-            "GET",
-            "/v2/alice/hubsnoop/manifests/0.1.0",
-            &[],
-            b"",
-        )
-        .await;
+    // allow it a moment); the same client pulling again does not.
+    pull_from(&hub, "192.0.2.7:4000").await;
+    assert_eq!(
+        downloads_reach(&hub, 2).await,
+        2,
+        "the download and the pull"
+    );
+    pull_from(&hub, "192.0.2.7:4001").await;
+    pull_from(&hub, "192.0.2.8:4000").await;
+    assert_eq!(downloads_reach(&hub, 3).await, 3, "one more client, once");
+    // Had the repeated pull been counted, its count would land by now.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        downloads_reach(&hub, 0).await,
+        3,
+        "a repeated pull is not counted"
+    );
+}
+
+async fn pull_from(hub: &TestHub, peer: &str) {
+    let path = "/v2/alice/hubsnoop/manifests/0.1.0";
+    let r = hub.request_from(Some(peer), "GET", path, &[], b"").await;
     assert_eq!(r.status, 200);
+}
+
+/// The package's download count once it is at least `n` (or after two seconds).
+async fn downloads_reach(hub: &TestHub, n: i64) -> i64 {
     let mut downloads = 0;
     for _ in 0..100 {
         let pkg = hub
             .request("GET", "/api/v1/packages/alice/hubsnoop", &[], b"")
             .await;
         downloads = pkg.json()["downloads"].as_i64().unwrap();
-        if downloads >= 2 {
+        if downloads >= n {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(downloads, 2, "the download and the pull are both counted");
+    downloads
 }
 
 /// The package links of a search results page, in order.

@@ -180,6 +180,14 @@ async fn yanked_versions_are_not_offered_but_stay_pullable() {
         (r.status, r.header("x-cargo-ebpf-yanked")),
         (200, Some("true"))
     );
+    // By digest too: the manifest is that of a yanked version.
+    let digest = r.header("docker-content-digest").unwrap().to_string();
+    let path = format!("/v2/alice/opensnoop/manifests/{digest}");
+    let r = hub.request("GET", &path, &[], b"").await;
+    assert_eq!(
+        (r.status, r.header("x-cargo-ebpf-yanked")),
+        (200, Some("true"))
+    );
     let r = hub
         .request("GET", "/v2/alice/opensnoop/manifests/0.1.0", &[], b"")
         .await;
