@@ -13,7 +13,10 @@ UPDATE packages SET
     kernel_from = (SELECT MIN(k.loads_from) FROM versions v JOIN kernel_matrices k
         ON k.repo = v.repo AND k.subject_digest = v.digest
         WHERE v.repo = packages.repo AND v.version = packages.latest_version);
-CREATE INDEX packages_by_downloads ON packages (downloads DESC, repo);
+-- Relevance reads a thousand matches in download order: the columns it filters and scores
+-- on are in the index, so a package that does not match costs no row lookup.
+CREATE INDEX packages_by_downloads ON packages
+    (downloads DESC, repo, latest_version, hidden, name, owner, keywords, search_text);
 CREATE INDEX packages_by_updated ON packages (updated_at DESC, repo);
 CREATE INDEX packages_by_stars ON packages (star_count DESC, downloads DESC, repo);
 CREATE INDEX packages_name ON packages (name);
