@@ -90,7 +90,7 @@ pub async fn search(
         Err(e) => return internal(e),
     };
     let pages = (found.total + s.per_page - 1) / s.per_page;
-    // Past a capped count ("1000+") a full page may have a next one the count cannot show.
+    // Past a capped count ("200+") a full page may have a next one the count cannot show.
     let more_pages = found.more && found.hits.len() as i64 == s.per_page;
     let params = s.to_params();
     let link = |page: i64| format!("/search?{params}&page={page}");
