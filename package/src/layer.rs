@@ -97,11 +97,36 @@ impl LayerFile {
             Content::Bytes(b) => builder.append_data(&mut header, &self.path, b.as_slice()),
             Content::Disk { path, len } => {
                 let file = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
-                // A file that grew since it was measured must not overrun its header.
-                builder.append_data(&mut header, &self.path, file.take(*len))
+                let exact = Exact {
+                    inner: file.take(*len),
+                    left: *len,
+                };
+                builder.append_data(&mut header, &self.path, exact)
             }
         }
         .map_err(failed)
+    }
+}
+
+/// Exactly `left` bytes: a file that changed size since it was measured would otherwise
+/// overrun its tar header (grown) or leave the archive short of it (shrunk, which the tar
+/// writer does not notice).
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was packaged; package again",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
@@ -323,19 +348,20 @@ fn extract_within(tar_gz: impl Read, dest: &Path, limits: Limits) -> Result<()> 
             .with_help("refuse this package: only plain files and directories are allowed"));
         }
         let mode = entry.header().mode().map_err(bad_archive)? & 0o755;
-        // Streamed to disk: what is left of the total, plus one byte to notice going over.
-        let left = limits.total - total;
-        let label = path.display().to_string();
-        total += write_file(&target, entry.take(left.min(MAX_OBJECT_SIZE) + 1), mode)?;
+        // Streamed to disk, at most one byte past either limit, to notice going over it.
+        let cap = (limits.total - total).min(MAX_OBJECT_SIZE);
+        let written = write_file(&target, entry.take(cap + 1), mode)?;
+        total += written;
         if total > limits.total {
             return Err(too_large(format!(
                 "more than {} bytes in all",
                 limits.total
             )));
         }
-        if total - (limits.total - left) > MAX_OBJECT_SIZE {
+        if written > MAX_OBJECT_SIZE {
             return Err(Error::input(format!(
-                "{label} is larger than {MAX_OBJECT_SIZE} bytes"
+                "{} is larger than {MAX_OBJECT_SIZE} bytes",
+                path.display()
             )));
         }
     }
@@ -402,6 +428,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = extract_all(&many[..], dir.path()).unwrap_err();
         assert!(err.message.contains("entries"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_packaged_is_an_error_not_a_short_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payload");
+        std::fs::write(&path, vec![7u8; 4096]).unwrap();
+        let file = LayerFile::from_disk("payload", &path, 0o644).unwrap();
+        std::fs::write(&path, vec![7u8; 100]).unwrap();
+        let err = tar_files(&[file]).unwrap_err();
+        assert!(err.message.contains("shrank"), "{}", err.message);
     }
 
     #[test]
