@@ -85,9 +85,11 @@ fn serve(client: TcpStream, st: Arc<State>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         while let Ok(n) = c_read.read(&mut buf) {
-            if n == 0 || u_write.write_all(&buf[..n]).is_err() {
+            if n == 0 {
                 break;
             }
+            // Marked before the request goes on: on a kept-alive connection the answer
+            // can be back, and passed through whole, before a check after the write.
             let armed = st_up.armed.load(Ordering::SeqCst);
             if armed
                 && buf[..n]
@@ -95,6 +97,9 @@ fn serve(client: TcpStream, st: Arc<State>) {
                     .any(|w| w == st_up.marker)
             {
                 st_up.seen.store(true, Ordering::SeqCst);
+            }
+            if u_write.write_all(&buf[..n]).is_err() {
+                break;
             }
         }
     });
