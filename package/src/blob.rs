@@ -60,9 +60,9 @@ impl Blob {
         }
         match &self.data {
             BlobData::Memory(bytes) => digest::verify(&self.descriptor.digest, bytes, "blob"),
+            // Hashed when the file was written or checked: not read a second time.
             BlobData::File(file) => {
-                let actual = hash_file(&file.path)?;
-                digest::verify_digest(&self.descriptor.digest, &actual, "blob")
+                digest::verify_digest(&self.descriptor.digest, &file.digest, "blob")
             }
         }
     }
@@ -81,15 +81,19 @@ pub enum BlobData {
 pub struct BlobFile {
     path: PathBuf,
     len: u64,
+    /// The digest of the content, computed as it was written or when it was verified.
+    digest: String,
     _temp: Option<tempfile::TempPath>,
 }
 
 impl BlobData {
-    /// A file holding `len` bytes, kept where it is (a layout's blob).
-    pub fn file(path: PathBuf, len: u64) -> BlobData {
+    /// A file holding `len` bytes whose content was just hashed to `digest`, kept where it
+    /// is (a layout's blob).
+    pub fn file(path: PathBuf, len: u64, digest: String) -> BlobData {
         BlobData::File(Arc::new(BlobFile {
             path,
             len,
+            digest,
             _temp: None,
         }))
     }
@@ -193,6 +197,7 @@ impl Spool {
         let data = BlobData::File(Arc::new(BlobFile {
             path: path.to_path_buf(),
             len: self.len,
+            digest: digest.clone(),
             _temp: Some(path),
         }));
         Ok((data, digest))

@@ -139,7 +139,7 @@ impl OciLayout {
         let len = std::fs::metadata(&path)
             .map_err(|e| Error::io("read", &path, e))?
             .len();
-        Ok(BlobData::file(path, len))
+        Ok(BlobData::file(path, len, actual))
     }
 
     /// A missing blob says the layout is incomplete; other errors are passed on.
