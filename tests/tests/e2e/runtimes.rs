@@ -253,7 +253,12 @@ fn files_project(env: &Env, host: &Path, extra: &str) -> PathBuf {
     std::fs::write(dir.join("conf/demo.conf"), "demo setting\n").unwrap();
     std::fs::write(
         dir.join("start.sh"),
-        format!("cat '{}' > '{}'\n", dest.display(), marker.display()),
+        // Written beside and renamed: a test polling for the marker must never see it empty.
+        format!(
+            "cat '{0}' > '{1}.part' && mv '{1}.part' '{1}'\n",
+            dest.display(),
+            marker.display()
+        ),
     )
     .unwrap();
     std::fs::write(dir.join("stop.sh"), format!("rm '{}'\n", marker.display())).unwrap();
