@@ -1,5 +1,6 @@
 //! The hub's metadata store: one `sqlx::AnyPool` over SQLite (the embedded default, a file
-//! in the data dir) or Postgres (scale-out, several hub processes on one database).
+//! in the data dir) or Postgres (scale-out, several hub processes on one database). On
+//! Postgres, searches have a pool of their own, set to plan each search with its values.
 //!
 //! Every query is written once with `$N` placeholders, which both drivers accept, so the two
 //! backends share one code path; only the migrations differ (column types).
@@ -24,12 +25,61 @@ mod registry;
 mod search;
 mod security;
 mod store;
-/// Connections to Postgres per hub process: twice the CPUs. More only queue in the
+
+/// Connections to Postgres per pool (searches, the rest) of a hub process: twice the
+/// CPUs. More only queue in the
 /// scheduler instead of the pool: with 16 on two cores, 10 concurrent searches made 10
 /// backends fight for the CPUs and p99 went from 16 to 30 ms at a lower rate.
 fn postgres_connections() -> u32 {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     (2 * cpus).clamp(4, 32) as u32
+}
+
+/// A pool on `url`, set up for `backend`. With `search`, Postgres plans every execution of
+/// a kept (prepared) statement with its values: a search's plan depends on them (a rare
+/// word takes the trigram index, a common one the sort's index), so a cached generic plan
+/// would be wrong, while a statement prepared anew each time costs an extra round trip.
+/// Other statements keep their generic plans, cheaper than planning each manifest GET.
+async fn connect(url: &str, backend: Backend, search: bool) -> Result<AnyPool> {
+    AnyPoolOptions::new()
+        .max_connections(match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => postgres_connections(),
+        })
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                let settings: &[&str] = match backend {
+                    // WAL lets readers proceed during a write; the timeout rides out short
+                    // write locks instead of failing the request. Reads go through a
+                    // shared memory map instead of a read() per page into each
+                    // connection's small cache: searches read many pages.
+                    Backend::Sqlite => &[
+                        "PRAGMA journal_mode=WAL",
+                        "PRAGMA busy_timeout=10000",
+                        "PRAGMA mmap_size=268435456",
+                    ],
+                    // The hub's tables fit in memory: an index page costs about what a
+                    // sequential one does, so the planner picks the trigram indexes of
+                    // search for rare words instead of reading every package.
+                    Backend::Postgres if search => &[
+                        "SET random_page_cost = 1.1",
+                        "SET plan_cache_mode = force_custom_plan",
+                    ],
+                    Backend::Postgres => &["SET random_page_cost = 1.1"],
+                };
+                for setting in settings {
+                    sqlx::query(setting).execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .map_err(|e| {
+            Error::environment("cannot open the hub database")
+                .with_source(e)
+                .with_help("check --database, or that the data dir is writable")
+        })
 }
 
 #[cfg(test)]
@@ -58,7 +108,11 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Db {
     pub(crate) pool: AnyPool,
+    /// What searches run on ([`connect`]).
+    search_pool: AnyPool,
     pub backend: Backend,
+    /// What search's recent samples of the table found (SQLite).
+    samples: std::sync::Arc<search::Samples>,
 }
 
 pub fn now() -> i64 {
@@ -88,45 +142,12 @@ impl Db {
                 )
             }
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 4,
-                Backend::Postgres => postgres_connections(),
-            })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers proceed during a write; the timeout rides out
-                        // short write locks instead of failing the request.
-                        sqlx::query("PRAGMA journal_mode=WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout=10000")
-                            .execute(&mut *conn)
-                            .await?;
-                        // Reads through a shared memory map instead of a read() per page
-                        // into each connection's small cache: searches read many pages.
-                        sqlx::query("PRAGMA mmap_size=268435456")
-                            .execute(&mut *conn)
-                            .await?;
-                    } else {
-                        // The hub's tables fit in memory: an index page costs about what a
-                        // sequential one does, so the planner picks the trigram indexes of
-                        // search for rare words instead of reading every package.
-                        sqlx::query("SET random_page_cost = 1.1")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await
-            .map_err(|e| {
-                Error::environment("cannot open the hub database")
-                    .with_source(e)
-                    .with_help("check --database, or that the data dir is writable")
-            })?;
+        let pool = connect(&url, backend, false).await?;
+        // Postgres: search's own connections (see `connect`); SQLite shares one pool.
+        let search_pool = match backend {
+            Backend::Sqlite => pool.clone(),
+            Backend::Postgres => connect(&url, backend, true).await?,
+        };
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
@@ -135,7 +156,12 @@ impl Db {
             .run(&pool)
             .await
             .map_err(|e| Error::environment("hub database migration failed").with_source(e))?;
-        let db = Db { pool, backend };
+        let db = Db {
+            pool,
+            search_pool,
+            backend,
+            samples: Default::default(),
+        };
         db.refresh_stale_search().await.map_err(Error::from)?;
         Ok(db)
     }

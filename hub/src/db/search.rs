@@ -12,7 +12,12 @@
 //! 10 clients): what they sort and filter on (stars, signed, the kernel series) is a column
 //! of the package row ([`Db::refresh_package_flags`]), sorts walk an index and stop at the
 //! page, relevance ranks a bounded window of matches ([`Db::search`]), and the count stops
-//! at [`COUNT_CAP`]. On SQLite, rare words go through a trigram index (FTS5).
+//! at [`COUNT_CAP`]. On SQLite, words few packages hold together go through a trigram
+//! index (FTS5), intersected there.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -193,10 +198,15 @@ pub const COUNT_CAP: i64 = 200;
 /// ones): one more than [`COUNT_CAP`], so the same rows also say whether there are more.
 const RANKED: i64 = COUNT_CAP + 1;
 
-/// SQLite looks a word up in the trigram index when at most one package in this many of a
-/// sample holds it: reading a match from that index costs about what checking this many
-/// packages' text does.
+/// SQLite looks words up in the trigram index when at most one package in this many of a
+/// sample holds them all: reading a match from that index (and its repository) costs about
+/// what checking this many packages' text does.
 const RARE_SHARE: i64 = 10;
+
+/// A word held by more than one package in this many is left out of the trigram lookup and
+/// checked on the rows it returns: its trigrams' lists are long, so intersecting them costs
+/// more than the rows it would remove (`tcp trace`: 0.56 ms with `trace`, 0.08 without).
+const COMMON_SHARE: i64 = 4;
 
 /// SQLite reads the ranked window along the downloads index when at least one package in
 /// this many passes the filter: each step there fetches a row, several times the cost of
@@ -209,6 +219,43 @@ const PAGE_ROWS: i64 = 200;
 
 /// Packages sampled to tell a rare word or filter from a common one.
 const SAMPLE: i64 = 200;
+
+/// How long what a sample found is used again: like Postgres's statistics it describes the
+/// table, not the moment, and a search repeated (or paged through) skips the statement.
+/// Only speed depends on it: a stale choice still finds every match.
+const SAMPLE_KEPT: Duration = Duration::from_secs(60);
+
+/// Samples kept at most; all are dropped when full.
+const SAMPLES_KEPT: usize = 1024;
+
+/// What recent samples found ([`Db::sample`]), by the sample statement and its values.
+#[derive(Default)]
+pub(crate) struct Samples(Mutex<HashMap<String, (Instant, Sampled)>>);
+
+/// A sample's outcome: the words to look up in the trigram index, and how many of how many
+/// sampled packages pass the whole filter.
+#[derive(Clone)]
+struct Sampled {
+    indexed: Vec<String>,
+    share: (i64, i64),
+}
+
+impl Samples {
+    fn get(&self, key: &str) -> Option<Sampled> {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.get(key)
+            .filter(|(at, _)| at.elapsed() < SAMPLE_KEPT)
+            .map(|(_, sampled)| sampled.clone())
+    }
+
+    fn put(&self, key: String, sampled: Sampled) {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= SAMPLES_KEPT {
+            kept.clear();
+        }
+        kept.insert(key, (Instant::now(), sampled));
+    }
+}
 
 /// One result: the package, its stars and whether its latest version is signed.
 #[derive(Debug, Clone)]
@@ -252,6 +299,63 @@ fn like_escape(s: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// An FTS5 query for packages that may hold every word as a substring: for each word,
+/// trigrams tiling it (`con`, `tai`, `ner` for `container`, the last one flush with its
+/// end), all joined by `AND`. Tokens without their positions cost half what each word's
+/// full phrase does (every trigram, in order); rows holding the tiles elsewhere are the
+/// `LIKE` checks' to drop. Words have 3 characters or more and no quote ([`search_words`]).
+fn trigram_query(words: &[String]) -> String {
+    let mut tiles: Vec<String> = Vec::new();
+    for w in words {
+        let chars: Vec<char> = w.chars().collect();
+        let last = chars.len().saturating_sub(3);
+        let starts = (0..last).step_by(3).chain([last]);
+        for start in starts {
+            let tile: String = chars[start..(start + 3).min(chars.len())].iter().collect();
+            let tile = format!("\"{}\"", tile.replace('"', "\"\""));
+            if !tiles.contains(&tile) {
+                tiles.push(tile);
+            }
+        }
+    }
+    tiles.join(" AND ")
+}
+
+/// How many sampled packages fell in each combination of bits ([`Db::sample`]).
+struct Sample(Vec<(i64, i64)>);
+
+impl Sample {
+    /// Sampled packages with every bit of `bits` set (all of them for 0).
+    fn holding(&self, bits: i64) -> i64 {
+        self.0
+            .iter()
+            .filter(|(b, _)| b & bits == bits)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The choices of [`Db::sample`] for `words` (bit 2 << i is `words[i]`).
+    fn decide(&self, words: &[String]) -> Sampled {
+        let sampled = self.holding(0);
+        let every = (1 << (words.len() + 1)) - 1;
+        let mut indexed = Vec::new();
+        let mut bits = 0;
+        for (i, w) in words.iter().enumerate() {
+            if w.chars().count() >= 3 && self.holding(2 << i) * COMMON_SHARE <= sampled {
+                bits |= 2 << i;
+                indexed.push(w.clone());
+            }
+        }
+        if indexed.is_empty() || self.holding(bits) * RARE_SHARE > sampled {
+            indexed.clear();
+        }
+        Sampled {
+            indexed,
+            share: (self.holding(every), sampled),
+        }
+    }
+}
+
 /// One statement being written: its text with `$N` placeholders and the values they bind,
 /// so each statement binds exactly the values it uses.
 struct Sql {
@@ -290,8 +394,8 @@ struct Plan<'a> {
     s: &'a SearchQuery,
     words: Vec<String>,
     backend: Backend,
-    /// SQLite: the words rare enough to look up in the trigram index ([`Db::sample`]).
-    rare: Vec<String>,
+    /// SQLite: the words looked up together in the trigram index ([`Db::sample`]).
+    indexed: Vec<String>,
     /// SQLite: how many of how many sampled packages pass the filter.
     share: Option<(i64, i64)>,
 }
@@ -314,7 +418,7 @@ impl Plan<'_> {
     fn walks(&self, rows: i64) -> bool {
         match self.share {
             _ if self.backend != Backend::Sqlite => true,
-            _ if !self.rare.is_empty() => false,
+            _ if !self.indexed.is_empty() => false,
             Some((passed, sampled)) => {
                 let share = if rows > PAGE_ROWS {
                     WALK_SHARE
@@ -348,26 +452,37 @@ impl Plan<'_> {
         }
     }
 
+    /// Every condition of a match: the facets, then the words.
     fn filter(&self, sql: &mut Sql) {
+        self.facets(sql);
+        self.texts(sql);
+    }
+
+    /// The words in the search text: looked up in the trigram index when [`Db::sample`]
+    /// chose that, and checked on each row in any case (the index only narrows).
+    fn texts(&self, sql: &mut Sql) {
+        if !self.indexed.is_empty() {
+            sql.push(" AND p.repo IN (SELECT repo FROM packages_trigrams WHERE search_text MATCH ")
+                .bind(trigram_query(&self.indexed))
+                .push(")");
+        }
+        for w in self.words.iter().filter(|w| !w.contains('/')) {
+            sql.push(" AND p.search_text LIKE ")
+                .bind(format!("%{}%", like_escape(w)))
+                .push(" ESCAPE '\\'");
+        }
+    }
+
+    /// Everything but the words in the search text: visible, the repository words, the
+    /// facet columns and the flags. Short columns, so rows failing them skip the text.
+    fn facets(&self, sql: &mut Sql) {
         sql.push("p.latest_version <> '' AND p.hidden = 0");
-        for w in &self.words {
-            if w.contains('/') {
-                // A prefix as a range, so the primary key index finds it.
-                let repo = self.repo_bytes();
-                sql.push(&format!(" AND {repo} >= ")).bind(w.clone());
-                sql.push(&format!(" AND {repo} < "))
-                    .bind(format!("{w}\u{10FFFF}"));
-            } else {
-                if self.rare.contains(w) {
-                    // Words hold no GLOB wildcard (`*?[`): see search_words.
-                    sql.push(" AND p.repo IN (SELECT repo FROM packages_trigrams WHERE search_text GLOB ")
-                        .bind(format!("*{w}*"))
-                        .push(")");
-                }
-                sql.push(" AND p.search_text LIKE ")
-                    .bind(format!("%{}%", like_escape(w)))
-                    .push(" ESCAPE '\\'");
-            }
+        for w in self.words.iter().filter(|w| w.contains('/')) {
+            // A prefix as a range, so the primary key index finds it.
+            let repo = self.repo_bytes();
+            sql.push(&format!(" AND {repo} >= ")).bind(w.clone());
+            sql.push(&format!(" AND {repo} < "))
+                .bind(format!("{w}\u{10FFFF}"));
         }
         let format = match self.s.format.as_str() {
             "ours" => "cargo-ebpf",
@@ -486,27 +601,33 @@ impl Plan<'_> {
         sql.push(&select_hits());
         sql.push(
             "page.score, (SELECT COUNT(*) FROM top), (SELECT COUNT(*) FROM ranked), \
-             (SELECT COUNT(*) FROM top WHERE exact = 0) \
+             (SELECT CAST(COALESCE(SUM(1 - exact), 0) AS BIGINT) FROM top) \
              FROM page JOIN packages p ON p.repo = page.repo \
              ORDER BY page.score DESC, p.downloads DESC, p.repo",
         );
         sql
     }
 
-    /// A page of matches in `order`, those with `extra` (a condition writer) only.
+    /// A page of matches in `order`, those with `extra` (a condition writer) only; with
+    /// `counted`, each row also says how many match (up to one more than [`COUNT_CAP`]).
     fn page(
         &self,
         extra: Option<fn(&Plan, &mut Sql)>,
         order: &str,
-        offset: i64,
-        limit: i64,
+        (offset, limit): (i64, i64),
+        counted: bool,
     ) -> Sql {
         let mut sql = Sql::new(&select_hits());
         self.score(&mut sql);
         sql.push(" AS score");
-        if !self.walks(offset + limit) {
+        if counted && !self.walks(offset + limit) {
             // Every match is read and sorted anyway: counted on the way.
             sql.push(", COUNT(*) OVER ()");
+        } else if counted {
+            // In the same statement: one trip to the database, one plan.
+            sql.push(", (");
+            self.count(&mut sql);
+            sql.push(")");
         }
         sql.push(" FROM packages p WHERE ");
         // The short columns first: rows failing them skip the search text.
@@ -521,11 +642,10 @@ impl Plan<'_> {
     }
 
     /// How many rows match, reading at most one more than [`COUNT_CAP`].
-    fn count(&self) -> Sql {
-        let mut sql = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM packages p WHERE ");
-        self.filter(&mut sql);
+    fn count(&self, sql: &mut Sql) {
+        sql.push("SELECT COUNT(*) FROM (SELECT 1 FROM packages p WHERE ");
+        self.filter(sql);
         sql.push(&format!(" LIMIT {}) c", COUNT_CAP + 1));
-        sql
     }
 }
 
@@ -550,7 +670,7 @@ impl Db {
             s,
             words,
             backend: self.backend,
-            rare: vec![],
+            indexed: vec![],
             share: None,
         };
         self.sample(&mut plan).await?;
@@ -573,7 +693,11 @@ impl Db {
         }
         let counted = match counted {
             Some(n) => n,
-            None => self.fetch_i64(&plan.count()).await?,
+            None => {
+                let mut sql = Sql::new("");
+                plan.count(&mut sql);
+                self.fetch_i64(&sql).await?
+            }
         };
         Ok(Found {
             total: counted.min(COUNT_CAP),
@@ -582,8 +706,8 @@ impl Db {
         })
     }
 
-    /// A page in another order than relevance, and how many match when that was counted
-    /// on the way.
+    /// A page in another order than relevance, and how many match (unless the page is past
+    /// the last match).
     async fn sorted(
         &self,
         plan: &Plan<'_>,
@@ -596,22 +720,22 @@ impl Db {
             Sort::Stars => "p.star_count DESC, p.downloads DESC, p.repo",
             Sort::Relevance | Sort::Newest => "p.updated_at DESC, p.repo",
         };
-        let page = plan.page(None, order, offset, limit);
-        let rows = self.statement(&page).fetch_all(&self.pool).await?;
-        let counted = match (plan.walks(offset + limit), rows.first()) {
-            (false, Some(first)) => Some(first.try_get(PACKAGE_COLUMNS.split(',').count() + 3)?),
-            _ => None,
+        let page = plan.page(None, order, (offset, limit), true);
+        let rows = self.statement(&page).fetch_all(&self.search_pool).await?;
+        let counted = match rows.first() {
+            Some(first) => Some(first.try_get(PACKAGE_COLUMNS.split(',').count() + 3)?),
+            None => None,
         };
         let hits = rows.iter().map(hit).collect::<HubResult<Vec<_>>>()?;
         Ok((hits, counted))
     }
 
-    /// SQLite: checks the filter and each word on a sample of packages. A word (3
-    /// characters or more) held by few of them is looked up in the trigram index, whose
-    /// cost grows with its matches, instead of checked package by package; and a filter
-    /// few packages pass is not read along a sort's index (every step of which fetches a
-    /// row) but from the whole table, sorted after. (Postgres's planner makes these
-    /// choices itself from its statistics.)
+    /// SQLite: checks the facets and each word on a sample of packages, then decides as
+    /// Postgres's planner does from its statistics. Words (3 characters or more, none held
+    /// by over a [`COMMON_SHARE`] share) that few packages hold together are looked up
+    /// together in the trigram index, whose cost grows with their matches, instead of
+    /// checked package by package; and a filter few packages pass is not read along a sort's
+    /// index (every step of which fetches a row) but from the whole table, sorted after.
     async fn sample(&self, plan: &mut Plan<'_>) -> HubResult<()> {
         if self.backend != Backend::Sqlite {
             return Ok(());
@@ -619,28 +743,38 @@ impl Db {
         let plain: Vec<String> = plan
             .words
             .iter()
-            .filter(|w| !w.contains('/') && w.chars().count() >= 3)
+            .filter(|w| !w.contains('/'))
             .cloned()
             .collect();
-        let mut sql = Sql::new("SELECT COUNT(*), SUM(CASE WHEN ");
-        plan.filter(&mut sql);
-        sql.push(" THEN 1 ELSE 0 END)");
-        for w in &plain {
-            sql.push(", SUM(CASE WHEN p.search_text LIKE ")
+        // One bit per sampled package for the facets (1) and for each word (2, 4, …),
+        // counted per combination: a few rows that answer every question below.
+        let mut sql = Sql::new("SELECT bits, COUNT(*) FROM (SELECT CASE WHEN ");
+        plan.facets(&mut sql);
+        sql.push(" THEN 1 ELSE 0 END");
+        for (i, w) in plain.iter().enumerate() {
+            sql.push(" + CASE WHEN p.search_text LIKE ")
                 .bind(format!("%{}%", like_escape(w)))
-                .push(" ESCAPE '\\' THEN 1 ELSE 0 END)");
+                .push(&format!(" ESCAPE '\\' THEN {} ELSE 0 END", 2 << i));
         }
-        sql.push(&format!(" FROM (SELECT * FROM packages LIMIT {SAMPLE}) p"));
-        let row = self.statement(&sql).fetch_one(&self.pool).await?;
-        let sampled: i64 = row.try_get(0)?;
-        let passed: Option<i64> = row.try_get(1)?;
-        plan.share = Some((passed.unwrap_or(0), sampled));
-        for (i, w) in plain.into_iter().enumerate() {
-            let held: Option<i64> = row.try_get(i + 2)?;
-            if held.unwrap_or(0) * RARE_SHARE <= sampled {
-                plan.rare.push(w);
+        sql.push(&format!(
+            " AS bits FROM (SELECT * FROM packages LIMIT {SAMPLE}) p) GROUP BY bits"
+        ));
+        let key = format!("{}\0{}", sql.text, sql.args.join("\0"));
+        let sampled = match self.samples.get(&key) {
+            Some(sampled) => sampled,
+            None => {
+                let rows = self.statement(&sql).fetch_all(&self.search_pool).await?;
+                let counts = rows
+                    .iter()
+                    .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)))
+                    .collect::<HubResult<Vec<_>>>()?;
+                let sampled = Sample(counts).decide(&plain);
+                self.samples.put(key, sampled.clone());
+                sampled
             }
-        }
+        };
+        plan.indexed = sampled.indexed;
+        plan.share = Some(sampled.share);
         Ok(())
     }
 
@@ -654,7 +788,7 @@ impl Db {
     ) -> HubResult<(Vec<Hit>, Option<i64>)> {
         let rows = self
             .statement(&plan.ranked(offset, limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.search_pool)
             .await?;
         let Some(first) = rows.first() else {
             return Ok((vec![], None));
@@ -671,21 +805,23 @@ impl Db {
             let rest = plan.page(
                 Some(not_exact),
                 "p.downloads DESC, p.repo",
-                plain + (offset - ranked).max(0),
-                need - offset.max(ranked),
+                (plain + (offset - ranked).max(0), need - offset.max(ranked)),
+                false,
             );
             page.extend(self.hits(&rest).await?);
         }
         Ok((page, Some(top)))
     }
 
-    /// Postgres plans each search with its values (a cached generic plan would not know
-    /// whether a word is rare, which decides between its trigram index and a sorted walk).
+    /// A search statement, kept prepared on its connection. On Postgres those are search's
+    /// own connections, which plan each execution with its values (a generic plan would
+    /// not know whether a word is rare, which decides between its trigram index and a
+    /// sorted walk).
     fn statement<'q>(
         &self,
         sql: &'q Sql,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-        let mut q = sqlx::query(&sql.text).persistent(self.backend == Backend::Sqlite);
+        let mut q = sqlx::query(&sql.text);
         for a in &sql.args {
             q = q.bind(a.clone());
         }
@@ -693,14 +829,14 @@ impl Db {
     }
 
     async fn hits(&self, sql: &Sql) -> HubResult<Vec<Hit>> {
-        let rows = self.statement(sql).fetch_all(&self.pool).await?;
+        let rows = self.statement(sql).fetch_all(&self.search_pool).await?;
         rows.iter().map(hit).collect()
     }
 
     async fn fetch_i64(&self, sql: &Sql) -> HubResult<i64> {
         Ok(self
             .statement(sql)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.search_pool)
             .await?
             .try_get(0)?)
     }
@@ -848,6 +984,15 @@ mod tests {
         );
         assert_eq!(search_words("a%b 'x'"), ["ab", "x"]);
         assert!(search_words("  ").is_empty());
+    }
+
+    #[test]
+    fn trigram_queries_tile_each_word() {
+        let q = |ws: &[&str]| trigram_query(&ws.iter().map(|w| w.to_string()).collect::<Vec<_>>());
+        assert_eq!(q(&["container"]), r#""con" AND "tai" AND "ner""#);
+        assert_eq!(q(&["snoop", "lat"]), r#""sno" AND "oop" AND "lat""#);
+        assert_eq!(q(&["ext4x", "tcp", "tcp"]), r#""ext" AND "t4x" AND "tcp""#);
+        assert_eq!(q(&["läuft"]), r#""läu" AND "uft""#);
     }
 
     #[test]
@@ -1104,6 +1249,84 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn words_rare_together_are_intersected_in_the_trigram_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), None).await.unwrap();
+        // Each word is held by a fifth to a third of the packages; both together by few.
+        let mut seed = 11u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let subjects = ["tcp", "container", "bio", "dns", "runq", "xfs"];
+        let kinds = ["snoop", "top", "lat", "watch", "stat"];
+        let rows: Vec<Row> = (0..600)
+            .map(|i| Row {
+                owner: format!("o{}", i % 37),
+                name: format!(
+                    "{}{}{i}",
+                    subjects[next(6) as usize],
+                    kinds[next(5) as usize]
+                ),
+                keywords: match next(20) {
+                    0 => vec!["containers".into()],
+                    _ => vec![],
+                },
+                description: "Watch things".into(),
+                downloads: next(50) as i64,
+            })
+            .collect();
+        insert(&db, &rows).await;
+        for (q, indexed) in [
+            ("snoop container", vec!["snoop", "container"]),
+            ("tcp lat", vec!["tcp", "lat"]),
+            // `watch` is in every description: checked on the rows, not intersected.
+            ("watch runqsnoop", vec!["runqsnoop"]),
+            // Common alone: read along the sort's index, no trigram lookup.
+            ("container", vec![]),
+            // Too short for a trigram.
+            ("ta bio", vec![]),
+        ] {
+            let s = query(q, 1, 100);
+            let mut plan = Plan {
+                s: &s,
+                words: search_words(q),
+                backend: db.backend,
+                indexed: vec![],
+                share: None,
+            };
+            db.sample(&mut plan).await.unwrap();
+            assert_eq!(plan.indexed, indexed, "{q}");
+            let words: Vec<&str> = q.split(' ').collect();
+            let mut expected: Vec<String> = rows
+                .iter()
+                .filter(|r| reference_score(r, &words).is_some())
+                .map(|r| format!("{}/{}", r.owner, r.name))
+                .collect();
+            expected.sort();
+            for sort in [Sort::Relevance, Sort::Stars] {
+                let mut got = Vec::new();
+                for page in 1.. {
+                    let s = SearchQuery {
+                        sort,
+                        page,
+                        ..s.clone()
+                    };
+                    let found = db.search(&s).await.unwrap();
+                    if found.hits.is_empty() {
+                        break;
+                    }
+                    got.extend(repos(&found));
+                }
+                got.sort();
+                assert_eq!(got, expected, "{q} by {}", sort.name());
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn stars_signatures_and_kernel_matrices_reach_the_package_row() {
         let dir = tempfile::tempdir().unwrap();
         stars_signatures_and_kernel_matrices_reach_the_package_row_on(
@@ -1180,6 +1403,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path(), Some(&pg.url())).await.unwrap();
         assert_eq!(db.backend, Backend::Postgres);
+        // Searches are planned with their values; other statements keep generic plans.
+        let mode = |pool: &sqlx::AnyPool| {
+            let pool = pool.clone();
+            async move {
+                let row = sqlx::query("SHOW plan_cache_mode")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                sqlx::Row::try_get::<String, _>(&row, 0).unwrap()
+            }
+        };
+        assert_eq!(mode(&db.search_pool).await, "force_custom_plan");
+        assert_eq!(mode(&db.pool).await, "auto");
         counts_stop_at_the_cap_and_say_there_are_more_on(&db).await;
         sqlx::query("DELETE FROM packages")
             .execute(&db.pool)
