@@ -61,7 +61,8 @@ trap stop_all EXIT
 # ------------------------------------------------------------------------------- seeding
 
 # SQL inserting $packages packages (one or two versions each), stars, kernel matrices and
-# verified signatures; the same text loads into SQLite and Postgres. Deterministic.
+# verified signatures; the same text loads into SQLite and Postgres. Deterministic: no set
+# is iterated (string hashes, so set order, change from run to run).
 write_seed() { # OUT
   python3 - "$packages" >"$1" <<'PY'
 import hashlib, json, random, sys
@@ -122,7 +123,7 @@ while len(pkgs) < n:
                  q("https://example.org/%s" % repo), q(latest), str(updated - 86400 * 30), str(updated), str(downloads)])
     arch = rnd.choice(["x86_64", "x86_64", "x86_64, aarch64", "aarch64"])
     fmt = rnd.choice(formats)
-    for v in ({latest, "0.0.1"} if rnd.random() < 0.5 else {latest}):
+    for v in (sorted({latest, "0.0.1"}) if rnd.random() < 0.5 else [latest]):
         d = "sha256:" + hashlib.sha256((repo + v).encode()).hexdigest()
         vers.append([q(repo), q(v), q(d), str(rnd.randint(4000, 400000)), q(""), str(updated), q(arch),
                      q("cargo-ebpf"), q(name + ".bpf.o"), q("sha256:" + hashlib.sha256(d.encode()).hexdigest()),
