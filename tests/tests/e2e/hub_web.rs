@@ -18,12 +18,15 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// chromedriver's log, in the profile directory (gone with the session).
+const DRIVER_LOG: &str = "chromedriver.log";
+
 /// A chromedriver process and one headless Chromium session; both end on drop.
 pub(crate) struct Browser {
     driver: Child,
     addr: String,
     session: String,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -35,8 +38,13 @@ impl Browser {
             );
         }
         let port = free_port();
+        let profile = tempfile::tempdir().unwrap();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-path={}",
+                profile.path().join(DRIVER_LOG).display()
+            ))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -47,7 +55,6 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let profile = tempfile::tempdir().unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -61,7 +68,7 @@ impl Browser {
             driver,
             addr,
             session: String::new(),
-            _profile: profile,
+            profile,
         };
         let created = browser.call("POST", "/session", Some(caps));
         browser.session = created["sessionId"]
@@ -78,9 +85,23 @@ impl Browser {
         // Generous: on a loaded machine a page's accessibility check can take a while.
         let wait = Duration::from_secs(180);
         let r = request_waiting(&self.addr, method, path, &headers, body.as_bytes(), wait);
+        assert!(
+            r.status != 0,
+            "WebDriver {method} {path}: no answer (chromedriver closed the connection or took \
+             over {wait:?}); the end of its log:\n{}",
+            self.driver_log_tail()
+        );
         let v = r.json();
         assert!(r.status == 200, "WebDriver {method} {path}: {v}");
         v["value"].clone()
+    }
+
+    /// The last lines chromedriver logged: why a command got no answer.
+    fn driver_log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.profile.path().join(DRIVER_LOG));
+        let log = log.unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
     pub(crate) fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
