@@ -26,10 +26,10 @@ mod search;
 mod security;
 mod store;
 
-/// Connections to Postgres per pool (searches, the rest) of a hub process: twice the
-/// CPUs. More only queue in the
-/// scheduler instead of the pool: with 16 on two cores, 10 concurrent searches made 10
-/// backends fight for the CPUs and p99 went from 16 to 30 ms at a lower rate.
+/// Connections to Postgres per pool (searches, the rest) of a hub process: twice the CPUs.
+/// More only queue in the scheduler instead of the pool: with 16 on two cores, 10
+/// concurrent searches made 10 backends fight for the CPUs and p99 went from 16 to 30 ms
+/// at a lower rate.
 fn postgres_connections() -> u32 {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     (2 * cpus).clamp(4, 32) as u32
@@ -111,7 +111,7 @@ pub struct Db {
     /// What searches run on ([`connect`]).
     search_pool: AnyPool,
     pub backend: Backend,
-    /// What search's recent samples of the table found (SQLite).
+    /// What search's recent samples of the table found.
     samples: std::sync::Arc<search::Samples>,
 }
 

@@ -638,14 +638,14 @@ impl Plan<'_> {
         let mut sql = Sql::new(&select_hits());
         self.score(&mut sql);
         sql.push(" AS score");
-        if counted && !self.walks(offset + limit) {
-            // Every match is read and sorted anyway: counted on the way.
-            sql.push(", COUNT(*) OVER ()");
-        } else if counted {
+        if counted && self.walks(offset + limit) {
             // In the same statement: one trip to the database, one plan.
             sql.push(", (");
             self.count(&mut sql);
             sql.push(")");
+        } else if counted {
+            // Every match is read and sorted anyway: counted on the way.
+            sql.push(", COUNT(*) OVER ()");
         }
         sql.push(" FROM packages p WHERE ");
         // The short columns first: rows failing them skip the search text.
@@ -740,10 +740,8 @@ impl Db {
         };
         let page = plan.page(None, order, (offset, limit), true);
         let rows = self.statement(&page).fetch_all(&self.search_pool).await?;
-        let counted = match rows.first() {
-            Some(first) => Some(first.try_get(PACKAGE_COLUMNS.split(',').count() + 3)?),
-            None => None,
-        };
+        let column = PACKAGE_COLUMNS.split(',').count() + 3;
+        let counted = rows.first().map(|r| r.try_get(column)).transpose()?;
         let hits = rows.iter().map(hit).collect::<HubResult<Vec<_>>>()?;
         Ok((hits, counted))
     }
@@ -1191,6 +1189,16 @@ mod tests {
         assert_eq!(got, expected);
     }
 
+    /// Deterministic numbers below `n` from `seed` (a linear congruential generator).
+    fn numbers(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        }
+    }
+
     /// Score of the documented ranking: per word, name 100, in the name 60, owner 40, in a
     /// keyword 20, elsewhere 5; a repository word 100 exactly, 50 as a prefix.
     fn reference_score(r: &Row, words: &[&str]) -> Option<i64> {
@@ -1237,13 +1245,7 @@ mod tests {
             "tracesnoop",
         ];
         let owners = ["trace", "ann", "bob", "annie"];
-        let mut seed = 7u64;
-        let mut next = move |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut next = numbers(7);
         let mut rows = Vec::new();
         for owner in owners {
             for name in names {
@@ -1303,13 +1305,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path(), None).await.unwrap();
         // Each word is held by a fifth to a third of the packages; both together by few.
-        let mut seed = 11u64;
-        let mut next = move |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut next = numbers(11);
         let subjects = ["tcp", "container", "bio", "dns", "runq", "xfs"];
         let kinds = ["snoop", "top", "lat", "watch", "stat"];
         let rows: Vec<Row> = (0..600)
