@@ -12,7 +12,8 @@
 //! 10 clients): what they sort and filter on (stars, signed, the kernel series) is a column
 //! of the package row ([`Db::refresh_package_flags`]), sorts walk an index and stop at the
 //! page unless a sample of the table says few packages match ([`Db::sample`]), relevance
-//! ranks a bounded window of matches ([`Db::search`]), and the count stops at
+//! ranks a bounded window of matches ([`Db::search`]), all of them in one plain statement
+//! when the sample says they fit, and the count stops at
 //! [`COUNT_CAP`]. On SQLite, words few packages hold together go through a trigram index
 //! (FTS5), intersected there.
 
@@ -237,9 +238,13 @@ const SAMPLE_KEPT: Duration = Duration::from_secs(60);
 /// Samples kept at most; all are dropped when full.
 const SAMPLES_KEPT: usize = 1024;
 
-/// What recent samples found ([`Db::sample`]), by the sample statement and its values.
+/// What recent samples found ([`Db::sample`]), by the sample statement and its values,
+/// and how many packages there are (which turns a sampled share into a number of matches).
 #[derive(Default)]
-pub(crate) struct Samples(Mutex<HashMap<String, (Instant, Sampled)>>);
+pub(crate) struct Samples {
+    found: Mutex<HashMap<String, (Instant, Sampled)>>,
+    packages: Mutex<Option<(Instant, i64)>>,
+}
 
 /// A sample's outcome: the words to look up in the trigram index, and how many of how many
 /// sampled packages pass the whole filter.
@@ -251,18 +256,29 @@ struct Sampled {
 
 impl Samples {
     fn get(&self, key: &str) -> Option<Sampled> {
-        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = self.found.lock().unwrap_or_else(|e| e.into_inner());
         kept.get(key)
             .filter(|(at, _)| at.elapsed() < SAMPLE_KEPT)
             .map(|(_, sampled)| sampled.clone())
     }
 
     fn put(&self, key: String, sampled: Sampled) {
-        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = self.found.lock().unwrap_or_else(|e| e.into_inner());
         if kept.len() >= SAMPLES_KEPT {
             kept.clear();
         }
         kept.insert(key, (Instant::now(), sampled));
+    }
+
+    /// The package count, if counted less than [`SAMPLE_KEPT`] ago.
+    fn packages(&self) -> Option<i64> {
+        let kept = self.packages.lock().unwrap_or_else(|e| e.into_inner());
+        kept.filter(|(at, _)| at.elapsed() < SAMPLE_KEPT)
+            .map(|(_, n)| n)
+    }
+
+    fn put_packages(&self, n: i64) {
+        *self.packages.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), n));
     }
 }
 
@@ -408,6 +424,8 @@ struct Plan<'a> {
     indexed: Vec<String>,
     /// How many of how many sampled packages pass the filter.
     share: Option<(i64, i64)>,
+    /// How many packages there are (counted at most [`SAMPLE_KEPT`] ago).
+    packages: i64,
 }
 
 impl Plan<'_> {
@@ -439,6 +457,18 @@ impl Plan<'_> {
                 passed * share >= sampled
             }
             None => true,
+        }
+    }
+
+    /// Whether the sample says every match fits in half the relevance window (half, for
+    /// the sample's error): they are then all read and ranked by one plain statement
+    /// ([`Plan::every`]), which [`Db::ranked`] checks.
+    fn fits(&self) -> bool {
+        match self.share {
+            Some((passed, sampled)) if sampled > 0 => {
+                passed * self.packages <= sampled * (RANKED / 2)
+            }
+            _ => false,
         }
     }
 
@@ -480,9 +510,11 @@ impl Plan<'_> {
     /// chose that, and checked on each row in any case (the index only narrows).
     fn texts(&self, sql: &mut Sql) {
         if !self.indexed.is_empty() {
-            sql.push(" AND p.repo IN (SELECT repo FROM packages_trigrams WHERE search_text MATCH ")
-                .bind(trigram_query(&self.indexed))
-                .push(")");
+            sql.push(
+                " AND p.rowid IN (SELECT rowid FROM packages_trigrams WHERE search_text MATCH ",
+            )
+            .bind(trigram_query(&self.indexed))
+            .push(")");
         }
         for w in self.words.iter().filter(|w| !w.contains('/')) {
             sql.push(" AND p.search_text LIKE ")
@@ -626,6 +658,19 @@ impl Plan<'_> {
         sql
     }
 
+    /// Every match, best first (what [`Plan::ranked`] orders when the window holds them
+    /// all), and how many there are: one read of the filter, no window to build.
+    fn every(&self, offset: i64, limit: i64) -> Sql {
+        let mut sql = Sql::new(&select_hits());
+        self.score(&mut sql);
+        sql.push(" AS score, COUNT(*) OVER () FROM packages p WHERE ");
+        self.filter(&mut sql);
+        sql.push(&format!(
+            " ORDER BY score DESC, p.downloads DESC, p.repo LIMIT {limit} OFFSET {offset}"
+        ));
+        sql
+    }
+
     /// A page of matches in `order`, those with `extra` (a condition writer) only; with
     /// `counted`, each row also says how many match (up to one more than [`COUNT_CAP`]).
     fn page(
@@ -690,6 +735,7 @@ impl Db {
             backend: self.backend,
             indexed: vec![],
             share: None,
+            packages: 0,
         };
         self.sample(&mut plan).await?;
         let per_page = s.per_page.clamp(1, MAX_PER_PAGE);
@@ -738,8 +784,14 @@ impl Db {
             Sort::Stars => "p.star_count DESC, p.downloads DESC, p.repo",
             Sort::Relevance | Sort::Newest => "p.updated_at DESC, p.repo",
         };
-        let page = plan.page(None, order, (offset, limit), true);
-        let rows = self.statement(&page).fetch_all(&self.search_pool).await?;
+        self.counted(&plan.page(None, order, (offset, limit), true))
+            .await
+    }
+
+    /// The hits of a statement whose rows also say how many match (the column after the
+    /// score), and that number (unless no row came back).
+    async fn counted(&self, sql: &Sql) -> HubResult<(Vec<Hit>, Option<i64>)> {
+        let rows = self.statement(sql).fetch_all(&self.search_pool).await?;
         let column = PACKAGE_COLUMNS.split(',').count() + 3;
         let counted = rows.first().map(|r| r.try_get(column)).transpose()?;
         let hits = rows.iter().map(hit).collect::<HubResult<Vec<_>>>()?;
@@ -790,17 +842,36 @@ impl Db {
         };
         plan.indexed = sampled.indexed;
         plan.share = Some(sampled.share);
+        plan.packages = match self.samples.packages() {
+            Some(n) => n,
+            None => {
+                let n = self
+                    .fetch_i64(&Sql::new("SELECT COUNT(*) FROM packages"))
+                    .await?;
+                self.samples.put_packages(n);
+                n
+            }
+        };
         Ok(())
     }
 
     /// Relevance order: the ranked rows ([`Plan::ranked`]), then the rest of the matches
-    /// in download order. Also says how many match (up to [`RANKED`]) when it knows.
+    /// in download order. Also says how many match (up to [`RANKED`]) when it knows. When
+    /// the sample says the window holds every match, they are ranked by a plainer statement
+    /// ([`Plan::every`]) whose count proves it (or the window is built after all).
     async fn ranked(
         &self,
         plan: &Plan<'_>,
         offset: i64,
         limit: i64,
     ) -> HubResult<(Vec<Hit>, Option<i64>)> {
+        if plan.fits() {
+            let (hits, counted) = self.counted(&plan.every(offset, limit)).await?;
+            // No row: the page is past the last match, in any order.
+            if counted.is_none_or(|n| n <= RANKED) {
+                return Ok((hits, counted));
+            }
+        }
         let rows = self
             .statement(&plan.ranked(offset, limit))
             .fetch_all(&self.search_pool)
@@ -922,14 +993,45 @@ impl Db {
         self.refresh_package_flags(repo).await
     }
 
-    /// Replaces `repo`'s row of the trigram index (SQLite). Its repo column is indexed too,
-    /// so the old row is found by the index (a repository name holds no GLOB wildcard).
+    /// Replaces `repo`'s row of the trigram index (SQLite), which takes the rowid of the
+    /// package row.
     async fn refresh_trigrams(&self, repo: &str, text: &str) -> HubResult<()> {
-        self.exec("DELETE FROM packages_trigrams WHERE repo GLOB $1", &[repo])
-            .await?;
         self.exec(
-            "INSERT INTO packages_trigrams (repo, search_text) VALUES ($1, $2)",
+            "DELETE FROM packages_trigrams \
+             WHERE rowid = (SELECT rowid FROM packages WHERE repo = $1)",
+            &[repo],
+        )
+        .await?;
+        self.exec(
+            "INSERT INTO packages_trigrams (rowid, repo, search_text) \
+             SELECT rowid, repo, $2 FROM packages WHERE repo = $1",
             &[repo, text],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Rebuilds the trigram index (SQLite) unless each of its rows still has the rowid of
+    /// its package: VACUUM may renumber the rowids of a table with no INTEGER PRIMARY KEY.
+    async fn check_trigrams(&self) -> HubResult<()> {
+        let astray = self
+            .strings(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM packages_trigrams t \
+                 LEFT JOIN packages p ON p.rowid = t.rowid WHERE p.repo IS NOT t.repo \
+                 UNION ALL SELECT CAST(COUNT(*) AS TEXT) FROM packages p \
+                 WHERE NOT EXISTS (SELECT 1 FROM packages_trigrams t WHERE t.rowid = p.rowid)",
+                &[],
+            )
+            .await?;
+        if astray.iter().all(|n| n == "0") {
+            return Ok(());
+        }
+        eprintln!("note: the search trigram index was out of step with packages; rebuilt it");
+        self.exec("DELETE FROM packages_trigrams", &[]).await?;
+        self.exec(
+            "INSERT INTO packages_trigrams (rowid, repo, search_text) \
+             SELECT rowid, repo, search_text FROM packages",
+            &[],
         )
         .await?;
         Ok(())
@@ -964,6 +1066,9 @@ impl Db {
             .await?;
         for repo in stale {
             self.refresh_search(&repo).await?;
+        }
+        if self.backend == Backend::Sqlite {
+            self.check_trigrams().await?;
         }
         Ok(())
     }
@@ -1020,6 +1125,7 @@ mod tests {
             backend,
             indexed: vec![],
             share: Some(share),
+            packages: 10_000,
         };
         let marked = "p.star_count + 0 DESC, p.downloads DESC, p.repo";
         // One package in 50 matches: SQLite walks for a page of 20, not for a window of
@@ -1081,12 +1187,15 @@ mod tests {
             .await
             .unwrap();
             if db.backend == Backend::Sqlite {
-                sqlx::query("INSERT INTO packages_trigrams (repo, search_text) VALUES ($1, $2)")
-                    .bind(&repo)
-                    .bind(text.join("\n").to_lowercase())
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
+                sqlx::query(
+                    "INSERT INTO packages_trigrams (rowid, repo, search_text) \
+                     SELECT rowid, repo, $2 FROM packages WHERE repo = $1",
+                )
+                .bind(&repo)
+                .bind(text.join("\n").to_lowercase())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
             }
         }
         tx.commit().await.unwrap();
@@ -1187,6 +1296,93 @@ mod tests {
             got.extend(repos(&found));
         }
         assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
+    async fn a_word_the_sample_misses_is_ranked_in_the_window_all_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        a_word_the_sample_misses_is_ranked_in_the_window_all_the_same_on(
+            &Db::open(dir.path(), None).await.unwrap(),
+        )
+        .await;
+    }
+
+    /// The sample reads the first packages, none of which holds the word: it says every
+    /// match fits in the window, the plain statement counts more, and the window is built.
+    async fn a_word_the_sample_misses_is_ranked_in_the_window_all_the_same_on(db: &Db) {
+        let others: Vec<Row> = (0..SAMPLE)
+            .map(|i| Row {
+                owner: "cy".into(),
+                name: format!("files{i:04}"),
+                keywords: vec![],
+                description: "Watch files".into(),
+                downloads: 1000,
+            })
+            .collect();
+        insert(db, &others).await;
+        a_word_matching_thousands_ranks_the_popular_and_the_exact_ones_on(db).await;
+        let s = query("trace", 1, 20);
+        let mut plan = Plan {
+            s: &s,
+            words: search_words("trace"),
+            backend: db.backend,
+            indexed: vec![],
+            share: None,
+            packages: 0,
+        };
+        db.sample(&mut plan).await.unwrap();
+        assert_eq!(plan.share, Some((0, SAMPLE)));
+        assert!(plan.fits());
+        let (_, counted) = db.counted(&plan.every(0, 20)).await.unwrap();
+        assert_eq!(counted, Some(RANKED + 11));
+    }
+
+    #[tokio::test]
+    async fn a_trigram_index_out_of_step_is_rebuilt_at_startup() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), None).await.unwrap();
+        let rows: Vec<Row> = (0..40)
+            .map(|i| Row {
+                owner: "di".into(),
+                name: if i % 20 == 0 {
+                    format!("runqsnoop{i}")
+                } else {
+                    format!("files{i}")
+                },
+                keywords: vec![],
+                description: "Watch things".into(),
+                downloads: i,
+            })
+            .collect();
+        insert(&db, &rows).await;
+        let found = || async { repos(&db.search(&query("runqsnoop", 1, 20)).await.unwrap()) };
+        assert_eq!(found().await, ["di/runqsnoop20", "di/runqsnoop0"]);
+        // As if VACUUM had renumbered the packages' rowids.
+        for sql in [
+            "DELETE FROM packages_trigrams",
+            "INSERT INTO packages_trigrams (rowid, repo, search_text) \
+             SELECT rowid + 1, repo, search_text FROM packages",
+        ] {
+            sqlx::query(sql).execute(&db.pool).await.unwrap();
+        }
+        assert_ne!(found().await, ["di/runqsnoop20", "di/runqsnoop0"]);
+        db.refresh_stale_search().await.unwrap();
+        assert_eq!(found().await, ["di/runqsnoop20", "di/runqsnoop0"]);
+        let s = query("runqsnoop", 1, 20);
+        let mut plan = Plan {
+            s: &s,
+            words: search_words("runqsnoop"),
+            backend: db.backend,
+            indexed: vec![],
+            share: None,
+            packages: 0,
+        };
+        db.sample(&mut plan).await.unwrap();
+        assert_eq!(
+            plan.indexed,
+            ["runqsnoop"],
+            "the search went through the index"
+        );
     }
 
     /// Deterministic numbers below `n` from `seed` (a linear congruential generator).
@@ -1342,6 +1538,7 @@ mod tests {
                 backend: db.backend,
                 indexed: vec![],
                 share: None,
+                packages: 0,
             };
             db.sample(&mut plan).await.unwrap();
             assert_eq!(plan.indexed, indexed, "{q}");
@@ -1478,5 +1675,12 @@ mod tests {
             .await
             .unwrap();
         stars_signatures_and_kernel_matrices_reach_the_package_row_on(&db).await;
+        sqlx::query("DELETE FROM packages")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        // A hub process of its own: this one remembers what the searches above sampled.
+        let fresh = Db::open(dir.path(), Some(&pg.url())).await.unwrap();
+        a_word_the_sample_misses_is_ranked_in_the_window_all_the_same_on(&fresh).await;
     }
 }
