@@ -6,6 +6,8 @@
 DROP TABLE packages_trigrams;
 CREATE VIRTUAL TABLE packages_trigrams USING fts5(repo UNINDEXED, search_text, tokenize = 'trigram');
 INSERT INTO packages_trigrams (rowid, repo, search_text) SELECT rowid, repo, search_text FROM packages;
+-- How many packages hold each trigram: a search looks a word up by its rarest one.
+CREATE VIRTUAL TABLE packages_trigram_counts USING fts5vocab(packages_trigrams, 'row');
 -- The kernel filter's index holds every column a filter checks, so a package that fails
 -- one is never read from the table (`q=lat&arch=aarch64&kernel=5.10` read 1 400 rows for
 -- 120 matches); packages with no kernel matrix, most of them, are left out.
