@@ -499,7 +499,7 @@ impl Plan<'_> {
     /// Whether the sample says every match fits in the relevance window: they are then all
     /// read and ranked by one plain statement ([`Plan::every`]), whose count
     /// [`Db::ranked`] checks (a sample of [`SAMPLE`] misjudges a few hundred matches by
-    /// half or more: a wrong guess costs that statement once more, as the window).
+    /// half or more: a wrong guess costs the window once more, then the count replaces it).
     fn fits(&self) -> bool {
         match self.share {
             Some((passed, sampled)) if sampled > 0 => passed * self.packages <= sampled * RANKED,
