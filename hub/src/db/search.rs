@@ -464,7 +464,21 @@ struct Plan<'a> {
     sample_key: String,
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
+    /// The plan of `s` before [`Db::sample`] has looked at the table.
+    fn new(s: &'a SearchQuery, backend: Backend) -> Plan<'a> {
+        Plan {
+            s,
+            words: search_words(&s.q),
+            backend,
+            indexed: vec![],
+            trigrams: vec![],
+            share: None,
+            packages: 0,
+            sample_key: String::new(),
+        }
+    }
+
     /// The keywords in lowercase: SQLite's `LIKE` ignores ASCII case already (and its
     /// `LOWER` folds only ASCII), so only Postgres needs `LOWER`, which its trigram index
     /// of keywords holds.
@@ -780,17 +794,7 @@ impl Db {
     /// matching fewer packages than that (nearly all) gets the full ranking, and a word
     /// matching thousands ranks the popular ones, the rest following by downloads.
     pub async fn search(&self, s: &SearchQuery) -> HubResult<Found> {
-        let words = search_words(&s.q);
-        let mut plan = Plan {
-            s,
-            words,
-            backend: self.backend,
-            indexed: vec![],
-            trigrams: vec![],
-            share: None,
-            packages: 0,
-            sample_key: String::new(),
-        };
+        let mut plan = Plan::new(s, self.backend);
         self.sample(&mut plan).await?;
         let per_page = s.per_page.clamp(1, MAX_PER_PAGE);
         let offset = (s.page.max(1) - 1).saturating_mul(per_page);
@@ -1218,14 +1222,9 @@ mod tests {
         let s = SearchQuery::default();
         let order = "p.star_count DESC, p.downloads DESC, p.repo";
         let plan = |backend, share| Plan {
-            s: &s,
-            words: vec![],
-            backend,
-            indexed: vec![],
-            trigrams: vec![],
             share: Some(share),
             packages: 10_000,
-            sample_key: String::new(),
+            ..Plan::new(&s, backend)
         };
         let marked = "p.star_count + 0 DESC, p.downloads DESC, p.repo";
         // One package in 50 matches: SQLite walks for a page of 20, not for a window of
@@ -1257,14 +1256,9 @@ mod tests {
         };
         let filter = |backend, share, rows| {
             let plan = Plan {
-                s: &s,
-                words: vec![],
-                backend,
-                indexed: vec![],
-                trigrams: vec![],
                 share: Some(share),
                 packages: 10_000,
-                sample_key: String::new(),
+                ..Plan::new(&s, backend)
             };
             let mut sql = Sql::new("");
             plan.filter_along(&mut sql, rows);
@@ -1452,16 +1446,7 @@ mod tests {
         insert(db, &others).await;
         a_word_matching_thousands_ranks_the_popular_and_the_exact_ones_on(db).await;
         let s = query("trace", 1, 20);
-        let mut plan = Plan {
-            s: &s,
-            words: search_words("trace"),
-            backend: db.backend,
-            indexed: vec![],
-            trigrams: vec![],
-            share: None,
-            packages: 0,
-            sample_key: String::new(),
-        };
+        let mut plan = Plan::new(&s, db.backend);
         let (_, counted) = db.counted(&plan.every(0, 20)).await.unwrap();
         assert_eq!(counted, Some(RANKED + 11));
         // What the plain statement counted replaced the sample's guess.
@@ -1503,16 +1488,7 @@ mod tests {
         db.refresh_stale_search().await.unwrap();
         assert_eq!(found().await, ["di/runqsnoop20", "di/runqsnoop0"]);
         let s = query("runqsnoop", 1, 20);
-        let mut plan = Plan {
-            s: &s,
-            words: search_words("runqsnoop"),
-            backend: db.backend,
-            indexed: vec![],
-            trigrams: vec![],
-            share: None,
-            packages: 0,
-            sample_key: String::new(),
-        };
+        let mut plan = Plan::new(&s, db.backend);
         db.sample(&mut plan).await.unwrap();
         assert_eq!(
             plan.indexed,
@@ -1668,16 +1644,7 @@ mod tests {
             ("ta bio", vec![]),
         ] {
             let s = query(q, 1, 100);
-            let mut plan = Plan {
-                s: &s,
-                words: search_words(q),
-                backend: db.backend,
-                indexed: vec![],
-                trigrams: vec![],
-                share: None,
-                packages: 0,
-                sample_key: String::new(),
-            };
+            let mut plan = Plan::new(&s, db.backend);
             db.sample(&mut plan).await.unwrap();
             assert_eq!(plan.indexed, indexed, "{q}");
             let words: Vec<&str> = q.split(' ').collect();
