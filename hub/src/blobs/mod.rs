@@ -7,13 +7,62 @@
 
 mod upstream;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use std::sync::Arc;
 
 /// Bytes read per step when a blob streams from or to a file: each read is a trip to tokio's
 /// blocking pool, and the default 4 KiB made a 50 MB pull take 12 800 of them.
 pub(crate) const STREAM_BLOCK: usize = 256 << 10;
+
+/// `len` bytes of `file` from `start` (where its cursor stands) as a response body. Each block
+/// is read into a buffer of its own on the blocking pool, one copy where `tokio::fs::File`
+/// makes two, and the next block is read while this one is sent: at most two blocks are held
+/// per download, and no thread waits on a slow client.
+fn file_body(file: std::fs::File, start: u64, len: u64) -> axum::body::Body {
+    let file = Arc::new(file);
+    let end = start + len;
+    let first = (len > 0).then(|| (read_block(file.clone(), start, end), start));
+    let blocks = futures_util::stream::unfold(first, move |state| {
+        let file = file.clone();
+        async move {
+            let (pending, offset) = state?;
+            let block = match pending.await.map_err(std::io::Error::other) {
+                Ok(Ok(block)) => block,
+                Ok(Err(e)) | Err(e) => return Some((Err(e), None)),
+            };
+            let next = offset + block.len() as u64;
+            let following = (next < end).then(|| (read_block(file, next, end), next));
+            Some((Ok(block), following))
+        }
+    });
+    axum::body::Body::from_stream(blocks)
+}
+
+/// The block at `offset` (the file's cursor: blocks are read one after another), up to `end`.
+fn read_block(
+    file: Arc<std::fs::File>,
+    offset: u64,
+    end: u64,
+) -> tokio::task::JoinHandle<std::io::Result<axum::body::Bytes>> {
+    let want = (end - offset).min(STREAM_BLOCK as u64);
+    tokio::task::spawn_blocking(move || {
+        let mut block = Vec::with_capacity(want as usize);
+        std::io::Read::take(&*file, want).read_to_end(&mut block)?;
+        if (block.len() as u64) < want {
+            // The database says the blob is longer than its file: never send a short body
+            // under a longer Content-Length.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "blob file ends at {} of {end} bytes",
+                    offset + block.len() as u64
+                ),
+            ));
+        }
+        Ok(block.into())
+    })
+}
 
 /// Why writing or finishing an upload failed.
 #[derive(Debug)]
@@ -144,11 +193,15 @@ impl BlobStore {
         if let Some(upstream) = &self.upstream {
             return upstream.get_range(digest, start, len).await;
         }
-        let mut file = tokio::fs::File::open(self.blob_path(digest)).await?;
-        file.seek(std::io::SeekFrom::Start(start)).await?;
-        Ok(axum::body::Body::from_stream(
-            tokio_util::io::ReaderStream::with_capacity(file.take(len), STREAM_BLOCK),
-        ))
+        let path = self.blob_path(digest);
+        let file = tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(path)?;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(file_body(file, start, len))
     }
 
     /// Stores `bytes` the way an upload would (hashed, then moved into place); returns
@@ -192,5 +245,66 @@ impl BlobStore {
             Some(upstream) => upstream.get(digest).await,
             None => tokio::fs::read(self.blob_path(digest)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file of `len` bytes that differ from block to block, and its path.
+    fn blob_file(len: usize) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("blob");
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        (dir, path, bytes)
+    }
+
+    /// The body for `len` bytes from `start`; more blocks than the length needs fail the test
+    /// rather than hang it (a body that kept reading empty blocks at the file's end never ends).
+    async fn body_of(path: &Path, start: u64, len: u64) -> Result<Vec<u8>, axum::Error> {
+        use futures_util::StreamExt;
+        let mut file = std::fs::File::open(path).expect("open");
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start)).expect("seek");
+        let mut blocks = file_body(file, start, len).into_data_stream();
+        let (mut bytes, mut count) = (Vec::new(), 0);
+        while let Some(block) = blocks.next().await {
+            count += 1;
+            assert!(
+                count <= len as usize / STREAM_BLOCK + 2,
+                "the body never ends"
+            );
+            bytes.extend_from_slice(&block?);
+        }
+        Ok(bytes)
+    }
+
+    #[tokio::test]
+    async fn a_range_across_block_edges_reads_back_exactly() {
+        let total = 2 * STREAM_BLOCK + 1000;
+        let (_dir, path, bytes) = blob_file(total);
+        let whole = body_of(&path, 0, total as u64).await.expect("whole");
+        assert!(whole == bytes, "the whole blob differs");
+        // From inside the first block to inside the last, and a last block of one byte.
+        let (start, end) = (STREAM_BLOCK - 7, 2 * STREAM_BLOCK + 9);
+        let part = body_of(&path, start as u64, (end - start) as u64).await;
+        assert!(
+            part.expect("range") == bytes[start..end],
+            "the range differs"
+        );
+        let tail = body_of(&path, (total - 1) as u64, 1).await.expect("tail");
+        assert_eq!(tail, [bytes[total - 1]]);
+        assert!(body_of(&path, 5, 0).await.expect("empty").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_its_record_fails_the_body() {
+        let (_dir, path, _) = blob_file(STREAM_BLOCK + 10);
+        // The record says one byte more than the file holds: the body errors, never ends short.
+        let err = body_of(&path, 0, STREAM_BLOCK as u64 + 11)
+            .await
+            .expect_err("short");
+        assert!(err.to_string().contains("ends at"), "{err}");
     }
 }
