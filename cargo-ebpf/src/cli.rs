@@ -595,7 +595,7 @@ fn embed_btf(archive: &Path, built: Vec<BuildOutput>) -> Result<Vec<BuildOutput>
 
 fn cmd_package(args: &BuildArgs) -> Result<()> {
     let (project, built) = cmd_build(args)?;
-    let (out, _) = package::package(&project, &built)?;
+    let (out, _) = package::package(&project, &built, package::Reuse::Verified)?;
     eprintln!(
         "    Packaged {} v{} for {} → {} (oci:{}:{}, {})",
         project.manifest.package.name,
@@ -639,7 +639,7 @@ fn cmd_push(
         Some(r) => r,
         None => Reference::parse(&project.reference()?)?,
     };
-    let (_, release) = package::package(&project, &built)?;
+    let (_, release) = package::package(&project, &built, package::Reuse::CheckedOnUse)?;
     // Tested before anything is pushed: a failing VM run publishes nothing.
     let matrix = kernel_matrix(sign, &release)?;
     let digest = runner_cli::registry(reg)?.push_release(&release, &reference)?;

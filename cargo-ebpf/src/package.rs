@@ -200,7 +200,11 @@ fn declared_files(project: &Project, run: &RunSection) -> Result<Vec<LayerFile>>
 /// `target/ebpf/oci`, tagged with the version; returns it too, for `push`. When nothing
 /// that goes into it changed since the last `package`, the layout's copy is used as it is:
 /// what was packaged (and maybe tested) is what is pushed, and nothing is compressed twice.
-pub fn package(project: &Project, built: &[BuildOutput]) -> Result<(PackageOutput, Release)> {
+pub fn package(
+    project: &Project,
+    built: &[BuildOutput],
+    reuse: Reuse,
+) -> Result<(PackageOutput, Release)> {
     let inputs = built
         .iter()
         .map(|b| Inputs::of(project, b))
@@ -213,7 +217,7 @@ pub fn package(project: &Project, built: &[BuildOutput]) -> Result<(PackageOutpu
     let layout_dir = project.target_dir().join("oci");
     let layout = OciLayout::create(&layout_dir)?;
     let tag = project.manifest.package.version.clone();
-    let release = match packaged_before(&layout, &tag, &key) {
+    let release = match packaged_before(&layout, &tag, &key, reuse) {
         Some(release) => release,
         None => {
             let packages = inputs.into_iter().map(Inputs::build);
@@ -232,15 +236,32 @@ pub fn package(project: &Project, built: &[BuildOutput]) -> Result<(PackageOutpu
     Ok((out, release))
 }
 
+/// How much of an earlier `package`'s layout is read before it is used again.
+#[derive(Clone, Copy)]
+pub enum Reuse {
+    /// Every blob hashed now, so a damaged one is packaged anew: `cargo ebpf package`.
+    Verified,
+    /// Large layers checked against their digests as they are read: `push`, which reads
+    /// them once, as it sends them, and stops at a damaged one.
+    CheckedOnUse,
+}
+
 /// The release under `tag` when it was packaged from inputs with fingerprint `key` and is
 /// still intact; anything else (another version's files, a damaged blob) packages anew.
-fn packaged_before(layout: &OciLayout, tag: &str, key: &str) -> Option<Release> {
+fn packaged_before(layout: &OciLayout, tag: &str, key: &str, reuse: Reuse) -> Option<Release> {
     let entry = layout.find_ref(Some(tag)).ok()??;
     let stamp = entry
         .annotations
         .as_ref()?
         .get(spec::ANNOTATION_PACKAGE_INPUTS)?;
-    (stamp == key).then(|| layout.read_release(&entry).ok())?
+    if stamp != key {
+        return None;
+    }
+    match reuse {
+        Reuse::Verified => layout.read_release(&entry),
+        Reuse::CheckedOnUse => layout.read_release_checked_on_use(&entry),
+    }
+    .ok()
 }
 
 /// The package metadata: the manifest's fields plus what the object itself says.

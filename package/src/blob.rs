@@ -81,8 +81,10 @@ pub enum BlobData {
 pub struct BlobFile {
     path: PathBuf,
     len: u64,
-    /// The digest of the content, computed as it was written or when it was verified.
+    /// The digest of the content: computed as it was written or when it was verified, or,
+    /// when `checked` is false, the one it must have, checked by whoever reads it.
     digest: String,
+    checked: bool,
     _temp: Option<tempfile::TempPath>,
 }
 
@@ -94,8 +96,31 @@ impl BlobData {
             path,
             len,
             digest,
+            checked: true,
             _temp: None,
         }))
+    }
+
+    /// A file of `len` bytes that must hash to `digest`, not read yet: every reader checks
+    /// the bytes as it reads them ([`BlobData::bytes`], [`BlobData::reader`], an upload
+    /// through [`StreamCheck`]), so a large blob sent once is read once.
+    pub fn file_checked_on_use(path: PathBuf, len: u64, digest: String) -> BlobData {
+        BlobData::File(Arc::new(BlobFile {
+            path,
+            len,
+            digest,
+            checked: false,
+            _temp: None,
+        }))
+    }
+
+    /// The digest whoever reads the file directly ([`BlobData::path`]) must check its bytes
+    /// against: `Some` only for a file nobody has hashed yet.
+    pub fn unchecked_digest(&self) -> Option<&str> {
+        match self {
+            BlobData::File(f) if !f.checked => Some(&f.digest),
+            _ => None,
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -112,22 +137,31 @@ impl BlobData {
     /// All the bytes: borrowed when in memory, read when in a file. For blobs a reader
     /// needs whole (configs, objects, foreign formats), never for a package's payload.
     pub fn bytes(&self) -> Result<Cow<'_, [u8]>> {
-        match self {
-            BlobData::Memory(b) => Ok(Cow::Borrowed(b)),
-            BlobData::File(f) => std::fs::read(&f.path)
-                .map(Cow::Owned)
-                .map_err(|e| Error::io("read", &f.path, e)),
-        }
+        let f = match self {
+            BlobData::Memory(b) => return Ok(Cow::Borrowed(b)),
+            BlobData::File(f) => f,
+        };
+        let mut bytes = Vec::with_capacity(usize::try_from(f.len).unwrap_or(0));
+        self.reader()?
+            .read_to_end(&mut bytes)
+            .map_err(|e| read_error(&f.path, e))?;
+        Ok(Cow::Owned(bytes))
     }
 
-    /// The bytes as a stream.
+    /// The bytes as a stream; one of a file not hashed yet fails at its end (before the
+    /// reader says it is done) unless the bytes are what its digest promised.
     pub fn reader(&self) -> Result<Box<dyn Read + Send + '_>> {
-        match self {
-            BlobData::Memory(b) => Ok(Box::new(b.as_slice())),
-            BlobData::File(f) => std::fs::File::open(&f.path)
-                .map(|file| Box::new(std::io::BufReader::with_capacity(BUF, file)) as Box<_>)
-                .map_err(|e| Error::io("read", &f.path, e)),
+        let f = match self {
+            BlobData::Memory(b) => return Ok(Box::new(b.as_slice())),
+            BlobData::File(f) => f,
+        };
+        let file = std::fs::File::open(&f.path).map_err(|e| Error::io("read", &f.path, e))?;
+        let file = std::io::BufReader::with_capacity(BUF, file);
+        if f.checked {
+            return Ok(Box::new(file));
         }
+        let check = StreamCheck::new(&f.digest, f.len, true);
+        Ok(Box::new(CheckedReader { inner: file, check }))
     }
 
     /// The file holding the bytes, when they are in one.
@@ -142,6 +176,103 @@ impl BlobData {
 impl From<Vec<u8>> for BlobData {
     fn from(bytes: Vec<u8>) -> BlobData {
         BlobData::Memory(bytes)
+    }
+}
+
+/// An Integrity error for a blob file whose bytes failed [`StreamCheck`], else an I/O one.
+fn read_error(path: &Path, e: std::io::Error) -> Error {
+    if e.kind() != std::io::ErrorKind::InvalidData {
+        return Error::io("read", path, e);
+    }
+    Error::integrity(format!("{}: {e}", path.display())).with_help(DAMAGED_HELP)
+}
+
+/// What to do about a blob file that fails its check.
+pub(crate) const DAMAGED_HELP: &str = "the file was changed or damaged after it was written; write it again (`cargo ebpf package`, or pull the package again)";
+
+/// Checks a blob's bytes as they pass, for whoever streams them: never more than its size,
+/// and at the end exactly its size and (when asked to hash) its digest.
+#[derive(Clone)]
+pub struct StreamCheck {
+    expected: String,
+    len: u64,
+    seen: u64,
+    hasher: Option<Sha256>,
+}
+
+impl StreamCheck {
+    /// A check for `len` bytes with digest `expected`; `hash` false checks the size only
+    /// (for bytes already hashed when they were written).
+    pub fn new(expected: &str, len: u64, hash: bool) -> StreamCheck {
+        StreamCheck {
+            expected: expected.to_string(),
+            len,
+            seen: 0,
+            hasher: hash.then(Sha256::new),
+        }
+    }
+
+    /// Takes the next bytes: an error once there are more than the size.
+    pub fn update(&mut self, block: &[u8]) -> std::io::Result<()> {
+        self.seen += block.len() as u64;
+        if self.seen > self.len {
+            return Err(invalid(format!(
+                "blob {} is longer than its {} bytes",
+                self.expected, self.len
+            )));
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(block);
+        }
+        Ok(())
+    }
+
+    /// True once every byte has passed: the moment to [`StreamCheck::finish`] before the
+    /// last block goes on, so nobody acts on bytes that turn out wrong.
+    pub fn is_complete(&self) -> bool {
+        self.seen == self.len
+    }
+
+    /// The end of the bytes: an error unless they were all there and hash to the digest.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        if self.seen != self.len {
+            return Err(invalid(format!(
+                "blob {} ends after {} of its {} bytes",
+                self.expected, self.seen, self.len
+            )));
+        }
+        let Some(hasher) = self.hasher.take() else {
+            return Ok(());
+        };
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if actual != self.expected {
+            return Err(invalid(format!(
+                "blob {} does not match its digest (its bytes hash to {actual})",
+                self.expected
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
+/// A reader that fails instead of ending when its bytes fail their [`StreamCheck`].
+struct CheckedReader<R> {
+    inner: R,
+    check: StreamCheck,
+}
+
+impl<R: Read> Read for CheckedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.check.update(&buf[..n])?;
+        if n == 0 || self.check.is_complete() {
+            self.check.finish()?;
+        }
+        Ok(n)
     }
 }
 
@@ -198,6 +329,7 @@ impl Spool {
             path: path.to_path_buf(),
             len: self.len,
             digest: digest.clone(),
+            checked: true,
             _temp: Some(path),
         }));
         Ok((data, digest))
@@ -274,4 +406,50 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<OciImageManifest> {
         )));
     }
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(data: &[u8], hash: bool) -> StreamCheck {
+        StreamCheck::new(&digest::sha256(data), data.len() as u64, hash)
+    }
+
+    #[test]
+    fn a_stream_check_takes_the_promised_bytes_in_any_blocks() {
+        let data = b"hello, blob".as_slice();
+        let mut c = check(data, true);
+        c.update(&data[..4]).unwrap();
+        assert!(!c.is_complete());
+        c.update(&data[4..]).unwrap();
+        assert!(c.is_complete());
+        c.finish().unwrap();
+    }
+
+    #[test]
+    fn a_stream_check_refuses_other_bytes_and_other_sizes() {
+        let data = b"hello, blob".as_slice();
+        let mut c = check(data, true);
+        c.update(b"hello, blub").unwrap();
+        let e = c.finish().unwrap_err();
+        assert!(e.to_string().contains("does not match its digest"), "{e}");
+
+        let mut c = check(data, true);
+        let e = c.update(b"hello, blob!").unwrap_err();
+        assert!(e.to_string().contains("longer than its 11 bytes"), "{e}");
+
+        let mut c = check(data, true);
+        c.update(b"hello").unwrap();
+        let e = c.finish().unwrap_err();
+        assert!(
+            e.to_string().contains("ends after 5 of its 11 bytes"),
+            "{e}"
+        );
+
+        // Size only, for bytes hashed when they were written: the size still counts.
+        let mut c = check(data, false);
+        c.update(b"hello").unwrap();
+        assert!(c.finish().is_err());
+    }
 }

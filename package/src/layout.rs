@@ -123,6 +123,10 @@ impl OciLayout {
         if crate::blob::hash_file(&path).is_ok_and(|old| &old == expected) {
             return Ok(());
         }
+        if blob.data.unchecked_digest().is_some() {
+            // Checked as it is copied: a damaged source fails and leaves nothing behind.
+            return write_blob(&path, blob.data.reader()?);
+        }
         let file = File::open(source).map_err(|e| Error::io("read", source, e))?;
         write_blob(&path, file)
     }
@@ -130,16 +134,38 @@ impl OciLayout {
     /// A blob of `size` bytes, verified: in memory when small, else left in its file
     /// (hashed as a stream), so a large package is never read into memory whole.
     pub fn get(&self, digest: &str, size: u64) -> Result<BlobData> {
+        self.get_with(digest, size, Check::Now)
+    }
+
+    fn get_with(&self, digest: &str, size: u64, check: Check) -> Result<BlobData> {
         if size <= crate::blob::SPOOL_IN_MEMORY as u64 {
             return self.get_blob(digest).map(BlobData::from);
         }
         let path = self.blob_path(digest)?;
+        if check == Check::OnUse {
+            return self.unread(digest, size, path);
+        }
         let actual = crate::blob::hash_file(&path).map_err(|e| self.missing(digest, e))?;
         digest::verify_digest(digest, &actual, &format!("blob in {}", self.root.display()))?;
         let len = std::fs::metadata(&path)
             .map_err(|e| Error::io("read", &path, e))?
             .len();
         Ok(BlobData::file(path, len, actual))
+    }
+
+    /// A large blob left unread, its size checked now and its digest when it is read.
+    fn unread(&self, digest: &str, size: u64, path: PathBuf) -> Result<BlobData> {
+        let len = std::fs::metadata(&path)
+            .map_err(|e| self.missing(digest, Error::io("read", &path, e)))?
+            .len();
+        if len != size {
+            return Err(Error::integrity(format!(
+                "blob {digest} in {} is {len} bytes, not {size}",
+                self.root.display()
+            ))
+            .with_help("the layout is damaged; write it again"));
+        }
+        Ok(BlobData::file_checked_on_use(path, len, digest.to_string()))
     }
 
     /// A missing blob says the layout is incomplete; other errors are passed on.
@@ -373,7 +399,7 @@ impl OciLayout {
         for _ in 0..MAX_INDEX_DEPTH {
             let bytes = self.get_blob(&entry.digest)?;
             if entry.media_type != MEDIA_TYPE_INDEX {
-                let pkg = self.read_manifest(bytes, &entry.digest)?;
+                let pkg = self.read_manifest(bytes, &entry.digest, Check::Now)?;
                 platform::check_host_platform(&pkg.platform(), &what)?;
                 return Ok(pkg);
             }
@@ -392,12 +418,17 @@ impl OciLayout {
         }
     }
 
-    fn read_manifest(&self, manifest_bytes: Vec<u8>, manifest_digest: &str) -> Result<Package> {
+    fn read_manifest(
+        &self,
+        manifest_bytes: Vec<u8>,
+        manifest_digest: &str,
+        check: Check,
+    ) -> Result<Package> {
         let manifest = crate::blob::parse_manifest(&manifest_bytes)?;
         let config = self.get_blob(&manifest.config.digest)?;
         let layers = crate::formats::needed_layers(&manifest)
             .iter()
-            .map(|l| self.get(&l.digest, u64::try_from(l.size).unwrap_or(0)))
+            .map(|l| self.get_with(&l.digest, u64::try_from(l.size).unwrap_or(0), check))
             .collect::<Result<Vec<_>>>()?;
         Package::from_parts(manifest_bytes, Some(manifest_digest), config, layers)
     }
@@ -463,16 +494,27 @@ impl OciLayout {
     /// The whole release under `entry` (every platform of an index, not only this host's),
     /// verified: what a publish pushes.
     pub fn read_release(&self, entry: &ImageIndexEntry) -> Result<Release> {
+        self.read_release_with(entry, Check::Now)
+    }
+
+    /// [`OciLayout::read_release`] without reading the large layers: each is checked against
+    /// its digest by whoever reads it ([`BlobData::file_checked_on_use`]), so a push reads a
+    /// 50 MB layer once, as it sends it, not once more before.
+    pub fn read_release_checked_on_use(&self, entry: &ImageIndexEntry) -> Result<Release> {
+        self.read_release_with(entry, Check::OnUse)
+    }
+
+    fn read_release_with(&self, entry: &ImageIndexEntry, check: Check) -> Result<Release> {
         let bytes = self.get_blob(&entry.digest)?;
         if entry.media_type != MEDIA_TYPE_INDEX {
-            return Release::new(vec![self.read_manifest(bytes, &entry.digest)?]);
+            return Release::new(vec![self.read_manifest(bytes, &entry.digest, check)?]);
         }
         let index: OciImageIndex = serde_json::from_slice(&bytes)
             .map_err(|e| Error::input(format!("index {} is not valid: {e}", entry.digest)))?;
         let packages = index
             .manifests
             .iter()
-            .map(|m| self.read_manifest(self.get_blob(&m.digest)?, &m.digest))
+            .map(|m| self.read_manifest(self.get_blob(&m.digest)?, &m.digest, check))
             .collect::<Result<Vec<_>>>()?;
         let release = Release::new(packages)?;
         digest::verify_digest(&entry.digest, &release.digest(), "the layout's index")?;
@@ -515,6 +557,15 @@ fn missing_ref(layout: &OciLayout, ref_name: Option<&str>) -> Error {
         None => Error::input(format!("{root} holds no package"))
             .with_help("write a package into it first with `cargo ebpf package`"),
     }
+}
+
+/// When a large layer read from a layout is checked against its digest.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Before it is handed out (hashed as a stream).
+    Now,
+    /// By whoever reads it, as they read it ([`BlobData::file_checked_on_use`]).
+    OnUse,
 }
 
 /// Ref names go into JSON only, but empty ones make skopeo's `oci:DIR:` syntax ambiguous.
@@ -587,7 +638,14 @@ fn write_atomic_from(path: &Path, mut data: impl std::io::Read, sync: bool) -> R
                 Ok(())
             }
         })
-        .map_err(|e| Error::io("write", tmp.path(), e))?;
+        .map_err(|e| match e.kind() {
+            // The source failed its check ([`crate::blob::StreamCheck`]), not the write.
+            std::io::ErrorKind::InvalidData => {
+                Error::integrity(format!("{e}; nothing was written to {}", path.display()))
+                    .with_help(crate::blob::DAMAGED_HELP)
+            }
+            _ => Error::io("write", tmp.path(), e),
+        })?;
     tmp.persist(path)
         .map_err(|e| Error::io("write", path, e.error))?;
     // Make the rename itself durable; failure here only weakens crash safety.
@@ -664,6 +722,91 @@ mod tests {
         bytes[1000] ^= 1;
         std::fs::write(&blob, bytes).unwrap();
         let err = layout.read_package(Some("v1")).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Integrity, "{}", err.message);
+    }
+
+    /// A package whose layer is over the in-memory limit, written under `v1` in `DIR/oci`.
+    fn large_package_in_layout(dir: &Path) -> (OciLayout, Package) {
+        let payload_path = dir.join("payload.bin");
+        std::fs::write(&payload_path, noise(crate::blob::SPOOL_IN_MEMORY * 2)).unwrap();
+        let files = [
+            crate::layer::LayerFile::new("big.bpf.o", b"obj".to_vec(), 0o644),
+            crate::layer::LayerFile::from_disk("data/payload.bin", &payload_path, 0o644).unwrap(),
+        ];
+        let meta = PackageMeta::new("big", "0.1.0", "big.bpf.o");
+        let pkg = Package::build_with_files(meta, &files, None).unwrap();
+        let layout = OciLayout::create(&dir.join("oci")).unwrap();
+        layout.write_package(&pkg, "v1").unwrap();
+        (layout, pkg)
+    }
+
+    /// The layer of the release under `v1`, read to be checked on use.
+    fn unread_layer(layout: &OciLayout) -> Result<Blob> {
+        let entry = layout.find_ref(Some("v1")).unwrap().unwrap();
+        let release = layout.read_release_checked_on_use(&entry)?;
+        Ok(release.packages()[0].layers[0].clone())
+    }
+
+    #[test]
+    fn a_layer_read_to_be_checked_on_use_is_checked_by_every_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let (layout, pkg) = large_package_in_layout(dir.path());
+        let layer = unread_layer(&layout).unwrap();
+        let digest = layer.descriptor.digest.clone();
+        assert_eq!(layer.data.unchecked_digest(), Some(digest.as_str()));
+        assert_eq!(
+            layer.data.bytes().unwrap(),
+            pkg.layers[0].data.bytes().unwrap()
+        );
+
+        // The same size, one bit changed: handed out, then refused by each reader.
+        let path = layout.blob_path(&digest).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[1000] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let layer = unread_layer(&layout).unwrap();
+        let err = layer.data.bytes().unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Integrity, "{}", err.message);
+        assert!(
+            err.message.contains("does not match its digest"),
+            "{}",
+            err.message
+        );
+
+        // A stream fails before its last block, so nobody acts on all of the bad bytes.
+        let mut reader = layer.data.reader().unwrap();
+        let mut got = 0;
+        let mut buf = vec![0; 64 << 10];
+        let err = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => panic!("the damaged layer read to its end"),
+                Ok(n) => got += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(got < bytes.len(), "{got} of {} bytes came out", bytes.len());
+
+        // Copied into another layout: refused, and nothing is left there.
+        let other = OciLayout::create(&dir.path().join("other")).unwrap();
+        let err = other.put(&layer).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Integrity, "{}", err.message);
+        assert!(!other.has_blob(&digest));
+        let blobs = dir.path().join("other/blobs/sha256");
+        assert_eq!(
+            std::fs::read_dir(&blobs).unwrap().count(),
+            0,
+            "a temp file stayed"
+        );
+
+        // Read to be used now, the same layout is refused at once.
+        let entry = layout.find_ref(Some("v1")).unwrap().unwrap();
+        let err = layout.read_release(&entry).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Integrity, "{}", err.message);
+
+        // A layer of another size is refused before anyone reads it.
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        let err = unread_layer(&layout).unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Integrity, "{}", err.message);
     }
 

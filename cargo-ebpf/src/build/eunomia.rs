@@ -424,13 +424,7 @@ fn check_libbpf_headers(project: &Project) -> Result<()> {
 /// size and modification time): starting clang costs more than a fresh build's other work
 /// together, and its memory tops a `package` run's.
 fn cached_version(tool: &Path, cache_dir: &Path) -> Result<String> {
-    let identity = std::fs::canonicalize(tool).and_then(|real| {
-        let meta = std::fs::metadata(&real)?;
-        let modified = meta.modified()?.duration_since(std::time::UNIX_EPOCH);
-        let nanos = modified.map_or(0, |d| d.as_nanos());
-        Ok(format!("{}\0{}\0{nanos}", real.display(), meta.len()))
-    });
-    let Ok(identity) = identity else {
+    let Ok(identity) = file_identity(tool) else {
         return tool_version(tool);
     };
     let name = tool
@@ -447,6 +441,43 @@ fn cached_version(tool: &Path, cache_dir: &Path) -> Result<String> {
     let _ = std::fs::create_dir_all(cache_dir)
         .and_then(|_| std::fs::write(&cache, format!("{identity}\n{version}")));
     Ok(version)
+}
+
+/// What changes whenever a file's content does: its resolved path, device, inode, size,
+/// and modification and change times (the last is set by the kernel, so a restored mtime
+/// does not hide an edit).
+fn file_identity(file: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::canonicalize(file)?;
+    let m = std::fs::metadata(&real)?;
+    Ok(format!(
+        "{}\0{}:{}\0{}\0{}.{}\0{}.{}",
+        real.display(),
+        m.dev(),
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
+}
+
+/// The sha256 (hex) of `file`, remembered in `memo` for its [`file_identity`]: the kernel
+/// BTF and vmlinux.h are megabytes, and hashing them on every build was most of a fresh
+/// build's time.
+fn cached_digest(file: &Path, memo: &Path) -> Result<String> {
+    // Taken before hashing: a file changed meanwhile has another identity next time.
+    let identity = file_identity(file).map_err(|e| Error::io("read", file, e))?;
+    let line = format!("{identity}\n");
+    let remembered = std::fs::read_to_string(memo).ok();
+    if let Some(digest) = remembered.as_deref().and_then(|c| c.strip_prefix(&line)) {
+        return Ok(digest.to_string());
+    }
+    let digest = sha256_file(file)?;
+    // Only a cache: a read-only cache dir still builds.
+    let _ = write_atomic(memo, format!("{line}{digest}").as_bytes());
+    Ok(digest)
 }
 
 fn tool_version(tool: &Path) -> Result<String> {
@@ -595,18 +626,26 @@ pub(crate) fn vmlinux_include_dir(
 
 /// Makes `target/ebpf/include/vmlinux.h` match the kernel BTF; returns its sha256.
 fn prepare_vmlinux(tools: &Tools, btf: &Path, layout: &Layout) -> Result<String> {
-    let btf_digest = sha256_file(btf)?;
-    let cached =
-        cache_dir(&layout.include.with_file_name("cache"))?.join(format!("vmlinux-{btf_digest}.h"));
+    let cache = cache_dir(&layout.include.with_file_name("cache"))?;
+    let btf_digest = cached_digest(btf, &cache.join("btf-sha256"))?;
+    let cached = cache.join(format!("vmlinux-{btf_digest}.h"));
     if !cached.is_file() {
         status("Generating", &format!("vmlinux.h from {}", btf.display()));
         let header = dump_btf(tools, btf)?;
         write_atomic(&cached, &header)?;
     }
-    let header = std::fs::read(&cached).map_err(|e| Error::io("read", &cached, e))?;
-    let digest = hex::encode(Sha256::digest(&header));
-    // Rewrite only on change, so a fresh build touches nothing.
-    write_if_changed(&layout.include.join("vmlinux.h"), &header)?;
+    let digest = cached_digest(
+        &cached,
+        &cache.join(format!("vmlinux-{btf_digest}.h.sha256")),
+    )?;
+    let dest = layout.include.join("vmlinux.h");
+    let memo = layout.include.join(".vmlinux.h.sha256");
+    // Read and compared only when it may differ: a fresh build reads neither header.
+    if cached_digest(&dest, &memo).ok() != Some(digest.clone()) {
+        let header = std::fs::read(&cached).map_err(|e| Error::io("read", &cached, e))?;
+        // Rewrite only on change, so a fresh build touches nothing.
+        write_if_changed(&dest, &header)?;
+    }
     Ok(digest)
 }
 
@@ -849,6 +888,34 @@ fn sha256_file(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remembered_digest_is_used_until_the_file_changes_even_with_its_old_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vmlinux");
+        let memo = dir.path().join("memo");
+        std::fs::write(&file, b"first").unwrap();
+        let first = cached_digest(&file, &memo).unwrap();
+        assert_eq!(first, hex::encode(Sha256::digest(b"first")));
+
+        // Remembered: a memo saying otherwise for the same identity is believed.
+        let text = std::fs::read_to_string(&memo).unwrap();
+        std::fs::write(&memo, text.replace(&first, "remembered")).unwrap();
+        assert_eq!(cached_digest(&file, &memo).unwrap(), "remembered");
+
+        // The same size and modification time, other bytes: hashed again.
+        let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+        // File times advance once per kernel tick (up to 10 ms): let one pass.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::write(&file, b"other").unwrap();
+        let f = std::fs::File::options().write(true).open(&file).unwrap();
+        f.set_modified(mtime).unwrap();
+        drop(f);
+        assert_eq!(
+            cached_digest(&file, &memo).unwrap(),
+            hex::encode(Sha256::digest(b"other"))
+        );
+    }
 
     #[test]
     fn annotations_bind_to_the_program_or_map_below() {

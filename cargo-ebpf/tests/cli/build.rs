@@ -242,12 +242,18 @@ fn vmlinux_h_is_cached_by_btf_digest_under_cargo_ebpf_home() {
         std::fs::read(&cached).unwrap(),
         std::fs::read(&copied).unwrap()
     );
-    // One header, clang's remembered version beside it, and no temp files left.
+    // One header; clang's version and the BTF's and header's digests remembered beside
+    // it; no temp files left.
     let mut names = crate::common::entries(&home.join("cache"));
     names.sort();
     assert_eq!(
         names,
-        ["clang-version".to_string(), format!("vmlinux-{hex}.h")]
+        [
+            "btf-sha256".to_string(),
+            "clang-version".to_string(),
+            format!("vmlinux-{hex}.h"),
+            format!("vmlinux-{hex}.h.sha256")
+        ]
     );
 
     // A second project reuses the cache instead of running bpftool again.

@@ -12,13 +12,14 @@ pub(crate) use transport::client as http_client;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use oci_client::manifest::{OciDescriptor, OciImageIndex, OciImageManifest};
 use reqwest::Method;
 
-use ebpf_package::blob::{Blob, BlobData, Spool};
+use ebpf_package::blob::{Blob, BlobData, Spool, StreamCheck};
 use ebpf_package::image_index::{PackageIndex, Release};
 use ebpf_package::platform::{self, pick_platform, Platform};
 use ebpf_package::spec::{Format, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
@@ -408,12 +409,18 @@ impl Session {
             BlobData::Memory(bytes) => Some(bytes::Bytes::copy_from_slice(bytes)),
             BlobData::File(_) => None,
         };
+        // A file is checked as it goes (its size always, its digest when nobody hashed it
+        // yet): a bad last block is never sent, so the registry never completes the upload.
+        let check = StreamCheck::new(&d.digest, len, data.unchecked_digest().is_some());
+        let failed = Arc::new(OnceLock::new());
         let body = || match (&memory, data.path()) {
             (Some(bytes), _) => reqwest::Body::from(bytes.clone()),
-            (None, Some(path)) => reqwest::Body::wrap_stream(file_stream(path)),
+            (None, Some(path)) => {
+                reqwest::Body::wrap_stream(file_stream(path, check.clone(), failed.clone()))
+            }
             (None, None) => reqwest::Body::from(Vec::new()),
         };
-        let response = self
+        let sent = self
             .http
             .send(&what, |c| {
                 c.put(&url)
@@ -421,7 +428,11 @@ impl Session {
                     .header(reqwest::header::CONTENT_LENGTH, len)
                     .body(body())
             })
-            .await?;
+            .await;
+        let response = match (sent, failed.get()) {
+            (Err(_), Some(why)) => return Err(damaged_upload(data, why)),
+            (sent, _) => sent?,
+        };
         transport::expect_success(response, self.host(), &what)
             .await
             .map(drop)
@@ -668,14 +679,19 @@ async fn read_capped(
 }
 
 /// A file's bytes as an upload body, read in blocks as the request goes out (opened when
-/// the body starts, so a request sent again reads it again).
+/// the body starts, so a request sent again reads it again) and passed through `check`
+/// first: a block that fails it ends the body with an error, saved in `failed`.
 fn file_stream(
     path: &std::path::Path,
+    check: StreamCheck,
+    failed: Arc<OnceLock<String>>,
 ) -> impl futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static {
     use tokio::io::AsyncReadExt;
     let path = path.to_path_buf();
-    futures_util::stream::try_unfold(None, move |file: Option<tokio::fs::File>| {
+    let start = (None::<tokio::fs::File>, check);
+    futures_util::stream::try_unfold(start, move |(file, mut check)| {
         let path = path.clone();
+        let failed = failed.clone();
         async move {
             let mut file = match file {
                 Some(file) => file,
@@ -684,9 +700,29 @@ fn file_stream(
             let mut block = vec![0; UPLOAD_BLOCK];
             let n = file.read(&mut block).await?;
             block.truncate(n);
-            Ok((n > 0).then(|| (bytes::Bytes::from(block), Some(file))))
+            let checked = check
+                .update(&block)
+                .and_then(|()| match n == 0 || check.is_complete() {
+                    true => check.finish(),
+                    false => Ok(()),
+                });
+            if let Err(e) = checked {
+                let _ = failed.set(e.to_string());
+                return Err(e);
+            }
+            Ok((n > 0).then(|| (bytes::Bytes::from(block), (Some(file), check))))
         }
     })
+}
+
+/// The error for an upload stopped because the file's bytes failed their check.
+fn damaged_upload(data: &BlobData, why: &str) -> Error {
+    let file = data
+        .path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    Error::integrity(format!("{file}: {why}; the upload was stopped before its end"))
+        .with_help("the file was changed or damaged after it was packaged: run `cargo ebpf package` to package it again, then push")
 }
 
 /// Bytes read per step of an upload.

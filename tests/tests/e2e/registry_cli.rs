@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
 use ebpf_e2e_tests::cli::{fails, ok, show, Env};
-use ebpf_e2e_tests::{free_port, snapshot_dir, Registry};
+use ebpf_e2e_tests::{free_port, http_status, snapshot_dir, Registry};
 use ebpf_e2e_tests::{needs, Need};
 
 fn with_stdin(mut cmd: Command, input: &str) -> std::process::Output {
@@ -137,6 +137,111 @@ fn manifest_of(registry: &Registry, digest: &str) -> serde_json::Value {
         &hex[..2]
     ));
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A push reads a large layer once, as it sends it: a layer damaged in the layout after
+/// `package` stops the upload before its end, the registry keeps nothing, and `package`
+/// (which reads every blob) repairs the layout for the next push.
+#[test]
+fn a_layer_damaged_after_package_stops_the_push_and_package_repairs_it() {
+    if !needs(&[Need::Build, Need::Registry]) {
+        return;
+    }
+    let registry = Registry::start();
+    let env = Env::new();
+    let project = new_project(&env, "damaged");
+    std::fs::write(project.join("payload.bin"), noise(6 << 20)).unwrap();
+    let mut toml = std::fs::OpenOptions::new()
+        .append(true)
+        .open(project.join("ebpf.toml"))
+        .unwrap();
+    writeln!(
+        toml,
+        "\n[[run.files]]\nsrc = \"payload.bin\"\ndest = \"/tmp/damaged.bin\""
+    )
+    .unwrap();
+    ok(env.cmd(["package", "--manifest-path"]).arg(&project));
+    let layout = project.join("target/ebpf/oci");
+    let layer = largest_layer(&layout);
+    let blob = layout
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    assert!(
+        bytes.len() > 4 << 20,
+        "the layer is small enough to be read whole"
+    );
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+
+    let reference = format!("{}/x/damaged:0.1.0", registry.addr());
+    let err = fails(
+        env.cmd(["push", &reference, "--manifest-path"])
+            .arg(&project),
+        8,
+    );
+    let err = err.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(err.contains("does not match its digest"), "{err}");
+    assert!(err.contains("run `cargo ebpf package`"), "{err}");
+    let addr = registry.addr();
+    assert_eq!(
+        http_status(addr, "/v2/x/damaged/manifests/0.1.0"),
+        Some(404)
+    );
+    assert_eq!(
+        http_status(addr, &format!("/v2/x/damaged/blobs/{layer}")),
+        Some(404)
+    );
+
+    ok(env.cmd(["package", "--manifest-path"]).arg(&project));
+    let repaired = std::fs::read(&blob).unwrap() != bytes;
+    assert!(repaired, "package kept the damaged layer");
+    let pushed = ok(env
+        .cmd(["push", &reference, "--manifest-path"])
+        .arg(&project))
+    .stdout;
+    let digest = String::from_utf8(pushed).unwrap();
+    let digest = digest.trim().rsplit('@').next().unwrap().to_string();
+    assert_eq!(
+        manifest_of(&registry, &digest)["layers"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        http_status(addr, &format!("/v2/x/damaged/blobs/{layer}")),
+        Some(200)
+    );
+}
+
+/// Bytes gzip cannot shrink much, so a layer holding them stays large.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The digest of the largest layer of the package an OCI layout's first entry names.
+fn largest_layer(layout: &std::path::Path) -> String {
+    let read = |digest: &str| -> serde_json::Value {
+        let path = layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+    let layers = manifest["layers"].as_array().unwrap();
+    let largest = layers.iter().max_by_key(|l| l["size"].as_u64()).unwrap();
+    largest["digest"].as_str().unwrap().to_string()
 }
 
 /// A pull killed (SIGKILL) while a blob is half downloaded leaves no package behind, and
