@@ -639,7 +639,12 @@ fn cmd_push(
         Some(r) => r,
         None => Reference::parse(&project.reference()?)?,
     };
-    let (_, release) = package::package(&project, &built, package::Reuse::CheckedOnUse)?;
+    // Layers are checked as they are sent, unless a VM test reads them first.
+    let reuse = match sign.test_kernels {
+        true => package::Reuse::Verified,
+        false => package::Reuse::CheckedOnUse,
+    };
+    let (_, release) = package::package(&project, &built, reuse)?;
     // Tested before anything is pushed: a failing VM run publishes nothing.
     let matrix = kernel_matrix(sign, &release)?;
     let digest = runner_cli::registry(reg)?.push_release(&release, &reference)?;

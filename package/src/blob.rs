@@ -60,7 +60,8 @@ impl Blob {
         }
         match &self.data {
             BlobData::Memory(bytes) => digest::verify(&self.descriptor.digest, bytes, "blob"),
-            // Hashed when the file was written or checked: not read a second time.
+            // Hashed when the file was written or checked (not read a second time), or
+            // to be checked by its readers ([`BlobData::file_checked_on_use`]).
             BlobData::File(file) => {
                 digest::verify_digest(&self.descriptor.digest, &file.digest, "blob")
             }
