@@ -215,17 +215,13 @@ fn a_layer_damaged_after_package_stops_the_push_and_package_repairs_it() {
     );
 }
 
-/// Bytes gzip cannot shrink much, so a layer holding them stays large.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+/// Random bytes: gzip cannot shrink them, so a layer holding them stays large.
+fn noise(len: u64) -> Vec<u8> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let random = std::fs::File::open("/dev/urandom").unwrap();
+    random.take(len).read_to_end(&mut bytes).unwrap();
+    bytes
 }
 
 /// The digest of the largest layer of the package an OCI layout's first entry names.
