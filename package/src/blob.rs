@@ -213,8 +213,19 @@ impl StreamCheck {
         }
     }
 
+    /// Takes the next block (empty at the end): an error once there are more bytes than
+    /// the size, and, on the block that completes them or at the end, unless they are all
+    /// there and hash to the digest, so the last block is never handed on when they fail.
+    pub fn pass(&mut self, block: &[u8]) -> std::io::Result<()> {
+        self.update(block)?;
+        if block.is_empty() || self.is_complete() {
+            self.finish()?;
+        }
+        Ok(())
+    }
+
     /// Takes the next bytes: an error once there are more than the size.
-    pub fn update(&mut self, block: &[u8]) -> std::io::Result<()> {
+    fn update(&mut self, block: &[u8]) -> std::io::Result<()> {
         self.seen += block.len() as u64;
         if self.seen > self.len {
             return Err(invalid(format!(
@@ -228,14 +239,13 @@ impl StreamCheck {
         Ok(())
     }
 
-    /// True once every byte has passed: the moment to [`StreamCheck::finish`] before the
-    /// last block goes on, so nobody acts on bytes that turn out wrong.
-    pub fn is_complete(&self) -> bool {
+    /// True once every byte has passed.
+    fn is_complete(&self) -> bool {
         self.seen == self.len
     }
 
     /// The end of the bytes: an error unless they were all there and hash to the digest.
-    pub fn finish(&mut self) -> std::io::Result<()> {
+    fn finish(&mut self) -> std::io::Result<()> {
         if self.seen != self.len {
             return Err(invalid(format!(
                 "blob {} ends after {} of its {} bytes",
@@ -245,7 +255,7 @@ impl StreamCheck {
         let Some(hasher) = self.hasher.take() else {
             return Ok(());
         };
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        let actual = digest::of(hasher);
         if actual != self.expected {
             return Err(invalid(format!(
                 "blob {} does not match its digest (its bytes hash to {actual})",
@@ -269,10 +279,7 @@ struct CheckedReader<R> {
 impl<R: Read> Read for CheckedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.check.update(&buf[..n])?;
-        if n == 0 || self.check.is_complete() {
-            self.check.finish()?;
-        }
+        self.check.pass(&buf[..n])?;
         Ok(n)
     }
 }
@@ -318,7 +325,7 @@ impl Spool {
 
     /// The bytes and their digest.
     pub fn finish(self) -> Result<(BlobData, String)> {
-        let digest = format!("sha256:{}", hex::encode(self.hasher.finalize()));
+        let digest = digest::of(self.hasher);
         let Some((writer, path)) = self.file else {
             return Ok((BlobData::Memory(self.memory), digest));
         };
@@ -383,7 +390,7 @@ pub fn hash_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+    Ok(digest::of(hasher))
 }
 
 /// Parses and sanity-checks a single-image manifest.

@@ -6,7 +6,12 @@ use crate::{Error, Result};
 
 /// The OCI digest string of `data`.
 pub fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+    of(Sha256::new_with_prefix(data))
+}
+
+/// The OCI digest string of what `hasher` was given (for bytes hashed as they stream).
+pub fn of(hasher: Sha256) -> String {
+    format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
 /// Checks that `data` has digest `expected`; `what` names the content in the error.

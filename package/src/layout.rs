@@ -683,14 +683,9 @@ mod tests {
     #[test]
     fn a_large_layer_goes_through_files_and_is_still_verified() {
         let dir = tempfile::tempdir().unwrap();
-        let payload_path = dir.path().join("payload.bin");
-        let payload = noise(crate::blob::SPOOL_IN_MEMORY * 2);
-        std::fs::write(&payload_path, &payload).unwrap();
+        let files = large_files(dir.path());
+        let payload = std::fs::read(dir.path().join("payload.bin")).unwrap();
         let meta = PackageMeta::new("big", "0.1.0", "big.bpf.o");
-        let files = [
-            crate::layer::LayerFile::new("big.bpf.o", b"obj".to_vec(), 0o644),
-            crate::layer::LayerFile::from_disk("data/payload.bin", &payload_path, 0o644).unwrap(),
-        ];
         let pkg = Package::build_with_files(meta, &files, None).unwrap();
         assert!(
             pkg.layers[0].data.path().is_some(),
@@ -725,16 +720,21 @@ mod tests {
         assert_eq!(err.kind, crate::ErrorKind::Integrity, "{}", err.message);
     }
 
-    /// A package whose layer is over the in-memory limit, written under `v1` in `DIR/oci`.
-    fn large_package_in_layout(dir: &Path) -> (OciLayout, Package) {
+    /// An object and `DIR/payload.bin`, twice the in-memory limit: files whose layer is
+    /// spooled to a file.
+    fn large_files(dir: &Path) -> [crate::layer::LayerFile; 2] {
         let payload_path = dir.join("payload.bin");
         std::fs::write(&payload_path, noise(crate::blob::SPOOL_IN_MEMORY * 2)).unwrap();
-        let files = [
+        [
             crate::layer::LayerFile::new("big.bpf.o", b"obj".to_vec(), 0o644),
             crate::layer::LayerFile::from_disk("data/payload.bin", &payload_path, 0o644).unwrap(),
-        ];
+        ]
+    }
+
+    /// A package of [`large_files`], written under `v1` in `DIR/oci`.
+    fn large_package_in_layout(dir: &Path) -> (OciLayout, Package) {
         let meta = PackageMeta::new("big", "0.1.0", "big.bpf.o");
-        let pkg = Package::build_with_files(meta, &files, None).unwrap();
+        let pkg = Package::build_with_files(meta, &large_files(dir), None).unwrap();
         let layout = OciLayout::create(&dir.join("oci")).unwrap();
         layout.write_package(&pkg, "v1").unwrap();
         (layout, pkg)

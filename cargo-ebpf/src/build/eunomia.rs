@@ -641,7 +641,7 @@ fn prepare_vmlinux(tools: &Tools, btf: &Path, layout: &Layout) -> Result<String>
     let dest = layout.include.join("vmlinux.h");
     let memo = layout.include.join(".vmlinux.h.sha256");
     // Read and compared only when it may differ: a fresh build reads neither header.
-    if cached_digest(&dest, &memo).ok() != Some(digest.clone()) {
+    if cached_digest(&dest, &memo).ok().as_ref() != Some(&digest) {
         let header = std::fs::read(&cached).map_err(|e| Error::io("read", &cached, e))?;
         // Rewrite only on change, so a fresh build touches nothing.
         write_if_changed(&dest, &header)?;

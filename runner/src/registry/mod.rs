@@ -700,13 +700,7 @@ fn file_stream(
             let mut block = vec![0; UPLOAD_BLOCK];
             let n = file.read(&mut block).await?;
             block.truncate(n);
-            let checked = check
-                .update(&block)
-                .and_then(|()| match n == 0 || check.is_complete() {
-                    true => check.finish(),
-                    false => Ok(()),
-                });
-            if let Err(e) = checked {
+            if let Err(e) = check.pass(&block) {
                 let _ = failed.set(e.to_string());
                 return Err(e);
             }
